@@ -1,0 +1,101 @@
+// Engine: runs a ModelView's ops over activation buffers planned into one
+// caller-owned arena. No heap, no exceptions. Also carries the two hooks the
+// ZO trainer needs: a parameter override per op (weight perturbation) and an
+// int8 offset vector added to one op's output (node perturbation).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "tinyzo/arena.h"
+#include "tinyzo/kernels/kernels.h"
+#include "tinyzo/model.h"
+#include "tinyzo/span.h"
+#include "tinyzo/status.h"
+
+namespace tinyzo {
+
+// Called after every op (debugging, per-layer dumps). `out` is the op's
+// output tensor, valid only during the call.
+using OpObserver = void (*)(void* ctx, int op_index, const void* out, size_t size_bytes);
+
+class Engine {
+ public:
+  Engine() = default;
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Plans the activation buffers of `model` and takes them, plus the engine's
+  // own tables, from `arena`. kOutOfMemory when the arena is too small
+  // (required_arena_bytes() then tells how much is needed). `model` must
+  // outlive the engine.
+  Status init(const ModelView& model, Arena& arena, const KernelTable& kernels = best_kernels());
+
+  // Bytes of `arena` that init() needs for `model` (activations + tables).
+  static Status required_arena_bytes(const ModelView& model, size_t* bytes);
+
+  // The int8 input tensor, to be filled before invoke().
+  Span<int8_t> input();
+  // Runs every op.
+  Status invoke() { return invoke_range(0, model_->n_ops()); }
+  // Runs ops [first_op, end_op). Every tensor live across `first_op` must hold
+  // what an earlier run wrote (restore_boundary() puts it back).
+  Status invoke_range(int first_op, int end_op);
+
+  // The model output after invoke(): float logits (LinearF32 / Dequantize
+  // heads), or int8 (then dequantize with the output tensor's scale).
+  const TzmTensor& output_info() const { return model_->tensor(model_->output_tensor()); }
+  Span<const float> output_f32() const;
+  Span<const int8_t> output_s8() const;
+
+  // The arena memory of a non-constant tensor (valid while it is live).
+  void* tensor_data(int tensor) const;
+
+  // Bytes of all tensors alive across the boundary before `op` (produced
+  // before it and read at or after it): what a suffix run from `op` needs.
+  size_t boundary_size_bytes(int op) const;
+  // Copies those tensors to / from `cache` (boundary_size_bytes(op) bytes).
+  Status save_boundary(int op, Span<int8_t> cache) const;
+  Status restore_boundary(int op, Span<const int8_t> cache);
+
+  // Weight perturbation: op `op` reads `data` instead of its input `slot`
+  // (1 = weight, 2 = bias for Conv2d/FullyConnected; 1 = weight, 2 = bias for
+  // LinearF32). `data` must have the same dtype and element count and outlive
+  // its use. nullptr restores the model's tensor.
+  Status set_param_override(int op, int slot, const void* data);
+  const void* param(int op, int slot) const;
+
+  // Node perturbation: after op `op` runs, its int8 output gets `offsets`
+  // added element-wise with saturation to [-128, 127], before any later op
+  // reads it. `offsets` holds the output's element count; nullptr clears.
+  // Only one op carries offsets at a time.
+  Status set_output_offset(int op, const int8_t* offsets);
+
+  void set_observer(OpObserver fn, void* ctx) { observer_ = fn; observer_ctx_ = ctx; }
+
+  const ModelView& model() const { return *model_; }
+  const KernelTable& kernels() const { return *kernels_; }
+  // Planned activation bytes (the part of the arena that holds tensors).
+  size_t activation_bytes() const { return activation_bytes_; }
+  // Everything init() took from the arena (activations + tables).
+  size_t arena_bytes() const { return arena_bytes_; }
+  // Multiply-accumulates of ops [first_op, end_op) for one sample.
+  uint64_t macs(int first_op, int end_op) const;
+
+ private:
+  Status run_op(int i);
+
+  const ModelView* model_ = nullptr;
+  const KernelTable* kernels_ = nullptr;
+  uint8_t* activations_ = nullptr;
+  size_t activation_bytes_ = 0;
+  size_t arena_bytes_ = 0;
+  size_t* offsets_ = nullptr;             // per tensor: offset in activations_ (non-constants)
+  int* last_use_ = nullptr;               // per tensor: last op reading it (-1 if none)
+  const void** overrides_ = nullptr;      // per op: [slot 1, slot 2]
+  int offset_op_ = -1;
+  const int8_t* output_offsets_ = nullptr;
+  OpObserver observer_ = nullptr;
+  void* observer_ctx_ = nullptr;
+};
+
+}  // namespace tinyzo

@@ -1,0 +1,108 @@
+// The tinyzo model file (.tzm), version 1: on-disk records, read in place.
+// Byte-level description: docs/format.md. All integers little-endian; the
+// device library reads these structs directly from flash, so every record is
+// naturally aligned and every constant blob starts on a 16-byte boundary.
+#pragma once
+#include <cstdint>
+
+namespace tinyzo {
+
+constexpr uint32_t kTzmMagic = 0x314D5A54u;  // the bytes "TZM1"
+constexpr uint16_t kTzmVersionMajor = 1;
+constexpr uint16_t kTzmVersionMinor = 0;
+constexpr uint32_t kTzmAlign = 16;      // alignment of the data section and every blob
+constexpr int kTzmMaxDims = 4;
+constexpr int kTzmMaxOpInputs = 4;
+constexpr int kTzmMaxOpParams = 12;
+constexpr int kTzmNameLen = 32;
+
+enum class DType : uint8_t { kInt8 = 0, kInt32 = 1, kFloat32 = 2 };
+
+// Tensor flags (bit set).
+enum TensorFlag : uint16_t {
+  kTensorConstant = 1u << 0,    // data lives in the file (flash)
+  kTensorTrainable = 1u << 1,   // may be trained: a copy goes to SRAM when selected
+  kTensorInput = 1u << 2,       // the model input
+  kTensorOutput = 1u << 3,      // the model output
+  kTensorPerChannel = 1u << 4,  // per-output-channel scales at quant_offset
+};
+
+enum class OpType : uint16_t {
+  kConv2d = 1,            // int8 NHWC conv, any k/stride/pad/groups (depthwise when groups == C_in == C_out)
+  kAdd = 2,               // int8 residual add, real-valued, requantized
+  kGlobalAvgPool = 3,     // int8 mean over H x W, rounded half to even
+  kLinearF32 = 4,         // float32 head on dequantized int8 features -> float32 logits
+  kFullyConnected = 5,    // int8 fully-connected (a 1x1 conv on a vector)
+  kMaxPool2d = 6,         // int8 max pool
+  kAvgPool2d = 7,         // int8 average pool (count excludes padding), rounded half to even
+  kDequantize = 8,        // int8 -> float32 real values
+};
+constexpr uint16_t kOpTypeMax = 8;
+
+// Op params by type (unused entries are 0):
+//   kConv2d:        [kh, kw, stride_h, stride_w, pad_top, pad_left, pad_bottom, pad_right, groups, act_min, act_max]
+//                   inputs: [x, weight (int8 [Co][kh][kw][Ci/groups]), bias (int32 [Co]), multiplier (f32 [Co])]
+//                   multiplier[o] = float32(double(s_x) * double(s_w[o])), see docs/semantics.md
+//   kFullyConnected: [act_min, act_max]; inputs as kConv2d with weight [Co][Ci]
+//   kAdd:           [act_min, act_max]; inputs [x1, x2]
+//   kGlobalAvgPool: []; kDequantize: []
+//   kLinearF32:     []; inputs [x (int8), weight (f32 [N][C]), bias (f32 [N])]
+//   kMaxPool2d / kAvgPool2d: [kh, kw, stride_h, stride_w, pad_top, pad_left, pad_bottom, pad_right, act_min, act_max]
+enum ConvParam : int {
+  kConvKh = 0, kConvKw, kConvStrideH, kConvStrideW, kConvPadTop, kConvPadLeft, kConvPadBottom,
+  kConvPadRight, kConvGroups, kConvActMin, kConvActMax
+};
+enum PoolParam : int {
+  kPoolKh = 0, kPoolKw, kPoolStrideH, kPoolStrideW, kPoolPadTop, kPoolPadLeft, kPoolPadBottom,
+  kPoolPadRight, kPoolActMin, kPoolActMax
+};
+
+// Every field is naturally aligned; the static_asserts pin the layout.
+struct TzmHeader {                 // 64 bytes at offset 0
+  uint32_t magic;                  // kTzmMagic
+  uint16_t version_major;          // must equal kTzmVersionMajor
+  uint16_t version_minor;          // newer minor versions stay readable
+  uint32_t header_size;            // sizeof(TzmHeader)
+  uint32_t file_size;              // total bytes
+  uint32_t crc32;                  // CRC-32 (IEEE, reflected) of bytes [header_size, file_size)
+  uint32_t n_tensors;
+  uint32_t tensor_table_offset;    // n_tensors * sizeof(TzmTensor)
+  uint32_t n_ops;
+  uint32_t op_table_offset;        // n_ops * sizeof(TzmOp), in execution order
+  uint32_t data_offset;            // start of the constant data section (16-aligned)
+  uint32_t data_size;
+  int32_t input_tensor;            // index of the model input
+  int32_t output_tensor;           // index of the model output
+  uint32_t reserved[3];            // zero
+};
+
+struct TzmTensor {                 // 80 bytes
+  char name[kTzmNameLen];          // NUL-terminated
+  uint8_t dtype;                   // DType
+  uint8_t rank;                    // 1..kTzmMaxDims
+  uint16_t flags;                  // TensorFlag bits
+  int32_t dims[kTzmMaxDims];       // activations: [H, W, C] (batch 1, NHWC); unused dims are 1
+  uint32_t data_offset;            // constants: offset of the blob within the data section
+  uint32_t data_size;              // constants: byte size of the blob (= element count * dtype size)
+  float scale;                     // int8 activations: real = scale * (q - zero_point)
+  int32_t zero_point;
+  uint32_t quant_offset;           // per-channel: offset of float32 scales within the data section
+  uint32_t quant_count;            // per-channel: number of scales (= dims[0])
+  uint32_t reserved;               // zero
+};
+
+struct TzmOp {                     // 104 bytes
+  char name[kTzmNameLen];          // e.g. "1.4.conv.0" (the source model's layer name)
+  uint16_t type;                   // OpType
+  uint8_t n_inputs;
+  uint8_t n_outputs;               // always 1 in version 1
+  int32_t inputs[kTzmMaxOpInputs]; // tensor indices, -1 when absent
+  int32_t output;
+  int32_t params[kTzmMaxOpParams];
+};
+
+static_assert(sizeof(TzmHeader) == 64, "header layout");
+static_assert(sizeof(TzmTensor) == 80, "tensor record layout");
+static_assert(sizeof(TzmOp) == 104, "op record layout");
+
+}  // namespace tinyzo
