@@ -1,0 +1,15 @@
+// Each `tinyzo` subcommand lives in its own cmd_<name>.cc and registers itself
+// on the CLI11 app here. A command's callback throws tinyzo::CliError (or any
+// std::exception) on failure; main() prints one line and exits non-zero.
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace tinyzo::cli {
+
+void register_info_command(CLI::App& app);
+void register_eval_command(CLI::App& app);
+void register_dump_command(CLI::App& app);
+void register_import_command(CLI::App& app);
+void register_plan_command(CLI::App& app);
+
+}  // namespace tinyzo::cli
