@@ -30,8 +30,11 @@ class Engine {
   // outlive the engine.
   Status init(const ModelView& model, Arena& arena, const KernelTable& kernels = best_kernels());
 
-  // Bytes of `arena` that init() needs for `model` (activations + tables).
-  static Status required_arena_bytes(const ModelView& model, size_t* bytes);
+  // Bytes of arena that init() takes for `model` (activations + tables),
+  // measured by a trial init() in `scratch` (which must be large enough; it is
+  // left as it was). The planner's temporaries reuse the activation space, so
+  // the need is max(tables + planner scratch, tables + activations).
+  static Status required_arena_bytes(const ModelView& model, Arena& scratch, size_t* bytes);
 
   // The int8 input tensor, to be filled before invoke().
   Span<int8_t> input();

@@ -29,8 +29,19 @@ struct BufferRequest {
 Status plan_buffers(Span<const BufferRequest> requests, Span<size_t> offsets, Span<int> scratch,
                     size_t* total_bytes);
 
-// True when two requests are alive at the same op (inclusive intervals),
-// ignoring a legal in-place hand-over between them.
-bool lifetimes_overlap(const BufferRequest& a, const BufferRequest& b, int ia, int ib);
+// True when requests ia and ib are alive at the same op (inclusive intervals).
+bool lifetimes_overlap(Span<const BufferRequest> requests, int ia, int ib);
+// True when ia and ib are an in-place pair (one may take the other's memory).
+bool is_inplace_pair(Span<const BufferRequest> requests, int ia, int ib);
+// Checks a plan: no two buffers that are alive at the same time share a byte,
+// except an in-place pair placed at the same offset; all fit in total_bytes.
+bool plan_is_valid(Span<const BufferRequest> requests, Span<const size_t> offsets, size_t total_bytes);
+
+class ModelView;
+// One request per tensor of `model` (constants get size 0): lifetime from its
+// producing op (-1 for the model input) to its last reader (n_ops for the
+// model output, so it survives invoke()); element-wise ops (Add) may take over
+// an input that dies at that op. This is exactly what the Engine plans.
+Status build_buffer_requests(const ModelView& model, Span<BufferRequest> requests);
 
 }  // namespace tinyzo

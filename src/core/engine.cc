@@ -1,0 +1,317 @@
+#include "tinyzo/engine.h"
+
+#include <cstring>
+
+#include "tinyzo/kernels/requant.h"
+#include "tinyzo/planner.h"
+
+namespace tinyzo {
+namespace {
+
+constexpr int kOverrideSlots = 2;  // slot 1 (weight) and slot 2 (bias)
+
+ConvParams conv_params(const ModelView& m, const TzmOp& op) {
+  const TzmTensor& x = m.tensor(op.inputs[0]);
+  const TzmTensor& y = m.tensor(op.output);
+  ConvParams p;
+  p.in_h = x.dims[0];
+  p.in_w = x.dims[1];
+  p.in_c = x.dims[2];
+  p.out_h = y.dims[0];
+  p.out_w = y.dims[1];
+  p.out_c = y.dims[2];
+  p.kh = op.params[kConvKh];
+  p.kw = op.params[kConvKw];
+  p.stride_h = op.params[kConvStrideH];
+  p.stride_w = op.params[kConvStrideW];
+  p.pad_top = op.params[kConvPadTop];
+  p.pad_left = op.params[kConvPadLeft];
+  p.groups = op.params[kConvGroups];
+  p.x_zero = x.zero_point;
+  p.y_scale = y.scale;
+  p.y_zero = y.zero_point;
+  p.act_min = op.params[kConvActMin];
+  p.act_max = op.params[kConvActMax];
+  return p;
+}
+
+PoolParams pool_params(const ModelView& m, const TzmOp& op) {
+  const TzmTensor& x = m.tensor(op.inputs[0]);
+  const TzmTensor& y = m.tensor(op.output);
+  PoolParams p;
+  p.in_h = x.dims[0];
+  p.in_w = x.dims[1];
+  p.c = x.dims[2];
+  p.out_h = y.dims[0];
+  p.out_w = y.dims[1];
+  p.kh = op.params[kPoolKh];
+  p.kw = op.params[kPoolKw];
+  p.stride_h = op.params[kPoolStrideH];
+  p.stride_w = op.params[kPoolStrideW];
+  p.pad_top = op.params[kPoolPadTop];
+  p.pad_left = op.params[kPoolPadLeft];
+  p.act_min = op.params[kPoolActMin];
+  p.act_max = op.params[kPoolActMax];
+  return p;
+}
+
+}  // namespace
+
+Status Engine::required_arena_bytes(const ModelView& model, Arena& scratch, size_t* bytes) {
+  if (!model.valid() || bytes == nullptr) return Status::kInvalidArgument;
+  const size_t mark = scratch.mark();
+  Engine probe;
+  const Status s = probe.init(model, scratch);
+  *bytes = s == Status::kOk ? probe.arena_bytes() : 0;
+  scratch.reset_to(mark);
+  return s;
+}
+
+Status Engine::init(const ModelView& model, Arena& arena, const KernelTable& kernels) {
+  if (!model.valid()) return Status::kInvalidArgument;
+  model_ = &model;
+  kernels_ = &kernels;
+  const size_t start = arena.used();
+  const size_t nt = size_t(model.n_tensors()), no = size_t(model.n_ops());
+
+  // Persistent tables first, then the planner's temporary arrays at the top;
+  // the activations go where the temporaries were (planned size known by then).
+  offsets_ = static_cast<size_t*>(arena.allocate(nt * sizeof(size_t)));
+  last_use_ = static_cast<int*>(arena.allocate(nt * sizeof(int)));
+  overrides_ = static_cast<const void**>(arena.allocate(no * kOverrideSlots * sizeof(void*)));
+  const size_t tables_mark = arena.mark();
+  auto* requests = static_cast<BufferRequest*>(arena.allocate(nt * sizeof(BufferRequest)));
+  int* order = static_cast<int*>(arena.allocate(nt * sizeof(int)));
+  const size_t planner_end = arena.used();
+  if (!offsets_ || !last_use_ || !overrides_ || !requests || !order) {
+    arena.reset_to(start);
+    model_ = nullptr;
+    return Status::kOutOfMemory;
+  }
+  TZ_RETURN_IF_ERROR(build_buffer_requests(model, Span<BufferRequest>(requests, nt)));
+  TZ_RETURN_IF_ERROR(plan_buffers(Span<const BufferRequest>(requests, nt), Span<size_t>(offsets_, nt),
+                                  Span<int>(order, nt), &activation_bytes_));
+  for (size_t t = 0; t < nt; ++t) last_use_[t] = requests[t].size_bytes ? requests[t].last_use : -1;
+  arena.reset_to(tables_mark);
+  activations_ = static_cast<uint8_t*>(arena.allocate(activation_bytes_, kPlanAlign));
+  if (activations_ == nullptr) {
+    arena.reset_to(start);
+    model_ = nullptr;
+    return Status::kOutOfMemory;
+  }
+  for (size_t i = 0; i < no * kOverrideSlots; ++i) overrides_[i] = nullptr;
+  // Zero the activations so a suffix run over never-written memory is
+  // deterministic (and valgrind-clean).
+  std::memset(activations_, 0, activation_bytes_);
+  // The planner's temporaries were overwritten by the activations; the
+  // engine's footprint is the larger of the two phases.
+  arena_bytes_ = (arena.used() > planner_end ? arena.used() : planner_end) - start;
+  offset_op_ = -1;
+  output_offsets_ = nullptr;
+  return Status::kOk;
+}
+
+void* Engine::tensor_data(int tensor) const {
+  const TzmTensor& t = model_->tensor(tensor);
+  if (t.flags & kTensorConstant) return nullptr;
+  return activations_ + offsets_[tensor];
+}
+
+Span<int8_t> Engine::input() {
+  const int t = model_->input_tensor();
+  return Span<int8_t>(static_cast<int8_t*>(tensor_data(t)), tensor_elements(model_->tensor(t)));
+}
+
+Span<const float> Engine::output_f32() const {
+  const int t = model_->output_tensor();
+  if (model_->tensor(t).dtype != uint8_t(DType::kFloat32)) return {};
+  return Span<const float>(static_cast<const float*>(tensor_data(t)), tensor_elements(model_->tensor(t)));
+}
+
+Span<const int8_t> Engine::output_s8() const {
+  const int t = model_->output_tensor();
+  if (model_->tensor(t).dtype != uint8_t(DType::kInt8)) return {};
+  return Span<const int8_t>(static_cast<const int8_t*>(tensor_data(t)), tensor_elements(model_->tensor(t)));
+}
+
+Status Engine::set_param_override(int op, int slot, const void* data) {
+  if (model_ == nullptr || op < 0 || op >= model_->n_ops() || slot < 1 || slot > kOverrideSlots)
+    return Status::kOutOfRange;
+  const OpType type = static_cast<OpType>(model_->op(op).type);
+  if (type != OpType::kConv2d && type != OpType::kFullyConnected && type != OpType::kLinearF32)
+    return Status::kInvalidArgument;
+  overrides_[op * kOverrideSlots + (slot - 1)] = data;
+  return Status::kOk;
+}
+
+const void* Engine::param(int op, int slot) const {
+  const void* o = overrides_[op * kOverrideSlots + (slot - 1)];
+  return o ? o : model_->data(model_->op(op).inputs[slot]);
+}
+
+Status Engine::set_output_offset(int op, const int8_t* offsets) {
+  if (model_ == nullptr || op < 0 || op >= model_->n_ops()) return Status::kOutOfRange;
+  if (offsets == nullptr) {
+    offset_op_ = -1;
+    output_offsets_ = nullptr;
+    return Status::kOk;
+  }
+  if (model_->tensor(model_->op(op).output).dtype != uint8_t(DType::kInt8)) return Status::kInvalidArgument;
+  offset_op_ = op;
+  output_offsets_ = offsets;
+  return Status::kOk;
+}
+
+size_t Engine::boundary_size_bytes(int op) const {
+  size_t total = 0;
+  for (int t = 0; t < model_->n_tensors(); ++t) {
+    if (last_use_[t] < op) continue;  // dead before the cut (or a constant)
+    const int p = t == model_->input_tensor() ? -1 : model_->producer(t);
+    if (p < op) total += tensor_elements(model_->tensor(t)) * dtype_size(DType(model_->tensor(t).dtype));
+  }
+  return total;
+}
+
+Status Engine::save_boundary(int op, Span<int8_t> cache) const {
+  if (model_ == nullptr || op < 0 || op > model_->n_ops()) return Status::kOutOfRange;
+  if (cache.size() < boundary_size_bytes(op)) return Status::kInvalidArgument;
+  size_t at = 0;
+  for (int t = 0; t < model_->n_tensors(); ++t) {
+    if (last_use_[t] < op) continue;
+    const int p = t == model_->input_tensor() ? -1 : model_->producer(t);
+    if (p >= op) continue;
+    const size_t n = tensor_elements(model_->tensor(t)) * dtype_size(DType(model_->tensor(t).dtype));
+    std::memcpy(cache.data() + at, tensor_data(t), n);
+    at += n;
+  }
+  return Status::kOk;
+}
+
+Status Engine::restore_boundary(int op, Span<const int8_t> cache) {
+  if (model_ == nullptr || op < 0 || op > model_->n_ops()) return Status::kOutOfRange;
+  if (cache.size() < boundary_size_bytes(op)) return Status::kInvalidArgument;
+  size_t at = 0;
+  for (int t = 0; t < model_->n_tensors(); ++t) {
+    if (last_use_[t] < op) continue;
+    const int p = t == model_->input_tensor() ? -1 : model_->producer(t);
+    if (p >= op) continue;
+    const size_t n = tensor_elements(model_->tensor(t)) * dtype_size(DType(model_->tensor(t).dtype));
+    std::memcpy(tensor_data(t), cache.data() + at, n);
+    at += n;
+  }
+  return Status::kOk;
+}
+
+uint64_t Engine::macs(int first_op, int end_op) const {
+  uint64_t total = 0;
+  for (int i = first_op; i < end_op; ++i) total += model_->op_macs(i);
+  return total;
+}
+
+Status Engine::invoke_range(int first_op, int end_op) {
+  if (model_ == nullptr) return Status::kInvalidArgument;
+  if (first_op < 0 || end_op > model_->n_ops() || first_op > end_op) return Status::kOutOfRange;
+  for (int i = first_op; i < end_op; ++i) TZ_RETURN_IF_ERROR(run_op(i));
+  return Status::kOk;
+}
+
+Status Engine::run_op(int i) {
+  const ModelView& m = *model_;
+  const TzmOp& op = m.op(i);
+  const TzmTensor& yt = m.tensor(op.output);
+  void* y = tensor_data(op.output);
+  const void* x = tensor_data(op.inputs[0]);
+  switch (static_cast<OpType>(op.type)) {
+    case OpType::kConv2d: {
+      const ConvParams p = conv_params(m, op);
+      const auto* w = static_cast<const int8_t*>(param(i, 1));
+      const auto* b = static_cast<const int32_t*>(param(i, 2));
+      const auto* mult = static_cast<const float*>(m.data(op.inputs[3]));
+      ConvFn fn = kernels_->conv2d;
+      if (p.groups == p.in_c && p.in_c == p.out_c && p.groups > 1) {
+        fn = kernels_->depthwise_conv2d;
+      } else if (p.kh == 1 && p.kw == 1 && p.stride_h == 1 && p.stride_w == 1 && p.groups == 1 &&
+                 p.pad_top == 0 && p.pad_left == 0 && p.out_h == p.in_h && p.out_w == p.in_w) {
+        fn = kernels_->pointwise_conv2d;
+      }
+      fn(p, static_cast<const int8_t*>(x), w, b, mult, static_cast<int8_t*>(y));
+      break;
+    }
+    case OpType::kFullyConnected: {
+      // A fully-connected layer is a 1x1 conv over a 1x1 map.
+      const TzmTensor& xt = m.tensor(op.inputs[0]);
+      ConvParams p;
+      p.in_h = p.in_w = p.out_h = p.out_w = 1;
+      p.in_c = static_cast<int>(tensor_elements(xt));
+      p.out_c = static_cast<int>(tensor_elements(yt));
+      p.x_zero = xt.zero_point;
+      p.y_scale = yt.scale;
+      p.y_zero = yt.zero_point;
+      p.act_min = op.params[0];
+      p.act_max = op.params[1];
+      kernels_->pointwise_conv2d(p, static_cast<const int8_t*>(x), static_cast<const int8_t*>(param(i, 1)),
+                                 static_cast<const int32_t*>(param(i, 2)),
+                                 static_cast<const float*>(m.data(op.inputs[3])), static_cast<int8_t*>(y));
+      break;
+    }
+    case OpType::kAdd: {
+      const TzmTensor& a = m.tensor(op.inputs[0]);
+      const TzmTensor& b = m.tensor(op.inputs[1]);
+      AddParams p;
+      p.x1_zero = a.zero_point;
+      p.x1_scale = a.scale;
+      p.x2_zero = b.zero_point;
+      p.x2_scale = b.scale;
+      p.y_zero = yt.zero_point;
+      p.y_scale = yt.scale;
+      p.act_min = op.params[0];
+      p.act_max = op.params[1];
+      kernels_->add(p, static_cast<const int8_t*>(x), static_cast<const int8_t*>(tensor_data(op.inputs[1])),
+                    static_cast<int8_t*>(y), tensor_elements(yt));
+      break;
+    }
+    case OpType::kGlobalAvgPool: {
+      const TzmTensor& xt = m.tensor(op.inputs[0]);
+      kernels_->global_avg_pool(xt.dims[0] * xt.dims[1], xt.dims[2], static_cast<const int8_t*>(x),
+                                static_cast<int8_t*>(y));
+      break;
+    }
+    case OpType::kMaxPool2d:
+      kernels_->max_pool2d(pool_params(m, op), static_cast<const int8_t*>(x), static_cast<int8_t*>(y));
+      break;
+    case OpType::kAvgPool2d:
+      kernels_->avg_pool2d(pool_params(m, op), static_cast<const int8_t*>(x), static_cast<int8_t*>(y));
+      break;
+    case OpType::kLinearF32: {
+      const TzmTensor& xt = m.tensor(op.inputs[0]);
+      LinearF32Params p;
+      p.in_features = static_cast<int>(tensor_elements(xt));
+      p.out_features = static_cast<int>(tensor_elements(yt));
+      p.x_zero = xt.zero_point;
+      p.x_scale = xt.scale;
+      kernels_->linear_f32(p, static_cast<const int8_t*>(x), static_cast<const float*>(param(i, 1)),
+                           static_cast<const float*>(param(i, 2)), static_cast<float*>(y));
+      break;
+    }
+    case OpType::kDequantize: {
+      const TzmTensor& xt = m.tensor(op.inputs[0]);
+      const auto* q = static_cast<const int8_t*>(x);
+      auto* f = static_cast<float*>(y);
+      for (size_t k = 0, n = tensor_elements(xt); k < n; ++k)
+        f[k] = static_cast<float>(int32_t(q[k]) - xt.zero_point) * xt.scale;
+      break;
+    }
+  }
+  if (i == offset_op_ && output_offsets_ != nullptr) {
+    // Node perturbation: y + offset, saturated to int8 (METHOD §3.2 clamps the
+    // perturbed output to the int8 range).
+    auto* q = static_cast<int8_t*>(y);
+    for (size_t k = 0, n = tensor_elements(yt); k < n; ++k)
+      q[k] = static_cast<int8_t>(clamp_i32(int32_t(q[k]) + output_offsets_[k], -128, 127));
+  }
+  if (observer_ != nullptr)
+    observer_(observer_ctx_, i, y, tensor_elements(yt) * dtype_size(DType(yt.dtype)));
+  return Status::kOk;
+}
+
+}  // namespace tinyzo

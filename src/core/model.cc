@@ -1,0 +1,295 @@
+#include "tinyzo/model.h"
+
+#include <cstring>
+
+namespace tinyzo {
+namespace {
+
+constexpr uint32_t kMaxTensors = 4096;
+constexpr uint32_t kMaxOps = 4096;
+constexpr uint64_t kMaxElements = 1ull << 28;  // far above any MCU model, keeps products in range
+
+bool finite_positive(float v) { return v > 0.f && v < 3.0e38f; }
+bool aligned(uint64_t v, uint64_t a) { return (v & (a - 1)) == 0; }
+
+// Expected input count of each op type (index = type).
+int expected_inputs(OpType t) {
+  switch (t) {
+    case OpType::kConv2d: return 4;
+    case OpType::kFullyConnected: return 4;
+    case OpType::kAdd: return 2;
+    case OpType::kLinearF32: return 3;
+    case OpType::kGlobalAvgPool:
+    case OpType::kMaxPool2d:
+    case OpType::kAvgPool2d:
+    case OpType::kDequantize: return 1;
+  }
+  return -1;
+}
+
+}  // namespace
+
+size_t dtype_size(DType t) { return t == DType::kInt8 ? 1 : 4; }
+
+size_t tensor_elements(const TzmTensor& t) {
+  size_t n = 1;
+  for (int d = 0; d < kTzmMaxDims; ++d) n *= static_cast<size_t>(t.dims[d]);
+  return n;
+}
+
+Status ModelView::fail(const char* why) {
+  header_ = nullptr;
+  tensors_ = nullptr;
+  ops_ = nullptr;
+  error_ = why;
+  return Status::kCorruptModel;
+}
+
+Status ModelView::init(const uint8_t* bytes, size_t size) {
+  header_ = nullptr;
+  error_ = "";
+  bytes_ = bytes;
+  size_ = size;
+  if (bytes == nullptr || size < sizeof(TzmHeader)) return fail("file shorter than the 64-byte header");
+  if (!aligned(reinterpret_cast<uintptr_t>(bytes), kTzmAlign)) return fail("model bytes not 16-byte aligned");
+  const auto* h = reinterpret_cast<const TzmHeader*>(bytes);
+  if (h->magic != kTzmMagic) return fail("bad magic (not a .tzm file)");
+  if (h->version_major != kTzmVersionMajor) {
+    error_ = "unsupported major version";
+    return Status::kUnsupported;
+  }
+  if (h->header_size != sizeof(TzmHeader)) return fail("bad header size");
+  if (h->file_size != size) return fail(h->file_size > size ? "truncated file" : "file size mismatch");
+  if (crc32_update(0, bytes + sizeof(TzmHeader), size - sizeof(TzmHeader)) != h->crc32)
+    return fail("CRC mismatch");
+  if (h->n_tensors < 1 || h->n_tensors > kMaxTensors) return fail("tensor count out of range");
+  if (h->n_ops < 1 || h->n_ops > kMaxOps) return fail("op count out of range");
+  const uint64_t tensor_end = uint64_t(h->tensor_table_offset) + uint64_t(h->n_tensors) * sizeof(TzmTensor);
+  const uint64_t op_end = uint64_t(h->op_table_offset) + uint64_t(h->n_ops) * sizeof(TzmOp);
+  if (h->tensor_table_offset < sizeof(TzmHeader) || tensor_end > size || !aligned(h->tensor_table_offset, 4))
+    return fail("tensor table outside the file or misaligned");
+  if (h->op_table_offset < sizeof(TzmHeader) || op_end > size || !aligned(h->op_table_offset, 4))
+    return fail("op table outside the file or misaligned");
+  if (!aligned(h->data_offset, kTzmAlign) || uint64_t(h->data_offset) + h->data_size > size)
+    return fail("data section outside the file or misaligned");
+  header_ = h;
+  tensors_ = reinterpret_cast<const TzmTensor*>(bytes + h->tensor_table_offset);
+  ops_ = reinterpret_cast<const TzmOp*>(bytes + h->op_table_offset);
+  TZ_RETURN_IF_ERROR(validate_tensors());
+  return validate_ops();
+}
+
+Status ModelView::validate_tensors() {
+  const uint64_t data_size = header_->data_size;
+  for (int i = 0; i < n_tensors(); ++i) {
+    const TzmTensor& t = tensors_[i];
+    if (std::memchr(t.name, 0, kTzmNameLen) == nullptr) return fail("tensor name not NUL-terminated");
+    if (t.dtype > static_cast<uint8_t>(DType::kFloat32)) return fail("unknown tensor dtype");
+    if (t.rank < 1 || t.rank > kTzmMaxDims) return fail("tensor rank out of range");
+    uint64_t n = 1;
+    for (int d = 0; d < kTzmMaxDims; ++d) {
+      if (t.dims[d] < 1 || (d >= t.rank && t.dims[d] != 1)) return fail("tensor dims out of range");
+      n *= uint64_t(t.dims[d]);
+      if (n > kMaxElements) return fail("tensor too large");
+    }
+    const DType dt = static_cast<DType>(t.dtype);
+    if (t.flags & kTensorConstant) {
+      if (!aligned(t.data_offset, kTzmAlign) || uint64_t(t.data_offset) + t.data_size > data_size)
+        return fail("constant blob outside the data section or misaligned");
+      if (t.data_size != n * dtype_size(dt)) return fail("constant blob size does not match its dims");
+      if (t.flags & (kTensorInput | kTensorOutput)) return fail("a constant cannot be a model input/output");
+    } else if (dt == DType::kInt8) {
+      if (!finite_positive(t.scale)) return fail("activation scale not positive and finite");
+      if (t.zero_point < -128 || t.zero_point > 127) return fail("activation zero point outside int8");
+    }
+    if (t.flags & kTensorPerChannel) {
+      if (!aligned(t.quant_offset, 4) || uint64_t(t.quant_offset) + uint64_t(t.quant_count) * 4 > data_size)
+        return fail("per-channel scales outside the data section");
+      if (t.quant_count != uint32_t(t.dims[0])) return fail("per-channel scale count != dims[0]");
+      const float* s = channel_scales(i);
+      for (uint32_t c = 0; c < t.quant_count; ++c)
+        if (!finite_positive(s[c])) return fail("per-channel scale not positive and finite");
+    }
+  }
+  const int in = header_->input_tensor, out = header_->output_tensor;
+  if (in < 0 || in >= n_tensors() || out < 0 || out >= n_tensors()) return fail("input/output tensor index out of range");
+  const TzmTensor& ti = tensors_[in];
+  if ((ti.flags & kTensorConstant) || ti.dtype != uint8_t(DType::kInt8) || !(ti.flags & kTensorInput))
+    return fail("model input must be a non-constant int8 tensor flagged input");
+  if ((tensors_[out].flags & kTensorConstant) || !(tensors_[out].flags & kTensorOutput))
+    return fail("model output must be a non-constant tensor flagged output");
+  return Status::kOk;
+}
+
+const float* ModelView::channel_scales(int i) const {
+  const TzmTensor& t = tensors_[i];
+  if (!(t.flags & kTensorPerChannel)) return nullptr;
+  return reinterpret_cast<const float*>(bytes_ + header_->data_offset + t.quant_offset);
+}
+
+int ModelView::producer(int tensor) const {
+  for (int i = 0; i < n_ops(); ++i)
+    if (ops_[i].output == tensor) return i;
+  return -1;
+}
+
+namespace {
+
+bool is(const TzmTensor& t, DType dt) { return t.dtype == static_cast<uint8_t>(dt); }
+bool is_const(const TzmTensor& t) { return (t.flags & kTensorConstant) != 0; }
+bool act_range_ok(int32_t lo, int32_t hi) { return lo >= -128 && hi <= 127 && lo <= hi; }
+// Output size of a sliding window, or 0 when the window does not fit.
+int32_t window_out(int32_t in, int32_t k, int32_t stride, int32_t pad_a, int32_t pad_b) {
+  const int64_t span = int64_t(in) + pad_a + pad_b - k;
+  if (span < 0 || stride < 1) return 0;
+  return static_cast<int32_t>(span / stride + 1);
+}
+
+}  // namespace
+
+Status ModelView::validate_ops() {
+  // Which non-constant tensors hold data when op i runs: the model input, and
+  // outputs of earlier ops. Checked without allocation by scanning producers.
+  for (int i = 0; i < n_ops(); ++i) {
+    const TzmOp& op = ops_[i];
+    if (std::memchr(op.name, 0, kTzmNameLen) == nullptr) return fail("op name not NUL-terminated");
+    if (op.type < 1 || op.type > kOpTypeMax) return fail("unknown op type");
+    const OpType type = static_cast<OpType>(op.type);
+    if (op.n_inputs != expected_inputs(type)) return fail("op has the wrong number of inputs");
+    if (op.n_outputs != 1) return fail("op must have exactly one output");
+    for (int k = 0; k < kTzmMaxOpInputs; ++k) {
+      const int32_t t = op.inputs[k];
+      if (k >= op.n_inputs) {
+        if (t != -1) return fail("unused op input slot must be -1");
+        continue;
+      }
+      if (t < 0 || t >= n_tensors()) return fail("op input tensor index out of range");
+      if (is_const(tensors_[t]) || t == input_tensor()) continue;
+      int p = -1;
+      for (int j = 0; j < i && p < 0; ++j)
+        if (ops_[j].output == t) p = j;
+      if (p < 0) return fail("op reads a tensor no earlier op produces");
+    }
+    if (op.output < 0 || op.output >= n_tensors()) return fail("op output tensor index out of range");
+    const TzmTensor& y = tensors_[op.output];
+    if (is_const(y) || op.output == input_tensor()) return fail("op writes a constant or the model input");
+    for (int j = 0; j < i; ++j)
+      if (ops_[j].output == op.output) return fail("tensor produced by two ops");
+
+    const TzmTensor& x = tensors_[op.inputs[0]];
+    const int32_t* p = op.params;
+    switch (type) {
+      case OpType::kConv2d: {
+        const TzmTensor& w = tensors_[op.inputs[1]];
+        const TzmTensor& b = tensors_[op.inputs[2]];
+        const TzmTensor& m = tensors_[op.inputs[3]];
+        if (!is(x, DType::kInt8) || x.rank != 3 || !is(y, DType::kInt8) || y.rank != 3)
+          return fail("conv input/output must be int8 [H, W, C]");
+        if (!is(w, DType::kInt8) || !is_const(w) || w.rank != 4 || !(w.flags & kTensorPerChannel))
+          return fail("conv weight must be a constant per-channel int8 [Co, kh, kw, Ci/g]");
+        if (!is(b, DType::kInt32) || !is_const(b) || !is(m, DType::kFloat32) || !is_const(m))
+          return fail("conv bias must be constant int32 and multiplier constant float32");
+        const int32_t kh = p[kConvKh], kw = p[kConvKw], g = p[kConvGroups];
+        if (kh < 1 || kw < 1 || kh > 64 || kw > 64 || p[kConvStrideH] < 1 || p[kConvStrideW] < 1)
+          return fail("conv kernel or stride out of range");
+        if (p[kConvPadTop] < 0 || p[kConvPadLeft] < 0 || p[kConvPadBottom] < 0 || p[kConvPadRight] < 0 ||
+            p[kConvPadTop] >= kh || p[kConvPadBottom] >= kh || p[kConvPadLeft] >= kw || p[kConvPadRight] >= kw)
+          return fail("conv padding out of range");
+        const int32_t ci = x.dims[2], co = y.dims[2];
+        if (g < 1 || ci % g != 0 || co % g != 0) return fail("conv groups do not divide the channels");
+        if (w.dims[0] != co || w.dims[1] != kh || w.dims[2] != kw || w.dims[3] != ci / g)
+          return fail("conv weight shape does not match the op");
+        if (b.dims[0] != co || tensor_elements(b) != size_t(co) || tensor_elements(m) != size_t(co))
+          return fail("conv bias/multiplier length != output channels");
+        if (y.dims[0] != window_out(x.dims[0], kh, p[kConvStrideH], p[kConvPadTop], p[kConvPadBottom]) ||
+            y.dims[1] != window_out(x.dims[1], kw, p[kConvStrideW], p[kConvPadLeft], p[kConvPadRight]))
+          return fail("conv output shape does not chain");
+        if (!act_range_ok(p[kConvActMin], p[kConvActMax])) return fail("conv activation range outside int8");
+        break;
+      }
+      case OpType::kFullyConnected: {
+        const TzmTensor& w = tensors_[op.inputs[1]];
+        const TzmTensor& b = tensors_[op.inputs[2]];
+        const TzmTensor& m = tensors_[op.inputs[3]];
+        if (!is(x, DType::kInt8) || !is(y, DType::kInt8)) return fail("fully-connected input/output must be int8");
+        if (!is(w, DType::kInt8) || !is_const(w) || w.rank != 2 || !(w.flags & kTensorPerChannel))
+          return fail("fully-connected weight must be a constant per-channel int8 [Co, Ci]");
+        if (!is(b, DType::kInt32) || !is_const(b) || !is(m, DType::kFloat32) || !is_const(m))
+          return fail("fully-connected bias must be constant int32 and multiplier constant float32");
+        if (size_t(w.dims[1]) != tensor_elements(x) || size_t(w.dims[0]) != tensor_elements(y) ||
+            tensor_elements(b) != size_t(w.dims[0]) || tensor_elements(m) != size_t(w.dims[0]))
+          return fail("fully-connected shapes do not chain");
+        if (!act_range_ok(p[0], p[1])) return fail("fully-connected activation range outside int8");
+        break;
+      }
+      case OpType::kAdd: {
+        const TzmTensor& x2 = tensors_[op.inputs[1]];
+        if (!is(x, DType::kInt8) || !is(x2, DType::kInt8) || !is(y, DType::kInt8)) return fail("add needs int8 tensors");
+        for (int d = 0; d < kTzmMaxDims; ++d)
+          if (x.dims[d] != x2.dims[d] || x.dims[d] != y.dims[d]) return fail("add shapes do not chain");
+        if (!act_range_ok(p[0], p[1])) return fail("add activation range outside int8");
+        break;
+      }
+      case OpType::kGlobalAvgPool:
+        if (!is(x, DType::kInt8) || x.rank != 3 || !is(y, DType::kInt8) || y.dims[0] != 1 || y.dims[1] != 1 ||
+            y.dims[2] != x.dims[2])
+          return fail("global average pool shapes do not chain");
+        if (y.scale != x.scale || y.zero_point != x.zero_point)
+          return fail("global average pool must keep the input quantization");
+        break;
+      case OpType::kLinearF32: {
+        const TzmTensor& w = tensors_[op.inputs[1]];
+        const TzmTensor& b = tensors_[op.inputs[2]];
+        if (!is(x, DType::kInt8) || !is(y, DType::kFloat32)) return fail("float head maps int8 to float32");
+        if (!is(w, DType::kFloat32) || !is_const(w) || w.rank != 2 || !is(b, DType::kFloat32) || !is_const(b))
+          return fail("float head weight/bias must be constant float32");
+        if (size_t(w.dims[1]) != tensor_elements(x) || size_t(w.dims[0]) != tensor_elements(y) ||
+            tensor_elements(b) != size_t(w.dims[0]))
+          return fail("float head shapes do not chain");
+        break;
+      }
+      case OpType::kMaxPool2d:
+      case OpType::kAvgPool2d: {
+        const int32_t kh = p[kPoolKh], kw = p[kPoolKw];
+        if (!is(x, DType::kInt8) || x.rank != 3 || !is(y, DType::kInt8) || y.rank != 3 || y.dims[2] != x.dims[2])
+          return fail("pool input/output must be int8 [H, W, C]");
+        if (kh < 1 || kw < 1 || p[kPoolStrideH] < 1 || p[kPoolStrideW] < 1 || p[kPoolPadTop] < 0 ||
+            p[kPoolPadLeft] < 0 || p[kPoolPadBottom] < 0 || p[kPoolPadRight] < 0 || p[kPoolPadTop] >= kh ||
+            p[kPoolPadBottom] >= kh || p[kPoolPadLeft] >= kw || p[kPoolPadRight] >= kw)
+          return fail("pool window out of range");
+        if (y.dims[0] != window_out(x.dims[0], kh, p[kPoolStrideH], p[kPoolPadTop], p[kPoolPadBottom]) ||
+            y.dims[1] != window_out(x.dims[1], kw, p[kPoolStrideW], p[kPoolPadLeft], p[kPoolPadRight]))
+          return fail("pool output shape does not chain");
+        if (y.scale != x.scale || y.zero_point != x.zero_point) return fail("pool must keep the input quantization");
+        if (!act_range_ok(p[kPoolActMin], p[kPoolActMax])) return fail("pool activation range outside int8");
+        break;
+      }
+      case OpType::kDequantize:
+        if (!is(x, DType::kInt8) || !is(y, DType::kFloat32) || tensor_elements(x) != tensor_elements(y))
+          return fail("dequantize maps int8 to float32 of the same size");
+        break;
+    }
+  }
+  // The model output must be produced by some op.
+  if (producer(output_tensor()) < 0) return fail("no op produces the model output");
+  return Status::kOk;
+}
+
+uint64_t ModelView::op_macs(int i) const {
+  const TzmOp& op = ops_[i];
+  const TzmTensor& y = tensors_[op.output];
+  switch (static_cast<OpType>(op.type)) {
+    case OpType::kConv2d: {
+      const TzmTensor& w = tensors_[op.inputs[1]];
+      return uint64_t(tensor_elements(y)) * uint64_t(w.dims[1]) * uint64_t(w.dims[2]) * uint64_t(w.dims[3]);
+    }
+    case OpType::kFullyConnected:
+    case OpType::kLinearF32: {
+      const TzmTensor& w = tensors_[op.inputs[1]];
+      return uint64_t(w.dims[0]) * uint64_t(w.dims[1]);
+    }
+    default: return 0;
+  }
+}
+
+}  // namespace tinyzo
