@@ -11,5 +11,6 @@ void register_eval_command(CLI::App& app);
 void register_dump_command(CLI::App& app);
 void register_import_command(CLI::App& app);
 void register_plan_command(CLI::App& app);
+void register_corrupt_command(CLI::App& app);
 
 }  // namespace tinyzo::cli
