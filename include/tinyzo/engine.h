@@ -70,7 +70,7 @@ class Engine {
   // Node perturbation: after op `op` runs, its int8 output gets `offsets`
   // added element-wise with saturation to [-128, 127], before any later op
   // reads it. `offsets` holds the output's element count; nullptr clears.
-  // Only one op carries offsets at a time.
+  // Several ops may carry offsets at once (model-wise node perturbation).
   Status set_output_offset(int op, const int8_t* offsets);
 
   void set_observer(OpObserver fn, void* ctx) { observer_ = fn; observer_ctx_ = ctx; }
@@ -95,8 +95,7 @@ class Engine {
   size_t* offsets_ = nullptr;             // per tensor: offset in activations_ (non-constants)
   int* last_use_ = nullptr;               // per tensor: last op reading it (-1 if none)
   const void** overrides_ = nullptr;      // per op: [slot 1, slot 2]
-  int offset_op_ = -1;
-  const int8_t* output_offsets_ = nullptr;
+  const int8_t** output_offsets_ = nullptr;  // per op: node-perturbation offsets or nullptr
   OpObserver observer_ = nullptr;
   void* observer_ctx_ = nullptr;
 };

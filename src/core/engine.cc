@@ -79,11 +79,12 @@ Status Engine::init(const ModelView& model, Arena& arena, const KernelTable& ker
   offsets_ = static_cast<size_t*>(arena.allocate(nt * sizeof(size_t)));
   last_use_ = static_cast<int*>(arena.allocate(nt * sizeof(int)));
   overrides_ = static_cast<const void**>(arena.allocate(no * kOverrideSlots * sizeof(void*)));
+  output_offsets_ = static_cast<const int8_t**>(arena.allocate(no * sizeof(int8_t*)));
   const size_t tables_mark = arena.mark();
   auto* requests = static_cast<BufferRequest*>(arena.allocate(nt * sizeof(BufferRequest)));
   int* order = static_cast<int*>(arena.allocate(nt * sizeof(int)));
   const size_t planner_end = arena.used();
-  if (!offsets_ || !last_use_ || !overrides_ || !requests || !order) {
+  if (!offsets_ || !last_use_ || !overrides_ || !output_offsets_ || !requests || !order) {
     arena.reset_to(start);
     model_ = nullptr;
     return Status::kOutOfMemory;
@@ -100,14 +101,13 @@ Status Engine::init(const ModelView& model, Arena& arena, const KernelTable& ker
     return Status::kOutOfMemory;
   }
   for (size_t i = 0; i < no * kOverrideSlots; ++i) overrides_[i] = nullptr;
+  for (size_t i = 0; i < no; ++i) output_offsets_[i] = nullptr;
   // Zero the activations so a suffix run over never-written memory is
   // deterministic (and valgrind-clean).
   std::memset(activations_, 0, activation_bytes_);
   // The planner's temporaries were overwritten by the activations; the
   // engine's footprint is the larger of the two phases.
   arena_bytes_ = (arena.used() > planner_end ? arena.used() : planner_end) - start;
-  offset_op_ = -1;
-  output_offsets_ = nullptr;
   return Status::kOk;
 }
 
@@ -151,14 +151,9 @@ const void* Engine::param(int op, int slot) const {
 
 Status Engine::set_output_offset(int op, const int8_t* offsets) {
   if (model_ == nullptr || op < 0 || op >= model_->n_ops()) return Status::kOutOfRange;
-  if (offsets == nullptr) {
-    offset_op_ = -1;
-    output_offsets_ = nullptr;
-    return Status::kOk;
-  }
-  if (model_->tensor(model_->op(op).output).dtype != uint8_t(DType::kInt8)) return Status::kInvalidArgument;
-  offset_op_ = op;
-  output_offsets_ = offsets;
+  if (offsets != nullptr && model_->tensor(model_->op(op).output).dtype != uint8_t(DType::kInt8))
+    return Status::kInvalidArgument;
+  output_offsets_[op] = offsets;
   return Status::kOk;
 }
 
@@ -302,12 +297,12 @@ Status Engine::run_op(int i) {
       break;
     }
   }
-  if (i == offset_op_ && output_offsets_ != nullptr) {
+  if (const int8_t* offsets = output_offsets_[i]) {
     // Node perturbation: y + offset, saturated to int8 (METHOD §3.2 clamps the
     // perturbed output to the int8 range).
     auto* q = static_cast<int8_t*>(y);
     for (size_t k = 0, n = tensor_elements(yt); k < n; ++k)
-      q[k] = static_cast<int8_t>(clamp_i32(int32_t(q[k]) + output_offsets_[k], -128, 127));
+      q[k] = static_cast<int8_t>(clamp_i32(int32_t(q[k]) + offsets[k], -128, 127));
   }
   if (observer_ != nullptr)
     observer_(observer_ctx_, i, y, tensor_elements(yt) * dtype_size(DType(yt.dtype)));
