@@ -1,0 +1,145 @@
+// Exact SRAM / flash accounting for inference, ZO training and (for
+// comparison) back-propagation training, computed from the graph alone.
+// The rules are written out, with a worked example, in docs/memory.md; every
+// number here is what that page defines, byte for byte. Device-safe: no heap,
+// the caller passes every table (one entry per tensor unless said otherwise).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "tinyzo/model.h"
+#include "tinyzo/planner.h"
+#include "tinyzo/span.h"
+#include "tinyzo/status.h"
+
+namespace tinyzo {
+
+// ---------------------------------------------------------------- inference
+
+// Flash held by a .tzm model (it is read in place), split by what the bytes are.
+struct FlashBreakdown {
+  size_t file_bytes = 0;        // the whole file: what the device keeps in flash
+  size_t weight_bytes = 0;      // int8 weights of Conv2d / FullyConnected
+  size_t bias_bytes = 0;        // int32 biases of Conv2d / FullyConnected
+  size_t multiplier_bytes = 0;  // float32 requantization multipliers
+  size_t head_bytes = 0;        // float32 weight + bias of LinearF32 heads
+  size_t scale_bytes = 0;       // float32 per-channel weight scales (quant_count * 4)
+  size_t other_const_bytes = 0; // any other constant blob
+  size_t table_bytes = 0;       // header + tensor table + op table
+  size_t padding_bytes = 0;     // alignment padding (the rest of the file)
+};
+Status flash_breakdown(const ModelView& model, FlashBreakdown* out);
+
+// The activation plan of inference: exactly what the Engine plans (its
+// requests come from build_buffer_requests, the offsets from plan_buffers).
+struct InferenceMemory {
+  size_t activation_bytes = 0;   // planned arena for activations (plan_buffers' total)
+  size_t peak_live_bytes = 0;    // max over ops of the bytes alive at that op (no plan beats it)
+  int peak_op = 0;               // the op where live bytes peak (first one)
+  size_t sum_tensor_bytes = 0;   // every activation tensor without reuse
+};
+// Fills `requests`, `offsets` (n_tensors entries each; `scratch` n_tensors
+// ints) and `*out`. kInvalidArgument for short tables or an invalid model.
+Status plan_inference(const ModelView& model, Span<BufferRequest> requests, Span<size_t> offsets,
+                      Span<int> scratch, InferenceMemory* out);
+
+// Bytes of the requests alive at op `op` (first_use <= op <= last_use); an
+// in-place pair (is_inplace_pair) that hands over at `op` is counted once.
+size_t live_bytes_at(Span<const BufferRequest> requests, int op);
+// Bytes of the requests alive across the cut before op `op` (first_use < op
+// <= last_use): what a suffix run from `op` needs restored. Same definition
+// as Engine::boundary_size_bytes.
+size_t boundary_bytes(Span<const BufferRequest> requests, int op);
+
+// ---------------------------------------------------------------- ZO training
+
+enum class ZoMode : uint8_t {
+  kWeight = 0,  // WP: perturb the layer's int8 weights / int32 bias (METHOD §3.1)
+  kNode = 1,    // NP: perturb the layer's int8 output (METHOD §3.2)
+};
+const char* zo_mode_name(ZoMode m);  // "WP" / "NP"
+
+struct TrainLayer {
+  int op = -1;                  // index of a Conv2d or FullyConnected op
+  ZoMode mode = ZoMode::kWeight;
+};
+
+struct ZoSettings {
+  int n_queries = 50;  // Q per layer (WP splits it between W and b, NP uses all Q on the output)
+  int batch = 100;     // B; streamed one sample at a time, so it changes no buffer size
+};
+
+// Extra SRAM of one trainable layer, beyond the inference arena.
+// Persistent buffers live for a whole step (every layer is estimated at the
+// same weights, then all are updated); transient ones only while this layer
+// is estimated on one sample, in the shared ZO workspace.
+struct ZoLayerMemory {
+  int op = -1;
+  ZoMode mode = ZoMode::kWeight;
+  size_t n_weights = 0;          // d_w
+  size_t n_bias = 0;             // C_out
+  size_t n_outputs = 0;          // D: output elements per sample
+  // persistent
+  size_t weight_bytes = 0;       // SRAM copy of the int8 weights (d_w)
+  size_t bias_bytes = 0;         // SRAM copy of the int32 bias (4 C_out)
+  size_t scalar_bytes = 0;       // WP: float32 sum over samples of (Lq - L0), one per query (4 Q)
+  size_t grad_bytes = 0;         // NP: float32 dW and db accumulators + uint32 unmasked count (4 (d_w + C_out) + 4)
+  // transient
+  size_t boundary_bytes = 0;     // cache of the tensors alive across the cut before `op`
+  size_t perturbed_bytes = 0;    // WP: clamp(P + sigma u_q), max(d_w, 4 C_out): what the engine reads
+  size_t offset_bytes = 0;       // NP: int8 mu * m * u_q handed to Engine::set_output_offset (D)
+  size_t node_grad_bytes = 0;    // NP: float32 G of this sample (4 D)
+  size_t mask_bytes = 0;         // NP: 1 bit per output, not saturated ((D + 7) / 8)
+  size_t loss_bytes = 0;         // float32 L0 of this sample (4)
+
+  size_t persistent_bytes() const { return weight_bytes + bias_bytes + scalar_bytes + grad_bytes; }
+  size_t transient_bytes() const {
+    return boundary_bytes + perturbed_bytes + offset_bytes + node_grad_bytes + mask_bytes + loss_bytes;
+  }
+  // Extra SRAM if this were the only trainable layer.
+  size_t extra_bytes() const { return persistent_bytes() + transient_bytes(); }
+};
+
+// One layer. kInvalidArgument when `op` is not a Conv2d / FullyConnected op
+// or the settings are out of range (Q < 1, B < 1).
+Status zo_layer_memory(const ModelView& model, Span<const BufferRequest> requests, int op, ZoMode mode,
+                       const ZoSettings& settings, ZoLayerMemory* out);
+
+struct ZoMemory {
+  size_t persistent_bytes = 0;  // sum over layers of the persistent buffers
+  size_t workspace_bytes = 0;   // max over layers of the transient buffers (one shared workspace)
+  size_t extra_bytes = 0;       // persistent + workspace: what ZO adds to the inference SRAM
+  int workspace_op = -1;        // the layer that sizes the workspace
+};
+// A set of layers (distinct ops, any order). `per_layer` gets layers.size() entries.
+Status zo_memory(const ModelView& model, Span<const BufferRequest> requests, Span<const TrainLayer> layers,
+                 const ZoSettings& settings, Span<ZoLayerMemory> per_layer, ZoMemory* out);
+
+// ---------------------------------------------------------------- BP (comparison)
+
+enum class BpKind : uint8_t {
+  kFull = 0,    // autograd-style: every op from the earliest trained one on keeps its int8 inputs
+  kSparse = 1,  // MIT tiny-training style: only trained layers keep their input; 1-bit clamp masks elsewhere
+};
+const char* bp_kind_name(BpKind k);  // "BP" / "sparse BP"
+
+struct BpMemory {
+  size_t arena_bytes = 0;         // plan over forward + backward time: activations, saved tensors,
+                                  // masks and float32 activation gradients
+  size_t saved_bytes = 0;         // int8 activations kept for the backward (sum, no reuse)
+  size_t mask_bytes = 0;          // 1-bit clamp masks kept for the backward (sum)
+  size_t max_grad_bytes = 0;      // largest float32 activation-gradient buffer
+  size_t weight_bytes = 0;        // SRAM copies of trained int8 weights + int32 biases
+  size_t weight_grad_bytes = 0;   // float32 dW + db of the trained layers (accumulated over the batch)
+  size_t extra_bytes = 0;         // arena_bytes - inference activation plan + weight + weight_grad
+};
+// Number of requests bp_memory plans: (time steps are 0..2 n_ops).
+size_t bp_request_count(const ModelView& model);
+// Plans back-propagation for `layers` (their op indices; modes ignored).
+// `work` needs bp_request_count() requests, `offsets` as many, `scratch` as
+// many ints. `inference_activation_bytes` is plan_inference's figure.
+Status bp_memory(const ModelView& model, Span<const BufferRequest> requests, Span<const TrainLayer> layers,
+                 BpKind kind, size_t inference_activation_bytes, Span<BufferRequest> work,
+                 Span<size_t> offsets, Span<int> scratch, BpMemory* out);
+
+}  // namespace tinyzo
