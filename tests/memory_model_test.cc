@@ -1,0 +1,390 @@
+// Memory accounting on a small synthetic model whose every number can be
+// computed by hand (the arithmetic is in the comments and in docs/memory.md).
+#include "tinyzo/train/memory_model.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "tinyzo/arena.h"
+#include "tinyzo/engine.h"
+#include "tinyzo/model.h"
+#include "tinyzo/planner.h"
+
+namespace tinyzo {
+namespace {
+
+// A minimal in-memory .tzm builder (enough for this test; the full writer
+// lives in host/). Weights are zero, scales 1: only shapes matter here.
+class TinyBuilder {
+ public:
+  int activation(const char* name, int h, int w, int c, DType dt = DType::kInt8) {
+    TzmTensor t = blank(name, dt, 3, h, w, c, 1);
+    t.scale = 0.05f;
+    tensors_.push_back(t);
+    return int(tensors_.size()) - 1;
+  }
+  int constant(const char* name, DType dt, int rank, int d0, int d1 = 1, int d2 = 1, int d3 = 1,
+               bool per_channel = false) {
+    TzmTensor t = blank(name, dt, rank, d0, d1, d2, d3);
+    t.flags = kTensorConstant;
+    t.data_size = uint32_t(tensor_elements(t) * dtype_size(dt));
+    t.data_offset = blob(t.data_size, dt == DType::kFloat32 ? 1.f : 0.f);
+    if (per_channel) {
+      t.flags |= kTensorPerChannel;
+      t.quant_count = uint32_t(d0);
+      t.quant_offset = blob(uint32_t(d0) * 4, 1.f);
+    }
+    tensors_.push_back(t);
+    return int(tensors_.size()) - 1;
+  }
+  // Conv with "same" padding; groups == -1 means depthwise.
+  int conv(const char* name, int x, int co, int k, int stride, int groups = 1) {
+    const TzmTensor xi = tensors_[x];
+    const int ci = xi.dims[2];
+    if (groups < 0) groups = ci;
+    const int pad = k / 2;
+    const int oh = (xi.dims[0] + 2 * pad - k) / stride + 1, ow = (xi.dims[1] + 2 * pad - k) / stride + 1;
+    const std::string n(name);
+    const int w = constant((n + ".w").c_str(), DType::kInt8, 4, co, k, k, ci / groups, true);
+    const int b = constant((n + ".b").c_str(), DType::kInt32, 1, co);
+    const int m = constant((n + ".m").c_str(), DType::kFloat32, 1, co);
+    const int y = activation((n + ".y").c_str(), oh, ow, co);
+    TzmOp op = blank_op(name, OpType::kConv2d, {x, w, b, m}, y);
+    const int32_t p[] = {k, k, stride, stride, pad, pad, pad, pad, groups, -128, 127};
+    std::memcpy(op.params, p, sizeof(p));
+    ops_.push_back(op);
+    return y;
+  }
+  int add(const char* name, int x1, int x2) {
+    const TzmTensor a = tensors_[x1];
+    const int y = activation((std::string(name) + ".y").c_str(), a.dims[0], a.dims[1], a.dims[2]);
+    TzmOp op = blank_op(name, OpType::kAdd, {x1, x2}, y);
+    op.params[0] = -128;
+    op.params[1] = 127;
+    ops_.push_back(op);
+    return y;
+  }
+  int global_avg_pool(const char* name, int x) {
+    const int y = activation((std::string(name) + ".y").c_str(), 1, 1, tensors_[x].dims[2]);
+    tensors_[y].scale = tensors_[x].scale;
+    tensors_[y].zero_point = tensors_[x].zero_point;
+    ops_.push_back(blank_op(name, OpType::kGlobalAvgPool, {x}, y));
+    return y;
+  }
+  int linear(const char* name, int x, int n) {
+    const int c = int(tensor_elements(tensors_[x]));
+    const std::string s(name);
+    const int w = constant((s + ".w").c_str(), DType::kFloat32, 2, n, c);
+    const int b = constant((s + ".b").c_str(), DType::kFloat32, 1, n);
+    TzmTensor t = blank((s + ".y").c_str(), DType::kFloat32, 1, n, 1, 1, 1);
+    tensors_.push_back(t);
+    const int y = int(tensors_.size()) - 1;
+    ops_.push_back(blank_op(name, OpType::kLinearF32, {x, w, b}, y));
+    return y;
+  }
+
+  // Serializes into 16-byte-aligned storage owned by the builder.
+  Span<const uint8_t> finish(int input, int output) {
+    tensors_[input].flags |= kTensorInput;
+    tensors_[output].flags |= kTensorOutput;
+    TzmHeader h{};
+    h.magic = kTzmMagic;
+    h.version_major = kTzmVersionMajor;
+    h.version_minor = kTzmVersionMinor;
+    h.header_size = sizeof(TzmHeader);
+    h.n_tensors = uint32_t(tensors_.size());
+    h.tensor_table_offset = sizeof(TzmHeader);
+    h.n_ops = uint32_t(ops_.size());
+    h.op_table_offset = h.tensor_table_offset + h.n_tensors * sizeof(TzmTensor);
+    h.data_offset = align16(h.op_table_offset + h.n_ops * sizeof(TzmOp));
+    h.data_size = uint32_t(data_.size());
+    h.file_size = h.data_offset + h.data_size;
+    h.input_tensor = input;
+    h.output_tensor = output;
+    storage_.assign((h.file_size + 15) / 16, Block{});
+    uint8_t* p = storage_.data()->b;
+    std::memcpy(p + h.tensor_table_offset, tensors_.data(), tensors_.size() * sizeof(TzmTensor));
+    std::memcpy(p + h.op_table_offset, ops_.data(), ops_.size() * sizeof(TzmOp));
+    if (!data_.empty()) std::memcpy(p + h.data_offset, data_.data(), data_.size());
+    h.crc32 = crc32_update(0, p + sizeof(TzmHeader), h.file_size - sizeof(TzmHeader));
+    std::memcpy(p, &h, sizeof(h));
+    return Span<const uint8_t>(p, h.file_size);
+  }
+
+ private:
+  struct alignas(16) Block {
+    uint8_t b[16];
+  };
+  static uint32_t align16(size_t v) { return uint32_t((v + 15) & ~size_t(15)); }
+  static TzmTensor blank(const char* name, DType dt, int rank, int d0, int d1, int d2, int d3) {
+    TzmTensor t{};
+    std::strncpy(t.name, name, kTzmNameLen - 1);
+    t.dtype = uint8_t(dt);
+    t.rank = uint8_t(rank);
+    t.dims[0] = d0;
+    t.dims[1] = d1;
+    t.dims[2] = d2;
+    t.dims[3] = d3;
+    return t;
+  }
+  static TzmOp blank_op(const char* name, OpType type, std::initializer_list<int> inputs, int out) {
+    TzmOp op{};
+    std::strncpy(op.name, name, kTzmNameLen - 1);
+    op.type = uint16_t(type);
+    op.n_inputs = uint8_t(inputs.size());
+    op.n_outputs = 1;
+    for (int k = 0; k < kTzmMaxOpInputs; ++k) op.inputs[k] = -1;
+    int k = 0;
+    for (int i : inputs) op.inputs[k++] = i;
+    op.output = out;
+    return op;
+  }
+  uint32_t blob(uint32_t size, float fill) {
+    const uint32_t at = align16(data_.size());
+    data_.resize(at + size, 0);
+    if (fill != 0.f)
+      for (uint32_t i = 0; i + 4 <= size; i += 4) std::memcpy(&data_[at + i], &fill, 4);
+    return at;
+  }
+  std::vector<TzmTensor> tensors_;
+  std::vector<TzmOp> ops_;
+  std::vector<uint8_t> data_;
+  std::vector<Block> storage_;
+};
+
+// op0 conv0 3x3 4->8        x  [8,8,4]  256 B -> a1 [8,8,8]  512 B
+// op1 b.conv.0 1x1 8->16    a1          -> a2 [8,8,16] 1024 B
+// op2 b.conv.1 dw3x3 16     a2          -> a3 [8,8,16] 1024 B
+// op3 b.conv.2 1x1 16->8    a3          -> a4 [8,8,8]  512 B
+// op4 b.add (a1 + a4)                   -> a5 [8,8,8]  512 B (in place over a1)
+// op5 pool (GAP)                        -> a6 [1,1,8]  8 B
+// op6 head LinearF32 8->3               -> logits 3 x f32 = 12 B
+struct TinyModel {
+  TinyBuilder b;
+  ModelView view;
+  int x, a1, a2, a3, a4, a5, a6, logits;
+  TinyModel() {
+    x = b.activation("input", 8, 8, 4);
+    a1 = b.conv("conv0", x, 8, 3, 1);
+    a2 = b.conv("b.conv.0", a1, 16, 1, 1);
+    a3 = b.conv("b.conv.1", a2, 16, 3, 1, -1);
+    a4 = b.conv("b.conv.2", a3, 8, 1, 1);
+    a5 = b.add("b.add", a1, a4);
+    a6 = b.global_avg_pool("pool", a5);
+    logits = b.linear("head", a6, 3);
+    const Span<const uint8_t> bytes = b.finish(x, logits);
+    const Status s = view.init(bytes.data(), bytes.size());
+    EXPECT_EQ(s, Status::kOk) << view.error();
+  }
+};
+
+struct Plan {
+  std::vector<BufferRequest> requests;
+  std::vector<size_t> offsets;
+  std::vector<int> scratch;
+  InferenceMemory mem;
+  explicit Plan(const ModelView& m)
+      : requests(m.n_tensors()), offsets(m.n_tensors()), scratch(m.n_tensors()) {
+    EXPECT_EQ(plan_inference(m, Span<BufferRequest>(requests.data(), requests.size()),
+                             Span<size_t>(offsets.data(), offsets.size()),
+                             Span<int>(scratch.data(), scratch.size()), &mem),
+              Status::kOk);
+  }
+  Span<const BufferRequest> req() const { return Span<const BufferRequest>(requests.data(), requests.size()); }
+};
+
+TEST(MemoryModel, InferencePlanByHand) {
+  TinyModel t;
+  Plan p(t.view);
+  // Alive at op2: a1 (0..4) + a2 (1..2) + a3 (2..3) = 512 + 1024 + 1024.
+  EXPECT_EQ(live_bytes_at(p.req(), 2), 2560u);
+  EXPECT_EQ(live_bytes_at(p.req(), 1), 512u + 1024u);
+  EXPECT_EQ(live_bytes_at(p.req(), 3), 512u + 1024u + 512u);
+  // op4 writes a5 over a1 in place: a1 + a4 only.
+  EXPECT_EQ(live_bytes_at(p.req(), 4), 1024u);
+  EXPECT_EQ(p.mem.peak_live_bytes, 2560u);
+  EXPECT_EQ(p.mem.peak_op, 2);
+  EXPECT_EQ(p.mem.activation_bytes, 2560u);  // the greedy plan reaches the bound here
+  EXPECT_EQ(p.mem.sum_tensor_bytes, 256u + 512 + 1024 + 1024 + 512 + 512 + 8 + 12);
+  EXPECT_TRUE(plan_is_valid(p.req(), Span<const size_t>(p.offsets.data(), p.offsets.size()),
+                            p.mem.activation_bytes));
+  // Boundaries: a suffix from op1 needs a1; from op3 needs a1 and a3.
+  EXPECT_EQ(boundary_bytes(p.req(), 1), 512u);
+  EXPECT_EQ(boundary_bytes(p.req(), 2), 512u + 1024u);
+  EXPECT_EQ(boundary_bytes(p.req(), 3), 512u + 1024u);
+  EXPECT_EQ(boundary_bytes(p.req(), 0), 256u);
+}
+
+TEST(MemoryModel, MatchesTheEngine) {
+  TinyModel t;
+  Plan p(t.view);
+  std::vector<uint8_t> buf(1 << 20);
+  Arena arena(buf.data(), buf.size());
+  size_t required = 0;
+  ASSERT_EQ(Engine::required_arena_bytes(t.view, arena, &required), Status::kOk);
+  Engine e;
+  ASSERT_EQ(e.init(t.view, arena), Status::kOk);
+  EXPECT_EQ(e.activation_bytes(), p.mem.activation_bytes);
+  EXPECT_EQ(e.arena_bytes(), required);
+  EXPECT_GT(required, p.mem.activation_bytes);  // plus the engine's tables
+  for (int op = 0; op <= t.view.n_ops(); ++op)
+    EXPECT_EQ(e.boundary_size_bytes(op), boundary_bytes(p.req(), op)) << "op " << op;
+}
+
+TEST(MemoryModel, FlashByHand) {
+  TinyModel t;
+  FlashBreakdown f;
+  ASSERT_EQ(flash_breakdown(t.view, &f), Status::kOk);
+  EXPECT_EQ(f.weight_bytes, 288u + 128 + 144 + 128);  // 8x3x3x4, 16x8, 16x3x3x1, 8x16
+  EXPECT_EQ(f.bias_bytes, (8u + 16 + 16 + 8) * 4);
+  EXPECT_EQ(f.multiplier_bytes, (8u + 16 + 16 + 8) * 4);
+  EXPECT_EQ(f.scale_bytes, (8u + 16 + 16 + 8) * 4);
+  EXPECT_EQ(f.head_bytes, 3u * 8 * 4 + 3 * 4);
+  EXPECT_EQ(f.other_const_bytes, 0u);
+  EXPECT_EQ(f.file_bytes, t.view.bytes().size());
+  EXPECT_EQ(f.file_bytes, f.table_bytes + f.weight_bytes + f.bias_bytes + f.multiplier_bytes + f.head_bytes +
+                              f.scale_bytes + f.other_const_bytes + f.padding_bytes);
+}
+
+TEST(MemoryModel, WeightPerturbationByHand) {
+  TinyModel t;
+  Plan p(t.view);
+  ZoSettings s;
+  s.n_queries = 50;
+  ZoLayerMemory m;
+  ASSERT_EQ(zo_layer_memory(t.view, p.req(), 1, ZoMode::kWeight, s, &m), Status::kOk);
+  // WP extra = weights + biases + Q scalars (persistent) + boundary + one
+  // perturbed tensor + L0 (transient). No d-sized gradient buffer.
+  EXPECT_EQ(m.weight_bytes, 128u);
+  EXPECT_EQ(m.bias_bytes, 64u);
+  EXPECT_EQ(m.scalar_bytes, 200u);
+  EXPECT_EQ(m.grad_bytes, 0u);
+  EXPECT_EQ(m.persistent_bytes(), 392u);
+  EXPECT_EQ(m.boundary_bytes, 512u);
+  EXPECT_EQ(m.perturbed_bytes, 128u);
+  EXPECT_EQ(m.transient_bytes(), 512u + 128 + 4);
+  EXPECT_EQ(m.extra_bytes(), 1036u);
+  s.n_queries = 10;
+  ASSERT_EQ(zo_layer_memory(t.view, p.req(), 1, ZoMode::kWeight, s, &m), Status::kOk);
+  EXPECT_EQ(m.scalar_bytes, 40u);
+  // The batch is streamed: it changes nothing.
+  s.batch = 1000;
+  ZoLayerMemory m2;
+  ASSERT_EQ(zo_layer_memory(t.view, p.req(), 1, ZoMode::kWeight, s, &m2), Status::kOk);
+  EXPECT_EQ(m2.extra_bytes(), m.extra_bytes());
+}
+
+TEST(MemoryModel, NodePerturbationByHand) {
+  TinyModel t;
+  Plan p(t.view);
+  ZoLayerMemory m;
+  ASSERT_EQ(zo_layer_memory(t.view, p.req(), 1, ZoMode::kNode, ZoSettings{}, &m), Status::kOk);
+  EXPECT_EQ(m.n_outputs, 1024u);
+  EXPECT_EQ(m.node_grad_bytes, 4u * 1024);  // G of the output's size
+  EXPECT_EQ(m.offset_bytes, 1024u);
+  EXPECT_EQ(m.mask_bytes, 128u);
+  EXPECT_EQ(m.grad_bytes, (128u + 16) * 4 + 4);
+  EXPECT_EQ(m.scalar_bytes, 0u);
+  EXPECT_EQ(m.perturbed_bytes, 0u);
+  EXPECT_EQ(m.persistent_bytes(), 128u + 64 + 580);
+  EXPECT_EQ(m.transient_bytes(), 512u + 1024 + 4096 + 128 + 4);
+  EXPECT_EQ(m.extra_bytes(), 6536u);
+}
+
+TEST(MemoryModel, LayerSetSharesOneWorkspace) {
+  TinyModel t;
+  Plan p(t.view);
+  const TrainLayer layers[] = {{3, ZoMode::kNode}, {1, ZoMode::kWeight}};
+  ZoLayerMemory per[2];
+  ZoMemory z;
+  ASSERT_EQ(zo_memory(t.view, p.req(), Span<const TrainLayer>(layers), ZoSettings{}, Span<ZoLayerMemory>(per), &z),
+            Status::kOk);
+  // op3 NP: 128 + 32 + (128 + 8) * 4 + 4 = 708 persistent;
+  //         1536 boundary + 512 + 2048 + 64 + 4 = 4164 transient.
+  EXPECT_EQ(per[0].persistent_bytes(), 708u);
+  EXPECT_EQ(per[0].transient_bytes(), 4164u);
+  EXPECT_EQ(z.persistent_bytes, 708u + 392u);
+  EXPECT_EQ(z.workspace_bytes, 4164u);
+  EXPECT_EQ(z.workspace_op, 3);
+  EXPECT_EQ(z.extra_bytes, 1100u + 4164u);
+}
+
+TEST(MemoryModel, RejectsBadLayers) {
+  TinyModel t;
+  Plan p(t.view);
+  ZoLayerMemory m;
+  EXPECT_EQ(zo_layer_memory(t.view, p.req(), 4, ZoMode::kWeight, ZoSettings{}, &m), Status::kInvalidArgument);
+  EXPECT_EQ(zo_layer_memory(t.view, p.req(), 99, ZoMode::kWeight, ZoSettings{}, &m), Status::kInvalidArgument);
+  ZoSettings bad;
+  bad.n_queries = 0;
+  EXPECT_EQ(zo_layer_memory(t.view, p.req(), 1, ZoMode::kWeight, bad, &m), Status::kInvalidArgument);
+  const TrainLayer twice[] = {{1, ZoMode::kWeight}, {1, ZoMode::kNode}};
+  ZoLayerMemory per[2];
+  ZoMemory z;
+  EXPECT_EQ(zo_memory(t.view, p.req(), Span<const TrainLayer>(twice), ZoSettings{}, Span<ZoLayerMemory>(per), &z),
+            Status::kInvalidArgument);
+}
+
+struct BpRun {
+  std::vector<BufferRequest> work;
+  std::vector<size_t> offsets;
+  std::vector<int> scratch;
+  BpMemory mem;
+  Status status;
+  BpRun(const ModelView& m, const Plan& p, Span<const TrainLayer> layers, BpKind kind)
+      : work(bp_request_count(m)), offsets(work.size()), scratch(work.size()) {
+    status = bp_memory(m, p.req(), layers, kind, p.mem.activation_bytes,
+                       Span<BufferRequest>(work.data(), work.size()), Span<size_t>(offsets.data(), offsets.size()),
+                       Span<int>(scratch.data(), scratch.size()), &mem);
+  }
+};
+
+TEST(MemoryModel, BackPropByHand) {
+  TinyModel t;
+  Plan p(t.view);
+  const TrainLayer layers[] = {{1, ZoMode::kWeight}};
+  BpRun full(t.view, p, Span<const TrainLayer>(layers), BpKind::kFull);
+  ASSERT_EQ(full.status, Status::kOk);
+  // Every op from op1 on keeps its inputs: a1, a2, a3, a4, a5, a6.
+  EXPECT_EQ(full.mem.saved_bytes, 512u + 1024 + 1024 + 512 + 512 + 8);
+  EXPECT_EQ(full.mem.mask_bytes, 0u);
+  EXPECT_EQ(full.mem.max_grad_bytes, 4u * 1024);
+  EXPECT_EQ(full.mem.weight_bytes, 128u + 64);
+  EXPECT_EQ(full.mem.weight_grad_bytes, (128u + 16) * 4);
+  BpRun sparse(t.view, p, Span<const TrainLayer>(layers), BpKind::kSparse);
+  ASSERT_EQ(sparse.status, Status::kOk);
+  // Only op1's input a1; 1-bit masks of the outputs of op1..op4.
+  EXPECT_EQ(sparse.mem.saved_bytes, 512u);
+  EXPECT_EQ(sparse.mem.mask_bytes, (1024u + 1024 + 512 + 512) / 8);
+  EXPECT_LE(sparse.mem.arena_bytes, full.mem.arena_bytes);
+  // Both plans are valid over forward + backward time and hold at least the
+  // gradient in and out of the widest layer.
+  for (const BpRun* r : {&full, &sparse}) {
+    EXPECT_TRUE(plan_is_valid(Span<const BufferRequest>(r->work.data(), r->work.size()),
+                              Span<const size_t>(r->offsets.data(), r->offsets.size()), r->mem.arena_bytes));
+    EXPECT_GE(r->mem.arena_bytes, p.mem.activation_bytes);
+    EXPECT_GE(r->mem.arena_bytes, 2 * r->mem.max_grad_bytes);
+  }
+}
+
+TEST(MemoryModel, BackPropCostsMoreThanZo) {
+  TinyModel t;
+  Plan p(t.view);
+  for (int op : {0, 1, 2, 3}) {
+    const TrainLayer layers[] = {{op, ZoMode::kWeight}};
+    ZoLayerMemory wp;
+    ASSERT_EQ(zo_layer_memory(t.view, p.req(), op, ZoMode::kWeight, ZoSettings{}, &wp), Status::kOk);
+    BpRun full(t.view, p, Span<const TrainLayer>(layers), BpKind::kFull);
+    BpRun sparse(t.view, p, Span<const TrainLayer>(layers), BpKind::kSparse);
+    ASSERT_EQ(full.status, Status::kOk);
+    EXPECT_GT(full.mem.extra_bytes, wp.extra_bytes()) << "op " << op;
+    EXPECT_GT(sparse.mem.extra_bytes, wp.extra_bytes()) << "op " << op;
+    EXPECT_GE(full.mem.extra_bytes, sparse.mem.extra_bytes) << "op " << op;
+  }
+}
+
+}  // namespace
+}  // namespace tinyzo
