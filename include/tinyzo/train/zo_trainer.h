@@ -1,0 +1,152 @@
+// The quantized zeroth-order trainer (METHOD §3): weight perturbation (WP) and
+// node perturbation (NP) in integer LSBs, layer-wise estimation with prefix
+// reuse or model-wise estimation, gradient-norm scaling, and the QAS integer
+// update. Device-safe: every buffer comes from the caller's Arena; samples are
+// streamed one at a time, so memory does not grow with the batch.
+//
+// One training step:
+//   begin_step(step);
+//   for each sample of the batch: accumulate_sample(input, label);
+//   end_step(lr);      // estimates every layer's gradient, then updates all
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "tinyzo/arena.h"
+#include "tinyzo/engine.h"
+#include "tinyzo/span.h"
+#include "tinyzo/status.h"
+#include "tinyzo/train/rng.h"
+
+namespace tinyzo {
+
+enum class PerturbMode : uint8_t { kWeight = 0, kNode = 1 };
+enum class Estimation : uint8_t { kLayerWise = 0, kModelWise = 1 };
+enum class GnsMode : uint8_t { kNone = 0, kLinear = 1, kSqrt = 2 };
+enum class Rounding : uint8_t { kNearest = 0, kStochastic = 1 };
+
+struct ZoConfig {
+  int n_queries_w = 25;   // WP queries for a weight tensor
+  int n_queries_b = 25;   // WP queries for a bias tensor
+  int n_queries_np = 50;  // NP queries per layer
+  int sigma_w_lsb = 1;    // WP weight perturbation size (int8 LSBs)
+  int sigma_b_lsb = 100;  // WP bias perturbation size (int32 LSBs)
+  int mu_lsb = 5;         // NP output perturbation size (int8 LSBs), 1..127
+  bool two_sided = false; // antithetic (L+ - L-) / 2 sigma instead of (L+ - L0) / sigma
+  GnsMode gns = GnsMode::kLinear;
+  Rounding rounding = Rounding::kNearest;
+  Estimation estimation = Estimation::kLayerWise;
+  bool update_bias = true;
+  uint64_t seed = 0;
+};
+
+struct TrainLayer {
+  int op = -1;                             // a Conv2d op of the model
+  PerturbMode mode = PerturbMode::kWeight;
+};
+
+// Statistics of the last finished step.
+struct StepStats {
+  float mean_loss = 0.f;     // batch-mean unperturbed loss L0
+  int n_samples = 0;
+  uint64_t forward_macs = 0; // MACs the step's forward passes ran
+  int weights_changed = 0;   // integer parameters the update moved
+};
+
+class ZoTrainer {
+ public:
+  static constexpr int kMaxLayers = 32;
+
+  // Takes the trainable copies (int8 weights, int32 biases) and all buffers
+  // from `arena` and points the engine at the copies. `layers` must be Conv2d
+  // ops; they are sorted by op index. kOutOfMemory if the arena is too small.
+  Status init(Engine& engine, Span<const TrainLayer> layers, const ZoConfig& config, Arena& arena);
+
+  // Bytes init() would take from an arena (measured by a trial init in
+  // `scratch`, which is left as it was).
+  static Status required_arena_bytes(Engine& engine, Span<const TrainLayer> layers, const ZoConfig& config,
+                                     Arena& scratch, size_t* bytes);
+
+  Status begin_step(uint32_t step);
+  // Runs the unperturbed and perturbed forwards of one sample and accumulates
+  // what the estimator needs. `input` holds the model input's element count.
+  Status accumulate_sample(Span<const int8_t> input, int label);
+  // Finishes the estimate of every layer and applies the integer update with
+  // learning rate `lr` (METHOD §3.6).
+  Status end_step(float lr);
+  const StepStats& last_step() const { return stats_; }
+
+  // Loss of one sample with the current weights (one forward).
+  Status loss(Span<const int8_t> input, int label, float* loss_out, int* predicted = nullptr);
+
+  int n_layers() const { return n_layers_; }
+  const TrainLayer& layer(int i) const { return layers_[i].spec; }
+  // The trainable copies of layer i (what the engine runs with).
+  Span<int8_t> weights(int i) const { return Span<int8_t>(layers_[i].w, layers_[i].d_w); }
+  Span<int32_t> biases(int i) const { return Span<int32_t>(layers_[i].b, layers_[i].c_out); }
+  size_t arena_bytes() const { return arena_bytes_; }
+
+  // Gradient-norm scaling factor for n queries in d dimensions (METHOD §3.3).
+  static float gns_factor(GnsMode mode, float n, float d);
+  // The integer step of the QAS update: rounds `step` to an integer with the
+  // configured rounding (`u` in [0,1) is the stochastic-rounding draw).
+  static int64_t round_step(float step, Rounding r, float u);
+
+ private:
+  struct Layer {
+    TrainLayer spec;
+    int x_tensor = -1, y_tensor = -1;
+    size_t d_w = 0;              // weight elements
+    int c_out = 0;
+    size_t x_size = 0, y_size = 0;  // layer input / output elements
+    int8_t* w = nullptr;         // trainable copies (SRAM)
+    int32_t* b = nullptr;
+    const float* s_w = nullptr;  // per-channel weight scales (flash)
+    const float* mult = nullptr; // per-channel f32(s_x * s_w)
+    float s_x = 0.f, s_y = 0.f;
+    int32_t z_x = 0, act_min = -128, act_max = 127;
+    // WP: per query, the batch sum of L(P + sigma u_q) (then of L(P - sigma u_q) when two-sided).
+    float* sum_lw = nullptr;
+    float* sum_lb = nullptr;
+    int8_t* pert_w = nullptr;    // WP: a perturbed weight copy (shared in layer-wise mode)
+    int32_t* pert_b = nullptr;
+    // NP buffers (shared between layers in layer-wise mode).
+    int8_t* x_cache = nullptr;   // the layer input of the current sample
+    int8_t* offsets = nullptr;   // mu * m * u of one query
+    int8_t* mask = nullptr;      // 1 where the output was not saturated
+    float* node_grad = nullptr;  // G of the current sample
+    float* grad_w = nullptr;     // accumulated dL/dW_int over the batch
+    float* grad_b = nullptr;     // accumulated dL/db_int
+    uint64_t unmasked = 0;       // unmasked output nodes summed over the batch
+  };
+
+  Status allocate(Arena& arena);
+  Status forward_loss(int first_op, int label, float* loss_out, int* predicted);
+  Status layer_wise_sample(int label);
+  Status model_wise_sample(int label);
+  Status wp_queries(Layer& l, int li, int label, float l0);
+  Status np_queries(Layer& l, int li, int label, float l0);
+  void prepare_mask(Layer& l);
+  void write_offsets(Layer& l, int li, int q, int sign);
+  void np_accumulate(Layer& l, int li, int q, float coef);
+  void np_local_gradient(Layer& l);
+  void write_perturbed_weights(const Layer& l, int li, int q, int sign);
+  void write_perturbed_bias(const Layer& l, int li, int q, int sign);
+  uint64_t key(int li, RngStream s, int q, uint32_t sample) const;
+  void apply_update(Layer& l, int li, float lr);
+
+  Engine* engine_ = nullptr;
+  ZoConfig config_;
+  Layer layers_[kMaxLayers];
+  int n_layers_ = 0;
+  int8_t* boundary_ = nullptr;   // cached suffix input of the layer being estimated
+  size_t boundary_bytes_ = 0;
+  size_t arena_bytes_ = 0;
+  uint32_t step_ = 0;
+  uint32_t sample_ = 0;          // index of the sample within the step
+  float sum_l0_ = 0.f;           // batch sum of the unperturbed loss
+  StepStats stats_;
+  uint64_t macs_ = 0;
+};
+
+}  // namespace tinyzo

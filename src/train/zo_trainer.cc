@@ -1,0 +1,565 @@
+#include "tinyzo/train/zo_trainer.h"
+
+#include <cstring>
+
+#include "tinyzo/kernels/requant.h"
+#include "tinyzo/train/fmath.h"
+#include "tinyzo/train/rng.h"
+
+namespace tinyzo {
+namespace {
+
+constexpr float kMaxStep = 1099511627776.f;  // 2^40: saturates absurd steps before int64 conversion
+
+int8_t clamp_s8(int32_t v) { return static_cast<int8_t>(clamp_i32(v, -128, 127)); }
+int32_t clamp_s32(int64_t v) {
+  return static_cast<int32_t>(v < INT32_MIN ? INT32_MIN : (v > INT32_MAX ? INT32_MAX : v));
+}
+// floor() without libm.
+float floor_f(float v) {
+  if (!(v < 8388608.f && v > -8388608.f)) return v;  // already integral (or NaN)
+  const float t = static_cast<float>(static_cast<int32_t>(v));
+  return t > v ? t - 1.f : t;
+}
+
+}  // namespace
+
+float ZoTrainer::gns_factor(GnsMode mode, float n, float d) {
+  if (mode == GnsMode::kNone || n <= 0.f) return 1.f;
+  const float c = n / (n + d - 1.f);  // minimizes E|c g_hat - g|^2 (METHOD §3.3)
+  return mode == GnsMode::kSqrt ? tz_sqrtf(c) : c;
+}
+
+int64_t ZoTrainer::round_step(float step, Rounding r, float u) {
+  if (step != step) return 0;
+  if (step > kMaxStep) step = kMaxStep;
+  if (step < -kMaxStep) step = -kMaxStep;
+  if (r == Rounding::kNearest) {
+    // round half to even on the full range (round_half_even saturates at 2^30).
+    if (step < 1073741824.f && step > -1073741824.f) return round_half_even(step);
+    return static_cast<int64_t>(step);  // |step| >= 2^30 is already an integer
+  }
+  if (!(step < 8388608.f && step > -8388608.f)) return static_cast<int64_t>(step);
+  const float fl = floor_f(step);
+  return static_cast<int64_t>(fl) + (u < step - fl ? 1 : 0);
+}
+
+uint64_t ZoTrainer::key(int li, RngStream s, int q, uint32_t sample) const {
+  PerturbKey k;
+  k.seed = config_.seed;
+  k.step = step_;
+  k.layer = static_cast<uint32_t>(layers_[li].spec.op);
+  k.stream = s;
+  k.query = static_cast<uint32_t>(q);
+  k.sample = sample;
+  return key_hash(k);
+}
+
+Status ZoTrainer::required_arena_bytes(Engine& engine, Span<const TrainLayer> layers, const ZoConfig& config,
+                                       Arena& scratch, size_t* bytes) {
+  const size_t mark = scratch.mark();
+  ZoTrainer probe;
+  const Status s = probe.init(engine, layers, config, scratch);
+  *bytes = s == Status::kOk ? probe.arena_bytes() : 0;
+  // Leave the engine pointing at the model's own tensors again.
+  for (int i = 0; i < probe.n_layers_; ++i) {
+    (void)engine.set_param_override(probe.layers_[i].spec.op, 1, nullptr);
+    (void)engine.set_param_override(probe.layers_[i].spec.op, 2, nullptr);
+  }
+  scratch.reset_to(mark);
+  return s;
+}
+
+Status ZoTrainer::init(Engine& engine, Span<const TrainLayer> layers, const ZoConfig& config, Arena& arena) {
+  const ModelView& m = engine.model();
+  if (layers.empty() || layers.size() > size_t(kMaxLayers)) return Status::kInvalidArgument;
+  if (config.n_queries_w < 1 || config.n_queries_b < 1 || config.n_queries_np < 1 || config.sigma_w_lsb < 1 ||
+      config.sigma_w_lsb > 127 || config.sigma_b_lsb < 1 || config.mu_lsb < 1 || config.mu_lsb > 127)
+    return Status::kInvalidArgument;
+  engine_ = &engine;
+  config_ = config;
+  n_layers_ = 0;
+  for (const TrainLayer& t : layers) {
+    if (t.op < 0 || t.op >= m.n_ops() || static_cast<OpType>(m.op(t.op).type) != OpType::kConv2d)
+      return Status::kInvalidArgument;
+    // Insert sorted by op index; duplicates are a caller error.
+    int at = n_layers_;
+    while (at > 0 && layers_[at - 1].spec.op > t.op) {
+      layers_[at] = layers_[at - 1];
+      --at;
+    }
+    if (at > 0 && layers_[at - 1].spec.op == t.op) return Status::kInvalidArgument;
+    layers_[at] = Layer{};
+    layers_[at].spec = t;
+    ++n_layers_;
+  }
+  for (int i = 0; i < n_layers_; ++i) {
+    Layer& l = layers_[i];
+    const TzmOp& op = m.op(l.spec.op);
+    l.x_tensor = op.inputs[0];
+    l.y_tensor = op.output;
+    const TzmTensor& x = m.tensor(l.x_tensor);
+    const TzmTensor& y = m.tensor(l.y_tensor);
+    l.d_w = tensor_elements(m.tensor(op.inputs[1]));
+    l.c_out = y.dims[2];
+    l.x_size = tensor_elements(x);
+    l.y_size = tensor_elements(y);
+    l.s_w = m.channel_scales(op.inputs[1]);
+    l.mult = static_cast<const float*>(m.data(op.inputs[3]));
+    l.s_x = x.scale;
+    l.z_x = x.zero_point;
+    l.s_y = y.scale;
+    l.act_min = op.params[kConvActMin];
+    l.act_max = op.params[kConvActMax];
+  }
+  return allocate(arena);
+}
+
+Status ZoTrainer::allocate(Arena& arena) {
+  const size_t start = arena.used();
+  const bool model_wise = config_.estimation == Estimation::kModelWise;
+  const int sides = config_.two_sided ? 2 : 1;
+  const ModelView& m = engine_->model();
+  size_t max_dw = 0, max_cout = 0, max_x = 0, max_y = 0;
+  boundary_bytes_ = 0;
+  for (int i = 0; i < n_layers_; ++i) {
+    const Layer& l = layers_[i];
+    max_dw = l.d_w > max_dw ? l.d_w : max_dw;
+    max_cout = size_t(l.c_out) > max_cout ? size_t(l.c_out) : max_cout;
+    if (l.spec.mode == PerturbMode::kNode) {
+      max_x = l.x_size > max_x ? l.x_size : max_x;
+      max_y = l.y_size > max_y ? l.y_size : max_y;
+    }
+    const int cut = l.spec.mode == PerturbMode::kNode ? l.spec.op + 1 : l.spec.op;
+    const size_t bb = engine_->boundary_size_bytes(cut);
+    if (!model_wise && bb > boundary_bytes_) boundary_bytes_ = bb;
+  }
+  bool ok = true;
+  auto take = [&](size_t bytes) -> void* {
+    void* p = arena.allocate(bytes ? bytes : 1);
+    ok = ok && p != nullptr;
+    return p;
+  };
+  // Shared work buffers (layer-wise mode: one layer is estimated at a time).
+  int8_t* shared_pert_w = nullptr;
+  int32_t* shared_pert_b = nullptr;
+  int8_t *shared_x = nullptr, *shared_off = nullptr, *shared_mask = nullptr;
+  float* shared_g = nullptr;
+  if (!model_wise) {
+    shared_pert_w = static_cast<int8_t*>(take(max_dw));
+    shared_pert_b = static_cast<int32_t*>(take(max_cout * 4));
+    if (max_y) {
+      shared_x = static_cast<int8_t*>(take(max_x));
+      shared_off = static_cast<int8_t*>(take(max_y));
+      shared_mask = static_cast<int8_t*>(take(max_y));
+      shared_g = static_cast<float*>(take(max_y * 4));
+    }
+    boundary_ = static_cast<int8_t*>(take(boundary_bytes_));
+  }
+  for (int i = 0; i < n_layers_ && ok; ++i) {
+    Layer& l = layers_[i];
+    const TzmOp& op = m.op(l.spec.op);
+    l.w = static_cast<int8_t*>(take(l.d_w));
+    l.b = static_cast<int32_t*>(take(size_t(l.c_out) * 4));
+    if (!ok) break;
+    std::memcpy(l.w, m.data(op.inputs[1]), l.d_w);
+    std::memcpy(l.b, m.data(op.inputs[2]), size_t(l.c_out) * 4);
+    if (l.spec.mode == PerturbMode::kWeight) {
+      l.sum_lw = static_cast<float*>(take(size_t(config_.n_queries_w) * sides * 4));
+      l.sum_lb = static_cast<float*>(take(size_t(config_.n_queries_b) * sides * 4));
+      l.pert_w = model_wise ? static_cast<int8_t*>(take(l.d_w)) : shared_pert_w;
+      l.pert_b = model_wise ? static_cast<int32_t*>(take(size_t(l.c_out) * 4)) : shared_pert_b;
+    } else {
+      l.grad_w = static_cast<float*>(take(l.d_w * 4));
+      l.grad_b = static_cast<float*>(take(size_t(l.c_out) * 4));
+      l.x_cache = model_wise ? static_cast<int8_t*>(take(l.x_size)) : shared_x;
+      l.offsets = model_wise ? static_cast<int8_t*>(take(l.y_size)) : shared_off;
+      l.mask = model_wise ? static_cast<int8_t*>(take(l.y_size)) : shared_mask;
+      l.node_grad = model_wise ? static_cast<float*>(take(l.y_size * 4)) : shared_g;
+    }
+  }
+  if (!ok) {
+    arena.reset_to(start);
+    return Status::kOutOfMemory;
+  }
+  for (int i = 0; i < n_layers_; ++i) {
+    TZ_RETURN_IF_ERROR(engine_->set_param_override(layers_[i].spec.op, 1, layers_[i].w));
+    TZ_RETURN_IF_ERROR(engine_->set_param_override(layers_[i].spec.op, 2, layers_[i].b));
+  }
+  arena_bytes_ = arena.used() - start;
+  return begin_step(0);
+}
+
+Status ZoTrainer::begin_step(uint32_t step) {
+  if (engine_ == nullptr) return Status::kInvalidArgument;
+  step_ = step;
+  sample_ = 0;
+  sum_l0_ = 0.f;
+  macs_ = 0;
+  const int sides = config_.two_sided ? 2 : 1;
+  for (int i = 0; i < n_layers_; ++i) {
+    Layer& l = layers_[i];
+    if (l.sum_lw) std::memset(l.sum_lw, 0, size_t(config_.n_queries_w) * sides * 4);
+    if (l.sum_lb) std::memset(l.sum_lb, 0, size_t(config_.n_queries_b) * sides * 4);
+    if (l.grad_w) std::memset(l.grad_w, 0, l.d_w * 4);
+    if (l.grad_b) std::memset(l.grad_b, 0, size_t(l.c_out) * 4);
+    l.unmasked = 0;
+  }
+  return Status::kOk;
+}
+
+Status ZoTrainer::forward_loss(int first_op, int label, float* loss_out, int* predicted) {
+  const int n = engine_->model().n_ops();
+  TZ_RETURN_IF_ERROR(engine_->invoke_range(first_op, n));
+  macs_ += engine_->macs(first_op, n);
+  const TzmTensor& out = engine_->output_info();
+  const int classes = static_cast<int>(tensor_elements(out));
+  if (label < 0 || label >= classes) return Status::kInvalidArgument;
+  float logits_buf[64];
+  const float* logits = nullptr;
+  if (out.dtype == uint8_t(DType::kFloat32)) {
+    logits = engine_->output_f32().data();
+  } else {
+    if (classes > 64) return Status::kUnsupported;
+    const int8_t* q = engine_->output_s8().data();
+    for (int i = 0; i < classes; ++i) logits_buf[i] = static_cast<float>(int32_t(q[i]) - out.zero_point) * out.scale;
+    logits = logits_buf;
+  }
+  *loss_out = cross_entropy(logits, classes, label);
+  if (predicted) {
+    int best = 0;
+    for (int i = 1; i < classes; ++i)
+      if (logits[i] > logits[best]) best = i;
+    *predicted = best;
+  }
+  return Status::kOk;
+}
+
+Status ZoTrainer::loss(Span<const int8_t> input, int label, float* loss_out, int* predicted) {
+  Span<int8_t> in = engine_->input();
+  if (input.size() != in.size()) return Status::kInvalidArgument;
+  std::memcpy(in.data(), input.data(), in.size());
+  return forward_loss(0, label, loss_out, predicted);
+}
+
+Status ZoTrainer::accumulate_sample(Span<const int8_t> input, int label) {
+  if (engine_ == nullptr) return Status::kInvalidArgument;
+  Span<int8_t> in = engine_->input();
+  if (input.size() != in.size()) return Status::kInvalidArgument;
+  std::memcpy(in.data(), input.data(), in.size());
+  const Status s = config_.estimation == Estimation::kModelWise ? model_wise_sample(label) : layer_wise_sample(label);
+  ++sample_;
+  return s;
+}
+
+// Layer-wise estimation with prefix reuse (METHOD §3.4): the prefix up to each
+// layer runs once; every query runs only the suffix from the cached boundary.
+Status ZoTrainer::layer_wise_sample(int label) {
+  int cur = 0;
+  bool have_l0 = false;
+  float l0 = 0.f;
+  for (int li = 0; li < n_layers_; ++li) {
+    Layer& l = layers_[li];
+    const int op = l.spec.op;
+    TZ_RETURN_IF_ERROR(engine_->invoke_range(cur, op));
+    macs_ += engine_->macs(cur, op);
+    int cut = op;
+    if (l.spec.mode == PerturbMode::kNode) {
+      std::memcpy(l.x_cache, engine_->tensor_data(l.x_tensor), l.x_size);
+      TZ_RETURN_IF_ERROR(engine_->invoke_range(op, op + 1));
+      macs_ += engine_->macs(op, op + 1);
+      cut = op + 1;
+    }
+    const Span<int8_t> cache(boundary_, boundary_bytes_);
+    TZ_RETURN_IF_ERROR(engine_->save_boundary(cut, cache));
+    if (!have_l0) {
+      // The unperturbed loss of this sample, from the first layer's boundary.
+      TZ_RETURN_IF_ERROR(forward_loss(cut, label, &l0, nullptr));
+      TZ_RETURN_IF_ERROR(engine_->restore_boundary(cut, cache));
+      sum_l0_ += l0;
+      have_l0 = true;
+    }
+    if (l.spec.mode == PerturbMode::kWeight) {
+      TZ_RETURN_IF_ERROR(wp_queries(l, li, label, l0));
+    } else {
+      TZ_RETURN_IF_ERROR(np_queries(l, li, label, l0));
+    }
+    TZ_RETURN_IF_ERROR(engine_->restore_boundary(cut, cache));
+    cur = cut;
+  }
+  return Status::kOk;
+}
+
+void ZoTrainer::write_perturbed_weights(const Layer& l, int li, int q, int sign) {
+  const uint64_t k = key(li, RngStream::kWeightPerturb, q, 0);
+  const int32_t sigma = config_.sigma_w_lsb * sign;
+  for (size_t i = 0; i < l.d_w; ++i) l.pert_w[i] = clamp_s8(int32_t(l.w[i]) + sigma * rademacher(k, i));
+}
+
+void ZoTrainer::write_perturbed_bias(const Layer& l, int li, int q, int sign) {
+  const uint64_t k = key(li, RngStream::kBiasPerturb, q, 0);
+  const int64_t sigma = int64_t(config_.sigma_b_lsb) * sign;
+  for (int i = 0; i < l.c_out; ++i) l.pert_b[i] = clamp_s32(int64_t(l.b[i]) + sigma * rademacher(k, uint64_t(i)));
+}
+
+Status ZoTrainer::wp_queries(Layer& l, int li, int label, float /*l0*/) {
+  const int op = l.spec.op;
+  const int sides = config_.two_sided ? 2 : 1;
+  const Span<const int8_t> cache(boundary_, boundary_bytes_);
+  for (int q = 0; q < config_.n_queries_w; ++q) {
+    for (int side = 0; side < sides; ++side) {
+      write_perturbed_weights(l, li, q, side == 0 ? 1 : -1);
+      TZ_RETURN_IF_ERROR(engine_->set_param_override(op, 1, l.pert_w));
+      TZ_RETURN_IF_ERROR(engine_->restore_boundary(op, cache));
+      float lq = 0.f;
+      TZ_RETURN_IF_ERROR(forward_loss(op, label, &lq, nullptr));
+      l.sum_lw[side * config_.n_queries_w + q] += lq;
+    }
+  }
+  TZ_RETURN_IF_ERROR(engine_->set_param_override(op, 1, l.w));
+  if (!config_.update_bias) return Status::kOk;
+  for (int q = 0; q < config_.n_queries_b; ++q) {
+    for (int side = 0; side < sides; ++side) {
+      write_perturbed_bias(l, li, q, side == 0 ? 1 : -1);
+      TZ_RETURN_IF_ERROR(engine_->set_param_override(op, 2, l.pert_b));
+      TZ_RETURN_IF_ERROR(engine_->restore_boundary(op, cache));
+      float lq = 0.f;
+      TZ_RETURN_IF_ERROR(forward_loss(op, label, &lq, nullptr));
+      l.sum_lb[side * config_.n_queries_b + q] += lq;
+    }
+  }
+  return engine_->set_param_override(op, 2, l.b);
+}
+
+// m = 1 where the unperturbed output is strictly inside the clamp range. The
+// simulation's mask also admits values that round exactly onto the bound; the
+// int8 output can't tell those apart, and they carry no gradient through a
+// ReLU either, so they are masked here (docs/training.md).
+void ZoTrainer::prepare_mask(Layer& l) {
+  const auto* y = static_cast<const int8_t*>(engine_->tensor_data(l.y_tensor));
+  uint64_t n = 0;
+  for (size_t k = 0; k < l.y_size; ++k) {
+    const bool inside = y[k] > l.act_min && y[k] < l.act_max;
+    l.mask[k] = inside ? 1 : 0;
+    n += inside ? 1 : 0;
+  }
+  l.unmasked += n;
+}
+
+void ZoTrainer::write_offsets(Layer& l, int li, int q, int sign) {
+  const uint64_t k = key(li, RngStream::kNodePerturb, q, sample_);
+  const int32_t mu = config_.mu_lsb * sign;
+  for (size_t i = 0; i < l.y_size; ++i) l.offsets[i] = static_cast<int8_t>(l.mask[i] ? mu * rademacher(k, i) : 0);
+}
+
+void ZoTrainer::np_accumulate(Layer& l, int li, int q, float coef) {
+  const uint64_t k = key(li, RngStream::kNodePerturb, q, sample_);
+  for (size_t i = 0; i < l.y_size; ++i)
+    if (l.mask[i]) l.node_grad[i] += rademacher(k, i) > 0 ? coef : -coef;
+}
+
+Status ZoTrainer::np_queries(Layer& l, int li, int label, float l0) {
+  const int cut = l.spec.op + 1;
+  const Span<const int8_t> cache(boundary_, boundary_bytes_);
+  prepare_mask(l);
+  std::memset(l.node_grad, 0, l.y_size * 4);
+  auto* y = static_cast<int8_t*>(engine_->tensor_data(l.y_tensor));
+  const float mu = static_cast<float>(config_.mu_lsb);
+  for (int q = 0; q < config_.n_queries_np; ++q) {
+    float lq[2] = {0.f, 0.f};
+    for (int side = 0; side < (config_.two_sided ? 2 : 1); ++side) {
+      TZ_RETURN_IF_ERROR(engine_->restore_boundary(cut, cache));
+      write_offsets(l, li, q, side == 0 ? 1 : -1);
+      for (size_t i = 0; i < l.y_size; ++i) y[i] = clamp_s8(int32_t(y[i]) + l.offsets[i]);
+      TZ_RETURN_IF_ERROR(forward_loss(cut, label, &lq[side], nullptr));
+    }
+    const float coef = config_.two_sided ? (lq[0] - lq[1]) / (2.f * mu) : (lq[0] - l0) / mu;
+    np_accumulate(l, li, q, coef);
+  }
+  np_local_gradient(l);
+  return Status::kOk;
+}
+
+// The exact backward inside this one layer (METHOD §3.2): dL/dacc = G * m *
+// mult[o] / s_y, then dL/db = sum dL/dacc, dL/dW = sum dL/dacc * (x - z_x).
+void ZoTrainer::np_local_gradient(Layer& l) {
+  const ModelView& m = engine_->model();
+  const TzmOp& op = m.op(l.spec.op);
+  const TzmTensor& xt = m.tensor(l.x_tensor);
+  const TzmTensor& yt = m.tensor(l.y_tensor);
+  const int in_h = xt.dims[0], in_w = xt.dims[1], in_c = xt.dims[2];
+  const int out_h = yt.dims[0], out_w = yt.dims[1], out_c = yt.dims[2];
+  const int kh = op.params[kConvKh], kw = op.params[kConvKw], sh = op.params[kConvStrideH],
+            sw = op.params[kConvStrideW], pt = op.params[kConvPadTop], pl = op.params[kConvPadLeft];
+  const int groups = op.params[kConvGroups];
+  const int cig = in_c / groups, cog = out_c / groups;
+  for (int oy = 0; oy < out_h; ++oy) {
+    for (int ox = 0; ox < out_w; ++ox) {
+      for (int o = 0; o < out_c; ++o) {
+        const size_t yi = (size_t(oy) * out_w + ox) * out_c + o;
+        if (!l.mask[yi]) continue;
+        const float delta = l.node_grad[yi] * (l.mult[o] / l.s_y);
+        if (delta == 0.f) continue;
+        l.grad_b[o] += delta;
+        const int g = o / cog;
+        float* gw = l.grad_w + size_t(o) * kh * kw * cig;
+        for (int ky = 0; ky < kh; ++ky) {
+          const int iy = oy * sh - pt + ky;
+          if (iy < 0 || iy >= in_h) continue;
+          for (int kx = 0; kx < kw; ++kx) {
+            const int ix = ox * sw - pl + kx;
+            if (ix < 0 || ix >= in_w) continue;
+            const int8_t* xp = l.x_cache + (size_t(iy) * in_w + ix) * in_c + g * cig;
+            float* gp = gw + (ky * kw + kx) * cig;
+            for (int c = 0; c < cig; ++c) gp[c] += delta * static_cast<float>(int32_t(xp[c]) - l.z_x);
+          }
+        }
+      }
+    }
+  }
+}
+
+// Model-wise estimation (MeZO-like, for ablations): every trainable tensor or
+// output is perturbed at once and each query runs the whole network.
+Status ZoTrainer::model_wise_sample(int label) {
+  const int n = engine_->model().n_ops();
+  // Unperturbed forward, op by op, keeping each NP layer's input and mask.
+  int li = 0;
+  for (int i = 0; i < n; ++i) {
+    while (li < n_layers_ && layers_[li].spec.op < i) ++li;
+    Layer* l = (li < n_layers_ && layers_[li].spec.op == i) ? &layers_[li] : nullptr;
+    if (l && l->spec.mode == PerturbMode::kNode) std::memcpy(l->x_cache, engine_->tensor_data(l->x_tensor), l->x_size);
+    TZ_RETURN_IF_ERROR(engine_->invoke_range(i, i + 1));
+    if (l && l->spec.mode == PerturbMode::kNode) prepare_mask(*l);
+  }
+  macs_ += engine_->macs(0, n);
+  float l0 = 0.f;
+  TZ_RETURN_IF_ERROR(forward_loss(n, label, &l0, nullptr));  // reads the logits only
+  sum_l0_ += l0;
+  for (int k = 0; k < n_layers_; ++k)
+    if (layers_[k].spec.mode == PerturbMode::kNode) std::memset(layers_[k].node_grad, 0, layers_[k].y_size * 4);
+  const int sides = config_.two_sided ? 2 : 1;
+  const float mu = static_cast<float>(config_.mu_lsb);
+  for (int q = 0; q < config_.n_queries_w; ++q) {
+    float lq[2] = {0.f, 0.f};
+    for (int side = 0; side < sides; ++side) {
+      const int sign = side == 0 ? 1 : -1;
+      for (int k = 0; k < n_layers_; ++k) {
+        Layer& l = layers_[k];
+        if (l.spec.mode == PerturbMode::kWeight) {
+          write_perturbed_weights(l, k, q, sign);
+          TZ_RETURN_IF_ERROR(engine_->set_param_override(l.spec.op, 1, l.pert_w));
+          if (config_.update_bias) {
+            write_perturbed_bias(l, k, q, sign);
+            TZ_RETURN_IF_ERROR(engine_->set_param_override(l.spec.op, 2, l.pert_b));
+          }
+        } else {
+          write_offsets(l, k, q, sign);
+          TZ_RETURN_IF_ERROR(engine_->set_output_offset(l.spec.op, l.offsets));
+        }
+      }
+      TZ_RETURN_IF_ERROR(forward_loss(0, label, &lq[side], nullptr));
+    }
+    for (int k = 0; k < n_layers_; ++k) {
+      Layer& l = layers_[k];
+      if (l.spec.mode == PerturbMode::kWeight) {
+        l.sum_lw[q] += lq[0];
+        if (q < config_.n_queries_b) l.sum_lb[q] += lq[0];
+        if (sides == 2) {
+          l.sum_lw[config_.n_queries_w + q] += lq[1];
+          if (q < config_.n_queries_b) l.sum_lb[config_.n_queries_b + q] += lq[1];
+        }
+      } else {
+        const float coef = sides == 2 ? (lq[0] - lq[1]) / (2.f * mu) : (lq[0] - l0) / mu;
+        np_accumulate(l, k, q, coef);
+      }
+    }
+  }
+  for (int k = 0; k < n_layers_; ++k) {
+    Layer& l = layers_[k];
+    if (l.spec.mode == PerturbMode::kWeight) {
+      TZ_RETURN_IF_ERROR(engine_->set_param_override(l.spec.op, 1, l.w));
+      TZ_RETURN_IF_ERROR(engine_->set_param_override(l.spec.op, 2, l.b));
+    } else {
+      TZ_RETURN_IF_ERROR(engine_->set_output_offset(l.spec.op, nullptr));
+      np_local_gradient(l);
+    }
+  }
+  return Status::kOk;
+}
+
+Status ZoTrainer::end_step(float lr) {
+  if (engine_ == nullptr || sample_ == 0) return Status::kInvalidArgument;
+  stats_ = StepStats{};
+  stats_.n_samples = static_cast<int>(sample_);
+  stats_.mean_loss = sum_l0_ / static_cast<float>(sample_);
+  for (int li = 0; li < n_layers_; ++li) apply_update(layers_[li], li, lr);
+  stats_.forward_macs = macs_;
+  return Status::kOk;
+}
+
+void ZoTrainer::apply_update(Layer& l, int li, float lr) {
+  const float batch = static_cast<float>(sample_);
+  const bool model_wise = config_.estimation == Estimation::kModelWise;
+  const int per_ch = static_cast<int>(l.d_w / size_t(l.c_out));
+  const uint64_t round_key_w = key(li, RngStream::kRounding, 0, 0);
+  const uint64_t round_key_b = key(li, RngStream::kRounding, 1, 0);
+  auto update_w = [&](size_t i, float g) {
+    const float s = l.s_w[i / size_t(per_ch)];
+    const float step = (lr * g) / (s * s);  // QAS: dL/dW_int maps to W_int by 1 / s_w^2
+    const int64_t d = round_step(step, config_.rounding, uniform01(round_key_w, i));
+    const int8_t nw = clamp_s8(clamp_s32(int64_t(l.w[i]) - d));
+    stats_.weights_changed += nw != l.w[i];
+    l.w[i] = nw;
+  };
+  auto update_b = [&](int o, float g) {
+    const float sxw = l.s_x * l.s_w[o];
+    const float step = (lr * g) / (sxw * sxw);
+    const int64_t d = round_step(step, config_.rounding, uniform01(round_key_b, uint64_t(o)));
+    const int32_t nb = clamp_s32(int64_t(l.b[o]) - d);
+    stats_.weights_changed += nb != l.b[o];
+    l.b[o] = nb;
+  };
+
+  if (l.spec.mode == PerturbMode::kWeight) {
+    // g_i = c / (n sigma) * sum_q (mean L_q - mean L_0) u_q[i], u_q regenerated
+    // from its seed in blocks of 64 elements (no d-sized gradient buffer).
+    const int sides = config_.two_sided ? 2 : 1;
+    auto wp = [&](int n, float sigma, float* sums, RngStream stream, size_t d, auto&& update) {
+      const float c = gns_factor(config_.gns, static_cast<float>(n), static_cast<float>(d));
+      const float scale = c / (static_cast<float>(n) * sigma * (sides == 2 ? 2.f : 1.f));
+      float coef[256];
+      for (int q = 0; q < n && q < 256; ++q)
+        coef[q] = sides == 2 ? (sums[q] - sums[n + q]) / batch : (sums[q] - sum_l0_) / batch;
+      uint64_t keys[256];
+      for (int q = 0; q < n && q < 256; ++q) keys[q] = key(li, stream, q, 0);
+      for (size_t base = 0; base < d; base += 64) {
+        float g[64] = {0.f};
+        const size_t len = d - base < 64 ? d - base : 64;
+        for (int q = 0; q < n && q < 256; ++q) {
+          const uint64_t bitsq = random_block(keys[q], base >> 6);
+          for (size_t j = 0; j < len; ++j) g[j] += ((bitsq >> j) & 1u) ? coef[q] : -coef[q];
+        }
+        for (size_t j = 0; j < len; ++j) update(base + j, g[j] * scale);
+      }
+    };
+    const int nw = config_.n_queries_w;
+    const int nb = model_wise ? (config_.n_queries_b < nw ? config_.n_queries_b : nw) : config_.n_queries_b;
+    wp(nw, static_cast<float>(config_.sigma_w_lsb), l.sum_lw, RngStream::kWeightPerturb, l.d_w,
+       [&](size_t i, float g) { update_w(i, g); });
+    if (config_.update_bias)
+      wp(nb, static_cast<float>(config_.sigma_b_lsb), l.sum_lb, RngStream::kBiasPerturb, size_t(l.c_out),
+         [&](size_t i, float g) { update_b(static_cast<int>(i), g); });
+    return;
+  }
+  // NP: G /= (Q B), then GNS with the effective sample count B Q and
+  // d = unmasked nodes per sample (METHOD §3.2).
+  const float n_eff = static_cast<float>(config_.n_queries_np) * batch;
+  const float d = static_cast<float>(l.unmasked) / batch;
+  const float scale = gns_factor(config_.gns, n_eff, d) / n_eff;
+  for (size_t i = 0; i < l.d_w; ++i) update_w(i, l.grad_w[i] * scale);
+  if (config_.update_bias)
+    for (int o = 0; o < l.c_out; ++o) update_b(o, l.grad_b[o] * scale);
+}
+
+}  // namespace tinyzo
