@@ -73,7 +73,7 @@ Status ZoTrainer::required_arena_bytes(Engine& engine, Span<const TrainLayer> la
 Status ZoTrainer::init(Engine& engine, Span<const TrainLayer> layers, const ZoConfig& config, Arena& arena) {
   const ModelView& m = engine.model();
   if (layers.empty() || layers.size() > size_t(kMaxLayers)) return Status::kInvalidArgument;
-  if (config.n_queries_w < 1 || config.n_queries_b < 1 || config.n_queries_np < 1 || config.sigma_w_lsb < 1 ||
+  if (config.n_queries_w < 1 || config.n_queries_w > kMaxQueries || config.n_queries_b > kMaxQueries || config.n_queries_b < 1 || config.n_queries_np < 1 || config.sigma_w_lsb < 1 ||
       config.sigma_w_lsb > 127 || config.sigma_b_lsb < 1 || config.mu_lsb < 1 || config.mu_lsb > 127)
     return Status::kInvalidArgument;
   engine_ = &engine;
@@ -380,43 +380,57 @@ Status ZoTrainer::np_queries(Layer& l, int li, int label, float l0) {
   return Status::kOk;
 }
 
-// The exact backward inside this one layer (METHOD §3.2): dL/dacc = G * m *
-// mult[o] / s_y, then dL/db = sum dL/dacc, dL/dW = sum dL/dacc * (x - z_x).
-void ZoTrainer::np_local_gradient(Layer& l) {
-  const ModelView& m = engine_->model();
-  const TzmOp& op = m.op(l.spec.op);
-  const TzmTensor& xt = m.tensor(l.x_tensor);
-  const TzmTensor& yt = m.tensor(l.y_tensor);
-  const int in_h = xt.dims[0], in_w = xt.dims[1], in_c = xt.dims[2];
-  const int out_h = yt.dims[0], out_w = yt.dims[1], out_c = yt.dims[2];
-  const int kh = op.params[kConvKh], kw = op.params[kConvKw], sh = op.params[kConvStrideH],
-            sw = op.params[kConvStrideW], pt = op.params[kConvPadTop], pl = op.params[kConvPadLeft];
-  const int groups = op.params[kConvGroups];
-  const int cig = in_c / groups, cog = out_c / groups;
-  for (int oy = 0; oy < out_h; ++oy) {
-    for (int ox = 0; ox < out_w; ++ox) {
-      for (int o = 0; o < out_c; ++o) {
-        const size_t yi = (size_t(oy) * out_w + ox) * out_c + o;
-        if (!l.mask[yi]) continue;
-        const float delta = l.node_grad[yi] * (l.mult[o] / l.s_y);
+void conv_local_gradient(const ConvParams& p, const int8_t* x, const float* node_grad, const int8_t* mask,
+                         const float* mult, float* grad_w, float* grad_b) {
+  const int cig = p.in_c / p.groups, cog = p.out_c / p.groups;
+  for (int oy = 0; oy < p.out_h; ++oy) {
+    for (int ox = 0; ox < p.out_w; ++ox) {
+      for (int o = 0; o < p.out_c; ++o) {
+        const size_t yi = (size_t(oy) * p.out_w + ox) * p.out_c + o;
+        if (!mask[yi]) continue;
+        const float delta = node_grad[yi] * (mult[o] / p.y_scale);
         if (delta == 0.f) continue;
-        l.grad_b[o] += delta;
+        grad_b[o] += delta;
         const int g = o / cog;
-        float* gw = l.grad_w + size_t(o) * kh * kw * cig;
-        for (int ky = 0; ky < kh; ++ky) {
-          const int iy = oy * sh - pt + ky;
-          if (iy < 0 || iy >= in_h) continue;
-          for (int kx = 0; kx < kw; ++kx) {
-            const int ix = ox * sw - pl + kx;
-            if (ix < 0 || ix >= in_w) continue;
-            const int8_t* xp = l.x_cache + (size_t(iy) * in_w + ix) * in_c + g * cig;
-            float* gp = gw + (ky * kw + kx) * cig;
-            for (int c = 0; c < cig; ++c) gp[c] += delta * static_cast<float>(int32_t(xp[c]) - l.z_x);
+        float* gw = grad_w + size_t(o) * p.kh * p.kw * cig;
+        for (int ky = 0; ky < p.kh; ++ky) {
+          const int iy = oy * p.stride_h - p.pad_top + ky;
+          if (iy < 0 || iy >= p.in_h) continue;
+          for (int kx = 0; kx < p.kw; ++kx) {
+            const int ix = ox * p.stride_w - p.pad_left + kx;
+            if (ix < 0 || ix >= p.in_w) continue;
+            const int8_t* xp = x + (size_t(iy) * p.in_w + ix) * p.in_c + g * cig;
+            float* gp = gw + (ky * p.kw + kx) * cig;
+            for (int c = 0; c < cig; ++c) gp[c] += delta * static_cast<float>(int32_t(xp[c]) - p.x_zero);
           }
         }
       }
     }
   }
+}
+
+void ZoTrainer::np_local_gradient(Layer& l) {
+  const ModelView& m = engine_->model();
+  const TzmOp& op = m.op(l.spec.op);
+  const TzmTensor& xt = m.tensor(l.x_tensor);
+  const TzmTensor& yt = m.tensor(l.y_tensor);
+  ConvParams p;
+  p.in_h = xt.dims[0];
+  p.in_w = xt.dims[1];
+  p.in_c = xt.dims[2];
+  p.out_h = yt.dims[0];
+  p.out_w = yt.dims[1];
+  p.out_c = yt.dims[2];
+  p.kh = op.params[kConvKh];
+  p.kw = op.params[kConvKw];
+  p.stride_h = op.params[kConvStrideH];
+  p.stride_w = op.params[kConvStrideW];
+  p.pad_top = op.params[kConvPadTop];
+  p.pad_left = op.params[kConvPadLeft];
+  p.groups = op.params[kConvGroups];
+  p.x_zero = l.z_x;
+  p.y_scale = l.s_y;
+  conv_local_gradient(p, l.x_cache, l.node_grad, l.mask, l.mult, l.grad_w, l.grad_b);
 }
 
 // Model-wise estimation (MeZO-like, for ablations): every trainable tensor or
@@ -498,58 +512,50 @@ Status ZoTrainer::end_step(float lr) {
   return Status::kOk;
 }
 
-void ZoTrainer::apply_update(Layer& l, int li, float lr) {
-  const float batch = static_cast<float>(sample_);
-  const bool model_wise = config_.estimation == Estimation::kModelWise;
-  const int per_ch = static_cast<int>(l.d_w / size_t(l.c_out));
-  const uint64_t round_key_w = key(li, RngStream::kRounding, 0, 0);
-  const uint64_t round_key_b = key(li, RngStream::kRounding, 1, 0);
-  auto update_w = [&](size_t i, float g) {
-    const float s = l.s_w[i / size_t(per_ch)];
-    const float step = (lr * g) / (s * s);  // QAS: dL/dW_int maps to W_int by 1 / s_w^2
-    const int64_t d = round_step(step, config_.rounding, uniform01(round_key_w, i));
-    const int8_t nw = clamp_s8(clamp_s32(int64_t(l.w[i]) - d));
-    stats_.weights_changed += nw != l.w[i];
-    l.w[i] = nw;
-  };
-  auto update_b = [&](int o, float g) {
-    const float sxw = l.s_x * l.s_w[o];
-    const float step = (lr * g) / (sxw * sxw);
-    const int64_t d = round_step(step, config_.rounding, uniform01(round_key_b, uint64_t(o)));
-    const int32_t nb = clamp_s32(int64_t(l.b[o]) - d);
-    stats_.weights_changed += nb != l.b[o];
-    l.b[o] = nb;
-  };
+int8_t ZoTrainer::updated_weight(int8_t w, float lr, float g, float s_w, Rounding r, float u) {
+  const float step = (lr * g) / (s_w * s_w);  // QAS: dL/dW_int maps to W_int by 1 / s_w^2
+  return clamp_s8(clamp_s32(int64_t(w) - round_step(step, r, u)));
+}
 
+int32_t ZoTrainer::updated_bias(int32_t b, float lr, float g, float s_x, float s_w, Rounding r, float u) {
+  const float sxw = s_x * s_w;
+  const float step = (lr * g) / (sxw * sxw);
+  return clamp_s32(int64_t(b) - round_step(step, r, u));
+}
+
+template <class FW, class FB>
+void ZoTrainer::for_each_gradient(const Layer& l, int li, FW&& fw, FB&& fb) const {
+  const float batch = static_cast<float>(sample_);
   if (l.spec.mode == PerturbMode::kWeight) {
     // g_i = c / (n sigma) * sum_q (mean L_q - mean L_0) u_q[i], u_q regenerated
     // from its seed in blocks of 64 elements (no d-sized gradient buffer).
     const int sides = config_.two_sided ? 2 : 1;
-    auto wp = [&](int n, float sigma, float* sums, RngStream stream, size_t d, auto&& update) {
+    auto wp = [&](int n, float sigma, const float* sums, RngStream stream, size_t d, auto&& emit) {
+      if (n > kMaxQueries) n = kMaxQueries;
       const float c = gns_factor(config_.gns, static_cast<float>(n), static_cast<float>(d));
       const float scale = c / (static_cast<float>(n) * sigma * (sides == 2 ? 2.f : 1.f));
-      float coef[256];
-      for (int q = 0; q < n && q < 256; ++q)
+      float coef[kMaxQueries];
+      uint64_t keys[kMaxQueries];
+      for (int q = 0; q < n; ++q) {
         coef[q] = sides == 2 ? (sums[q] - sums[n + q]) / batch : (sums[q] - sum_l0_) / batch;
-      uint64_t keys[256];
-      for (int q = 0; q < n && q < 256; ++q) keys[q] = key(li, stream, q, 0);
+        keys[q] = key(li, stream, q, 0);
+      }
       for (size_t base = 0; base < d; base += 64) {
         float g[64] = {0.f};
         const size_t len = d - base < 64 ? d - base : 64;
-        for (int q = 0; q < n && q < 256; ++q) {
+        for (int q = 0; q < n; ++q) {
           const uint64_t bitsq = random_block(keys[q], base >> 6);
           for (size_t j = 0; j < len; ++j) g[j] += ((bitsq >> j) & 1u) ? coef[q] : -coef[q];
         }
-        for (size_t j = 0; j < len; ++j) update(base + j, g[j] * scale);
+        for (size_t j = 0; j < len; ++j) emit(base + j, g[j] * scale);
       }
     };
+    const bool model_wise = config_.estimation == Estimation::kModelWise;
     const int nw = config_.n_queries_w;
     const int nb = model_wise ? (config_.n_queries_b < nw ? config_.n_queries_b : nw) : config_.n_queries_b;
-    wp(nw, static_cast<float>(config_.sigma_w_lsb), l.sum_lw, RngStream::kWeightPerturb, l.d_w,
-       [&](size_t i, float g) { update_w(i, g); });
+    wp(nw, static_cast<float>(config_.sigma_w_lsb), l.sum_lw, RngStream::kWeightPerturb, l.d_w, fw);
     if (config_.update_bias)
-      wp(nb, static_cast<float>(config_.sigma_b_lsb), l.sum_lb, RngStream::kBiasPerturb, size_t(l.c_out),
-         [&](size_t i, float g) { update_b(static_cast<int>(i), g); });
+      wp(nb, static_cast<float>(config_.sigma_b_lsb), l.sum_lb, RngStream::kBiasPerturb, size_t(l.c_out), fb);
     return;
   }
   // NP: G /= (Q B), then GNS with the effective sample count B Q and
@@ -557,9 +563,42 @@ void ZoTrainer::apply_update(Layer& l, int li, float lr) {
   const float n_eff = static_cast<float>(config_.n_queries_np) * batch;
   const float d = static_cast<float>(l.unmasked) / batch;
   const float scale = gns_factor(config_.gns, n_eff, d) / n_eff;
-  for (size_t i = 0; i < l.d_w; ++i) update_w(i, l.grad_w[i] * scale);
+  for (size_t i = 0; i < l.d_w; ++i) fw(i, l.grad_w[i] * scale);
   if (config_.update_bias)
-    for (int o = 0; o < l.c_out; ++o) update_b(o, l.grad_b[o] * scale);
+    for (int o = 0; o < l.c_out; ++o) fb(size_t(o), l.grad_b[o] * scale);
+}
+
+Status ZoTrainer::gradient(int i, Span<float> grad_w, Span<float> grad_b) const {
+  if (i < 0 || i >= n_layers_ || sample_ == 0) return Status::kInvalidArgument;
+  const Layer& l = layers_[i];
+  if (grad_w.size() < l.d_w || grad_b.size() < size_t(l.c_out)) return Status::kInvalidArgument;
+  for (int o = 0; o < l.c_out; ++o) grad_b[o] = 0.f;
+  for_each_gradient(
+      l, i, [&](size_t k, float g) { grad_w[k] = g; }, [&](size_t o, float g) { grad_b[o] = g; });
+  return Status::kOk;
+}
+
+void ZoTrainer::apply_update(Layer& l, int li, float lr) {
+  const size_t per_ch = l.d_w / size_t(l.c_out);
+  const uint64_t round_key_w = key(li, RngStream::kRounding, 0, 0);
+  const uint64_t round_key_b = key(li, RngStream::kRounding, 1, 0);
+  // Gradients are computed from the step's sums and the weights they were
+  // estimated at; the updates below only write l.w / l.b, which the gradient
+  // of this layer no longer reads.
+  for_each_gradient(
+      l, li,
+      [&](size_t i, float g) {
+        const int8_t nw =
+            updated_weight(l.w[i], lr, g, l.s_w[i / per_ch], config_.rounding, uniform01(round_key_w, i));
+        stats_.weights_changed += nw != l.w[i];
+        l.w[i] = nw;
+      },
+      [&](size_t o, float g) {
+        const int32_t nb =
+            updated_bias(l.b[o], lr, g, l.s_x, l.s_w[o], config_.rounding, uniform01(round_key_b, o));
+        stats_.weights_changed += nb != l.b[o];
+        l.b[o] = nb;
+      });
 }
 
 }  // namespace tinyzo

@@ -14,6 +14,7 @@
 
 #include "tinyzo/arena.h"
 #include "tinyzo/engine.h"
+#include "tinyzo/kernels/params.h"
 #include "tinyzo/span.h"
 #include "tinyzo/status.h"
 #include "tinyzo/train/rng.h"
@@ -40,6 +41,13 @@ struct ZoConfig {
   uint64_t seed = 0;
 };
 
+// The exact backward inside one conv layer (METHOD §3.2), used by NP:
+// delta[pos, o] = node_grad[pos, o] * mask[pos, o] * mult[o] / y_scale (the
+// gradient of the int32 accumulator), grad_b[o] += sum delta, grad_w[o, ky,
+// kx, c] += sum delta * (x - x_zero). Accumulates into grad_w / grad_b.
+void conv_local_gradient(const ConvParams& p, const int8_t* x, const float* node_grad, const int8_t* mask,
+                         const float* mult, float* grad_w, float* grad_b);
+
 struct TrainLayer {
   int op = -1;                             // a Conv2d op of the model
   PerturbMode mode = PerturbMode::kWeight;
@@ -56,6 +64,7 @@ struct StepStats {
 class ZoTrainer {
  public:
   static constexpr int kMaxLayers = 32;
+  static constexpr int kMaxQueries = 256;  // per tensor (WP) or layer (NP)
 
   // Takes the trainable copies (int8 weights, int32 biases) and all buffers
   // from `arena` and points the engine at the copies. `layers` must be Conv2d
@@ -76,6 +85,14 @@ class ZoTrainer {
   Status end_step(float lr);
   const StepStats& last_step() const { return stats_; }
 
+  // The gradient estimate of layer i from the samples accumulated since
+  // begin_step (dL/dW_int and dL/db_int per LSB, GNS applied): what end_step
+  // would apply. grad_w holds weights(i).size() floats, grad_b biases(i).size().
+  Status gradient(int i, Span<float> grad_w, Span<float> grad_b) const;
+  // Node gradient G of layer i (NP) for the last accumulated sample, per LSB
+  // of the output, summed over queries (not yet divided by Q).
+  Span<const float> node_gradient(int i) const { return Span<const float>(layers_[i].node_grad, layers_[i].node_grad ? layers_[i].y_size : 0); }
+
   // Loss of one sample with the current weights (one forward).
   Status loss(Span<const int8_t> input, int label, float* loss_out, int* predicted = nullptr);
 
@@ -91,6 +108,10 @@ class ZoTrainer {
   // The integer step of the QAS update: rounds `step` to an integer with the
   // configured rounding (`u` in [0,1) is the stochastic-rounding draw).
   static int64_t round_step(float step, Rounding r, float u);
+  // QAS update of one weight: clamp(w - R(lr * g / s_w^2), -128, 127).
+  static int8_t updated_weight(int8_t w, float lr, float g, float s_w, Rounding r, float u);
+  // QAS update of one bias: clamp(b - R(lr * g / (s_x s_w)^2)) to int32.
+  static int32_t updated_bias(int32_t b, float lr, float g, float s_x, float s_w, Rounding r, float u);
 
  private:
   struct Layer {
@@ -134,6 +155,8 @@ class ZoTrainer {
   void write_perturbed_bias(const Layer& l, int li, int q, int sign);
   uint64_t key(int li, RngStream s, int q, uint32_t sample) const;
   void apply_update(Layer& l, int li, float lr);
+  template <class FW, class FB>
+  void for_each_gradient(const Layer& l, int li, FW&& fw, FB&& fb) const;
 
   Engine* engine_ = nullptr;
   ZoConfig config_;
