@@ -1,0 +1,52 @@
+#include "cifar10.h"
+
+#include "data_dir.h"
+#include "errors.h"
+#include "file_util.h"
+
+namespace tinyzo {
+
+Cifar10Set parse_cifar10(const uint8_t* data, size_t size, const std::string& what) {
+  if (size == 0) throw CliError(what + ": empty, expected CIFAR-10 records of 3073 bytes");
+  if (size % kCifar10RecordBytes != 0)
+    throw CliError(what + ": " + std::to_string(size) +
+                   " bytes is not a multiple of the 3073-byte CIFAR-10 record (truncated or not CIFAR-10 binary)");
+  const size_t n = size / kCifar10RecordBytes;
+  Cifar10Set set;
+  set.labels.resize(n);
+  set.pixels.resize(n * kCifar10ImageBytes);
+  for (size_t i = 0; i < n; ++i) {
+    const uint8_t* rec = data + i * kCifar10RecordBytes;
+    if (rec[0] >= kCifar10Classes)
+      throw CliError(what + ": record " + std::to_string(i) + " has label " + std::to_string(rec[0]) +
+                     ", expected 0..9 (not a CIFAR-10 binary file?)");
+    set.labels[i] = rec[0];
+    std::copy(rec + 1, rec + kCifar10RecordBytes, set.pixels.begin() + i * kCifar10ImageBytes);
+  }
+  return set;
+}
+
+Cifar10Set load_cifar10(const std::string& path) {
+  const std::vector<uint8_t> raw = read_file_bytes(path);
+  if (has_gzip_magic(raw.data(), raw.size())) {
+    const std::vector<uint8_t> plain = gunzip_bytes(raw.data(), raw.size(), path);
+    return parse_cifar10(plain.data(), plain.size(), path);
+  }
+  return parse_cifar10(raw.data(), raw.size(), path);
+}
+
+std::string cifar10_test_batch_path(const std::string& data_dir) {
+  const std::string gz = data_dir + "/" + kCifar10TestRelPath;
+  if (is_regular_file(gz)) return gz;
+  const std::string plain = data_dir + "/cifar10/test_batch.bin";
+  if (is_regular_file(plain)) return plain;
+  throw CliError(gz + ": missing (the CIFAR-10 test batch; " + plain + " would also do); " + data_download_hint());
+}
+
+const char* cifar10_class_name(int label) {
+  static const char* const kNames[kCifar10Classes] = {"airplane", "automobile", "bird",  "cat",  "deer",
+                                                      "dog",      "frog",       "horse", "ship", "truck"};
+  return label >= 0 && label < kCifar10Classes ? kNames[label] : "?";
+}
+
+}  // namespace tinyzo

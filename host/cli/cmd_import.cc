@@ -1,0 +1,52 @@
+// `tinyzo import SRC -o OUT.tzm`: converts an original model (the .pth / .pkl
+// files of the tiny-training repositories) with the Python importer, checks
+// the result with ModelView and only then puts it at OUT.
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "commands.h"
+#include "data_dir.h"
+#include "errors.h"
+#include "file_util.h"
+#include "model_store.h"
+
+namespace tinyzo::cli {
+
+namespace {
+
+struct ImportOptions {
+  std::string src;
+  std::string out;
+};
+
+void run_import(const ImportOptions& o) {
+  std::string src = o.src;
+  // A reference model name stands for its original file in the data directory.
+  if (!is_regular_file(src)) {
+    if (const KnownModel* known = find_known_model(src)) {
+      src = require_data_file(resolve_data_dir(), std::string(kModelsRelDir) + "/" + known->file,
+                              std::string("the original ") + known->name + " model");
+    } else {
+      throw CliError(src + ": no such file");
+    }
+  }
+  if (is_directory(o.out)) throw CliError("-o " + o.out + ": is a directory");
+  const double secs = run_importer(src, o.out);
+  const LoadedModel m = LoadedModel::load(o.out);
+  std::printf("wrote %s: %zu bytes, %d ops, %d tensors (%.1f s)\n", o.out.c_str(), m.size_bytes(), m.view().n_ops(),
+              m.view().n_tensors(), secs);
+}
+
+}  // namespace
+
+void register_import_command(CLI::App& app) {
+  auto opts = std::make_shared<ImportOptions>();
+  CLI::App* cmd = app.add_subcommand("import", "convert an original model (.pth/.pkl or a reference name) to .tzm");
+  cmd->add_option("src", opts->src, "the original model file, or a reference model name (mcunet-cifar10, ...)")
+      ->required();
+  cmd->add_option("-o,--out", opts->out, "the .tzm file to write")->required();
+  cmd->callback([opts]() { run_import(*opts); });
+}
+
+}  // namespace tinyzo::cli

@@ -1,0 +1,77 @@
+// The `tinyzo` command-line tool. Every failure ends as one line on stderr,
+// "tinyzo: error: <message>", with exit code 2 for usage errors (bad flags,
+// missing arguments) and 1 for everything else.
+#include <cstdio>
+#include <exception>
+#include <new>
+#include <string>
+
+#include "commands.h"
+#include "data_dir.h"
+
+// TEMPORARY: `plan` and `corrupt` are written by other developers and may not
+// be committed yet; weak references let the tool link without them. Remove
+// once host/cli/cmd_plan.cc and host/cli/cmd_corrupt.cc are in.
+namespace tinyzo::cli {
+[[gnu::weak]] void register_plan_command(CLI::App& app);
+[[gnu::weak]] void register_corrupt_command(CLI::App& app);
+}  // namespace tinyzo::cli
+
+namespace {
+
+// Error text on one line: CLI11 and nested messages may contain newlines.
+std::string one_line(std::string s) {
+  for (char& c : s)
+    if (c == '\n' || c == '\r') c = ' ';
+  while (!s.empty() && s.back() == ' ') s.pop_back();
+  return s;
+}
+
+int fail(const std::string& message, int code) {
+  std::fflush(stdout);
+  std::fprintf(stderr, "tinyzo: error: %s\n", one_line(message).c_str());
+  return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"tinyzo: int8 CNN inference and zeroth-order training for microcontrollers (host tools)",
+               "tinyzo"};
+  app.set_version_flag("--version", "tinyzo 0.1.0");
+  tinyzo::PathOptions& paths = tinyzo::global_path_options();
+  app.add_option("--data-dir", paths.data_dir,
+                 "shared data directory (default: $TINYZO_DATA, ../shared/data, <source>/../shared/data)");
+  app.add_option("--cache-dir", paths.cache_dir,
+                 "cache for converted models (default: $TINYZO_CACHE, $XDG_CACHE_HOME/tinyzo, ~/.cache/tinyzo)");
+  app.require_subcommand(1);
+  app.fallthrough();  // global options are accepted after the subcommand too
+
+  tinyzo::cli::register_info_command(app);
+  tinyzo::cli::register_eval_command(app);
+  tinyzo::cli::register_dump_command(app);
+  tinyzo::cli::register_import_command(app);
+  if (&tinyzo::cli::register_plan_command != nullptr) tinyzo::cli::register_plan_command(app);
+  if (&tinyzo::cli::register_corrupt_command != nullptr) tinyzo::cli::register_corrupt_command(app);
+
+  try {
+    // Subcommand callbacks run inside parse(), after all arguments are checked.
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    return fail(std::string(e.what()) + " (see tinyzo --help)", 2);
+  } catch (const std::bad_alloc&) {
+    return fail("out of memory", 1);
+  } catch (const std::exception& e) {
+    return fail(e.what(), 1);
+  } catch (...) {
+    return fail("unknown error", 1);
+  }
+  if (std::fflush(stdout) != 0) return fail("cannot write to standard output", 1);
+  return 0;
+}

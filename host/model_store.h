@@ -1,0 +1,122 @@
+// Finding, converting and loading models for the host tools. A `--model`
+// argument is either a path to a .tzm file or the name of a reference model
+// from the data directory, converted on first use by the Python importer into
+// the cache directory. See docs/data.md.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data_dir.h"
+#include "tinyzo/arena.h"
+#include "tinyzo/engine.h"
+#include "tinyzo/model.h"
+
+namespace tinyzo {
+
+// A model file held in memory (16-byte aligned, as the format requires) and
+// its validated view. Movable (the view points into heap storage that moves
+// with it), not copyable.
+class LoadedModel {
+ public:
+  // Reads and validates `path`. Throws CliError "<path>: <reason>" for a
+  // missing file and "<path>: corrupt model: <ModelView::error()>" for bytes
+  // that fail validation.
+  static LoadedModel load(const std::string& path);
+  // Validates bytes already in memory; `what` names them in errors.
+  static LoadedModel from_bytes(const uint8_t* data, size_t size, const std::string& what);
+
+  LoadedModel(LoadedModel&&) = default;
+  LoadedModel& operator=(LoadedModel&&) = default;
+  LoadedModel(const LoadedModel&) = delete;
+  LoadedModel& operator=(const LoadedModel&) = delete;
+
+  const ModelView& view() const { return view_; }
+  const std::string& path() const { return path_; }
+  size_t size_bytes() const { return size_; }
+  const uint8_t* data() const { return reinterpret_cast<const uint8_t*>(storage_.data()); }
+
+ private:
+  struct alignas(16) Block {
+    uint8_t b[16];
+  };
+  LoadedModel() = default;
+
+  std::vector<Block> storage_;
+  size_t size_ = 0;
+  ModelView view_;
+  std::string path_;
+};
+
+// A reference model that `--model <name>` accepts.
+struct KnownModel {
+  const char* name;         // "mcunet-cifar10"
+  const char* file;         // under <data>/models/original/
+  const char* description;  // one line
+};
+const std::vector<KnownModel>& known_models();
+// The kernel table named `name`: "best" (best_kernels()) or "ref". Throws
+// CliError for anything else.
+const KernelTable& kernels_by_name(const std::string& name);
+
+// Bytes of arena Engine::init() needs for `model` (probed in a temporary
+// scratch arena). Throws CliError when the model cannot be planned.
+size_t required_arena_bytes(const ModelView& model);
+
+// An Engine with its own heap-backed arena of exactly
+// Engine::required_arena_bytes(). One per thread; `model` must outlive it.
+class EngineInstance {
+ public:
+  // Throws CliError "<what>: engine: <status>" when init fails.
+  EngineInstance(const ModelView& model, const KernelTable& kernels);
+  EngineInstance(const EngineInstance&) = delete;
+  EngineInstance& operator=(const EngineInstance&) = delete;
+
+  Engine& engine() { return engine_; }
+  // invoke(), throwing CliError on a non-ok status.
+  void invoke();
+  // The model output as float logits: output_f32() for a float32 output,
+  // otherwise the int8 output dequantized with its scale and zero point.
+  void logits(std::vector<float>* out) const;
+
+ private:
+  struct alignas(16) Block {
+    uint8_t b[16];
+  };
+  std::vector<Block> memory_;
+  Arena arena_;
+  Engine engine_;
+};
+
+// Index of the largest value (the first one on ties); -1 for an empty input.
+int argmax(const std::vector<float>& v);
+
+// The entry for `name`, or nullptr.
+const KnownModel* find_known_model(const std::string& name);
+
+// Resolves a --model argument to a .tzm path: an existing file is returned as
+// is; a known name maps to <cache>/<name>.tzm, (re)converted from
+// <data>/models/original/<file> when the cache is missing, older than the
+// source or the importer, or fails validation. Progress of a conversion goes
+// to stderr. Throws CliError for an unknown name, a missing file or a failed
+// conversion.
+std::string resolve_model_path(const std::string& arg, const PathOptions& options = global_path_options());
+
+// resolve_model_path() then LoadedModel::load().
+LoadedModel load_model_arg(const std::string& arg, const PathOptions& options = global_path_options());
+
+// Runs the Python importer (python/tinyzo/importer.py under TINYZO_SOURCE_DIR,
+// or $TINYZO_IMPORTER): `importer.py SRC -o TMP`, then validates TMP with
+// ModelView and renames it to `out`. Nothing is left at `out` (or beside it)
+// when anything fails. The interpreter is $TINYZO_PYTHON if set; otherwise
+// python3 from PATH, then /usr/bin/python3 when the first is missing or
+// fails (Debian's python3-torch imports only under /usr/bin/python3). Throws
+// CliError with the importer's last line of output. Returns the seconds the
+// conversion took.
+double run_importer(const std::string& src, const std::string& out);
+
+// The importer script that run_importer() uses.
+std::string importer_script_path();
+
+}  // namespace tinyzo
