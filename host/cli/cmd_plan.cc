@@ -1,0 +1,516 @@
+// `tinyzo plan`: SRAM and flash of a model for inference, and what ZO (WP /
+// NP) and BP training of a layer set add. The accounting rules are in
+// docs/memory.md; the numbers come from include/tinyzo/train/memory_model.h.
+#include <algorithm>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+#include "errors.h"
+#include "lifetime_chart.h"
+#include "model_store.h"
+#include "tinyzo/arena.h"
+#include "tinyzo/engine.h"
+#include "tinyzo/train/memory_model.h"
+
+namespace tinyzo::cli {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+struct PlanArgs {
+  std::string model;
+  std::string train;
+  std::string mode;  // "", "wp", "np", "auto"
+  int batch = 100;
+  int queries = 50;
+  double budget_kb = 256;
+  int width = 96;
+  bool json = false;
+  bool no_chart = false;
+};
+
+// The paper's released CIFAR-10-C layer set (METHOD §4): the first pointwise
+// conv of blocks 4-7 of MCUNet-5fps, WP for blocks 4-5 and NP for 6-7.
+struct NamedLayer {
+  const char* name;
+  ZoMode mode;
+};
+constexpr NamedLayer kPaperLayers[] = {
+    {"1.4.conv.0", ZoMode::kWeight},
+    {"1.5.conv.0", ZoMode::kWeight},
+    {"1.6.conv.0", ZoMode::kNode},
+    {"1.7.conv.0", ZoMode::kNode},
+};
+
+void check(Status s, const std::string& what) {
+  if (s != Status::kOk) throw CliError(what + ": " + status_name(s));
+}
+
+bool trainable_op(const ModelView& m, int i) {
+  const OpType t = static_cast<OpType>(m.op(i).type);
+  return t == OpType::kConv2d || t == OpType::kFullyConnected;
+}
+
+int find_op(const ModelView& m, const std::string& name) {
+  for (int i = 0; i < m.n_ops(); ++i)
+    if (name == m.op(i).name) return i;
+  // "#12" or "12": an op index.
+  const std::string digits = !name.empty() && name[0] == '#' ? name.substr(1) : name;
+  if (!digits.empty() && std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    const long v = std::stol(digits);
+    if (v >= 0 && v < m.n_ops()) return int(v);
+  }
+  return -1;
+}
+
+std::string conv_names_hint(const ModelView& m) {
+  std::string s;
+  int shown = 0;
+  for (int i = 0; i < m.n_ops() && shown < 6; ++i)
+    if (trainable_op(m, i)) s += (shown++ ? ", " : "") + std::string(m.op(i).name);
+  return s + ", ...";
+}
+
+// Parses --train: a comma list of op names / indices and the keywords
+// `paper` and `all`. `explicit_mode` marks layers whose mode came from the
+// keyword (kept unless --mode says otherwise).
+std::vector<TrainLayer> parse_layers(const ModelView& m, const std::string& spec) {
+  std::vector<TrainLayer> layers;
+  auto add = [&](int op, ZoMode mode) {
+    for (const TrainLayer& l : layers)
+      if (l.op == op) return;
+    layers.push_back(TrainLayer{op, mode});
+  };
+  size_t start = 0;
+  while (start <= spec.size()) {
+    size_t end = spec.find(',', start);
+    if (end == std::string::npos) end = spec.size();
+    std::string tok = spec.substr(start, end - start);
+    tok.erase(0, tok.find_first_not_of(" \t"));
+    tok.erase(tok.find_last_not_of(" \t") + 1);
+    start = end + 1;
+    if (tok.empty()) continue;
+    if (tok == "paper") {
+      for (const NamedLayer& p : kPaperLayers) {
+        const int op = find_op(m, p.name);
+        if (op < 0)
+          throw CliError(std::string("--train paper: the model has no op named ") + p.name +
+                         " (the paper's layer set is defined on MCUNet-5fps: --model mcunet-cifar10 or mcunet-5fps)");
+        add(op, p.mode);
+      }
+    } else if (tok == "all") {
+      for (int i = 0; i < m.n_ops(); ++i)
+        if (trainable_op(m, i)) add(i, ZoMode::kWeight);
+    } else {
+      const int op = find_op(m, tok);
+      if (op < 0) throw CliError("--train: no op named '" + tok + "' (convs: " + conv_names_hint(m) + ")");
+      if (!trainable_op(m, op))
+        throw CliError("--train: op '" + tok + "' is not a Conv2d or FullyConnected op, it has no int8 weights");
+      add(op, ZoMode::kWeight);
+    }
+  }
+  if (layers.empty()) throw CliError("--train: no layers given");
+  std::sort(layers.begin(), layers.end(), [](const TrainLayer& a, const TrainLayer& b) { return a.op < b.op; });
+  return layers;
+}
+
+struct Inference {
+  std::vector<BufferRequest> requests;
+  std::vector<size_t> offsets;
+  InferenceMemory mem;
+  size_t required_bytes = 0;  // Engine::required_arena_bytes: activations + engine tables
+  size_t table_bytes = 0;
+  FlashBreakdown flash;
+  uint64_t macs = 0;
+  Span<const BufferRequest> req() const { return Span<const BufferRequest>(requests.data(), requests.size()); }
+};
+
+Inference plan_inference_host(const ModelView& m) {
+  Inference inf;
+  const size_t nt = size_t(m.n_tensors());
+  inf.requests.resize(nt);
+  inf.offsets.resize(nt);
+  std::vector<int> scratch(nt);
+  check(plan_inference(m, Span<BufferRequest>(inf.requests.data(), nt), Span<size_t>(inf.offsets.data(), nt),
+                       Span<int>(scratch.data(), nt), &inf.mem),
+        "planning the activations");
+  // The engine's own figure (a trial init in a scratch arena), so the report
+  // is what a device would have to reserve.
+  size_t cap = inf.mem.activation_bytes + 64 * (nt + size_t(m.n_ops())) + 4096;
+  for (int attempt = 0;; ++attempt) {
+    std::vector<uint8_t> buf(cap + 16);
+    Arena arena(buf.data() + (16 - reinterpret_cast<uintptr_t>(buf.data()) % 16) % 16, cap);
+    const Status s = Engine::required_arena_bytes(m, arena, &inf.required_bytes);
+    if (s == Status::kOk) break;
+    if (s != Status::kOutOfMemory || attempt > 4) check(s, "sizing the engine arena");
+    cap *= 2;
+  }
+  inf.table_bytes = inf.required_bytes - std::min(inf.required_bytes, inf.mem.activation_bytes);
+  check(flash_breakdown(m, &inf.flash), "measuring the flash");
+  for (int i = 0; i < m.n_ops(); ++i) inf.macs += m.op_macs(i);
+  return inf;
+}
+
+ZoMemory zo_for(const ModelView& m, const Inference& inf, const std::vector<TrainLayer>& layers,
+                const ZoSettings& s, std::vector<ZoLayerMemory>* per) {
+  per->assign(layers.size(), ZoLayerMemory{});
+  ZoMemory z;
+  check(zo_memory(m, inf.req(), Span<const TrainLayer>(layers.data(), layers.size()), s,
+                  Span<ZoLayerMemory>(per->data(), per->size()), &z),
+        "ZO accounting");
+  return z;
+}
+
+BpMemory bp_for(const ModelView& m, const Inference& inf, const std::vector<TrainLayer>& layers, BpKind kind) {
+  const size_t n = bp_request_count(m);
+  std::vector<BufferRequest> work(n);
+  std::vector<size_t> offsets(n);
+  std::vector<int> scratch(n);
+  BpMemory b;
+  check(bp_memory(m, inf.req(), Span<const TrainLayer>(layers.data(), layers.size()), kind, inf.mem.activation_bytes,
+                  Span<BufferRequest>(work.data(), n), Span<size_t>(offsets.data(), n), Span<int>(scratch.data(), n),
+                  &b),
+        "BP accounting");
+  return b;
+}
+
+// --mode auto: start from NP everywhere (B*Q effective samples instead of Q,
+// the lower-variance estimator, METHOD §3.5) and move layers to WP, each time
+// the one whose move saves the most, until inference + ZO fits the budget.
+void choose_auto(const ModelView& m, const Inference& inf, std::vector<TrainLayer>* layers, const ZoSettings& s,
+                 size_t budget_bytes) {
+  for (TrainLayer& l : *layers) l.mode = ZoMode::kNode;
+  std::vector<ZoLayerMemory> per;
+  for (;;) {
+    const size_t now = zo_for(m, inf, *layers, s, &per).extra_bytes;
+    if (inf.required_bytes + now <= budget_bytes) return;
+    size_t best = now;
+    int best_i = -1;
+    for (size_t i = 0; i < layers->size(); ++i) {
+      if ((*layers)[i].mode != ZoMode::kNode) continue;
+      (*layers)[i].mode = ZoMode::kWeight;
+      const size_t v = zo_for(m, inf, *layers, s, &per).extra_bytes;
+      (*layers)[i].mode = ZoMode::kNode;
+      if (v < best) {
+        best = v;
+        best_i = int(i);
+      }
+    }
+    if (best_i < 0) return;  // nothing left to save: report as is
+    (*layers)[size_t(best_i)].mode = ZoMode::kWeight;
+  }
+}
+
+std::string shape(const TzmTensor& t) {
+  std::string s;
+  for (int d = 0; d < t.rank; ++d) s += (d ? "x" : "") + std::to_string(t.dims[d]);
+  return s;
+}
+
+std::string op_kind(const ModelView& m, int i) {
+  const TzmOp& op = m.op(i);
+  if (static_cast<OpType>(op.type) == OpType::kFullyConnected) return "fc";
+  const int k = op.params[kConvKh], g = op.params[kConvGroups], s = op.params[kConvStrideH];
+  const int ci = m.tensor(op.inputs[0]).dims[2];
+  std::string kind = (g > 1 && g == ci) ? "dw" : (k == 1 ? "pw" : "conv");
+  kind += std::to_string(k) + "x" + std::to_string(op.params[kConvKw]);
+  if (s != 1) kind += "/" + std::to_string(s);
+  return kind;
+}
+
+double kb(size_t b) { return double(b) / 1024.0; }
+
+Json layer_json(const ModelView& m, const ZoLayerMemory& l) {
+  Json j;
+  j["op"] = l.op;
+  j["name"] = m.op(l.op).name;
+  j["mode"] = zo_mode_name(l.mode);
+  j["n_weights"] = l.n_weights;
+  j["n_bias"] = l.n_bias;
+  j["n_outputs"] = l.n_outputs;
+  j["weight_bytes"] = l.weight_bytes;
+  j["bias_bytes"] = l.bias_bytes;
+  j["scalar_bytes"] = l.scalar_bytes;
+  j["grad_bytes"] = l.grad_bytes;
+  j["boundary_bytes"] = l.boundary_bytes;
+  j["perturbed_bytes"] = l.perturbed_bytes;
+  j["offset_bytes"] = l.offset_bytes;
+  j["node_grad_bytes"] = l.node_grad_bytes;
+  j["mask_bytes"] = l.mask_bytes;
+  j["loss_bytes"] = l.loss_bytes;
+  j["persistent_bytes"] = l.persistent_bytes();
+  j["transient_bytes"] = l.transient_bytes();
+  j["extra_bytes"] = l.extra_bytes();
+  return j;
+}
+
+Json zo_json(const ModelView& m, const ZoMemory& z, size_t inference_bytes) {
+  Json j;
+  j["persistent_bytes"] = z.persistent_bytes;
+  j["workspace_bytes"] = z.workspace_bytes;
+  j["workspace_op"] = z.workspace_op >= 0 ? Json(m.op(z.workspace_op).name) : Json(nullptr);
+  j["extra_bytes"] = z.extra_bytes;
+  j["total_bytes"] = inference_bytes + z.extra_bytes;
+  return j;
+}
+
+Json bp_json(const BpMemory& b, size_t inference_bytes) {
+  Json j;
+  j["arena_bytes"] = b.arena_bytes;
+  j["saved_bytes"] = b.saved_bytes;
+  j["mask_bytes"] = b.mask_bytes;
+  j["max_grad_bytes"] = b.max_grad_bytes;
+  j["weight_bytes"] = b.weight_bytes;
+  j["weight_grad_bytes"] = b.weight_grad_bytes;
+  j["extra_bytes"] = b.extra_bytes;
+  j["total_bytes"] = inference_bytes + b.extra_bytes;
+  return j;
+}
+
+void run_plan(const PlanArgs& a) {
+  if (a.batch < 1) throw CliError("--batch must be at least 1");
+  if (a.queries < 1) throw CliError("--queries must be at least 1");
+  if (!(a.budget_kb > 0)) throw CliError("--budget-kb must be positive");
+  const LoadedModel model = load_model_arg(a.model);
+  const ModelView& m = model.view();
+  const Inference inf = plan_inference_host(m);
+  const size_t budget = size_t(a.budget_kb * 1024.0);
+
+  Json j;
+  j["model"] = model.path();
+  j["n_ops"] = m.n_ops();
+  j["n_tensors"] = m.n_tensors();
+  j["macs"] = inf.macs;
+  Json ji;
+  ji["activation_bytes"] = inf.mem.activation_bytes;
+  ji["peak_live_bytes"] = inf.mem.peak_live_bytes;
+  ji["peak_op"] = inf.mem.peak_op;
+  ji["engine_table_bytes"] = inf.table_bytes;
+  ji["kernel_scratch_bytes"] = 0;
+  ji["total_bytes"] = inf.required_bytes;
+  ji["sum_tensor_bytes"] = inf.mem.sum_tensor_bytes;
+  j["inference"] = ji;
+  Json jf;
+  jf["file_bytes"] = inf.flash.file_bytes;
+  jf["weight_bytes"] = inf.flash.weight_bytes;
+  jf["bias_bytes"] = inf.flash.bias_bytes;
+  jf["multiplier_bytes"] = inf.flash.multiplier_bytes;
+  jf["scale_bytes"] = inf.flash.scale_bytes;
+  jf["head_bytes"] = inf.flash.head_bytes;
+  jf["other_const_bytes"] = inf.flash.other_const_bytes;
+  jf["table_bytes"] = inf.flash.table_bytes;
+  jf["padding_bytes"] = inf.flash.padding_bytes;
+  j["flash"] = jf;
+  Json jt = Json::array();
+  for (int t = 0; t < m.n_tensors(); ++t) {
+    const BufferRequest& r = inf.requests[size_t(t)];
+    if (r.size_bytes == 0) continue;
+    jt.push_back(Json{{"tensor", t},
+                      {"name", m.tensor(t).name},
+                      {"shape", shape(m.tensor(t))},
+                      {"bytes", r.size_bytes},
+                      {"offset", inf.offsets[size_t(t)]},
+                      {"first_use", r.first_use},
+                      {"last_use", r.last_use},
+                      {"in_place_over", r.share_with}});
+  }
+  j["tensors"] = jt;
+  j["live_bytes_per_step"] = live_bytes_per_step(inf.req(), m.n_ops());
+
+  std::string text;
+  auto line = [&](const char* fmt, auto... v) {
+    char buf[1024];
+    std::snprintf(buf, sizeof buf, fmt, v...);
+    text += buf;
+    text += '\n';
+  };
+  line("model %s: %d ops, %d tensors, %.1f MMAC per sample", model.path().c_str(), m.n_ops(), m.n_tensors(),
+       double(inf.macs) / 1e6);
+  line("");
+  line("Inference SRAM (engine arena)                  %10zu B  %8.1f KB", inf.required_bytes, kb(inf.required_bytes));
+  line("  activation arena (planned)                   %10zu B  %8.1f KB", inf.mem.activation_bytes,
+       kb(inf.mem.activation_bytes));
+  line("    lower bound: peak live bytes at op %-4d    %10zu B  %8.1f KB  (%s)", inf.mem.peak_op,
+       inf.mem.peak_live_bytes, kb(inf.mem.peak_live_bytes),
+       inf.mem.peak_op >= 0 && inf.mem.peak_op < m.n_ops() ? m.op(inf.mem.peak_op).name : "-");
+  line("    without reuse (sum of all activations)     %10zu B  %8.1f KB", inf.mem.sum_tensor_bytes,
+       kb(inf.mem.sum_tensor_bytes));
+  line("  engine tables                                %10zu B  %8.1f KB", inf.table_bytes, kb(inf.table_bytes));
+  line("  kernel scratch                               %10d B            (no kernel needs scratch)", 0);
+  line("Flash (the .tzm, read in place)                %10zu B  %8.1f KB", inf.flash.file_bytes,
+       kb(inf.flash.file_bytes));
+  line("  int8 weights                                 %10zu B  %8.1f KB", inf.flash.weight_bytes,
+       kb(inf.flash.weight_bytes));
+  line("  int32 biases                                 %10zu B  %8.1f KB", inf.flash.bias_bytes, kb(inf.flash.bias_bytes));
+  line("  float32 requant multipliers                  %10zu B  %8.1f KB", inf.flash.multiplier_bytes,
+       kb(inf.flash.multiplier_bytes));
+  line("  float32 per-channel weight scales            %10zu B  %8.1f KB", inf.flash.scale_bytes,
+       kb(inf.flash.scale_bytes));
+  line("  float32 head (weight + bias)                 %10zu B  %8.1f KB", inf.flash.head_bytes, kb(inf.flash.head_bytes));
+  if (inf.flash.other_const_bytes)
+    line("  other constants                              %10zu B  %8.1f KB", inf.flash.other_const_bytes,
+         kb(inf.flash.other_const_bytes));
+  line("  header + tensor/op tables                    %10zu B  %8.1f KB", inf.flash.table_bytes,
+       kb(inf.flash.table_bytes));
+  line("  alignment padding                            %10zu B  %8.1f KB", inf.flash.padding_bytes,
+       kb(inf.flash.padding_bytes));
+  if (!a.no_chart) {
+    LifetimeChartOptions co;
+    co.max_columns = a.width;
+    text += "\n" + render_lifetime_chart(m, inf.req(), Span<const size_t>(inf.offsets.data(), inf.offsets.size()),
+                                         inf.mem.activation_bytes, co);
+  }
+
+  if (!a.train.empty()) {
+    std::vector<TrainLayer> layers = parse_layers(m, a.train);
+    ZoSettings s;
+    s.n_queries = a.queries;
+    s.batch = a.batch;
+    if (a.mode == "wp" || a.mode == "np") {
+      for (TrainLayer& l : layers) l.mode = a.mode == "np" ? ZoMode::kNode : ZoMode::kWeight;
+    } else if (a.mode == "auto") {
+      choose_auto(m, inf, &layers, s, budget);
+    }
+    std::vector<TrainLayer> all_wp = layers, all_np = layers;
+    for (TrainLayer& l : all_wp) l.mode = ZoMode::kWeight;
+    for (TrainLayer& l : all_np) l.mode = ZoMode::kNode;
+    std::vector<ZoLayerMemory> per, per_wp, per_np;
+    const ZoMemory zsel = zo_for(m, inf, layers, s, &per);
+    const ZoMemory zwp = zo_for(m, inf, all_wp, s, &per_wp);
+    const ZoMemory znp = zo_for(m, inf, all_np, s, &per_np);
+    const BpMemory bfull = bp_for(m, inf, layers, BpKind::kFull);
+    const BpMemory bsparse = bp_for(m, inf, layers, BpKind::kSparse);
+    int n_np = 0;
+    size_t n_params = 0;
+    for (const ZoLayerMemory& l : per) {
+      n_np += l.mode == ZoMode::kNode;
+      n_params += l.n_weights + l.n_bias;
+    }
+
+    Json jtr;
+    jtr["layers_spec"] = a.train;
+    jtr["mode_flag"] = a.mode.empty() ? "default" : a.mode;
+    jtr["queries"] = a.queries;
+    jtr["batch"] = a.batch;
+    jtr["budget_bytes"] = budget;
+    jtr["n_params"] = n_params;
+    Json jl = Json::array();
+    for (size_t i = 0; i < per.size(); ++i) {
+      Json e = layer_json(m, per[i]);
+      e["wp_extra_bytes"] = per_wp[i].extra_bytes();
+      e["np_extra_bytes"] = per_np[i].extra_bytes();
+      jl.push_back(e);
+    }
+    jtr["layers"] = jl;
+    jtr["zo"] = zo_json(m, zsel, inf.required_bytes);
+    jtr["zo_all_wp"] = zo_json(m, zwp, inf.required_bytes);
+    jtr["zo_all_np"] = zo_json(m, znp, inf.required_bytes);
+    jtr["bp"] = bp_json(bfull, inf.required_bytes);
+    jtr["sparse_bp"] = bp_json(bsparse, inf.required_bytes);
+    j["training"] = jtr;
+
+    line("");
+    line("Training %zu layer%s (%zu parameters), Q = %d queries per layer, batch %d streamed one sample at a time",
+         per.size(), per.size() == 1 ? "" : "s", n_params, a.queries, a.batch);
+    line("Extra SRAM per layer if it alone were trained (persistent + its transient workspace):");
+    line("  %4s %-14s %-8s %-18s %8s %6s %8s %10s  %10s %10s  %s", "op", "name", "kind", "in -> out", "d_w", "C_out",
+         "D", "boundary", "WP extra", "NP extra", "mode");
+    for (size_t i = 0; i < per.size(); ++i) {
+      const ZoLayerMemory& l = per[i];
+      const TzmOp& op = m.op(l.op);
+      const std::string io = shape(m.tensor(op.inputs[0])) + "->" + shape(m.tensor(op.output));
+      line("  %4d %-14s %-8s %-18s %8zu %6zu %8zu %10zu  %10zu %10zu  %s", l.op, op.name, op_kind(m, l.op).c_str(),
+           io.c_str(), l.n_weights, l.n_bias, l.n_outputs, l.boundary_bytes, per_wp[i].extra_bytes(),
+           per_np[i].extra_bytes(), zo_mode_name(l.mode));
+    }
+    line("");
+    line("Layer set totals (SRAM total = inference %zu B + extra):", inf.required_bytes);
+    line("  %-32s %10s %10s %10s %12s %9s  %s", "", "persistent", "workspace", "extra", "total", "total KB",
+         "fits 256/1024 KB");
+    auto zo_row = [&](const std::string& label, const ZoMemory& z) {
+      const size_t total = inf.required_bytes + z.extra_bytes;
+      line("  %-32s %10zu %10zu %10zu %12zu %9.1f  %s / %s", label.c_str(), z.persistent_bytes, z.workspace_bytes,
+           z.extra_bytes, total, kb(total), total <= 256 * 1024 ? "yes" : "no", total <= 1024 * 1024 ? "yes" : "no");
+    };
+    zo_row("ZO, selected (" + std::to_string(per.size() - size_t(n_np)) + " WP + " + std::to_string(n_np) + " NP)",
+           zsel);
+    zo_row("ZO, all WP", zwp);
+    zo_row("ZO, all NP", znp);
+    auto bp_row = [&](const char* label, const BpMemory& b) {
+      const size_t total = inf.required_bytes + b.extra_bytes;
+      line("  %-32s %10zu %10zu %10zu %12zu %9.1f  %s / %s", label, b.weight_bytes + b.weight_grad_bytes,
+           b.arena_bytes - std::min(b.arena_bytes, inf.mem.activation_bytes), b.extra_bytes, total, kb(total),
+           total <= 256 * 1024 ? "yes" : "no", total <= 1024 * 1024 ? "yes" : "no");
+    };
+    bp_row("BP (every op input kept)", bfull);
+    bp_row("sparse BP (MIT-style)", bsparse);
+    line("  (BP: persistent = trained weights + float32 weight gradients; workspace = growth of the arena planned");
+    line("   over forward + backward: saved activations %zu B / masks %zu B (sparse: %zu B / %zu B), float32",
+         bfull.saved_bytes, bfull.mask_bytes, bsparse.saved_bytes, bsparse.mask_bytes);
+    line("   activation gradients up to %zu B each.)", bfull.max_grad_bytes);
+    line("");
+    line("Selected ZO extra, itemized:");
+    size_t w = 0, b = 0, sc = 0, g = 0;
+    for (const ZoLayerMemory& l : per) {
+      w += l.weight_bytes;
+      b += l.bias_bytes;
+      sc += l.scalar_bytes;
+      g += l.grad_bytes;
+    }
+    line("  trainable int8 weights in SRAM        %10zu B", w);
+    line("  trainable int32 biases in SRAM        %10zu B", b);
+    line("  WP per-query loss sums (float32)      %10zu B", sc);
+    line("  NP dW/db accumulators (float32)       %10zu B", g);
+    for (const ZoLayerMemory& l : per) {
+      if (l.op != zsel.workspace_op) continue;
+      line("  workspace, sized by op %d %s (%s):", l.op, m.op(l.op).name, zo_mode_name(l.mode));
+      line("    boundary cache                      %10zu B", l.boundary_bytes);
+      if (l.mode == ZoMode::kWeight) {
+        line("    perturbed W or b                    %10zu B", l.perturbed_bytes);
+      } else {
+        line("    int8 node offsets                   %10zu B", l.offset_bytes);
+        line("    float32 node gradient G             %10zu B", l.node_grad_bytes);
+        line("    saturation mask (1 bit)             %10zu B", l.mask_bytes);
+      }
+      line("    L0 of the sample                    %10zu B", l.loss_bytes);
+    }
+    if (a.mode == "auto")
+      line("  (--mode auto: NP where inference + ZO still fits %.0f KB, WP elsewhere)", a.budget_kb);
+  }
+
+  if (a.json) {
+    std::printf("%s\n", j.dump(2).c_str());
+  } else {
+    std::fputs(text.c_str(), stdout);
+  }
+}
+
+}  // namespace
+
+void register_plan_command(CLI::App& app) {
+  auto args = std::make_shared<PlanArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "plan", "SRAM and flash for inference, and the extra SRAM of ZO (WP/NP) and BP training (docs/memory.md)");
+  cmd->add_option("--model,-m", args->model, "a .tzm file or a reference model name (mcunet-cifar10, ...)")
+      ->required();
+  cmd->add_option("--train", args->train,
+                  "layers to train: comma list of op names or indices, 'paper' (1.4-1.7 conv.0, WP/WP/NP/NP) or "
+                  "'all' (every conv)");
+  cmd->add_option("--mode", args->mode,
+                  "ZO mode of every trained layer: wp, np, or auto (NP while it fits --budget-kb); default: the "
+                  "keyword's modes ('paper'), else wp")
+      ->check(CLI::IsMember({"wp", "np", "auto"}));
+  cmd->add_option("--batch,-b", args->batch, "batch size B (streamed; does not change memory)")
+      ->capture_default_str();
+  cmd->add_option("--queries,-q", args->queries, "queries Q per layer")->capture_default_str();
+  cmd->add_option("--budget-kb", args->budget_kb, "SRAM budget for --mode auto, in KB")->capture_default_str();
+  cmd->add_option("--width", args->width, "columns of the lifetime chart")->capture_default_str();
+  cmd->add_flag("--json", args->json, "print the numbers as JSON instead of text");
+  cmd->add_flag("--no-chart", args->no_chart, "leave out the lifetime chart");
+  cmd->callback([args] { run_plan(*args); });
+}
+
+}  // namespace tinyzo::cli
