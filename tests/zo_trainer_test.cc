@@ -1,0 +1,472 @@
+// Tests of the ZO trainer (METHOD §3): estimator math, GNS, the integer
+// update, determinism, frozen tensors, the NP layer-local gradient.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "tinyzo/engine.h"
+#include "tinyzo/train/fmath.h"
+#include "tinyzo/train/rng.h"
+#include "tinyzo/train/zo_trainer.h"
+#include "tzm_writer.h"
+
+namespace tinyzo {
+namespace {
+
+// A small CNN: [6,6,3] -> conv3x3 (3->8, pad 1) -> pw (8->8) -> add -> gap ->
+// float head (8 -> 4 classes). Deterministic random parameters.
+struct TinyNet {
+  AlignedModelBytes bytes;
+  ModelView view;
+  int conv_op = 0, pw_op = 1;
+};
+
+std::vector<uint8_t> build_tiny(uint32_t seed, int hw = 6) {
+  std::mt19937 rng(seed);
+  auto s8 = [&](size_t n, int lo, int hi) {
+    std::uniform_int_distribution<int> d(lo, hi);
+    std::vector<int8_t> v(n);
+    for (auto& x : v) x = static_cast<int8_t>(d(rng));
+    return v;
+  };
+  auto s32 = [&](size_t n, int lo, int hi) {
+    std::uniform_int_distribution<int> d(lo, hi);
+    std::vector<int32_t> v(n);
+    for (auto& x : v) x = d(rng);
+    return v;
+  };
+  TzmBuilder b;
+  const float sx = 1.f / 127.5f;
+  int x = b.add_tensor("input", DType::kInt8, {hw, hw, 3}, 0, sx, 0);
+  b.set_input(x);
+  std::vector<float> sw1(8, 0.01f), sw2(8, 0.02f);
+  int w1 = b.add_constant_s8("c1.w", {8, 3, 3, 3}, s8(8 * 27, -60, 60), sw1, kTensorTrainable);
+  int b1 = b.add_constant_s32("c1.b", {8}, s32(8, -200, 200), kTensorTrainable);
+  int m1 = b.add_constant_f32("c1.m", {8}, conv_multipliers(sx, sw1));
+  WindowParams win;
+  win.kh = win.kw = 3;
+  win.pad_top = win.pad_left = win.pad_bottom = win.pad_right = 1;
+  int y1 = b.add_conv2d("c1", x, w1, b1, m1, win, 1, 0.03f, -128, -128, 127);
+  int w2 = b.add_constant_s8("c2.w", {8, 1, 1, 8}, s8(64, -60, 60), sw2, kTensorTrainable);
+  int b2 = b.add_constant_s32("c2.b", {8}, s32(8, -300, 300), kTensorTrainable);
+  int m2 = b.add_constant_f32("c2.m", {8}, conv_multipliers(0.03f, sw2));
+  int y2 = b.add_conv2d("c2", y1, w2, b2, m2, WindowParams{}, 1, 0.05f, 3);
+  int y3 = b.add_add("add", y1, y2, 0.06f, -10);
+  int p = b.add_global_avg_pool("pool", y3);
+  std::normal_distribution<float> nd(0.f, 0.5f);
+  std::vector<float> hw_(4 * 8), hb(4);
+  for (auto& v : hw_) v = nd(rng);
+  for (auto& v : hb) v = nd(rng);
+  int hwt = b.add_constant_f32("head.w", {4, 8}, hw_);
+  int hbt = b.add_constant_f32("head.b", {4}, hb);
+  int out = b.add_linear_f32("head", p, hwt, hbt);
+  b.set_output(out);
+  return b.serialize();
+}
+
+void load(TinyNet& net, uint32_t seed) {
+  net.bytes.assign(build_tiny(seed).data(), build_tiny(seed).size());
+  ASSERT_EQ(net.view.init(net.bytes.data(), net.bytes.size()), Status::kOk) << net.view.error();
+}
+
+std::vector<std::vector<int8_t>> make_inputs(int n, size_t size, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> d(-128, 127);
+  std::vector<std::vector<int8_t>> v(n, std::vector<int8_t>(size));
+  for (auto& img : v)
+    for (auto& p : img) p = static_cast<int8_t>(d(rng));
+  return v;
+}
+
+// Trains `steps` steps on 8 samples and returns the concatenated trainable copies.
+std::vector<int64_t> train(const ZoConfig& cfg, const std::vector<TrainLayer>& layers, int steps, TinyNet& net) {
+  std::vector<uint8_t> arena_mem(1 << 20);
+  Arena arena(arena_mem.data(), arena_mem.size());
+  Engine engine;
+  EXPECT_EQ(engine.init(net.view, arena, ref::table()), Status::kOk);
+  ZoTrainer trainer;
+  EXPECT_EQ(trainer.init(engine, Span<const TrainLayer>(layers.data(), layers.size()), cfg, arena), Status::kOk);
+  auto inputs = make_inputs(8, engine.input().size(), 7);
+  for (int s = 0; s < steps; ++s) {
+    EXPECT_EQ(trainer.begin_step(s), Status::kOk);
+    for (int i = 0; i < 8; ++i)
+      EXPECT_EQ(trainer.accumulate_sample(Span<const int8_t>(inputs[i].data(), inputs[i].size()), i % 4), Status::kOk);
+    EXPECT_EQ(trainer.end_step(cosine_lr(0.05f, s, steps)), Status::kOk);
+  }
+  std::vector<int64_t> all;
+  for (int l = 0; l < trainer.n_layers(); ++l) {
+    for (int8_t w : trainer.weights(l)) all.push_back(w);
+    for (int32_t b : trainer.biases(l)) all.push_back(b);
+  }
+  return all;
+}
+
+TEST(ZoTrainerMath, GnsFactor) {
+  EXPECT_FLOAT_EQ(ZoTrainer::gns_factor(GnsMode::kLinear, 10.f, 91.f), 0.1f);  // n / (n + d - 1)
+  EXPECT_FLOAT_EQ(ZoTrainer::gns_factor(GnsMode::kSqrt, 10.f, 91.f), std::sqrt(0.1f));
+  EXPECT_FLOAT_EQ(ZoTrainer::gns_factor(GnsMode::kNone, 10.f, 91.f), 1.f);
+  EXPECT_FLOAT_EQ(ZoTrainer::gns_factor(GnsMode::kLinear, 25.f, 1.f), 1.f);  // d = 1: no scaling
+}
+
+TEST(ZoTrainerMath, GnsMinimizesExpectedError) {
+  // For Rademacher u, E|c g_hat - g|^2 is smallest at c = n / (n + d - 1): check by simulation.
+  const int d = 40, n = 8, trials = 3000;
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd;
+  std::vector<float> g(d);
+  for (auto& v : g) v = nd(rng);
+  auto err = [&](float c) {
+    double e = 0;
+    for (int t = 0; t < trials; ++t) {
+      std::vector<float> est(d, 0.f);
+      for (int q = 0; q < n; ++q) {
+        const uint64_t k = mix64(uint64_t(t) * 1000 + q);
+        float dot = 0;
+        for (int i = 0; i < d; ++i) dot += g[i] * rademacher(k, i);
+        for (int i = 0; i < d; ++i) est[i] += dot * rademacher(k, i) / n;
+      }
+      for (int i = 0; i < d; ++i) e += (c * est[i] - g[i]) * (c * est[i] - g[i]);
+    }
+    return e / trials;
+  };
+  const float c = ZoTrainer::gns_factor(GnsMode::kLinear, n, d);
+  EXPECT_LT(err(c), err(1.f) * 0.5);
+  EXPECT_LT(err(c), err(c * 1.5f));
+  EXPECT_LT(err(c), err(c * 0.6f));
+}
+
+TEST(ZoTrainerMath, RoundStepNearestIsHalfToEven) {
+  EXPECT_EQ(ZoTrainer::round_step(2.5f, Rounding::kNearest, 0.f), 2);
+  EXPECT_EQ(ZoTrainer::round_step(3.5f, Rounding::kNearest, 0.f), 4);
+  EXPECT_EQ(ZoTrainer::round_step(-2.5f, Rounding::kNearest, 0.f), -2);
+  EXPECT_EQ(ZoTrainer::round_step(0.49f, Rounding::kNearest, 0.f), 0);
+  EXPECT_EQ(ZoTrainer::round_step(-0.51f, Rounding::kNearest, 0.f), -1);
+  EXPECT_EQ(ZoTrainer::round_step(1e20f, Rounding::kNearest, 0.f), int64_t(1) << 40);
+  EXPECT_EQ(ZoTrainer::round_step(-1e20f, Rounding::kNearest, 0.f), -(int64_t(1) << 40));
+  EXPECT_EQ(ZoTrainer::round_step(std::nanf(""), Rounding::kNearest, 0.f), 0);
+}
+
+TEST(ZoTrainerMath, RoundStepStochastic) {
+  // 1.25: floor 1, fraction 0.25 -> up when u < 0.25.
+  EXPECT_EQ(ZoTrainer::round_step(1.25f, Rounding::kStochastic, 0.2f), 2);
+  EXPECT_EQ(ZoTrainer::round_step(1.25f, Rounding::kStochastic, 0.3f), 1);
+  // -1.25: floor -2, fraction 0.75 -> -1 when u < 0.75.
+  EXPECT_EQ(ZoTrainer::round_step(-1.25f, Rounding::kStochastic, 0.5f), -1);
+  EXPECT_EQ(ZoTrainer::round_step(-1.25f, Rounding::kStochastic, 0.8f), -2);
+  // Unbiased on average.
+  double sum = 0;
+  for (int i = 0; i < 20000; ++i) sum += ZoTrainer::round_step(0.3f, Rounding::kStochastic, uniform01(99, i));
+  EXPECT_NEAR(sum / 20000, 0.3, 0.02);
+}
+
+TEST(ZoTrainerMath, IntegerUpdateHandComputed) {
+  // Values exact in binary32. step = lr g / s_w^2 = 0.25 * 0.5 / 0.25 = 0.5 -> rne 0 -> unchanged.
+  EXPECT_EQ(ZoTrainer::updated_weight(10, 0.25f, 0.5f, 0.5f, Rounding::kNearest, 0.f), 10);
+  // step = 0.25 * 1.5 / 0.25 = 1.5 -> 2 -> 8; step 2.5 -> 2 (ties to even) -> 8.
+  EXPECT_EQ(ZoTrainer::updated_weight(10, 0.25f, 1.5f, 0.5f, Rounding::kNearest, 0.f), 8);
+  EXPECT_EQ(ZoTrainer::updated_weight(10, 0.25f, 2.5f, 0.5f, Rounding::kNearest, 0.f), 8);
+  // Stochastic: step 1.5 rounds to 1 when u >= 0.5 -> 9.
+  EXPECT_EQ(ZoTrainer::updated_weight(10, 0.25f, 1.5f, 0.5f, Rounding::kStochastic, 0.7f), 9);
+  // Negative gradient moves up; clamps at 127 / -128.
+  EXPECT_EQ(ZoTrainer::updated_weight(120, 0.01f, -10.f, 0.1f, Rounding::kNearest, 0.f), 127);
+  EXPECT_EQ(ZoTrainer::updated_weight(-127, 0.01f, 5.f, 0.1f, Rounding::kNearest, 0.f), -128);
+  // Bias: step = lr g / (s_x s_w)^2 = 0.5 * 2 / (2^-7)^2 = 2^14 = 16384.
+  EXPECT_EQ(ZoTrainer::updated_bias(1000, 0.5f, 2.f, 0.125f, 0.0625f, Rounding::kNearest, 0.f), 1000 - 16384);
+  // Saturates at the int32 range instead of wrapping.
+  EXPECT_EQ(ZoTrainer::updated_bias(INT32_MIN + 5, 1.f, 1.f, 1e-6f, 1e-6f, Rounding::kNearest, 0.f), INT32_MIN);
+  EXPECT_EQ(ZoTrainer::updated_bias(INT32_MAX - 5, 1.f, -1.f, 1e-6f, 1e-6f, Rounding::kNearest, 0.f), INT32_MAX);
+}
+
+TEST(ZoTrainerMath, WpEstimateCosineRisesWithQueries) {
+  // The WP estimator (Rademacher, sigma = 1, one-sided) on a smooth quadratic:
+  // cos(g_hat, g) grows with n and passes 0.9.
+  const int d = 50;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd;
+  std::vector<float> a(d), c(d), w(d), g(d);
+  for (int i = 0; i < d; ++i) {
+    a[i] = 0.01f + 0.01f * std::fabs(nd(rng));
+    c[i] = nd(rng);
+    w[i] = 3.f * nd(rng);
+    g[i] = a[i] * w[i] + c[i];
+  }
+  auto f = [&](const std::vector<float>& v) {
+    double s = 0;
+    for (int i = 0; i < d; ++i) s += 0.5 * a[i] * v[i] * v[i] + c[i] * v[i];
+    return s;
+  };
+  auto cosine = [&](int n) {
+    std::vector<double> est(d, 0.0);
+    const double f0 = f(w);
+    for (int q = 0; q < n; ++q) {
+      const uint64_t k = mix64(1234 + q);
+      std::vector<float> wp(w);
+      for (int i = 0; i < d; ++i) wp[i] += rademacher(k, i);
+      const double coef = (f(wp) - f0) / n;
+      for (int i = 0; i < d; ++i) est[i] += coef * rademacher(k, i);
+    }
+    double dot = 0, ne = 0, ng = 0;
+    for (int i = 0; i < d; ++i) {
+      dot += est[i] * g[i];
+      ne += est[i] * est[i];
+      ng += double(g[i]) * g[i];
+    }
+    return dot / std::sqrt(ne * ng);
+  };
+  const double c10 = cosine(10), c100 = cosine(100), c2000 = cosine(2000);
+  EXPECT_LT(c10, c100);
+  EXPECT_LT(c100, c2000);
+  EXPECT_GT(c2000, 0.9);
+}
+
+TEST(ZoTrainer, NpNodeGradientCosineRisesWithQueries) {
+  // NP on the last conv of a net whose head sees the output smoothly: a 1x1
+  // map (the pool is then the identity) feeding the float head. The exact
+  // dL/dy per LSB of y is s_y * W_head^T (softmax - onehot).
+  TzmBuilder b;
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<int> di(-50, 50);
+  const int C = 24;
+  int x = b.add_tensor("input", DType::kInt8, {1, 1, 16}, 0, 0.05f, 0);
+  b.set_input(x);
+  std::vector<int8_t> w(C * 16);
+  for (auto& v : w) v = static_cast<int8_t>(di(rng));
+  std::vector<float> sw(C, 0.01f);
+  int wt = b.add_constant_s8("c.w", {C, 1, 1, 16}, w, sw);
+  int bt = b.add_constant_s32("c.b", {C}, std::vector<int32_t>(C, 0));
+  int mt = b.add_constant_f32("c.m", {C}, conv_multipliers(0.05f, sw));
+  const float sy = 0.02f;
+  int y = b.add_conv2d("c", x, wt, bt, mt, WindowParams{}, 1, sy, 0);
+  int p = b.add_global_avg_pool("pool", y);
+  std::normal_distribution<float> nd(0.f, 0.3f);
+  std::vector<float> hw(4 * C), hb(4, 0.f);
+  for (auto& v : hw) v = nd(rng);
+  int out = b.add_linear_f32("head", p, b.add_constant_f32("h.w", {4, C}, hw), b.add_constant_f32("h.b", {4}, hb));
+  b.set_output(out);
+  AlignedModelBytes bytes(b.serialize());
+  ModelView view;
+  ASSERT_EQ(view.init(bytes.data(), bytes.size()), Status::kOk);
+  std::vector<int8_t> input(16);
+  for (auto& v : input) v = static_cast<int8_t>(di(rng));
+  const int label = 2;
+
+  auto cosine_for = [&](int queries) {
+    std::vector<uint8_t> mem(1 << 18);
+    Arena arena(mem.data(), mem.size());
+    Engine engine;
+    EXPECT_EQ(engine.init(view, arena, ref::table()), Status::kOk);
+    ZoConfig cfg;
+    cfg.n_queries_np = queries;
+    cfg.mu_lsb = 1;
+    cfg.two_sided = true;
+    TrainLayer layer{0, PerturbMode::kNode};
+    ZoTrainer t;
+    EXPECT_EQ(t.init(engine, Span<const TrainLayer>(&layer, 1), cfg, arena), Status::kOk);
+    EXPECT_EQ(t.accumulate_sample(Span<const int8_t>(input.data(), input.size()), label), Status::kOk);
+    // Exact gradient at the unperturbed output.
+    std::vector<float> logits(engine.output_f32().begin(), engine.output_f32().end());
+    (void)logits;
+    float l0;
+    EXPECT_EQ(t.loss(Span<const int8_t>(input.data(), input.size()), label, &l0), Status::kOk);
+    const float* lg = engine.output_f32().data();
+    float m = lg[0];
+    for (int k = 1; k < 4; ++k) m = std::max(m, lg[k]);
+    double z = 0, pk[4];
+    for (int k = 0; k < 4; ++k) z += std::exp(double(lg[k] - m));
+    for (int k = 0; k < 4; ++k) pk[k] = std::exp(double(lg[k] - m)) / z - (k == label ? 1.0 : 0.0);
+    const auto* yq = static_cast<const int8_t*>(engine.tensor_data(y));
+    Span<const float> G = t.node_gradient(0);
+    double dot = 0, ne = 0, ng = 0;
+    for (int c = 0; c < C; ++c) {
+      if (yq[c] <= -128 || yq[c] >= 127) continue;  // masked nodes carry no estimate
+      double exact = 0;
+      for (int k = 0; k < 4; ++k) exact += pk[k] * hw[k * C + c];
+      exact *= sy;
+      dot += exact * G[c];
+      ne += double(G[c]) * G[c];
+      ng += exact * exact;
+    }
+    return dot / std::sqrt(ne * ng);
+  };
+  const double c2 = cosine_for(2), c20 = cosine_for(20), c200 = cosine_for(200);
+  EXPECT_LT(c2, c200);
+  EXPECT_LT(c20, c200 + 1e-9);
+  EXPECT_GT(c200, 0.9);
+}
+
+TEST(ZoTrainer, LocalGradientMatchesFiniteDifference) {
+  // L(W, b) = sum_y G[y] * (acc(W, b)[y] * mult[o] / s_y) is linear in the
+  // accumulator; its derivative by central differences in float equals
+  // conv_local_gradient (the NP backward inside one layer).
+  ConvParams p;
+  p.in_h = 5; p.in_w = 4; p.in_c = 4; p.out_c = 6; p.kh = 3; p.kw = 3; p.stride_h = 2; p.stride_w = 1;
+  p.pad_top = 1; p.pad_left = 1; p.groups = 2; p.x_zero = -7; p.y_scale = 0.04f;
+  p.out_h = (p.in_h + 2 - p.kh) / p.stride_h + 1;
+  p.out_w = (p.in_w + 2 - p.kw) / p.stride_w + 1;
+  const int cig = p.in_c / p.groups, cog = p.out_c / p.groups;
+  std::mt19937 rng(2);
+  std::uniform_int_distribution<int> di(-128, 127);
+  std::normal_distribution<float> nd;
+  std::vector<int8_t> x(p.in_h * p.in_w * p.in_c), mask(p.out_h * p.out_w * p.out_c);
+  for (auto& v : x) v = static_cast<int8_t>(di(rng));
+  std::vector<float> G(mask.size()), mult(p.out_c), W(p.out_c * 9 * cig), bias(p.out_c);
+  for (size_t i = 0; i < mask.size(); ++i) {
+    G[i] = nd(rng);
+    mask[i] = (i % 5) != 0;
+  }
+  for (auto& v : mult) v = 0.001f * (1 + std::fabs(nd(rng)));
+  for (auto& v : W) v = nd(rng) * 20;
+  auto loss = [&](const std::vector<float>& w, const std::vector<float>& bb) {
+    double L = 0;
+    for (int oy = 0; oy < p.out_h; ++oy)
+      for (int ox = 0; ox < p.out_w; ++ox)
+        for (int o = 0; o < p.out_c; ++o) {
+          const size_t yi = (size_t(oy) * p.out_w + ox) * p.out_c + o;
+          if (!mask[yi]) continue;
+          double acc = bb[o];
+          const int g = o / cog;
+          for (int ky = 0; ky < p.kh; ++ky)
+            for (int kx = 0; kx < p.kw; ++kx) {
+              const int iy = oy * p.stride_h - p.pad_top + ky, ix = ox * p.stride_w - p.pad_left + kx;
+              if (iy < 0 || iy >= p.in_h || ix < 0 || ix >= p.in_w) continue;
+              for (int c = 0; c < cig; ++c)
+                acc += double(x[(iy * p.in_w + ix) * p.in_c + g * cig + c] - p.x_zero) *
+                       w[((o * p.kh + ky) * p.kw + kx) * cig + c];
+            }
+          L += G[yi] * acc * mult[o] / p.y_scale;
+        }
+    return L;
+  };
+  std::vector<float> gw(W.size(), 0.f), gb(p.out_c, 0.f);
+  conv_local_gradient(p, x.data(), G.data(), mask.data(), mult.data(), gw.data(), gb.data());
+  const float h = 0.5f;
+  for (size_t i = 0; i < W.size(); ++i) {
+    auto wp = W, wm = W;
+    wp[i] += h;
+    wm[i] -= h;
+    const double fd = (loss(wp, bias) - loss(wm, bias)) / (2 * h);
+    EXPECT_NEAR(gw[i], fd, 1e-3 * (1 + std::fabs(fd))) << "weight " << i;
+  }
+  for (int o = 0; o < p.out_c; ++o) {
+    auto bp = bias, bm = bias;
+    bp[o] += h;
+    bm[o] -= h;
+    const double fd = (loss(W, bp) - loss(W, bm)) / (2 * h);
+    EXPECT_NEAR(gb[o], fd, 1e-3 * (1 + std::fabs(fd))) << "bias " << o;
+  }
+}
+
+TEST(ZoTrainer, SameSeedSameWeightsDifferentSeedDifferent) {
+  TinyNet net;
+  load(net, 1);
+  ZoConfig cfg;
+  cfg.n_queries_w = cfg.n_queries_b = 6;
+  cfg.n_queries_np = 6;
+  cfg.seed = 42;
+  std::vector<TrainLayer> layers = {{0, PerturbMode::kWeight}, {1, PerturbMode::kNode}};
+  const auto a = train(cfg, layers, 3, net);
+  const auto b = train(cfg, layers, 3, net);
+  EXPECT_EQ(a, b);
+  cfg.seed = 43;
+  const auto c = train(cfg, layers, 3, net);
+  EXPECT_NE(a, c);
+}
+
+TEST(ZoTrainer, TrainingChangesOnlyTrainableCopies) {
+  TinyNet net;
+  load(net, 2);
+  const std::vector<uint8_t> before(net.bytes.data(), net.bytes.data() + net.bytes.size());
+  ZoConfig cfg;
+  cfg.n_queries_w = cfg.n_queries_b = 8;
+  cfg.n_queries_np = 8;
+  std::vector<TrainLayer> layers = {{1, PerturbMode::kWeight}};
+  std::vector<uint8_t> mem(1 << 20);
+  Arena arena(mem.data(), mem.size());
+  Engine engine;
+  ASSERT_EQ(engine.init(net.view, arena, ref::table()), Status::kOk);
+  ZoTrainer t;
+  ASSERT_EQ(t.init(engine, Span<const TrainLayer>(layers.data(), 1), cfg, arena), Status::kOk);
+  auto inputs = make_inputs(4, engine.input().size(), 3);
+  int changed = 0;
+  for (int s = 0; s < 4; ++s) {
+    ASSERT_EQ(t.begin_step(s), Status::kOk);
+    for (int i = 0; i < 4; ++i)
+      ASSERT_EQ(t.accumulate_sample(Span<const int8_t>(inputs[i].data(), inputs[i].size()), i), Status::kOk);
+    ASSERT_EQ(t.end_step(0.5f), Status::kOk);
+    changed += t.last_step().weights_changed;
+  }
+  EXPECT_GT(changed, 0);  // training did something
+  // The model bytes (flash) are bitwise unchanged: frozen and original trainable tensors alike.
+  EXPECT_TRUE(std::equal(before.begin(), before.end(), net.bytes.data()));
+  // The frozen conv still reads the model's own tensors; the trained one reads the copy.
+  EXPECT_EQ(engine.param(0, 1), net.view.data(net.view.op(0).inputs[1]));
+  EXPECT_EQ(engine.param(1, 1), static_cast<const void*>(t.weights(0).data()));
+}
+
+TEST(ZoTrainer, LayerWiseLossesMatchFullForward) {
+  // Prefix reuse must not change the unperturbed loss: the step's mean loss
+  // equals the mean of full forwards.
+  TinyNet net;
+  load(net, 4);
+  ZoConfig cfg;
+  cfg.n_queries_w = cfg.n_queries_b = cfg.n_queries_np = 3;
+  std::vector<TrainLayer> layers = {{1, PerturbMode::kNode}, {0, PerturbMode::kWeight}};
+  std::vector<uint8_t> mem(1 << 20);
+  Arena arena(mem.data(), mem.size());
+  Engine engine;
+  ASSERT_EQ(engine.init(net.view, arena, ref::table()), Status::kOk);
+  ZoTrainer t;
+  ASSERT_EQ(t.init(engine, Span<const TrainLayer>(layers.data(), 2), cfg, arena), Status::kOk);
+  auto inputs = make_inputs(5, engine.input().size(), 9);
+  float sum = 0;
+  for (int i = 0; i < 5; ++i) {
+    float l;
+    ASSERT_EQ(t.loss(Span<const int8_t>(inputs[i].data(), inputs[i].size()), i % 4, &l), Status::kOk);
+    sum += l;
+  }
+  ASSERT_EQ(t.begin_step(0), Status::kOk);
+  for (int i = 0; i < 5; ++i)
+    ASSERT_EQ(t.accumulate_sample(Span<const int8_t>(inputs[i].data(), inputs[i].size()), i % 4), Status::kOk);
+  ASSERT_EQ(t.end_step(0.f), Status::kOk);
+  EXPECT_EQ(t.last_step().mean_loss, sum / 5.f);
+  EXPECT_EQ(t.last_step().weights_changed, 0);  // lr 0 changes nothing
+}
+
+TEST(ZoTrainer, ModelWiseRunsAndIsDeterministic) {
+  TinyNet net;
+  load(net, 5);
+  ZoConfig cfg;
+  cfg.n_queries_w = cfg.n_queries_b = 5;
+  cfg.estimation = Estimation::kModelWise;
+  cfg.two_sided = true;
+  std::vector<TrainLayer> layers = {{0, PerturbMode::kNode}, {1, PerturbMode::kWeight}};
+  EXPECT_EQ(train(cfg, layers, 2, net), train(cfg, layers, 2, net));
+}
+
+TEST(ZoTrainer, ArenaTooSmallIsOutOfMemory) {
+  TinyNet net;
+  load(net, 6);
+  std::vector<uint8_t> mem(1 << 20);
+  Arena arena(mem.data(), mem.size());
+  Engine engine;
+  ASSERT_EQ(engine.init(net.view, arena, ref::table()), Status::kOk);
+  std::vector<TrainLayer> layers = {{0, PerturbMode::kNode}};
+  ZoConfig cfg;
+  size_t need = 0;
+  ASSERT_EQ(ZoTrainer::required_arena_bytes(engine, Span<const TrainLayer>(layers.data(), 1), cfg, arena, &need),
+            Status::kOk);
+  ASSERT_GT(need, 0u);
+  std::vector<uint8_t> small(need - 1);
+  Arena tight(small.data(), small.size());
+  ZoTrainer t;
+  EXPECT_EQ(t.init(engine, Span<const TrainLayer>(layers.data(), 1), cfg, tight), Status::kOutOfMemory);
+  // Bad layer specs are rejected.
+  std::vector<TrainLayer> bad = {{4, PerturbMode::kWeight}};  // op 4 is the pool
+  ZoTrainer t2;
+  EXPECT_EQ(t2.init(engine, Span<const TrainLayer>(bad.data(), 1), cfg, arena), Status::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace tinyzo
