@@ -1,0 +1,244 @@
+// The digital family: brightness, contrast, saturate, jpeg_compression,
+// pixelate, elastic_transform.
+#include <algorithm>
+#include <cmath>
+
+#include "corrupt_internal.h"
+#include "errors.h"
+#include "image_io.h"
+
+namespace tinyzo::corrupt_detail {
+
+namespace {
+
+// Applies f(h, s, v) in skimage's HSV space to every pixel.
+template <typename F>
+void in_hsv(const uint8_t* in, uint8_t* out, F f) {
+  for (int i = 0; i < kPixels; ++i) {
+    double h, s, v, r, g, b;
+    rgb_to_hsv(in[i] / 255.0, in[kPixels + i] / 255.0, in[2 * kPixels + i] / 255.0, h, s, v);
+    f(h, s, v);
+    hsv_to_rgb(h, s, v, r, g, b);
+    out[i] = to_u8_trunc(r);
+    out[kPixels + i] = to_u8_trunc(g);
+    out[2 * kPixels + i] = to_u8_trunc(b);
+  }
+}
+
+}  // namespace
+
+void brightness(int severity, HostRng&, const uint8_t* in, uint8_t* out) {
+  static constexpr double kC[] = {0.05, 0.1, 0.15, 0.2, 0.3};
+  const double c = kC[severity - 1];
+  in_hsv(in, out, [c](double&, double&, double& v) { v = std::clamp(v + c, 0.0, 1.0); });
+}
+
+void saturate(int severity, HostRng&, const uint8_t* in, uint8_t* out) {
+  static constexpr double kK[] = {0.3, 0.1, 1.5, 2.0, 2.5};
+  static constexpr double kAdd[] = {0.0, 0.0, 0.0, 0.1, 0.2};
+  const double k = kK[severity - 1], add = kAdd[severity - 1];
+  in_hsv(in, out, [k, add](double&, double& s, double&) { s = std::clamp(s * k + add, 0.0, 1.0); });
+}
+
+void contrast(int severity, HostRng&, const uint8_t* in, uint8_t* out) {
+  static constexpr double kC[] = {0.75, 0.5, 0.4, 0.3, 0.15};
+  const double c = kC[severity - 1];
+  for (int ch = 0; ch < 3; ++ch) {
+    const uint8_t* p = in + ch * kPixels;
+    // The mean from the exact integer sum: equal to the mean of x / 255.
+    int64_t sum = 0;
+    for (int i = 0; i < kPixels; ++i) sum += p[i];
+    const double mean = double(sum) / (255.0 * kPixels);
+    for (int i = 0; i < kPixels; ++i) out[ch * kPixels + i] = to_u8_trunc((p[i] / 255.0 - mean) * c + mean);
+  }
+}
+
+void jpeg_compression(int severity, HostRng&, const uint8_t* in, uint8_t* out) {
+  static constexpr int kQuality[] = {80, 65, 58, 50, 40};
+  Image8 rgb;
+  rgb.width = rgb.height = kSide;
+  rgb.channels = 3;
+  rgb.pixels.resize(kValues);
+  for (int c = 0; c < 3; ++c)
+    for (int i = 0; i < kPixels; ++i) rgb.pixels[i * 3 + c] = in[c * kPixels + i];
+  const std::vector<uint8_t> jpeg = encode_jpeg(rgb, kQuality[severity - 1]);
+  const Image8 decoded = decode_image(jpeg.data(), jpeg.size(), 3, "jpeg_compression");
+  if (decoded.width != kSide || decoded.height != kSide) throw CliError("jpeg_compression: bad decoded size");
+  for (int c = 0; c < 3; ++c)
+    for (int i = 0; i < kPixels; ++i) out[c * kPixels + i] = decoded.pixels[i * 3 + c];
+}
+
+namespace {
+
+// Pillow's resampling coefficients for one axis with the BOX filter
+// (precompute_coeffs + normalize_coeffs_8bpc of libImaging/Resample.c): a
+// source pixel belongs to the output pixel whose box holds its centre, weights
+// are equal, and they are stored in 22-bit fixed point.
+constexpr int kPrecisionBits = 32 - 8 - 2;
+
+struct AxisCoeffs {
+  std::vector<int> first, count;
+  std::vector<std::vector<int32_t>> weights;
+};
+
+AxisCoeffs box_coeffs(int in_size, int out_size) {
+  const double scale = double(in_size) / out_size;
+  const double filterscale = std::max(scale, 1.0);
+  const double support = 0.5 * filterscale;
+  AxisCoeffs a;
+  for (int xx = 0; xx < out_size; ++xx) {
+    const double center = (xx + 0.5) * scale;
+    int xmin = static_cast<int>(center - support + 0.5);
+    if (xmin < 0) xmin = 0;
+    int xmax = static_cast<int>(center + support + 0.5);
+    if (xmax > in_size) xmax = in_size;
+    xmax -= xmin;
+    std::vector<double> k(xmax);
+    double ww = 0.0;
+    for (int x = 0; x < xmax; ++x) {
+      const double t = (x + xmin - center + 0.5) / filterscale;
+      k[x] = (t >= -0.5 && t < 0.5) ? 1.0 : 0.0;
+      ww += k[x];
+    }
+    std::vector<int32_t> fixed(xmax);
+    for (int x = 0; x < xmax; ++x) {
+      const double w = ww != 0.0 ? k[x] / ww : k[x];
+      fixed[x] = static_cast<int32_t>(0.5 + w * (1 << kPrecisionBits));
+    }
+    a.first.push_back(xmin);
+    a.count.push_back(xmax);
+    a.weights.push_back(std::move(fixed));
+  }
+  return a;
+}
+
+inline uint8_t pil_clip8(int64_t acc) {
+  const int64_t v = acc >> kPrecisionBits;
+  return static_cast<uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v));
+}
+
+}  // namespace
+
+std::vector<uint8_t> pil_box_resize(const uint8_t* in, int in_w, int in_h, int out_w, int out_h) {
+  // Horizontal pass first, then vertical, each rounding to uint8 (as Pillow).
+  std::vector<uint8_t> tmp(size_t(out_w) * in_h);
+  if (out_w != in_w) {
+    const AxisCoeffs h = box_coeffs(in_w, out_w);
+    for (int y = 0; y < in_h; ++y)
+      for (int x = 0; x < out_w; ++x) {
+        int64_t acc = int64_t(1) << (kPrecisionBits - 1);
+        for (int k = 0; k < h.count[x]; ++k) acc += int64_t(in[y * in_w + h.first[x] + k]) * h.weights[x][k];
+        tmp[y * out_w + x] = pil_clip8(acc);
+      }
+  } else {
+    tmp.assign(in, in + size_t(in_w) * in_h);
+  }
+  std::vector<uint8_t> out(size_t(out_w) * out_h);
+  if (out_h != in_h) {
+    const AxisCoeffs v = box_coeffs(in_h, out_h);
+    for (int y = 0; y < out_h; ++y)
+      for (int x = 0; x < out_w; ++x) {
+        int64_t acc = int64_t(1) << (kPrecisionBits - 1);
+        for (int k = 0; k < v.count[y]; ++k) acc += int64_t(tmp[(v.first[y] + k) * out_w + x]) * v.weights[y][k];
+        out[y * out_w + x] = pil_clip8(acc);
+      }
+  } else {
+    out = tmp;
+  }
+  return out;
+}
+
+void pixelate(int severity, HostRng&, const uint8_t* in, uint8_t* out) {
+  static constexpr double kC[] = {0.95, 0.9, 0.85, 0.75, 0.65};
+  const int small = static_cast<int>(kSide * kC[severity - 1]);  // 30, 28, 27, 24, 20
+  for (int c = 0; c < 3; ++c) {
+    const std::vector<uint8_t> down = pil_box_resize(in + c * kPixels, kSide, kSide, small, small);
+    const std::vector<uint8_t> up = pil_box_resize(down.data(), small, small, kSide, kSide);
+    std::copy(up.begin(), up.end(), out + c * kPixels);
+  }
+}
+
+namespace {
+
+// cv2.getAffineTransform: the 2x3 matrix M with M * (src_i, 1) = dst_i.
+void affine_from_points(const double src[3][2], const double dst[3][2], double m[2][3]) {
+  const double det = src[0][0] * (src[1][1] - src[2][1]) - src[0][1] * (src[1][0] - src[2][0]) +
+                     (src[1][0] * src[2][1] - src[2][0] * src[1][1]);
+  for (int row = 0; row < 2; ++row) {
+    const double u0 = dst[0][row], u1 = dst[1][row], u2 = dst[2][row];
+    // Cramer's rule on [x y 1] * (a b c)^T = u.
+    m[row][0] = (u0 * (src[1][1] - src[2][1]) - src[0][1] * (u1 - u2) + (u1 * src[2][1] - u2 * src[1][1])) / det;
+    m[row][1] = (src[0][0] * (u1 - u2) - u0 * (src[1][0] - src[2][0]) + (src[1][0] * u2 - src[2][0] * u1)) / det;
+    m[row][2] = (src[0][0] * (src[1][1] * u2 - src[2][1] * u1) - src[0][1] * (src[1][0] * u2 - src[2][0] * u1) +
+                 u0 * (src[1][0] * src[2][1] - src[2][0] * src[1][1])) /
+                det;
+  }
+}
+
+// Bilinear sample of a 32x32 plane at (sy, sx), out-of-range neighbours
+// mapped by `border`.
+inline double bilinear(const double* p, double sy, double sx, Border border) {
+  const double fy0 = std::floor(sy), fx0 = std::floor(sx);
+  const int y0 = static_cast<int>(fy0), x0 = static_cast<int>(fx0);
+  const double fy = sy - fy0, fx = sx - fx0;
+  const int ya = border_index(y0, kSide, border), yb = border_index(y0 + 1, kSide, border);
+  const int xa = border_index(x0, kSide, border), xb = border_index(x0 + 1, kSide, border);
+  const double top = (1.0 - fx) * p[ya * kSide + xa] + fx * p[ya * kSide + xb];
+  const double bottom = (1.0 - fx) * p[yb * kSide + xa] + fx * p[yb * kSide + xb];
+  return (1.0 - fy) * top + fy * bottom;
+}
+
+}  // namespace
+
+void elastic_transform(int severity, HostRng& rng, const uint8_t* in, uint8_t* out) {
+  constexpr double S = kSide;
+  static constexpr double kAlpha[] = {0, 0.05 * S, 0.08 * S, 0.1 * S, 0.1 * S};
+  static constexpr double kSigma[] = {0, 0.2 * S, 0.06 * S, 0.04 * S, 0.03 * S};
+  static constexpr double kAffine[] = {0.08 * S, 0.07 * S, 0.06 * S, 0.05 * S, 0.03 * S};
+  const double alpha = kAlpha[severity - 1], sigma = kSigma[severity - 1], affine = kAffine[severity - 1];
+
+  // Random affine: three points around the centre, each coordinate moved by
+  // U(-affine, affine); points are (x, y) as OpenCV takes them.
+  constexpr double c = kSide / 2, k = kSide / 3;  // 16, 10
+  const double src[3][2] = {{c + k, c + k}, {c + k, c - k}, {c - k, c - k}};
+  double dst[3][2];
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 2; ++j) dst[i][j] = static_cast<float>(src[i][j] + rng.uniform(-affine, affine));
+  double m[2][3];
+  affine_from_points(src, dst, m);
+  // warpAffine samples the source at M^-1 * (x, y).
+  const double det = m[0][0] * m[1][1] - m[0][1] * m[1][0];
+  const double inv_det = det != 0.0 ? 1.0 / det : 0.0;
+  const double a11 = m[1][1] * inv_det, a12 = -m[0][1] * inv_det;
+  const double a21 = -m[1][0] * inv_det, a22 = m[0][0] * inv_det;
+  const double b1 = -a11 * m[0][2] - a12 * m[1][2], b2 = -a21 * m[0][2] - a22 * m[1][2];
+
+  FImage x, warped;
+  to_float(in, x);
+  for (int ch = 0; ch < 3; ++ch)
+    for (int yy = 0; yy < kSide; ++yy)
+      for (int xx = 0; xx < kSide; ++xx) {
+        const double sx = a11 * xx + a12 * yy + b1;
+        const double sy = a21 * xx + a22 * yy + b2;
+        warped.plane(ch)[yy * kSide + xx] = bilinear(x.plane(ch), sy, sx, Border::kReflect101);
+      }
+
+  // Smooth random displacement fields (dx first, then dy), in pixels.
+  double dx[kPixels], dy[kPixels];
+  for (double& v : dx) v = rng.uniform(-1.0, 1.0);
+  for (double& v : dy) v = rng.uniform(-1.0, 1.0);
+  gaussian_filter(dx, sigma, 3.0, Border::kReflect);
+  gaussian_filter(dy, sigma, 3.0, Border::kReflect);
+  for (int i = 0; i < kPixels; ++i) {
+    dx[i] = static_cast<float>(dx[i] * alpha);
+    dy[i] = static_cast<float>(dy[i] * alpha);
+  }
+  for (int ch = 0; ch < 3; ++ch)
+    for (int yy = 0; yy < kSide; ++yy)
+      for (int xx = 0; xx < kSide; ++xx) {
+        const int i = yy * kSide + xx;
+        out[ch * kPixels + i] = to_u8_trunc(bilinear(warped.plane(ch), yy + dy[i], xx + dx[i], Border::kReflect));
+      }
+}
+
+}  // namespace tinyzo::corrupt_detail
