@@ -283,15 +283,23 @@ TEST(MemoryModel, NodePerturbationByHand) {
   ZoLayerMemory m;
   ASSERT_EQ(zo_layer_memory(t.view, p.req(), 1, ZoMode::kNode, ZoSettings{}, &m), Status::kOk);
   EXPECT_EQ(m.n_outputs, 1024u);
-  EXPECT_EQ(m.node_grad_bytes, 4u * 1024);  // G of the output's size
-  EXPECT_EQ(m.offset_bytes, 1024u);
-  EXPECT_EQ(m.mask_bytes, 128u);
+  EXPECT_EQ(m.offset_bytes, 1024u);        // int8 offsets of the output's size
+  EXPECT_EQ(m.mask_bytes, 128u);           // 1 bit per output
+  EXPECT_EQ(m.sample_scalar_bytes, 200u);  // Q floats instead of G
+  EXPECT_EQ(m.node_grad_bytes, 0u);
   EXPECT_EQ(m.grad_bytes, (128u + 16) * 4 + 4);
   EXPECT_EQ(m.scalar_bytes, 0u);
   EXPECT_EQ(m.perturbed_bytes, 0u);
   EXPECT_EQ(m.persistent_bytes(), 128u + 64 + 580);
+  EXPECT_EQ(m.transient_bytes(), 512u + 1024 + 200 + 128 + 4);
+  EXPECT_EQ(m.extra_bytes(), 2640u);
+  // A trainer that materializes G pays a float per output instead.
+  ZoSettings g;
+  g.np_materialize_grad = true;
+  ASSERT_EQ(zo_layer_memory(t.view, p.req(), 1, ZoMode::kNode, g, &m), Status::kOk);
+  EXPECT_EQ(m.node_grad_bytes, 4u * 1024);
+  EXPECT_EQ(m.sample_scalar_bytes, 0u);
   EXPECT_EQ(m.transient_bytes(), 512u + 1024 + 4096 + 128 + 4);
-  EXPECT_EQ(m.extra_bytes(), 6536u);
 }
 
 TEST(MemoryModel, LayerSetSharesOneWorkspace) {
@@ -303,13 +311,14 @@ TEST(MemoryModel, LayerSetSharesOneWorkspace) {
   ASSERT_EQ(zo_memory(t.view, p.req(), Span<const TrainLayer>(layers), ZoSettings{}, Span<ZoLayerMemory>(per), &z),
             Status::kOk);
   // op3 NP: 128 + 32 + (128 + 8) * 4 + 4 = 708 persistent;
-  //         1536 boundary + 512 + 2048 + 64 + 4 = 4164 transient.
+  //         1536 boundary + 512 offsets + 200 scalars + 64 mask + 4 = 2316 transient.
+  // op1 WP: 392 persistent, 644 transient (WeightPerturbationByHand).
   EXPECT_EQ(per[0].persistent_bytes(), 708u);
-  EXPECT_EQ(per[0].transient_bytes(), 4164u);
+  EXPECT_EQ(per[0].transient_bytes(), 2316u);
   EXPECT_EQ(z.persistent_bytes, 708u + 392u);
-  EXPECT_EQ(z.workspace_bytes, 4164u);
+  EXPECT_EQ(z.workspace_bytes, 2316u);  // one workspace, the larger layer's
   EXPECT_EQ(z.workspace_op, 3);
-  EXPECT_EQ(z.extra_bytes, 1100u + 4164u);
+  EXPECT_EQ(z.extra_bytes, 1100u + 2316u);
 }
 
 TEST(MemoryModel, RejectsBadLayers) {

@@ -30,6 +30,7 @@ struct PlanArgs {
   int width = 96;
   bool json = false;
   bool no_chart = false;
+  bool np_materialize_grad = false;
 };
 
 // The paper's released CIFAR-10-C layer set (METHOD §4): the first pointwise
@@ -238,6 +239,7 @@ Json layer_json(const ModelView& m, const ZoLayerMemory& l) {
   j["boundary_bytes"] = l.boundary_bytes;
   j["perturbed_bytes"] = l.perturbed_bytes;
   j["offset_bytes"] = l.offset_bytes;
+  j["sample_scalar_bytes"] = l.sample_scalar_bytes;
   j["node_grad_bytes"] = l.node_grad_bytes;
   j["mask_bytes"] = l.mask_bytes;
   j["loss_bytes"] = l.loss_bytes;
@@ -369,6 +371,7 @@ void run_plan(const PlanArgs& a) {
     ZoSettings s;
     s.n_queries = a.queries;
     s.batch = a.batch;
+    s.np_materialize_grad = a.np_materialize_grad;
     if (a.mode == "wp" || a.mode == "np") {
       for (TrainLayer& l : layers) l.mode = a.mode == "np" ? ZoMode::kNode : ZoMode::kWeight;
     } else if (a.mode == "auto") {
@@ -472,7 +475,8 @@ void run_plan(const PlanArgs& a) {
         line("    perturbed W or b                    %10zu B", l.perturbed_bytes);
       } else {
         line("    int8 node offsets                   %10zu B", l.offset_bytes);
-        line("    float32 node gradient G             %10zu B", l.node_grad_bytes);
+        if (l.node_grad_bytes) line("    float32 node gradient G             %10zu B", l.node_grad_bytes);
+        else line("    per-query (Lq - L0) / mu of the sample %7zu B  (G never materialized)", l.sample_scalar_bytes);
         line("    saturation mask (1 bit)             %10zu B", l.mask_bytes);
       }
       line("    L0 of the sample                    %10zu B", l.loss_bytes);
@@ -508,6 +512,8 @@ void register_plan_command(CLI::App& app) {
   cmd->add_option("--queries,-q", args->queries, "queries Q per layer")->capture_default_str();
   cmd->add_option("--budget-kb", args->budget_kb, "SRAM budget for --mode auto, in KB")->capture_default_str();
   cmd->add_option("--width", args->width, "columns of the lifetime chart")->capture_default_str();
+  cmd->add_flag("--np-materialize-grad", args->np_materialize_grad,
+                "account NP with a float32 node-gradient buffer G per output instead of Q per-sample scalars");
   cmd->add_flag("--json", args->json, "print the numbers as JSON instead of text");
   cmd->add_flag("--no-chart", args->no_chart, "leave out the lifetime chart");
   cmd->callback([args] { run_plan(*args); });

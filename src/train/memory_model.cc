@@ -138,7 +138,12 @@ Status zo_layer_memory(const ModelView& model, Span<const BufferRequest> request
     // (the GNS factor needs the batch's unmasked count: one uint32).
     m.grad_bytes = (m.n_weights + m.n_bias) * sizeof(float) + sizeof(uint32_t);
     m.offset_bytes = m.n_outputs;  // int8
-    m.node_grad_bytes = m.n_outputs * sizeof(float);
+    // G[b] = sum_q (Lq[b] - L0[b]) / mu * m * u_q is linear in the Q scalars:
+    // keeping them and regenerating u_q element by element in the backward
+    // costs Q generator calls per output (as many as the queries themselves
+    // drew) instead of a float per output.
+    if (settings.np_materialize_grad) m.node_grad_bytes = m.n_outputs * sizeof(float);
+    else m.sample_scalar_bytes = q * sizeof(float);
     m.mask_bytes = (m.n_outputs + 7) / 8;
   }
   *out = m;

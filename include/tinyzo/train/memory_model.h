@@ -67,6 +67,11 @@ struct TrainLayer {
 struct ZoSettings {
   int n_queries = 50;  // Q per layer (WP splits it between W and b, NP uses all Q on the output)
   int batch = 100;     // B; streamed one sample at a time, so it changes no buffer size
+  // NP: keep the node gradient G of the sample as a float32 buffer of the
+  // output's size. By default it is never materialized: the sample's Q
+  // scalars (Lq[b] - L0[b]) / mu are kept and the in-layer backward
+  // regenerates u_q at each output element (counter-based RNG, METHOD §3.7).
+  bool np_materialize_grad = false;
 };
 
 // Extra SRAM of one trainable layer, beyond the inference arena.
@@ -88,13 +93,15 @@ struct ZoLayerMemory {
   size_t boundary_bytes = 0;     // cache of the tensors alive across the cut before `op`
   size_t perturbed_bytes = 0;    // WP: clamp(P + sigma u_q), max(d_w, 4 C_out): what the engine reads
   size_t offset_bytes = 0;       // NP: int8 mu * m * u_q handed to Engine::set_output_offset (D)
-  size_t node_grad_bytes = 0;    // NP: float32 G of this sample (4 D)
+  size_t sample_scalar_bytes = 0; // NP: float32 (Lq[b] - L0[b]) / mu of this sample, one per query (4 Q)
+  size_t node_grad_bytes = 0;    // NP with np_materialize_grad: float32 G of this sample (4 D)
   size_t mask_bytes = 0;         // NP: 1 bit per output, not saturated ((D + 7) / 8)
   size_t loss_bytes = 0;         // float32 L0 of this sample (4)
 
   size_t persistent_bytes() const { return weight_bytes + bias_bytes + scalar_bytes + grad_bytes; }
   size_t transient_bytes() const {
-    return boundary_bytes + perturbed_bytes + offset_bytes + node_grad_bytes + mask_bytes + loss_bytes;
+    return boundary_bytes + perturbed_bytes + offset_bytes + sample_scalar_bytes + node_grad_bytes + mask_bytes +
+           loss_bytes;
   }
   // Extra SRAM if this were the only trainable layer.
   size_t extra_bytes() const { return persistent_bytes() + transient_bytes(); }
