@@ -1,0 +1,226 @@
+// Small synthetic models built with TzmBuilder, shared by the model-view,
+// planner and engine tests (header-only: tests/CMakeLists.txt builds *_test.cc). Weights come from a fixed-seed generator whose
+// output does not depend on the standard library (std::uniform_*_distribution
+// is implementation-defined), so every platform builds the same bytes.
+#pragma once
+#include <cstdint>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "tinyzo/model.h"
+#include "tinyzo/model_format.h"
+#include "tzm_writer.h"
+
+namespace tinyzo::testing {
+
+// xorshift64*: tiny, portable, deterministic.
+class TestRng {
+ public:
+  explicit TestRng(uint64_t seed) : state_(seed * 0x9E3779B97F4A7C15ull + 1) {}
+  uint64_t next() {
+    state_ ^= state_ >> 12;
+    state_ ^= state_ << 25;
+    state_ ^= state_ >> 27;
+    return state_ * 0x2545F4914F6CDD1Dull;
+  }
+  // Uniform integer in [lo, hi] (the modulo bias is irrelevant for tests).
+  int32_t uniform(int32_t lo, int32_t hi) {
+    return lo + static_cast<int32_t>(next() % uint64_t(int64_t(hi) - lo + 1));
+  }
+  float uniform_f(float lo, float hi) { return lo + (hi - lo) * float(next() >> 40) / float(1u << 24); }
+  std::vector<int8_t> s8(size_t n, int lo = -128, int hi = 127) {
+    std::vector<int8_t> v(n);
+    for (auto& e : v) e = static_cast<int8_t>(uniform(lo, hi));
+    return v;
+  }
+
+ private:
+  uint64_t state_;
+};
+
+// Indices of the constants of one conv / fully-connected layer.
+struct ConvConsts {
+  int weight = -1, bias = -1, multiplier = -1;
+};
+
+// Adds random int8 weights [dims], per-channel scales, int32 biases and the
+// matching multipliers (for an input of scale x_scale) as constants.
+inline ConvConsts add_random_conv_consts(TzmBuilder& b, const std::string& name, const std::vector<int32_t>& weight_dims,
+                                  float x_scale, TestRng& rng);
+
+// A 10-op CNN touching every int8 op type and the float head:
+//   0 conv0   3x3 stride 2 pad 1, [8,8,3] -> [4,4,8], act [-128, 100]
+//   1 dw1     depthwise 3x3 pad 1 -> [4,4,8]
+//   2 pw2     pointwise 1x1 -> [4,4,8]
+//   3 add3    conv0 + pw2 (conv0 dies here: planned in place)
+//   4 conv4   3x3 groups 2, no padding -> [2,2,8]
+//   5 max5    max pool 2x2 stride 1 pad bottom/right 1 -> [2,2,8]
+//   6 avg6    avg pool 3x3 stride 1 pad 1 -> [2,2,8]
+//   7 gap7    global average pool -> [1,1,8]
+//   8 fc8     fully-connected 8 -> 6
+//   9 head9   LinearF32 6 -> 4 (the model output, float logits)
+// The fields are tensor indices (op k writes the tensor named like it).
+struct TinyCnn {
+  TzmBuilder builder;
+  int input = -1;
+  int conv0 = -1, dw1 = -1, pw2 = -1, add3 = -1, conv4 = -1, max5 = -1, avg6 = -1, gap7 = -1, fc8 = -1,
+      head9 = -1;
+  ConvConsts conv0_c, dw1_c, pw2_c, conv4_c, fc8_c;
+  int head_w = -1, head_b = -1;
+};
+constexpr int kTinyCnnOps = 10;
+inline TinyCnn make_tiny_cnn(uint64_t seed = 1);
+
+// input int8 [4,4,2] -> conv 3x3 pad 1 (int8 [4,4,3], the model output).
+// With `dequantize_head` a Dequantize op follows and the float tensor is the output.
+inline TzmBuilder make_small_conv(uint64_t seed = 2, bool dequantize_head = false);
+
+// Serialized model in 16-byte-aligned storage plus its validated view.
+struct LoadedModel {
+  AlignedModelBytes bytes;
+  ModelView view;
+  Status status = Status::kInternal;
+  explicit LoadedModel(const std::vector<uint8_t>& b) : bytes(b) { status = view.init(bytes.data(), bytes.size()); }
+};
+
+// Record editing on serialized bytes; each helper recomputes the CRC afterwards
+// so the edit reaches the check it targets (not the CRC check).
+template <class Fn>
+void edit_header(std::vector<uint8_t>& bytes, Fn fn, bool fix_crc = true) {
+  TzmHeader h;
+  std::memcpy(&h, bytes.data(), sizeof h);
+  fn(h);
+  std::memcpy(bytes.data(), &h, sizeof h);
+  if (fix_crc) update_tzm_crc(bytes);
+}
+inline size_t tensor_record_offset(const std::vector<uint8_t>& bytes, int i);
+inline size_t op_record_offset(const std::vector<uint8_t>& bytes, int i);
+template <class Fn>
+void edit_tensor(std::vector<uint8_t>& bytes, int i, Fn fn) {
+  TzmTensor t;
+  const size_t at = tensor_record_offset(bytes, i);
+  std::memcpy(&t, bytes.data() + at, sizeof t);
+  fn(t);
+  std::memcpy(bytes.data() + at, &t, sizeof t);
+  update_tzm_crc(bytes);
+}
+template <class Fn>
+void edit_op(std::vector<uint8_t>& bytes, int i, Fn fn) {
+  TzmOp op;
+  const size_t at = op_record_offset(bytes, i);
+  std::memcpy(&op, bytes.data() + at, sizeof op);
+  fn(op);
+  std::memcpy(bytes.data() + at, &op, sizeof op);
+  update_tzm_crc(bytes);
+}
+
+// ---- definitions ----
+
+inline ConvConsts add_random_conv_consts(TzmBuilder& b, const std::string& name, const std::vector<int32_t>& weight_dims,
+                                  float x_scale, TestRng& rng) {
+  size_t n = 1;
+  for (int32_t d : weight_dims) n *= size_t(d);
+  const int32_t co = weight_dims[0];
+  // Weights of moderate size and scales near 1/(fan-in * 40) keep most outputs
+  // inside int8 instead of saturating, so perturbations show in the output.
+  const size_t fan_in = n / size_t(co);
+  std::vector<float> w_scales(co);
+  for (auto& s : w_scales) s = rng.uniform_f(0.5f, 1.5f) / (40.f * float(fan_in));
+  ConvConsts c;
+  c.weight = b.add_constant_s8(name + ".w", weight_dims, rng.s8(n, -60, 60), w_scales);
+  std::vector<int32_t> bias(co);
+  for (auto& v : bias) v = rng.uniform(-400, 400);
+  c.bias = b.add_constant_s32(name + ".b", {co}, bias);
+  c.multiplier = b.add_constant_f32(name + ".m", {co}, conv_multipliers(x_scale, w_scales));
+  return c;
+}
+
+inline TinyCnn make_tiny_cnn(uint64_t seed) {
+  TinyCnn m;
+  TzmBuilder& b = m.builder;
+  TestRng rng(seed);
+  m.input = b.add_tensor("input", DType::kInt8, {8, 8, 3}, 0, 0.05f, -3);
+  b.set_input(m.input);
+
+  WindowParams w3s2p1;
+  w3s2p1.stride_h = w3s2p1.stride_w = 2;
+  w3s2p1.pad_top = w3s2p1.pad_left = w3s2p1.pad_bottom = w3s2p1.pad_right = 1;
+  m.conv0_c = add_random_conv_consts(b, "conv0", {8, 3, 3, 3}, 0.05f, rng);
+  m.conv0 = b.add_conv2d("conv0", m.input, m.conv0_c.weight, m.conv0_c.bias, m.conv0_c.multiplier, w3s2p1, 1, 0.04f,
+                         -128, -128, 100);
+
+  WindowParams w3p1;
+  w3p1.pad_top = w3p1.pad_left = w3p1.pad_bottom = w3p1.pad_right = 1;
+  m.dw1_c = add_random_conv_consts(b, "dw1", {8, 3, 3, 1}, 0.04f, rng);
+  m.dw1 = b.add_conv2d("dw1", m.conv0, m.dw1_c.weight, m.dw1_c.bias, m.dw1_c.multiplier, w3p1, 8, 0.05f, 5);
+
+  m.pw2_c = add_random_conv_consts(b, "pw2", {8, 1, 1, 8}, 0.05f, rng);
+  m.pw2 = b.add_conv2d("pw2", m.dw1, m.pw2_c.weight, m.pw2_c.bias, m.pw2_c.multiplier, WindowParams{}, 1, 0.04f, -2);
+
+  m.add3 = b.add_add("add3", m.conv0, m.pw2, 0.06f, 1);
+
+  m.conv4_c = add_random_conv_consts(b, "conv4", {8, 3, 3, 4}, 0.06f, rng);
+  m.conv4 = b.add_conv2d("conv4", m.add3, m.conv4_c.weight, m.conv4_c.bias, m.conv4_c.multiplier, WindowParams{}, 2,
+                         0.05f, 0);
+
+  WindowParams max_w;
+  max_w.kh = max_w.kw = 2;
+  max_w.pad_bottom = max_w.pad_right = 1;
+  m.max5 = b.add_max_pool("max5", m.conv4, max_w);
+
+  WindowParams avg_w;
+  avg_w.kh = avg_w.kw = 3;
+  avg_w.pad_top = avg_w.pad_left = avg_w.pad_bottom = avg_w.pad_right = 1;
+  m.avg6 = b.add_avg_pool("avg6", m.max5, avg_w);
+
+  m.gap7 = b.add_global_avg_pool("gap7", m.avg6);
+
+  m.fc8_c = add_random_conv_consts(b, "fc8", {6, 8}, 0.05f, rng);
+  m.fc8 = b.add_fully_connected("fc8", m.gap7, m.fc8_c.weight, m.fc8_c.bias, m.fc8_c.multiplier, 0.1f, -4);
+
+  std::vector<float> hw(4 * 6), hb(4);
+  for (auto& v : hw) v = rng.uniform_f(-1.f, 1.f);
+  for (auto& v : hb) v = rng.uniform_f(-0.5f, 0.5f);
+  m.head_w = b.add_constant_f32("head.w", {4, 6}, hw, kTensorTrainable);
+  m.head_b = b.add_constant_f32("head.b", {4}, hb, kTensorTrainable);
+  m.head9 = b.add_linear_f32("head9", m.fc8, m.head_w, m.head_b);
+  b.set_output(m.head9);
+  return m;
+}
+
+inline TzmBuilder make_small_conv(uint64_t seed, bool dequantize_head) {
+  TzmBuilder b;
+  TestRng rng(seed);
+  const int x = b.add_tensor("x", DType::kInt8, {4, 4, 2}, 0, 0.1f, 3);
+  b.set_input(x);
+  const ConvConsts c = add_random_conv_consts(b, "conv", {3, 3, 3, 2}, 0.1f, rng);
+  WindowParams w;
+  w.pad_top = w.pad_left = w.pad_bottom = w.pad_right = 1;
+  const int y = b.add_conv2d("conv", x, c.weight, c.bias, c.multiplier, w, 1, 0.02f, -7);
+  if (dequantize_head) {
+    b.set_output(b.add_dequantize("dequant", y));
+  } else {
+    b.set_output(y);
+  }
+  return b;
+}
+
+inline size_t tensor_record_offset(const std::vector<uint8_t>& bytes, int i) {
+  TzmHeader h;
+  std::memcpy(&h, bytes.data(), sizeof h);
+  const size_t at = size_t(h.tensor_table_offset) + size_t(i) * sizeof(TzmTensor);
+  if (at + sizeof(TzmTensor) > bytes.size()) throw std::out_of_range("tensor record outside the bytes");
+  return at;
+}
+
+inline size_t op_record_offset(const std::vector<uint8_t>& bytes, int i) {
+  TzmHeader h;
+  std::memcpy(&h, bytes.data(), sizeof h);
+  const size_t at = size_t(h.op_table_offset) + size_t(i) * sizeof(TzmOp);
+  if (at + sizeof(TzmOp) > bytes.size()) throw std::out_of_range("op record outside the bytes");
+  return at;
+}
+
+}  // namespace tinyzo::testing
