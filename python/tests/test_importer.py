@@ -1,0 +1,289 @@
+"""Tests of the .tzm writer/reader and the model importer. Standard library only, so any python3
+runs them:
+
+    python3 python/tests/test_importer.py          (or: python3 -m unittest discover -s python/tests)
+
+The source models are read from $TINYZO_DATA or <repo>/../shared/data; if neither exists the
+model tests fail (they are never skipped silently).
+"""
+
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+import unittest
+import zlib
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO, "python"))
+from tinyzo import importer, torchzip, tzm  # noqa: E402
+
+DATA_DIR = os.environ.get("TINYZO_DATA") or os.path.join(os.path.dirname(REPO), "shared", "data")
+MODELS = os.path.join(DATA_DIR, "models", "original")
+IMPORTER = os.path.join(REPO, "python", "tinyzo", "importer.py")
+
+# Per source: (ops, tensors, conv-like ops, adds, input dims, output dims, first/last op names).
+EXPECTED = {
+    "mcunet_in1_cifar10.pth": (51, 180, 42, 7, (128, 128, 3), (10,), "0", "4"),
+    "mcunet-5fps.pkl": (52, 182, 43, 7, (128, 128, 3), (1000,), "first_conv", "dequantize"),
+    "mbv2-w0.35.pkl": (64, 221, 52, 10, (128, 128, 3), (1000,), "first_conv", "dequantize"),
+    "proxyless-w0.3.pkl": (76, 260, 61, 13, (128, 128, 3), (1000,), "first_conv", "dequantize"),
+}
+
+
+def model_path(name):
+    path = os.path.join(MODELS, name)
+    if not os.path.exists(path):
+        raise AssertionError("source model %s not found: set TINYZO_DATA to the shared data directory "
+                             "(tried %s)" % (name, DATA_DIR))
+    return path
+
+
+def run_importer(*args, module=False):
+    cmd = [sys.executable] + (["-m", "tinyzo.importer"] if module else [IMPORTER]) + list(args)
+    env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "python"))
+    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, env=env)
+
+
+def small_model():
+    """input [4,4,2] -> conv 3x3 (2->2) -> add(input, conv) -> pool -> LinearF32 [3]."""
+    b = tzm.TzmBuilder()
+    x = b.add_tensor("input", tzm.INT8, (4, 4, 2), tzm.INPUT, scale=0.5, zero_point=-3)
+    w = b.add_tensor("c.weight", tzm.INT8, (2, 3, 3, 2), tzm.CONSTANT | tzm.TRAINABLE | tzm.PER_CHANNEL,
+                     list(range(-18, 18)), channel_scales=[0.25, 0.125])
+    bias = b.add_tensor("c.bias", tzm.INT32, (2,), tzm.CONSTANT | tzm.TRAINABLE, [2 ** 31 - 1, -2 ** 31])
+    m = b.add_tensor("c.mult", tzm.FLOAT32, (2,), tzm.CONSTANT, [0.125, 0.0625])
+    y = b.add_tensor("c", tzm.INT8, (4, 4, 2), scale=0.75, zero_point=5)
+    b.add_op("c", tzm.CONV2D, (x, w, bias, m), y, (3, 3, 1, 1, 1, 1, 1, 1, 1, -128, 127))
+    a = b.add_tensor("add", tzm.INT8, (4, 4, 2), scale=1.0, zero_point=0)
+    b.add_op("add", tzm.ADD, (x, y), a, (-128, 127))
+    p = b.add_tensor("pool", tzm.INT8, (1, 1, 2), scale=1.0, zero_point=0)
+    b.add_op("pool", tzm.GLOBAL_AVG_POOL, (a,), p)
+    hw = b.add_tensor("h.weight", tzm.FLOAT32, (3, 2), tzm.CONSTANT, [1.5, -2.0, 0.0, 1e-3, 3.0, 4.0])
+    hb = b.add_tensor("h.bias", tzm.FLOAT32, (3,), tzm.CONSTANT, [0.5, 0.25, -1.0])
+    out = b.add_tensor("logits", tzm.FLOAT32, (3,), tzm.OUTPUT)
+    b.add_op("h", tzm.LINEAR_F32, (p, hw, hb), out)
+    b.input_tensor, b.output_tensor = x, out
+    return b
+
+
+class TzmRoundTrip(unittest.TestCase):
+    def test_round_trip(self):
+        blob = small_model().to_bytes()
+        self.assertEqual(blob[:4], b"TZM1")
+        m = tzm.read_tzm(blob)
+        h = m.header
+        self.assertEqual((h["version_major"], h["version_minor"], h["header_size"]), (1, 0, 64))
+        self.assertEqual(h["file_size"], len(blob))
+        self.assertEqual(h["crc32"], zlib.crc32(blob[64:]) & 0xFFFFFFFF)
+        self.assertEqual((h["n_tensors"], h["n_ops"]), (10, 4))
+        self.assertEqual(h["tensor_table_offset"], 64)
+        self.assertEqual(h["op_table_offset"], 64 + 80 * 10)
+        self.assertEqual(h["data_offset"] % 16, 0)
+        self.assertLessEqual(h["data_offset"] + h["data_size"], len(blob))
+        self.assertEqual((m.input_tensor, m.output_tensor), (0, 9))
+
+        w = m.tensor("c.weight")
+        self.assertEqual((w.dtype, w.dims, w.flags), (tzm.INT8, (2, 3, 3, 2), 1 | 2 | 16))
+        self.assertEqual(list(w.values()), list(range(-18, 18)))
+        self.assertEqual(w.channel_scales, (0.25, 0.125))
+        self.assertEqual(list(m.tensor("c.bias").values()), [2 ** 31 - 1, -2 ** 31])
+        self.assertEqual(list(m.tensor("h.weight").values()), [1.5, -2.0, 0.0, struct.unpack("<f", struct.pack("<f", 1e-3))[0], 3.0, 4.0])
+        x = m.tensor("input")
+        self.assertEqual((x.scale, x.zero_point, x.flags, x.dims), (0.5, -3, tzm.INPUT, (4, 4, 2)))
+        # every blob and per-channel scale array starts on a 16-byte boundary of the data section
+        for i in range(m.header["n_tensors"]):
+            f = tzm.TENSOR.unpack_from(blob, 64 + 80 * i)
+            self.assertEqual(f[8] % 16, 0)
+            self.assertEqual(f[12] % 16, 0)
+            self.assertEqual(f[14], 0)  # reserved
+        op = m.op("c")
+        self.assertEqual((op.type, op.inputs, op.output), (tzm.CONV2D, (0, 1, 2, 3), 4))
+        self.assertEqual(op.params, (3, 3, 1, 1, 1, 1, 1, 1, 1, -128, 127, 0))
+        raw = tzm.OP.unpack_from(blob, m.header["op_table_offset"] + 104 * 1)
+        self.assertEqual(raw[2:8], (2, 1, 0, 4, -1, -1))  # Add: n_inputs 2, unused slots -1
+
+    def test_reader_rejects_corruption(self):
+        blob = small_model().to_bytes()
+        bad_crc = bytearray(blob)
+        bad_crc[-1] ^= 1
+        bad_major = bytearray(blob)
+        bad_major[4:6] = struct.pack("<H", 2)
+        bad_magic = b"XZM1" + blob[4:]
+        for bad, why in ((bytes(bad_crc), "CRC"), (blob[:-1], "truncated"), (bytes(bad_major), "major"),
+                         (bad_magic, "magic"), (blob[:40], "truncated")):
+            with self.assertRaisesRegex(tzm.TzmError, why):
+                tzm.read_tzm(bad)
+
+    def test_newer_minor_version_accepted(self):
+        blob = bytearray(small_model().to_bytes())
+        blob[6:8] = struct.pack("<H", 3)
+        tzm.read_tzm(bytes(blob))
+
+    def test_writer_rejects_bad_graphs(self):
+        b = small_model()
+        b.tensors[4].dims = (3, 4, 2)  # conv output that does not chain
+        with self.assertRaisesRegex(tzm.TzmError, "does not chain"):
+            b.to_bytes()
+        b = tzm.TzmBuilder()
+        with self.assertRaisesRegex(tzm.TzmError, "characters"):
+            b.add_tensor("x" * 32, tzm.INT8, (1,), tzm.INPUT, scale=1.0)
+        with self.assertRaisesRegex(tzm.TzmError, "data bytes"):
+            b.add_tensor("w", tzm.INT8, (2, 2), tzm.CONSTANT, [1, 2, 3])
+        with self.assertRaisesRegex(tzm.TzmError, "scale"):
+            b.add_tensor("a", tzm.INT8, (2,), scale=0.0)
+
+
+class ImportModels(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def import_ok(self, name, module=False):
+        out = os.path.join(self.tmp.name, name + ".tzm")
+        r = run_importer(model_path(name), "-o", out, module=module)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(len(r.stdout.strip().splitlines()), 1, r.stdout)
+        with open(out, "rb") as f:
+            blob = f.read()
+        return r.stdout, blob, tzm.read_tzm(blob)
+
+    def test_all_models(self):
+        for name, (n_ops, n_tensors, n_conv, n_add, in_dims, out_dims, first, last) in EXPECTED.items():
+            with self.subTest(model=name):
+                line, blob, m = self.import_ok(name)
+                self.assertIn("%d ops, %d tensors" % (n_ops, n_tensors), line)
+                self.assertIn("%d bytes" % len(blob), line)
+                self.assertEqual(m.header["crc32"], zlib.crc32(blob[64:]) & 0xFFFFFFFF)
+                self.assertEqual((len(m.ops), len(m.tensors)), (n_ops, n_tensors))
+                types = [op.type for op in m.ops]
+                self.assertEqual(types.count(tzm.CONV2D) + types.count(tzm.FULLY_CONNECTED), n_conv)
+                self.assertEqual(types.count(tzm.ADD), n_add)
+                self.assertEqual((m.ops[0].name, m.ops[-1].name), (first, last))
+                x, y = m.tensors[m.input_tensor], m.tensors[m.output_tensor]
+                self.assertEqual((x.dims, x.dtype, x.zero_point), (in_dims, tzm.INT8, 0))
+                self.assertAlmostEqual(x.scale, 1 / 127.5, places=9)
+                self.assertEqual((y.dims, y.dtype, y.flags), (out_dims, tzm.FLOAT32, tzm.OUTPUT))
+                for op in m.ops:
+                    self.assertLessEqual(len(op.name), 31)
+                    if op.type in (tzm.CONV2D, tzm.FULLY_CONNECTED):
+                        w, b, mult = (m.tensors[i] for i in op.inputs[1:])
+                        self.assertEqual(w.flags, tzm.CONSTANT | tzm.TRAINABLE | tzm.PER_CHANNEL)
+                        self.assertEqual(b.flags, tzm.CONSTANT | tzm.TRAINABLE)
+                        self.assertEqual((w.name, b.name, mult.name), (op.name + ".weight", op.name + ".bias",
+                                                                       op.name + ".mult"))
+                        self.assertEqual(op.params[-3 if op.type == tzm.CONV2D else 0:][:2], (-128, 127))
+                # consecutive ops chain their quantization: every conv reads what its producer wrote
+                producers = {op.output: op for op in m.ops}
+                for op in m.ops:
+                    if op.type == tzm.CONV2D and op.inputs[0] in producers:
+                        self.assertIs(producers[op.inputs[0]].output, op.inputs[0])
+
+    def test_cifar_values(self):
+        _, _, m = self.import_ok("mcunet_in1_cifar10.pth")
+        state = torchzip.load(model_path("mcunet_in1_cifar10.pth"))["state_dict"]
+        # first conv: PyTorch [Co, Ci, kh, kw] -> [Co, kh, kw, Ci]
+        src = state["0.weight"]
+        w = m.tensor("0.weight")
+        self.assertEqual(w.dims, (16, 3, 3, 3))
+        got = w.values()
+        for o, c, y, x in ((0, 0, 0, 0), (5, 2, 1, 0), (15, 1, 2, 2)):
+            self.assertEqual(got[((o * 3 + y) * 3 + x) * 3 + c], src.data[((o * 3 + c) * 3 + y) * 3 + x])
+        # dead channels: float32 +-2^31 biases clamp into int32
+        src_b = state["1.0.conv.0.bias"].data
+        got_b = m.tensor("1.0.conv.0.bias").values()
+        for s, g in zip(src_b, got_b):
+            self.assertEqual(g, min(int(s), 2 ** 31 - 1))
+        self.assertIn(2 ** 31 - 1, list(got_b))
+        # multiplier = f32(f64(s_x) * f64(s_w[o]))
+        s_x = state["1.4.conv.1.scale_x"].item()
+        s_w = state["1.4.conv.1.scale_w"].data
+        mult = m.tensor("1.4.conv.1.mult").values()
+        self.assertEqual(list(mult), [importer.f32(s_x * v) for v in s_w])
+        self.assertEqual(m.tensor("1.4.conv.1.weight").channel_scales, tuple(s_w))
+        # head: LinearF32 on the pool output with the pool's quantization
+        head = m.op("4")
+        self.assertEqual(head.type, tzm.LINEAR_F32)
+        pool = m.tensors[head.inputs[0]]
+        self.assertEqual((pool.name, pool.dims), ("pool", (1, 1, 160)))
+        self.assertEqual((pool.scale, pool.zero_point), (state["4.scale_x"].item(), state["4.zero_x"].item()))
+        self.assertEqual(list(m.tensor("4.weight").values()), list(state["4.weight"].data))
+        add = m.op("1.2.q_add")
+        self.assertEqual([m.tensors[i].name for i in add.inputs], ["1.1.conv.2", "1.2.conv.2"])
+
+    def test_module_entry_point(self):
+        line, _, m = self.import_ok("mbv2-w0.35.pkl", module=True)
+        self.assertIn("64 ops", line)
+
+    def assert_clean_failure(self, src, *extra):
+        out_dir = tempfile.mkdtemp(dir=self.tmp.name)
+        out = os.path.join(out_dir, "out.tzm")
+        r = run_importer(src, "-o", out, *extra)
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+        self.assertIn("error", r.stderr)
+        self.assertNotIn("Traceback", r.stderr)
+        self.assertEqual(os.listdir(out_dir), [])  # no output, no temporary left behind
+        return r.stderr
+
+    def test_truncated_pth(self):
+        with open(model_path("mcunet_in1_cifar10.pth"), "rb") as f:
+            blob = f.read()
+        for cut in (len(blob) // 2, len(blob) - 100, 10):
+            src = os.path.join(self.tmp.name, "truncated_%d.pth" % cut)
+            with open(src, "wb") as f:
+                f.write(blob[:cut])
+            with self.subTest(cut=cut):
+                self.assertIn("truncated", self.assert_clean_failure(src))
+
+    def test_not_a_zip(self):
+        src = os.path.join(self.tmp.name, "text.pth")
+        with open(src, "w") as f:
+            f.write("this is not a model\n")
+        self.assertIn("not a torch.save zip", self.assert_clean_failure(src))
+
+    def test_missing_file_and_missing_arch(self):
+        self.assert_clean_failure(os.path.join(self.tmp.name, "nope.pth"))
+        self.assertIn("--arch", self.assert_clean_failure(
+            model_path("mcunet_in1_cifar10.pth"), "--arch", os.path.join(self.tmp.name, "nope.pkl")))
+
+    def test_existing_output_survives_failure(self):
+        out_dir = tempfile.mkdtemp(dir=self.tmp.name)
+        out = os.path.join(out_dir, "keep.tzm")
+        with open(out, "wb") as f:
+            f.write(b"previous")
+        src = os.path.join(out_dir, "bad.pkl")
+        with open(src, "wb") as f:
+            f.write(b"PK\x03\x04garbage")
+        r = run_importer(src, "-o", out)
+        self.assertEqual(r.returncode, 2)
+        with open(out, "rb") as f:
+            self.assertEqual(f.read(), b"previous")
+        self.assertEqual(sorted(os.listdir(out_dir)), ["bad.pkl", "keep.tzm"])
+
+
+class TorchZip(unittest.TestCase):
+    def test_pkl_numpy_arrays(self):
+        obj = torchzip.load(model_path("mcunet-5fps.pkl"))
+        w = obj["first_conv"]["params"]["weight"]
+        self.assertEqual((w.shape, w.dtype, len(w.data)), ((16, 3, 3, 3), "int8", 432))
+        self.assertEqual(obj["blocks"][2]["residual"]["params"]["y_zero"], 12)
+        self.assertEqual(obj["classifier"]["params"]["w_scales"].dtype, "float32")
+
+    def test_unknown_global_refused(self):
+        import zipfile
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        src = os.path.join(tmp.name, "evil.pth")
+        with zipfile.ZipFile(src, "w") as z:
+            z.writestr("archive/data.pkl", b"\x80\x02cos\nsystem\nq\x00.")  # a pickle naming os.system
+        with self.assertRaisesRegex(torchzip.TorchZipError, "unsupported pickled object os.system"):
+            torchzip.load(src)
+
+if __name__ == "__main__":
+    unittest.main()
