@@ -337,6 +337,33 @@ TEST(MemoryModel, RejectsBadLayers) {
             Status::kInvalidArgument);
 }
 
+TEST(MemoryModel, WorkspaceInTheArena) {
+  TinyModel t;
+  Plan p(t.view);
+  const size_t n = p.requests.size() + 1;
+  std::vector<BufferRequest> work(n);
+  std::vector<size_t> offsets(n);
+  std::vector<int> scratch(n);
+  auto plan = [&](int first_op, size_t bytes) {
+    size_t arena = 0;
+    EXPECT_EQ(zo_workspace_in_arena(t.view, p.req(), first_op, bytes, Span<BufferRequest>(work.data(), n),
+                                    Span<size_t>(offsets.data(), n), Span<int>(scratch.data(), n), &arena),
+              Status::kOk);
+    EXPECT_TRUE(plan_is_valid(Span<const BufferRequest>(work.data(), n), Span<const size_t>(offsets.data(), n), arena));
+    return arena;
+  };
+  EXPECT_EQ(plan(1, 0), p.mem.activation_bytes);
+  // From op5 on only a5 (512), a6 and the logits are alive: 1 KB of the
+  // 2560-byte arena is free for the workspace.
+  EXPECT_EQ(plan(5, 1024), p.mem.activation_bytes);
+  // From op1 on, the peak (2560 at op2) is alive: the workspace adds itself.
+  EXPECT_EQ(plan(1, 1024), p.mem.activation_bytes + 1024);
+  size_t arena = 0;
+  EXPECT_EQ(zo_workspace_in_arena(t.view, p.req(), 7, 16, Span<BufferRequest>(work.data(), n),
+                                  Span<size_t>(offsets.data(), n), Span<int>(scratch.data(), n), &arena),
+            Status::kInvalidArgument);
+}
+
 struct BpRun {
   std::vector<BufferRequest> work;
   std::vector<size_t> offsets;

@@ -35,15 +35,17 @@ struct PlanArgs {
 
 // The paper's released CIFAR-10-C layer set (METHOD §4): the first pointwise
 // conv of blocks 4-7 of MCUNet-5fps, WP for blocks 4-5 and NP for 6-7.
+// Names as the .pth checkpoint (mcunet-cifar10) and the .pkl (mcunet-5fps) spell them.
 struct NamedLayer {
   const char* name;
+  const char* pkl_name;
   ZoMode mode;
 };
 constexpr NamedLayer kPaperLayers[] = {
-    {"1.4.conv.0", ZoMode::kWeight},
-    {"1.5.conv.0", ZoMode::kWeight},
-    {"1.6.conv.0", ZoMode::kNode},
-    {"1.7.conv.0", ZoMode::kNode},
+    {"1.4.conv.0", "blocks.4.pointwise1", ZoMode::kWeight},
+    {"1.5.conv.0", "blocks.5.pointwise1", ZoMode::kWeight},
+    {"1.6.conv.0", "blocks.6.pointwise1", ZoMode::kNode},
+    {"1.7.conv.0", "blocks.7.pointwise1", ZoMode::kNode},
 };
 
 void check(Status s, const std::string& what) {
@@ -76,8 +78,7 @@ std::string conv_names_hint(const ModelView& m) {
 }
 
 // Parses --train: a comma list of op names / indices and the keywords
-// `paper` and `all`. `explicit_mode` marks layers whose mode came from the
-// keyword (kept unless --mode says otherwise).
+// `paper` (with the paper's modes) and `all` (WP); --mode may override.
 std::vector<TrainLayer> parse_layers(const ModelView& m, const std::string& spec) {
   std::vector<TrainLayer> layers;
   auto add = [&](int op, ZoMode mode) {
@@ -96,15 +97,17 @@ std::vector<TrainLayer> parse_layers(const ModelView& m, const std::string& spec
     if (tok.empty()) continue;
     if (tok == "paper") {
       for (const NamedLayer& p : kPaperLayers) {
-        const int op = find_op(m, p.name);
+        int op = find_op(m, p.name);
+        if (op < 0) op = find_op(m, p.pkl_name);
         if (op < 0)
           throw CliError(std::string("--train paper: the model has no op named ") + p.name +
                          " (the paper's layer set is defined on MCUNet-5fps: --model mcunet-cifar10 or mcunet-5fps)");
         add(op, p.mode);
       }
     } else if (tok == "all") {
+      // Every Conv2d; an int8 FullyConnected classifier is left out (name it to add it).
       for (int i = 0; i < m.n_ops(); ++i)
-        if (trainable_op(m, i)) add(i, ZoMode::kWeight);
+        if (static_cast<OpType>(m.op(i).type) == OpType::kConv2d) add(i, ZoMode::kWeight);
     } else {
       const int op = find_op(m, tok);
       if (op < 0) throw CliError("--train: no op named '" + tok + "' (convs: " + conv_names_hint(m) + ")");
@@ -163,6 +166,23 @@ ZoMemory zo_for(const ModelView& m, const Inference& inf, const std::vector<Trai
                   Span<ZoLayerMemory>(per->data(), per->size()), &z),
         "ZO accounting");
   return z;
+}
+
+// Total SRAM when the ZO workspace shares the activation arena (see
+// zo_workspace_in_arena): tables + planned arena + persistent buffers.
+size_t zo_shared_total(const ModelView& m, const Inference& inf, const std::vector<TrainLayer>& layers,
+                       const ZoMemory& z) {
+  int first = m.n_ops();
+  for (const TrainLayer& l : layers) first = std::min(first, l.op);
+  const size_t n = size_t(m.n_tensors()) + 1;
+  std::vector<BufferRequest> work(n);
+  std::vector<size_t> offsets(n);
+  std::vector<int> scratch(n);
+  size_t arena = 0;
+  check(zo_workspace_in_arena(m, inf.req(), first, z.workspace_bytes, Span<BufferRequest>(work.data(), n),
+                              Span<size_t>(offsets.data(), n), Span<int>(scratch.data(), n), &arena),
+        "planning the ZO workspace");
+  return inf.table_bytes + arena + z.persistent_bytes;
 }
 
 BpMemory bp_for(const ModelView& m, const Inference& inf, const std::vector<TrainLayer>& layers, BpKind kind) {
@@ -249,8 +269,9 @@ Json layer_json(const ModelView& m, const ZoLayerMemory& l) {
   return j;
 }
 
-Json zo_json(const ModelView& m, const ZoMemory& z, size_t inference_bytes) {
+Json zo_json(const ModelView& m, const ZoMemory& z, size_t inference_bytes, size_t shared_total) {
   Json j;
+  j["total_bytes_workspace_in_arena"] = shared_total;
   j["persistent_bytes"] = z.persistent_bytes;
   j["workspace_bytes"] = z.workspace_bytes;
   j["workspace_op"] = z.workspace_op >= 0 ? Json(m.op(z.workspace_op).name) : Json(nullptr);
@@ -408,9 +429,12 @@ void run_plan(const PlanArgs& a) {
       jl.push_back(e);
     }
     jtr["layers"] = jl;
-    jtr["zo"] = zo_json(m, zsel, inf.required_bytes);
-    jtr["zo_all_wp"] = zo_json(m, zwp, inf.required_bytes);
-    jtr["zo_all_np"] = zo_json(m, znp, inf.required_bytes);
+    const size_t shared_sel = zo_shared_total(m, inf, layers, zsel);
+    const size_t shared_wp = zo_shared_total(m, inf, all_wp, zwp);
+    const size_t shared_np = zo_shared_total(m, inf, all_np, znp);
+    jtr["zo"] = zo_json(m, zsel, inf.required_bytes, shared_sel);
+    jtr["zo_all_wp"] = zo_json(m, zwp, inf.required_bytes, shared_wp);
+    jtr["zo_all_np"] = zo_json(m, znp, inf.required_bytes, shared_np);
     jtr["bp"] = bp_json(bfull, inf.required_bytes);
     jtr["sparse_bp"] = bp_json(bsparse, inf.required_bytes);
     j["training"] = jtr;
@@ -431,26 +455,31 @@ void run_plan(const PlanArgs& a) {
     }
     line("");
     line("Layer set totals (SRAM total = inference %zu B + extra):", inf.required_bytes);
-    line("  %-32s %10s %10s %10s %12s %9s  %s", "", "persistent", "workspace", "extra", "total", "total KB",
-         "fits 256/1024 KB");
-    auto zo_row = [&](const std::string& label, const ZoMemory& z) {
+    line("  %-32s %10s %10s %10s %12s %9s %10s  %s", "", "persistent", "workspace", "extra", "total", "total KB",
+         "shared KB", "fits 256/1024 KB");
+    auto fits = [](size_t total) {
+      return std::string(total <= 256 * 1024 ? "yes" : "no") + " / " + (total <= 1024 * 1024 ? "yes" : "no");
+    };
+    auto zo_row = [&](const std::string& label, const ZoMemory& z, size_t shared) {
       const size_t total = inf.required_bytes + z.extra_bytes;
-      line("  %-32s %10zu %10zu %10zu %12zu %9.1f  %s / %s", label.c_str(), z.persistent_bytes, z.workspace_bytes,
-           z.extra_bytes, total, kb(total), total <= 256 * 1024 ? "yes" : "no", total <= 1024 * 1024 ? "yes" : "no");
+      line("  %-32s %10zu %10zu %10zu %12zu %9.1f %10.1f  %s (shared: %s)", label.c_str(), z.persistent_bytes,
+           z.workspace_bytes, z.extra_bytes, total, kb(total), kb(shared), fits(total).c_str(), fits(shared).c_str());
     };
     zo_row("ZO, selected (" + std::to_string(per.size() - size_t(n_np)) + " WP + " + std::to_string(n_np) + " NP)",
-           zsel);
-    zo_row("ZO, all WP", zwp);
-    zo_row("ZO, all NP", znp);
+           zsel, shared_sel);
+    zo_row("ZO, all WP", zwp, shared_wp);
+    zo_row("ZO, all NP", znp, shared_np);
     auto bp_row = [&](const char* label, const BpMemory& b) {
       const size_t total = inf.required_bytes + b.extra_bytes;
-      line("  %-32s %10zu %10zu %10zu %12zu %9.1f  %s / %s", label, b.weight_bytes + b.weight_grad_bytes,
+      line("  %-32s %10zu %10zu %10zu %12zu %9.1f %10.1f  %s", label, b.weight_bytes + b.weight_grad_bytes,
            b.arena_bytes - std::min(b.arena_bytes, inf.mem.activation_bytes), b.extra_bytes, total, kb(total),
-           total <= 256 * 1024 ? "yes" : "no", total <= 1024 * 1024 ? "yes" : "no");
+           kb(total), fits(total).c_str());
     };
     bp_row("BP (every op input kept)", bfull);
     bp_row("sparse BP (MIT-style)", bsparse);
-    line("  (BP: persistent = trained weights + float32 weight gradients; workspace = growth of the arena planned");
+    line("  (ZO: workspace = one per-sample buffer beside the arena; 'shared' = the same buffer planned into");
+    line("   arena bytes only the prefix before the earliest trained op uses.");
+    line("   BP: persistent = trained weights + float32 weight gradients; workspace = growth of the arena planned");
     line("   over forward + backward: saved activations %zu B / masks %zu B (sparse: %zu B / %zu B), float32",
          bfull.saved_bytes, bfull.mask_bytes, bsparse.saved_bytes, bsparse.mask_bytes);
     line("   activation gradients up to %zu B each.)", bfull.max_grad_bytes);
@@ -502,7 +531,7 @@ void register_plan_command(CLI::App& app) {
       ->required();
   cmd->add_option("--train", args->train,
                   "layers to train: comma list of op names or indices, 'paper' (1.4-1.7 conv.0, WP/WP/NP/NP) or "
-                  "'all' (every conv)");
+                  "'all' (every Conv2d)");
   cmd->add_option("--mode", args->mode,
                   "ZO mode of every trained layer: wp, np, or auto (NP while it fits --budget-kb); default: the "
                   "keyword's modes ('paper'), else wp")

@@ -170,6 +170,23 @@ Status zo_memory(const ModelView& model, Span<const BufferRequest> requests, Spa
   return Status::kOk;
 }
 
+Status zo_workspace_in_arena(const ModelView& model, Span<const BufferRequest> requests, int first_op,
+                             size_t workspace_bytes, Span<BufferRequest> work, Span<size_t> offsets,
+                             Span<int> scratch, size_t* arena_bytes) {
+  if (!model.valid() || arena_bytes == nullptr || first_op < 0 || first_op >= model.n_ops())
+    return Status::kInvalidArgument;
+  const size_t nt = static_cast<size_t>(model.n_tensors());
+  if (requests.size() < nt || work.size() < nt + 1 || offsets.size() < nt + 1 || scratch.size() < nt + 1)
+    return Status::kInvalidArgument;
+  for (size_t t = 0; t < nt; ++t) work[t] = requests[t];
+  work[nt] = BufferRequest{};
+  work[nt].size_bytes = workspace_bytes;
+  work[nt].first_use = first_op;
+  work[nt].last_use = model.n_ops();
+  return plan_buffers(Span<const BufferRequest>(work.data(), nt + 1), offsets.subspan(0, nt + 1),
+                      scratch.subspan(0, nt + 1), arena_bytes);
+}
+
 size_t bp_request_count(const ModelView& model) {
   return model.valid() ? 2 * static_cast<size_t>(model.n_tensors()) + static_cast<size_t>(model.n_ops()) : 0;
 }
@@ -226,8 +243,16 @@ Status bp_memory(const ModelView& model, Span<const BufferRequest> requests, Spa
       if (keep) extend(t, tb(i));
     }
     if (clamps_output(type)) {
-      if (kind == BpKind::kFull) {
-        extend(op.output, tb(i));  // the saved output tells which elements saturated
+      // Back-propagating through op i needs to know which outputs saturated:
+      // a kept output tells; otherwise (sparse) a 1-bit mask does.
+      bool output_kept = kind == BpKind::kFull;
+      for (int j = i + 1; j < no && !output_kept; ++j) {
+        if (!trained(j)) continue;
+        const TzmOp& r = model.op(j);
+        for (int k = 0; k < r.n_inputs; ++k) output_kept = output_kept || r.inputs[k] == op.output;
+      }
+      if (output_kept) {
+        extend(op.output, tb(i));
       } else {
         mask[i].size_bytes = (tensor_elements(y) + 7) / 8;
         mask[i].first_use = i;

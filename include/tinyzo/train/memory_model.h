@@ -122,6 +122,18 @@ struct ZoMemory {
 Status zo_memory(const ModelView& model, Span<const BufferRequest> requests, Span<const TrainLayer> layers,
                  const ZoSettings& settings, Span<ZoLayerMemory> per_layer, ZoMemory* out);
 
+// The ZO workspace is per sample: nothing in it survives into the next
+// sample's prefix run [0, first_op). So it may also sit in activation-arena
+// bytes that only the prefix uses. This plans the inference requests plus one
+// workspace request alive over [first_op, n_ops] (first_op = the earliest
+// trained op) and returns the arena size in `*arena_bytes`: the growth over
+// the inference plan is what the workspace then costs. `work`, `offsets` and
+// `scratch` need n_tensors + 1 entries. (Using it needs the trainer to put
+// its workspace at the planned offset inside the engine's activations.)
+Status zo_workspace_in_arena(const ModelView& model, Span<const BufferRequest> requests, int first_op,
+                             size_t workspace_bytes, Span<BufferRequest> work, Span<size_t> offsets,
+                             Span<int> scratch, size_t* arena_bytes);
+
 // ---------------------------------------------------------------- BP (comparison)
 
 enum class BpKind : uint8_t {
