@@ -1,0 +1,359 @@
+// Greedy arena planner: hand cases (reuse along a chain, in-place sharing and
+// when it must be refused), argument checks, a property test over random
+// lifetimes (plans are valid and never below the live-bytes lower bound), and
+// the plan of a synthetic model against what the Engine actually takes.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "test_models.h"
+#include "tinyzo/arena.h"
+#include "tinyzo/engine.h"
+#include "tinyzo/planner.h"
+
+namespace tinyzo {
+namespace {
+
+using testing::LoadedModel;
+using testing::TestRng;
+
+BufferRequest req(size_t size, int first, int last, int share_with = -1) {
+  BufferRequest r;
+  r.size_bytes = size;
+  r.first_use = first;
+  r.last_use = last;
+  r.share_with = share_with;
+  return r;
+}
+
+struct Plan {
+  Status status = Status::kInternal;
+  std::vector<size_t> offsets;
+  size_t total = 0;
+};
+
+Plan plan(const std::vector<BufferRequest>& r) {
+  Plan p;
+  p.offsets.assign(r.size(), 12345);
+  std::vector<int> scratch(r.size());
+  p.status = plan_buffers(Span<const BufferRequest>(r.data(), r.size()), Span<size_t>(p.offsets.data(), r.size()),
+                          Span<int>(scratch.data(), scratch.size()), &p.total);
+  return p;
+}
+
+bool valid(const std::vector<BufferRequest>& r, const Plan& p) {
+  return plan_is_valid(Span<const BufferRequest>(r.data(), r.size()),
+                       Span<const size_t>(p.offsets.data(), p.offsets.size()), p.total);
+}
+
+// Max over ops of the bytes alive at that op, counting each in-place pair
+// once (a valid plan can overlap only those): no plan can be smaller.
+size_t live_bytes_lower_bound(const std::vector<BufferRequest>& r) {
+  const Span<const BufferRequest> s(r.data(), r.size());
+  int t_min = 0, t_max = 0;
+  for (const auto& q : r) {
+    t_min = std::min(t_min, q.first_use);
+    t_max = std::max(t_max, q.last_use);
+  }
+  size_t best = 0;
+  for (int t = t_min; t <= t_max; ++t) {
+    size_t live = 0;
+    for (size_t i = 0; i < r.size(); ++i) {
+      if (r[i].size_bytes == 0 || r[i].first_use > t || r[i].last_use < t) continue;
+      live += r[i].size_bytes;
+      const int p = r[i].share_with;
+      if (p >= 0 && r[p].size_bytes > 0 && is_inplace_pair(s, int(i), p) && r[p].last_use == t)
+        live -= std::min(r[i].size_bytes, r[p].size_bytes);
+    }
+    best = std::max(best, live);
+  }
+  return best;
+}
+
+TEST(PlannerTest, ChainReusesMemory) {
+  // t0 -> op0 -> t1 -> op1 -> t2 -> op2 -> t3: only two buffers live at once.
+  const std::vector<BufferRequest> r = {req(100, -1, 0), req(100, 0, 1), req(100, 1, 2), req(100, 2, 3)};
+  const Plan p = plan(r);
+  ASSERT_EQ(p.status, Status::kOk);
+  EXPECT_TRUE(valid(r, p));
+  EXPECT_EQ(p.total, 224u);  // 2 x 100, the second one starting at 112 (16-aligned)
+  EXPECT_EQ(p.offsets[0], p.offsets[2]);
+  EXPECT_EQ(p.offsets[1], p.offsets[3]);
+  EXPECT_NE(p.offsets[0], p.offsets[1]);
+}
+
+TEST(PlannerTest, InPlaceAddSharesItsDyingInput) {
+  // x dies at op 1, which writes y element-wise over it; z is alive throughout.
+  const std::vector<BufferRequest> r = {req(64, 0, 1), req(64, 1, 2, /*share_with=*/0), req(32, -1, 2)};
+  const Span<const BufferRequest> s(r.data(), r.size());
+  EXPECT_TRUE(is_inplace_pair(s, 0, 1));
+  EXPECT_TRUE(is_inplace_pair(s, 1, 0));
+  EXPECT_FALSE(is_inplace_pair(s, 0, 2));
+  const Plan p = plan(r);
+  ASSERT_EQ(p.status, Status::kOk);
+  EXPECT_TRUE(valid(r, p));
+  EXPECT_EQ(p.offsets[1], p.offsets[0]);
+  EXPECT_EQ(p.total, 96u);  // 64 shared + 32, instead of 160
+  EXPECT_EQ(p.total, live_bytes_lower_bound(r));
+}
+
+TEST(PlannerTest, InPlaceRefusedWhenPartnerOutlivesTheOp) {
+  // x is still read after op 1, so y cannot overwrite it.
+  const std::vector<BufferRequest> r = {req(64, 0, 2), req(64, 1, 3, 0)};
+  EXPECT_FALSE(is_inplace_pair(Span<const BufferRequest>(r.data(), r.size()), 0, 1));
+  const Plan p = plan(r);
+  ASSERT_EQ(p.status, Status::kOk);
+  EXPECT_TRUE(valid(r, p));
+  EXPECT_NE(p.offsets[0], p.offsets[1]);
+  EXPECT_EQ(p.total, 128u);
+}
+
+TEST(PlannerTest, InPlaceRefusedWhenPartnerIsSmaller) {
+  const std::vector<BufferRequest> r = {req(32, 0, 1), req(64, 1, 2, 0)};
+  EXPECT_FALSE(is_inplace_pair(Span<const BufferRequest>(r.data(), r.size()), 0, 1));
+  const Plan p = plan(r);
+  ASSERT_EQ(p.status, Status::kOk);
+  EXPECT_TRUE(valid(r, p));
+  EXPECT_EQ(p.total, 96u);
+}
+
+TEST(PlannerTest, InPlaceFallsBackWhenAnotherBufferSitsThere) {
+  // w (placed first, largest) takes [0, 128) from op 2 on; x fits there before
+  // that, but y (alive at op 2) must not follow x into w's bytes.
+  const std::vector<BufferRequest> r = {req(128, 2, 3), req(64, 0, 1), req(64, 1, 2, 1)};
+  const Plan p = plan(r);
+  ASSERT_EQ(p.status, Status::kOk);
+  EXPECT_TRUE(valid(r, p));
+  EXPECT_EQ(p.offsets[0], 0u);
+  EXPECT_EQ(p.offsets[1], 0u);
+  EXPECT_EQ(p.offsets[2], 128u);
+}
+
+TEST(PlannerTest, ZeroSizedRequestsTakeNoSpace) {
+  const std::vector<BufferRequest> r = {req(0, 0, 5), req(48, 0, 1), req(0, -1, 0), req(16, 1, 2)};
+  const Plan p = plan(r);
+  ASSERT_EQ(p.status, Status::kOk);
+  EXPECT_EQ(p.offsets[0], 0u);
+  EXPECT_EQ(p.offsets[2], 0u);
+  EXPECT_EQ(p.total, 64u);
+  EXPECT_TRUE(valid(r, p));
+  const Plan empty = plan({});
+  EXPECT_EQ(empty.status, Status::kOk);
+  EXPECT_EQ(empty.total, 0u);
+}
+
+TEST(PlannerTest, OffsetsAndTotalAre16Aligned) {
+  const std::vector<BufferRequest> r = {req(1, 0, 3), req(17, 0, 3), req(33, 0, 3), req(5, 1, 2)};
+  const Plan p = plan(r);
+  ASSERT_EQ(p.status, Status::kOk);
+  for (size_t o : p.offsets) EXPECT_EQ(o % kPlanAlign, 0u);
+  EXPECT_EQ(p.total % kPlanAlign, 0u);
+  EXPECT_EQ(p.total, 48u + 32u + 16u + 16u);
+  EXPECT_TRUE(valid(r, p));
+}
+
+TEST(PlannerTest, RejectsInconsistentInput) {
+  std::vector<BufferRequest> r = {req(16, 3, 2)};  // ends before it starts
+  EXPECT_EQ(plan(r).status, Status::kInvalidArgument);
+  r = {req(16, 0, 1), req(16, 1, 2, /*share_with=*/2)};  // partner index out of range
+  EXPECT_EQ(plan(r).status, Status::kInvalidArgument);
+  r = {req(16, 0, 1), req(16, 1, 2)};
+  std::vector<size_t> offsets(1);
+  std::vector<int> scratch(2);
+  size_t total = 0;
+  const Span<const BufferRequest> s(r.data(), r.size());
+  EXPECT_EQ(plan_buffers(s, Span<size_t>(offsets.data(), 1), Span<int>(scratch.data(), 2), &total),
+            Status::kInvalidArgument);
+  offsets.resize(2);
+  EXPECT_EQ(plan_buffers(s, Span<size_t>(offsets.data(), 2), Span<int>(scratch.data(), 1), &total),
+            Status::kInvalidArgument);
+  EXPECT_EQ(plan_buffers(s, Span<size_t>(offsets.data(), 2), Span<int>(scratch.data(), 2), nullptr),
+            Status::kInvalidArgument);
+}
+
+TEST(PlannerTest, NegativeShareWithIsIgnored) {
+  const std::vector<BufferRequest> r = {req(16, 0, 1), req(16, 1, 2, -7)};
+  const Plan p = plan(r);
+  ASSERT_EQ(p.status, Status::kOk);
+  EXPECT_TRUE(valid(r, p));
+  EXPECT_NE(p.offsets[0], p.offsets[1]);
+}
+
+TEST(PlannerTest, PlanIsValidCatchesBadPlans) {
+  const std::vector<BufferRequest> r = {req(64, 0, 1), req(64, 1, 2), req(64, 3, 4)};
+  const Span<const BufferRequest> s(r.data(), r.size());
+  auto check = [&](std::vector<size_t> offsets, size_t total) {
+    return plan_is_valid(s, Span<const size_t>(offsets.data(), offsets.size()), total);
+  };
+  EXPECT_TRUE(check({0, 64, 0}, 128));
+  EXPECT_FALSE(check({0, 32, 0}, 128));   // 0 and 1 alive together at op 1, bytes overlap
+  EXPECT_FALSE(check({0, 0, 64}, 128));   // same offset but not an in-place pair
+  EXPECT_FALSE(check({0, 64, 0}, 127));   // does not fit the total
+  EXPECT_FALSE(check({0, 72, 0}, 256));   // misaligned
+  EXPECT_TRUE(check({64, 0, 64}, 128));   // 0 and 2 never alive together
+  // The in-place pair is allowed exactly at the same offset, not partially overlapping.
+  const std::vector<BufferRequest> pair = {req(64, 0, 1), req(64, 1, 2, 0)};
+  const Span<const BufferRequest> ps(pair.data(), pair.size());
+  const size_t same[2] = {0, 0}, shifted[2] = {0, 16};
+  EXPECT_TRUE(plan_is_valid(ps, Span<const size_t>(same, 2), 64));
+  EXPECT_FALSE(plan_is_valid(ps, Span<const size_t>(shifted, 2), 80));
+}
+
+TEST(PlannerTest, LifetimesOverlapIsInclusive) {
+  const std::vector<BufferRequest> r = {req(1, 0, 2), req(1, 2, 4), req(1, 3, 3), req(1, -1, -1)};
+  const Span<const BufferRequest> s(r.data(), r.size());
+  EXPECT_TRUE(lifetimes_overlap(s, 0, 1));
+  EXPECT_TRUE(lifetimes_overlap(s, 1, 0));
+  EXPECT_FALSE(lifetimes_overlap(s, 0, 2));
+  EXPECT_TRUE(lifetimes_overlap(s, 1, 2));
+  EXPECT_FALSE(lifetimes_overlap(s, 3, 0));
+}
+
+// Random request sets with fixed seeds: chains, long-lived buffers, zero
+// sizes, and in-place pairs (valid and invalid ones).
+std::vector<BufferRequest> random_requests(TestRng& rng) {
+  const int n = rng.uniform(1, 40);
+  const int n_ops = rng.uniform(1, 30);
+  std::vector<BufferRequest> r(n);
+  for (int i = 0; i < n; ++i) {
+    const int kind = rng.uniform(0, 9);
+    const size_t size = kind == 0 ? 0 : size_t(rng.uniform(1, kind < 5 ? 256 : 4096));
+    const int first = rng.uniform(-1, n_ops - 1);
+    const int last = rng.uniform(0, 3) == 0 ? n_ops : std::min(n_ops, first + rng.uniform(0, 4));
+    r[i] = req(size, first, std::max(first, last));
+  }
+  for (int i = 0; i < n; ++i) {
+    if (rng.uniform(0, 2) != 0) continue;
+    const int j = rng.uniform(0, n - 1);
+    if (j == i) continue;
+    if (rng.uniform(0, 3) != 0) {
+      // Make it a genuine in-place pair: i starts where j ends and is not larger.
+      r[i].first_use = r[j].last_use;
+      r[i].last_use = std::max(r[i].last_use, r[i].first_use);
+      r[i].size_bytes = std::min(r[i].size_bytes, r[j].size_bytes);
+    }
+    r[i].share_with = j;  // otherwise a partner that does not qualify
+  }
+  return r;
+}
+
+TEST(PlannerTest, RandomPlansAreValidAndAboveTheLiveBytesBound) {
+  int shared = 0;
+  for (uint64_t seed = 1; seed <= 500; ++seed) {
+    TestRng rng(seed);
+    const std::vector<BufferRequest> r = random_requests(rng);
+    const Plan p = plan(r);
+    ASSERT_EQ(p.status, Status::kOk) << "seed " << seed;
+    ASSERT_TRUE(valid(r, p)) << "seed " << seed;
+    const size_t bound = live_bytes_lower_bound(r);
+    EXPECT_GE(p.total, bound) << "seed " << seed;
+    size_t sum_aligned = 0;
+    for (const auto& q : r) sum_aligned += (q.size_bytes + kPlanAlign - 1) / kPlanAlign * kPlanAlign;
+    EXPECT_LE(p.total, sum_aligned) << "seed " << seed;  // never worse than no reuse at all
+    EXPECT_EQ(p.total % kPlanAlign, 0u);
+    for (size_t i = 0; i < r.size(); ++i) {
+      if (r[i].size_bytes == 0) {
+        EXPECT_EQ(p.offsets[i], 0u);
+      } else if (r[i].share_with >= 0 && p.offsets[i] == p.offsets[r[i].share_with] &&
+                 is_inplace_pair(Span<const BufferRequest>(r.data(), r.size()), int(i), r[i].share_with)) {
+        ++shared;
+      }
+    }
+    // Deterministic: the same requests give the same plan.
+    const Plan again = plan(r);
+    EXPECT_EQ(again.offsets, p.offsets);
+    EXPECT_EQ(again.total, p.total);
+  }
+  EXPECT_GT(shared, 50);  // the generator really exercises in-place sharing
+}
+
+// ---- the plan of a model ----
+
+class PlannerModelTest : public ::testing::Test {
+ protected:
+  PlannerModelTest() : cnn_(testing::make_tiny_cnn()), model_(cnn_.builder.serialize()) {}
+  std::vector<BufferRequest> requests() {
+    std::vector<BufferRequest> r(model_.view.n_tensors());
+    EXPECT_EQ(build_buffer_requests(model_.view, Span<BufferRequest>(r.data(), r.size())), Status::kOk);
+    return r;
+  }
+  testing::TinyCnn cnn_;
+  LoadedModel model_;
+};
+
+TEST_F(PlannerModelTest, BuildsRequestsFromTheModel) {
+  ASSERT_EQ(model_.status, Status::kOk);
+  const std::vector<BufferRequest> r = requests();
+  EXPECT_EQ(r[cnn_.input].size_bytes, 8u * 8 * 3);
+  EXPECT_EQ(r[cnn_.input].first_use, -1);
+  EXPECT_EQ(r[cnn_.input].last_use, 0);
+  EXPECT_EQ(r[cnn_.conv0].first_use, 0);
+  EXPECT_EQ(r[cnn_.conv0].last_use, 3);  // read by dw1 (op 1) and add3 (op 3)
+  EXPECT_EQ(r[cnn_.add3].share_with, cnn_.conv0);
+  EXPECT_EQ(r[cnn_.head9].size_bytes, 4u * sizeof(float));
+  EXPECT_EQ(r[cnn_.head9].last_use, testing::kTinyCnnOps);  // survives invoke()
+  EXPECT_EQ(r[cnn_.conv0_c.weight].size_bytes, 0u);
+  EXPECT_EQ(r[cnn_.head_w].size_bytes, 0u);
+  std::vector<BufferRequest> too_short(3);
+  EXPECT_EQ(build_buffer_requests(model_.view, Span<BufferRequest>(too_short.data(), too_short.size())),
+            Status::kInvalidArgument);
+}
+
+TEST_F(PlannerModelTest, AddRunsInPlaceOverItsDyingInput) {
+  const std::vector<BufferRequest> r = requests();
+  const Plan p = plan(r);
+  ASSERT_EQ(p.status, Status::kOk);
+  EXPECT_TRUE(valid(r, p));
+  EXPECT_EQ(p.offsets[cnn_.add3], p.offsets[cnn_.conv0]);
+  EXPECT_GE(p.total, live_bytes_lower_bound(r));
+}
+
+TEST_F(PlannerModelTest, ModelInputIsNeverOverwrittenInPlace) {
+  // An Add whose dying input is the model input must not take it over (the
+  // caller owns the input): build input -> add(input, conv(input)).
+  TzmBuilder b;
+  const int x = b.add_tensor("x", DType::kInt8, {4, 4, 2}, 0, 0.1f, 0);
+  b.set_input(x);
+  TestRng rng(4);
+  const auto c = testing::add_random_conv_consts(b, "c", {2, 1, 1, 2}, 0.1f, rng);
+  const int y = b.add_conv2d("c", x, c.weight, c.bias, c.multiplier, WindowParams{}, 1, 0.1f, 0);
+  b.set_output(b.add_add("add", x, y, 0.1f, 0));
+  LoadedModel m(b.serialize());
+  ASSERT_EQ(m.status, Status::kOk);
+  std::vector<BufferRequest> r(m.view.n_tensors());
+  ASSERT_EQ(build_buffer_requests(m.view, Span<BufferRequest>(r.data(), r.size())), Status::kOk);
+  const int out = m.view.output_tensor();
+  EXPECT_EQ(r[out].share_with, y);  // the other operand dies here too
+}
+
+TEST_F(PlannerModelTest, PlanEqualsEngineActivationBytes) {
+  const std::vector<BufferRequest> r = requests();
+  const Plan p = plan(r);
+  ASSERT_EQ(p.status, Status::kOk);
+  alignas(16) static uint8_t arena_mem[1 << 16];
+  Arena arena(arena_mem, sizeof arena_mem);
+  Engine engine;
+  ASSERT_EQ(engine.init(model_.view, arena), Status::kOk);
+  EXPECT_EQ(engine.activation_bytes(), p.total);
+  // And the engine put every tensor where the plan says (relative to the input).
+  const auto* base = static_cast<const uint8_t*>(engine.tensor_data(cnn_.input));
+  for (int t = 0; t < model_.view.n_tensors(); ++t) {
+    if (r[t].size_bytes == 0) continue;
+    const auto* at = static_cast<const uint8_t*>(engine.tensor_data(t));
+    EXPECT_EQ(at - base, std::ptrdiff_t(p.offsets[t]) - std::ptrdiff_t(p.offsets[cnn_.input])) << "tensor " << t;
+  }
+}
+
+// Regression guard (STYLE.md: a test fails when the planned arena for a
+// reference model grows): the tiny CNN's plan, recorded when the planner was
+// written. Lower is fine (update the number); higher is a planner regression.
+TEST_F(PlannerModelTest, TinyCnnArenaDoesNotGrow) {
+  const Plan p = plan(requests());
+  ASSERT_EQ(p.status, Status::kOk);
+  constexpr size_t kRecordedBytes = 448;  // input 192 | conv0/add3 128 | dw1, pw2 reuse the input's bytes
+  EXPECT_LE(p.total, kRecordedBytes);
+}
+
+}  // namespace
+}  // namespace tinyzo
