@@ -145,7 +145,12 @@ std::string find_on_path(const std::string& name) {
 
 std::vector<std::string> python_candidates() {
   const std::string forced = env("TINYZO_PYTHON");
-  if (!forced.empty()) return {forced};
+  if (!forced.empty()) {
+    if (forced.find('/') != std::string::npos) return {forced};
+    const std::string found = find_on_path(forced);
+    if (found.empty()) throw CliError("$TINYZO_PYTHON=" + forced + ": not found on PATH");
+    return {found};
+  }
   std::vector<std::string> out;
   const std::string on_path = find_on_path("python3");
   if (!on_path.empty()) out.push_back(on_path);
