@@ -443,13 +443,15 @@ void run_plan(const PlanArgs& a) {
     line("Training %zu layer%s (%zu parameters), Q = %d queries per layer, batch %d streamed one sample at a time",
          per.size(), per.size() == 1 ? "" : "s", n_params, a.queries, a.batch);
     line("Extra SRAM per layer if it alone were trained (persistent + its transient workspace):");
-    line("  %4s %-14s %-8s %-18s %8s %6s %8s %10s  %10s %10s  %s", "op", "name", "kind", "in -> out", "d_w", "C_out",
-         "D", "boundary", "WP extra", "NP extra", "mode");
+    int name_w = 14;
+    for (const ZoLayerMemory& l : per) name_w = std::max(name_w, int(std::string(m.op(l.op).name).size()));
+    line("  %4s %-*s %-8s %-20s %8s %6s %8s %10s  %10s %10s  %s", "op", name_w, "name", "kind", "in -> out", "d_w",
+         "C_out", "D", "boundary", "WP extra", "NP extra", "mode");
     for (size_t i = 0; i < per.size(); ++i) {
       const ZoLayerMemory& l = per[i];
       const TzmOp& op = m.op(l.op);
       const std::string io = shape(m.tensor(op.inputs[0])) + "->" + shape(m.tensor(op.output));
-      line("  %4d %-14s %-8s %-18s %8zu %6zu %8zu %10zu  %10zu %10zu  %s", l.op, op.name, op_kind(m, l.op).c_str(),
+      line("  %4d %-*s %-8s %-20s %8zu %6zu %8zu %10zu  %10zu %10zu  %s", l.op, name_w, op.name, op_kind(m, l.op).c_str(),
            io.c_str(), l.n_weights, l.n_bias, l.n_outputs, l.boundary_bytes, per_wp[i].extra_bytes(),
            per_np[i].extra_bytes(), zo_mode_name(l.mode));
     }
