@@ -147,7 +147,11 @@ void motion_blur(int severity, HostRng& rng, const uint8_t* in, uint8_t* out) {
 }
 
 std::vector<double> zoom_factors(int severity) {
-  static constexpr int kCount[] = {6, 11, 16, 21, 26};  // len(np.arange(1, 1.06 .. 1.26, 0.01))
+  // len(np.arange(1, e, 0.01)) for e = 1.06, 1.11, 1.16, 1.21, 1.26. numpy
+  // sizes an arange as ceil((stop - start) / step) in floating point, which
+  // gives 7 and 12 (not 6 and 11) for the first two: 1.06 and 1.11 are
+  // included. CIFAR-10-C was made with these factors, so we keep them.
+  static constexpr int kCount[] = {7, 12, 16, 21, 26};
   // numpy's arange fills start + i * delta with delta = (start + step) - start.
   const double delta = (1.0 + 0.01) - 1.0;
   std::vector<double> z(kCount[severity - 1]);
