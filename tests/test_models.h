@@ -3,6 +3,7 @@
 // output does not depend on the standard library (std::uniform_*_distribution
 // is implementation-defined), so every platform builds the same bytes.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <stdexcept>
@@ -63,6 +64,10 @@ inline ConvConsts add_random_conv_consts(TzmBuilder& b, const std::string& name,
 //   9 head9   LinearF32 6 -> 4 (the model output, float logits)
 // The fields are tensor indices (op k writes the tensor named like it).
 struct TinyCnn {
+  // Activation scales (zero points: input -3, conv0 -128 (ReLU), dw1 5, pw2 -2,
+  // add3 1, conv4 0 (kept by the pools and gap7), fc8 -4).
+  static constexpr float kInputScale = 0.05f, kConv0Scale = 0.1f, kDw1Scale = 0.08f, kPw2Scale = 0.08f,
+                         kAdd3Scale = 0.1f, kConv4Scale = 0.1f, kFc8Scale = 0.05f;
   TzmBuilder builder;
   int input = -1;
   int conv0 = -1, dw1 = -1, pw2 = -1, add3 = -1, conv4 = -1, max5 = -1, avg6 = -1, gap7 = -1, fc8 = -1,
@@ -123,11 +128,13 @@ inline ConvConsts add_random_conv_consts(TzmBuilder& b, const std::string& name,
   size_t n = 1;
   for (int32_t d : weight_dims) n *= size_t(d);
   const int32_t co = weight_dims[0];
-  // Weights of moderate size and scales near 1/(fan-in * 40) keep most outputs
-  // inside int8 instead of saturating, so perturbations show in the output.
+  // Weights uniform in [-60, 60] (rms about 35) with scales near
+  // 1 / (35 sqrt(fan-in)): the real-valued layer roughly keeps the rms of its
+  // input (He-style), so with the output scales below most outputs stay
+  // inside int8 instead of saturating or collapsing to the zero point.
   const size_t fan_in = n / size_t(co);
   std::vector<float> w_scales(co);
-  for (auto& s : w_scales) s = rng.uniform_f(0.5f, 1.5f) / (40.f * float(fan_in));
+  for (auto& s : w_scales) s = rng.uniform_f(0.7f, 1.3f) / (35.f * std::sqrt(float(fan_in)));
   ConvConsts c;
   c.weight = b.add_constant_s8(name + ".w", weight_dims, rng.s8(n, -60, 60), w_scales);
   std::vector<int32_t> bias(co);
@@ -141,29 +148,29 @@ inline TinyCnn make_tiny_cnn(uint64_t seed) {
   TinyCnn m;
   TzmBuilder& b = m.builder;
   TestRng rng(seed);
-  m.input = b.add_tensor("input", DType::kInt8, {8, 8, 3}, 0, 0.05f, -3);
+  m.input = b.add_tensor("input", DType::kInt8, {8, 8, 3}, 0, TinyCnn::kInputScale, -3);
   b.set_input(m.input);
 
   WindowParams w3s2p1;
   w3s2p1.stride_h = w3s2p1.stride_w = 2;
   w3s2p1.pad_top = w3s2p1.pad_left = w3s2p1.pad_bottom = w3s2p1.pad_right = 1;
-  m.conv0_c = add_random_conv_consts(b, "conv0", {8, 3, 3, 3}, 0.05f, rng);
-  m.conv0 = b.add_conv2d("conv0", m.input, m.conv0_c.weight, m.conv0_c.bias, m.conv0_c.multiplier, w3s2p1, 1, 0.04f,
+  m.conv0_c = add_random_conv_consts(b, "conv0", {8, 3, 3, 3}, TinyCnn::kInputScale, rng);
+  m.conv0 = b.add_conv2d("conv0", m.input, m.conv0_c.weight, m.conv0_c.bias, m.conv0_c.multiplier, w3s2p1, 1, TinyCnn::kConv0Scale,
                          -128, -128, 100);
 
   WindowParams w3p1;
   w3p1.pad_top = w3p1.pad_left = w3p1.pad_bottom = w3p1.pad_right = 1;
-  m.dw1_c = add_random_conv_consts(b, "dw1", {8, 3, 3, 1}, 0.04f, rng);
-  m.dw1 = b.add_conv2d("dw1", m.conv0, m.dw1_c.weight, m.dw1_c.bias, m.dw1_c.multiplier, w3p1, 8, 0.05f, 5);
+  m.dw1_c = add_random_conv_consts(b, "dw1", {8, 3, 3, 1}, TinyCnn::kConv0Scale, rng);
+  m.dw1 = b.add_conv2d("dw1", m.conv0, m.dw1_c.weight, m.dw1_c.bias, m.dw1_c.multiplier, w3p1, 8, TinyCnn::kDw1Scale, 5);
 
-  m.pw2_c = add_random_conv_consts(b, "pw2", {8, 1, 1, 8}, 0.05f, rng);
-  m.pw2 = b.add_conv2d("pw2", m.dw1, m.pw2_c.weight, m.pw2_c.bias, m.pw2_c.multiplier, WindowParams{}, 1, 0.04f, -2);
+  m.pw2_c = add_random_conv_consts(b, "pw2", {8, 1, 1, 8}, TinyCnn::kDw1Scale, rng);
+  m.pw2 = b.add_conv2d("pw2", m.dw1, m.pw2_c.weight, m.pw2_c.bias, m.pw2_c.multiplier, WindowParams{}, 1, TinyCnn::kPw2Scale, -2);
 
-  m.add3 = b.add_add("add3", m.conv0, m.pw2, 0.06f, 1);
+  m.add3 = b.add_add("add3", m.conv0, m.pw2, TinyCnn::kAdd3Scale, 1);
 
-  m.conv4_c = add_random_conv_consts(b, "conv4", {8, 3, 3, 4}, 0.06f, rng);
+  m.conv4_c = add_random_conv_consts(b, "conv4", {8, 3, 3, 4}, TinyCnn::kAdd3Scale, rng);
   m.conv4 = b.add_conv2d("conv4", m.add3, m.conv4_c.weight, m.conv4_c.bias, m.conv4_c.multiplier, WindowParams{}, 2,
-                         0.05f, 0);
+                         TinyCnn::kConv4Scale, 0);
 
   WindowParams max_w;
   max_w.kh = max_w.kw = 2;
@@ -177,8 +184,9 @@ inline TinyCnn make_tiny_cnn(uint64_t seed) {
 
   m.gap7 = b.add_global_avg_pool("gap7", m.avg6);
 
-  m.fc8_c = add_random_conv_consts(b, "fc8", {6, 8}, 0.05f, rng);
-  m.fc8 = b.add_fully_connected("fc8", m.gap7, m.fc8_c.weight, m.fc8_c.bias, m.fc8_c.multiplier, 0.1f, -4);
+  m.fc8_c = add_random_conv_consts(b, "fc8", {6, 8}, TinyCnn::kConv4Scale, rng);
+  m.fc8 = b.add_fully_connected("fc8", m.gap7, m.fc8_c.weight, m.fc8_c.bias, m.fc8_c.multiplier,
+                                TinyCnn::kFc8Scale, -4);
 
   std::vector<float> hw(4 * 6), hb(4);
   for (auto& v : hw) v = rng.uniform_f(-1.f, 1.f);
@@ -198,7 +206,7 @@ inline TzmBuilder make_small_conv(uint64_t seed, bool dequantize_head) {
   const ConvConsts c = add_random_conv_consts(b, "conv", {3, 3, 3, 2}, 0.1f, rng);
   WindowParams w;
   w.pad_top = w.pad_left = w.pad_bottom = w.pad_right = 1;
-  const int y = b.add_conv2d("conv", x, c.weight, c.bias, c.multiplier, w, 1, 0.02f, -7);
+  const int y = b.add_conv2d("conv", x, c.weight, c.bias, c.multiplier, w, 1, 0.2f, -7);
   if (dequantize_head) {
     b.set_output(b.add_dequantize("dequant", y));
   } else {
