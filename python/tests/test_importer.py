@@ -267,6 +267,71 @@ class ImportModels(unittest.TestCase):
         self.assertEqual(sorted(os.listdir(out_dir)), ["bad.pkl", "keep.tzm"])
 
 
+class ImporterChecks(unittest.TestCase):
+    """The checks on the source's quantization and values (on edited copies of real sources)."""
+
+    def pkl(self):
+        return torchzip.load(model_path("mcunet-5fps.pkl"))
+
+    def pth(self):
+        arch = self.pkl()
+        return torchzip.load(model_path("mcunet_in1_cifar10.pth"))["state_dict"], arch
+
+    def test_pkl_none_quantization_taken_from_neighbours(self):
+        want, _ = importer._emit(importer._from_pkl(self.pkl()))
+        obj = self.pkl()
+        blk = obj["blocks"][4]
+        blk["depthwise"]["params"]["x_scale"] = None     # from pointwise1's y
+        blk["pointwise1"]["params"]["y_zero"] = None     # from depthwise's x
+        blk["residual"]["params"]["x_scale"] = None      # from the block input
+        got, _ = importer._emit(importer._from_pkl(obj))
+        self.assertEqual(got, want)
+
+    def test_pkl_unresolvable_none(self):
+        obj = self.pkl()
+        p = obj["blocks"][4]
+        p["depthwise"]["params"]["x_scale"] = p["pointwise1"]["params"]["y_scale"] = None
+        with self.assertRaisesRegex(importer.ImportError_, "blocks.4.pointwise1: y_scale is None and no neighbour"):
+            importer._emit(importer._from_pkl(obj))
+
+    def test_chain_mismatch(self):
+        obj = self.pkl()
+        obj["blocks"][5]["pointwise2"]["params"]["x_scale"] *= 1.0000001
+        with self.assertRaisesRegex(importer.ImportError_, "blocks.5.pointwise2 expects input quantization"):
+            importer._emit(importer._from_pkl(obj))
+        state, arch = self.pth()
+        state["1.4.q_add.zero_x2"].data[0] += 1
+        with self.assertRaisesRegex(importer.ImportError_, r"1.4.q_add \(x2\) expects"):
+            importer._emit(importer._from_pth(state, arch, "arch.pkl"))
+
+    def test_keep_mask_must_be_all_ones(self):
+        state, arch = self.pth()
+        state["1.9.conv.0.keep_mask"].data[3] = 0.0
+        with self.assertRaisesRegex(importer.ImportError_, "keep_mask is not all ones"):
+            importer._from_pth(state, arch, "arch.pkl")
+
+    def test_bad_values(self):
+        for key, index, value, why in (("1.3.conv.0.weight", 5, 128.0, "int8"),
+                                       ("1.3.conv.0.weight", 5, 0.5, "int8"),
+                                       ("1.3.conv.0.bias", 1, 2.0 ** 32, "int32"),
+                                       ("1.3.conv.0.scale_w", 0, 0.0, "positive")):
+            with self.subTest(key=key, value=value):
+                state, arch = self.pth()
+                state[key].data[index] = value
+                with self.assertRaisesRegex(importer.ImportError_, why):
+                    importer._from_pth(state, arch, "arch.pkl")
+
+    def test_unknown_key_and_architecture_mismatch(self):
+        state, arch = self.pth()
+        state["1.3.conv.0.extra"] = state["1.3.conv.0.zero_w"]
+        with self.assertRaisesRegex(importer.ImportError_, "not understood: 1.3.conv.0.extra"):
+            importer._from_pth(state, arch, "arch.pkl")
+        state, arch = self.pth()
+        arch["blocks"][4]["residual"] = None
+        with self.assertRaisesRegex(importer.ImportError_, "residual add present in the checkpoint but absent"):
+            importer._from_pth(state, arch, "arch.pkl")
+
+
 class TorchZip(unittest.TestCase):
     def test_pkl_numpy_arrays(self):
         obj = torchzip.load(model_path("mcunet-5fps.pkl"))

@@ -50,10 +50,11 @@ class _Conv:
     they are rounded to binary32 only when written."""
 
     def __init__(self, name, weight, wshape, bias, w_scales, stride, groups,
-                 s_x, z_x, s_y, z_y):
+                 s_x, z_x, s_y, z_y, act=None):
         self.name, self.weight, self.wshape, self.bias = name, weight, tuple(wshape), bias
         self.w_scales, self.stride, self.groups = w_scales, stride, groups
         self.s_x, self.z_x, self.s_y, self.z_y = s_x, z_x, s_y, z_y
+        self.act = act  # None, or a ReLU folded into the clamp
 
 
 class _Add:
@@ -173,20 +174,18 @@ def _pkl_conv(d, name, in_c, in_hw):
     if bias.dtype != "int32":
         _fail("%s: bias must be int32, got %s" % (name, bias.dtype))
     w_scales = _channel_scales(p.get("w_scales"), name + ".w_scales", co)
-    conv = _Conv(name, list(w.data), w.shape, list(bias.data), w_scales, stride, groups,
-                 p.get("x_scale"), p.get("x_zero"), p.get("y_scale"), p.get("y_zero"))
     act = d.get("act")
-    conv.act = act
     if act not in (None, "relu", "relu6"):
         _fail("%s: unsupported activation %r" % (name, act))
+    conv = _Conv(name, list(w.data), w.shape, list(bias.data), w_scales, stride, groups,
+                 p.get("x_scale"), p.get("x_zero"), p.get("y_scale"), p.get("y_zero"), act)
     return conv, co, out_hw
 
 
 def _from_pkl(obj):
     net = _Network()
-    for key in ("feature_mix",):
-        if obj.get(key) is not None:
-            _fail("%s is not supported (only None)" % key)
+    if obj.get("feature_mix") is not None:
+        _fail("feature_mix is not supported (only None)")
     first = obj["first_conv"]
     if not isinstance(first, dict) or not isinstance(first.get("in_shape"), int):
         _fail("first_conv has no in_shape")
@@ -241,17 +240,16 @@ def _resolve_pkl_nones(net):
     Walk the tensors in order: each quantized tensor's (scale, zero) is either what its producer
     says or, when that is None, what its consumer says as its input."""
     all_convs = [c for convs, _ in net.stages for c in convs] + [net.head[1]]
-    # Chain of (producer, consumer) pairs of the same tensor, in order.
-    links, prev = [], None
+    # (producer, consumer) pairs of the same tensor, in order; an add reads the block input (x1)
+    # and the last conv's output (x2), and the next block reads the add.
+    links, add_inputs, prev = [], {}, None
     for convs, add in net.stages:
         block_in = prev
         for c in convs:
             links.append((prev, c))
             prev = c
         if add is not None:
-            # the add reads the block input (x1) and the last conv output (x2); next reads the add
-            add._x1_from = block_in
-            add._x2_from = prev
+            add_inputs[add] = (block_in, prev)
             prev = add
     links.append((prev, net.head[1]))
     for producer, consumer in links:
@@ -263,18 +261,16 @@ def _resolve_pkl_nones(net):
                 setattr(producer, src, b)
             elif b is None and a is not None:
                 setattr(consumer, dst, a)
-    for _, add in net.stages:
-        if add is None:
-            continue
+    for add, (x1_from, x2_from) in add_inputs.items():
         if add.s1 is None:
-            add.s1, add.z1 = add._x1_from.s_y, add._x1_from.z_y
+            add.s1 = x1_from.s_y
         if add.z1 is None:
-            add.z1 = add._x1_from.z_y
-        add.s2, add.z2 = add._x2_from.s_y, add._x2_from.z_y
+            add.z1 = x1_from.z_y
+        add.s2, add.z2 = x2_from.s_y, x2_from.z_y
     for c in all_convs:
-        for key in ("s_x", "z_x", "s_y", "z_y"):
+        for key, source_key in (("s_x", "x_scale"), ("z_x", "x_zero"), ("s_y", "y_scale"), ("z_y", "y_zero")):
             if getattr(c, key) is None:
-                _fail("%s: %s is None and no neighbouring tensor gives it" % (c.name, key))
+                _fail("%s: %s is None and no neighbouring tensor gives it" % (c.name, source_key))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -389,7 +385,7 @@ def _emit(net):
         _same_quant(conv.name, conv.s_x, conv.z_x, x)
         s_x32 = f32(conv.s_x)
         s_y, z_y = _scale(conv.s_y, conv.name + ".scale_y"), _zero(conv.z_y, conv.name + ".zero_y")
-        if getattr(conv, "act", None) in ("relu", "relu6") and z_y != -128:
+        if conv.act in ("relu", "relu6") and z_y != -128:
             _fail("%s: a folded ReLU needs zero point -128, got %d" % (conv.name, z_y))
         # Exactly the simulation's effective_scale: float32(float64(s_x) * float64(s_w[o])).
         mult = [f32(s_x32 * s_w) for s_w in conv.w_scales]
