@@ -1,9 +1,34 @@
-// Chooses the kernel table once. x86 paths are added by src/kernels/x86 (run-time
-// CPU detection); Cortex-M builds pick the DSP table at compile time.
+// Chooses the kernel table once. On x86_64: the fastest table the CPU supports (avx512vnni >
+// avx2 > portable, by run-time CPU detection), unless the environment variable TINYZO_KERNELS
+// names another one ("ref", "portable", "avx2", "avx512vnni"; an unknown or unsupported name is
+// ignored). Elsewhere (the Cortex-M cross build compiles this file too): ref until the DSP table
+// exists.
 #include "tinyzo/kernels/kernels.h"
+
+#if defined(__x86_64__)
+#include <atomic>
+#include <cstdlib>
+
+#include "tinyzo/kernels/x86.h"
+#endif
 
 namespace tinyzo {
 
-const KernelTable& best_kernels() { return ref::table(); }
+const KernelTable& best_kernels() {
+#if defined(__x86_64__)
+  // Any thread may compute the choice; all compute the same one, so a relaxed atomic suffices
+  // (no function-local static: the device library is built with -fno-threadsafe-statics).
+  static std::atomic<const KernelTable*> chosen{nullptr};
+  const KernelTable* t = chosen.load(std::memory_order_relaxed);
+  if (t == nullptr) {
+    t = x86::find_table(std::getenv("TINYZO_KERNELS"));
+    if (t == nullptr) t = &x86::fastest_table();
+    chosen.store(t, std::memory_order_relaxed);
+  }
+  return *t;
+#else
+  return ref::table();
+#endif
+}
 
 }  // namespace tinyzo

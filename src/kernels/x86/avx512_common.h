@@ -1,0 +1,64 @@
+// AVX-512 requantization of 16 int32 accumulators, bit for bit the scalar requantize() of
+// tinyzo/kernels/requant.h. Internal to src/kernels/x86.
+#pragma once
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "x86_common.h"
+
+namespace tinyzo::x86::avx512vnni {
+
+constexpr int kRoundRne = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+
+struct Requant16 {
+  __m512 y_scale;
+  __m512 lo_f, hi_f;  // fast form: act range minus y_zero, as floats
+  __m512i y_zero, lo, hi;
+  bool fast;
+};
+
+TZ_TARGET_AVX512 inline Requant16 make_requant16(float y_scale, int32_t y_zero, int32_t lo, int32_t hi,
+                                                 bool fast) {
+  Requant16 r;
+  r.y_scale = _mm512_set1_ps(y_scale);
+  r.lo_f = _mm512_set1_ps(static_cast<float>(lo - y_zero));
+  r.hi_f = _mm512_set1_ps(static_cast<float>(hi - y_zero));
+  r.y_zero = _mm512_set1_epi32(y_zero);
+  r.lo = _mm512_set1_epi32(lo);
+  r.hi = _mm512_set1_epi32(hi);
+  r.fast = fast;
+  return r;
+}
+
+// rne(v) + z_y clamped to the act range, per requantize() / round_half_even():
+//  - fast form (requant_fast_ok): rne(clamp(v, lo - z, hi - z)) + z. The embedded-rounding
+//    conversion is round-to-nearest-even whatever MXCSR says.
+//  - long form: round_half_even() exactly: NaN -> 0, saturation at +-2^30, then + z and
+//    clamp_i32 (including its behaviour for lo > hi).
+TZ_TARGET_AVX512 inline __m512i round_clamp16(__m512 v, const Requant16& r) {
+  if (r.fast) {
+    v = _mm512_min_ps(_mm512_max_ps(v, r.lo_f), r.hi_f);
+    return _mm512_add_epi32(_mm512_cvt_roundps_epi32(v, kRoundRne), r.y_zero);
+  }
+  const __mmask16 ordered = _mm512_cmp_ps_mask(v, v, _CMP_ORD_Q);
+  v = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(-1073741824.f)), _mm512_set1_ps(1073741824.f));
+  __m512i q = _mm512_maskz_cvt_roundps_epi32(ordered, v, kRoundRne);
+  q = _mm512_add_epi32(q, r.y_zero);
+  const __mmask16 below = _mm512_cmplt_epi32_mask(q, r.lo);
+  return _mm512_mask_mov_epi32(_mm512_min_epi32(q, r.hi), below, r.lo);
+}
+
+// v = ((f32(acc) + bias_f) * mult) / y_scale, each one binary32 operation as in the reference
+// (cvtepi32_ps rounds like static_cast<float>; no FMA is formed: -ffp-contract=off and no "fma"
+// target), then round_clamp16.
+TZ_TARGET_AVX512 inline __m512i requant16(__m512i acc, __m512 bias_f, __m512 mult, const Requant16& r) {
+  __m512 v = _mm512_mul_ps(_mm512_add_ps(_mm512_cvtepi32_ps(acc), bias_f), mult);
+  return round_clamp16(_mm512_div_ps(v, r.y_scale), r);
+}
+
+inline __mmask16 mask16(int n) { return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1u); }
+inline __mmask32 mask32(int n) { return n >= 32 ? __mmask32(0xFFFFFFFFu) : __mmask32((1u << n) - 1u); }
+inline __mmask64 mask64(int n) { return n >= 64 ? ~__mmask64(0) : __mmask64((uint64_t(1) << n) - 1u); }
+
+}  // namespace tinyzo::x86::avx512vnni

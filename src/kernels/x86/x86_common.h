@@ -1,0 +1,70 @@
+// Shared by the x86 kernel files: per-function target attributes, the fixed stack budgets, and
+// the requantization preconditions under which a vector kernel may use the short (fast) form of
+// the requantization. Internal to src/kernels/x86.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "tinyzo/kernels/kernels.h"
+#include "tinyzo/kernels/params.h"
+
+// Functions using AVX2 / AVX-512 intrinsics carry these; the rest of the build stays at the
+// baseline ISA, and callers reach them only through a table chosen by CPU features. FMA is
+// deliberately not enabled: every float operation must stay a separate binary32 rounding.
+#define TZ_TARGET_AVX2 __attribute__((target("avx2")))
+#define TZ_TARGET_AVX512 __attribute__((target("avx2,avx512f,avx512bw,avx512vl,avx512vnni")))
+
+namespace tinyzo::x86 {
+
+// Fixed stack buffers (bytes). Their sum plus small arrays stays below kMaxStackBytes (x86.h).
+inline constexpr int kPackBytes = 48 * 1024;   // packed weights of one chunk of output channels
+inline constexpr int kStageBytes = 24 * 1024;  // staged (im2col / converted) input rows
+inline constexpr int kMaxChunkOutputs = 1024;  // output channels per packed chunk (per-channel arrays)
+
+inline uint32_t load_u32(const void* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+// The requantization y = clamp(rne(((f32(acc) + f32(b)) * m) / s_y) + z_y, lo, hi) can be
+// computed as  rne(clamp_f(v, lo - z_y, hi - z_y)) + z_y  (one float clamp, no saturation or NaN
+// handling) when
+//   - no NaN can occur: every m finite, s_y finite and non-zero (then v is finite or +-inf), and
+//   - the clamp commutes with rounding: lo <= hi and lo - z_y, hi - z_y are integers exactly
+//     representable with room to spare (|.| <= 2^20), so rne(clamp(v, a, b)) == clamp(rne(v), a, b)
+//     and rne's saturation at +-2^30 is never observable.
+// Real models always qualify (m, s_y positive and finite, z_y and the act range within int8);
+// otherwise kernels use the long form, which emulates round_half_even() exactly.
+inline bool finite_f32(float v) { return v - v == 0.f; }  // false for inf and NaN
+
+inline bool requant_fast_ok(const float* mult, int n, float y_scale, int32_t y_zero, int32_t lo,
+                            int32_t hi) {
+  constexpr int32_t kLim = 1 << 20;
+  if (!(finite_f32(y_scale) && y_scale != 0.f)) return false;
+  if (lo > hi || y_zero < -kLim || y_zero > kLim || lo < -kLim || hi > kLim) return false;
+  bool ok = true;
+  for (int i = 0; i < n; ++i) ok &= finite_f32(mult[i]);
+  return ok;
+}
+
+inline bool conv_fast_requant_ok(const ConvParams& p, const float* mult) {
+  return requant_fast_ok(mult, p.out_c, p.y_scale, p.y_zero, p.act_min, p.act_max);
+}
+
+// The same for the residual add: with both input scales finite and bounded and both zero points
+// small, a and b are finite, so v = (a + b) / s_y has no NaN.
+inline bool add_fast_requant_ok(const AddParams& p) {
+  constexpr int32_t kLim = 1 << 20;
+  constexpr float kScaleLim = 1e30f;  // |q - z| < 2^21, so |a|, |b| < 2^21 * 1e30: finite sums
+  if (!(p.x1_scale < kScaleLim && p.x1_scale > -kScaleLim)) return false;
+  if (!(p.x2_scale < kScaleLim && p.x2_scale > -kScaleLim)) return false;
+  if (p.x1_zero < -kLim || p.x1_zero > kLim || p.x2_zero < -kLim || p.x2_zero > kLim) return false;
+  const float none = 1.f;
+  return requant_fast_ok(&none, 1, p.y_scale, p.y_zero, p.act_min, p.act_max);
+}
+
+inline bool is_int8(int32_t v) { return v >= -128 && v <= 127; }
+
+}  // namespace tinyzo::x86
