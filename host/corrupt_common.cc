@@ -142,7 +142,10 @@ void motion_blur_u8(const uint8_t* in, int channels, double radius, double sigma
           const int sx = std::clamp(x + ox[i], 0, kSide - 1);
           acc += weight[i] * src[sy * kSide + sx];
         }
-        dst[y * kSide + x] = static_cast<uint8_t>(std::clamp(std::floor(acc + 0.5), 0.0, 255.0));
+        // ImageMagick (Q16) keeps a 16-bit quantum, rounded, and its PNG
+        // writer drops it to 8 bits by truncation: floor(round(257 v) / 257).
+        const double q16 = std::clamp(std::floor(acc * 257.0 + 0.5), 0.0, 65535.0);
+        dst[y * kSide + x] = static_cast<uint8_t>(static_cast<int>(q16) / 257);
       }
   }
 }

@@ -43,7 +43,7 @@ void speckle_noise(int severity, HostRng& rng, const uint8_t* in, uint8_t* out) 
   const double c = kC[severity - 1];
   for (int i = 0; i < kValues; ++i) {
     const double x = in[i] / 255.0;
-    out[i] = to_u8_trunc(x + x * c * rng.normal());
+    out[i] = to_u8_trunc(x + x * (c * rng.normal()));  // numpy: normal(scale=c) is c * N(0, 1)
   }
 }
 
@@ -68,7 +68,12 @@ void glass_blur(int severity, HostRng& rng, const uint8_t* in, uint8_t* out) {
   for (int c = 0; c < 3; ++c) gaussian_filter(x.plane(c), p.sigma, 4.0, Border::kNearest);
   uint8_t u8[kValues];
   to_u8_trunc(x, u8);
-  // Locally shuffle whole pixels, scanning bottom-right to top-left.
+  // Locally shuffle pixels, scanning bottom-right to top-left. The original
+  // writes `x[h, w], x[h', w'] = x[h', w'], x[h, w]` on a numpy array: the
+  // right side holds views, so pixel (h', w') is copied into (h, w) and
+  // (h', w') keeps its value - a copy, not a swap. We do what that code does
+  // (CIFAR-10-C was made with it): each pixel takes the value of a neighbour
+  // up to max_delta up/left, so nothing drifts further than that per pass.
   const int d = p.max_delta;
   for (int it = 0; it < p.iterations; ++it)
     for (int h = kSide - d; h > d; --h)
@@ -76,7 +81,7 @@ void glass_blur(int severity, HostRng& rng, const uint8_t* in, uint8_t* out) {
         const int dx = static_cast<int>(rng.randint(-d, d));
         const int dy = static_cast<int>(rng.randint(-d, d));
         const int a = h * kSide + w, b = (h + dy) * kSide + (w + dx);
-        for (int c = 0; c < 3; ++c) std::swap(u8[c * kPixels + a], u8[c * kPixels + b]);
+        for (int c = 0; c < 3; ++c) u8[c * kPixels + a] = u8[c * kPixels + b];
       }
   to_float(u8, x);
   for (int c = 0; c < 3; ++c) gaussian_filter(x.plane(c), p.sigma, 4.0, Border::kNearest);
