@@ -12,5 +12,7 @@ void register_dump_command(CLI::App& app);
 void register_import_command(CLI::App& app);
 void register_plan_command(CLI::App& app);
 void register_corrupt_command(CLI::App& app);
+void register_train_command(CLI::App& app);
+void register_select_command(CLI::App& app);
 
 }  // namespace tinyzo::cli

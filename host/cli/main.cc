@@ -53,6 +53,8 @@ int main(int argc, char** argv) {
   tinyzo::cli::register_import_command(app);
   if (&tinyzo::cli::register_plan_command != nullptr) tinyzo::cli::register_plan_command(app);
   if (&tinyzo::cli::register_corrupt_command != nullptr) tinyzo::cli::register_corrupt_command(app);
+  tinyzo::cli::register_train_command(app);
+  tinyzo::cli::register_select_command(app);
 
   try {
     // Subcommand callbacks run inside parse(), after all arguments are checked.

@@ -1,0 +1,149 @@
+#include "checkpoint.h"
+
+#include <cstring>
+#include <type_traits>
+
+#include "errors.h"
+#include "file_util.h"
+#include "tinyzo/model.h"
+
+namespace tinyzo {
+
+namespace {
+
+constexpr size_t kFingerprintLen = 16;
+// A layer larger than this is not a conv of any model tinyzo runs; the bound
+// keeps a corrupt count from asking for gigabytes.
+constexpr uint32_t kMaxElements = 1u << 28;
+
+class Writer {
+ public:
+  template <class T>
+  void put(T v) {
+    uint8_t b[sizeof(T)];
+    std::memcpy(b, &v, sizeof(T));  // the host is little-endian (x86-64, AArch64)
+    out_.insert(out_.end(), b, b + sizeof(T));
+  }
+  void bytes(const void* p, size_t n) {
+    const auto* b = static_cast<const uint8_t*>(p);
+    out_.insert(out_.end(), b, b + n);
+  }
+  std::vector<uint8_t>& data() { return out_; }
+
+ private:
+  std::vector<uint8_t> out_;
+};
+
+class Reader {
+ public:
+  Reader(const uint8_t* p, size_t n, const std::string& what) : p_(p), n_(n), what_(what) {}
+  template <class T>
+  T get() {
+    T v;
+    std::memcpy(&v, take(sizeof(T)), sizeof(T));
+    return v;
+  }
+  const uint8_t* take(size_t n) {
+    if (n > n_ - pos_) throw CliError(what_ + ": truncated checkpoint");
+    const uint8_t* r = p_ + pos_;
+    pos_ += n;
+    return r;
+  }
+  size_t remaining() const { return n_ - pos_; }
+
+ private:
+  const uint8_t* p_;
+  size_t n_, pos_ = 0;
+  std::string what_;
+};
+
+}  // namespace
+
+std::vector<uint8_t> serialize_checkpoint(const Checkpoint& c) {
+  if (c.fingerprint.size() != kFingerprintLen) throw CliError("checkpoint: fingerprint must be 16 characters");
+  Writer w;
+  w.put<uint32_t>(kCheckpointMagic);
+  w.put<uint32_t>(kCheckpointVersion);
+  w.bytes(c.fingerprint.data(), kFingerprintLen);
+  w.put<uint32_t>(c.step);
+  w.put<int32_t>(c.best_epoch);
+  w.put<double>(c.best_val);
+  w.put<double>(c.val_before);
+  w.put<double>(c.test_before);
+  w.put<uint64_t>(c.log_bytes);
+  w.put<double>(c.elapsed_seconds);
+  w.put<uint64_t>(c.total_macs);
+  w.put<uint32_t>(static_cast<uint32_t>(c.layers.size()));
+  for (const CheckpointLayer& l : c.layers) {
+    if (l.best_weights.size() != l.weights.size() || l.best_biases.size() != l.biases.size())
+      throw CliError("checkpoint: best and current weights differ in size");
+    w.put<int32_t>(l.op);
+    w.put<uint8_t>(l.node ? 1 : 0);
+    w.put<uint32_t>(static_cast<uint32_t>(l.weights.size()));
+    w.put<uint32_t>(static_cast<uint32_t>(l.biases.size()));
+    w.bytes(l.weights.data(), l.weights.size());
+    w.bytes(l.biases.data(), l.biases.size() * 4);
+    w.bytes(l.best_weights.data(), l.best_weights.size());
+    w.bytes(l.best_biases.data(), l.best_biases.size() * 4);
+  }
+  const uint32_t crc = crc32_update(0, w.data().data(), w.data().size());
+  w.put<uint32_t>(crc);
+  return std::move(w.data());
+}
+
+Checkpoint parse_checkpoint(const uint8_t* data, size_t size, const std::string& what) {
+  if (size < 12) throw CliError(what + ": truncated checkpoint");
+  Reader r(data, size, what);
+  if (r.get<uint32_t>() != kCheckpointMagic) throw CliError(what + ": not a tinyzo checkpoint");
+  const uint32_t version = r.get<uint32_t>();
+  if (version != kCheckpointVersion)
+    throw CliError(what + ": checkpoint version " + std::to_string(version) + ", expected " +
+                   std::to_string(kCheckpointVersion));
+  uint32_t stored_crc;
+  std::memcpy(&stored_crc, data + size - 4, 4);
+  if (crc32_update(0, data, size - 4) != stored_crc) throw CliError(what + ": checksum mismatch (corrupt checkpoint)");
+  Checkpoint c;
+  const uint8_t* fp = r.take(kFingerprintLen);
+  c.fingerprint.assign(reinterpret_cast<const char*>(fp), kFingerprintLen);
+  c.step = r.get<uint32_t>();
+  c.best_epoch = r.get<int32_t>();
+  c.best_val = r.get<double>();
+  c.val_before = r.get<double>();
+  c.test_before = r.get<double>();
+  c.log_bytes = r.get<uint64_t>();
+  c.elapsed_seconds = r.get<double>();
+  c.total_macs = r.get<uint64_t>();
+  const uint32_t n = r.get<uint32_t>();
+  if (n > 4096) throw CliError(what + ": implausible layer count " + std::to_string(n));
+  for (uint32_t i = 0; i < n; ++i) {
+    CheckpointLayer l;
+    l.op = r.get<int32_t>();
+    l.node = r.get<uint8_t>() != 0;
+    const uint32_t d_w = r.get<uint32_t>(), c_out = r.get<uint32_t>();
+    if (d_w > kMaxElements || c_out > kMaxElements) throw CliError(what + ": implausible layer size");
+    auto read_into = [&](auto& v, uint32_t count) {
+      using T = typename std::decay_t<decltype(v)>::value_type;
+      v.resize(count);
+      std::memcpy(v.data(), r.take(size_t(count) * sizeof(T)), size_t(count) * sizeof(T));
+    };
+    read_into(l.weights, d_w);
+    read_into(l.biases, c_out);
+    read_into(l.best_weights, d_w);
+    read_into(l.best_biases, c_out);
+    c.layers.push_back(std::move(l));
+  }
+  if (r.remaining() != 4) throw CliError(what + ": trailing bytes after the checkpoint");
+  return c;
+}
+
+void save_checkpoint(const std::string& path, const Checkpoint& c) {
+  const std::vector<uint8_t> bytes = serialize_checkpoint(c);
+  write_file_atomic(path, bytes.data(), bytes.size());
+}
+
+Checkpoint load_checkpoint(const std::string& path) {
+  const std::vector<uint8_t> bytes = read_file_bytes(path);
+  return parse_checkpoint(bytes.data(), bytes.size(), path);
+}
+
+}  // namespace tinyzo

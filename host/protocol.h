@@ -1,0 +1,113 @@
+// The CIFAR-10-C adaptation protocol of METHOD §6: the class-balanced split of
+// the (corrupted) CIFAR-10 test set, the training augmentation, and the order
+// of the training batches. Every random choice is a pure function of the seeds
+// and indices below, so a run (and a resumed run) sees the same images in the
+// same order on every machine. Exact definitions: docs/training.md.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cifar10.h"
+
+namespace tinyzo {
+
+// ------------------------------------------------------------------ splits
+
+struct SplitSpec {
+  int train_per_class = 100;
+  int val_per_class = 10;
+  int test_per_class = 90;
+  uint64_t seed = 0;  // the protocol's "shuffled with seed 0"
+};
+
+// Indices into the source set, ascending within each split.
+struct SplitIndices {
+  std::vector<uint32_t> train, val, test;
+};
+
+// Fisher-Yates shuffle driven by SplitMix64 (host/rng.h) from `seed`: for
+// i = n-1 down to 1, j = uniform integer in [0, i] (rejection sampling on the
+// 64-bit draw, so unbiased), swap(v[i], v[j]).
+void shuffle_indices(std::vector<uint32_t>& v, uint64_t seed);
+
+// Per class c (0..n_classes-1): the indices with label c in file order,
+// shuffled with shuffle_indices(derive_seed(spec.seed, c)); the first
+// train_per_class go to train, the next val_per_class to val, the next
+// test_per_class to test. Each split is then sorted ascending. Throws
+// CliError when a class has too few images or a count is negative.
+SplitIndices class_balanced_split(const std::vector<uint8_t>& labels, int n_classes, const SplitSpec& spec);
+
+// The images `indices` of `set`, in that order.
+Cifar10Set subset(const Cifar10Set& set, const std::vector<uint32_t>& indices);
+
+// What the protocol is run on.
+struct ProtocolSpec {
+  std::string corruption = "gaussian_noise";  // a CORRUPTIONS.md name, or "none" (clean CIFAR-10)
+  int severity = 5;
+  uint64_t corruption_seed = 0;  // seeds the random corruptions (host/corruptions.h)
+  SplitSpec split;
+};
+
+struct ProtocolData {
+  Cifar10Set train, val, test;
+  SplitIndices indices;  // positions in the CIFAR-10 test batch
+};
+
+// Loads the CIFAR-10 test batch of `data_dir`, splits it, and corrupts the
+// selected images. Image k of the test batch is corrupted with
+// corruption_image_seed(corruption_seed, c, k), so its bytes equal those of
+// corrupting the whole batch with corrupt_split(); only the 2,000 selected
+// images are computed. `threads` (0 = all cores) only changes the speed.
+// Throws CliError for an unknown corruption, a bad severity or missing data.
+ProtocolData load_protocol_data(const std::string& data_dir, const ProtocolSpec& spec, int threads = 0);
+
+// The same on a set already in memory (tests): `frost_dir` is the data
+// directory holding frost/ (only read for the frost corruption).
+ProtocolData make_protocol_data(const Cifar10Set& source, const ProtocolSpec& spec, const std::string& frost_dir,
+                                int threads = 0);
+
+// ------------------------------------------------------------ augmentation
+
+// Training augmentation (METHOD §6): torchvision-style RandomResizedCrop to
+// out_side x out_side (bilinear), horizontal flip, colour jitter.
+struct AugmentSpec {
+  bool enabled = true;     // false: the eval preprocessing instead
+  float scale_min = 0.08f, scale_max = 1.f;           // crop area / image area
+  float ratio_min = 3.f / 4.f, ratio_max = 4.f / 3.f; // crop width / height
+  float flip_p = 0.5f;
+  float brightness = 0.4f;  // factor drawn from [max(0, 1-x), 1+x]
+  float contrast = 0.4f;
+  float saturation = 0.4f;
+};
+
+// The random draws for one image.
+struct AugmentParams {
+  int crop_y = 0, crop_x = 0, crop_h = 0, crop_w = 0;  // in source pixels
+  bool flip = false;
+  float brightness = 1.f, contrast = 1.f, saturation = 1.f;
+  int order[3] = {0, 1, 2};  // 0 brightness, 1 contrast, 2 saturation: applied in this order
+};
+
+// Seed of the augmentation of training image `image` (its position in the
+// train split) in epoch `epoch` of a run seeded `seed`.
+uint64_t augment_seed(uint64_t seed, uint32_t epoch, uint32_t image);
+
+// Draws the parameters from `seed` for a src_side x src_side source.
+AugmentParams draw_augment(const AugmentSpec& spec, uint64_t seed, int src_side);
+
+// Applies `p` to a planar uint8 [3][src_side][src_side] image and writes the
+// int8 model input NHWC [out_side][out_side][3], q = round(v) - 128.
+void augment_image(const uint8_t* planar, int src_side, const AugmentParams& p, int out_side, int8_t* out);
+
+// --------------------------------------------------------------- batches
+
+// The order of the n training images in epoch `epoch`: a shuffle_indices
+// permutation of 0..n-1 seeded by (seed, epoch).
+std::vector<uint32_t> epoch_order(size_t n, uint64_t seed, uint32_t epoch);
+
+// Steps per epoch: ceil(n / batch) (the last batch may be smaller).
+int steps_per_epoch(size_t n, int batch);
+
+}  // namespace tinyzo

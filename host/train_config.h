@@ -1,0 +1,133 @@
+// Settings of `tinyzo train` / `tinyzo select`: the JSON config file, the
+// layer specification (--layers / --mode) and the memory-model prediction of a
+// layer set. Every key and rule is documented in docs/training.md.
+//
+// This file deliberately does not include tinyzo/train/zo_trainer.h: it talks
+// to the memory model (tinyzo/train/memory_model.h), and the two headers each
+// declare a tinyzo::TrainLayer. Layers travel as LayerChoice instead.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "tinyzo/model.h"
+
+namespace tinyzo {
+
+struct TrainConfig {
+  // model and data
+  std::string model = "mcunet-cifar10";
+  std::string kernels = "best";
+  std::string corruption = "gaussian_noise";  // or "none" (clean CIFAR-10)
+  int severity = 5;
+  uint64_t corruption_seed = 0;
+  int train_per_class = 100, val_per_class = 10, test_per_class = 90;
+  uint64_t split_seed = 0;
+  bool augment = true;
+  // layers
+  std::string layers = "paper";       // paper | all | op[:wp|:np],... (see parse in resolve_layers)
+  std::string mode = "threshold:5";   // wp | np | threshold:N | auto
+  double budget_kb = 0;               // SRAM budget of --mode auto (0 = none)
+  // estimator (METHOD §3)
+  int queries_w = 25, queries_b = 25, queries_np = 50;
+  int sigma_w = 1, sigma_b = 100, mu = 5;
+  bool two_sided = false;
+  std::string gns = "linear";         // none | linear | sqrt
+  std::string rounding = "nearest";   // nearest | stochastic
+  std::string estimation = "layer";   // layer | model
+  bool update_bias = true;
+  // schedule
+  int batch = 100;
+  int epochs = 50;
+  double lr = 0;       // 0 = 0.01 * batch / 256
+  int max_steps = 0;   // > 0: train this many steps in all (the cosine spans them)
+  uint64_t seed = 0;   // perturbations, rounding, epoch order, augmentation
+  // execution (no effect on the result)
+  int threads = 1;     // evaluation engines
+  std::string out = "runs/train";
+};
+
+// Every key, in declaration order.
+nlohmann::ordered_json config_to_json(const TrainConfig& c);
+// Sets the keys present in `j` (an object). Throws CliError naming `what` and
+// the key for an unknown key or a value of the wrong type.
+void apply_config_json(const nlohmann::json& j, TrainConfig* c, const std::string& what);
+// Reads a JSON file over the defaults. Throws CliError.
+TrainConfig load_config_file(const std::string& path);
+// Range checks of every value; throws CliError naming the key.
+void validate_config(const TrainConfig& c);
+// The learning rate eta0: c.lr, or 0.01 * batch / 256 when c.lr is 0.
+double effective_lr(const TrainConfig& c);
+// A hex digest of every key that changes the trained weights (all but
+// threads and out): a checkpoint only resumes a run with the same digest.
+std::string config_fingerprint(const TrainConfig& c);
+
+// ------------------------------------------------------------------ layers
+
+struct LayerChoice {
+  int op = -1;
+  bool node = false;  // NP (true) or WP (false)
+};
+
+// The block of an op from its name: k for "1.<k>.…" (the .pth names) and
+// "blocks.<k>.…" (the .pkl names); -1 otherwise (the first conv "0", heads).
+int op_block(const std::string& name);
+
+// An op by name, or by index written "#12"; -1 when absent.
+int find_op_by_name(const ModelView& m, const std::string& name);
+
+// --mode.
+struct ModeRule {
+  enum Kind { kWeight, kNode, kThreshold, kAuto } kind = kThreshold;
+  int threshold = 5;  // kThreshold: WP for blocks <= threshold, NP after
+};
+// "wp", "np", "threshold:N", "auto". Throws CliError.
+ModeRule parse_mode(const std::string& s);
+
+// What --mode auto needs besides the graph.
+struct AutoModeContext {
+  double budget_kb = 0;  // 0 = no memory limit
+  int n_queries = 50;    // Q, for the memory model
+  int batch = 100;
+};
+
+// The auto rule's dimension test: NP when the layer's output elements per
+// sample D <= kAutoNodeFactor * d_w (docs/training.md explains the factor).
+constexpr double kAutoNodeFactor = 2.0;
+
+// Resolves --layers and --mode into sorted, distinct Conv2d ops with modes.
+// Spec: a comma list of `paper` (1.4.conv.0, 1.5.conv.0, 1.6.conv.0,
+// 1.7.conv.0 or their .pkl names), `all` (every Conv2d), op names or "#index",
+// each optionally suffixed ":wp" / ":np" (which beats --mode). Throws
+// CliError naming the bad token.
+std::vector<LayerChoice> resolve_layers(const ModelView& m, const std::string& spec, const ModeRule& mode,
+                                        const AutoModeContext& ctx);
+
+// "1.4.conv.0:wp,1.6.conv.0:np" (what --layers accepts back).
+std::string layers_to_string(const ModelView& m, const std::vector<LayerChoice>& layers);
+
+// Weight count, output elements per sample, input elements of a Conv2d op.
+struct ConvDims {
+  size_t d_w = 0, c_out = 0, d_out = 0, d_in = 0;
+  bool depthwise = false;
+};
+ConvDims conv_dims(const ModelView& m, int op);
+
+// ------------------------------------------------------------------ memory
+
+// The memory model's figures (docs/memory.md) for training `layers`.
+struct MemoryPrediction {
+  size_t inference_bytes = 0;   // Engine arena: planned activations + engine tables
+  size_t zo_extra_bytes = 0;    // what ZO training adds (persistent + shared workspace)
+  size_t persistent_bytes = 0;
+  size_t workspace_bytes = 0;
+  std::vector<size_t> layer_extra_bytes;  // per layer, if it were the only one
+  size_t total_bytes() const { return inference_bytes + zo_extra_bytes; }
+};
+// Throws CliError when the memory model rejects the set.
+MemoryPrediction predict_training_memory(const ModelView& m, const std::vector<LayerChoice>& layers, int n_queries,
+                                         int batch);
+
+}  // namespace tinyzo

@@ -1,0 +1,522 @@
+#include "trainer_run.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "errors.h"
+#include "file_util.h"
+#include "preprocess.h"
+#include "rng.h"
+#include "tinyzo/train/fmath.h"
+#include "tzm_writer.h"
+
+namespace tinyzo {
+
+using Clock = std::chrono::steady_clock;
+using Json = nlohmann::ordered_json;
+
+namespace {
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+}  // namespace
+
+void check_status(Status s, const std::string& what) {
+  if (s != Status::kOk) throw CliError(what + ": " + status_name(s));
+}
+
+// ------------------------------------------------------------------ data
+
+TrainData prepare_train_data(ProtocolData data, const ModelView& model) {
+  const InputPreprocessor prep(model.tensor(model.input_tensor()));
+  TrainData d;
+  d.input_size = prep.output_elements();
+  d.input_side = prep.spec().crop;
+  auto run = [&](const Cifar10Set& set, std::vector<int8_t>* inputs, std::vector<uint8_t>* labels) {
+    inputs->resize(set.size() * d.input_size);
+    for (size_t i = 0; i < set.size(); ++i) prep.run(set.image(i), inputs->data() + i * d.input_size);
+    *labels = set.labels;
+  };
+  run(data.val, &d.val_inputs, &d.val_labels);
+  run(data.test, &d.test_inputs, &d.test_labels);
+  d.train = std::move(data.train);
+  return d;
+}
+
+void train_input(const TrainData& data, const ModelView& model, const AugmentSpec& augment, uint64_t seed,
+                 uint32_t epoch, uint32_t image, int8_t* out) {
+  if (!augment.enabled) {
+    // Rebuilt per call: a tap table for one image is cheap next to the forwards.
+    const InputPreprocessor prep(model.tensor(model.input_tensor()));
+    prep.run(data.train.image(image), out);
+    return;
+  }
+  const AugmentParams p = draw_augment(augment, augment_seed(seed, epoch, image), kCifar10Side);
+  augment_image(data.train.image(image), kCifar10Side, p, data.input_side, out);
+}
+
+// ------------------------------------------------------------------ evaluation
+
+Evaluator::Evaluator(const ModelView& model, const KernelTable& kernels, int threads) {
+  for (int t = 0; t < std::max(threads, 1); ++t) engines_.push_back(std::make_unique<EngineInstance>(model, kernels));
+}
+
+double Evaluator::accuracy(const int8_t* inputs, size_t input_size, const uint8_t* labels, size_t n,
+                           const std::vector<ParamOverride>& overrides) {
+  if (n == 0) return 0.0;
+  const int threads = static_cast<int>(std::min<size_t>(engines_.size(), n));
+  std::vector<size_t> correct(static_cast<size_t>(threads), 0);
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(threads));
+  auto worker = [&](int t, size_t begin, size_t end) {
+    try {
+      EngineInstance& inst = *engines_[size_t(t)];
+      Engine& e = inst.engine();
+      for (const ParamOverride& o : overrides) {
+        check_status(e.set_param_override(o.op, 1, o.weights), "evaluation: weight override");
+        check_status(e.set_param_override(o.op, 2, o.biases), "evaluation: bias override");
+      }
+      if (e.input().size() != input_size) throw CliError("evaluation: input size mismatch");
+      std::vector<float> logits;
+      for (size_t i = begin; i < end; ++i) {
+        std::memcpy(e.input().data(), inputs + i * input_size, input_size);
+        inst.invoke();
+        inst.logits(&logits);
+        correct[size_t(t)] += argmax(logits) == int(labels[i]) ? 1 : 0;
+      }
+      for (const ParamOverride& o : overrides) {
+        (void)e.set_param_override(o.op, 1, nullptr);
+        (void)e.set_param_override(o.op, 2, nullptr);
+      }
+    } catch (...) {
+      errors[size_t(t)] = std::current_exception();
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) {
+    const size_t begin = n * size_t(t) / size_t(threads), end = n * size_t(t + 1) / size_t(threads);
+    if (t + 1 == threads) {
+      worker(t, begin, end);
+    } else {
+      pool.emplace_back(worker, t, begin, end);
+    }
+  }
+  for (std::thread& th : pool) th.join();
+  for (const std::exception_ptr& e : errors)
+    if (e) std::rethrow_exception(e);
+  size_t total = 0;
+  for (size_t c : correct) total += c;
+  return double(total) / double(n);
+}
+
+// ------------------------------------------------------------------ trainer
+
+ZoConfig make_zo_config(const TrainConfig& c) {
+  ZoConfig z;
+  z.n_queries_w = c.queries_w;
+  z.n_queries_b = c.queries_b;
+  z.n_queries_np = c.queries_np;
+  z.sigma_w_lsb = c.sigma_w;
+  z.sigma_b_lsb = c.sigma_b;
+  z.mu_lsb = c.mu;
+  z.two_sided = c.two_sided;
+  z.gns = c.gns == "none" ? GnsMode::kNone : (c.gns == "sqrt" ? GnsMode::kSqrt : GnsMode::kLinear);
+  z.rounding = c.rounding == "stochastic" ? Rounding::kStochastic : Rounding::kNearest;
+  z.estimation = c.estimation == "model" ? Estimation::kModelWise : Estimation::kLayerWise;
+  z.update_bias = c.update_bias;
+  z.seed = c.seed;
+  return z;
+}
+
+TrainerHost::TrainerHost(const ModelView& model, const KernelTable& kernels, const std::vector<LayerChoice>& layers,
+                         const ZoConfig& config)
+    : engine_(model, kernels) {
+  engine_bytes_ = engine_.engine().arena_bytes();
+  std::vector<TrainLayer> tl;
+  for (const LayerChoice& l : layers) {
+    TrainLayer t;
+    t.op = l.op;
+    t.mode = l.node ? PerturbMode::kNode : PerturbMode::kWeight;
+    tl.push_back(t);
+  }
+  const Span<const TrainLayer> spec(tl.data(), tl.size());
+  // Measure the trainer's need in a scratch arena big enough (doubling), then
+  // give it exactly that.
+  size_t need = 0;
+  for (size_t cap = size_t(1) << 20;; cap *= 2) {
+    std::vector<Block> scratch((cap + sizeof(Block) - 1) / sizeof(Block));
+    Arena a(scratch.data(), scratch.size() * sizeof(Block));
+    const Status s = ZoTrainer::required_arena_bytes(engine_.engine(), spec, config, a, &need);
+    if (s == Status::kOk) break;
+    if (s != Status::kOutOfMemory || cap > (size_t(1) << 34)) check_status(s, "trainer: sizing its arena");
+  }
+  memory_.resize((need + sizeof(Block) - 1) / sizeof(Block) + 1);
+  arena_ = Arena(memory_.data(), memory_.size() * sizeof(Block));
+  check_status(trainer_.init(engine_.engine(), spec, config, arena_), "trainer: init");
+
+  // Forwards per sample (METHOD §3.4): one unperturbed pass, then per layer
+  // its queries (x2 when two-sided); model-wise, each query is a full pass.
+  const int sides = config.two_sided ? 2 : 1;
+  uint64_t forwards = 1;
+  if (config.estimation == Estimation::kModelWise) {
+    forwards += uint64_t(config.n_queries_w) * sides;
+  } else {
+    for (const LayerChoice& l : layers)
+      forwards += l.node ? uint64_t(config.n_queries_np) * sides
+                         : uint64_t(config.n_queries_w + (config.update_bias ? config.n_queries_b : 0)) * sides;
+  }
+  full_rerun_macs_ = forwards * engine_.engine().macs(0, model.n_ops());
+}
+
+TrainerHost::~TrainerHost() = default;
+
+std::vector<ParamOverride> TrainerHost::overrides() {
+  std::vector<ParamOverride> v;
+  for (int i = 0; i < trainer_.n_layers(); ++i)
+    v.push_back(ParamOverride{trainer_.layer(i).op, trainer_.weights(i).data(), trainer_.biases(i).data()});
+  return v;
+}
+
+// ------------------------------------------------------------------ the run
+
+uint32_t total_training_steps(const TrainConfig& c, size_t n_train) {
+  if (c.max_steps > 0) return uint32_t(c.max_steps);
+  return uint32_t(c.epochs) * uint32_t(steps_per_epoch(n_train, c.batch));
+}
+
+namespace {
+
+// log.jsonl: one JSON object per line, flushed, so a crash loses at most the
+// line being written; resume truncates it to the checkpoint's length.
+class JsonLog {
+ public:
+  JsonLog() = default;
+  JsonLog(const std::string& path, bool resume, uint64_t keep_bytes) : path_(path) {
+    if (resume) {
+      std::error_code ec;
+      const uint64_t size = std::filesystem::exists(path, ec) ? std::filesystem::file_size(path, ec) : 0;
+      if (size < keep_bytes) throw CliError(path + ": shorter than the checkpoint records; cannot resume its log");
+      std::filesystem::resize_file(path, keep_bytes, ec);
+      if (ec) throw CliError(path + ": " + ec.message());
+    }
+    f_ = std::fopen(path.c_str(), resume ? "ab" : "wb");
+    if (!f_) throw CliError(path + ": cannot open the log for writing");
+  }
+  ~JsonLog() {
+    if (f_) std::fclose(f_);
+  }
+  JsonLog(const JsonLog&) = delete;
+  JsonLog& operator=(const JsonLog&) = delete;
+  JsonLog(JsonLog&& o) noexcept : path_(std::move(o.path_)), f_(o.f_) { o.f_ = nullptr; }
+  JsonLog& operator=(JsonLog&& o) noexcept {
+    std::swap(f_, o.f_);
+    std::swap(path_, o.path_);
+    return *this;
+  }
+
+  void write(const Json& j) {
+    if (!f_) return;
+    const std::string line = j.dump() + "\n";
+    if (std::fwrite(line.data(), 1, line.size(), f_) != line.size() || std::fflush(f_) != 0)
+      throw CliError(path_ + ": write failed");
+  }
+  uint64_t bytes() const { return f_ ? uint64_t(std::ftell(f_)) : 0; }
+
+ private:
+  std::string path_;
+  std::FILE* f_ = nullptr;
+};
+
+std::string run_fingerprint(const TrainConfig& c, const ModelView& m) {
+  // The config digest plus the model's CRC: same settings on other weights is another run.
+  char hex[17];
+  const std::string key = config_fingerprint(c) + ":" + std::to_string(m.header().crc32);
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash_name64(key)));
+  return hex;
+}
+
+}  // namespace
+
+RunResult run_training(const ModelView& model, const TrainData& data, const RunOptions& opt, const RunHooks& hooks) {
+  const auto t_start = Clock::now();
+  const TrainConfig& cfg = opt.config;
+  validate_config(cfg);
+  auto say = [&](const std::string& s) {
+    if (hooks.on_message) hooks.on_message(s);
+  };
+  if (data.train.size() == 0 || data.n_val() == 0) throw CliError("train: no training or validation images");
+  const size_t n_train = data.train.size();
+  const uint32_t spe = uint32_t(steps_per_epoch(n_train, cfg.batch));
+  const uint32_t total = total_training_steps(cfg, n_train);
+  const uint32_t n_epochs = (total + spe - 1) / spe;
+  const float eta0 = static_cast<float>(effective_lr(cfg));
+  AugmentSpec augment;
+  augment.enabled = cfg.augment;
+  const std::string fingerprint = run_fingerprint(cfg, model);
+  const bool files = !opt.out_dir.empty();
+  const std::string ckpt_path = files ? opt.out_dir + "/checkpoint.bin" : "";
+
+  RunResult res;
+  res.total_steps = total;
+  res.epochs = n_epochs;
+  res.steps_per_epoch = spe;
+
+  const KernelTable& kernels = kernels_by_name(cfg.kernels);
+  const ZoConfig zc = make_zo_config(cfg);
+  TrainerHost host(model, kernels, opt.layers, zc);
+  ZoTrainer& trainer = host.trainer();
+  Evaluator eval(model, kernels, cfg.threads);
+  res.engine_arena_bytes = host.engine_arena_bytes();
+  res.trainer_arena_bytes = host.trainer_arena_bytes();
+  res.predicted = predict_training_memory(model, opt.layers, std::max(cfg.queries_w + cfg.queries_b, cfg.queries_np),
+                                          cfg.batch);
+  res.full_rerun_macs_per_step = host.full_rerun_macs_per_sample() * uint64_t(std::min<size_t>(n_train, cfg.batch));
+
+  // Best-validation copies of the trainable parameters.
+  const int n_layers = trainer.n_layers();
+  std::vector<CheckpointLayer> state(static_cast<size_t>(n_layers));
+  for (int i = 0; i < n_layers; ++i) {
+    CheckpointLayer& l = state[size_t(i)];
+    l.op = trainer.layer(i).op;
+    l.node = trainer.layer(i).mode == PerturbMode::kNode;
+    l.best_weights.assign(trainer.weights(i).begin(), trainer.weights(i).end());
+    l.best_biases.assign(trainer.biases(i).begin(), trainer.biases(i).end());
+  }
+  auto best_overrides = [&]() {
+    std::vector<ParamOverride> v;
+    for (const CheckpointLayer& l : state) v.push_back(ParamOverride{l.op, l.best_weights.data(), l.best_biases.data()});
+    return v;
+  };
+
+  Checkpoint ck;
+  ck.fingerprint = fingerprint;
+  double train_seconds_before = 0;
+  JsonLog log;
+  if (opt.resume) {
+    if (!files) throw CliError("--resume needs an output directory");
+    ck = load_checkpoint(ckpt_path);
+    if (ck.fingerprint != fingerprint)
+      throw CliError(ckpt_path + ": written by a run with other settings or another model (fingerprint " +
+                     ck.fingerprint + ", this run " + fingerprint + "); use a new --out or the same config");
+    if (ck.layers.size() != state.size() || ck.step > total)
+      throw CliError(ckpt_path + ": its layers or step count do not match this run");
+    for (int i = 0; i < n_layers; ++i) {
+      const CheckpointLayer& c = ck.layers[size_t(i)];
+      if (c.op != state[size_t(i)].op || c.node != state[size_t(i)].node ||
+          c.weights.size() != trainer.weights(i).size() || c.biases.size() != trainer.biases(i).size())
+        throw CliError(ckpt_path + ": layer " + std::to_string(i) + " does not match this run");
+      std::memcpy(trainer.weights(i).data(), c.weights.data(), c.weights.size());
+      std::memcpy(trainer.biases(i).data(), c.biases.data(), c.biases.size() * 4);
+      state[size_t(i)].best_weights = c.best_weights;
+      state[size_t(i)].best_biases = c.best_biases;
+    }
+    log = JsonLog(opt.out_dir + "/log.jsonl", true, ck.log_bytes);
+    train_seconds_before = ck.elapsed_seconds;
+    say("resuming at step " + std::to_string(ck.step) + " of " + std::to_string(total));
+    log.write(Json{{"type", "resume"}, {"step", ck.step}});
+  } else {
+    if (files) {
+      make_directories(opt.out_dir);
+      log = JsonLog(opt.out_dir + "/log.jsonl", false, 0);
+      const std::string cfg_text = config_to_json(cfg).dump(2) + "\n";
+      write_file_atomic(opt.out_dir + "/config.json", cfg_text.data(), cfg_text.size());
+    }
+    Json layers = Json::array();
+    for (const LayerChoice& l : opt.layers)
+      layers.push_back({{"op", l.op}, {"name", model.op(l.op).name}, {"mode", l.node ? "NP" : "WP"}});
+    log.write(Json{{"type", "start"},
+                   {"fingerprint", fingerprint},
+                   {"config", config_to_json(cfg)},
+                   {"layers", layers},
+                   {"total_steps", total},
+                   {"steps_per_epoch", spe},
+                   {"lr0", eta0},
+                   {"engine_arena_bytes", res.engine_arena_bytes},
+                   {"trainer_arena_bytes", res.trainer_arena_bytes}});
+    say("evaluating the start model on " + std::to_string(data.n_val()) + " val + " + std::to_string(data.n_test()) +
+        " test images");
+    const auto t0 = Clock::now();
+    ck.val_before = eval.accuracy(data.val_inputs.data(), data.input_size, data.val_labels.data(), data.n_val(), {});
+    ck.test_before =
+        eval.accuracy(data.test_inputs.data(), data.input_size, data.test_labels.data(), data.n_test(), {});
+    log.write(Json{{"type", "before"}, {"val_acc", ck.val_before}, {"test_acc", ck.test_before},
+                   {"seconds", seconds_since(t0)}});
+  }
+  res.val_before = ck.val_before;
+  res.test_before = ck.test_before;
+
+  auto write_checkpoint = [&](uint32_t steps_done, double train_seconds) {
+    if (!files) return;
+    ck.step = steps_done;
+    ck.log_bytes = log.bytes();
+    ck.elapsed_seconds = train_seconds;
+    ck.layers = state;
+    for (int i = 0; i < n_layers; ++i) {
+      ck.layers[size_t(i)].weights.assign(trainer.weights(i).begin(), trainer.weights(i).end());
+      ck.layers[size_t(i)].biases.assign(trainer.biases(i).begin(), trainer.biases(i).end());
+    }
+    save_checkpoint(ckpt_path, ck);
+  };
+
+  // ---- the loop
+  std::vector<int8_t> input(data.input_size);
+  std::vector<uint32_t> order;
+  uint32_t order_epoch = UINT32_MAX;
+  const auto t_loop = Clock::now();
+  double step_seconds_sum = 0;
+  uint32_t steps_run = 0;
+  uint32_t step = ck.step;
+  auto train_seconds = [&]() { return train_seconds_before + seconds_since(t_loop); };
+  for (; step < total; ++step) {
+    if (opt.stop_after_steps > 0 && step >= opt.stop_after_steps) break;
+    if (hooks.should_stop && hooks.should_stop()) break;
+    const auto t_step = Clock::now();
+    const uint32_t epoch = step / spe, b = step % spe;
+    if (epoch != order_epoch) {
+      order = epoch_order(n_train, cfg.seed, epoch);
+      order_epoch = epoch;
+    }
+    const float lr = cosine_lr(eta0, int(step), int(total));
+    check_status(trainer.begin_step(step), "trainer: begin_step");
+    const size_t first = size_t(b) * size_t(cfg.batch), last = std::min(n_train, first + size_t(cfg.batch));
+    for (size_t k = first; k < last; ++k) {
+      const uint32_t image = order[k];
+      train_input(data, model, augment, cfg.seed, epoch, image, input.data());
+      check_status(trainer.accumulate_sample(Span<const int8_t>(input.data(), input.size()), data.train.labels[image]),
+                   "trainer: accumulate_sample");
+    }
+    check_status(trainer.end_step(lr), "trainer: end_step");
+    const StepStats& st = trainer.last_step();
+    ck.total_macs += st.forward_macs;
+    const double secs = seconds_since(t_step);
+    step_seconds_sum += secs;
+    ++steps_run;
+    res.last_loss = st.mean_loss;
+    StepReport rep;
+    rep.step = step;
+    rep.total_steps = total;
+    rep.epoch = epoch;
+    rep.epochs = n_epochs;
+    rep.loss = st.mean_loss;
+    rep.lr = lr;
+    rep.macs = st.forward_macs;
+    rep.weights_changed = st.weights_changed;
+    rep.seconds = secs;
+    rep.eta_seconds = step_seconds_sum / steps_run * double(total - step - 1);
+    log.write(Json{{"type", "step"},
+                   {"step", step},
+                   {"epoch", epoch},
+                   {"loss", st.mean_loss},
+                   {"lr", lr},
+                   {"samples", st.n_samples},
+                   {"macs", st.forward_macs},
+                   {"weights_changed", st.weights_changed},
+                   {"seconds", secs},
+                   {"elapsed", train_seconds()}});
+    if (hooks.on_step) hooks.on_step(rep);
+
+    const bool epoch_end = b + 1 == spe || step + 1 == total;
+    if (epoch_end) {
+      const auto t_val = Clock::now();
+      const double val = eval.accuracy(data.val_inputs.data(), data.input_size, data.val_labels.data(), data.n_val(),
+                                       host.overrides());
+      // Strictly better only: the earliest epoch wins a tie.
+      if (val > ck.best_val) {
+        ck.best_val = val;
+        ck.best_epoch = int32_t(epoch + 1);
+        for (int i = 0; i < n_layers; ++i) {
+          state[size_t(i)].best_weights.assign(trainer.weights(i).begin(), trainer.weights(i).end());
+          state[size_t(i)].best_biases.assign(trainer.biases(i).begin(), trainer.biases(i).end());
+        }
+      }
+      EpochReport er;
+      er.epoch = epoch + 1;
+      er.epochs = n_epochs;
+      er.step = step + 1;
+      er.val_acc = val;
+      er.best_val = ck.best_val;
+      er.best_epoch = ck.best_epoch;
+      er.seconds = seconds_since(t_val);
+      log.write(Json{{"type", "epoch"},
+                     {"epoch", er.epoch},
+                     {"step", er.step},
+                     {"val_acc", val},
+                     {"best_val", ck.best_val},
+                     {"best_epoch", ck.best_epoch},
+                     {"seconds", er.seconds},
+                     {"elapsed", train_seconds()}});
+      if (hooks.on_epoch) hooks.on_epoch(er);
+    }
+    if (epoch_end || (opt.checkpoint_every > 0 && (step + 1) % opt.checkpoint_every == 0))
+      write_checkpoint(step + 1, train_seconds());
+  }
+  res.steps_done = step;
+  res.train_seconds = train_seconds();
+  res.mean_step_seconds = steps_run ? step_seconds_sum / steps_run : 0;
+  res.total_macs = ck.total_macs;
+  res.macs_per_step = step ? ck.total_macs / step : 0;
+  res.best_val = ck.best_val;
+  res.best_epoch = ck.best_epoch;
+  res.finished = step >= total;
+  if (!res.finished) {
+    write_checkpoint(step, res.train_seconds);
+    log.write(Json{{"type", "stopped"}, {"step", step}});
+  } else {
+    say("testing the best-validation weights (epoch " + std::to_string(ck.best_epoch) + ") on " +
+        std::to_string(data.n_test()) + " test images");
+    res.test_after = eval.accuracy(data.test_inputs.data(), data.input_size, data.test_labels.data(), data.n_test(),
+                                   best_overrides());
+    if (files) {
+      std::map<int, std::vector<uint8_t>> blobs;
+      for (const CheckpointLayer& l : state) {
+        const TzmOp& op = model.op(l.op);
+        blobs[op.inputs[1]].assign(reinterpret_cast<const uint8_t*>(l.best_weights.data()),
+                                   reinterpret_cast<const uint8_t*>(l.best_weights.data()) + l.best_weights.size());
+        blobs[op.inputs[2]].assign(reinterpret_cast<const uint8_t*>(l.best_biases.data()),
+                                   reinterpret_cast<const uint8_t*>(l.best_biases.data()) + l.best_biases.size() * 4);
+      }
+      const std::vector<uint8_t> bytes = rewrite_with_constants(model, blobs);
+      res.best_model_path = opt.out_dir + "/best.tzm";
+      write_file_atomic(res.best_model_path, bytes.data(), bytes.size());
+    }
+  }
+  // Current and best weights for the caller.
+  res.layers = state;
+  for (int i = 0; i < n_layers; ++i) {
+    res.layers[size_t(i)].weights.assign(trainer.weights(i).begin(), trainer.weights(i).end());
+    res.layers[size_t(i)].biases.assign(trainer.biases(i).begin(), trainer.biases(i).end());
+  }
+  res.wall_seconds = seconds_since(t_start);
+  if (res.finished) {
+    Json summary{{"type", "summary"},
+                 {"val_before", res.val_before},
+                 {"test_before", res.test_before},
+                 {"best_val", res.best_val},
+                 {"best_epoch", res.best_epoch},
+                 {"test_after", res.test_after},
+                 {"steps", res.steps_done},
+                 {"train_seconds", res.train_seconds},
+                 {"mean_step_seconds", res.mean_step_seconds},
+                 {"engine_arena_bytes", res.engine_arena_bytes},
+                 {"trainer_arena_bytes", res.trainer_arena_bytes},
+                 {"predicted_inference_bytes", res.predicted.inference_bytes},
+                 {"predicted_zo_extra_bytes", res.predicted.zo_extra_bytes},
+                 {"macs_per_step", res.macs_per_step},
+                 {"full_rerun_macs_per_step", res.full_rerun_macs_per_step},
+                 {"total_macs", res.total_macs}};
+    log.write(summary);
+    if (files) {
+      const std::string text = summary.dump(2) + "\n";
+      write_file_atomic(opt.out_dir + "/summary.json", text.data(), text.size());
+    }
+  }
+  return res;
+}
+
+}  // namespace tinyzo

@@ -1,0 +1,175 @@
+// The host training loop of `tinyzo train` (METHOD §6): epochs x batches of
+// the ZO trainer (src/train) on the protocol's data, validation after every
+// epoch, the best-validation weights kept and re-tested at the end, JSON-lines
+// log, atomic checkpoints and bit-identical resume, export of the best model.
+// Also the pieces `tinyzo select` shares: the data preparation, a
+// multi-engine evaluator and the trainer set-up.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "checkpoint.h"
+#include "cifar10.h"
+#include "model_store.h"
+#include "protocol.h"
+#include "train_config.h"
+#include "tinyzo/train/zo_trainer.h"
+
+namespace tinyzo {
+
+// ------------------------------------------------------------------ data
+
+// The protocol's images ready for the model: train kept as raw CIFAR-10
+// (augmented on the fly), val and test through the eval preprocessing.
+struct TrainData {
+  Cifar10Set train;
+  std::vector<int8_t> val_inputs, test_inputs;  // n x input_size, NHWC int8
+  std::vector<uint8_t> val_labels, test_labels;
+  size_t input_size = 0;
+  int input_side = 0;
+  size_t n_val() const { return val_labels.size(); }
+  size_t n_test() const { return test_labels.size(); }
+};
+// Throws CliError when the model input is not the paper's [S, S, 3] int8 with
+// q = p - 128 (InputPreprocessor's check).
+TrainData prepare_train_data(ProtocolData data, const ModelView& model);
+
+// The model input of training image `image` in `epoch`: the augmentation when
+// `augment.enabled`, the eval preprocessing otherwise. `out` has input_size.
+void train_input(const TrainData& data, const ModelView& model, const AugmentSpec& augment, uint64_t seed,
+                 uint32_t epoch, uint32_t image, int8_t* out);
+
+// ------------------------------------------------------------------ evaluation
+
+// A trainable layer's parameters as an engine should read them.
+struct ParamOverride {
+  int op = -1;
+  const int8_t* weights = nullptr;
+  const int32_t* biases = nullptr;
+};
+
+// `threads` engines (one arena each) over contiguous slices: the accuracy
+// does not depend on the thread count.
+class Evaluator {
+ public:
+  Evaluator(const ModelView& model, const KernelTable& kernels, int threads);
+  // Top-1 accuracy in [0, 1] of n inputs (input_size each); `overrides` point
+  // the engines at trained parameters for the call.
+  double accuracy(const int8_t* inputs, size_t input_size, const uint8_t* labels, size_t n,
+                  const std::vector<ParamOverride>& overrides);
+  int threads() const { return static_cast<int>(engines_.size()); }
+
+ private:
+  std::vector<std::unique_ptr<EngineInstance>> engines_;
+};
+
+// ------------------------------------------------------------------ trainer
+
+// The ZoConfig of a TrainConfig (queries, sigmas, mu, sidedness, GNS,
+// rounding, estimation, bias update, seed).
+ZoConfig make_zo_config(const TrainConfig& c);
+
+// An Engine and a ZoTrainer, each in its own heap arena of exactly the size it
+// asks for (the trainer's is measured by ZoTrainer::required_arena_bytes).
+class TrainerHost {
+ public:
+  TrainerHost(const ModelView& model, const KernelTable& kernels, const std::vector<LayerChoice>& layers,
+              const ZoConfig& config);
+  ~TrainerHost();
+  TrainerHost(const TrainerHost&) = delete;
+  TrainerHost& operator=(const TrainerHost&) = delete;
+
+  Engine& engine() { return engine_.engine(); }
+  ZoTrainer& trainer() { return trainer_; }
+  size_t engine_arena_bytes() const { return engine_bytes_; }
+  size_t trainer_arena_bytes() const { return trainer_.arena_bytes(); }
+  // The trainable copies as ParamOverrides (what the evaluator should read).
+  std::vector<ParamOverride> overrides();
+  // MACs of one sample's forwards if every forward ran the whole network
+  // (no prefix reuse): (1 + queries) x full-model MACs.
+  uint64_t full_rerun_macs_per_sample() const { return full_rerun_macs_; }
+
+ private:
+  struct alignas(16) Block {
+    uint8_t b[16];
+  };
+  EngineInstance engine_;
+  size_t engine_bytes_ = 0;
+  std::vector<Block> memory_;
+  Arena arena_;
+  ZoTrainer trainer_;
+  uint64_t full_rerun_macs_ = 0;
+};
+
+// Throws CliError "<what>: <status name>" for a non-ok status.
+void check_status(Status s, const std::string& what);
+
+// ------------------------------------------------------------------ the run
+
+struct StepReport {
+  uint32_t step = 0, total_steps = 0;  // step is 0-based
+  uint32_t epoch = 0, epochs = 0;      // epoch is 0-based
+  float loss = 0, lr = 0;
+  uint64_t macs = 0;
+  int weights_changed = 0;
+  double seconds = 0;      // this step's wall time
+  double eta_seconds = 0;  // remaining training steps at this invocation's mean step time
+};
+
+struct EpochReport {
+  uint32_t epoch = 0, epochs = 0;  // epoch is 1-based here (the epoch just finished)
+  uint32_t step = 0;               // steps completed
+  double val_acc = 0, best_val = 0;
+  int best_epoch = 0;
+  double seconds = 0;              // validation wall time
+};
+
+struct RunHooks {
+  std::function<void(const std::string&)> on_message;  // phase notes for the user
+  std::function<void(const StepReport&)> on_step;
+  std::function<void(const EpochReport&)> on_epoch;
+  std::function<bool()> should_stop;  // checked before each step (Ctrl-C)
+};
+
+struct RunOptions {
+  TrainConfig config;
+  std::vector<LayerChoice> layers;
+  std::string out_dir;        // empty: no files at all (log, checkpoint, export)
+  bool resume = false;        // continue from out_dir/checkpoint.bin
+  uint32_t stop_after_steps = 0;  // > 0: stop (with a checkpoint) once this many steps are done
+  uint32_t checkpoint_every = 0;  // > 0: also checkpoint every N steps (besides every epoch end)
+};
+
+struct RunResult {
+  bool finished = false;        // false: stopped early, resumable
+  uint32_t steps_done = 0, total_steps = 0, epochs = 0, steps_per_epoch = 0;
+  double val_before = 0, test_before = 0;  // [0, 1]
+  double best_val = 0, test_after = 0;     // best-validation weights; test_after only when finished
+  int best_epoch = 0;
+  double train_seconds = 0;     // training wall time over all invocations (steps + validation)
+  double wall_seconds = 0;      // this invocation, everything
+  double mean_step_seconds = 0; // this invocation
+  size_t engine_arena_bytes = 0, trainer_arena_bytes = 0;
+  MemoryPrediction predicted;
+  uint64_t total_macs = 0;              // forward MACs of all training steps
+  uint64_t macs_per_step = 0;           // of a full batch
+  uint64_t full_rerun_macs_per_step = 0;
+  float last_loss = 0;
+  std::vector<CheckpointLayer> layers;  // final (current) and best weights
+  std::string best_model_path;          // out_dir/best.tzm when finished
+};
+
+// Runs (or resumes) the training. `model` is what `config.model` named; its
+// bytes are what best.tzm is exported from. Throws CliError on any failure,
+// leaving the last checkpoint intact.
+RunResult run_training(const ModelView& model, const TrainData& data, const RunOptions& options,
+                       const RunHooks& hooks = {});
+
+// Steps of a run: max_steps, or epochs x ceil(n_train / batch).
+uint32_t total_training_steps(const TrainConfig& c, size_t n_train);
+
+}  // namespace tinyzo
