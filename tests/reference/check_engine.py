@@ -2,7 +2,7 @@
 """Compare the C++ engine with reference.py, bit for bit, on every op output.
 
     /usr/bin/python3 tests/reference/check_engine.py --tinyzo build/tinyzo --model M.tzm \
-        [--data-dir D] [--n 200] [--first 0] [--source SRC] [--dump FILE]
+        [--data-dir D] [--n 200] [--first 0] [--source SRC] [--kernels ref|best] [--dump FILE]
 
 Runs `tinyzo --data-dir D dump --model M --first F --count N --out TMP`, whose file is
 "TZD1", u32 n_images, u32 n_ops, then per image: u8 label, per op in execution order
@@ -77,6 +77,7 @@ def main():
     ap.add_argument("--first", type=int, default=0)
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--dump", help="compare this existing dump file instead of running the binary")
+    ap.add_argument("--kernels", choices=("ref", "best"), help="kernel set passed to `tinyzo dump`")
     args = ap.parse_args()
     if not args.dump and not args.tinyzo:
         ap.error("give --tinyzo (or --dump)")
@@ -103,6 +104,8 @@ def check(args):
         try:
             cmd = [args.tinyzo, "--data-dir", args.data_dir, "dump", "--model", args.model,
                    "--first", str(args.first), "--count", str(args.n), "--out", tmp]
+            if args.kernels:
+                cmd += ["--kernels", args.kernels]
             r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
             if r.returncode != 0:
                 msg = (r.stderr or r.stdout).strip().splitlines()
