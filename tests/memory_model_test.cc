@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "lifetime_chart.h"
 #include "tinyzo/arena.h"
 #include "tinyzo/engine.h"
 #include "tinyzo/model.h"
@@ -362,6 +363,27 @@ TEST(MemoryModel, WorkspaceInTheArena) {
   EXPECT_EQ(zo_workspace_in_arena(t.view, p.req(), 7, 16, Span<BufferRequest>(work.data(), n),
                                   Span<size_t>(offsets.data(), n), Span<int>(scratch.data(), n), &arena),
             Status::kInvalidArgument);
+}
+
+TEST(LifetimeChart, RowsBarsAndPeak) {
+  TinyModel t;
+  Plan p(t.view);
+  const std::vector<size_t> live = live_bytes_per_step(p.req(), t.view.n_ops());
+  ASSERT_EQ(live.size(), 9u);  // steps -1 .. 7
+  EXPECT_EQ(live[0], 256u);    // the input alone
+  EXPECT_EQ(live[3], 2560u);   // op 2
+  EXPECT_EQ(live[8], 12u);     // the logits after the last op
+  const std::string chart = render_lifetime_chart(t.view, p.req(), Span<const size_t>(p.offsets.data(), p.offsets.size()),
+                                                  p.mem.activation_bytes);
+  // One row per activation: a2 is alive at ops 1..2 (columns 2..3 of -1..7).
+  EXPECT_NE(chart.find("b.conv.0.y"), std::string::npos);
+  EXPECT_NE(chart.find("|..##.....|"), std::string::npos) << chart;
+  // a5 takes over a1 in place at op 4.
+  EXPECT_NE(chart.find("|.....=#..|"), std::string::npos) << chart;
+  EXPECT_NE(chart.find("[2048, 2560)"), std::string::npos) << chart;
+  EXPECT_NE(chart.find("peak 2560 B at step 2 = op b.conv.1"), std::string::npos) << chart;
+  EXPECT_EQ(format_bytes(10 * 1024), "10.0 KB");
+  EXPECT_EQ(format_bytes(2560), "2560 B");
 }
 
 struct BpRun {
