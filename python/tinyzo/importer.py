@@ -525,8 +525,8 @@ def main(argv=None):
     except (ImportError_, torchzip.TorchZipError) as e:
         print("importer: error: %s" % e, file=sys.stderr)
         return 2
-    except OSError as e:
-        print("importer: error: %s: %s" % (e.filename or args.output, e.strerror or e), file=sys.stderr)
+    except OSError as e:  # reading errors arrive as TorchZipError: this is the output side
+        print("importer: error: cannot write %s: %s" % (args.output, e.strerror or e), file=sys.stderr)
         return 2
     name = args.name or os.path.basename(args.src)
     print("%s -> %s: %d ops, %d tensors, %d params, %d bytes"
