@@ -96,6 +96,14 @@ void spatter(int severity, HostRng& rng, const uint8_t* in, uint8_t* out);
 std::vector<double> defocus_kernel(double radius, double alias_blur, int& r);
 // The 32x32 plasma fractal of fog, normalized to [0, 1].
 void plasma_fractal(double wibble_decay, HostRng& rng, double* map);
+// The pieces of spatter's water branch (OpenCV equivalents, 32x32 maps):
+// Canny edges (255 on edges), the 5x5 chamfer distance to the nearest zero
+// pixel, histogram equalization, and the whole weight map liquid_u8 * dist
+// before normalization.
+void canny(const uint8_t* img, int low, int high, uint8_t* edges);
+void distance_transform(const uint8_t* src, double* dist);
+void equalize_hist(uint8_t* img);
+void spatter_water_weight(const double* liquid, double* m);
 // Pillow's Image.resize(..., BOX) on one uint8 plane: in_w x in_h -> out_w x out_h.
 std::vector<uint8_t> pil_box_resize(const uint8_t* in, int in_w, int in_h, int out_w, int out_h);
 // Zoom factors of zoom_blur at a severity: 1, 1.01, ... (numpy arange).

@@ -110,8 +110,6 @@ void fog(int severity, HostRng& rng, const uint8_t* in, uint8_t* out) {
   to_u8_trunc(x, out);
 }
 
-namespace {
-
 // Canny edges of a 32x32 uint8 map the way OpenCV's cv2.Canny(img, low, high)
 // finds them: 3x3 Sobel (replicated border), L1 magnitude |gx| + |gy|,
 // non-maximum suppression along the gradient quantized to 4 directions,
@@ -177,35 +175,52 @@ void canny(const uint8_t* img, int low, int high, uint8_t* edges) {
 
 // cv2.distanceTransform(src, DIST_L2, 5): distance of every non-zero pixel to
 // the nearest zero pixel with OpenCV's 5x5 chamfer weights (1, 1.4, 2.1969),
-// two raster passes. No zero pixel at all: every distance is "far" (1e6).
+// in OpenCV's 16.16 fixed point, two raster passes, returned as float32
+// values. No zero pixel at all: every distance is "far" (> 20).
 void distance_transform(const uint8_t* src, double* dist) {
-  constexpr double kA = 1.0, kB = 1.4, kC = 2.1969, kFar = 1e6;
-  for (int i = 0; i < kPixels; ++i) dist[i] = src[i] == 0 ? 0.0 : kFar;
+  constexpr int64_t kA = 65536, kB = 91750, kC = 143976;  // round(w * 2^16)
+  constexpr int64_t kFar = int64_t(1) << 40;
+  int64_t d[kPixels];
+  for (int i = 0; i < kPixels; ++i) d[i] = src[i] == 0 ? 0 : kFar;
   struct Step {
     int dy, dx;
-    double w;
+    int64_t w;
   };
   static constexpr Step kForward[] = {{-2, -1, kC}, {-2, 1, kC}, {-1, -2, kC}, {-1, -1, kB},
                                       {-1, 0, kA},  {-1, 1, kB}, {-1, 2, kC},  {0, -1, kA}};
   auto relax = [&](int y, int x, int sign) {
-    double& d = dist[y * kSide + x];
+    int64_t& v = d[y * kSide + x];
     for (const Step& s : kForward) {
       const int yy = y + sign * s.dy, xx = x + sign * s.dx;
       if (yy < 0 || yy >= kSide || xx < 0 || xx >= kSide) continue;
-      d = std::min(d, dist[yy * kSide + xx] + s.w);
+      v = std::min(v, d[yy * kSide + xx] + s.w);
     }
   };
   for (int y = 0; y < kSide; ++y)
     for (int x = 0; x < kSide; ++x) relax(y, x, 1);
   for (int y = kSide - 1; y >= 0; --y)
     for (int x = kSide - 1; x >= 0; --x) relax(y, x, -1);
+  for (int i = 0; i < kPixels; ++i) dist[i] = static_cast<float>(double(d[i]) * (1.0 / 65536.0));
 }
 
-// cv2.blur(img, (3, 3)): 3x3 mean, border reflect-101.
+namespace {
+
+// cv2.blur(img, (3, 3)): 3x3 mean, border reflect-101, as OpenCV computes
+// it: the sum of the 9 values in double, times 1/9. The caller rounds to the
+// output type (float32, or uint8 with rounding).
 void box3(const double* in, double* out) {
-  static const std::vector<double> kBox(9, 1.0 / 9.0);
-  filter2d(in, kBox, 1, 1, Border::kReflect101, out);
+  for (int y = 0; y < kSide; ++y)
+    for (int x = 0; x < kSide; ++x) {
+      double sum = 0.0;
+      for (int dy = -1; dy <= 1; ++dy)
+        for (int dx = -1; dx <= 1; ++dx)
+          sum += in[border_index(y + dy, kSide, Border::kReflect101) * kSide +
+                    border_index(x + dx, kSide, Border::kReflect101)];
+      out[y * kSide + x] = sum * (1.0 / 9.0);
+    }
 }
+
+}  // namespace
 
 // cv2.equalizeHist on a 32x32 uint8 map.
 void equalize_hist(uint8_t* img) {
@@ -224,7 +239,29 @@ void equalize_hist(uint8_t* img) {
   for (int i = 0; i < kPixels; ++i) img[i] = lut[img[i]];
 }
 
-}  // namespace
+void spatter_water_weight(const double* liquid, double* m) {
+  uint8_t liquid_u8[kPixels], edges[kPixels], notedge[kPixels];
+  // (liquid * 255).astype(np.uint8) without a clip: values above 1 (likely at
+  // severity 3, scale 0.3) wrap modulo 256, as numpy's cast does on x86.
+  for (int i = 0; i < kPixels; ++i)
+    liquid_u8[i] = static_cast<uint8_t>(static_cast<uint64_t>(static_cast<int64_t>(liquid[i] * 255.0)));
+  canny(liquid_u8, 50, 150, edges);
+  for (int i = 0; i < kPixels; ++i) notedge[i] = 255 - edges[i];
+  double dist[kPixels], tmp[kPixels];
+  distance_transform(notedge, dist);
+  for (double& d : dist) d = std::min(d, 20.0);
+  box3(dist, tmp);
+  uint8_t d8[kPixels];
+  // The blur of a float32 map is float32; astype(uint8) truncates.
+  for (int i = 0; i < kPixels; ++i) d8[i] = static_cast<uint8_t>(static_cast<float>(tmp[i]));
+  equalize_hist(d8);
+  static const std::vector<double> kEmboss = {-2, -1, 0, -1, 1, 1, 0, 1, 2};
+  for (int i = 0; i < kPixels; ++i) tmp[i] = d8[i];
+  filter2d(tmp, kEmboss, 1, 1, Border::kReflect101, dist);
+  for (int i = 0; i < kPixels; ++i) tmp[i] = std::clamp(std::nearbyint(dist[i]), 0.0, 255.0);  // CV_8U
+  box3(tmp, dist);
+  for (int i = 0; i < kPixels; ++i) m[i] = liquid_u8[i] * std::nearbyint(dist[i]);  // cv2.blur on uint8 rounds
+}
 
 void spatter(int severity, HostRng& rng, const uint8_t* in, uint8_t* out) {
   struct Params {
@@ -248,29 +285,9 @@ void spatter(int severity, HostRng& rng, const uint8_t* in, uint8_t* out) {
   if (p.mode == 0) {
     // Water: a turquoise sheen that is strongest inside the drops, away from
     // their edges.
-    uint8_t liquid_u8[kPixels], edges[kPixels], notedge[kPixels];
-    for (int i = 0; i < kPixels; ++i) liquid_u8[i] = static_cast<uint8_t>(std::clamp(liquid[i] * 255.0, 0.0, 255.0));
-    canny(liquid_u8, 50, 150, edges);
-    for (int i = 0; i < kPixels; ++i) notedge[i] = 255 - edges[i];
-    double dist[kPixels], tmp[kPixels];
-    distance_transform(notedge, dist);
-    for (double& d : dist) d = std::min(d, 20.0);
-    box3(dist, tmp);
-    uint8_t d8[kPixels];
-    for (int i = 0; i < kPixels; ++i) d8[i] = static_cast<uint8_t>(tmp[i]);  // astype(uint8): truncation
-    equalize_hist(d8);
-    static const std::vector<double> kEmboss = {-2, -1, 0, -1, 1, 1, 0, 1, 2};
-    for (int i = 0; i < kPixels; ++i) tmp[i] = d8[i];
-    filter2d(tmp, kEmboss, 1, 1, Border::kReflect101, dist);
-    for (int i = 0; i < kPixels; ++i) tmp[i] = std::clamp(std::nearbyint(dist[i]), 0.0, 255.0);  // CV_8U
-    box3(tmp, dist);
-    for (double& d : dist) d = std::nearbyint(d);  // cv2.blur on uint8 rounds
     double m[kPixels];
-    double m_max = 0.0;
-    for (int i = 0; i < kPixels; ++i) {
-      m[i] = liquid_u8[i] * dist[i];
-      m_max = std::max(m_max, m[i]);
-    }
+    spatter_water_weight(liquid, m);
+    const double m_max = *std::max_element(m, m + kPixels);
     // The original divides by the max unguarded (0/0 would turn the image to
     // NaN); with no liquid there is nothing to add.
     if (m_max > 0.0) {
