@@ -13,6 +13,7 @@
 #include "tinyzo/engine.h"
 #include "tinyzo/model.h"
 #include "tinyzo/planner.h"
+#include "tinyzo/train/zo_trainer.h"
 
 namespace tinyzo {
 namespace {
@@ -256,7 +257,7 @@ TEST(MemoryModel, WeightPerturbationByHand) {
   ZoSettings s;
   s.n_queries = 50;
   ZoLayerMemory m;
-  ASSERT_EQ(zo_layer_memory(t.view, p.req(), 1, ZoMode::kWeight, s, &m), Status::kOk);
+  ASSERT_EQ(zo_layer_memory(t.view, p.req(), 1, PerturbMode::kWeight, s, &m), Status::kOk);
   // WP extra = weights + biases + Q scalars (persistent) + boundary + one
   // perturbed tensor + L0 (transient). No d-sized gradient buffer.
   EXPECT_EQ(m.weight_bytes, 128u);
@@ -269,12 +270,12 @@ TEST(MemoryModel, WeightPerturbationByHand) {
   EXPECT_EQ(m.transient_bytes(), 512u + 128 + 4);
   EXPECT_EQ(m.extra_bytes(), 1036u);
   s.n_queries = 10;
-  ASSERT_EQ(zo_layer_memory(t.view, p.req(), 1, ZoMode::kWeight, s, &m), Status::kOk);
+  ASSERT_EQ(zo_layer_memory(t.view, p.req(), 1, PerturbMode::kWeight, s, &m), Status::kOk);
   EXPECT_EQ(m.scalar_bytes, 40u);
   // The batch is streamed: it changes nothing.
   s.batch = 1000;
   ZoLayerMemory m2;
-  ASSERT_EQ(zo_layer_memory(t.view, p.req(), 1, ZoMode::kWeight, s, &m2), Status::kOk);
+  ASSERT_EQ(zo_layer_memory(t.view, p.req(), 1, PerturbMode::kWeight, s, &m2), Status::kOk);
   EXPECT_EQ(m2.extra_bytes(), m.extra_bytes());
 }
 
@@ -282,7 +283,7 @@ TEST(MemoryModel, NodePerturbationByHand) {
   TinyModel t;
   Plan p(t.view);
   ZoLayerMemory m;
-  ASSERT_EQ(zo_layer_memory(t.view, p.req(), 1, ZoMode::kNode, ZoSettings{}, &m), Status::kOk);
+  ASSERT_EQ(zo_layer_memory(t.view, p.req(), 1, PerturbMode::kNode, ZoSettings{}, &m), Status::kOk);
   EXPECT_EQ(m.n_outputs, 1024u);
   EXPECT_EQ(m.offset_bytes, 1024u);        // int8 offsets of the output's size
   EXPECT_EQ(m.mask_bytes, 128u);           // 1 bit per output
@@ -297,7 +298,7 @@ TEST(MemoryModel, NodePerturbationByHand) {
   // A trainer that materializes G pays a float per output instead.
   ZoSettings g;
   g.np_materialize_grad = true;
-  ASSERT_EQ(zo_layer_memory(t.view, p.req(), 1, ZoMode::kNode, g, &m), Status::kOk);
+  ASSERT_EQ(zo_layer_memory(t.view, p.req(), 1, PerturbMode::kNode, g, &m), Status::kOk);
   EXPECT_EQ(m.node_grad_bytes, 4u * 1024);
   EXPECT_EQ(m.sample_scalar_bytes, 0u);
   EXPECT_EQ(m.transient_bytes(), 512u + 1024 + 4096 + 128 + 4);
@@ -306,7 +307,7 @@ TEST(MemoryModel, NodePerturbationByHand) {
 TEST(MemoryModel, LayerSetSharesOneWorkspace) {
   TinyModel t;
   Plan p(t.view);
-  const TrainLayer layers[] = {{3, ZoMode::kNode}, {1, ZoMode::kWeight}};
+  const TrainLayer layers[] = {{3, PerturbMode::kNode}, {1, PerturbMode::kWeight}};
   ZoLayerMemory per[2];
   ZoMemory z;
   ASSERT_EQ(zo_memory(t.view, p.req(), Span<const TrainLayer>(layers), ZoSettings{}, Span<ZoLayerMemory>(per), &z),
@@ -326,12 +327,12 @@ TEST(MemoryModel, RejectsBadLayers) {
   TinyModel t;
   Plan p(t.view);
   ZoLayerMemory m;
-  EXPECT_EQ(zo_layer_memory(t.view, p.req(), 4, ZoMode::kWeight, ZoSettings{}, &m), Status::kInvalidArgument);
-  EXPECT_EQ(zo_layer_memory(t.view, p.req(), 99, ZoMode::kWeight, ZoSettings{}, &m), Status::kInvalidArgument);
+  EXPECT_EQ(zo_layer_memory(t.view, p.req(), 4, PerturbMode::kWeight, ZoSettings{}, &m), Status::kInvalidArgument);
+  EXPECT_EQ(zo_layer_memory(t.view, p.req(), 99, PerturbMode::kWeight, ZoSettings{}, &m), Status::kInvalidArgument);
   ZoSettings bad;
   bad.n_queries = 0;
-  EXPECT_EQ(zo_layer_memory(t.view, p.req(), 1, ZoMode::kWeight, bad, &m), Status::kInvalidArgument);
-  const TrainLayer twice[] = {{1, ZoMode::kWeight}, {1, ZoMode::kNode}};
+  EXPECT_EQ(zo_layer_memory(t.view, p.req(), 1, PerturbMode::kWeight, bad, &m), Status::kInvalidArgument);
+  const TrainLayer twice[] = {{1, PerturbMode::kWeight}, {1, PerturbMode::kNode}};
   ZoLayerMemory per[2];
   ZoMemory z;
   EXPECT_EQ(zo_memory(t.view, p.req(), Span<const TrainLayer>(twice), ZoSettings{}, Span<ZoLayerMemory>(per), &z),
@@ -386,6 +387,35 @@ TEST(LifetimeChart, RowsBarsAndPeak) {
   EXPECT_EQ(format_bytes(2560), "2560 B");
 }
 
+// The accounting is a floor for the trainer as built: ZoTrainer::init never
+// takes less than the model says (it may take more: see docs/memory.md,
+// "The trainer as built").
+TEST(MemoryModel, FloorOfTheTrainer) {
+  TinyModel t;
+  Plan p(t.view);
+  std::vector<uint8_t> buf(1 << 20);
+  Arena arena(buf.data(), buf.size());
+  Engine e;
+  ASSERT_EQ(e.init(t.view, arena), Status::kOk);
+  ZoConfig cfg;  // 25 + 25 WP queries, 50 NP queries
+  ZoSettings s;
+  s.n_queries = 50;
+  const std::vector<std::vector<TrainLayer>> sets = {
+      {{1, PerturbMode::kWeight}}, {{3, PerturbMode::kNode}}, {{1, PerturbMode::kWeight}, {3, PerturbMode::kNode}}};
+  for (const auto& layers : sets) {
+    size_t trainer = 0;
+    ASSERT_EQ(ZoTrainer::required_arena_bytes(e, Span<const TrainLayer>(layers.data(), layers.size()), cfg, arena,
+                                              &trainer),
+              Status::kOk);
+    std::vector<ZoLayerMemory> per(layers.size());
+    ZoMemory z;
+    ASSERT_EQ(zo_memory(t.view, p.req(), Span<const TrainLayer>(layers.data(), layers.size()), s,
+                        Span<ZoLayerMemory>(per.data(), per.size()), &z),
+              Status::kOk);
+    EXPECT_LE(z.extra_bytes, trainer) << layers.size() << " layers";
+  }
+}
+
 struct BpRun {
   std::vector<BufferRequest> work;
   std::vector<size_t> offsets;
@@ -403,7 +433,7 @@ struct BpRun {
 TEST(MemoryModel, BackPropByHand) {
   TinyModel t;
   Plan p(t.view);
-  const TrainLayer layers[] = {{1, ZoMode::kWeight}};
+  const TrainLayer layers[] = {{1, PerturbMode::kWeight}};
   BpRun full(t.view, p, Span<const TrainLayer>(layers), BpKind::kFull);
   ASSERT_EQ(full.status, Status::kOk);
   // Every op from op1 on keeps its inputs: a1, a2, a3, a4, a5, a6.
@@ -432,9 +462,9 @@ TEST(MemoryModel, BackPropCostsMoreThanZo) {
   TinyModel t;
   Plan p(t.view);
   for (int op : {0, 1, 2, 3}) {
-    const TrainLayer layers[] = {{op, ZoMode::kWeight}};
+    const TrainLayer layers[] = {{op, PerturbMode::kWeight}};
     ZoLayerMemory wp;
-    ASSERT_EQ(zo_layer_memory(t.view, p.req(), op, ZoMode::kWeight, ZoSettings{}, &wp), Status::kOk);
+    ASSERT_EQ(zo_layer_memory(t.view, p.req(), op, PerturbMode::kWeight, ZoSettings{}, &wp), Status::kOk);
     BpRun full(t.view, p, Span<const TrainLayer>(layers), BpKind::kFull);
     BpRun sparse(t.view, p, Span<const TrainLayer>(layers), BpKind::kSparse);
     ASSERT_EQ(full.status, Status::kOk);

@@ -14,6 +14,7 @@
 #include "tinyzo/arena.h"
 #include "tinyzo/engine.h"
 #include "tinyzo/train/memory_model.h"
+#include "tinyzo/train/zo_trainer.h"
 
 namespace tinyzo::cli {
 namespace {
@@ -39,13 +40,13 @@ struct PlanArgs {
 struct NamedLayer {
   const char* name;
   const char* pkl_name;
-  ZoMode mode;
+  PerturbMode mode;
 };
 constexpr NamedLayer kPaperLayers[] = {
-    {"1.4.conv.0", "blocks.4.pointwise1", ZoMode::kWeight},
-    {"1.5.conv.0", "blocks.5.pointwise1", ZoMode::kWeight},
-    {"1.6.conv.0", "blocks.6.pointwise1", ZoMode::kNode},
-    {"1.7.conv.0", "blocks.7.pointwise1", ZoMode::kNode},
+    {"1.4.conv.0", "blocks.4.pointwise1", PerturbMode::kWeight},
+    {"1.5.conv.0", "blocks.5.pointwise1", PerturbMode::kWeight},
+    {"1.6.conv.0", "blocks.6.pointwise1", PerturbMode::kNode},
+    {"1.7.conv.0", "blocks.7.pointwise1", PerturbMode::kNode},
 };
 
 void check(Status s, const std::string& what) {
@@ -81,7 +82,7 @@ std::string conv_names_hint(const ModelView& m) {
 // `paper` (with the paper's modes) and `all` (WP); --mode may override.
 std::vector<TrainLayer> parse_layers(const ModelView& m, const std::string& spec) {
   std::vector<TrainLayer> layers;
-  auto add = [&](int op, ZoMode mode) {
+  auto add = [&](int op, PerturbMode mode) {
     for (const TrainLayer& l : layers)
       if (l.op == op) return;
     layers.push_back(TrainLayer{op, mode});
@@ -107,13 +108,13 @@ std::vector<TrainLayer> parse_layers(const ModelView& m, const std::string& spec
     } else if (tok == "all") {
       // Every Conv2d; an int8 FullyConnected classifier is left out (name it to add it).
       for (int i = 0; i < m.n_ops(); ++i)
-        if (static_cast<OpType>(m.op(i).type) == OpType::kConv2d) add(i, ZoMode::kWeight);
+        if (static_cast<OpType>(m.op(i).type) == OpType::kConv2d) add(i, PerturbMode::kWeight);
     } else {
       const int op = find_op(m, tok);
       if (op < 0) throw CliError("--train: no op named '" + tok + "' (convs: " + conv_names_hint(m) + ")");
       if (!trainable_op(m, op))
         throw CliError("--train: op '" + tok + "' is not a Conv2d or FullyConnected op, it has no int8 weights");
-      add(op, ZoMode::kWeight);
+      add(op, PerturbMode::kWeight);
     }
   }
   if (layers.empty()) throw CliError("--train: no layers given");
@@ -185,6 +186,42 @@ size_t zo_shared_total(const ModelView& m, const Inference& inf, const std::vect
   return inf.table_bytes + arena + z.persistent_bytes;
 }
 
+// The trainer as implemented (src/train/zo_trainer.cc): what its init()
+// takes from an arena, measured by a trial init beside a real engine. Empty
+// when the trainer cannot take this set (too many layers, a non-Conv2d op).
+std::string measure_trainer(const ModelView& m, const Inference& inf, const std::vector<TrainLayer>& layers,
+                            int queries, size_t* bytes) {
+  if (layers.size() > size_t(ZoTrainer::kMaxLayers))
+    return "the trainer takes at most " + std::to_string(ZoTrainer::kMaxLayers) + " layers";
+  for (const TrainLayer& l : layers)
+    if (static_cast<OpType>(m.op(l.op).type) != OpType::kConv2d) return "the trainer trains Conv2d ops only";
+  struct alignas(16) Block {
+    uint8_t b[16];
+  };
+  std::vector<Block> engine_mem(inf.required_bytes / 16 + 1);
+  Arena engine_arena(engine_mem.data(), engine_mem.size() * 16);
+  Engine engine;
+  check(engine.init(m, engine_arena), "engine init");
+  size_t need = 1 << 20;
+  for (const TrainLayer& l : layers) {
+    const TzmOp& op = m.op(l.op);
+    need += 8 * (tensor_elements(m.tensor(op.inputs[1])) + tensor_elements(m.tensor(op.output)) +
+                 tensor_elements(m.tensor(op.inputs[0])));
+  }
+  need += engine.boundary_size_bytes(0) + inf.mem.activation_bytes;
+  std::vector<Block> scratch_mem(need / 16 + 1);
+  Arena scratch(scratch_mem.data(), scratch_mem.size() * 16);
+  ZoConfig cfg;
+  cfg.n_queries_w = std::max(1, (queries + 1) / 2);
+  cfg.n_queries_b = std::max(1, queries / 2);
+  cfg.n_queries_np = queries;
+  if (queries > ZoTrainer::kMaxQueries) return "more queries than the trainer takes";
+  const Status s = ZoTrainer::required_arena_bytes(engine, Span<const TrainLayer>(layers.data(), layers.size()), cfg,
+                                                   scratch, bytes);
+  if (s != Status::kOk) return std::string("trainer init: ") + status_name(s);
+  return {};
+}
+
 BpMemory bp_for(const ModelView& m, const Inference& inf, const std::vector<TrainLayer>& layers, BpKind kind) {
   const size_t n = bp_request_count(m);
   std::vector<BufferRequest> work(n);
@@ -203,7 +240,7 @@ BpMemory bp_for(const ModelView& m, const Inference& inf, const std::vector<Trai
 // the one whose move saves the most, until inference + ZO fits the budget.
 void choose_auto(const ModelView& m, const Inference& inf, std::vector<TrainLayer>* layers, const ZoSettings& s,
                  size_t budget_bytes) {
-  for (TrainLayer& l : *layers) l.mode = ZoMode::kNode;
+  for (TrainLayer& l : *layers) l.mode = PerturbMode::kNode;
   std::vector<ZoLayerMemory> per;
   for (;;) {
     const size_t now = zo_for(m, inf, *layers, s, &per).extra_bytes;
@@ -211,17 +248,17 @@ void choose_auto(const ModelView& m, const Inference& inf, std::vector<TrainLaye
     size_t best = now;
     int best_i = -1;
     for (size_t i = 0; i < layers->size(); ++i) {
-      if ((*layers)[i].mode != ZoMode::kNode) continue;
-      (*layers)[i].mode = ZoMode::kWeight;
+      if ((*layers)[i].mode != PerturbMode::kNode) continue;
+      (*layers)[i].mode = PerturbMode::kWeight;
       const size_t v = zo_for(m, inf, *layers, s, &per).extra_bytes;
-      (*layers)[i].mode = ZoMode::kNode;
+      (*layers)[i].mode = PerturbMode::kNode;
       if (v < best) {
         best = v;
         best_i = int(i);
       }
     }
     if (best_i < 0) return;  // nothing left to save: report as is
-    (*layers)[size_t(best_i)].mode = ZoMode::kWeight;
+    (*layers)[size_t(best_i)].mode = PerturbMode::kWeight;
   }
 }
 
@@ -248,7 +285,7 @@ Json layer_json(const ModelView& m, const ZoLayerMemory& l) {
   Json j;
   j["op"] = l.op;
   j["name"] = m.op(l.op).name;
-  j["mode"] = zo_mode_name(l.mode);
+  j["mode"] = perturb_mode_name(l.mode);
   j["n_weights"] = l.n_weights;
   j["n_bias"] = l.n_bias;
   j["n_outputs"] = l.n_outputs;
@@ -394,13 +431,13 @@ void run_plan(const PlanArgs& a) {
     s.batch = a.batch;
     s.np_materialize_grad = a.np_materialize_grad;
     if (a.mode == "wp" || a.mode == "np") {
-      for (TrainLayer& l : layers) l.mode = a.mode == "np" ? ZoMode::kNode : ZoMode::kWeight;
+      for (TrainLayer& l : layers) l.mode = a.mode == "np" ? PerturbMode::kNode : PerturbMode::kWeight;
     } else if (a.mode == "auto") {
       choose_auto(m, inf, &layers, s, budget);
     }
     std::vector<TrainLayer> all_wp = layers, all_np = layers;
-    for (TrainLayer& l : all_wp) l.mode = ZoMode::kWeight;
-    for (TrainLayer& l : all_np) l.mode = ZoMode::kNode;
+    for (TrainLayer& l : all_wp) l.mode = PerturbMode::kWeight;
+    for (TrainLayer& l : all_np) l.mode = PerturbMode::kNode;
     std::vector<ZoLayerMemory> per, per_wp, per_np;
     const ZoMemory zsel = zo_for(m, inf, layers, s, &per);
     const ZoMemory zwp = zo_for(m, inf, all_wp, s, &per_wp);
@@ -410,7 +447,7 @@ void run_plan(const PlanArgs& a) {
     int n_np = 0;
     size_t n_params = 0;
     for (const ZoLayerMemory& l : per) {
-      n_np += l.mode == ZoMode::kNode;
+      n_np += l.mode == PerturbMode::kNode;
       n_params += l.n_weights + l.n_bias;
     }
 
@@ -453,7 +490,7 @@ void run_plan(const PlanArgs& a) {
       const std::string io = shape(m.tensor(op.inputs[0])) + "->" + shape(m.tensor(op.output));
       line("  %4d %-*s %-8s %-20s %8zu %6zu %8zu %10zu  %10zu %10zu  %s", l.op, name_w, op.name, op_kind(m, l.op).c_str(),
            io.c_str(), l.n_weights, l.n_bias, l.n_outputs, l.boundary_bytes, per_wp[i].extra_bytes(),
-           per_np[i].extra_bytes(), zo_mode_name(l.mode));
+           per_np[i].extra_bytes(), perturb_mode_name(l.mode));
     }
     line("");
     line("Layer set totals (SRAM total = inference %zu B + extra):", inf.required_bytes);
@@ -471,6 +508,17 @@ void run_plan(const PlanArgs& a) {
            zsel, shared_sel);
     zo_row("ZO, all WP", zwp, shared_wp);
     zo_row("ZO, all NP", znp, shared_np);
+    size_t trainer_bytes = 0;
+    const std::string trainer_why = measure_trainer(m, inf, layers, a.queries, &trainer_bytes);
+    if (trainer_why.empty()) {
+      const size_t total = inf.required_bytes + trainer_bytes;
+      line("  %-32s %10s %10s %10zu %12zu %9.1f %10s  %s", "ZoTrainer as built (measured)", "", "", trainer_bytes,
+           total, kb(total), "", fits(total).c_str());
+      j["training"]["zo_trainer_measured"] = Json{{"extra_bytes", trainer_bytes}, {"total_bytes", total}};
+    } else {
+      line("  %-32s (n/a: %s)", "ZoTrainer as built (measured)", trainer_why.c_str());
+      j["training"]["zo_trainer_measured"] = Json{{"unavailable", trainer_why}};
+    }
     auto bp_row = [&](const char* label, const BpMemory& b) {
       const size_t total = inf.required_bytes + b.extra_bytes;
       line("  %-32s %10zu %10zu %10zu %12zu %9.1f %10.1f  %s", label, b.weight_bytes + b.weight_grad_bytes,
@@ -500,9 +548,9 @@ void run_plan(const PlanArgs& a) {
     line("  NP dW/db accumulators (float32)       %10zu B", g);
     for (const ZoLayerMemory& l : per) {
       if (l.op != zsel.workspace_op) continue;
-      line("  workspace, sized by op %d %s (%s):", l.op, m.op(l.op).name, zo_mode_name(l.mode));
+      line("  workspace, sized by op %d %s (%s):", l.op, m.op(l.op).name, perturb_mode_name(l.mode));
       line("    boundary cache                      %10zu B", l.boundary_bytes);
-      if (l.mode == ZoMode::kWeight) {
+      if (l.mode == PerturbMode::kWeight) {
         line("    perturbed W or b                    %10zu B", l.perturbed_bytes);
       } else {
         line("    int8 node offsets                   %10zu B", l.offset_bytes);

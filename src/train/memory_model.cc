@@ -22,7 +22,7 @@ bool layer_op_ok(const ModelView& m, int op) {
 
 }  // namespace
 
-const char* zo_mode_name(ZoMode m) { return m == ZoMode::kNode ? "NP" : "WP"; }
+const char* perturb_mode_name(PerturbMode m) { return m == PerturbMode::kNode ? "NP" : "WP"; }
 const char* bp_kind_name(BpKind k) { return k == BpKind::kSparse ? "sparse BP" : "BP"; }
 
 Status flash_breakdown(const ModelView& model, FlashBreakdown* out) {
@@ -103,7 +103,7 @@ Status plan_inference(const ModelView& model, Span<BufferRequest> requests, Span
   return Status::kOk;
 }
 
-Status zo_layer_memory(const ModelView& model, Span<const BufferRequest> requests, int op, ZoMode mode,
+Status zo_layer_memory(const ModelView& model, Span<const BufferRequest> requests, int op, PerturbMode mode,
                        const ZoSettings& settings, ZoLayerMemory* out) {
   if (!model.valid() || out == nullptr || !layer_op_ok(model, op)) return Status::kInvalidArgument;
   if (settings.n_queries < 1 || settings.batch < 1) return Status::kInvalidArgument;
@@ -125,7 +125,7 @@ Status zo_layer_memory(const ModelView& model, Span<const BufferRequest> request
   m.boundary_bytes = boundary_bytes(requests, op);
   m.loss_bytes = sizeof(float);
   const size_t q = static_cast<size_t>(settings.n_queries);
-  if (mode == ZoMode::kWeight) {
+  if (mode == PerturbMode::kWeight) {
     // u_q is regenerated from its seed at update time, so the step keeps only
     // sum_b (Lq[b] - L0[b]) per query (METHOD §3.7). The engine reads a
     // whole perturbed tensor: W and b are perturbed one at a time, so one

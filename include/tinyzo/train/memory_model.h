@@ -11,6 +11,7 @@
 #include "tinyzo/planner.h"
 #include "tinyzo/span.h"
 #include "tinyzo/status.h"
+#include "tinyzo/train/zo_trainer.h"
 
 namespace tinyzo {
 
@@ -53,16 +54,12 @@ size_t boundary_bytes(Span<const BufferRequest> requests, int op);
 
 // ---------------------------------------------------------------- ZO training
 
-enum class ZoMode : uint8_t {
-  kWeight = 0,  // WP: perturb the layer's int8 weights / int32 bias (METHOD §3.1)
-  kNode = 1,    // NP: perturb the layer's int8 output (METHOD §3.2)
-};
-const char* zo_mode_name(ZoMode m);  // "WP" / "NP"
-
-struct TrainLayer {
-  int op = -1;                  // index of a Conv2d or FullyConnected op
-  ZoMode mode = ZoMode::kWeight;
-};
+// Trainable layers and their mode are the trainer's own types (TrainLayer,
+// PerturbMode in zo_trainer.h), so a trainer configuration can be sized as is.
+const char* perturb_mode_name(PerturbMode m);  // "WP" / "NP"
+// The earlier names of this header, kept for existing callers.
+using ZoMode = PerturbMode;
+inline const char* zo_mode_name(PerturbMode m) { return perturb_mode_name(m); }
 
 struct ZoSettings {
   int n_queries = 50;  // Q per layer (WP splits it between W and b, NP uses all Q on the output)
@@ -80,7 +77,7 @@ struct ZoSettings {
 // is estimated on one sample, in the shared ZO workspace.
 struct ZoLayerMemory {
   int op = -1;
-  ZoMode mode = ZoMode::kWeight;
+  PerturbMode mode = PerturbMode::kWeight;
   size_t n_weights = 0;          // d_w
   size_t n_bias = 0;             // C_out
   size_t n_outputs = 0;          // D: output elements per sample
@@ -109,7 +106,7 @@ struct ZoLayerMemory {
 
 // One layer. kInvalidArgument when `op` is not a Conv2d / FullyConnected op
 // or the settings are out of range (Q < 1, B < 1).
-Status zo_layer_memory(const ModelView& model, Span<const BufferRequest> requests, int op, ZoMode mode,
+Status zo_layer_memory(const ModelView& model, Span<const BufferRequest> requests, int op, PerturbMode mode,
                        const ZoSettings& settings, ZoLayerMemory* out);
 
 struct ZoMemory {
