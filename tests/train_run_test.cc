@@ -1,0 +1,429 @@
+// The host side of `tinyzo train`: checkpoint format and atomic write, config
+// file handling, layer specs, and a short run on a small synthetic model that
+// must resume bit-identically and export a loadable best.tzm.
+#include "trainer_run.h"
+
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+
+#include "checkpoint.h"
+#include "errors.h"
+#include "file_util.h"
+#include "test_models.h"
+#include "train_config.h"
+
+namespace tinyzo {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A fresh directory under the system temp dir, removed at scope exit.
+struct TempDir {
+  fs::path path;
+  explicit TempDir(const std::string& name) {
+    path = fs::temp_directory_path() / ("tinyzo_" + name + "_" + std::to_string(::getpid()));
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  std::string str(const std::string& rel = "") const { return rel.empty() ? path.string() : (path / rel).string(); }
+};
+
+Checkpoint sample_checkpoint() {
+  Checkpoint c;
+  c.fingerprint = "0123456789abcdef";
+  c.step = 17;
+  c.best_epoch = 2;
+  c.best_val = 0.61;
+  c.val_before = 0.4;
+  c.test_before = 0.45;
+  c.log_bytes = 12345;
+  c.elapsed_seconds = 3.5;
+  c.total_macs = 1ull << 40;
+  for (int i = 0; i < 2; ++i) {
+    CheckpointLayer l;
+    l.op = 3 + 5 * i;
+    l.node = i == 1;
+    for (int k = 0; k < 24 + i; ++k) {
+      l.weights.push_back(int8_t(k * 11 - 100));
+      l.best_weights.push_back(int8_t(-k));
+    }
+    for (int k = 0; k < 4; ++k) {
+      l.biases.push_back(k * 100000 - 7);
+      l.best_biases.push_back(INT32_MIN + k);
+    }
+    c.layers.push_back(l);
+  }
+  return c;
+}
+
+void expect_same(const Checkpoint& a, const Checkpoint& b) {
+  EXPECT_EQ(a.fingerprint, b.fingerprint);
+  EXPECT_EQ(a.step, b.step);
+  EXPECT_EQ(a.best_epoch, b.best_epoch);
+  EXPECT_EQ(a.best_val, b.best_val);
+  EXPECT_EQ(a.val_before, b.val_before);
+  EXPECT_EQ(a.test_before, b.test_before);
+  EXPECT_EQ(a.log_bytes, b.log_bytes);
+  EXPECT_EQ(a.elapsed_seconds, b.elapsed_seconds);
+  EXPECT_EQ(a.total_macs, b.total_macs);
+  ASSERT_EQ(a.layers.size(), b.layers.size());
+  for (size_t i = 0; i < a.layers.size(); ++i) {
+    EXPECT_EQ(a.layers[i].op, b.layers[i].op);
+    EXPECT_EQ(a.layers[i].node, b.layers[i].node);
+    EXPECT_EQ(a.layers[i].weights, b.layers[i].weights);
+    EXPECT_EQ(a.layers[i].biases, b.layers[i].biases);
+    EXPECT_EQ(a.layers[i].best_weights, b.layers[i].best_weights);
+    EXPECT_EQ(a.layers[i].best_biases, b.layers[i].best_biases);
+  }
+}
+
+TEST(Checkpoint, RoundTrip) {
+  const Checkpoint c = sample_checkpoint();
+  const std::vector<uint8_t> bytes = serialize_checkpoint(c);
+  expect_same(c, parse_checkpoint(bytes.data(), bytes.size(), "mem"));
+}
+
+TEST(Checkpoint, RejectsDamage) {
+  const std::vector<uint8_t> bytes = serialize_checkpoint(sample_checkpoint());
+  // Every single-byte flip is caught (magic, version, CRC or payload).
+  for (size_t i = 0; i < bytes.size(); i += 7) {
+    std::vector<uint8_t> bad = bytes;
+    bad[i] ^= 0x20;
+    EXPECT_THROW(parse_checkpoint(bad.data(), bad.size(), "mem"), CliError) << "byte " << i;
+  }
+  for (size_t n : {size_t(0), size_t(3), size_t(40), bytes.size() - 1})
+    EXPECT_THROW(parse_checkpoint(bytes.data(), n, "mem"), CliError) << n;
+  Checkpoint c = sample_checkpoint();
+  c.fingerprint = "short";
+  EXPECT_THROW(serialize_checkpoint(c), CliError);
+}
+
+TEST(Checkpoint, AtomicSaveReplacesAndLeavesNoTemporaries) {
+  TempDir dir("ckpt");
+  const std::string path = dir.str("checkpoint.bin");
+  Checkpoint c = sample_checkpoint();
+  save_checkpoint(path, c);
+  c.step = 99;
+  c.layers[0].weights[0] = 42;
+  save_checkpoint(path, c);
+  expect_same(c, load_checkpoint(path));
+  int files = 0;
+  for (const auto& e : fs::directory_iterator(dir.path)) {
+    ++files;
+    EXPECT_EQ(e.path().filename(), "checkpoint.bin");
+  }
+  EXPECT_EQ(files, 1);
+  // A write that cannot happen throws and leaves the old checkpoint intact.
+  EXPECT_THROW(save_checkpoint(dir.str("no_such_dir/checkpoint.bin"), c), CliError);
+  expect_same(c, load_checkpoint(path));
+  EXPECT_THROW(load_checkpoint(dir.str("missing.bin")), CliError);
+}
+
+TEST(TrainConfig, JsonRoundTripAndStrictKeys) {
+  TrainConfig c;
+  c.corruption = "fog";
+  c.queries_w = 7;
+  c.two_sided = true;
+  c.lr = 0.125;
+  c.seed = 99;
+  TrainConfig d;
+  apply_config_json(nlohmann::json::parse(config_to_json(c).dump()), &d, "test");
+  EXPECT_EQ(config_to_json(c), config_to_json(d));
+  EXPECT_THROW(apply_config_json(nlohmann::json{{"queries", 3}}, &d, "test"), CliError);
+  EXPECT_THROW(apply_config_json(nlohmann::json{{"queries_w", "3"}}, &d, "test"), CliError);
+  EXPECT_THROW(apply_config_json(nlohmann::json{{"queries_w", 2.5}}, &d, "test"), CliError);
+  EXPECT_THROW(apply_config_json(nlohmann::json{{"seed", -1}}, &d, "test"), CliError);
+  EXPECT_THROW(apply_config_json(nlohmann::json::array(), &d, "test"), CliError);
+  apply_config_json(nlohmann::json{{"_comment", "free text"}, {"lr", 1}}, &d, "test");  // ints are numbers too
+  EXPECT_EQ(d.lr, 1.0);
+}
+
+TEST(TrainConfig, ValidationAndFingerprint) {
+  TrainConfig c;
+  EXPECT_NO_THROW(validate_config(c));
+  EXPECT_DOUBLE_EQ(effective_lr(c), 0.01 * 100 / 256);
+  for (auto bad : std::vector<std::function<void(TrainConfig&)>>{
+           [](TrainConfig& x) { x.queries_w = 0; }, [](TrainConfig& x) { x.queries_np = 257; },
+           [](TrainConfig& x) { x.mu = 128; }, [](TrainConfig& x) { x.gns = "cubic"; },
+           [](TrainConfig& x) { x.mode = "threshold:"; }, [](TrainConfig& x) { x.severity = 6; },
+           [](TrainConfig& x) { x.batch = 0; }, [](TrainConfig& x) { x.kernels = "fast"; }}) {
+    TrainConfig x;
+    bad(x);
+    EXPECT_THROW(validate_config(x), CliError);
+  }
+  TrainConfig d = c;
+  d.threads = 8;
+  d.out = "elsewhere";
+  EXPECT_EQ(config_fingerprint(c), config_fingerprint(d));  // execution settings only
+  d.lr = 0.5;
+  EXPECT_NE(config_fingerprint(c), config_fingerprint(d));
+  EXPECT_EQ(config_fingerprint(c).size(), 16u);
+}
+
+TEST(TrainConfig, ParseMode) {
+  EXPECT_EQ(parse_mode("wp").kind, ModeRule::kWeight);
+  EXPECT_EQ(parse_mode("np").kind, ModeRule::kNode);
+  EXPECT_EQ(parse_mode("auto").kind, ModeRule::kAuto);
+  const ModeRule t = parse_mode("threshold:12");
+  EXPECT_EQ(t.kind, ModeRule::kThreshold);
+  EXPECT_EQ(t.threshold, 12);
+  for (const char* bad : {"", "WP", "threshold", "threshold:x", "threshold:-1", "np "})
+    EXPECT_THROW(parse_mode(bad), CliError) << bad;
+}
+
+TEST(TrainConfig, OpBlock) {
+  EXPECT_EQ(op_block("1.4.conv.0"), 4);
+  EXPECT_EQ(op_block("1.12.q_add"), 12);
+  EXPECT_EQ(op_block("blocks.7.pointwise1"), 7);
+  EXPECT_EQ(op_block("0"), -1);
+  EXPECT_EQ(op_block("4"), -1);
+  EXPECT_EQ(op_block("1.x.conv"), -1);
+  EXPECT_EQ(op_block("10.2"), -1);
+}
+
+// ---------------------------------------------------------------- a small model
+
+// input [8,8,3] (the paper's input quantization) -> "0" conv 3x3/2 -> [4,4,8]
+// -> "1.1.conv.0" pw -> [4,4,16] -> "1.1.conv.1" dw 3x3 -> "1.1.conv.2" pw
+// -> [4,4,8] -> "1.2.conv.0" pw -> [4,4,12] -> gap -> "head" linear -> 10.
+std::vector<uint8_t> small_model_bytes() {
+  using testing::add_random_conv_consts;
+  TzmBuilder b;
+  testing::TestRng rng(5);
+  const float s_in = 1.f / 127.5f;
+  const int x = b.add_tensor("input", DType::kInt8, {8, 8, 3}, 0, s_in, 0);
+  b.set_input(x);
+  WindowParams w3s2;
+  w3s2.stride_h = w3s2.stride_w = 2;
+  w3s2.pad_top = w3s2.pad_left = w3s2.pad_bottom = w3s2.pad_right = 1;
+  WindowParams w3;
+  w3.pad_top = w3.pad_left = w3.pad_bottom = w3.pad_right = 1;
+  const float s6 = 6.f / 255.f;  // ReLU6 outputs: zero point -128
+  auto c0 = add_random_conv_consts(b, "0", {8, 3, 3, 3}, s_in, rng);
+  int t = b.add_conv2d("0", x, c0.weight, c0.bias, c0.multiplier, w3s2, 1, s6, -128, -128, 127);
+  auto c1 = add_random_conv_consts(b, "1.1.conv.0", {16, 1, 1, 8}, s6, rng);
+  t = b.add_conv2d("1.1.conv.0", t, c1.weight, c1.bias, c1.multiplier, WindowParams{}, 1, s6, -128, -128, 127);
+  auto c2 = add_random_conv_consts(b, "1.1.conv.1", {16, 3, 3, 1}, s6, rng);
+  t = b.add_conv2d("1.1.conv.1", t, c2.weight, c2.bias, c2.multiplier, w3, 16, s6, -128, -128, 127);
+  auto c3 = add_random_conv_consts(b, "1.1.conv.2", {8, 1, 1, 16}, s6, rng);
+  t = b.add_conv2d("1.1.conv.2", t, c3.weight, c3.bias, c3.multiplier, WindowParams{}, 1, 0.05f, 0);
+  auto c4 = add_random_conv_consts(b, "1.2.conv.0", {12, 1, 1, 8}, 0.05f, rng);
+  t = b.add_conv2d("1.2.conv.0", t, c4.weight, c4.bias, c4.multiplier, WindowParams{}, 1, s6, -128, -128, 127);
+  t = b.add_global_avg_pool("pool", t);
+  std::vector<float> hw(10 * 12), hb(10);
+  for (auto& v : hw) v = rng.uniform_f(-2.f, 2.f);
+  for (auto& v : hb) v = rng.uniform_f(-0.2f, 0.2f);
+  const int w = b.add_constant_f32("head.w", {10, 12}, hw);
+  const int bias = b.add_constant_f32("head.b", {10}, hb);
+  b.set_output(b.add_linear_f32("head", t, w, bias));
+  return b.serialize();
+}
+
+Cifar10Set random_images(int per_class, uint64_t seed) {
+  Cifar10Set s;
+  testing::TestRng rng(seed);
+  const size_t n = size_t(per_class) * kCifar10Classes;
+  for (size_t i = 0; i < n; ++i) s.labels.push_back(uint8_t(i % kCifar10Classes));
+  s.pixels.resize(n * kCifar10ImageBytes);
+  for (size_t i = 0; i < n; ++i) {
+    // Class-dependent colour plus noise, so there is something to learn.
+    const int label = s.labels[i];
+    for (int c = 0; c < 3; ++c)
+      for (int p = 0; p < 1024; ++p)
+        s.pixels[i * kCifar10ImageBytes + size_t(c) * 1024 + p] =
+            uint8_t(std::clamp(40 + 17 * ((label + c * 3) % 10) + rng.uniform(-40, 40), 0, 255));
+  }
+  return s;
+}
+
+struct SmallRun {
+  AlignedModelBytes bytes;
+  ModelView view;
+  TrainData data;
+  TrainConfig cfg;
+  std::vector<LayerChoice> layers;
+  SmallRun() : bytes(small_model_bytes()) {
+    EXPECT_EQ(view.init(bytes.data(), bytes.size()), Status::kOk) << view.error();
+    ProtocolSpec spec;
+    spec.corruption = "none";
+    spec.split = SplitSpec{3, 1, 2, 0};
+    data = prepare_train_data(make_protocol_data(random_images(8, 1), spec, "", 1), view);
+    cfg.queries_w = 3;
+    cfg.queries_b = 2;
+    cfg.queries_np = 3;
+    cfg.batch = 8;     // 30 train images: 4 steps per epoch (the last has 6)
+    cfg.epochs = 2;    // 8 steps
+    cfg.lr = 2.0;      // large: the synthetic layers must really move
+    cfg.rounding = "stochastic";
+    cfg.seed = 11;
+    cfg.threads = 2;
+    layers = resolve_layers(view, "1.1.conv.0,1.1.conv.2:np,1.2.conv.0", parse_mode("threshold:1"), {});
+  }
+};
+
+TEST(TrainLayers, ResolveSpecs) {
+  SmallRun r;
+  ASSERT_EQ(r.layers.size(), 3u);
+  EXPECT_EQ(r.layers[0].op, 1);
+  EXPECT_FALSE(r.layers[0].node);  // block 1 <= threshold 1: WP
+  EXPECT_TRUE(r.layers[1].node);   // forced :np
+  EXPECT_TRUE(r.layers[2].node);   // block 2 > 1: NP
+  EXPECT_EQ(layers_to_string(r.view, r.layers), "1.1.conv.0:wp,1.1.conv.2:np,1.2.conv.0:np");
+  const auto all = resolve_layers(r.view, "all", parse_mode("wp"), {});
+  EXPECT_EQ(all.size(), 5u);
+  for (const LayerChoice& l : all) EXPECT_FALSE(l.node);
+  const auto by_index = resolve_layers(r.view, "#4, #0:np", parse_mode("wp"), {});
+  ASSERT_EQ(by_index.size(), 2u);
+  EXPECT_EQ(by_index[0].op, 0);
+  EXPECT_TRUE(by_index[0].node);
+  EXPECT_THROW(resolve_layers(r.view, "paper", parse_mode("wp"), {}), CliError);
+  EXPECT_THROW(resolve_layers(r.view, "pool", parse_mode("wp"), {}), CliError);  // not a conv
+  EXPECT_THROW(resolve_layers(r.view, "nope", parse_mode("wp"), {}), CliError);
+  EXPECT_THROW(resolve_layers(r.view, "0:xp", parse_mode("wp"), {}), CliError);
+  EXPECT_THROW(resolve_layers(r.view, " , ", parse_mode("wp"), {}), CliError);
+  // Auto: NP exactly where D <= 2 d_w.
+  for (const LayerChoice& l : resolve_layers(r.view, "all", parse_mode("auto"), {})) {
+    const ConvDims d = conv_dims(r.view, l.op);
+    EXPECT_EQ(l.node, double(d.d_out) <= kAutoNodeFactor * double(d.d_w)) << l.op;
+  }
+  // Auto under a budget no NP layer fits in: everything falls back to WP.
+  AutoModeContext tight;
+  tight.budget_kb = 0.001;
+  for (const LayerChoice& l : resolve_layers(r.view, "all", parse_mode("auto"), tight)) EXPECT_FALSE(l.node);
+}
+
+TEST(TrainRun, ResumeEqualsUninterrupted) {
+  SmallRun r;
+  TempDir a("run_a"), b("run_b");
+  RunOptions opt;
+  opt.config = r.cfg;
+  opt.layers = r.layers;
+  opt.out_dir = a.str();
+  const RunResult full = run_training(r.view, r.data, opt);
+  ASSERT_TRUE(full.finished);
+  EXPECT_EQ(full.steps_done, 8u);
+  EXPECT_EQ(full.epochs, 2u);
+  // The run really trained: the weights moved.
+  bool moved = false;
+  for (int i = 0; i < int(full.layers.size()); ++i) {
+    const TzmOp& op = r.view.op(full.layers[size_t(i)].op);
+    moved = moved || std::memcmp(full.layers[size_t(i)].weights.data(), r.view.data(op.inputs[1]),
+                                 full.layers[size_t(i)].weights.size()) != 0;
+  }
+  EXPECT_TRUE(moved);
+
+  // Interrupted mid-epoch (after step 3 of the first epoch's 4), then resumed.
+  opt.out_dir = b.str();
+  opt.stop_after_steps = 3;
+  const RunResult part = run_training(r.view, r.data, opt);
+  EXPECT_FALSE(part.finished);
+  EXPECT_EQ(part.steps_done, 3u);
+  opt.stop_after_steps = 0;
+  opt.resume = true;
+  const RunResult rest = run_training(r.view, r.data, opt);
+  ASSERT_TRUE(rest.finished);
+  ASSERT_EQ(rest.layers.size(), full.layers.size());
+  for (size_t i = 0; i < full.layers.size(); ++i) {
+    EXPECT_EQ(rest.layers[i].weights, full.layers[i].weights) << i;
+    EXPECT_EQ(rest.layers[i].biases, full.layers[i].biases) << i;
+    EXPECT_EQ(rest.layers[i].best_weights, full.layers[i].best_weights) << i;
+    EXPECT_EQ(rest.layers[i].best_biases, full.layers[i].best_biases) << i;
+  }
+  EXPECT_EQ(rest.best_val, full.best_val);
+  EXPECT_EQ(rest.best_epoch, full.best_epoch);
+  EXPECT_EQ(rest.test_after, full.test_after);
+  EXPECT_EQ(rest.test_before, full.test_before);
+  EXPECT_EQ(rest.total_macs, full.total_macs);
+  EXPECT_EQ(read_file_bytes(a.str("best.tzm")), read_file_bytes(b.str("best.tzm")));
+
+  // The logs hold the same step records (the resumed one has a "resume" line).
+  auto steps = [](const std::string& path) {
+    std::vector<std::string> out;
+    std::ifstream in(path);
+    for (std::string line; std::getline(in, line);) {
+      nlohmann::json j = nlohmann::json::parse(line);
+      if (j["type"] == "step") out.push_back(std::to_string(j["step"].get<int>()) + ":" + j["loss"].dump() + ":" +
+                                             j["weights_changed"].dump());
+    }
+    return out;
+  };
+  EXPECT_EQ(steps(a.str("log.jsonl")), steps(b.str("log.jsonl")));
+  EXPECT_EQ(steps(a.str("log.jsonl")).size(), 8u);
+
+  // A different config must not resume this run.
+  opt.config.lr = 1.0;
+  EXPECT_THROW(run_training(r.view, r.data, opt), CliError);
+}
+
+TEST(TrainRun, ExportedModelHoldsTheBestWeights) {
+  SmallRun r;
+  TempDir dir("export");
+  RunOptions opt;
+  opt.config = r.cfg;
+  opt.config.max_steps = 3;  // one epoch of 4 steps cut to 3: the cosine spans 3
+  opt.layers = r.layers;
+  opt.out_dir = dir.str();
+  const RunResult res = run_training(r.view, r.data, opt);
+  ASSERT_TRUE(res.finished);
+  EXPECT_EQ(res.total_steps, 3u);
+  EXPECT_EQ(res.epochs, 1u);
+  EXPECT_EQ(res.best_epoch, 1);
+  const std::vector<uint8_t> bytes = read_file_bytes(res.best_model_path);
+  AlignedModelBytes aligned(bytes);
+  ModelView exported;
+  ASSERT_EQ(exported.init(aligned.data(), aligned.size()), Status::kOk) << exported.error();
+  for (const CheckpointLayer& l : res.layers) {
+    const TzmOp& op = exported.op(l.op);
+    EXPECT_EQ(std::memcmp(exported.data(op.inputs[1]), l.best_weights.data(), l.best_weights.size()), 0);
+    EXPECT_EQ(std::memcmp(exported.data(op.inputs[2]), l.best_biases.data(), l.best_biases.size() * 4), 0);
+  }
+  // Every other constant is byte-identical to the source.
+  for (int t = 0; t < exported.n_tensors(); ++t) {
+    const TzmTensor& tt = exported.tensor(t);
+    if (!(tt.flags & kTensorConstant)) continue;
+    bool trained = false;
+    for (const CheckpointLayer& l : res.layers)
+      trained = trained || t == r.view.op(l.op).inputs[1] || t == r.view.op(l.op).inputs[2];
+    if (!trained) {
+      EXPECT_EQ(std::memcmp(exported.data(t), r.view.data(t), tt.data_size), 0) << tt.name;
+    }
+  }
+  // The test accuracy of the export (evaluated independently) is the reported one.
+  Evaluator eval(exported, best_kernels(), 1);
+  EXPECT_DOUBLE_EQ(eval.accuracy(r.data.test_inputs.data(), r.data.input_size, r.data.test_labels.data(),
+                                 r.data.n_test(), {}),
+                   res.test_after);
+  // Log: start, before, 3 steps, 1 epoch, summary.
+  std::ifstream in(dir.str("log.jsonl"));
+  std::vector<std::string> types;
+  for (std::string line; std::getline(in, line);) types.push_back(nlohmann::json::parse(line)["type"]);
+  EXPECT_EQ(types, (std::vector<std::string>{"start", "before", "step", "step", "step", "epoch", "summary"}));
+}
+
+TEST(TrainRun, ThreadsDoNotChangeTheResult) {
+  SmallRun r;
+  RunOptions opt;
+  opt.config = r.cfg;
+  opt.config.max_steps = 2;
+  opt.layers = r.layers;
+  const RunResult two_threads = run_training(r.view, r.data, opt);  // no out_dir: no files
+  opt.config.threads = 1;
+  const RunResult one_thread = run_training(r.view, r.data, opt);
+  EXPECT_EQ(two_threads.val_before, one_thread.val_before);
+  EXPECT_EQ(two_threads.test_after, one_thread.test_after);
+  EXPECT_EQ(two_threads.layers[0].weights, one_thread.layers[0].weights);
+}
+
+}  // namespace
+}  // namespace tinyzo
