@@ -8,7 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "errors.h"
 #include "lifetime_chart.h"
+#include "model_store.h"
 #include "tinyzo/arena.h"
 #include "tinyzo/engine.h"
 #include "tinyzo/model.h"
@@ -471,6 +473,42 @@ TEST(MemoryModel, BackPropCostsMoreThanZo) {
     EXPECT_GT(full.mem.extra_bytes, wp.extra_bytes()) << "op " << op;
     EXPECT_GT(sparse.mem.extra_bytes, wp.extra_bytes()) << "op " << op;
     EXPECT_GE(full.mem.extra_bytes, sparse.mem.extra_bytes) << "op " << op;
+  }
+}
+
+// The recorded figures of docs/memory.md: a test fails when the planned
+// arena of a reference model, or the paper set's ZO total, grows past them.
+// Skipped when the shared data (or the Python importer) is not available.
+TEST(MemoryModel, ReferenceModelsDoNotGrow) {
+  struct Recorded {
+    const char* name;
+    size_t activation_bytes;
+  };
+  const Recorded recorded[] = {
+      {"mcunet-cifar10", 163840}, {"mcunet-5fps", 163840}, {"mbv2-w0.35", 245760}, {"proxyless-w0.3", 163840}};
+  for (const Recorded& r : recorded) {
+    std::string path;
+    try {
+      path = resolve_model_path(r.name);
+    } catch (const std::exception& e) {
+      GTEST_SKIP() << r.name << " not available: " << e.what();
+    }
+    const LoadedModel model = LoadedModel::load(path);
+    Plan p(model.view());
+    EXPECT_LE(p.mem.activation_bytes, r.activation_bytes) << r.name;
+    if (std::string(r.name) != "mcunet-cifar10") continue;
+    // The paper's set: 1.4/1.5.conv.0 WP, 1.6/1.7.conv.0 NP (ops 13, 17, 20, 24).
+    const TrainLayer layers[] = {
+        {13, PerturbMode::kWeight}, {17, PerturbMode::kWeight}, {20, PerturbMode::kNode}, {24, PerturbMode::kNode}};
+    const char* names[] = {"1.4.conv.0", "1.5.conv.0", "1.6.conv.0", "1.7.conv.0"};
+    for (int i = 0; i < 4; ++i) ASSERT_STREQ(model.view().op(layers[i].op).name, names[i]);
+    ZoLayerMemory per[4];
+    ZoMemory z;
+    ASSERT_EQ(zo_memory(model.view(), p.req(), Span<const TrainLayer>(layers), ZoSettings{}, Span<ZoLayerMemory>(per), &z),
+              Status::kOk);
+    EXPECT_EQ(z.persistent_bytes, 73688u);
+    EXPECT_EQ(z.workspace_bytes, 14284u);
+    EXPECT_LE(p.mem.activation_bytes + z.extra_bytes, 256u * 1024 - 3392) << "the paper set no longer fits 256 KB";
   }
 }
 
