@@ -47,14 +47,15 @@ struct Tile {
   const Requant16* rq;
 };
 
-template <int P, int V>
+template <int P, int V, bool kFast>
 TZ_TARGET_AVX512 void gemm_tile(const Tile& t) {
   __m512i acc[P][V];
 #pragma GCC unroll 16
   for (int p = 0; p < P; ++p)
 #pragma GCC unroll 4
     for (int v = 0; v < V; ++v) acc[p][v] = _mm512_setzero_si512();
-  const int groups = t.k4 / 4;
+  const int k4 = t.k4;
+  const int groups = k4 / 4;
   const uint8_t* a = t.a;
   const int8_t* w = t.w;
   for (int g = 0; g < groups; ++g, a += 4, w += V * 64) {
@@ -63,39 +64,57 @@ TZ_TARGET_AVX512 void gemm_tile(const Tile& t) {
     for (int v = 0; v < V; ++v) wv[v] = _mm512_loadu_si512(w + v * 64);
 #pragma GCC unroll 16
     for (int p = 0; p < P; ++p) {
-      const __m512i xb = _mm512_set1_epi32(static_cast<int>(load_u32(a + p * t.k4)));
+      const __m512i xb = _mm512_set1_epi32(static_cast<int>(load_u32(a + p * k4)));
 #pragma GCC unroll 4
-      for (int v = 0; v < V; ++v) acc[p][v] = _mm512_dpbusd_epi32(acc[p][v], xb, wv[v]);
+      for (int v = 0; v < V; ++v) acc[p][v] = dpbusd(acc[p][v], xb, wv[v]);
     }
   }
+  // Local copies: the byte stores below may alias anything reached through t.
+  const Requant16 rq = *t.rq;
+  int8_t* const y = t.y;
+  const size_t y_stride = t.y_stride;
+  const int n_out = t.n_out;
+  const int32_t* const corr_p = t.corr;
+  const int32_t* const bias_p = t.bias;
+  const float* const mult_p = t.mult;
 #pragma GCC unroll 4
   for (int v = 0; v < V; ++v) {
-    const __mmask16 m = mask16(t.n_out - v * 16);
-    const __m512i corr = _mm512_loadu_si512(t.corr + v * 16);
-    const __m512 bias_f = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(m, t.bias + v * 16));
-    const __m512 mult = _mm512_maskz_loadu_ps(m, t.mult + v * 16);
+    const __mmask16 m = mask16(n_out - v * 16);
+    const __m512i corr = _mm512_loadu_si512(corr_p + v * 16);
+    const __m512 bias_f = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(m, bias_p + v * 16));
+    const __m512 mult = _mm512_maskz_loadu_ps(m, mult_p + v * 16);
 #pragma GCC unroll 16
     for (int p = 0; p < P; ++p) {
-      const __m512i q = requant16(_mm512_sub_epi32(acc[p][v], corr), bias_f, mult, *t.rq);
-      _mm_mask_storeu_epi8(t.y + p * t.y_stride + v * 16, m, _mm512_cvtepi32_epi8(q));
+      const __m512i q = requant16<kFast>(_mm512_sub_epi32(acc[p][v], corr), bias_f, mult, rq);
+      _mm_mask_storeu_epi8(y + p * y_stride + v * 16, m, _mm512_cvtepi32_epi8(q));
     }
   }
 }
 
 using TileFn = void (*)(const Tile&);
 
-template <int V, size_t... I>
+template <int V, bool kFast, size_t... I>
 constexpr std::array<TileFn, kMaxP + 1> make_tiles(std::index_sequence<I...>) {
-  return {{nullptr, &gemm_tile<int(I) + 1, V>...}};
+  return {{nullptr, &gemm_tile<int(I) + 1, V, kFast>...}};
 }
 // Largest P per V (registers: P*V accumulators + V weights + 1 broadcast <= 32).
 constexpr int kMaxRows[5] = {0, 12, 12, 8, 6};
-const std::array<TileFn, kMaxP + 1> kTiles[5] = {
-    {},
-    make_tiles<1>(std::make_index_sequence<12>()),
-    make_tiles<2>(std::make_index_sequence<12>()),
-    make_tiles<3>(std::make_index_sequence<8>()),
-    make_tiles<4>(std::make_index_sequence<6>()),
+// [fast requantization][V][P]
+const std::array<TileFn, kMaxP + 1> kTiles[2][5] = {
+    {
+        {},
+        make_tiles<1, false>(std::make_index_sequence<12>()),
+        make_tiles<2, false>(std::make_index_sequence<12>()),
+        make_tiles<3, false>(std::make_index_sequence<8>()),
+        make_tiles<4, false>(std::make_index_sequence<6>()),
+    },
+    {
+        {},
+        make_tiles<1, true>(std::make_index_sequence<12>()),
+        make_tiles<2, true>(std::make_index_sequence<12>()),
+        make_tiles<3, true>(std::make_index_sequence<8>()),
+        make_tiles<4, true>(std::make_index_sequence<6>()),
+    },
 };
 
 // dst[0, n) = src ^ 0x80 (int8 -> u8 = x + 128); n may be small and unaligned.
@@ -247,7 +266,7 @@ TZ_TARGET_AVX512 bool conv_gemm(const ConvParams& p, const int8_t* x, const int8
             const int pr = rows - r < kMaxRows[v_n] ? rows - r : kMaxRows[v_n];
             t.a = stage + static_cast<size_t>(r) * k4;
             t.y = y + static_cast<size_t>(s0 + r) * p.out_c + o0 + b0;
-            kTiles[v_n][pr](t);
+            kTiles[rq.fast][v_n][pr](t);
             r += pr;
           }
         }

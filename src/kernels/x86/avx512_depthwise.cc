@@ -48,7 +48,7 @@ struct Zmm {
   TZ_TARGET_AVX512 static V set16(int16_t v) { return _mm512_set1_epi16(v); }
   TZ_TARGET_AVX512 static V lo(V a, V b) { return _mm512_unpacklo_epi16(a, b); }
   TZ_TARGET_AVX512 static V hi(V a, V b) { return _mm512_unpackhi_epi16(a, b); }
-  TZ_TARGET_AVX512 static V dp(V acc, V a, V b) { return _mm512_dpwssd_epi32(acc, a, b); }
+  TZ_TARGET_AVX512 static V dp(V acc, V a, V b) { return dpwssd(acc, a, b); }
   // Channels in order: out[0] = 0..15, out[1] = 16..31. lo holds {0-3, 8-11, 16-19, 24-27},
   // hi holds {4-7, 12-15, 20-23, 28-31} (dword lanes of 128-bit lanes 0..3).
   TZ_TARGET_AVX512 static void finish(V acc_lo, V acc_hi, __m512i out[2]) {
@@ -74,7 +74,7 @@ struct Ymm {
   TZ_TARGET_AVX512 static V set16(int16_t v) { return _mm256_set1_epi16(v); }
   TZ_TARGET_AVX512 static V lo(V a, V b) { return _mm256_unpacklo_epi16(a, b); }
   TZ_TARGET_AVX512 static V hi(V a, V b) { return _mm256_unpackhi_epi16(a, b); }
-  TZ_TARGET_AVX512 static V dp(V acc, V a, V b) { return _mm256_dpwssd_epi32(acc, a, b); }
+  TZ_TARGET_AVX512 static V dp(V acc, V a, V b) { return dpwssd(acc, a, b); }
   // lo holds {0-3, 8-11}, hi {4-7, 12-15}.
   TZ_TARGET_AVX512 static void finish(V acc_lo, V acc_hi, __m512i out[2]) {
     const __m256i a = _mm256_permute2x128_si256(acc_lo, acc_hi, 0x20);
@@ -143,7 +143,7 @@ TZ_TARGET_AVX512 void build_row(const Dw& d, int iy, int width, bool even_only, 
 }
 
 // R consecutive output pixels starting at strip column `o` of the current output row.
-template <class T, int R>
+template <class T, int R, bool kFast>
 TZ_TARGET_AVX512 void dw_tile(const Dw& d, int o, int8_t* y) {
   constexpr int kC = T::kC;
   const ConvParams& p = *d.p;
@@ -166,15 +166,19 @@ TZ_TARGET_AVX512 void dw_tile(const Dw& d, int o, int8_t* y) {
       }
     }
   }
+  // Local copies: the byte stores below may alias anything reached through d.
+  const Requant16 rq = *d.rq;
+  const __m512 bias0 = d.bias_f[0], bias1 = d.bias_f[1], mult0 = d.mult[0], mult1 = d.mult[1];
   const __mmask32 m = mask32(d.nc);
+  const size_t y_stride = static_cast<size_t>(p.out_c);
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     __m512i acc[2];
     T::finish(lo[r], hi[r], acc);
-    const __m128i b0 = _mm512_cvtepi32_epi8(requant16(acc[0], d.bias_f[0], d.mult[0], *d.rq));
-    int8_t* yp = y + static_cast<size_t>(r) * p.out_c;
+    const __m128i b0 = _mm512_cvtepi32_epi8(requant16<kFast>(acc[0], bias0, mult0, rq));
+    int8_t* yp = y + r * y_stride;
     if constexpr (kC == 32) {
-      const __m128i b1 = _mm512_cvtepi32_epi8(requant16(acc[1], d.bias_f[1], d.mult[1], *d.rq));
+      const __m128i b1 = _mm512_cvtepi32_epi8(requant16<kFast>(acc[1], bias1, mult1, rq));
       _mm256_mask_storeu_epi8(yp, m, _mm256_inserti128_si256(_mm256_castsi128_si256(b0), b1, 1));
     } else {
       _mm_mask_storeu_epi8(yp, static_cast<__mmask16>(m), b0);
@@ -182,17 +186,17 @@ TZ_TARGET_AVX512 void dw_tile(const Dw& d, int o, int8_t* y) {
   }
 }
 
-template <class T>
+template <class T, bool kFast>
 TZ_TARGET_AVX512 void run_tile(const Dw& d, int o, int n, int8_t* y) {
   switch (n) {
-    case 1: return dw_tile<T, 1>(d, o, y);
-    case 2: return dw_tile<T, 2>(d, o, y);
-    case 3: return dw_tile<T, 3>(d, o, y);
-    case 4: return dw_tile<T, 4>(d, o, y);
-    case 5: return dw_tile<T, 5>(d, o, y);
-    case 6: return dw_tile<T, 6>(d, o, y);
-    case 7: return dw_tile<T, 7>(d, o, y);
-    default: return dw_tile<T, 8>(d, o, y);
+    case 1: return dw_tile<T, 1, kFast>(d, o, y);
+    case 2: return dw_tile<T, 2, kFast>(d, o, y);
+    case 3: return dw_tile<T, 3, kFast>(d, o, y);
+    case 4: return dw_tile<T, 4, kFast>(d, o, y);
+    case 5: return dw_tile<T, 5, kFast>(d, o, y);
+    case 6: return dw_tile<T, 6, kFast>(d, o, y);
+    case 7: return dw_tile<T, 7, kFast>(d, o, y);
+    default: return dw_tile<T, 8, kFast>(d, o, y);
   }
 }
 
@@ -250,7 +254,10 @@ TZ_TARGET_AVX512 void dw_block(const ConvParams& p, const int8_t* x, const int8_
       int8_t* yrow = y + (static_cast<size_t>(oy) * p.out_w + ox0) * p.out_c + c0;
       for (int o = 0; o < n_ox; o += kMaxR) {
         const int n = n_ox - o < kMaxR ? n_ox - o : kMaxR;
-        run_tile<T>(d, o, n, yrow + static_cast<size_t>(o) * p.out_c);
+        if (rq.fast)
+          run_tile<T, true>(d, o, n, yrow + static_cast<size_t>(o) * p.out_c);
+        else
+          run_tile<T, false>(d, o, n, yrow + static_cast<size_t>(o) * p.out_c);
       }
     }
   }
