@@ -11,6 +11,29 @@ namespace {
 
 constexpr float kMaxStep = 1099511627776.f;  // 2^40: saturates absurd steps before int64 conversion
 
+ConvParams layer_conv_params(const ModelView& m, int op_index) {
+  const TzmOp& op = m.op(op_index);
+  const TzmTensor& xt = m.tensor(op.inputs[0]);
+  const TzmTensor& yt = m.tensor(op.output);
+  ConvParams p;
+  p.in_h = xt.dims[0];
+  p.in_w = xt.dims[1];
+  p.in_c = xt.dims[2];
+  p.out_h = yt.dims[0];
+  p.out_w = yt.dims[1];
+  p.out_c = yt.dims[2];
+  p.kh = op.params[kConvKh];
+  p.kw = op.params[kConvKw];
+  p.stride_h = op.params[kConvStrideH];
+  p.stride_w = op.params[kConvStrideW];
+  p.pad_top = op.params[kConvPadTop];
+  p.pad_left = op.params[kConvPadLeft];
+  p.groups = op.params[kConvGroups];
+  p.x_zero = xt.zero_point;
+  p.y_scale = yt.scale;
+  return p;
+}
+
 int8_t clamp_s8(int32_t v) { return static_cast<int8_t>(clamp_i32(v, -128, 127)); }
 int32_t clamp_s32(int64_t v) {
   return static_cast<int32_t>(v < INT32_MIN ? INT32_MIN : (v > INT32_MAX ? INT32_MAX : v));
@@ -130,8 +153,7 @@ Status ZoTrainer::allocate(Arena& arena) {
       max_x = l.x_size > max_x ? l.x_size : max_x;
       max_y = l.y_size > max_y ? l.y_size : max_y;
     }
-    const int cut = l.spec.mode == PerturbMode::kNode ? l.spec.op + 1 : l.spec.op;
-    const size_t bb = engine_->boundary_size_bytes(cut);
+    const size_t bb = engine_->boundary_size_bytes(l.spec.op);
     if (!model_wise && bb > boundary_bytes_) boundary_bytes_ = bb;
   }
   bool ok = true;
@@ -141,19 +163,15 @@ Status ZoTrainer::allocate(Arena& arena) {
     return p;
   };
   // Shared work buffers (layer-wise mode: one layer is estimated at a time).
+  // Layer-wise NP keeps no output-sized buffer: the perturbation is written
+  // straight into the layer output in the arena, and the node gradient G is
+  // regenerated from the Q per-query coefficients in the in-layer backward.
   int8_t* shared_pert_w = nullptr;
   int32_t* shared_pert_b = nullptr;
-  int8_t *shared_x = nullptr, *shared_off = nullptr, *shared_mask = nullptr;
-  float* shared_g = nullptr;
   if (!model_wise) {
     shared_pert_w = static_cast<int8_t*>(take(max_dw));
     shared_pert_b = static_cast<int32_t*>(take(max_cout * 4));
-    if (max_y) {
-      shared_x = static_cast<int8_t*>(take(max_x));
-      shared_off = static_cast<int8_t*>(take(max_y));
-      shared_mask = static_cast<int8_t*>(take(max_y));
-      shared_g = static_cast<float*>(take(max_y * 4));
-    }
+    if (max_y) np_coef_ = static_cast<float*>(take(size_t(config_.n_queries_np) * 4));
     boundary_ = static_cast<int8_t*>(take(boundary_bytes_));
   }
   for (int i = 0; i < n_layers_ && ok; ++i) {
@@ -172,10 +190,12 @@ Status ZoTrainer::allocate(Arena& arena) {
     } else {
       l.grad_w = static_cast<float*>(take(l.d_w * 4));
       l.grad_b = static_cast<float*>(take(size_t(l.c_out) * 4));
-      l.x_cache = model_wise ? static_cast<int8_t*>(take(l.x_size)) : shared_x;
-      l.offsets = model_wise ? static_cast<int8_t*>(take(l.y_size)) : shared_off;
-      l.mask = model_wise ? static_cast<int8_t*>(take(l.y_size)) : shared_mask;
-      l.node_grad = model_wise ? static_cast<float*>(take(l.y_size * 4)) : shared_g;
+      if (model_wise) {
+        l.x_cache = static_cast<int8_t*>(take(l.x_size));
+        l.offsets = static_cast<int8_t*>(take(l.y_size));
+        l.mask = static_cast<int8_t*>(take(l.y_size));
+        l.node_grad = static_cast<float*>(take(l.y_size * 4));
+      }
     }
   }
   if (!ok) {
@@ -247,6 +267,7 @@ Status ZoTrainer::accumulate_sample(Span<const int8_t> input, int label) {
   Span<int8_t> in = engine_->input();
   if (input.size() != in.size()) return Status::kInvalidArgument;
   std::memcpy(in.data(), input.data(), in.size());
+  input_ = input;
   const Status s = config_.estimation == Estimation::kModelWise ? model_wise_sample(label) : layer_wise_sample(label);
   ++sample_;
   return s;
@@ -258,24 +279,18 @@ Status ZoTrainer::layer_wise_sample(int label) {
   int cur = 0;
   bool have_l0 = false;
   float l0 = 0.f;
+  const Span<int8_t> cache(boundary_, boundary_bytes_);
   for (int li = 0; li < n_layers_; ++li) {
     Layer& l = layers_[li];
     const int op = l.spec.op;
     TZ_RETURN_IF_ERROR(engine_->invoke_range(cur, op));
     macs_ += engine_->macs(cur, op);
-    int cut = op;
-    if (l.spec.mode == PerturbMode::kNode) {
-      std::memcpy(l.x_cache, engine_->tensor_data(l.x_tensor), l.x_size);
-      TZ_RETURN_IF_ERROR(engine_->invoke_range(op, op + 1));
-      macs_ += engine_->macs(op, op + 1);
-      cut = op + 1;
-    }
-    const Span<int8_t> cache(boundary_, boundary_bytes_);
-    TZ_RETURN_IF_ERROR(engine_->save_boundary(cut, cache));
+    cur = op;
+    TZ_RETURN_IF_ERROR(engine_->save_boundary(op, cache));
     if (!have_l0) {
       // The unperturbed loss of this sample, from the first layer's boundary.
-      TZ_RETURN_IF_ERROR(forward_loss(cut, label, &l0, nullptr));
-      TZ_RETURN_IF_ERROR(engine_->restore_boundary(cut, cache));
+      TZ_RETURN_IF_ERROR(forward_loss(op, label, &l0, nullptr));
+      TZ_RETURN_IF_ERROR(engine_->restore_boundary(op, cache));
       sum_l0_ += l0;
       have_l0 = true;
     }
@@ -284,8 +299,7 @@ Status ZoTrainer::layer_wise_sample(int label) {
     } else {
       TZ_RETURN_IF_ERROR(np_queries(l, li, label, l0));
     }
-    TZ_RETURN_IF_ERROR(engine_->restore_boundary(cut, cache));
-    cur = cut;
+    TZ_RETURN_IF_ERROR(engine_->restore_boundary(op, cache));
   }
   return Status::kOk;
 }
@@ -358,79 +372,96 @@ void ZoTrainer::np_accumulate(Layer& l, int li, int q, float coef) {
     if (l.mask[i]) l.node_grad[i] += rademacher(k, i) > 0 ? coef : -coef;
 }
 
+// Layer-wise NP from the cached input of layer l: each query recomputes the
+// layer output (its MACs are small next to the suffix), perturbs the unsaturated
+// outputs in place by mu * u_q, and runs the suffix. Only the Q loss
+// differences are kept; G is regenerated from them afterwards.
 Status ZoTrainer::np_queries(Layer& l, int li, int label, float l0) {
-  const int cut = l.spec.op + 1;
+  const int op = l.spec.op;
   const Span<const int8_t> cache(boundary_, boundary_bytes_);
-  prepare_mask(l);
-  std::memset(l.node_grad, 0, l.y_size * 4);
   auto* y = static_cast<int8_t*>(engine_->tensor_data(l.y_tensor));
-  const float mu = static_cast<float>(config_.mu_lsb);
+  const int32_t mu = config_.mu_lsb;
   for (int q = 0; q < config_.n_queries_np; ++q) {
     float lq[2] = {0.f, 0.f};
+    const uint64_t k = key(li, RngStream::kNodePerturb, q, sample_);
     for (int side = 0; side < (config_.two_sided ? 2 : 1); ++side) {
-      TZ_RETURN_IF_ERROR(engine_->restore_boundary(cut, cache));
-      write_offsets(l, li, q, side == 0 ? 1 : -1);
-      for (size_t i = 0; i < l.y_size; ++i) y[i] = clamp_s8(int32_t(y[i]) + l.offsets[i]);
-      TZ_RETURN_IF_ERROR(forward_loss(cut, label, &lq[side], nullptr));
+      TZ_RETURN_IF_ERROR(engine_->restore_boundary(op, cache));
+      TZ_RETURN_IF_ERROR(engine_->invoke_range(op, op + 1));
+      macs_ += engine_->macs(op, op + 1);
+      const int32_t m = side == 0 ? mu : -mu;
+      for (size_t i = 0; i < l.y_size; ++i)
+        if (y[i] > l.act_min && y[i] < l.act_max) y[i] = clamp_s8(int32_t(y[i]) + m * rademacher(k, i));
+      TZ_RETURN_IF_ERROR(forward_loss(op + 1, label, &lq[side], nullptr));
     }
-    const float coef = config_.two_sided ? (lq[0] - lq[1]) / (2.f * mu) : (lq[0] - l0) / mu;
-    np_accumulate(l, li, q, coef);
+    np_coef_[q] = config_.two_sided ? (lq[0] - lq[1]) / (2.f * static_cast<float>(mu))
+                                    : (lq[0] - l0) / static_cast<float>(mu);
   }
-  np_local_gradient(l);
+  // Unperturbed x and y side by side in the arena for the in-layer backward.
+  TZ_RETURN_IF_ERROR(engine_->restore_boundary(op, cache));
+  TZ_RETURN_IF_ERROR(engine_->invoke_range(op, op + 1));
+  macs_ += engine_->macs(op, op + 1);
+  np_local_gradient_regenerated(l, li, static_cast<const int8_t*>(engine_->tensor_data(l.x_tensor)), y);
   return Status::kOk;
 }
 
 void conv_local_gradient(const ConvParams& p, const int8_t* x, const float* node_grad, const int8_t* mask,
                          const float* mult, float* grad_w, float* grad_b) {
+  const size_t n = size_t(p.out_h) * p.out_w * p.out_c;
+  conv_local_gradient_range(p, x, node_grad, mask, mult, 0, n, grad_w, grad_b);
+}
+
+void ZoTrainer::np_local_gradient(Layer& l) {
+  const ConvParams p = layer_conv_params(engine_->model(), l.spec.op);
+  conv_local_gradient(p, l.x_cache, l.node_grad, l.mask, l.mult, l.grad_w, l.grad_b);
+}
+
+
+void conv_local_gradient_range(const ConvParams& p, const int8_t* x, const float* node_grad, const int8_t* mask,
+                               const float* mult, size_t begin, size_t end, float* grad_w, float* grad_b) {
   const int cig = p.in_c / p.groups, cog = p.out_c / p.groups;
-  for (int oy = 0; oy < p.out_h; ++oy) {
-    for (int ox = 0; ox < p.out_w; ++ox) {
-      for (int o = 0; o < p.out_c; ++o) {
-        const size_t yi = (size_t(oy) * p.out_w + ox) * p.out_c + o;
-        if (!mask[yi]) continue;
-        const float delta = node_grad[yi] * (mult[o] / p.y_scale);
-        if (delta == 0.f) continue;
-        grad_b[o] += delta;
-        const int g = o / cog;
-        float* gw = grad_w + size_t(o) * p.kh * p.kw * cig;
-        for (int ky = 0; ky < p.kh; ++ky) {
-          const int iy = oy * p.stride_h - p.pad_top + ky;
-          if (iy < 0 || iy >= p.in_h) continue;
-          for (int kx = 0; kx < p.kw; ++kx) {
-            const int ix = ox * p.stride_w - p.pad_left + kx;
-            if (ix < 0 || ix >= p.in_w) continue;
-            const int8_t* xp = x + (size_t(iy) * p.in_w + ix) * p.in_c + g * cig;
-            float* gp = gw + (ky * p.kw + kx) * cig;
-            for (int c = 0; c < cig; ++c) gp[c] += delta * static_cast<float>(int32_t(xp[c]) - p.x_zero);
-          }
-        }
+  for (size_t yi = begin; yi < end; ++yi) {
+    if (!mask[yi - begin]) continue;
+    const float delta = node_grad[yi - begin] * (mult[yi % p.out_c] / p.y_scale);
+    if (delta == 0.f) continue;
+    const int o = static_cast<int>(yi % size_t(p.out_c));
+    const size_t pos = yi / size_t(p.out_c);
+    const int oy = static_cast<int>(pos / size_t(p.out_w)), ox = static_cast<int>(pos % size_t(p.out_w));
+    grad_b[o] += delta;
+    const int g = o / cog;
+    float* gw = grad_w + size_t(o) * p.kh * p.kw * cig;
+    for (int ky = 0; ky < p.kh; ++ky) {
+      const int iy = oy * p.stride_h - p.pad_top + ky;
+      if (iy < 0 || iy >= p.in_h) continue;
+      for (int kx = 0; kx < p.kw; ++kx) {
+        const int ix = ox * p.stride_w - p.pad_left + kx;
+        if (ix < 0 || ix >= p.in_w) continue;
+        const int8_t* xp = x + (size_t(iy) * p.in_w + ix) * p.in_c + g * cig;
+        float* gp = gw + (ky * p.kw + kx) * cig;
+        for (int c = 0; c < cig; ++c) gp[c] += delta * static_cast<float>(int32_t(xp[c]) - p.x_zero);
       }
     }
   }
 }
 
-void ZoTrainer::np_local_gradient(Layer& l) {
-  const ModelView& m = engine_->model();
-  const TzmOp& op = m.op(l.spec.op);
-  const TzmTensor& xt = m.tensor(l.x_tensor);
-  const TzmTensor& yt = m.tensor(l.y_tensor);
-  ConvParams p;
-  p.in_h = xt.dims[0];
-  p.in_w = xt.dims[1];
-  p.in_c = xt.dims[2];
-  p.out_h = yt.dims[0];
-  p.out_w = yt.dims[1];
-  p.out_c = yt.dims[2];
-  p.kh = op.params[kConvKh];
-  p.kw = op.params[kConvKw];
-  p.stride_h = op.params[kConvStrideH];
-  p.stride_w = op.params[kConvStrideW];
-  p.pad_top = op.params[kConvPadTop];
-  p.pad_left = op.params[kConvPadLeft];
-  p.groups = op.params[kConvGroups];
-  p.x_zero = l.z_x;
-  p.y_scale = l.s_y;
-  conv_local_gradient(p, l.x_cache, l.node_grad, l.mask, l.mult, l.grad_w, l.grad_b);
+void ZoTrainer::np_local_gradient_regenerated(Layer& l, int li, const int8_t* x, const int8_t* y) {
+  const ConvParams p = layer_conv_params(engine_->model(), l.spec.op);
+  const int nq = config_.n_queries_np;
+  for (size_t base = 0; base < l.y_size; base += 64) {
+    const size_t len = l.y_size - base < 64 ? l.y_size - base : 64;
+    float g[64] = {0.f};
+    int8_t m[64];
+    for (size_t j = 0; j < len; ++j) {
+      m[j] = (y[base + j] > l.act_min && y[base + j] < l.act_max) ? 1 : 0;
+      l.unmasked += uint64_t(m[j]);
+    }
+    // G[k] = sum_q coef_q u_q[k]: the same bits the queries used (block base / 64).
+    for (int q = 0; q < nq; ++q) {
+      const uint64_t bits = random_block(key(li, RngStream::kNodePerturb, q, sample_), base >> 6);
+      const float c = np_coef_[q];
+      for (size_t j = 0; j < len; ++j) g[j] += ((bits >> j) & 1u) ? c : -c;
+    }
+    conv_local_gradient_range(p, x, g, m, l.mult, base, base + len, l.grad_w, l.grad_b);
+  }
 }
 
 // Model-wise estimation (MeZO-like, for ablations): every trainable tensor or
@@ -472,6 +503,8 @@ Status ZoTrainer::model_wise_sample(int label) {
           TZ_RETURN_IF_ERROR(engine_->set_output_offset(l.spec.op, l.offsets));
         }
       }
+      // The planner may reuse the input buffer once the input is dead: refill it.
+      std::memcpy(engine_->input().data(), input_.data(), input_.size());
       TZ_RETURN_IF_ERROR(forward_loss(0, label, &lq[side], nullptr));
     }
     for (int k = 0; k < n_layers_; ++k) {
@@ -566,6 +599,20 @@ void ZoTrainer::for_each_gradient(const Layer& l, int li, FW&& fw, FB&& fb) cons
   for (size_t i = 0; i < l.d_w; ++i) fw(i, l.grad_w[i] * scale);
   if (config_.update_bias)
     for (int o = 0; o < l.c_out; ++o) fb(size_t(o), l.grad_b[o] * scale);
+}
+
+Status ZoTrainer::node_gradient(int i, Span<float> out) const {
+  if (i < 0 || i >= n_layers_ || sample_ == 0 || np_coef_ == nullptr) return Status::kInvalidArgument;
+  const Layer& l = layers_[i];
+  if (l.spec.mode != PerturbMode::kNode || out.size() < l.y_size) return Status::kInvalidArgument;
+  for (int k = i + 1; k < n_layers_; ++k)
+    if (layers_[k].spec.mode == PerturbMode::kNode) return Status::kInvalidArgument;  // coefficients overwritten
+  for (size_t e = 0; e < l.y_size; ++e) out[e] = 0.f;
+  for (int q = 0; q < config_.n_queries_np; ++q) {
+    const uint64_t k = key(i, RngStream::kNodePerturb, q, sample_ - 1);
+    for (size_t e = 0; e < l.y_size; ++e) out[e] += rademacher(k, e) > 0 ? np_coef_[q] : -np_coef_[q];
+  }
+  return Status::kOk;
 }
 
 Status ZoTrainer::gradient(int i, Span<float> grad_w, Span<float> grad_b) const {

@@ -47,6 +47,10 @@ struct ZoConfig {
 // kx, c] += sum delta * (x - x_zero). Accumulates into grad_w / grad_b.
 void conv_local_gradient(const ConvParams& p, const int8_t* x, const float* node_grad, const int8_t* mask,
                          const float* mult, float* grad_w, float* grad_b);
+// The same for the flat output elements [begin, end) only; node_grad and mask
+// hold end - begin entries for them.
+void conv_local_gradient_range(const ConvParams& p, const int8_t* x, const float* node_grad, const int8_t* mask,
+                               const float* mult, size_t begin, size_t end, float* grad_w, float* grad_b);
 
 struct TrainLayer {
   int op = -1;                             // a Conv2d op of the model
@@ -89,9 +93,12 @@ class ZoTrainer {
   // begin_step (dL/dW_int and dL/db_int per LSB, GNS applied): what end_step
   // would apply. grad_w holds weights(i).size() floats, grad_b biases(i).size().
   Status gradient(int i, Span<float> grad_w, Span<float> grad_b) const;
-  // Node gradient G of layer i (NP) for the last accumulated sample, per LSB
-  // of the output, summed over queries (not yet divided by Q).
-  Span<const float> node_gradient(int i) const { return Span<const float>(layers_[i].node_grad, layers_[i].node_grad ? layers_[i].y_size : 0); }
+  // Node gradient G of NP layer i for the last accumulated sample, per LSB of
+  // the layer output, summed over queries (not yet divided by Q), regenerated
+  // from the kept per-query coefficients into `out` (the output's element
+  // count). Layer-wise estimation only: it keeps the coefficients of the last
+  // NP layer estimated, so i must be the last NP layer.
+  Status node_gradient(int i, Span<float> out) const;
 
   // Loss of one sample with the current weights (one forward).
   Status loss(Span<const int8_t> input, int label, float* loss_out, int* predicted = nullptr);
@@ -151,6 +158,7 @@ class ZoTrainer {
   void write_offsets(Layer& l, int li, int q, int sign);
   void np_accumulate(Layer& l, int li, int q, float coef);
   void np_local_gradient(Layer& l);
+  void np_local_gradient_regenerated(Layer& l, int li, const int8_t* x, const int8_t* y);
   void write_perturbed_weights(const Layer& l, int li, int q, int sign);
   void write_perturbed_bias(const Layer& l, int li, int q, int sign);
   uint64_t key(int li, RngStream s, int q, uint32_t sample) const;
@@ -162,7 +170,8 @@ class ZoTrainer {
   ZoConfig config_;
   Layer layers_[kMaxLayers];
   int n_layers_ = 0;
-  int8_t* boundary_ = nullptr;   // cached suffix input of the layer being estimated
+  int8_t* boundary_ = nullptr;   // cached input boundary of the layer being estimated
+  float* np_coef_ = nullptr;     // layer-wise NP: the Q loss-difference coefficients of one sample
   size_t boundary_bytes_ = 0;
   size_t arena_bytes_ = 0;
   uint32_t step_ = 0;
@@ -170,6 +179,7 @@ class ZoTrainer {
   float sum_l0_ = 0.f;           // batch sum of the unperturbed loss
   StepStats stats_;
   uint64_t macs_ = 0;
+  Span<const int8_t> input_;     // the sample being accumulated (valid during accumulate_sample)
 };
 
 }  // namespace tinyzo
