@@ -213,15 +213,35 @@ void elastic_transform(int severity, HostRng& rng, const uint8_t* in, uint8_t* o
   const double a21 = -m[1][0] * inv_det, a22 = m[0][0] * inv_det;
   const double b1 = -a11 * m[0][2] - a12 * m[1][2], b2 = -a21 * m[0][2] - a22 * m[1][2];
 
+  // cv2.warpAffine's fixed point: source coordinates in 1/1024 pixel
+  // (rounded half to even), reduced to 1/32 pixel; the fraction picks the
+  // bilinear weights from a table of float products.
   FImage x, warped;
   to_float(in, x);
-  for (int ch = 0; ch < 3; ++ch)
-    for (int yy = 0; yy < kSide; ++yy)
-      for (int xx = 0; xx < kSide; ++xx) {
-        const double sx = a11 * xx + a12 * yy + b1;
-        const double sy = a21 * xx + a22 * yy + b2;
-        warped.plane(ch)[yy * kSide + xx] = bilinear(x.plane(ch), sy, sx, Border::kReflect101);
+  auto cv_round = [](double v) { return static_cast<int64_t>(std::nearbyint(v)); };
+  auto floor_div32 = [](int64_t v) { return v >= 0 ? v / 32 : -((-v + 31) / 32); };
+  constexpr double kAbScale = 1024.0;
+  constexpr int64_t kRoundDelta = 16;  // AB_SCALE / INTER_TAB_SIZE / 2
+  for (int yy = 0; yy < kSide; ++yy) {
+    const int64_t x0 = cv_round((a12 * yy + b1) * kAbScale) + kRoundDelta;
+    const int64_t y0 = cv_round((a22 * yy + b2) * kAbScale) + kRoundDelta;
+    for (int xx = 0; xx < kSide; ++xx) {
+      const int64_t sx = floor_div32(x0 + cv_round(a11 * xx * kAbScale));  // in 1/32 pixel
+      const int64_t sy = floor_div32(y0 + cv_round(a21 * xx * kAbScale));
+      const int64_t ix = floor_div32(sx), iy = floor_div32(sy);
+      const float fx = float(sx - ix * 32) / 32.0f, fy = float(sy - iy * 32) / 32.0f;
+      const float w[4] = {(1.0f - fy) * (1.0f - fx), (1.0f - fy) * fx, fy * (1.0f - fx), fy * fx};
+      const int ya = border_index(int(iy), kSide, Border::kReflect101);
+      const int yb = border_index(int(iy) + 1, kSide, Border::kReflect101);
+      const int xa = border_index(int(ix), kSide, Border::kReflect101);
+      const int xb = border_index(int(ix) + 1, kSide, Border::kReflect101);
+      for (int ch = 0; ch < 3; ++ch) {
+        const double* p = x.plane(ch);
+        warped.plane(ch)[yy * kSide + xx] = static_cast<float>(
+            w[0] * p[ya * kSide + xa] + w[1] * p[ya * kSide + xb] + w[2] * p[yb * kSide + xa] + w[3] * p[yb * kSide + xb]);
       }
+    }
+  }
 
   // Smooth random displacement fields (dx first, then dy), in pixels.
   double dx[kPixels], dy[kPixels];

@@ -151,6 +151,14 @@ void run_corrupt(const CorruptOptions& o) {
     selected_severities(o.severity);  // validate even though the grid shows all five
   }
   if (o.threads < 0) throw CliError("--threads must be >= 0 (0 = all cores)");
+  // Fail on a bad output path before spending time corrupting.
+  auto check_parent = [](const std::string& path, const char* flag) {
+    const size_t slash = path.find_last_of('/');
+    const std::string parent = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+    if (!is_directory(parent)) throw CliError(std::string(flag) + " " + path + ": directory " + parent + " does not exist");
+  };
+  if (!o.out.empty() && corruptions.size() == 1) check_parent(o.out, "--out");
+  if (!o.png.empty()) check_parent(o.png, "--png");
 
   bool needs_frost = false;
   for (const Corruption c : corruptions) needs_frost = needs_frost || corruption_needs_frost(c);
