@@ -711,3 +711,56 @@ TEST(FrostTest, FrostBlendFormula) {
 
 }  // namespace
 }  // namespace tinyzo
+
+namespace tinyzo {
+namespace {
+
+uint64_t fnv1a(const Image& bytes) {
+  uint64_t h = 0xCBF29CE484222325ull;
+  for (const uint8_t b : bytes) h = (h ^ b) * 0x100000001B3ull;
+  return h;
+}
+
+// Golden bytes: a hash of every corruption at every severity on one
+// synthetic image with seed 7. A change here means a corrupted split is no
+// longer the same as before (an algorithm change, or a different libm):
+// check docs/corruptions.md and update the table on purpose only.
+TEST(CorruptionsGoldenTest, SameBytesAsRecorded) {
+  const Image img = test_image(2024);
+  const FrostSet* frost = have_frost() ? &frost_set() : nullptr;
+  std::string table;
+  for (const Corruption c : all_corruptions()) {
+    table += corruption_name(c);
+    for (int s = 1; s <= 5; ++s) {
+      char buf[24];
+      const uint64_t h = (corruption_needs_frost(c) && frost == nullptr) ? 0 : fnv1a(run(c, s, 7, img, frost));
+      std::snprintf(buf, sizeof buf, " %016llx", static_cast<unsigned long long>(h));
+      table += buf;
+    }
+    table += "\n";
+  }
+  const char* kExpected =
+      "gaussian_noise 43403526e86eb5c7 0eda5aee16548998 4208876ebbf683be fe38f68ab4136cc0 716ed36121e01fdb\n"
+      "shot_noise ccd033ee6fa8f876 8ad01c90d500898d d3374ba06928a29e 78797f1bcf71db99 65fbc769b074d11f\n"
+      "impulse_noise 39f14d36329828b2 7e2a30d72284c64d db7cc6f212878438 bddad9a407c871b3 f95b2aac99e26875\n"
+      "speckle_noise f6c088b9c7f70bd6 2b88cd921d03bf37 85b9b56b7a26147d a6e53357290a8a56 69b37e9eb7697260\n"
+      "gaussian_blur cc0cc78b35c7ea07 ca76f62e7233ba5f c84c5d9fc5aedd3b 6a1584f11046f952 a4782c1eb5a20628\n"
+      "glass_blur 4e5331cdc8448f9f 26ee1a85bf815d61 3fd06b8d22a46ed7 a7bff2f60dcc562d 786e325b519a0eca\n"
+      "defocus_blur 1d13bf26960f6735 1591aad9072ac766 d5efc7cf6d643b8f c78b9253d465f83c f8c8afeb56089100\n"
+      "motion_blur af8102f1655e02fa fd1ebcc293735fef 50332fc5c1d67826 50332fc5c1d67826 6752e0a3961f6d81\n"
+      "zoom_blur 83c6972e009d5062 0005b9f612015e2a 6c69b13c66280990 62077abc24cf57f0 a5bb963d91ff4bc3\n"
+      "snow 44d203c0524a370a 672981bb12f70936 1c23fc4e4fc61ec3 4d2c25936201a7d7 421a7f1835814a44\n"
+      "frost 7d01ea68519c516f 56d62002009db79e 1936fb8fe727ae60 9524543508410b9b bfe75a3f2272483d\n"
+      "fog 1d99eed4e5068f7c 3c3944282786d020 6d1933b787ca2147 05e1692f623e3b2e 4540a435b988ed0f\n"
+      "brightness 713326b71ad843c4 e6131ec44d4e96a4 cef04efeb09ee5f7 b1ee3fb1357f1065 dea4155697362f20\n"
+      "contrast 936063ca4af8a1d2 d774c19b6798e188 5c8d3665a4d3c366 6f4899c9158a1541 3a0e0fa8088f97fd\n"
+      "saturate ad5dd6d5fbe300b3 5c28b359b9a10d9a e35801e0819182e5 4a9cf6f973be4194 2cbf1cd97094eb1e\n"
+      "jpeg_compression 00ac0c6c95fa96ae d98179740cf7e7ef 54e52b47caf088fd 4a640982001bf9eb 9cb337eb33316867\n"
+      "pixelate 5b752e692312eee1 c510dd34047215a2 3a766dee31345dbd 9e1e54047e833a8f 92126ce9e38ea1db\n"
+      "elastic_transform 3f8cec5861306af1 2a908745602487bb c6d39f88fb5b4e6c 671661a9e61ce14b 3fafb8112f8b91b4\n"
+      "spatter 28d3325212e12099 97df97bf0f40e1bd 7859d89ab771be24 1e46b633901961e1 8cbe98c429b07e3e\n";
+  EXPECT_EQ(table, kExpected) << "actual table:\n" << table;
+}
+
+}  // namespace
+}  // namespace tinyzo
