@@ -48,22 +48,25 @@ TZ_TARGET_AVX2 inline __m256i load_x16(const int8_t* p, int n, __m256i z) {
   return _mm256_sub_epi16(_mm256_cvtepi8_epi16(b), z);
 }
 
+// [ky][q][lo, hi] int16 pairs (w[c][ky][2q], w[c][ky][2q+1]) at the dword lane unpacklo/hi_epi16
+// gives channel c (channels 8L..8L+3 of 128-bit lane L in lo, 8L+4..8L+7 in hi), written as
+// dwords straight into place (no narrow stores reloaded as vectors: store-forwarding stalls).
 TZ_TARGET_AVX2 void pack_dw_weights(const ConvParams& p, const int8_t* w, int c0, int nc, int npr, uint8_t* dst) {
   const int taps = p.kh * p.kw;
-  alignas(32) int16_t a[kC], b[kC];
-  for (int ky = 0; ky < p.kh; ++ky)
-    for (int q = 0; q < npr; ++q, dst += kPos) {
-      const int kx = 2 * q;
-      for (int c = 0; c < kC; ++c) {
-        const bool in = c < nc;
-        a[c] = in ? w[(c0 + c) * taps + ky * p.kw + kx] : 0;
-        b[c] = in && kx + 1 < p.kw ? w[(c0 + c) * taps + ky * p.kw + kx + 1] : 0;
+  std::memset(dst, 0, static_cast<size_t>(p.kh) * npr * kPos);
+  for (int c = 0; c < nc; ++c) {
+    const int8_t* wc = w + static_cast<size_t>(c0 + c) * taps;
+    const int within = c % 8;
+    const size_t lane_off = (within < 4 ? 0 : 2 * kC) + static_cast<size_t>((c / 8) * 4 + within % 4) * 4;
+    for (int ky = 0; ky < p.kh; ++ky)
+      for (int q = 0; q < npr; ++q) {
+        const int kx = 2 * q;
+        const uint32_t w0 = static_cast<uint16_t>(static_cast<int16_t>(wc[ky * p.kw + kx]));
+        const uint32_t w1 = kx + 1 < p.kw ? static_cast<uint16_t>(static_cast<int16_t>(wc[ky * p.kw + kx + 1])) : 0u;
+        const uint32_t v = w0 | (w1 << 16);
+        std::memcpy(dst + (static_cast<size_t>(ky) * npr + q) * kPos + lane_off, &v, 4);
       }
-      const __m256i va = _mm256_load_si256(reinterpret_cast<const __m256i*>(a));
-      const __m256i vb = _mm256_load_si256(reinterpret_cast<const __m256i*>(b));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), _mm256_unpacklo_epi16(va, vb));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 2 * kC), _mm256_unpackhi_epi16(va, vb));
-    }
+  }
 }
 
 TZ_TARGET_AVX2 inline __m256i ring_x16(const Dw& d, const int8_t* xrow, int j, __m256i z) {

@@ -19,6 +19,7 @@
 #include <immintrin.h>
 
 #include <cstring>
+#include <type_traits>
 
 #include "avx512_common.h"
 #include "tinyzo/kernels/x86.h"
@@ -96,24 +97,100 @@ struct Dw {
   const Requant16* rq;
 };
 
+// Packs the block's weights as [ky][q][lo, hi]: the int16 pairs (w[c][ky][2q], w[c][ky][2q+1])
+// (0 for a missing tap or channel) at the dword lane unpacklo/hi_epi16 gives channel c: channels
+// 8L..8L+3 of 128-bit lane L go to lo, 8L+4..8L+7 to hi.
+//
+// Vectorized with masked dword gathers in that lane order: lane j of lo reads 4 bytes of its own
+// channel's weight row at offset o = min(t, taps - 4) (so never past the row, hence never past w),
+// and the pair (t, t + 1) sits at bytes t - o, t - o + 1. Needs taps >= 4 (else scalar).
+struct Gather32 {  // zmm: 32 channels, 16 per gather
+  using G = __m512i;
+  static constexpr int kC = 32;
+  TZ_TARGET_AVX512 static G index(int half, int taps) {
+    const int base = 4 * half;
+    return _mm512_mullo_epi32(_mm512_setr_epi32(base + 0, base + 1, base + 2, base + 3, base + 8, base + 9, base + 10,
+                                                base + 11, base + 16, base + 17, base + 18, base + 19, base + 24,
+                                                base + 25, base + 26, base + 27),
+                              _mm512_set1_epi32(taps));
+  }
+  TZ_TARGET_AVX512 static __mmask16 mask(int half, int nc) {
+    __mmask16 m = 0;
+    for (int j = 0; j < 16; ++j) m |= static_cast<__mmask16>(((j / 4) * 8 + 4 * half + j % 4 < nc) << j);
+    return m;
+  }
+  TZ_TARGET_AVX512 static G gather(G idx, __mmask16 m, const int8_t* base) {
+    return _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, idx, base, 1);
+  }
+  // dword -> (int16(byte k), lone ? 0 : int16(byte k + 1))
+  TZ_TARGET_AVX512 static G pair(G d, int k, bool lone) {
+    d = _mm512_srl_epi32(d, _mm_cvtsi32_si128(8 * k));
+    const G w0 = _mm512_and_si512(_mm512_srai_epi32(_mm512_slli_epi32(d, 24), 24), _mm512_set1_epi32(0xFFFF));
+    if (lone) return w0;
+    return _mm512_or_si512(w0, _mm512_slli_epi32(_mm512_srai_epi32(_mm512_slli_epi32(d, 16), 24), 16));
+  }
+  TZ_TARGET_AVX512 static void store(uint8_t* p, G v) { _mm512_storeu_si512(p, v); }
+};
+struct Gather16 {  // ymm: 16 channels, 8 per gather
+  using G = __m256i;
+  static constexpr int kC = 16;
+  TZ_TARGET_AVX512 static G index(int half, int taps) {
+    const int base = 4 * half;
+    return _mm256_mullo_epi32(_mm256_setr_epi32(base + 0, base + 1, base + 2, base + 3, base + 8, base + 9, base + 10, base + 11),
+                              _mm256_set1_epi32(taps));
+  }
+  TZ_TARGET_AVX512 static __mmask8 mask(int half, int nc) {
+    __mmask8 m = 0;
+    for (int j = 0; j < 8; ++j) m |= static_cast<__mmask8>(((j / 4) * 8 + 4 * half + j % 4 < nc) << j);
+    return m;
+  }
+  TZ_TARGET_AVX512 static G gather(G idx, __mmask8 m, const int8_t* base) {
+    return _mm256_mmask_i32gather_epi32(_mm256_setzero_si256(), m, idx, base, 1);
+  }
+  TZ_TARGET_AVX512 static G pair(G d, int k, bool lone) {
+    d = _mm256_srl_epi32(d, _mm_cvtsi32_si128(8 * k));
+    const G w0 = _mm256_and_si256(_mm256_srai_epi32(_mm256_slli_epi32(d, 24), 24), _mm256_set1_epi32(0xFFFF));
+    if (lone) return w0;
+    return _mm256_or_si256(w0, _mm256_slli_epi32(_mm256_srai_epi32(_mm256_slli_epi32(d, 16), 24), 16));
+  }
+  TZ_TARGET_AVX512 static void store(uint8_t* p, G v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
+};
+
 template <class T>
 TZ_TARGET_AVX512 void pack_dw_weights(const ConvParams& p, const int8_t* w, int c0, int nc, int npr,
                                       uint8_t* dst) {
   constexpr int kC = T::kC;
+  using Gt = typename std::conditional<kC == 32, Gather32, Gather16>::type;
   const int taps = p.kh * p.kw;
-  alignas(64) int16_t a[kC], b[kC];
-  for (int ky = 0; ky < p.kh; ++ky)
-    for (int q = 0; q < npr; ++q, dst += 4 * kC) {
-      const int kx = 2 * q;
-      for (int c = 0; c < kC; ++c) {
-        const bool in = c < nc;
-        a[c] = in ? w[(c0 + c) * taps + ky * p.kw + kx] : 0;
-        b[c] = in && kx + 1 < p.kw ? w[(c0 + c) * taps + ky * p.kw + kx + 1] : 0;
+  const size_t pair_bytes = 4 * kC;
+  if (taps >= 4) {
+    const typename Gt::G idx[2] = {Gt::index(0, taps), Gt::index(1, taps)};
+    const auto m0 = Gt::mask(0, nc), m1 = Gt::mask(1, nc);
+    const int8_t* wb = w + static_cast<size_t>(c0) * taps;
+    for (int ky = 0; ky < p.kh; ++ky)
+      for (int q = 0; q < npr; ++q, dst += pair_bytes) {
+        const int t = ky * p.kw + 2 * q;
+        const int o = t < taps - 4 ? t : taps - 4;
+        const bool lone = 2 * q + 1 >= p.kw;
+        Gt::store(dst, Gt::pair(Gt::gather(idx[0], m0, wb + o), t - o, lone));
+        Gt::store(dst + 2 * kC, Gt::pair(Gt::gather(idx[1], m1, wb + o), t - o, lone));
       }
-      const typename T::V va = T::load(a), vb = T::load(b);
-      T::store(dst, T::lo(va, vb));
-      T::store(dst + 2 * kC, T::hi(va, vb));
-    }
+    return;
+  }
+  std::memset(dst, 0, static_cast<size_t>(p.kh) * npr * pair_bytes);
+  for (int c = 0; c < nc; ++c) {
+    const int8_t* wc = w + static_cast<size_t>(c0 + c) * taps;
+    const int within = c % 8;
+    const size_t lane_off = (within < 4 ? 0 : 2 * kC) + static_cast<size_t>((c / 8) * 4 + within % 4) * 4;
+    for (int ky = 0; ky < p.kh; ++ky)
+      for (int q = 0; q < npr; ++q) {
+        const int kx = 2 * q;
+        const uint32_t w0 = static_cast<uint16_t>(static_cast<int16_t>(wc[ky * p.kw + kx]));
+        const uint32_t w1 = kx + 1 < p.kw ? static_cast<uint16_t>(static_cast<int16_t>(wc[ky * p.kw + kx + 1])) : 0u;
+        const uint32_t v = w0 | (w1 << 16);
+        std::memcpy(dst + (static_cast<size_t>(ky) * npr + q) * pair_bytes + lane_off, &v, 4);
+      }
+  }
 }
 
 // int16 (x - z) at ring position j of input row xrow; 0 outside the image.
