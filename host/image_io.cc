@@ -21,7 +21,20 @@
 #pragma GCC diagnostic ignored "-Wsign-compare"
 #pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
 #include <stb/stb_image.h>
+// stb's JPEG bit writer shifts a signed int left past its sign bit
+// (stbiw__jpg_writeBits, harmless: only bits 16..23 are used), which UBSan
+// reports. Its static functions get no_sanitize("shift"); the C headers it
+// includes are included first so the macro does not reach them.
+#include <assert.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#pragma GCC diagnostic ignored "-Wattributes"
+#define static static __attribute__((no_sanitize("shift")))
 #include <stb/stb_image_write.h>
+#undef static
 #pragma GCC diagnostic pop
 
 namespace tinyzo {
