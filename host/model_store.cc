@@ -346,9 +346,10 @@ std::string resolve_model_path(const std::string& arg, const PathOptions& option
     throw;
   }
   if (cache_is_fresh(cached, src) && cache_is_valid(cached)) return cached;
-  std::fprintf(stderr, "tinyzo: converting %s (%s) -> %s ...\n", known->name, src.c_str(), cached.c_str());
+  // Reported after the fact only, so that a failure stays a single error line.
   const double secs = run_importer(src, cached);
-  std::fprintf(stderr, "tinyzo: converted %s in %.1f s\n", known->name, secs);
+  std::fprintf(stderr, "tinyzo: converted %s (%s) -> %s in %.1f s\n", known->name, src.c_str(), cached.c_str(),
+               secs);
   return cached;
 }
 

@@ -166,11 +166,11 @@ class CliTest : public ::testing::Test {
 
 TEST_F(CliTest, UsageErrorsExitTwo) {
   expect_one_error_line(run(""), 2, "subcommand");
-  expect_one_error_line(run("--bogus info"), 2, "--bogus");
+  expect_one_error_line(run("--bogus info --model m.tzm"), 2, "--bogus");
   expect_one_error_line(run("info"), 2, "--model");
   expect_one_error_line(run("info --model m.tzm --nope"), 2, "--nope");
   expect_one_error_line(run("eval --model m.tzm --threads 0"), 2, "threads");
-  expect_one_error_line(run("eval --model m.tzm --limit 0"), 2, "limit");
+  expect_one_error_line(run("eval --model m.tzm --limit 0"), 2, "--limit: Value 0 not in range 1");
   expect_one_error_line(run("dump --model m.tzm"), 2, "--out");
   expect_one_error_line(run("import -o x.tzm"), 2, "src");
 }
@@ -332,7 +332,7 @@ TEST_F(CliTest, ModelStoreConvertsOnceAndAgainWhenTheSourceChanges) {
 
   RunResult r = run(args, env);
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_NE(r.err.find("converting mcunet-5fps"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("converted mcunet-5fps"), std::string::npos) << r.err;
   EXPECT_TRUE(is_regular_file(dir_.file("cache/mcunet-5fps.tzm")));
   r = run(args, env);
   ASSERT_EQ(r.code, 0) << r.err;
@@ -343,7 +343,7 @@ TEST_F(CliTest, ModelStoreConvertsOnceAndAgainWhenTheSourceChanges) {
   fs::last_write_time(data.file("models/original/mcunet-5fps.pkl"), later);
   r = run(args, env);
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_NE(r.err.find("converting mcunet-5fps"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("converted mcunet-5fps"), std::string::npos) << r.err;
 
   // A failing importer reports its last line; a corrupt result is rejected and
   // never lands in the cache.

@@ -133,7 +133,7 @@ void register_eval_command(CLI::App& app) {
                   "a CIFAR-10 binary file, plain or gzip (default: <data>/cifar10/test_batch.bin.gz)");
   cmd->add_option("--first", opts->first, "index of the first image (default 0)");
   cmd->add_option("--limit,-n", opts->limit, "evaluate at most N images (default: all)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, 100000000));
   cmd->add_option("--threads,-j", opts->threads, "independent engines running in parallel (default 1)")
       ->check(CLI::Range(1, 256));
   cmd->add_option("--kernels", opts->kernels, "kernel set: best (default) or ref")

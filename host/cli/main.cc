@@ -9,14 +9,6 @@
 #include "commands.h"
 #include "data_dir.h"
 
-// TEMPORARY: `plan` and `corrupt` are written by other developers and may not
-// be committed yet; weak references let the tool link without them. Remove
-// once host/cli/cmd_plan.cc and host/cli/cmd_corrupt.cc are in.
-namespace tinyzo::cli {
-[[gnu::weak]] void register_plan_command(CLI::App& app);
-[[gnu::weak]] void register_corrupt_command(CLI::App& app);
-}  // namespace tinyzo::cli
-
 namespace {
 
 // Error text on one line: CLI11 and nested messages may contain newlines.
@@ -51,8 +43,8 @@ int main(int argc, char** argv) {
   tinyzo::cli::register_eval_command(app);
   tinyzo::cli::register_dump_command(app);
   tinyzo::cli::register_import_command(app);
-  if (&tinyzo::cli::register_plan_command != nullptr) tinyzo::cli::register_plan_command(app);
-  if (&tinyzo::cli::register_corrupt_command != nullptr) tinyzo::cli::register_corrupt_command(app);
+  tinyzo::cli::register_plan_command(app);
+  tinyzo::cli::register_corrupt_command(app);
   tinyzo::cli::register_train_command(app);
   tinyzo::cli::register_select_command(app);
 
