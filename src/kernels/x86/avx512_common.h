@@ -13,13 +13,15 @@ constexpr int kRoundRne = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
 
 struct Requant16 {
   __m512 y_scale;
-  __m512 lo_f, hi_f;  // fast form: act range minus y_zero, as floats
+  __m512 lo_f, hi_f;  // kClamp: act range minus y_zero, as floats
   __m512i y_zero, lo, hi;
-  bool fast;
+  __m128i lo8, hi8;   // kNarrow: act range as int8
+  RequantForm form;
+  bool fast;          // form != kLong
 };
 
 TZ_TARGET_AVX512 inline Requant16 make_requant16(float y_scale, int32_t y_zero, int32_t lo, int32_t hi,
-                                                 bool fast) {
+                                                 RequantForm form) {
   Requant16 r;
   r.y_scale = _mm512_set1_ps(y_scale);
   r.lo_f = _mm512_set1_ps(static_cast<float>(lo - y_zero));
@@ -27,7 +29,10 @@ TZ_TARGET_AVX512 inline Requant16 make_requant16(float y_scale, int32_t y_zero, 
   r.y_zero = _mm512_set1_epi32(y_zero);
   r.lo = _mm512_set1_epi32(lo);
   r.hi = _mm512_set1_epi32(hi);
-  r.fast = fast;
+  r.lo8 = _mm_set1_epi8(static_cast<char>(lo));
+  r.hi8 = _mm_set1_epi8(static_cast<char>(hi));
+  r.form = form;
+  r.fast = form != RequantForm::kLong;
   return r;
 }
 
@@ -53,13 +58,20 @@ TZ_TARGET_AVX512 inline __m512i round_clamp16(__m512 v, const Requant16& r) {
   return r.fast ? round_clamp16<true>(v, r) : round_clamp16<false>(v, r);
 }
 
-// v = ((f32(acc) + bias_f) * mult) / y_scale, each one binary32 operation as in the reference
-// (cvtepi32_ps rounds like static_cast<float>; no FMA is formed: -ffp-contract=off and no "fma"
-// target), then round_clamp16.
-template <bool kFast>
-TZ_TARGET_AVX512 inline __m512i requant16(__m512i acc, __m512 bias_f, __m512 mult, const Requant16& r) {
-  const __m512 v = _mm512_mul_ps(_mm512_add_ps(_mm512_cvtepi32_ps(acc), bias_f), mult);
-  return round_clamp16<kFast>(_mm512_div_ps(v, r.y_scale), r);
+// The 16 int8 outputs of requantize() for 16 accumulators: v = ((f32(acc) + bias_f) * mult) /
+// y_scale, each one binary32 operation as in the reference (cvtepi32_ps rounds like
+// static_cast<float>; no FMA is formed: -ffp-contract=off and no "fma" target), then the form's
+// rounding and clamp (x86_common.h). The int8 result is the low byte (static_cast<int8_t>).
+template <RequantForm kForm>
+TZ_TARGET_AVX512 inline __m128i requant16_i8(__m512i acc, __m512 bias_f, __m512 mult, const Requant16& r) {
+  __m512 v = _mm512_mul_ps(_mm512_add_ps(_mm512_cvtepi32_ps(acc), bias_f), mult);
+  v = _mm512_div_ps(v, r.y_scale);
+  if constexpr (kForm == RequantForm::kNarrow) {
+    const __m512i q = _mm512_add_epi32(_mm512_cvt_roundps_epi32(v, kRoundRne), r.y_zero);
+    return _mm_min_epi8(_mm_max_epi8(_mm512_cvtsepi32_epi8(q), r.lo8), r.hi8);
+  } else {
+    return _mm512_cvtepi32_epi8(round_clamp16<kForm == RequantForm::kClamp>(v, r));
+  }
 }
 
 // vpdpbusd / vpdpwssd as inline asm with the accumulator tied to the destination. GCC 12's
@@ -77,6 +89,16 @@ TZ_TARGET_AVX512 inline __m512i dpwssd(__m512i acc, __m512i a, __m512i b) {
 }
 TZ_TARGET_AVX512 inline __m256i dpwssd(__m256i acc, __m256i a, __m256i b) {
   __asm__("vpdpwssd {%2, %1, %0|%0, %1, %2}" : "+v"(acc) : "v"(a), "v"(b));
+  return acc;
+}
+
+// acc += pairs of a (register) times the 64 / 32 bytes at p (memory operand, any alignment).
+TZ_TARGET_AVX512 inline __m512i dpwssd_mem(__m512i acc, __m512i a, const void* p) {
+  __asm__("vpdpwssd {%2, %1, %0|%0, %1, %2}" : "+v"(acc) : "v"(a), "m"(*static_cast<const __m512i_u*>(p)));
+  return acc;
+}
+TZ_TARGET_AVX512 inline __m256i dpwssd_mem(__m256i acc, __m256i a, const void* p) {
+  __asm__("vpdpwssd {%2, %1, %0|%0, %1, %2}" : "+v"(acc) : "v"(a), "m"(*static_cast<const __m256i_u*>(p)));
   return acc;
 }
 

@@ -50,6 +50,7 @@ struct Zmm {
   TZ_TARGET_AVX512 static V lo(V a, V b) { return _mm512_unpacklo_epi16(a, b); }
   TZ_TARGET_AVX512 static V hi(V a, V b) { return _mm512_unpackhi_epi16(a, b); }
   TZ_TARGET_AVX512 static V dp(V acc, V a, V b) { return dpwssd(acc, a, b); }
+  TZ_TARGET_AVX512 static V dp_mem(V acc, V a, const void* p) { return dpwssd_mem(acc, a, p); }
   // Channels in order: out[0] = 0..15, out[1] = 16..31. lo holds {0-3, 8-11, 16-19, 24-27},
   // hi holds {4-7, 12-15, 20-23, 28-31} (dword lanes of 128-bit lanes 0..3).
   TZ_TARGET_AVX512 static void finish(V acc_lo, V acc_hi, __m512i out[2]) {
@@ -76,6 +77,7 @@ struct Ymm {
   TZ_TARGET_AVX512 static V lo(V a, V b) { return _mm256_unpacklo_epi16(a, b); }
   TZ_TARGET_AVX512 static V hi(V a, V b) { return _mm256_unpackhi_epi16(a, b); }
   TZ_TARGET_AVX512 static V dp(V acc, V a, V b) { return dpwssd(acc, a, b); }
+  TZ_TARGET_AVX512 static V dp_mem(V acc, V a, const void* p) { return dpwssd_mem(acc, a, p); }
   // lo holds {0-3, 8-11}, hi {4-7, 12-15}.
   TZ_TARGET_AVX512 static void finish(V acc_lo, V acc_hi, __m512i out[2]) {
     const __m256i a = _mm256_permute2x128_si256(acc_lo, acc_hi, 0x20);
@@ -220,7 +222,7 @@ TZ_TARGET_AVX512 void build_row(const Dw& d, int iy, int width, bool even_only, 
 }
 
 // R consecutive output pixels starting at strip column `o` of the current output row.
-template <class T, int R, bool kFast>
+template <class T, int R, RequantForm kForm>
 TZ_TARGET_AVX512 void dw_tile(const Dw& d, int o, int8_t* y) {
   constexpr int kC = T::kC;
   const ConvParams& p = *d.p;
@@ -238,8 +240,8 @@ TZ_TARGET_AVX512 void dw_tile(const Dw& d, int o, int8_t* y) {
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
         const uint8_t* pr = base + static_cast<size_t>(r) * p.stride_w * pos_bytes;
-        lo[r] = T::dp(lo[r], T::load(pr), wl);
-        hi[r] = T::dp(hi[r], T::load(pr + 2 * kC), wh);
+        lo[r] = T::dp_mem(lo[r], wl, pr);  // the product is symmetric: weights x ring pair
+        hi[r] = T::dp_mem(hi[r], wh, pr + 2 * kC);
       }
     }
   }
@@ -252,10 +254,10 @@ TZ_TARGET_AVX512 void dw_tile(const Dw& d, int o, int8_t* y) {
   for (int r = 0; r < R; ++r) {
     __m512i acc[2];
     T::finish(lo[r], hi[r], acc);
-    const __m128i b0 = _mm512_cvtepi32_epi8(requant16<kFast>(acc[0], bias0, mult0, rq));
+    const __m128i b0 = requant16_i8<kForm>(acc[0], bias0, mult0, rq);
     int8_t* yp = y + r * y_stride;
     if constexpr (kC == 32) {
-      const __m128i b1 = _mm512_cvtepi32_epi8(requant16<kFast>(acc[1], bias1, mult1, rq));
+      const __m128i b1 = requant16_i8<kForm>(acc[1], bias1, mult1, rq);
       _mm256_mask_storeu_epi8(yp, m, _mm256_inserti128_si256(_mm256_castsi128_si256(b0), b1, 1));
     } else {
       _mm_mask_storeu_epi8(yp, static_cast<__mmask16>(m), b0);
@@ -263,17 +265,17 @@ TZ_TARGET_AVX512 void dw_tile(const Dw& d, int o, int8_t* y) {
   }
 }
 
-template <class T, bool kFast>
+template <class T, RequantForm kForm>
 TZ_TARGET_AVX512 void run_tile(const Dw& d, int o, int n, int8_t* y) {
   switch (n) {
-    case 1: return dw_tile<T, 1, kFast>(d, o, y);
-    case 2: return dw_tile<T, 2, kFast>(d, o, y);
-    case 3: return dw_tile<T, 3, kFast>(d, o, y);
-    case 4: return dw_tile<T, 4, kFast>(d, o, y);
-    case 5: return dw_tile<T, 5, kFast>(d, o, y);
-    case 6: return dw_tile<T, 6, kFast>(d, o, y);
-    case 7: return dw_tile<T, 7, kFast>(d, o, y);
-    default: return dw_tile<T, 8, kFast>(d, o, y);
+    case 1: return dw_tile<T, 1, kForm>(d, o, y);
+    case 2: return dw_tile<T, 2, kForm>(d, o, y);
+    case 3: return dw_tile<T, 3, kForm>(d, o, y);
+    case 4: return dw_tile<T, 4, kForm>(d, o, y);
+    case 5: return dw_tile<T, 5, kForm>(d, o, y);
+    case 6: return dw_tile<T, 6, kForm>(d, o, y);
+    case 7: return dw_tile<T, 7, kForm>(d, o, y);
+    default: return dw_tile<T, 8, kForm>(d, o, y);
   }
 }
 
@@ -331,10 +333,10 @@ TZ_TARGET_AVX512 void dw_block(const ConvParams& p, const int8_t* x, const int8_
       int8_t* yrow = y + (static_cast<size_t>(oy) * p.out_w + ox0) * p.out_c + c0;
       for (int o = 0; o < n_ox; o += kMaxR) {
         const int n = n_ox - o < kMaxR ? n_ox - o : kMaxR;
-        if (rq.fast)
-          run_tile<T, true>(d, o, n, yrow + static_cast<size_t>(o) * p.out_c);
+        if (rq.form == RequantForm::kNarrow)
+          run_tile<T, RequantForm::kNarrow>(d, o, n, yrow + static_cast<size_t>(o) * p.out_c);
         else
-          run_tile<T, false>(d, o, n, yrow + static_cast<size_t>(o) * p.out_c);
+          run_tile<T, RequantForm::kClamp>(d, o, n, yrow + static_cast<size_t>(o) * p.out_c);
       }
     }
   }
@@ -348,11 +350,12 @@ void depthwise_conv2d_s8(const ConvParams& p, const int8_t* x, const int8_t* w, 
   const int span = 2 * npr - 1;
   const bool fits = p.kh <= kMaxKh && p.kh * npr * 4 * Zmm::kC <= kWPackBytes &&
                     kRingBytes / (p.kh * 4 * Zmm::kC) >= span + 1;
-  if (!fits || p.groups != p.in_c || p.in_c != p.out_c || !is_int8(p.x_zero))
+  const RequantForm form = conv_requant_form(p, bias, mult, p.kh * p.kw);
+  if (!fits || p.groups != p.in_c || p.in_c != p.out_c || !is_int8(p.x_zero) || form == RequantForm::kLong)
     return portable::depthwise_conv2d_s8(p, x, w, bias, mult, y);
   alignas(64) uint8_t ring[kRingBytes];
   alignas(64) uint8_t wpack[kWPackBytes];
-  const Requant16 rq = make_requant16(p.y_scale, p.y_zero, p.act_min, p.act_max, conv_fast_requant_ok(p, mult));
+  const Requant16 rq = make_requant16(p.y_scale, p.y_zero, p.act_min, p.act_max, form);
   int c0 = 0;
   for (; p.out_c - c0 > 16; c0 += 32) {
     const int nc = p.out_c - c0 < 32 ? p.out_c - c0 : 32;

@@ -13,7 +13,8 @@
 namespace tinyzo::x86::avx512vnni {
 
 TZ_TARGET_AVX512 void add_s8(const AddParams& p, const int8_t* x1, const int8_t* x2, int8_t* y, size_t n) {
-  const Requant16 rq = make_requant16(p.y_scale, p.y_zero, p.act_min, p.act_max, add_fast_requant_ok(p));
+  const Requant16 rq = make_requant16(p.y_scale, p.y_zero, p.act_min, p.act_max,
+                                      add_fast_requant_ok(p) ? RequantForm::kClamp : RequantForm::kLong);
   const __m512i z1 = _mm512_set1_epi32(p.x1_zero), z2 = _mm512_set1_epi32(p.x2_zero);
   const __m512 s1 = _mm512_set1_ps(p.x1_scale), s2 = _mm512_set1_ps(p.x2_scale);
   for (size_t i = 0; i < n; i += 16) {

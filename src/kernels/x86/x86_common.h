@@ -67,4 +67,38 @@ inline bool add_fast_requant_ok(const AddParams& p) {
 
 inline bool is_int8(int32_t v) { return v >= -128 && v <= 127; }
 
+// Which form of the requantization a vector kernel uses for a whole call:
+//   kLong   round_half_even() emulated exactly (NaN, +-2^30 saturation, clamp_i32 order);
+//   kClamp  requant_fast_ok(): rne(clamp_f(v, lo - z, hi - z)) + z (see above);
+//   kNarrow additionally |v| < 2^30 for every output of the call, by a bound on |acc|; then
+//           q = rne(v) + z fits int32 exactly, and with the act range inside int8,
+//           clamp(q, lo, hi) == clamp(saturate_int8(q), lo, hi): a signed-saturating narrow and
+//           an int8 clamp replace the two float clamps (fewer wide operations per output).
+// Real models are always kNarrow.
+enum class RequantForm { kLong, kClamp, kNarrow };
+
+// acc_max bounds |acc| (e.g. K * 128 * (128 + |z_x|) for K products of int8 (x - z_x) and w).
+inline RequantForm requant_form(const int32_t* bias, const float* mult, int n, float y_scale, int32_t y_zero,
+                                int32_t lo, int32_t hi, double acc_max) {
+  if (!requant_fast_ok(mult, n, y_scale, y_zero, lo, hi)) return RequantForm::kLong;
+  if (lo < -128 || hi > 127) return RequantForm::kClamp;
+  // v = fl(fl(fl(acc) + fl(b)) * m) / s_y: four roundings, each within a factor 1 + 2^-24, so
+  // |v| <= (|acc| + |b| + 1) |m| / |s_y| * (1 + 2^-21); the margin below covers that.
+  const double inv_scale = 1.0 / (y_scale < 0 ? -static_cast<double>(y_scale) : static_cast<double>(y_scale));
+  constexpr double kLimit = 1073741824.0 * (1.0 - 1e-6);
+  for (int i = 0; i < n; ++i) {
+    const double b = bias[i] < 0 ? -static_cast<double>(bias[i]) : static_cast<double>(bias[i]);
+    const double m = mult[i] < 0 ? -static_cast<double>(mult[i]) : static_cast<double>(mult[i]);
+    if ((acc_max + b + 1.0) * m * inv_scale >= kLimit) return RequantForm::kClamp;
+  }
+  return RequantForm::kNarrow;
+}
+
+// For a conv with k products per output.
+inline RequantForm conv_requant_form(const ConvParams& p, const int32_t* bias, const float* mult, int k) {
+  const double zx = p.x_zero < 0 ? -static_cast<double>(p.x_zero) : static_cast<double>(p.x_zero);
+  return requant_form(bias, mult, p.out_c, p.y_scale, p.y_zero, p.act_min, p.act_max,
+                      static_cast<double>(k) * 128.0 * (128.0 + zx));
+}
+
 }  // namespace tinyzo::x86
