@@ -36,7 +36,9 @@ class Engine {
   // the need is max(tables + planner scratch, tables + activations).
   static Status required_arena_bytes(const ModelView& model, Arena& scratch, size_t* bytes);
 
-  // The int8 input tensor, to be filled before invoke().
+  // The int8 input tensor, to be filled before every invoke(): the planner
+  // reuses its bytes for later tensors once the input is dead, so a run
+  // overwrites it.
   Span<int8_t> input();
   // Runs every op.
   Status invoke() { return invoke_range(0, model_->n_ops()); }
@@ -57,6 +59,8 @@ class Engine {
   // before it and read at or after it): what a suffix run from `op` needs.
   size_t boundary_size_bytes(int op) const;
   // Copies those tensors to / from `cache` (boundary_size_bytes(op) bytes).
+  // save_boundary(op) is meaningful right after invoke_range(0, op) (or a
+  // restore): after a full invoke() later ops may have reused those bytes.
   Status save_boundary(int op, Span<int8_t> cache) const;
   Status restore_boundary(int op, Span<const int8_t> cache);
 

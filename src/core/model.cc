@@ -7,7 +7,8 @@ namespace {
 
 constexpr uint32_t kMaxTensors = 4096;
 constexpr uint32_t kMaxOps = 4096;
-constexpr uint64_t kMaxElements = 1ull << 28;  // far above any MCU model, keeps products in range
+constexpr uint64_t kMaxElements = 1ull << 28;
+constexpr int64_t kMaxFanIn = 65536;  // 255 * 128 * 65536 < 2^31  // far above any MCU model, keeps products in range
 
 bool finite_positive(float v) { return v > 0.f && v < 3.0e38f; }
 bool aligned(uint64_t v, uint64_t a) { return (v & (a - 1)) == 0; }
@@ -164,6 +165,10 @@ Status ModelView::validate_ops() {
         continue;
       }
       if (t < 0 || t >= n_tensors()) return fail("op input tensor index out of range");
+      // Activation slots (slot 0, and both inputs of an add) read the arena:
+      // a constant there has no arena buffer.
+      const bool activation_slot = k == 0 || (type == OpType::kAdd && k == 1);
+      if (activation_slot && is_const(tensors_[t])) return fail("op reads a constant where it needs an activation");
       if (is_const(tensors_[t]) || t == input_tensor()) continue;
       int p = -1;
       for (int j = 0; j < i && p < 0; ++j)
@@ -199,6 +204,8 @@ Status ModelView::validate_ops() {
         if (g < 1 || ci % g != 0 || co % g != 0) return fail("conv groups do not divide the channels");
         if (w.dims[0] != co || w.dims[1] != kh || w.dims[2] != kw || w.dims[3] != ci / g)
           return fail("conv weight shape does not match the op");
+        // |acc| <= 255 * 128 * fan_in must fit int32.
+        if (int64_t(kh) * kw * (ci / g) > kMaxFanIn) return fail("conv fan-in too large for int32 accumulation");
         if (b.dims[0] != co || tensor_elements(b) != size_t(co) || tensor_elements(m) != size_t(co))
           return fail("conv bias/multiplier length != output channels");
         if (y.dims[0] != window_out(x.dims[0], kh, p[kConvStrideH], p[kConvPadTop], p[kConvPadBottom]) ||
@@ -219,6 +226,7 @@ Status ModelView::validate_ops() {
         if (size_t(w.dims[1]) != tensor_elements(x) || size_t(w.dims[0]) != tensor_elements(y) ||
             tensor_elements(b) != size_t(w.dims[0]) || tensor_elements(m) != size_t(w.dims[0]))
           return fail("fully-connected shapes do not chain");
+        if (w.dims[1] > kMaxFanIn) return fail("fully-connected fan-in too large for int32 accumulation");
         if (!act_range_ok(p[0], p[1])) return fail("fully-connected activation range outside int8");
         break;
       }

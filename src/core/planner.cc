@@ -117,7 +117,8 @@ Status build_buffer_requests(const ModelView& model, Span<BufferRequest> request
     const TzmOp& op = model.op(i);
     if (static_cast<OpType>(op.type) != OpType::kAdd) continue;
     // Add reads x1[e] and x2[e] before writing y[e]: it may run in place over
-    // an input that dies here (never over the model input, which the caller owns).
+    // an input that dies here. Never over the model input: the caller fills it
+    // before the run, so it must not be the add's output buffer as well.
     for (int k = 0; k < 2; ++k) {
       const int in = op.inputs[k];
       if (in != model.input_tensor() && requests[in].last_use == i) {

@@ -119,9 +119,9 @@ Status zo_layer_memory(const ModelView& model, Span<const BufferRequest> request
   m.bias_bytes = tensor_bytes(model.tensor(o.inputs[2]));
   // Both modes restore the tensors alive across the cut before `op` and run
   // the suffix from `op`: WP because op reads the perturbed weights, NP
-  // because op's output gets the offsets through Engine::set_output_offset
-  // (the engine adds them when op runs). The cache also holds op's input x,
-  // which NP's in-layer backward reads after the queries.
+  // because op's output is recomputed and perturbed in place before the rest
+  // of the suffix. The cache also holds op's input x, which NP's in-layer
+  // backward reads after the queries.
   m.boundary_bytes = boundary_bytes(requests, op);
   m.loss_bytes = sizeof(float);
   const size_t q = static_cast<size_t>(settings.n_queries);
@@ -137,14 +137,17 @@ Status zo_layer_memory(const ModelView& model, Span<const BufferRequest> request
     // samples streamed one at a time that sum needs a d_w-sized accumulator
     // (the GNS factor needs the batch's unmasked count: one uint32).
     m.grad_bytes = (m.n_weights + m.n_bias) * sizeof(float) + sizeof(uint32_t);
-    m.offset_bytes = m.n_outputs;  // int8
+    // The trainer writes y + mu * u_q straight into op's output in the arena
+    // (after re-running op from the cached boundary) and tests saturation on
+    // the unperturbed y there too: no offset or mask buffer.
+    m.offset_bytes = 0;
     // G[b] = sum_q (Lq[b] - L0[b]) / mu * m * u_q is linear in the Q scalars:
     // keeping them and regenerating u_q element by element in the backward
     // costs Q generator calls per output (as many as the queries themselves
     // drew) instead of a float per output.
     if (settings.np_materialize_grad) m.node_grad_bytes = m.n_outputs * sizeof(float);
     else m.sample_scalar_bytes = q * sizeof(float);
-    m.mask_bytes = (m.n_outputs + 7) / 8;
+    m.mask_bytes = 0;
   }
   *out = m;
   return Status::kOk;

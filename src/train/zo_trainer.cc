@@ -169,8 +169,10 @@ Status ZoTrainer::allocate(Arena& arena) {
   int8_t* shared_pert_w = nullptr;
   int32_t* shared_pert_b = nullptr;
   if (!model_wise) {
-    shared_pert_w = static_cast<int8_t*>(take(max_dw));
-    shared_pert_b = static_cast<int32_t*>(take(max_cout * 4));
+    // W and b are perturbed one at a time: one buffer serves both.
+    const size_t pert_bytes = max_dw > max_cout * 4 ? max_dw : max_cout * 4;
+    shared_pert_w = static_cast<int8_t*>(take(pert_bytes));
+    shared_pert_b = reinterpret_cast<int32_t*>(shared_pert_w);  // 16-byte aligned by the arena
     if (max_y) np_coef_ = static_cast<float*>(take(size_t(config_.n_queries_np) * 4));
     boundary_ = static_cast<int8_t*>(take(boundary_bytes_));
   }
