@@ -52,6 +52,14 @@ TZ_TARGET_AVX2 inline __m256i requant8(__m256i acc, __m256 bias_f, __m256 mult, 
   return round_clamp8(_mm256_div_ps(v, r.y_scale), r);
 }
 
+// acc += vpmaddwd(a, b) as inline asm with one explicit scratch register: with the intrinsics,
+// GCC 12 spills accumulators of register-blocked tiles to the stack.
+TZ_TARGET_AVX2 inline __m256i madd_acc(__m256i acc, __m256i a, __m256i b) {
+  __m256i t;
+  __asm__("vpmaddwd {%3, %2, %1|%1, %2, %3}\n\tvpaddd {%1, %0, %0|%0, %0, %1}" : "+x"(acc), "=&x"(t) : "x"(a), "x"(b));
+  return acc;
+}
+
 // Low byte of each int32 lane (static_cast<int8_t>), in the low 8 bytes.
 TZ_TARGET_AVX2 inline __m128i narrow8(__m256i q) {
   const __m256i pick = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,  //

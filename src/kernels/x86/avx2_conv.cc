@@ -6,7 +6,8 @@
 // outputs' pairs and adds each pair: |(x - z) * w| <= 255 * 128, so the pair sum (<= 65280) is
 // exact in int32, and vpaddd accumulates modulo 2^32: the accumulator equals the reference's.
 // (vpmaddubsw is not used: its int16 saturation would break exactness for u8 x s8.)
-// Tiles of P rows x V vectors of 8 outputs stay in the 16 ymm registers. docs/kernels.md.
+// Tiles of P rows x V vectors of 8 outputs (P*V <= 12) stay in the 16 ymm registers.
+// docs/kernels.md.
 #include <immintrin.h>
 
 #include <array>
@@ -22,7 +23,7 @@ namespace {
 
 constexpr int kStageRows = 24;
 constexpr int kMaxP = 12;
-constexpr int kMaxV = 3;
+constexpr int kMaxV = 2;  // P*V accumulators + V weights + broadcast + product <= 16 ymm
 
 struct Tile {
   const int16_t* a;       // first staged row; rows are k2 int16 apart
@@ -54,7 +55,7 @@ TZ_TARGET_AVX2 void gemm_tile(const Tile& t) {
     for (int p = 0; p < P; ++p) {
       const __m256i xb = _mm256_set1_epi32(static_cast<int>(load_u32(a + p * t.k2)));
 #pragma GCC unroll 4
-      for (int v = 0; v < V; ++v) acc[p][v] = _mm256_add_epi32(acc[p][v], _mm256_madd_epi16(xb, wv[v]));
+      for (int v = 0; v < V; ++v) acc[p][v] = madd_acc(acc[p][v], xb, wv[v]);
     }
   }
 #pragma GCC unroll 4
@@ -75,12 +76,11 @@ constexpr std::array<TileFn, kMaxP + 1> make_tiles(std::index_sequence<I...>) {
   return {{nullptr, &gemm_tile<int(I) + 1, V>...}};
 }
 // Largest P per V: P*V accumulators + V weights + broadcast + product within 16 registers.
-constexpr int kMaxRows[kMaxV + 1] = {0, 12, 6, 4};
+constexpr int kMaxRows[kMaxV + 1] = {0, 12, 6};
 const std::array<TileFn, kMaxP + 1> kTiles[kMaxV + 1] = {
     {},
     make_tiles<1>(std::make_index_sequence<12>()),
     make_tiles<2>(std::make_index_sequence<6>()),
-    make_tiles<3>(std::make_index_sequence<4>()),
 };
 
 // dst[0, n) = int16(src - z); no read past src + n.

@@ -108,9 +108,8 @@ TZ_TARGET_AVX2 void dw_tile(const Dw& d, int o, int8_t* y) {
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
         const uint8_t* pr = base + static_cast<size_t>(r) * p.stride_w * kPos;
-        lo[r] = _mm256_add_epi32(lo[r], _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pr)), wl));
-        hi[r] = _mm256_add_epi32(hi[r],
-                                 _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pr + 2 * kC)), wh));
+        lo[r] = madd_acc(lo[r], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pr)), wl);
+        hi[r] = madd_acc(hi[r], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pr + 2 * kC)), wh);
       }
     }
   }
