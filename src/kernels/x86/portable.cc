@@ -172,14 +172,17 @@ void depthwise_conv2d_s8(const ConvParams& p, const int8_t* x, const int8_t* w, 
 
 void add_s8(const AddParams& p, const int8_t* x1, const int8_t* x2, int8_t* y, size_t n) {
   if (!add_fast_requant_ok(p)) return ref::add_s8(p, x1, x2, y, n);
-  const float lo_f = static_cast<float>(p.act_min - p.y_zero), hi_f = static_cast<float>(p.act_max - p.y_zero);
+  // Locals: the int8 stores could alias p's fields and would block vectorization.
+  const int32_t z1 = p.x1_zero, z2 = p.x2_zero, yz = p.y_zero;
+  const float s1 = p.x1_scale, s2 = p.x2_scale, ys = p.y_scale;
+  const float lo_f = static_cast<float>(p.act_min - yz), hi_f = static_cast<float>(p.act_max - yz);
   for (size_t i = 0; i < n; ++i) {
-    const float a = static_cast<float>(int32_t(x1[i]) - p.x1_zero) * p.x1_scale;
-    const float b = static_cast<float>(int32_t(x2[i]) - p.x2_zero) * p.x2_scale;
-    float v = (a + b) / p.y_scale;
+    const float a = static_cast<float>(int32_t(x1[i]) - z1) * s1;
+    const float b = static_cast<float>(int32_t(x2[i]) - z2) * s2;
+    float v = (a + b) / ys;
     v = v < lo_f ? lo_f : v;
     v = v > hi_f ? hi_f : v;
-    y[i] = static_cast<int8_t>(static_cast<int32_t>(rne_small(v)) + p.y_zero);
+    y[i] = static_cast<int8_t>(static_cast<int32_t>(rne_small(v)) + yz);
   }
 }
 
