@@ -105,12 +105,12 @@ void run_eval(const EvalOptions& o) {
   const double top1 = 100.0 * double(correct) / double(n);
   const double rate = secs > 0 ? double(n) / secs : 0.0;
   if (o.json) {
-    nlohmann::json per_class = nlohmann::json::array();
+    nlohmann::ordered_json per_class = nlohmann::ordered_json::array();
     for (int c = 0; c < kCifar10Classes; ++c)
       per_class.push_back({{"class", cifar10_class_name(c)},
                            {"images", class_total[size_t(c)]},
                            {"correct", class_correct[size_t(c)]}});
-    const nlohmann::json j = {{"model", model.path()},   {"images_file", images},   {"first", o.first},
+    const nlohmann::ordered_json j = {{"model", model.path()},   {"images_file", images},   {"first", o.first},
                               {"images", n},             {"correct", correct},      {"top1", top1 / 100.0},
                               {"seconds", secs},         {"images_per_second", rate},
                               {"threads", threads},      {"kernels", kernels.name}, {"per_class", per_class},

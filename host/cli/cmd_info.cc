@@ -95,7 +95,7 @@ void run_info(const InfoOptions& o) {
   const LoadedModel model = load_model_arg(o.model);
   const ModelView& m = model.view();
   uint64_t total_params = 0, total_macs = 0;
-  nlohmann::json ops = nlohmann::json::array();
+  nlohmann::ordered_json ops = nlohmann::ordered_json::array();
   struct Row {
     std::string idx, name, kind, shapes, params, macs;
   };
@@ -126,7 +126,7 @@ void run_info(const InfoOptions& o) {
   const TzmTensor& out = m.tensor(m.output_tensor());
   const size_t arena_bytes = required_arena_bytes(m);
   if (o.json) {
-    nlohmann::json j = {
+    nlohmann::ordered_json j = {
         {"model", model.path()},
         {"model_bytes", model.size_bytes()},
         {"version", std::to_string(m.header().version_major) + "." + std::to_string(m.header().version_minor)},
