@@ -30,7 +30,8 @@ shift
 [[ -f $elf ]] || { echo "fw_qemu.sh: $elf: no such file" >&2; exit 2; }
 
 # -semihosting-config is a comma-separated option list: a comma inside an argument is doubled.
-cfg="enable=on,target=native,arg=$(basename "$elf")"
+# The firmware's console goes to stdout (chardev); QEMU's and the plugin's messages to stderr.
+cfg="enable=on,target=native,chardev=tzcon,arg=$(basename "$elf")"
 for a in "$@"; do
   [[ $a == *" "* ]] && { echo "fw_qemu.sh: argument '$a' contains a space (the firmware splits on spaces)" >&2; exit 2; }
   cfg+=",arg=${a//,/,,}"
@@ -38,4 +39,4 @@ done
 extra=()
 [[ -n $plugin ]] && extra=(-plugin "$plugin" -d plugin)
 exec timeout "$seconds" qemu-system-arm -M "$machine" -nographic -monitor none -serial none \
-  -semihosting-config "$cfg" "${extra[@]}" -kernel "$elf"
+  -chardev stdio,id=tzcon,signal=off -semihosting-config "$cfg" "${extra[@]}" -kernel "$elf"

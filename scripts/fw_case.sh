@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# One firmware test case under QEMU, checked against the host (used by tests/firmware/CMakeLists.txt;
+# runnable by hand). Every case prints what it ran and exits non-zero on any mismatch.
+#
+#   fw_case.sh [options] infer  IMAGE.elf SAMPLES N
+#       device logits of the first N samples == host logits (tinyzo fw-ref infer), bit for bit
+#   fw_case.sh [options] train  IMAGE.elf SAMPLES key=value...
+#       device-trained weights == host run of the same loop, bit for bit; the trained weights
+#       exported as a .tzm must pass `tinyzo eval`
+#   fw_case.sh [options] fault  IMAGE.elf fault-stack|fault-flash
+#       the MPU must stop the firmware with a MemManage fault report and exit status 99
+#   fw_case.sh [options] link-fails BUILD_DIR TARGET
+#       building TARGET must fail at link time with the RAM-budget message
+#
+# options: --tool TINYZO (host binary, required for infer/train), --model MODEL.tzm (what the
+# firmware embeds), --machine mps2-an386|mps2-an500, --work DIR (outputs; default: cwd),
+# --timeout SECONDS (QEMU, default 300). For infer/train the firmware's MEM line is checked too:
+# the stack peak must stay below the stack region minus its guard, and the job's SRAM peak
+# within the image's RAM budget.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+tool="" model="" machine=mps2-an386 work=. timeout=300
+while [[ $# -gt 0 && $1 == --* ]]; do
+  case $1 in
+    --tool) tool=$2 ;;
+    --model) model=$2 ;;
+    --machine) machine=$2 ;;
+    --work) work=$2 ;;
+    --timeout) timeout=$2 ;;
+    *) echo "fw_case.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+  shift 2
+done
+(($# >= 3)) || { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+case_name=$1
+shift
+mkdir -p "$work"
+run() { echo "+ $*"; "$@"; }
+
+# check_mem LOG: the firmware's "MEM ..." line against its own budget.
+check_mem() {
+  local line
+  line=$(grep '^MEM ' "$1" | tail -n 1) || { echo "fw_case: no MEM line in the firmware output" >&2; return 1; }
+  local -A m=()
+  local kv
+  for kv in ${line#MEM }; do m[${kv%%=*}]=${kv#*=}; done
+  local usable=$((m[stack_region] - m[stack_guard]))
+  echo "memory: job ${m[job]} on ${m[core]}: SRAM peak ${m[peak_sram]} B of ${m[ram_budget]} B budget" \
+    "(linked ${m[ram_linked]} B); stack peak ${m[stack_peak]} of ${usable} usable; arena ${m[arena_used]}" \
+    "of ${m[arena_reserved]} (engine ${m[engine_arena]} + trainer ${m[trainer_arena]})"
+  ((m[stack_peak] < usable)) || { echo "fw_case: stack peak ${m[stack_peak]} >= usable stack $usable" >&2; return 1; }
+  ((m[peak_sram] <= m[ram_budget])) || { echo "fw_case: SRAM peak over the budget" >&2; return 1; }
+  ((m[ram_linked] <= m[ram_budget])) || { echo "fw_case: linked RAM over the budget" >&2; return 1; }
+}
+
+need_tool() { [[ -x $tool && -f $model ]] || { echo "fw_case: $case_name needs --tool and --model" >&2; exit 2; }; }
+
+case $case_name in
+  infer)
+    need_tool
+    elf=$1 samples=$2 n=$3
+    tag=$(basename "$elf" .elf)-$machine
+    log=$work/infer-$tag.log
+    run "$here/fw_qemu.sh" --machine "$machine" --timeout "$timeout" "$elf" infer "$samples" \
+      "$work/infer-$tag.device.bin" "n=$n" | tee "$log"
+    run "$tool" fw-ref infer "$samples" "$work/infer-$tag.host.bin" "n=$n" --model "$model"
+    run "$tool" fw-check "$work/infer-$tag.host.bin" "$work/infer-$tag.device.bin"
+    check_mem "$log"
+    ;;
+  train)
+    need_tool
+    elf=$1 samples=$2
+    shift 2
+    tag=$(basename "$elf" .elf)-$machine-$(printf '%s' "$*" | cksum | cut -d' ' -f1)
+    log=$work/train-$tag.log
+    run "$here/fw_qemu.sh" --machine "$machine" --timeout "$timeout" "$elf" train "$samples" \
+      "$work/train-$tag.device.bin" "$@" | tee "$log"
+    run "$tool" fw-ref train "$samples" "$work/train-$tag.host.bin" "$@" --model "$model"
+    run "$tool" fw-check "$work/train-$tag.host.bin" "$work/train-$tag.device.bin" --model "$model" \
+      --export "$work/train-$tag.tzm"
+    run "$tool" eval --model "$work/train-$tag.tzm" -n 20
+    check_mem "$log"
+    ;;
+  fault)
+    elf=$1 kind=$2
+    set +e
+    out=$("$here/fw_qemu.sh" --machine "$machine" --timeout 30 "$elf" "$kind" 2>&1)
+    rc=$?
+    set -e
+    echo "$out"
+    [[ $rc == 99 ]] || { echo "fw_case: $kind: exit status $rc, expected 99 (fault handler)" >&2; exit 1; }
+    case $kind in
+      fault-stack) want="stack overflow" ;;
+      fault-flash) want="write to flash" ;;
+      *) want="FAULT" ;;
+    esac
+    grep -q "FAULT MemManage: .*$want" <<<"$out" || { echo "fw_case: no '$want' fault report" >&2; exit 1; }
+    echo "fw_case: $kind stopped by the MPU as expected"
+    ;;
+  link-fails)
+    dir=$1 target=$2
+    set +e
+    out=$(cmake --build "$dir" --target "$target" 2>&1)
+    rc=$?
+    set -e
+    echo "$out" | grep -E "RAM|overflow|budget|error" || true
+    [[ $rc != 0 ]] || { echo "fw_case: $target linked, but its arena should not fit its RAM" >&2; exit 1; }
+    grep -q "tinyzo: RAM budget exceeded" <<<"$out" ||
+      { echo "fw_case: $target failed, but not with the RAM-budget message" >&2; exit 1; }
+    echo "fw_case: $target rejected at link time: $(grep -o "region .RAM. overflowed by [0-9]* bytes" <<<"$out" | head -n 1)"
+    ;;
+  *)
+    echo "fw_case.sh: unknown case '$case_name'" >&2
+    exit 2
+    ;;
+esac

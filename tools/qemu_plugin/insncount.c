@@ -1,0 +1,186 @@
+/* insncount: a QEMU TCG plugin that counts executed guest instructions, for the
+ * tinyzo firmware's cost report (docs/mcu.md).
+ *
+ *   qemu-system-arm ... -plugin libinsncount.so[,ranges=FILE][,mark=0xADDR][,out=FILE] -d plugin
+ *
+ * Reports (to `out`, or through qemu_plugin_outs, i.e. stderr with -d plugin):
+ *   total <n>                      every executed guest instruction
+ *   range <name> <n>               instructions executed inside each [lo, hi) of FILE
+ *                                  (lines "lo hi name", hex addresses, e.g. from arm-none-eabi-nm -S),
+ *                                  excluding callees: a flat profile
+ *   mark <i> <total_at_mark_i>     the running total each time the instruction at ADDR executes
+ *                                  (the firmware calls tz_fw_mark() between phases)
+ *
+ * QEMU 7.2 exports the plugin API but Debian ships no qemu-plugin.h, so the few
+ * declarations used are written out below from the API's documentation
+ * (QEMU_PLUGIN_VERSION 1). Build: cc -O2 -shared -fPIC -o libinsncount.so insncount.c */
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the subset of the QEMU plugin API this plugin uses */
+typedef uint64_t qemu_plugin_id_t;
+struct qemu_plugin_tb;
+struct qemu_plugin_insn;
+typedef struct {
+  const char *target_name;
+  struct {
+    int min, cur;
+  } version;
+  bool system_emulation;
+  union {
+    struct {
+      int smp_vcpus, max_vcpus;
+    } system;
+  };
+} qemu_info_t;
+enum qemu_plugin_op { QEMU_PLUGIN_INLINE_ADD_U64 = 0 };
+enum qemu_plugin_cb_flags { QEMU_PLUGIN_CB_NO_REGS = 0, QEMU_PLUGIN_CB_R_REGS, QEMU_PLUGIN_CB_RW_REGS };
+typedef void (*qemu_plugin_vcpu_tb_trans_cb_t)(qemu_plugin_id_t id, struct qemu_plugin_tb *tb);
+typedef void (*qemu_plugin_vcpu_udata_cb_t)(unsigned int vcpu_index, void *userdata);
+typedef void (*qemu_plugin_udata_cb_t)(qemu_plugin_id_t id, void *userdata);
+void qemu_plugin_register_vcpu_tb_trans_cb(qemu_plugin_id_t id, qemu_plugin_vcpu_tb_trans_cb_t cb);
+void qemu_plugin_register_vcpu_tb_exec_inline(struct qemu_plugin_tb *tb, enum qemu_plugin_op op, void *ptr,
+                                              uint64_t imm);
+void qemu_plugin_register_vcpu_insn_exec_inline(struct qemu_plugin_insn *insn, enum qemu_plugin_op op, void *ptr,
+                                                uint64_t imm);
+void qemu_plugin_register_vcpu_insn_exec_cb(struct qemu_plugin_insn *insn, qemu_plugin_vcpu_udata_cb_t cb,
+                                            enum qemu_plugin_cb_flags flags, void *userdata);
+size_t qemu_plugin_tb_n_insns(const struct qemu_plugin_tb *tb);
+struct qemu_plugin_insn *qemu_plugin_tb_get_insn(const struct qemu_plugin_tb *tb, size_t idx);
+uint64_t qemu_plugin_insn_vaddr(const struct qemu_plugin_insn *insn);
+void qemu_plugin_register_atexit_cb(qemu_plugin_id_t id, qemu_plugin_udata_cb_t cb, void *userdata);
+void qemu_plugin_outs(const char *string);
+
+__attribute__((visibility("default"))) int qemu_plugin_version = 1;
+
+/* ---- state (one vCPU: the mps2 boards are single-core) */
+struct range {
+  uint64_t lo, hi;
+  char name[96];
+  uint64_t count;
+};
+static struct range *ranges;
+static size_t n_ranges;
+static uint64_t total;
+static uint64_t mark_addr = UINT64_MAX;
+static uint64_t *marks;
+static size_t n_marks, cap_marks;
+static char out_path[512];
+
+static int by_lo(const void *a, const void *b) {
+  const struct range *x = a, *y = b;
+  return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+/* The range holding pc (ranges are sorted and, from nm -S, disjoint), or NULL. */
+static struct range *find_range(uint64_t pc) {
+  size_t lo = 0, hi = n_ranges;
+  while (lo < hi) {
+    const size_t mid = (lo + hi) / 2;
+    if (ranges[mid].hi <= pc) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < n_ranges && ranges[lo].lo <= pc && pc < ranges[lo].hi ? &ranges[lo] : NULL;
+}
+
+static void on_mark(unsigned int vcpu, void *userdata) {
+  (void)vcpu;
+  (void)userdata;
+  if (n_marks == cap_marks) {
+    cap_marks = cap_marks ? 2 * cap_marks : 1024;
+    marks = realloc(marks, cap_marks * sizeof *marks);
+    if (!marks) abort();
+  }
+  /* `total` already holds this translation block's instructions (added at its
+     entry); the marker starts its own block, so the offset is the same each time. */
+  marks[n_marks++] = total;
+}
+
+static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
+  (void)id;
+  const size_t n = qemu_plugin_tb_n_insns(tb);
+  qemu_plugin_register_vcpu_tb_exec_inline(tb, QEMU_PLUGIN_INLINE_ADD_U64, &total, n);
+  for (size_t i = 0; i < n; ++i) {
+    struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
+    const uint64_t pc = qemu_plugin_insn_vaddr(insn);
+    struct range *r = n_ranges ? find_range(pc) : NULL;
+    if (r) qemu_plugin_register_vcpu_insn_exec_inline(insn, QEMU_PLUGIN_INLINE_ADD_U64, &r->count, 1);
+    if (pc == mark_addr) qemu_plugin_register_vcpu_insn_exec_cb(insn, on_mark, QEMU_PLUGIN_CB_NO_REGS, NULL);
+  }
+}
+
+static void emit(FILE *f, const char *line) {
+  if (f) fputs(line, f);
+  else qemu_plugin_outs(line);
+}
+
+static void on_exit_report(qemu_plugin_id_t id, void *userdata) {
+  (void)id;
+  (void)userdata;
+  FILE *f = out_path[0] ? fopen(out_path, "w") : NULL;
+  char line[192];
+  snprintf(line, sizeof line, "total %" PRIu64 "\n", total);
+  emit(f, line);
+  for (size_t i = 0; i < n_ranges; ++i) {
+    if (!ranges[i].count) continue;
+    snprintf(line, sizeof line, "range %s %" PRIu64 "\n", ranges[i].name, ranges[i].count);
+    emit(f, line);
+  }
+  for (size_t i = 0; i < n_marks; ++i) {
+    snprintf(line, sizeof line, "mark %zu %" PRIu64 "\n", i, marks[i]);
+    emit(f, line);
+  }
+  if (f) fclose(f);
+}
+
+static int load_ranges(const char *path) {
+  FILE *f = fopen(path, "r");
+  if (!f) return -1;
+  size_t cap = 0;
+  char buf[512];
+  while (fgets(buf, sizeof buf, f)) {
+    uint64_t lo, hi;
+    char name[96];
+    if (sscanf(buf, "%" SCNx64 " %" SCNx64 " %95s", &lo, &hi, name) != 3 || hi <= lo) continue;
+    if (n_ranges == cap) {
+      cap = cap ? 2 * cap : 256;
+      ranges = realloc(ranges, cap * sizeof *ranges);
+      if (!ranges) abort();
+    }
+    ranges[n_ranges].lo = lo & ~(uint64_t)1; /* Thumb function symbols have bit 0 set */
+    ranges[n_ranges].hi = hi & ~(uint64_t)1;
+    memcpy(ranges[n_ranges].name, name, sizeof name);
+    ranges[n_ranges].count = 0;
+    ++n_ranges;
+  }
+  fclose(f);
+  qsort(ranges, n_ranges, sizeof *ranges, by_lo);
+  return 0;
+}
+
+__attribute__((visibility("default"))) int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info,
+                                                               int argc, char **argv) {
+  (void)info;
+  for (int i = 0; i < argc; ++i) {
+    if (!strncmp(argv[i], "ranges=", 7)) {
+      if (load_ranges(argv[i] + 7) != 0) {
+        fprintf(stderr, "insncount: cannot read %s\n", argv[i] + 7);
+        return -1;
+      }
+    } else if (!strncmp(argv[i], "mark=", 5)) {
+      mark_addr = strtoull(argv[i] + 5, NULL, 0) & ~(uint64_t)1;
+    } else if (!strncmp(argv[i], "out=", 4)) {
+      snprintf(out_path, sizeof out_path, "%s", argv[i] + 4);
+    } else {
+      fprintf(stderr, "insncount: unknown argument %s (ranges=FILE mark=ADDR out=FILE)\n", argv[i]);
+      return -1;
+    }
+  }
+  qemu_plugin_register_vcpu_tb_trans_cb(id, on_translate);
+  qemu_plugin_register_atexit_cb(id, on_exit_report, NULL);
+  return 0;
+}
