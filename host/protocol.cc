@@ -114,25 +114,14 @@ ProtocolData make_protocol_data(const Cifar10Set& source, const ProtocolSpec& sp
   unsigned n_threads = threads > 0 ? unsigned(threads) : std::max(1u, std::thread::hardware_concurrency());
   n_threads = std::min<unsigned>(n_threads, unsigned(std::max<size_t>(jobs.size(), 1)));
   std::atomic<size_t> next{0};
-  std::vector<std::exception_ptr> errors(n_threads);
-  auto worker = [&](unsigned t) {
-    try {
-      for (size_t j; (j = next.fetch_add(1)) < jobs.size();) {
-        const Job& job = jobs[j];
-        uint8_t* img = job.set->pixels.data() + job.pos * kCifar10ImageBytes;
-        corrupt(*c, spec.severity, corruption_image_seed(spec.corruption_seed, *c, job.source_index), img, img,
-                corruption_needs_frost(*c) ? &frost : nullptr);
-      }
-    } catch (...) {
-      errors[t] = std::current_exception();
+  run_workers(int(n_threads), [&](int) {
+    for (size_t j; (j = next.fetch_add(1)) < jobs.size();) {
+      const Job& job = jobs[j];
+      uint8_t* img = job.set->pixels.data() + job.pos * kCifar10ImageBytes;
+      corrupt(*c, spec.severity, corruption_image_seed(spec.corruption_seed, *c, job.source_index), img, img,
+              corruption_needs_frost(*c) ? &frost : nullptr);
     }
-  };
-  std::vector<std::thread> pool;
-  for (unsigned t = 1; t < n_threads; ++t) pool.emplace_back(worker, t);
-  worker(0);
-  for (std::thread& th : pool) th.join();
-  for (const std::exception_ptr& e : errors)
-    if (e) std::rethrow_exception(e);
+  });
   return d;
 }
 
@@ -272,6 +261,26 @@ std::vector<uint32_t> epoch_order(size_t n, uint64_t seed, uint32_t epoch) {
 int steps_per_epoch(size_t n, int batch) {
   if (batch < 1) throw CliError("batch size must be >= 1");
   return static_cast<int>((n + size_t(batch) - 1) / size_t(batch));
+}
+
+// --------------------------------------------------------------- threads
+
+void run_workers(int threads, const std::function<void(int)>& body) {
+  const int n = std::max(threads, 1);
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(n));
+  auto guarded = [&](int t) {
+    try {
+      body(t);
+    } catch (...) {
+      errors[size_t(t)] = std::current_exception();
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int t = 1; t < n; ++t) pool.emplace_back(guarded, t);
+  guarded(0);
+  for (std::thread& th : pool) th.join();
+  for (const std::exception_ptr& e : errors)
+    if (e) std::rethrow_exception(e);
 }
 
 }  // namespace tinyzo

@@ -6,6 +6,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -109,5 +110,12 @@ std::vector<uint32_t> epoch_order(size_t n, uint64_t seed, uint32_t epoch);
 
 // Steps per epoch: ceil(n / batch) (the last batch may be smaller).
 int steps_per_epoch(size_t n, int batch);
+
+// --------------------------------------------------------------- threads
+
+// Runs body(t) for t = 0..threads-1: t = 0 on the calling thread, the others
+// on new threads. Joins them all, then rethrows the exception of the lowest t
+// that threw. Shared by the corruption of the split, the evaluator and select.
+void run_workers(int threads, const std::function<void(int)>& body);
 
 }  // namespace tinyzo

@@ -49,11 +49,11 @@ void require(bool ok, const char* key, const std::string& why) {
   if (!ok) throw CliError(std::string("config: ") + key + " " + why);
 }
 
-void check(Status s, const std::string& what) {
+}  // namespace
+
+void check_status(Status s, const std::string& what) {
   if (s != Status::kOk) throw CliError(what + ": " + status_name(s));
 }
-
-}  // namespace
 
 nlohmann::ordered_json config_to_json(const TrainConfig& c) {
   nlohmann::ordered_json j;
@@ -311,7 +311,7 @@ MemoryPrediction predict_training_memory(const ModelView& m, const std::vector<L
   std::vector<size_t> offsets(nt);
   std::vector<int> scratch(nt);
   InferenceMemory inf;
-  check(plan_inference(m, Span<BufferRequest>(requests.data(), nt), Span<size_t>(offsets.data(), nt),
+  check_status(plan_inference(m, Span<BufferRequest>(requests.data(), nt), Span<size_t>(offsets.data(), nt),
                        Span<int>(scratch.data(), nt), &inf),
         "memory model: planning the activations");
   std::vector<TrainLayer> tl;
@@ -321,7 +321,7 @@ MemoryPrediction predict_training_memory(const ModelView& m, const std::vector<L
   s.n_queries = n_queries;
   s.batch = batch;
   ZoMemory z;
-  check(zo_memory(m, Span<const BufferRequest>(requests.data(), nt), Span<const TrainLayer>(tl.data(), tl.size()), s,
+  check_status(zo_memory(m, Span<const BufferRequest>(requests.data(), nt), Span<const TrainLayer>(tl.data(), tl.size()), s,
                   Span<ZoLayerMemory>(per.data(), per.size()), &z),
         "memory model: ZO accounting");
   MemoryPrediction p;

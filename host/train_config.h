@@ -13,8 +13,12 @@
 #include <vector>
 
 #include "tinyzo/model.h"
+#include "tinyzo/status.h"
 
 namespace tinyzo {
+
+// Throws CliError "<what>: <status name>" for a non-ok status.
+void check_status(Status s, const std::string& what);
 
 struct TrainConfig {
   // model and data

@@ -4,11 +4,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <exception>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <thread>
 
 #include "errors.h"
 #include "file_util.h"
@@ -27,10 +25,6 @@ namespace {
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 }  // namespace
-
-void check_status(Status s, const std::string& what) {
-  if (s != Status::kOk) throw CliError(what + ": " + status_name(s));
-}
 
 // ------------------------------------------------------------------ data
 
@@ -73,43 +67,27 @@ double Evaluator::accuracy(const int8_t* inputs, size_t input_size, const uint8_
   if (n == 0) return 0.0;
   const int threads = static_cast<int>(std::min<size_t>(engines_.size(), n));
   std::vector<size_t> correct(static_cast<size_t>(threads), 0);
-  std::vector<std::exception_ptr> errors(static_cast<size_t>(threads));
-  auto worker = [&](int t, size_t begin, size_t end) {
-    try {
-      EngineInstance& inst = *engines_[size_t(t)];
-      Engine& e = inst.engine();
-      for (const ParamOverride& o : overrides) {
-        check_status(e.set_param_override(o.op, 1, o.weights), "evaluation: weight override");
-        check_status(e.set_param_override(o.op, 2, o.biases), "evaluation: bias override");
-      }
-      if (e.input().size() != input_size) throw CliError("evaluation: input size mismatch");
-      std::vector<float> logits;
-      for (size_t i = begin; i < end; ++i) {
-        std::memcpy(e.input().data(), inputs + i * input_size, input_size);
-        inst.invoke();
-        inst.logits(&logits);
-        correct[size_t(t)] += argmax(logits) == int(labels[i]) ? 1 : 0;
-      }
-      for (const ParamOverride& o : overrides) {
-        (void)e.set_param_override(o.op, 1, nullptr);
-        (void)e.set_param_override(o.op, 2, nullptr);
-      }
-    } catch (...) {
-      errors[size_t(t)] = std::current_exception();
-    }
-  };
-  std::vector<std::thread> pool;
-  for (int t = 0; t < threads; ++t) {
+  run_workers(threads, [&](int t) {
     const size_t begin = n * size_t(t) / size_t(threads), end = n * size_t(t + 1) / size_t(threads);
-    if (t + 1 == threads) {
-      worker(t, begin, end);
-    } else {
-      pool.emplace_back(worker, t, begin, end);
+    EngineInstance& inst = *engines_[size_t(t)];
+    Engine& e = inst.engine();
+    for (const ParamOverride& o : overrides) {
+      check_status(e.set_param_override(o.op, 1, o.weights), "evaluation: weight override");
+      check_status(e.set_param_override(o.op, 2, o.biases), "evaluation: bias override");
     }
-  }
-  for (std::thread& th : pool) th.join();
-  for (const std::exception_ptr& e : errors)
-    if (e) std::rethrow_exception(e);
+    if (e.input().size() != input_size) throw CliError("evaluation: input size mismatch");
+    std::vector<float> logits;
+    for (size_t i = begin; i < end; ++i) {
+      std::memcpy(e.input().data(), inputs + i * input_size, input_size);
+      inst.invoke();
+      inst.logits(&logits);
+      correct[size_t(t)] += argmax(logits) == int(labels[i]) ? 1 : 0;
+    }
+    for (const ParamOverride& o : overrides) {
+      (void)e.set_param_override(o.op, 1, nullptr);
+      (void)e.set_param_override(o.op, 2, nullptr);
+    }
+  });
   size_t total = 0;
   for (size_t c : correct) total += c;
   return double(total) / double(n);

@@ -105,9 +105,6 @@ class TrainerHost {
   uint64_t full_rerun_macs_ = 0;
 };
 
-// Throws CliError "<what>: <status name>" for a non-ok status.
-void check_status(Status s, const std::string& what);
-
 // ------------------------------------------------------------------ the run
 
 struct StepReport {

@@ -97,60 +97,49 @@ void rank_grad_norm(const ModelView& m, const KernelTable& kernels, const TrainC
   std::vector<std::vector<float>> losses(n, std::vector<float>(nc * size_t(queries)));
   std::vector<float> l0(n);
   std::atomic<size_t> next{0};
-  std::vector<std::exception_ptr> errors(static_cast<size_t>(threads));
-  auto worker = [&](int t) {
-    try {
-      EngineInstance inst(m, kernels);
-      Engine& e = inst.engine();
-      size_t cache_bytes = 0, max_dw = 0;
-      for (const Candidate& c : *cands) {
-        cache_bytes = std::max(cache_bytes, e.boundary_size_bytes(c.op));
-        max_dw = std::max(max_dw, c.dims.d_w);
-      }
-      std::vector<int8_t> cache(cache_bytes), pert(max_dw);
-      std::vector<float> logits;
-      for (size_t s; (s = next.fetch_add(1)) < n;) {
-        std::memcpy(e.input().data(), inputs[s].data(), inputs[s].size());
-        int cur = 0;
-        for (size_t ci = 0; ci < nc; ++ci) {
-          const Candidate& c = (*cands)[ci];
-          check_status(e.invoke_range(cur, c.op), "select: prefix");
-          const Span<int8_t> span(cache.data(), e.boundary_size_bytes(c.op));
-          check_status(e.save_boundary(c.op, span), "select: save boundary");
-          if (ci == 0) {
-            l0[s] = sample_loss(inst, c.op, labels[s], &logits);
-            check_status(e.restore_boundary(c.op, span), "select: restore");
-          }
-          const auto* w = static_cast<const int8_t*>(m.data(m.op(c.op).inputs[1]));
-          for (int q = 0; q < queries; ++q) {
-            PerturbKey key;
-            key.seed = cfg.seed;
-            key.layer = uint32_t(c.op);
-            key.stream = RngStream::kSelect;
-            key.query = uint32_t(q);
-            const uint64_t k = key_hash(key);
-            for (size_t i = 0; i < c.dims.d_w; ++i)
-              pert[i] = int8_t(std::clamp(int(w[i]) + cfg.sigma_w * rademacher(k, i), -128, 127));
-            check_status(e.set_param_override(c.op, 1, pert.data()), "select: override");
-            check_status(e.restore_boundary(c.op, span), "select: restore");
-            losses[s][ci * size_t(queries) + size_t(q)] = sample_loss(inst, c.op, labels[s], &logits);
-          }
-          check_status(e.set_param_override(c.op, 1, nullptr), "select: override");
-          check_status(e.restore_boundary(c.op, span), "select: restore");
-          cur = c.op;
-        }
-        if (progress) progress->advance();
-      }
-    } catch (...) {
-      errors[size_t(t)] = std::current_exception();
+  run_workers(threads, [&](int) {
+    EngineInstance inst(m, kernels);
+    Engine& e = inst.engine();
+    size_t cache_bytes = 0, max_dw = 0;
+    for (const Candidate& c : *cands) {
+      cache_bytes = std::max(cache_bytes, e.boundary_size_bytes(c.op));
+      max_dw = std::max(max_dw, c.dims.d_w);
     }
-  };
-  std::vector<std::thread> pool;
-  for (int t = 1; t < threads; ++t) pool.emplace_back(worker, t);
-  worker(0);
-  for (std::thread& th : pool) th.join();
-  for (const std::exception_ptr& e : errors)
-    if (e) std::rethrow_exception(e);
+    std::vector<int8_t> cache(cache_bytes), pert(max_dw);
+    std::vector<float> logits;
+    for (size_t s; (s = next.fetch_add(1)) < n;) {
+      std::memcpy(e.input().data(), inputs[s].data(), inputs[s].size());
+      int cur = 0;
+      for (size_t ci = 0; ci < nc; ++ci) {
+        const Candidate& c = (*cands)[ci];
+        check_status(e.invoke_range(cur, c.op), "select: prefix");
+        const Span<int8_t> span(cache.data(), e.boundary_size_bytes(c.op));
+        check_status(e.save_boundary(c.op, span), "select: save boundary");
+        if (ci == 0) {
+          l0[s] = sample_loss(inst, c.op, labels[s], &logits);
+          check_status(e.restore_boundary(c.op, span), "select: restore");
+        }
+        const auto* w = static_cast<const int8_t*>(m.data(m.op(c.op).inputs[1]));
+        for (int q = 0; q < queries; ++q) {
+          PerturbKey key;
+          key.seed = cfg.seed;
+          key.layer = uint32_t(c.op);
+          key.stream = RngStream::kSelect;
+          key.query = uint32_t(q);
+          const uint64_t k = key_hash(key);
+          for (size_t i = 0; i < c.dims.d_w; ++i)
+            pert[i] = int8_t(std::clamp(int(w[i]) + cfg.sigma_w * rademacher(k, i), -128, 127));
+          check_status(e.set_param_override(c.op, 1, pert.data()), "select: override");
+          check_status(e.restore_boundary(c.op, span), "select: restore");
+          losses[s][ci * size_t(queries) + size_t(q)] = sample_loss(inst, c.op, labels[s], &logits);
+        }
+        check_status(e.set_param_override(c.op, 1, nullptr), "select: override");
+        check_status(e.restore_boundary(c.op, span), "select: restore");
+        cur = c.op;
+      }
+      if (progress) progress->advance();
+    }
+  });
 
   double mean_l0 = 0;
   for (size_t s = 0; s < n; ++s) mean_l0 += l0[s];
@@ -227,33 +216,22 @@ void rank_test_pick(const ModelView& m, const KernelTable& kernels, const TrainC
     validate(host.trainer(), val_before, val_loss_before);
   }
   std::atomic<size_t> next{0};
-  std::vector<std::exception_ptr> errors(static_cast<size_t>(threads));
-  auto worker = [&](int t) {
-    try {
-      for (size_t ci; (ci = next.fetch_add(1)) < cands->size();) {
-        Candidate& c = (*cands)[ci];
-        TrainerHost host(m, kernels, {LayerChoice{c.op, c.node}}, zc);
-        ZoTrainer& tr = host.trainer();
-        check_status(tr.begin_step(0), "select: begin_step");
-        for (size_t s = 0; s < inputs.size(); ++s)
-          check_status(tr.accumulate_sample(Span<const int8_t>(inputs[s].data(), inputs[s].size()), labels[s]),
-                       "select: accumulate_sample");
-        check_status(tr.end_step(lr), "select: end_step");
-        validate(tr, &c.val_acc, &c.val_loss);
-        // Accuracy gain first; the loss (finer on 100 images) breaks ties.
-        c.score = (c.val_acc - *val_before) * 1e3 - (c.val_loss - *val_loss_before);
-        if (progress) progress->advance();
-      }
-    } catch (...) {
-      errors[size_t(t)] = std::current_exception();
+  run_workers(threads, [&](int) {
+    for (size_t ci; (ci = next.fetch_add(1)) < cands->size();) {
+      Candidate& c = (*cands)[ci];
+      TrainerHost host(m, kernels, {LayerChoice{c.op, c.node}}, zc);
+      ZoTrainer& tr = host.trainer();
+      check_status(tr.begin_step(0), "select: begin_step");
+      for (size_t s = 0; s < inputs.size(); ++s)
+        check_status(tr.accumulate_sample(Span<const int8_t>(inputs[s].data(), inputs[s].size()), labels[s]),
+                     "select: accumulate_sample");
+      check_status(tr.end_step(lr), "select: end_step");
+      validate(tr, &c.val_acc, &c.val_loss);
+      // Accuracy gain first; the loss (finer on 100 images) breaks ties.
+      c.score = (c.val_acc - *val_before) * 1e3 - (c.val_loss - *val_loss_before);
+      if (progress) progress->advance();
     }
-  };
-  std::vector<std::thread> pool;
-  for (int t = 1; t < threads; ++t) pool.emplace_back(worker, t);
-  worker(0);
-  for (std::thread& th : pool) th.join();
-  for (const std::exception_ptr& e : errors)
-    if (e) std::rethrow_exception(e);
+  });
 }
 
 void run_select(const SelectArgs& a) {

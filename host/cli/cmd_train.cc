@@ -181,7 +181,10 @@ void run_train(TrainArgs& a) {
   const TrainData data = prepare_train_data(load_protocol_data(resolve_data_dir(), spec, 0), view);
 
   size_t n_params = 0;
-  for (const LayerChoice& l : opt.layers) n_params += conv_dims(view, l.op).d_w + conv_dims(view, l.op).c_out;
+  for (const LayerChoice& l : opt.layers) {
+    const ConvDims d = conv_dims(view, l.op);
+    n_params += d.d_w + d.c_out;
+  }
   status.message("layers " + layers_to_string(view, opt.layers) + " (" + std::to_string(n_params) +
                  " trainable parameters)");
 
