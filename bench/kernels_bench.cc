@@ -35,21 +35,27 @@ struct ConvLayer {
   int in_hw, in_c, out_hw, out_c, k, stride, groups;
 };
 const ConvLayer kConvLayers[] = {
-    {"conv0", 128, 3, 64, 16, 3, 2, 1},
-    {"b0.dw", 64, 16, 64, 16, 3, 1, 16},     {"b0.pw2", 64, 16, 64, 8, 1, 1, 1},
-    {"b1.pw1", 64, 8, 64, 32, 1, 1, 1},      {"b1.dw", 64, 32, 32, 32, 3, 2, 32},    {"b1.pw2", 32, 32, 32, 16, 1, 1, 1},
-    {"b2.pw1", 32, 16, 32, 48, 1, 1, 1},     {"b2.dw", 32, 48, 32, 48, 3, 1, 48},    {"b2.pw2", 32, 48, 32, 16, 1, 1, 1},
-    {"b3.pw1", 32, 16, 32, 48, 1, 1, 1},     {"b3.dw", 32, 48, 16, 48, 7, 2, 48},    {"b3.pw2", 16, 48, 16, 24, 1, 1, 1},
-    {"b4.pw1", 16, 24, 16, 120, 1, 1, 1},    {"b4.dw", 16, 120, 16, 120, 3, 1, 120}, {"b4.pw2", 16, 120, 16, 24, 1, 1, 1},
-    {"b5.pw1", 16, 24, 16, 120, 1, 1, 1},    {"b5.dw", 16, 120, 8, 120, 3, 2, 120},  {"b5.pw2", 8, 120, 8, 40, 1, 1, 1},
-    {"b6.pw1", 8, 40, 8, 160, 1, 1, 1},      {"b6.dw", 8, 160, 8, 160, 7, 1, 160},   {"b6.pw2", 8, 160, 8, 40, 1, 1, 1},
-    {"b7.pw1", 8, 40, 8, 160, 1, 1, 1},      {"b7.dw", 8, 160, 8, 160, 5, 1, 160},   {"b7.pw2", 8, 160, 8, 48, 1, 1, 1},
-    {"b8.pw1", 8, 48, 8, 144, 1, 1, 1},      {"b8.dw", 8, 144, 8, 144, 3, 1, 144},   {"b8.pw2", 8, 144, 8, 48, 1, 1, 1},
-    {"b9.pw1", 8, 48, 8, 192, 1, 1, 1},      {"b9.dw", 8, 192, 8, 192, 3, 1, 192},   {"b9.pw2", 8, 192, 8, 48, 1, 1, 1},
-    {"b10.pw1", 8, 48, 8, 240, 1, 1, 1},     {"b10.dw", 8, 240, 4, 240, 7, 2, 240},  {"b10.pw2", 4, 240, 4, 96, 1, 1, 1},
-    {"b11.pw1", 4, 96, 4, 384, 1, 1, 1},     {"b11.dw", 4, 384, 4, 384, 5, 1, 384},  {"b11.pw2", 4, 384, 4, 96, 1, 1, 1},
-    {"b12.pw1", 4, 96, 4, 384, 1, 1, 1},     {"b12.dw", 4, 384, 4, 384, 5, 1, 384},  {"b12.pw2", 4, 384, 4, 96, 1, 1, 1},
-    {"b13.pw1", 4, 96, 4, 576, 1, 1, 1},     {"b13.dw", 4, 576, 4, 576, 3, 1, 576},  {"b13.pw2", 4, 576, 4, 160, 1, 1, 1},
+    {"conv0", 128, 3, 64, 16, 3, 2, 1},    {"b0.dw", 64, 16, 64, 16, 3, 1, 16},
+    {"b0.pw2", 64, 16, 64, 8, 1, 1, 1},    {"b1.pw1", 64, 8, 64, 32, 1, 1, 1},
+    {"b1.dw", 64, 32, 32, 32, 3, 2, 32},   {"b1.pw2", 32, 32, 32, 16, 1, 1, 1},
+    {"b2.pw1", 32, 16, 32, 48, 1, 1, 1},   {"b2.dw", 32, 48, 32, 48, 3, 1, 48},
+    {"b2.pw2", 32, 48, 32, 16, 1, 1, 1},   {"b3.pw1", 32, 16, 32, 48, 1, 1, 1},
+    {"b3.dw", 32, 48, 16, 48, 7, 2, 48},   {"b3.pw2", 16, 48, 16, 24, 1, 1, 1},
+    {"b4.pw1", 16, 24, 16, 120, 1, 1, 1},  {"b4.dw", 16, 120, 16, 120, 3, 1, 120},
+    {"b4.pw2", 16, 120, 16, 24, 1, 1, 1},  {"b5.pw1", 16, 24, 16, 120, 1, 1, 1},
+    {"b5.dw", 16, 120, 8, 120, 3, 2, 120}, {"b5.pw2", 8, 120, 8, 40, 1, 1, 1},
+    {"b6.pw1", 8, 40, 8, 160, 1, 1, 1},    {"b6.dw", 8, 160, 8, 160, 7, 1, 160},
+    {"b6.pw2", 8, 160, 8, 40, 1, 1, 1},    {"b7.pw1", 8, 40, 8, 160, 1, 1, 1},
+    {"b7.dw", 8, 160, 8, 160, 5, 1, 160},  {"b7.pw2", 8, 160, 8, 48, 1, 1, 1},
+    {"b8.pw1", 8, 48, 8, 144, 1, 1, 1},    {"b8.dw", 8, 144, 8, 144, 3, 1, 144},
+    {"b8.pw2", 8, 144, 8, 48, 1, 1, 1},    {"b9.pw1", 8, 48, 8, 192, 1, 1, 1},
+    {"b9.dw", 8, 192, 8, 192, 3, 1, 192},  {"b9.pw2", 8, 192, 8, 48, 1, 1, 1},
+    {"b10.pw1", 8, 48, 8, 240, 1, 1, 1},   {"b10.dw", 8, 240, 4, 240, 7, 2, 240},
+    {"b10.pw2", 4, 240, 4, 96, 1, 1, 1},   {"b11.pw1", 4, 96, 4, 384, 1, 1, 1},
+    {"b11.dw", 4, 384, 4, 384, 5, 1, 384}, {"b11.pw2", 4, 384, 4, 96, 1, 1, 1},
+    {"b12.pw1", 4, 96, 4, 384, 1, 1, 1},   {"b12.dw", 4, 384, 4, 384, 5, 1, 384},
+    {"b12.pw2", 4, 384, 4, 96, 1, 1, 1},   {"b13.pw1", 4, 96, 4, 576, 1, 1, 1},
+    {"b13.dw", 4, 576, 4, 576, 3, 1, 576}, {"b13.pw2", 4, 576, 4, 160, 1, 1, 1},
 };
 // Residual adds (blocks 2, 4, 6, 8, 9, 11, 12): elements of the block output.
 struct AddLayer {
@@ -133,7 +139,8 @@ class BestTime {
 };
 
 void set_rate(benchmark::State& state, double macs, const BestTime& best) {
-  state.counters["GMAC/s"] = benchmark::Counter(macs * 1e-9 * double(state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["GMAC/s"] =
+      benchmark::Counter(macs * 1e-9 * double(state.iterations()), benchmark::Counter::kIsRate);
   state.counters["best_GMAC/s"] = macs * 1e-9 / best.seconds();
   state.counters["best_us"] = best.seconds() * 1e6;
 }
@@ -339,7 +346,8 @@ const Peak kPeaks[] = {
 const char* const kTables[] = {"ref", "portable", "avx2", "avx512vnni"};
 
 void register_all() {
-  for (const Peak& pk : kPeaks) benchmark::RegisterBenchmark((std::string("peak/") + pk.name).c_str(), bm_peak, &pk)->UseRealTime();
+  for (const Peak& pk : kPeaks)
+    benchmark::RegisterBenchmark((std::string("peak/") + pk.name).c_str(), bm_peak, &pk)->UseRealTime();
   for (const char* t : kTables)
     benchmark::RegisterBenchmark((std::string("forward/mcunet5fps_128/") + t).c_str(), bm_forward, t)
         ->Unit(benchmark::kMillisecond)
@@ -347,8 +355,8 @@ void register_all() {
   for (const ConvLayer& l : kConvLayers) {
     const char* kind = l.groups > 1 ? "dw" : (l.k == 1 ? "pw" : "conv");
     char name[128];
-    std::snprintf(name, sizeof name, "%s/%s_%dx%dx%d-%dx%dx%d_k%ds%d", kind, l.name, l.in_hw, l.in_hw, l.in_c, l.out_hw,
-                  l.out_hw, l.out_c, l.k, l.stride);
+    std::snprintf(name, sizeof name, "%s/%s_%dx%dx%d-%dx%dx%d_k%ds%d", kind, l.name, l.in_hw, l.in_hw, l.in_c,
+                  l.out_hw, l.out_hw, l.out_c, l.k, l.stride);
     for (const char* t : kTables)
       benchmark::RegisterBenchmark((std::string(name) + "/" + t).c_str(), bm_conv, t, &l)
           ->Unit(benchmark::kMicrosecond)
@@ -356,13 +364,13 @@ void register_all() {
   }
   for (const AddLayer& l : kAddLayers)
     for (const char* t : kTables)
-      benchmark::RegisterBenchmark((std::string("add/") + l.name + "_" + std::to_string(l.n) + "/" + t).c_str(), bm_add,
-                                   t, &l)
+      benchmark::RegisterBenchmark(
+          (std::string("add/") + l.name + "_" + std::to_string(l.n) + "/" + t).c_str(), bm_add, t, &l)
           ->UseRealTime();
   for (int classes : {10, 1000})
     for (const char* t : kTables)
-      benchmark::RegisterBenchmark(("head/gap4x4x160+linear160-" + std::to_string(classes) + "/" + t).c_str(), bm_head, t,
-                                   classes)
+      benchmark::RegisterBenchmark(("head/gap4x4x160+linear160-" + std::to_string(classes) + "/" + t).c_str(),
+                                   bm_head, t, classes)
           ->UseRealTime();
 }
 

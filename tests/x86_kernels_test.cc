@@ -9,9 +9,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <random>
@@ -72,8 +72,8 @@ struct GuardedInput {
   Guarded g;
 };
 
-const std::vector<int> kChannels = {1, 2, 3, 4, 5, 7, 8, 15, 16, 17, 24, 31, 32, 33, 40, 48, 63, 64, 65,
-                                    96, 120, 127, 128, 129, 144, 160, 192, 240, 256, 384, 576};
+const std::vector<int> kChannels = {1,  2,  3,  4,  5,   7,   8,   15,  16,  17,  24,  31,  32,  33,  40, 48,
+                                    63, 64, 65, 96, 120, 127, 128, 129, 144, 160, 192, 240, 256, 384, 576};
 
 class Rng {
  public:
@@ -95,11 +95,16 @@ class Rng {
 enum class Mode { kRealistic, kTies, kExtreme, kLarge, kPathological };
 const char* mode_name(Mode m) {
   switch (m) {
-    case Mode::kRealistic: return "realistic";
-    case Mode::kTies: return "ties";
-    case Mode::kExtreme: return "extreme";
-    case Mode::kLarge: return "large";
-    case Mode::kPathological: return "pathological";
+    case Mode::kRealistic:
+      return "realistic";
+    case Mode::kTies:
+      return "ties";
+    case Mode::kExtreme:
+      return "extreme";
+    case Mode::kLarge:
+      return "large";
+    case Mode::kPathological:
+      return "pathological";
   }
   return "?";
 }
@@ -120,10 +125,10 @@ struct ConvCase {
   std::vector<float> mult;
   std::string describe() const {
     std::ostringstream s;
-    s << "in " << p.in_h << "x" << p.in_w << "x" << p.in_c << " out " << p.out_h << "x" << p.out_w << "x" << p.out_c
-      << " k " << p.kh << "x" << p.kw << " s " << p.stride_h << "," << p.stride_w << " pad " << p.pad_top << ","
-      << p.pad_left << " g " << p.groups << " zx " << p.x_zero << " ys " << p.y_scale << " zy " << p.y_zero
-      << " act [" << p.act_min << "," << p.act_max << "] mode " << mode_name(mode);
+    s << "in " << p.in_h << "x" << p.in_w << "x" << p.in_c << " out " << p.out_h << "x" << p.out_w << "x"
+      << p.out_c << " k " << p.kh << "x" << p.kw << " s " << p.stride_h << "," << p.stride_w << " pad "
+      << p.pad_top << "," << p.pad_left << " g " << p.groups << " zx " << p.x_zero << " ys " << p.y_scale
+      << " zy " << p.y_zero << " act [" << p.act_min << "," << p.act_max << "] mode " << mode_name(mode);
     return s.str();
   }
 };
@@ -145,9 +150,15 @@ void fill_conv(Rng& r, ConvCase& c) {
   p.x_zero = r.chance(0.2) ? (r.chance(0.5) ? -128 : 127) : r.uniform(-128, 127);
   p.y_zero = r.chance(0.2) ? (r.chance(0.5) ? -128 : 127) : r.uniform(-128, 127);
   switch (r.uniform(0, 3)) {
-    case 0: p.act_min = -128, p.act_max = 127; break;
-    case 1: p.act_min = p.y_zero, p.act_max = 127; break;  // ReLU
-    case 2: p.act_min = p.y_zero, p.act_max = std::min(127, p.y_zero + r.uniform(0, 60)); break;  // ReLU6-like
+    case 0:
+      p.act_min = -128, p.act_max = 127;
+      break;
+    case 1:
+      p.act_min = p.y_zero, p.act_max = 127;
+      break;  // ReLU
+    case 2:
+      p.act_min = p.y_zero, p.act_max = std::min(127, p.y_zero + r.uniform(0, 60));
+      break;  // ReLU6-like
     default: {
       const int a = r.uniform(-128, 127), b = r.uniform(-128, 127);
       p.act_min = std::min(a, b), p.act_max = std::max(a, b);
@@ -176,15 +187,19 @@ void fill_conv(Rng& r, ConvCase& c) {
       for (auto& v : c.w) v = r.chance(0.5) ? -128 : 127;
       for (auto& v : c.bias) {
         const int u = r.uniform(0, 3);
-        v = u == 0 ? std::numeric_limits<int32_t>::max() : u == 1 ? -std::numeric_limits<int32_t>::max() : r.uniform(-1000000, 1000000);
+        v = u == 0   ? std::numeric_limits<int32_t>::max()
+            : u == 1 ? -std::numeric_limits<int32_t>::max()
+                     : r.uniform(-1000000, 1000000);
       }
       p.y_scale = r.uniform_f(0.01f, 0.1f);
-      for (auto& m : c.mult) m = p.y_scale * 120.f / (static_cast<float>(k) * 32640.f) * r.uniform_f(0.5f, 4.f);
+      for (auto& m : c.mult)
+        m = p.y_scale * 120.f / (static_cast<float>(k) * 32640.f) * r.uniform_f(0.5f, 4.f);
       break;
     case Mode::kLarge:
       for (auto& v : c.x) v = r.i8();
       for (auto& v : c.w) v = r.i8();
-      for (auto& v : c.bias) v = r.chance(0.3) ? std::numeric_limits<int32_t>::max() : r.uniform(-100000, 100000);
+      for (auto& v : c.bias)
+        v = r.chance(0.3) ? std::numeric_limits<int32_t>::max() : r.uniform(-100000, 100000);
       p.y_scale = r.uniform_f(1e-6f, 1e-3f);
       for (auto& m : c.mult) m = (r.chance(0.5) ? 1.f : -1.f) * std::ldexp(1.f, r.uniform(0, 100));
       break;
@@ -214,15 +229,15 @@ void fill_conv(Rng& r, ConvCase& c) {
   Guarded y(n_y);
   std::memset(y.as<int8_t>(), 0x33, n_y);
   fn(p, x.get(), w.get(), bias.get(), mult.get(), y.as<int8_t>());
-  if (!y.sentinel_intact()) return ::testing::AssertionFailure() << "wrote before the output: " << c.describe();
+  if (!y.sentinel_intact())
+    return ::testing::AssertionFailure() << "wrote before the output: " << c.describe();
   const int8_t* got = y.as<int8_t>();
   for (size_t i = 0; i < n_y; ++i) {
     if (got[i] != want[i]) {
       const size_t o = i % static_cast<size_t>(p.out_c);
-      return ::testing::AssertionFailure()
-             << "output " << i << " (pixel " << i / p.out_c << ", channel " << o << "): got " << int(got[i])
-             << " want " << int(want[i]) << " bias " << c.bias[o] << " mult " << c.mult[o] << "; "
-             << c.describe();
+      return ::testing::AssertionFailure() << "output " << i << " (pixel " << i / p.out_c << ", channel " << o
+                                           << "): got " << int(got[i]) << " want " << int(want[i]) << " bias "
+                                           << c.bias[o] << " mult " << c.mult[o] << "; " << c.describe();
     }
   }
   return ::testing::AssertionSuccess();
@@ -232,7 +247,8 @@ class X86Kernels : public ::testing::TestWithParam<const char*> {
  protected:
   void SetUp() override {
     table_ = x86::find_table(GetParam());
-    if (table_ == nullptr) GTEST_SKIP() << "kernel table '" << GetParam() << "' is not supported by this CPU: skipped";
+    if (table_ == nullptr)
+      GTEST_SKIP() << "kernel table '" << GetParam() << "' is not supported by this CPU: skipped";
   }
   const KernelTable* table_ = nullptr;
 };
@@ -383,21 +399,21 @@ struct Layer {
   int in_hw, in_c, out_hw, out_c, k, stride, groups;
 };
 const std::vector<Layer> kMcunet = {
-    {128, 3, 64, 16, 3, 2, 1},                                                                //
-    {64, 16, 64, 16, 3, 1, 16},   {64, 16, 64, 8, 1, 1, 1},                                   // b0
-    {64, 8, 64, 32, 1, 1, 1},     {64, 32, 32, 32, 3, 2, 32},   {32, 32, 32, 16, 1, 1, 1},    // b1
-    {32, 16, 32, 48, 1, 1, 1},    {32, 48, 32, 48, 3, 1, 48},   {32, 48, 32, 16, 1, 1, 1},    // b2
-    {32, 16, 32, 48, 1, 1, 1},    {32, 48, 16, 48, 7, 2, 48},   {16, 48, 16, 24, 1, 1, 1},    // b3
-    {16, 24, 16, 120, 1, 1, 1},   {16, 120, 16, 120, 3, 1, 120}, {16, 120, 16, 24, 1, 1, 1},  // b4
-    {16, 24, 16, 120, 1, 1, 1},   {16, 120, 8, 120, 3, 2, 120}, {8, 120, 8, 40, 1, 1, 1},     // b5
-    {8, 40, 8, 160, 1, 1, 1},     {8, 160, 8, 160, 7, 1, 160},  {8, 160, 8, 40, 1, 1, 1},     // b6
-    {8, 40, 8, 160, 1, 1, 1},     {8, 160, 8, 160, 5, 1, 160},  {8, 160, 8, 48, 1, 1, 1},     // b7
-    {8, 48, 8, 144, 1, 1, 1},     {8, 144, 8, 144, 3, 1, 144},  {8, 144, 8, 48, 1, 1, 1},     // b8
-    {8, 48, 8, 192, 1, 1, 1},     {8, 192, 8, 192, 3, 1, 192},  {8, 192, 8, 48, 1, 1, 1},     // b9
-    {8, 48, 8, 240, 1, 1, 1},     {8, 240, 4, 240, 7, 2, 240},  {4, 240, 4, 96, 1, 1, 1},     // b10
-    {4, 96, 4, 384, 1, 1, 1},     {4, 384, 4, 384, 5, 1, 384},  {4, 384, 4, 96, 1, 1, 1},     // b11
-    {4, 96, 4, 384, 1, 1, 1},     {4, 384, 4, 384, 5, 1, 384},  {4, 384, 4, 96, 1, 1, 1},     // b12
-    {4, 96, 4, 576, 1, 1, 1},     {4, 576, 4, 576, 3, 1, 576},  {4, 576, 4, 160, 1, 1, 1},    // b13
+    {128, 3, 64, 16, 3, 2, 1},                                                              //
+    {64, 16, 64, 16, 3, 1, 16}, {64, 16, 64, 8, 1, 1, 1},                                   // b0
+    {64, 8, 64, 32, 1, 1, 1},   {64, 32, 32, 32, 3, 2, 32},    {32, 32, 32, 16, 1, 1, 1},   // b1
+    {32, 16, 32, 48, 1, 1, 1},  {32, 48, 32, 48, 3, 1, 48},    {32, 48, 32, 16, 1, 1, 1},   // b2
+    {32, 16, 32, 48, 1, 1, 1},  {32, 48, 16, 48, 7, 2, 48},    {16, 48, 16, 24, 1, 1, 1},   // b3
+    {16, 24, 16, 120, 1, 1, 1}, {16, 120, 16, 120, 3, 1, 120}, {16, 120, 16, 24, 1, 1, 1},  // b4
+    {16, 24, 16, 120, 1, 1, 1}, {16, 120, 8, 120, 3, 2, 120},  {8, 120, 8, 40, 1, 1, 1},    // b5
+    {8, 40, 8, 160, 1, 1, 1},   {8, 160, 8, 160, 7, 1, 160},   {8, 160, 8, 40, 1, 1, 1},    // b6
+    {8, 40, 8, 160, 1, 1, 1},   {8, 160, 8, 160, 5, 1, 160},   {8, 160, 8, 48, 1, 1, 1},    // b7
+    {8, 48, 8, 144, 1, 1, 1},   {8, 144, 8, 144, 3, 1, 144},   {8, 144, 8, 48, 1, 1, 1},    // b8
+    {8, 48, 8, 192, 1, 1, 1},   {8, 192, 8, 192, 3, 1, 192},   {8, 192, 8, 48, 1, 1, 1},    // b9
+    {8, 48, 8, 240, 1, 1, 1},   {8, 240, 4, 240, 7, 2, 240},   {4, 240, 4, 96, 1, 1, 1},    // b10
+    {4, 96, 4, 384, 1, 1, 1},   {4, 384, 4, 384, 5, 1, 384},   {4, 384, 4, 96, 1, 1, 1},    // b11
+    {4, 96, 4, 384, 1, 1, 1},   {4, 384, 4, 384, 5, 1, 384},   {4, 384, 4, 96, 1, 1, 1},    // b12
+    {4, 96, 4, 576, 1, 1, 1},   {4, 576, 4, 576, 3, 1, 576},   {4, 576, 4, 160, 1, 1, 1},   // b13
 };
 
 ConvParams layer_params(const Layer& l) {
@@ -436,7 +452,8 @@ TEST_P(X86Kernels, AddRandom) {
   Rng r(5005);
   const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
   for (int i = 0; i < 400; ++i) {
-    const size_t n = r.chance(0.5) ? static_cast<size_t>(r.uniform(1, 70)) : static_cast<size_t>(r.uniform(1, 70000));
+    const size_t n =
+        r.chance(0.5) ? static_cast<size_t>(r.uniform(1, 70)) : static_cast<size_t>(r.uniform(1, 70000));
     AddParams p;
     p.x1_zero = r.uniform(-128, 127);
     p.x2_zero = r.uniform(-128, 127);
@@ -484,14 +501,18 @@ TEST_P(X86Kernels, GlobalAvgPoolRandom) {
     const int c = r.pick(kChannels);
     std::vector<int8_t> x(static_cast<size_t>(hw) * c);
     const int mode = r.uniform(0, 2);
-    for (auto& v : x) v = mode == 0 ? r.i8() : mode == 1 ? (r.chance(0.5) ? -128 : 127) : static_cast<int8_t>(r.uniform(-2, 2));
+    for (auto& v : x)
+      v = mode == 0   ? r.i8()
+          : mode == 1 ? (r.chance(0.5) ? -128 : 127)
+                      : static_cast<int8_t>(r.uniform(-2, 2));
     std::vector<int8_t> want(static_cast<size_t>(c));
     ref::global_avg_pool_s8(hw, c, x.data(), want.data());
     GuardedInput<int8_t> gx(x);
     Guarded y(static_cast<size_t>(c));
     table_->global_avg_pool(hw, c, gx.get(), y.as<int8_t>());
     ASSERT_TRUE(y.sentinel_intact());
-    ASSERT_EQ(0, std::memcmp(y.as<int8_t>(), want.data(), static_cast<size_t>(c))) << "case " << i << " hw " << hw << " c " << c;
+    ASSERT_EQ(0, std::memcmp(y.as<int8_t>(), want.data(), static_cast<size_t>(c)))
+        << "case " << i << " hw " << hw << " c " << c;
   }
 }
 
@@ -537,7 +558,8 @@ TEST_P(X86Kernels, LinearF32Random) {
     p.x_scale = r.uniform_f(0.001f, 0.1f);
     std::vector<int8_t> x(static_cast<size_t>(p.in_features));
     for (auto& v : x) v = r.i8();
-    std::vector<float> w(static_cast<size_t>(p.in_features) * p.out_features), b(static_cast<size_t>(p.out_features));
+    std::vector<float> w(static_cast<size_t>(p.in_features) * p.out_features),
+        b(static_cast<size_t>(p.out_features));
     std::normal_distribution<float> nd(0.f, 0.3f);
     std::mt19937 g(static_cast<uint32_t>(i));
     for (auto& v : w) v = nd(g);
@@ -555,7 +577,9 @@ TEST_P(X86Kernels, LinearF32Random) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Tables, X86Kernels, ::testing::Values("portable", "avx2", "avx512vnni"),
-                         [](const ::testing::TestParamInfo<const char*>& info) { return std::string(info.param); });
+                         [](const ::testing::TestParamInfo<const char*>& info) {
+                           return std::string(info.param);
+                         });
 
 TEST(X86Dispatch, FindTable) {
   EXPECT_EQ(&ref::table(), x86::find_table("ref"));
@@ -565,8 +589,9 @@ TEST(X86Dispatch, FindTable) {
   const x86::CpuFeatures f = x86::cpu_features();
   EXPECT_EQ(f.avx2, x86::find_table("avx2") != nullptr);
   EXPECT_EQ(f.avx512vnni, x86::find_table("avx512vnni") != nullptr);
-  std::printf("[ INFO     ] CPU: avx2=%d avx512f=%d avx512bw=%d avx512vl=%d avx512vnni=%d; fastest table: %s\n",
-              f.avx2, f.avx512f, f.avx512bw, f.avx512vl, f.avx512vnni, x86::fastest_table().name);
+  std::printf(
+      "[ INFO     ] CPU: avx2=%d avx512f=%d avx512bw=%d avx512vl=%d avx512vnni=%d; fastest table: %s\n",
+      f.avx2, f.avx512f, f.avx512bw, f.avx512vl, f.avx512vnni, x86::fastest_table().name);
 }
 
 TEST(X86Dispatch, BestKernelsIsSupported) {

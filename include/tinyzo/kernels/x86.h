@@ -53,17 +53,17 @@ const KernelTable& fastest_table();
 // The individual kernels, for benchmarks and tests. Signatures and contracts as in kernels.h
 // (ConvFn, AddFn, ...); pointwise is conv2d_1x1_s8 and requires kh = kw = 1, stride 1, no
 // padding, groups 1, out_h*out_w == in_h*in_w.
-#define TZ_X86_DECLARE_KERNELS                                                                      \
-  void conv2d_s8(const ConvParams& p, const int8_t* x, const int8_t* w, const int32_t* bias,        \
-                 const float* mult, int8_t* y);                                                     \
-  void depthwise_conv2d_s8(const ConvParams& p, const int8_t* x, const int8_t* w,                   \
-                           const int32_t* bias, const float* mult, int8_t* y);                      \
-  void conv2d_1x1_s8(const ConvParams& p, const int8_t* x, const int8_t* w, const int32_t* bias,    \
-                     const float* mult, int8_t* y);                                                 \
-  void add_s8(const AddParams& p, const int8_t* x1, const int8_t* x2, int8_t* y, size_t n);         \
-  void global_avg_pool_s8(int hw, int c, const int8_t* x, int8_t* y);                               \
-  void max_pool2d_s8(const PoolParams& p, const int8_t* x, int8_t* y);                              \
-  void avg_pool2d_s8(const PoolParams& p, const int8_t* x, int8_t* y);                              \
+#define TZ_X86_DECLARE_KERNELS                                                                         \
+  void conv2d_s8(const ConvParams& p, const int8_t* x, const int8_t* w, const int32_t* bias,           \
+                 const float* mult, int8_t* y);                                                        \
+  void depthwise_conv2d_s8(const ConvParams& p, const int8_t* x, const int8_t* w, const int32_t* bias, \
+                           const float* mult, int8_t* y);                                              \
+  void conv2d_1x1_s8(const ConvParams& p, const int8_t* x, const int8_t* w, const int32_t* bias,       \
+                     const float* mult, int8_t* y);                                                    \
+  void add_s8(const AddParams& p, const int8_t* x1, const int8_t* x2, int8_t* y, size_t n);            \
+  void global_avg_pool_s8(int hw, int c, const int8_t* x, int8_t* y);                                  \
+  void max_pool2d_s8(const PoolParams& p, const int8_t* x, int8_t* y);                                 \
+  void avg_pool2d_s8(const PoolParams& p, const int8_t* x, int8_t* y);                                 \
   void linear_f32(const LinearF32Params& p, const int8_t* x, const float* w, const float* b, float* y);
 
 namespace portable {

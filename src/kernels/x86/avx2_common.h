@@ -17,7 +17,8 @@ struct Requant8 {
   bool fast;
 };
 
-TZ_TARGET_AVX2 inline Requant8 make_requant8(float y_scale, int32_t y_zero, int32_t lo, int32_t hi, bool fast) {
+TZ_TARGET_AVX2 inline Requant8 make_requant8(float y_scale, int32_t y_zero, int32_t lo, int32_t hi,
+                                             bool fast) {
   Requant8 r;
   r.y_scale = _mm256_set1_ps(y_scale);
   r.lo_f = _mm256_set1_ps(static_cast<float>(lo - y_zero));
@@ -56,7 +57,9 @@ TZ_TARGET_AVX2 inline __m256i requant8(__m256i acc, __m256 bias_f, __m256 mult, 
 // GCC 12 spills accumulators of register-blocked tiles to the stack.
 TZ_TARGET_AVX2 inline __m256i madd_acc(__m256i acc, __m256i a, __m256i b) {
   __m256i t;
-  __asm__("vpmaddwd {%3, %2, %1|%1, %2, %3}\n\tvpaddd {%1, %0, %0|%0, %0, %1}" : "+x"(acc), "=&x"(t) : "x"(a), "x"(b));
+  __asm__("vpmaddwd {%3, %2, %1|%1, %2, %3}\n\tvpaddd {%1, %0, %0|%0, %0, %1}"
+          : "+x"(acc), "=&x"(t)
+          : "x"(a), "x"(b));
   return acc;
 }
 

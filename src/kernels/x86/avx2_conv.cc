@@ -36,8 +36,8 @@ struct Tile {
   const int16_t* w;             // packed block: [n_seg][seg_pairs][V][8][2]
   const int32_t* bias;          // the block's first output
   const float* mult;
-  int n_out;                    // valid outputs in the block (<= 8 * V)
-  int8_t* y;                    // output of the first pixel, first output of the block
+  int n_out;  // valid outputs in the block (<= 8 * V)
+  int8_t* y;  // output of the first pixel, first output of the block
   size_t y_stride;
   const Requant8* rq;
 };
@@ -77,7 +77,8 @@ TZ_TARGET_AVX2 void gemm_tile(const Tile& t) {
     const __m256 bias_f = _mm256_cvtepi32_ps(load_n_i32(t.bias + v * 8, n));
     const __m256 mult = load_n_f32(t.mult + v * 8, n);
 #pragma GCC unroll 16
-    for (int p = 0; p < P; ++p) store_n8(y + p * y_stride + v * 8, narrow8(requant8(acc[p][v], bias_f, mult, rq)), n);
+    for (int p = 0; p < P; ++p)
+      store_n8(y + p * y_stride + v * 8, narrow8(requant8(acc[p][v], bias_f, mult, rq)), n);
   }
 }
 
@@ -123,8 +124,10 @@ TZ_TARGET_AVX2 inline void convert(int16_t* dst, const int8_t* src, int n, int16
   const __m256i zv = _mm256_set1_epi16(z);
   int i = 0;
   for (; i + 16 <= n; i += 16)
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i),
-                        _mm256_sub_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))), zv));
+    _mm256_storeu_si256(
+        reinterpret_cast<__m256i*>(dst + i),
+        _mm256_sub_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))),
+                         zv));
   for (; i < n; ++i) dst[i] = static_cast<int16_t>(src[i] - z);
 }
 
@@ -191,7 +194,8 @@ TZ_TARGET_AVX2 void pack_weights(const int8_t* w, int k, int n_seg, int seg_len,
           transpose8(r);
           const int ng = seg_pairs - g0 < 8 ? seg_pairs - g0 : 8;
           int16_t* d = blk + (static_cast<size_t>(sg) * seg_pairs + g0) * g_stride + v * 16;
-          for (int g = 0; g < ng; ++g) _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + g * g_stride), r[g]);
+          for (int g = 0; g < ng; ++g)
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + g * g_stride), r[g]);
         }
       }
     }
@@ -247,7 +251,8 @@ TZ_TARGET_AVX2 void stage_im2col(const ConvParams& p, const int8_t* x, int g, in
   }
 }
 
-TZ_TARGET_AVX2 void stage_pointwise(const ConvParams& p, const int8_t* x, int s0, int rows, int k2, int16_t* dst) {
+TZ_TARGET_AVX2 void stage_pointwise(const ConvParams& p, const int8_t* x, int s0, int rows, int k2,
+                                    int16_t* dst) {
   const int k = p.in_c;
   const int16_t z = static_cast<int16_t>(p.x_zero);
   const int8_t* src = x + static_cast<size_t>(s0) * k;
@@ -262,8 +267,10 @@ TZ_TARGET_AVX2 void stage_pointwise(const ConvParams& p, const int8_t* x, int s0
 }
 
 // Staged GEMM (pointwise, or im2col for any groups). False when the shape does not fit.
-TZ_TARGET_AVX2 bool conv_staged(const ConvParams& p, const int8_t* x, const int8_t* w, const int32_t* bias,
-                                const float* mult, int8_t* y, bool pointwise) {
+// noinline: keeps this function's stack buffers out of its callers' frames (x86.h budget).
+__attribute__((noinline)) TZ_TARGET_AVX2 bool conv_staged(const ConvParams& p, const int8_t* x,
+                                                          const int8_t* w, const int32_t* bias,
+                                                          const float* mult, int8_t* y, bool pointwise) {
   const int ci_pg = p.in_c / p.groups, co_pg = p.out_c / p.groups;
   const int k = pointwise ? p.in_c : p.kh * p.kw * ci_pg;
   const int k2 = (k + 1) & ~1;
@@ -294,7 +301,8 @@ TZ_TARGET_AVX2 bool conv_staged(const ConvParams& p, const int8_t* x, const int8
         else
           stage_im2col(p, x, g, s0, rows, k2, stage);
         t.seg[0] = stage;
-        run_chunk(t, rows, nc, plan.v_full, pack, bias + o0, mult + o0, y + static_cast<size_t>(s0) * p.out_c + o0);
+        run_chunk(t, rows, nc, plan.v_full, pack, bias + o0, mult + o0,
+                  y + static_cast<size_t>(s0) * p.out_c + o0);
       }
     }
   }
@@ -303,8 +311,10 @@ TZ_TARGET_AVX2 bool conv_staged(const ConvParams& p, const int8_t* x, const int8
 
 // Direct dense conv (groups 1): input rows converted once into a ring of kh rows of int16
 // (x - z), zeros for the horizontal padding; rows outside the image read a zero row.
-TZ_TARGET_AVX2 bool conv_direct(const ConvParams& p, const int8_t* x, const int8_t* w, const int32_t* bias,
-                                const float* mult, int8_t* y) {
+// noinline: keeps this function's stack buffers out of its callers' frames (x86.h budget).
+__attribute__((noinline)) TZ_TARGET_AVX2 bool conv_direct(const ConvParams& p, const int8_t* x,
+                                                          const int8_t* w, const int32_t* bias,
+                                                          const float* mult, int8_t* y) {
   if (p.groups != 1 || p.kh > kMaxSeg) return false;
   const int ci = p.in_c;
   const int seg_len = p.kw * ci, seg2 = (seg_len + 1) & ~1;

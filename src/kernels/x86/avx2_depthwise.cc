@@ -15,8 +15,8 @@
 namespace tinyzo::x86::avx2 {
 namespace {
 
-constexpr int kC = 16;                 // channels per block
-constexpr int kPos = 4 * kC;           // bytes per ring position: lo and hi, 16 int16 each
+constexpr int kC = 16;        // channels per block
+constexpr int kPos = 4 * kC;  // bytes per ring position: lo and hi, 16 int16 each
 constexpr int kRingBytes = 48 * 1024;
 constexpr int kWPackBytes = 16 * 1024;
 constexpr int kMaxKh = 16;
@@ -51,7 +51,8 @@ TZ_TARGET_AVX2 inline __m256i load_x16(const int8_t* p, int n, __m256i z) {
 // [ky][q][lo, hi] int16 pairs (w[c][ky][2q], w[c][ky][2q+1]) at the dword lane unpacklo/hi_epi16
 // gives channel c (channels 8L..8L+3 of 128-bit lane L in lo, 8L+4..8L+7 in hi), written as
 // dwords straight into place (no narrow stores reloaded as vectors: store-forwarding stalls).
-TZ_TARGET_AVX2 void pack_dw_weights(const ConvParams& p, const int8_t* w, int c0, int nc, int npr, uint8_t* dst) {
+TZ_TARGET_AVX2 void pack_dw_weights(const ConvParams& p, const int8_t* w, int c0, int nc, int npr,
+                                    uint8_t* dst) {
   const int taps = p.kh * p.kw;
   std::memset(dst, 0, static_cast<size_t>(p.kh) * npr * kPos);
   for (int c = 0; c < nc; ++c) {
@@ -62,7 +63,8 @@ TZ_TARGET_AVX2 void pack_dw_weights(const ConvParams& p, const int8_t* w, int c0
       for (int q = 0; q < npr; ++q) {
         const int kx = 2 * q;
         const uint32_t w0 = static_cast<uint16_t>(static_cast<int16_t>(wc[ky * p.kw + kx]));
-        const uint32_t w1 = kx + 1 < p.kw ? static_cast<uint16_t>(static_cast<int16_t>(wc[ky * p.kw + kx + 1])) : 0u;
+        const uint32_t w1 =
+            kx + 1 < p.kw ? static_cast<uint16_t>(static_cast<int16_t>(wc[ky * p.kw + kx + 1])) : 0u;
         const uint32_t v = w0 | (w1 << 16);
         std::memcpy(dst + (static_cast<size_t>(ky) * npr + q) * kPos + lane_off, &v, 4);
       }
@@ -83,7 +85,8 @@ TZ_TARGET_AVX2 void build_row(const Dw& d, int iy, int width, bool even_only, ui
   for (int j = 0; j < width; ++j) {
     const __m256i next = ring_x16(d, xrow, j + 1, z);
     if (!even_only || (j & 1) == 0) {
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + static_cast<size_t>(j) * kPos), _mm256_unpacklo_epi16(prev, next));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + static_cast<size_t>(j) * kPos),
+                          _mm256_unpacklo_epi16(prev, next));
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + static_cast<size_t>(j) * kPos + 2 * kC),
                           _mm256_unpackhi_epi16(prev, next));
     }
@@ -132,10 +135,14 @@ TZ_TARGET_AVX2 void dw_tile(const Dw& d, int o, int8_t* y) {
 
 TZ_TARGET_AVX2 void run_tile(const Dw& d, int o, int n, int8_t* y) {
   switch (n) {
-    case 1: return dw_tile<1>(d, o, y);
-    case 2: return dw_tile<2>(d, o, y);
-    case 3: return dw_tile<3>(d, o, y);
-    default: return dw_tile<4>(d, o, y);
+    case 1:
+      return dw_tile<1>(d, o, y);
+    case 2:
+      return dw_tile<2>(d, o, y);
+    case 3:
+      return dw_tile<3>(d, o, y);
+    default:
+      return dw_tile<4>(d, o, y);
   }
 }
 
@@ -197,7 +204,8 @@ void depthwise_conv2d_s8(const ConvParams& p, const int8_t* x, const int8_t* w, 
                          const float* mult, int8_t* y) {
   const int npr = (p.kw + 1) / 2;
   const int span = 2 * npr - 1;
-  const bool fits = p.kh <= kMaxKh && p.kh * npr * kPos <= kWPackBytes && kRingBytes / (p.kh * kPos) >= span + 1;
+  const bool fits =
+      p.kh <= kMaxKh && p.kh * npr * kPos <= kWPackBytes && kRingBytes / (p.kh * kPos) >= span + 1;
   if (!fits || p.groups != p.in_c || p.in_c != p.out_c || !is_int8(p.x_zero))
     return portable::depthwise_conv2d_s8(p, x, w, bias, mult, y);
   alignas(64) uint8_t ring[kRingBytes];

@@ -42,7 +42,8 @@ TZ_TARGET_AVX2 void global_avg_pool_s8(int hw, int c, const int8_t* x, int8_t* y
   for (int c0 = 0; c0 < c; c0 += 8) {
     const size_t nc = static_cast<size_t>(c - c0);
     __m256i sum = _mm256_setzero_si256();  // exact: |sum| <= 128 * hw
-    for (int s = 0; s < hw; ++s) sum = _mm256_add_epi32(sum, load8_i8(x + static_cast<size_t>(s) * c + c0, nc));
+    for (int s = 0; s < hw; ++s)
+      sum = _mm256_add_epi32(sum, load8_i8(x + static_cast<size_t>(s) * c + c0, nc));
     // |mean| <= 128: none of round_half_even's saturation or NaN cases applies.
     const __m256 mean = _mm256_div_ps(_mm256_cvtepi32_ps(sum), n);
     const __m256i q = _mm256_min_epi32(_mm256_max_epi32(_mm256_cvtps_epi32(mean), lo), hi);
@@ -50,20 +51,23 @@ TZ_TARGET_AVX2 void global_avg_pool_s8(int hw, int c, const int8_t* x, int8_t* y
   }
 }
 
-TZ_TARGET_AVX2 void linear_f32(const LinearF32Params& p, const int8_t* x, const float* w, const float* b, float* y) {
+TZ_TARGET_AVX2 void linear_f32(const LinearF32Params& p, const int8_t* x, const float* w, const float* b,
+                               float* y) {
   const int k_n = p.in_features, n_n = p.out_features;
   const __m256i z = _mm256_set1_epi32(p.x_zero);
   const __m256 s = _mm256_set1_ps(p.x_scale);
   for (int n0 = 0; n0 < n_n; n0 += 8) {
     const int nn = n_n - n0 < 8 ? n_n - n0 : 8;
     const float* r[8];
-    for (int j = 0; j < 8; ++j) r[j] = w + static_cast<size_t>(j < nn ? n0 + j : n0) * k_n;  // spare lanes reread a row
+    for (int j = 0; j < 8; ++j)
+      r[j] = w + static_cast<size_t>(j < nn ? n0 + j : n0) * k_n;  // spare lanes reread a row
     __m256 acc = _mm256_setzero_ps();
     int k = 0;
     for (; k + 8 <= k_n; k += 8) {
       // xk = f32(q - z) * s, as the reference computes it.
       const __m256 xv = _mm256_mul_ps(
-          _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x + k))), z)),
+          _mm256_cvtepi32_ps(_mm256_sub_epi32(
+              _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x + k))), z)),
           s);
       // Transpose the 8x8 block W[n0 + j][k + i] so column i holds W[n0..n0+7][k + i].
       const __m256 t0 = _mm256_unpacklo_ps(_mm256_loadu_ps(r[0] + k), _mm256_loadu_ps(r[1] + k));
@@ -90,7 +94,8 @@ TZ_TARGET_AVX2 void linear_f32(const LinearF32Params& p, const int8_t* x, const 
     }
     for (; k < k_n; ++k) {
       const __m256 xk = _mm256_set1_ps(static_cast<float>(int32_t(x[k]) - p.x_zero) * p.x_scale);
-      const __m256 col = _mm256_setr_ps(r[0][k], r[1][k], r[2][k], r[3][k], r[4][k], r[5][k], r[6][k], r[7][k]);
+      const __m256 col =
+          _mm256_setr_ps(r[0][k], r[1][k], r[2][k], r[3][k], r[4][k], r[5][k], r[6][k], r[7][k]);
       acc = _mm256_add_ps(acc, _mm256_mul_ps(xk, col));
     }
     alignas(32) float out[8];

@@ -15,9 +15,9 @@ struct Requant16 {
   __m512 y_scale;
   __m512 lo_f, hi_f;  // kClamp: act range minus y_zero, as floats
   __m512i y_zero, lo, hi;
-  __m128i lo8, hi8;   // kNarrow: act range as int8
+  __m128i lo8, hi8;  // kNarrow: act range as int8
   RequantForm form;
-  bool fast;          // form != kLong
+  bool fast;  // form != kLong
 };
 
 TZ_TARGET_AVX512 inline Requant16 make_requant16(float y_scale, int32_t y_zero, int32_t lo, int32_t hi,

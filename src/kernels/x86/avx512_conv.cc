@@ -48,9 +48,9 @@ struct Tile {
   const int32_t* acc0;          // -(128 + z) * sum_k w[o][k] for the block's 16*V outputs
   const int32_t* bias;          // the block's first output
   const float* mult;
-  int n_out;                    // valid outputs in the block (<= 16 * V)
-  int8_t* y;                    // output of the first pixel, first output of the block
-  size_t y_stride;              // bytes between output pixels
+  int n_out;        // valid outputs in the block (<= 16 * V)
+  int8_t* y;        // output of the first pixel, first output of the block
+  size_t y_stride;  // bytes between output pixels
   const Requant16* rq;
 };
 
@@ -129,8 +129,8 @@ const std::array<TileFn, kMaxP + 1> kTiles[2][5] = {
 
 // Runs the tiles of `n_pix` pixels (a_stride / y_stride apart) for every block of a packed
 // chunk of nc outputs; t carries the segments of the first pixel and the shared fields.
-TZ_TARGET_AVX512 void run_chunk(Tile t, int n_pix, int nc, int v_full, const int8_t* pack, const int32_t* acc0,
-                                const int32_t* bias, const float* mult, int8_t* y) {
+TZ_TARGET_AVX512 void run_chunk(Tile t, int n_pix, int nc, int v_full, const int8_t* pack,
+                                const int32_t* acc0, const int32_t* bias, const float* mult, int8_t* y) {
   const int blk_out = v_full * 16;
   const size_t blk_bytes = static_cast<size_t>(t.n_seg) * t.seg_groups * 4 * blk_out;
   const uint8_t* seg0[kMaxSeg];
@@ -203,13 +203,14 @@ TZ_TARGET_AVX512 inline void transpose16(__m512i r[16]) {
 // acc0[o] = -(128 + z) * sum_k w[o][k] (mod 2^32) for every packed lane (0 for the padding lanes).
 // Per 16 outputs and 64 bytes of a segment: 16 masked row loads (never past the segment), one
 // dword transpose, and the row sums from the packed vectors (vpdpbusd with u8 ones).
-TZ_TARGET_AVX512 void pack_weights(const int8_t* w, int k, int n_seg, int seg_len, int seg4, int n, int v_full,
-                                   int32_t z, int8_t* pack, int32_t* acc0) {
+TZ_TARGET_AVX512 void pack_weights(const int8_t* w, int k, int n_seg, int seg_len, int seg4, int n,
+                                   int v_full, int32_t z, int8_t* pack, int32_t* acc0) {
   const int seg_groups = seg4 / 4;
   const int groups = n_seg * seg_groups;
   const int blk_out = v_full * 16;
   const __m512i ones = _mm512_set1_epi8(1);
-  const __m512i zc = _mm512_set1_epi32(static_cast<int32_t>(0u - static_cast<uint32_t>(128 + z)));  // -(128 + z)
+  const __m512i zc =
+      _mm512_set1_epi32(static_cast<int32_t>(0u - static_cast<uint32_t>(128 + z)));  // -(128 + z)
   for (int b0 = 0; b0 < n; b0 += blk_out) {
     const int nb = n - b0 < blk_out ? n - b0 : blk_out;
     const int v_n = (nb + 15) / 16;
@@ -225,8 +226,9 @@ TZ_TARGET_AVX512 void pack_weights(const int8_t* w, int k, int n_seg, int seg_le
           __m512i r[16];
 #pragma GCC unroll 16
           for (int i = 0; i < 16; ++i)
-            r[i] = i < rows ? _mm512_maskz_loadu_epi8(m, row0 + static_cast<size_t>(i) * k + sg * seg_len + 4 * g0)
-                            : _mm512_setzero_si512();
+            r[i] = i < rows
+                       ? _mm512_maskz_loadu_epi8(m, row0 + static_cast<size_t>(i) * k + sg * seg_len + 4 * g0)
+                       : _mm512_setzero_si512();
           transpose16(r);
           const int ng = seg_groups - g0 < 16 ? seg_groups - g0 : 16;
           int8_t* d = blk + (static_cast<size_t>(sg) * seg_groups + g0) * g_stride + v * 64;
@@ -308,8 +310,10 @@ TZ_TARGET_AVX512 void stage_pointwise(const ConvParams& p, const int8_t* x, int 
 
 // Staged GEMM: pointwise (rows = pixels) or im2col (any groups). Returns false (nothing
 // written) when the shape does not fit the fixed buffers.
-TZ_TARGET_AVX512 bool conv_staged(const ConvParams& p, const int8_t* x, const int8_t* w, const int32_t* bias,
-                                  const float* mult, int8_t* y, bool pointwise) {
+// noinline: keeps this function's stack buffers out of its callers' frames (x86.h budget).
+__attribute__((noinline)) TZ_TARGET_AVX512 bool conv_staged(const ConvParams& p, const int8_t* x,
+                                                            const int8_t* w, const int32_t* bias,
+                                                            const float* mult, int8_t* y, bool pointwise) {
   const int ci_pg = p.in_c / p.groups, co_pg = p.out_c / p.groups;
   const int k = pointwise ? p.in_c : p.kh * p.kw * ci_pg;
   const int k4 = (k + 3) & ~3;
@@ -343,7 +347,8 @@ TZ_TARGET_AVX512 bool conv_staged(const ConvParams& p, const int8_t* x, const in
         else
           stage_im2col(p, x, g, s0, rows, k4, stage);
         t.seg[0] = stage;
-        run_chunk(t, rows, nc, plan.v_full, pack, acc0, bias + o0, mult + o0, y + static_cast<size_t>(s0) * p.out_c + o0);
+        run_chunk(t, rows, nc, plan.v_full, pack, acc0, bias + o0, mult + o0,
+                  y + static_cast<size_t>(s0) * p.out_c + o0);
       }
     }
   }
@@ -353,8 +358,10 @@ TZ_TARGET_AVX512 bool conv_staged(const ConvParams& p, const int8_t* x, const in
 // Direct dense conv (groups 1): input rows staged once into a ring of kh rows as u8 with the
 // horizontal padding (z + 128) included; vertical padding reads a row of z + 128. Returns false
 // when the shape does not fit or the requantization needs its long form.
-TZ_TARGET_AVX512 bool conv_direct(const ConvParams& p, const int8_t* x, const int8_t* w, const int32_t* bias,
-                                  const float* mult, int8_t* y) {
+// noinline: keeps this function's stack buffers out of its callers' frames (x86.h budget).
+__attribute__((noinline)) TZ_TARGET_AVX512 bool conv_direct(const ConvParams& p, const int8_t* x,
+                                                            const int8_t* w, const int32_t* bias,
+                                                            const float* mult, int8_t* y) {
   if (p.groups != 1 || p.kh > kMaxSeg) return false;
   const int ci = p.in_c;
   const int seg_len = p.kw * ci, seg4 = (seg_len + 3) & ~3;
@@ -364,7 +371,8 @@ TZ_TARGET_AVX512 bool conv_direct(const ConvParams& p, const int8_t* x, const in
   int pad_right = (p.out_w - 1) * p.stride_w + p.kw - p.pad_left - p.in_w;
   if (pad_right < 0) pad_right = 0;
   const int width = p.pad_left + p.in_w + pad_right;
-  const size_t row_bytes = (static_cast<size_t>(width) * ci + 4 + 63) & ~size_t(63);  // +4: last group's slack
+  const size_t row_bytes =
+      (static_cast<size_t>(width) * ci + 4 + 63) & ~size_t(63);  // +4: last group's slack
   if ((p.kh + 1) * row_bytes > static_cast<size_t>(kStageBytes)) return false;
 
   const RequantForm form = conv_requant_form(p, bias, mult, k);
@@ -384,7 +392,8 @@ TZ_TARGET_AVX512 bool conv_direct(const ConvParams& p, const int8_t* x, const in
   t.rq = &rq;
   for (int c0 = 0; c0 < p.out_c; c0 += plan.chunk) {
     const int nc = p.out_c - c0 < plan.chunk ? p.out_c - c0 : plan.chunk;
-    pack_weights(w + static_cast<size_t>(c0) * k, k, p.kh, seg_len, seg4, nc, plan.v_full, p.x_zero, pack, acc0);
+    pack_weights(w + static_cast<size_t>(c0) * k, k, p.kh, seg_len, seg4, nc, plan.v_full, p.x_zero, pack,
+                 acc0);
     int tag[kMaxSeg];
     for (int i = 0; i < p.kh; ++i) tag[i] = -1;
     for (int oy = 0; oy < p.out_h; ++oy) {
@@ -399,7 +408,8 @@ TZ_TARGET_AVX512 bool conv_direct(const ConvParams& p, const int8_t* x, const in
         if (tag[slot] != iy) {
           fill(row, pad, p.pad_left * ci);
           copy_xor(row + p.pad_left * ci, x + static_cast<size_t>(iy) * p.in_w * ci, p.in_w * ci);
-          fill(row + (p.pad_left + p.in_w) * ci, pad, static_cast<int>(row_bytes) - (p.pad_left + p.in_w) * ci);
+          fill(row + (p.pad_left + p.in_w) * ci, pad,
+               static_cast<int>(row_bytes) - (p.pad_left + p.in_w) * ci);
           tag[slot] = iy;
         }
         t.seg[ky] = row;
@@ -416,7 +426,8 @@ TZ_TARGET_AVX512 bool conv_direct(const ConvParams& p, const int8_t* x, const in
 void conv2d_1x1_s8(const ConvParams& p, const int8_t* x, const int8_t* w, const int32_t* bias,
                    const float* mult, int8_t* y) {
   // No padding: the correction is exact for any zero point (mod 2^32).
-  if (!conv_staged(p, x, w, bias, mult, y, /*pointwise=*/true)) portable::conv2d_1x1_s8(p, x, w, bias, mult, y);
+  if (!conv_staged(p, x, w, bias, mult, y, /*pointwise=*/true))
+    portable::conv2d_1x1_s8(p, x, w, bias, mult, y);
 }
 
 void conv2d_s8(const ConvParams& p, const int8_t* x, const int8_t* w, const int32_t* bias, const float* mult,

@@ -26,22 +26,22 @@
 namespace tinyzo::x86::avx512vnni {
 namespace {
 
-constexpr int kC = 16;                  // channels per block (one zmm of int32 lanes)
-constexpr int kPos = 64;                // bytes per ring position: 16 channels x 4 taps
+constexpr int kC = 16;    // channels per block (one zmm of int32 lanes)
+constexpr int kPos = 64;  // bytes per ring position: 16 channels x 4 taps
 constexpr int kRingBytes = 48 * 1024;
 constexpr int kMaxKh = 16;
-constexpr int kMaxGroups = 64;          // kh * ceil(kw / 4) packed weight vectors
-constexpr int kMaxR = 8;                // output pixels per register tile
+constexpr int kMaxGroups = 64;  // kh * ceil(kw / 4) packed weight vectors
+constexpr int kMaxR = 8;        // output pixels per register tile
 
 struct Dw {
   const ConvParams* p;
   const int8_t* x;
-  int c0, nc;                // channel block
-  int groups;                // ceil(kw / 4): weight vectors per kernel row
-  int ix_base;               // input column of ring column 0
-  const __m512i* wpack;      // [kh][groups]
+  int c0, nc;                   // channel block
+  int groups;                   // ceil(kw / 4): weight vectors per kernel row
+  int ix_base;                  // input column of ring column 0
+  const __m512i* wpack;         // [kh][groups]
   const uint8_t* rows[kMaxKh];  // ring row of each ky for the current output row
-  __m512i acc0;              // -(128 + z) * sum_t w[c][t]
+  __m512i acc0;                 // -(128 + z) * sum_t w[c][t]
   __m512 bias_f, mult;
   const Requant16* rq;
 };
@@ -57,8 +57,8 @@ TZ_TARGET_AVX512 __m512i pack_dw_weights(const ConvParams& p, const int8_t* w, i
   __m512i sum = _mm512_setzero_si512();
   const __m512i ones = _mm512_set1_epi8(1);
   if (taps >= 4) {
-    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                           _mm512_set1_epi32(taps));
+    const __m512i idx = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(taps));
     const int8_t* wb = w + static_cast<size_t>(c0) * taps;
     for (int ky = 0; ky < p.kh; ++ky)
       for (int g = 0; g < groups; ++g) {
@@ -67,7 +67,8 @@ TZ_TARGET_AVX512 __m512i pack_dw_weights(const ConvParams& p, const int8_t* w, i
         const int valid = p.kw - 4 * g < 4 ? p.kw - 4 * g : 4;  // bytes of this row in the group
         __m512i v = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), cm, idx, wb + o, 1);
         v = _mm512_srl_epi32(v, _mm_cvtsi32_si128(8 * (t - o)));
-        if (valid < 4) v = _mm512_and_si512(v, _mm512_set1_epi32(static_cast<int32_t>((1u << (8 * valid)) - 1u)));
+        if (valid < 4)
+          v = _mm512_and_si512(v, _mm512_set1_epi32(static_cast<int32_t>((1u << (8 * valid)) - 1u)));
         dst[ky * groups + g] = v;
         sum = dpbusd(sum, ones, v);
       }
@@ -77,7 +78,8 @@ TZ_TARGET_AVX512 __m512i pack_dw_weights(const ConvParams& p, const int8_t* w, i
       for (int g = 0; g < groups; ++g) {
         std::memset(b, 0, sizeof b);
         for (int c = 0; c < nc; ++c)
-          for (int i = 0; i < 4 && 4 * g + i < p.kw; ++i) b[4 * c + i] = w[(c0 + c) * taps + ky * p.kw + 4 * g + i];
+          for (int i = 0; i < 4 && 4 * g + i < p.kw; ++i)
+            b[4 * c + i] = w[(c0 + c) * taps + ky * p.kw + 4 * g + i];
         const __m512i v = _mm512_load_si512(b);
         dst[ky * groups + g] = v;
         sum = dpbusd(sum, ones, v);
@@ -145,20 +147,29 @@ TZ_TARGET_AVX512 void dw_tile(const Dw& d, int o, int8_t* y) {
   const __mmask16 m = mask16(d.nc);
   const size_t y_stride = static_cast<size_t>(p.out_c);
 #pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) _mm_mask_storeu_epi8(y + r * y_stride, m, requant16_i8<kForm>(acc[r], bias_f, mult, rq));
+  for (int r = 0; r < R; ++r)
+    _mm_mask_storeu_epi8(y + r * y_stride, m, requant16_i8<kForm>(acc[r], bias_f, mult, rq));
 }
 
 template <RequantForm kForm>
 TZ_TARGET_AVX512 void run_tile(const Dw& d, int o, int n, int8_t* y) {
   switch (n) {
-    case 1: return dw_tile<1, kForm>(d, o, y);
-    case 2: return dw_tile<2, kForm>(d, o, y);
-    case 3: return dw_tile<3, kForm>(d, o, y);
-    case 4: return dw_tile<4, kForm>(d, o, y);
-    case 5: return dw_tile<5, kForm>(d, o, y);
-    case 6: return dw_tile<6, kForm>(d, o, y);
-    case 7: return dw_tile<7, kForm>(d, o, y);
-    default: return dw_tile<8, kForm>(d, o, y);
+    case 1:
+      return dw_tile<1, kForm>(d, o, y);
+    case 2:
+      return dw_tile<2, kForm>(d, o, y);
+    case 3:
+      return dw_tile<3, kForm>(d, o, y);
+    case 4:
+      return dw_tile<4, kForm>(d, o, y);
+    case 5:
+      return dw_tile<5, kForm>(d, o, y);
+    case 6:
+      return dw_tile<6, kForm>(d, o, y);
+    case 7:
+      return dw_tile<7, kForm>(d, o, y);
+    default:
+      return dw_tile<8, kForm>(d, o, y);
   }
 }
 
@@ -167,8 +178,8 @@ inline int span(int groups) { return 4 * (groups - 1) + 1; }
 
 // One block of 16 channels (nc valid) over the whole output.
 TZ_TARGET_AVX512 void dw_block(const ConvParams& p, const int8_t* x, const int8_t* w, const int32_t* bias,
-                               const float* mult, int8_t* y, int c0, int nc, const Requant16& rq, uint8_t* ring,
-                               __m512i* wpack) {
+                               const float* mult, int8_t* y, int c0, int nc, const Requant16& rq,
+                               uint8_t* ring, __m512i* wpack) {
   Dw d;
   d.p = &p;
   d.x = x;
@@ -232,7 +243,8 @@ TZ_TARGET_AVX512 void dw_block(const ConvParams& p, const int8_t* x, const int8_
 void depthwise_conv2d_s8(const ConvParams& p, const int8_t* x, const int8_t* w, const int32_t* bias,
                          const float* mult, int8_t* y) {
   const int groups = (p.kw + 3) / 4;
-  const bool fits = p.kh <= kMaxKh && p.kh * groups <= kMaxGroups && kRingBytes / ((p.kh + 1) * kPos) >= span(groups);
+  const bool fits =
+      p.kh <= kMaxKh && p.kh * groups <= kMaxGroups && kRingBytes / ((p.kh + 1) * kPos) >= span(groups);
   const RequantForm form = conv_requant_form(p, bias, mult, p.kh * p.kw);
   if (!fits || p.groups != p.in_c || p.in_c != p.out_c || !is_int8(p.x_zero) || form == RequantForm::kLong)
     return portable::depthwise_conv2d_s8(p, x, w, bias, mult, y);

@@ -37,7 +37,8 @@ TZ_TARGET_AVX512 void global_avg_pool_s8(int hw, int c, const int8_t* x, int8_t*
     const __mmask16 m = mask16(c - c0);
     __m512i sum = _mm512_setzero_si512();  // exact: |sum| <= 128 * hw
     for (int s = 0; s < hw; ++s)
-      sum = _mm512_add_epi32(sum, _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, x + static_cast<size_t>(s) * c + c0)));
+      sum = _mm512_add_epi32(
+          sum, _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, x + static_cast<size_t>(s) * c + c0)));
     // |mean| <= 128: no saturation or NaN case of round_half_even applies.
     const __m512 mean = _mm512_div_ps(_mm512_cvtepi32_ps(sum), n);
     __m512i q = _mm512_cvt_roundps_epi32(mean, kRoundRne);

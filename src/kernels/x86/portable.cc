@@ -11,9 +11,9 @@
 namespace tinyzo::x86::portable {
 namespace {
 
-constexpr int kRows = 4;            // output pixels per GEMM tile
+constexpr int kRows = 4;                          // output pixels per GEMM tile
 constexpr int kMaxK = kStageBytes / (2 * kRows);  // int16 staged rows
-constexpr int kDwChunk = 64;        // depthwise channels per chunk
+constexpr int kDwChunk = 64;                      // depthwise channels per chunk
 constexpr int kDwMaxTaps = 64;
 
 constexpr float kRoundMagic = 12582912.f;  // 1.5 * 2^23
@@ -89,8 +89,8 @@ inline void dot4(const int16_t* a, int a_stride, const int8_t* w, int k_n, int32
   out[3] = s3;
 }
 
-void conv_gemm(const ConvParams& p, const int8_t* x, const int8_t* w, const int32_t* bias,
-               const float* mult, int8_t* y) {
+void conv_gemm(const ConvParams& p, const int8_t* x, const int8_t* w, const int32_t* bias, const float* mult,
+               int8_t* y) {
   const int ci_pg = p.in_c / p.groups, co_pg = p.out_c / p.groups;
   const int k_n = p.kh * p.kw * ci_pg;
   const bool fast = conv_fast_requant_ok(p, mult);
@@ -119,8 +119,8 @@ void conv_gemm(const ConvParams& p, const int8_t* x, const int8_t* w, const int3
 
 }  // namespace
 
-void conv2d_s8(const ConvParams& p, const int8_t* x, const int8_t* w, const int32_t* bias,
-               const float* mult, int8_t* y) {
+void conv2d_s8(const ConvParams& p, const int8_t* x, const int8_t* w, const int32_t* bias, const float* mult,
+               int8_t* y) {
   const int k_n = p.kh * p.kw * (p.in_c / p.groups);
   // (x - z) must fit int16 for the staged rows.
   if (k_n > kMaxK || p.x_zero < -32000 || p.x_zero > 32000) return ref::conv2d_s8(p, x, w, bias, mult, y);
@@ -135,8 +135,7 @@ void conv2d_1x1_s8(const ConvParams& p, const int8_t* x, const int8_t* w, const 
 void depthwise_conv2d_s8(const ConvParams& p, const int8_t* x, const int8_t* w, const int32_t* bias,
                          const float* mult, int8_t* y) {
   const int taps = p.kh * p.kw;
-  if (taps > kDwMaxTaps || p.groups != p.in_c || p.in_c != p.out_c || p.x_zero < -32000 ||
-      p.x_zero > 32000) {
+  if (taps > kDwMaxTaps || p.groups != p.in_c || p.in_c != p.out_c || p.x_zero < -32000 || p.x_zero > 32000) {
     return ref::conv2d_s8(p, x, w, bias, mult, y);
   }
   const int c_n = p.out_c;

@@ -31,15 +31,10 @@ const KernelTable& portable_table() {
 }
 
 const KernelTable& avx2_table() {
-  static const KernelTable kTable = {"avx2",
-                                     avx2::conv2d_s8,
-                                     avx2::depthwise_conv2d_s8,
-                                     avx2::conv2d_1x1_s8,
-                                     avx2::add_s8,
-                                     avx2::global_avg_pool_s8,
-                                     avx2::max_pool2d_s8,
-                                     avx2::avg_pool2d_s8,
-                                     avx2::linear_f32};
+  static const KernelTable kTable = {
+      "avx2",          avx2::conv2d_s8,          avx2::depthwise_conv2d_s8, avx2::conv2d_1x1_s8,
+      avx2::add_s8,    avx2::global_avg_pool_s8, avx2::max_pool2d_s8,       avx2::avg_pool2d_s8,
+      avx2::linear_f32};
   return kTable;
 }
 

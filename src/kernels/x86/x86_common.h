@@ -39,8 +39,7 @@ inline uint32_t load_u32(const void* p) {
 // otherwise kernels use the long form, which emulates round_half_even() exactly.
 inline bool finite_f32(float v) { return v - v == 0.f; }  // false for inf and NaN
 
-inline bool requant_fast_ok(const float* mult, int n, float y_scale, int32_t y_zero, int32_t lo,
-                            int32_t hi) {
+inline bool requant_fast_ok(const float* mult, int n, float y_scale, int32_t y_zero, int32_t lo, int32_t hi) {
   constexpr int32_t kLim = 1 << 20;
   if (!(finite_f32(y_scale) && y_scale != 0.f)) return false;
   if (lo > hi || y_zero < -kLim || y_zero > kLim || lo < -kLim || hi > kLim) return false;
