@@ -212,6 +212,7 @@ void fill_conv(Rng& r, ConvCase& c) {
       for (auto& m : c.mult) m = r.pick(odd);
       p.y_scale = r.pick(std::vector<float>{0.f, inf, nan, 1e-40f, -0.05f, 0.05f, 1e30f});
       if (r.chance(0.3)) std::swap(p.act_min, p.act_max);  // lo > hi: clamp_i32's order matters
+      if (r.chance(0.2)) p.y_zero = r.pick(std::vector<int32_t>{-1000, 1000, 1 << 21});
       break;
     }
   }
@@ -390,6 +391,48 @@ TEST_P(X86Kernels, ConvLargeReduction) {
     pw.p.in_c = std::vector<int>{800, 1500, 2500, 3100, 7000, 7001}[static_cast<size_t>(i)];
     fill_conv(r, pw);
     ASSERT_TRUE(check_conv(table_->pointwise_conv2d, ref::pointwise_conv2d_s8, pw)) << "case " << i;
+  }
+}
+
+TEST_P(X86Kernels, DepthwiseLargeKernels) {
+  // Kernels beyond the vector paths' packing limits take the exact fallbacks.
+  Rng r(2004);
+  for (int k : {8, 9, 11, 13}) {
+    ConvCase c;
+    ConvParams& p = c.p;
+    p.kh = k;
+    p.kw = r.uniform(1, k);
+    p.stride_h = p.stride_w = r.uniform(1, 2);
+    p.in_h = r.uniform(k, k + 6);
+    p.in_w = r.uniform(p.kw, p.kw + 6);
+    p.pad_top = k / 2, p.pad_left = p.kw / 2;
+    p.out_h = out_size(p.in_h, p.kh, p.stride_h, p.pad_top, k / 2);
+    p.out_w = out_size(p.in_w, p.kw, p.stride_w, p.pad_left, p.kw / 2);
+    p.in_c = p.out_c = p.groups = r.pick(std::vector<int>{5, 16, 33});
+    fill_conv(r, c);
+    ASSERT_TRUE(check_conv(table_->depthwise_conv2d, ref::depthwise_conv2d_s8, c)) << "k " << k;
+  }
+}
+
+TEST_P(X86Kernels, ZeroPointOutsideInt8) {
+  // The contract keeps zero points in int8; outside it the kernels must still be exact.
+  Rng r(3005);
+  for (int32_t z : {-1000, -200, 200, 1000}) {
+    ConvCase c;
+    ConvParams& p = c.p;
+    p.in_h = p.out_h = r.uniform(1, 9);
+    p.in_w = p.out_w = r.uniform(1, 9);
+    p.in_c = r.pick(kChannels);
+    p.out_c = r.pick(kChannels);
+    fill_conv(r, c);
+    p.x_zero = z;
+    ASSERT_TRUE(check_conv(table_->pointwise_conv2d, ref::pointwise_conv2d_s8, c)) << "z " << z;
+    ASSERT_TRUE(check_conv(table_->conv2d, ref::conv2d_s8, c)) << "z " << z;
+    ConvCase d;
+    random_depthwise(r, d);
+    fill_conv(r, d);
+    d.p.x_zero = z;
+    ASSERT_TRUE(check_conv(table_->depthwise_conv2d, ref::depthwise_conv2d_s8, d)) << "z " << z;
   }
 }
 
