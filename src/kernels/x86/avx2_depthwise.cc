@@ -49,11 +49,45 @@ TZ_TARGET_AVX2 inline __m256i load_x16(const int8_t* p, int n, __m256i z) {
 }
 
 // [ky][q][lo, hi] int16 pairs (w[c][ky][2q], w[c][ky][2q+1]) at the dword lane unpacklo/hi_epi16
-// gives channel c (channels 8L..8L+3 of 128-bit lane L in lo, 8L+4..8L+7 in hi), written as
-// dwords straight into place (no narrow stores reloaded as vectors: store-forwarding stalls).
+// gives channel c (channels 8L..8L+3 of 128-bit lane L in lo, 8L+4..8L+7 in hi).
+// Vectorized with masked dword gathers in that lane order: lane j reads 4 bytes of its own
+// channel's weight row at offset o = min(t, taps - 4) (never past the row, hence never past w);
+// the pair (t, t + 1) sits at bytes t - o, t - o + 1. taps < 4: scalar dword writes.
 TZ_TARGET_AVX2 void pack_dw_weights(const ConvParams& p, const int8_t* w, int c0, int nc, int npr,
                                     uint8_t* dst) {
   const int taps = p.kh * p.kw;
+  if (taps >= 4) {
+    __m256i idx[2], msk[2];
+    for (int h = 0; h < 2; ++h) {
+      alignas(32) int32_t ix[8], mk[8];
+      for (int j = 0; j < 8; ++j) {
+        const int c = (j / 4) * 8 + 4 * h + j % 4;
+        ix[j] = c * taps;
+        mk[j] = c < nc ? -1 : 0;
+      }
+      idx[h] = _mm256_load_si256(reinterpret_cast<const __m256i*>(ix));
+      msk[h] = _mm256_load_si256(reinterpret_cast<const __m256i*>(mk));
+    }
+    const int8_t* wb = w + static_cast<size_t>(c0) * taps;
+    const __m256i lo16 = _mm256_set1_epi32(0xFFFF);
+    for (int ky = 0; ky < p.kh; ++ky)
+      for (int q = 0; q < npr; ++q, dst += kPos) {
+        const int t = ky * p.kw + 2 * q;
+        const int o = t < taps - 4 ? t : taps - 4;
+        const bool lone = 2 * q + 1 >= p.kw;
+        const __m128i shift = _mm_cvtsi32_si128(8 * (t - o));
+        for (int h = 0; h < 2; ++h) {
+          __m256i d = _mm256_mask_i32gather_epi32(_mm256_setzero_si256(),
+                                                  reinterpret_cast<const int*>(wb + o), idx[h], msk[h], 1);
+          d = _mm256_srl_epi32(d, shift);
+          __m256i v = _mm256_and_si256(_mm256_srai_epi32(_mm256_slli_epi32(d, 24), 24), lo16);
+          if (!lone)
+            v = _mm256_or_si256(v, _mm256_slli_epi32(_mm256_srai_epi32(_mm256_slli_epi32(d, 16), 24), 16));
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + h * 2 * kC), v);
+        }
+      }
+    return;
+  }
   std::memset(dst, 0, static_cast<size_t>(p.kh) * npr * kPos);
   for (int c = 0; c < nc; ++c) {
     const int8_t* wc = w + static_cast<size_t>(c0 + c) * taps;
