@@ -22,6 +22,18 @@ void board_printf(const char* fmt, ...) {
   va_end(ap);
 }
 
+const char* board_u64(char* buf, uint64_t v) {
+  char rev[24];
+  int n = 0;
+  do {
+    rev[n++] = (char)('0' + (int)(v % 10));
+    v /= 10;
+  } while (v);
+  for (int i = 0; i < n; ++i) buf[i] = rev[n - 1 - i];
+  buf[n] = 0;
+  return buf;
+}
+
 uint32_t board_float_bits(float v) {
   uint32_t u;
   memcpy(&u, &v, 4);

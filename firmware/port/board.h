@@ -26,6 +26,9 @@ void board_vprintf(const char* fmt, va_list ap);
 // Writes `v` with `decimals` (0..9) digits after the point into buf (>= 24
 // bytes); returns buf. Display only: exact values are printed as hex bits.
 const char* board_fixed(char* buf, float v, int decimals);
+// Decimal text of a 64-bit count into buf (>= 21 bytes); returns buf (newlib-nano's
+// printf has no %llu).
+const char* board_u64(char* buf, uint64_t v);
 // The IEEE bits of a float (to print exact values).
 uint32_t board_float_bits(float v);
 

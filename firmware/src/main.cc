@@ -32,7 +32,8 @@
 extern "C" const uint8_t tz_model_start[];
 extern "C" const uint8_t tz_model_end[];
 
-// Called at the start of every training step and after the last one; the
+// Called before every forward of `infer` and after the last; in `train` at the
+// start of every step, before every sample, and after the last step. The
 // instruction-count plugin (tools/qemu_plugin) records its count at each call.
 extern "C" __attribute__((noinline, used)) void tz_fw_mark(void) { __asm__ volatile("" ::: "memory"); }
 
@@ -294,12 +295,12 @@ __attribute__((noinline)) int prepare_training(const fw::RunConfig& c) {
   for (int g = 0; g < groups; ++g)
     for (int i = 0; i < g_trainers[g]->n_layers(); ++i)
       params += g_trainers[g]->weights(i).size() + g_trainers[g]->biases(i).size();
-  char lr_text[24];
+  char lr_text[24], seed_text[24];
   board_printf("train: layers=%s (%d layers: %d WP, %d NP; %u parameters; %d trainer%s), steps=%u batch=%u, "
-               "lr0=%s, seed=%lu\n",
+               "lr0=%s, seed=%s\n",
                c.layers, n_layers, n_layers - n_np, n_np, unsigned(params), groups, groups > 1 ? "s" : "",
                unsigned(c.steps), unsigned(c.batch), board_fixed(lr_text, fw::effective_lr(c), 6),
-               (unsigned long)c.seed);
+               board_u64(seed_text, c.seed));
   return groups;
 }
 
@@ -361,7 +362,10 @@ int run_train(int argc, char** argv) {
   const int out = create_output(argv[1]);
   write_trained_header(out, c, groups, stream.h.n_samples);
 
-  auto load = [&](uint32_t index, Span<int8_t> input, int* label) { return load_sample(stream, index, input, label); };
+  auto load = [&](uint32_t index, Span<int8_t> input, int* label) {
+    tz_fw_mark();  // per sample (and group): the cost report splits a step into samples and the update
+    return load_sample(stream, index, input, label);
+  };
   auto on_step = [&](uint32_t step, float loss, float lr) {
     write_or_fail(out, &loss, 4);
     uint64_t macs = 0;
@@ -370,10 +374,10 @@ int run_train(int argc, char** argv) {
       macs += g_trainers[g]->last_step().forward_macs;
       changed += g_trainers[g]->last_step().weights_changed;
     }
-    char a[24], b[24];
-    board_printf("step %u/%u loss=%s (0x%08lx) lr=%s forward_macs=%lu changed=%d\n", unsigned(step + 1),
+    char a[24], b[24], m[24];
+    board_printf("step %u/%u loss=%s (0x%08lx) lr=%s forward_macs=%s changed=%d\n", unsigned(step + 1),
                  unsigned(c.steps), board_fixed(a, loss, 5), (unsigned long)board_float_bits(loss),
-                 board_fixed(b, lr, 7), (unsigned long)macs, changed);
+                 board_fixed(b, lr, 7), board_u64(m, macs), changed);
   };
   const Status s = fw::run_training(g_engine, g_trainers, groups, c, stream.h.n_samples, sample_buffer, load,
                                     on_step, tz_fw_mark);
