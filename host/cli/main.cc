@@ -47,6 +47,7 @@ int main(int argc, char** argv) {
   tinyzo::cli::register_corrupt_command(app);
   tinyzo::cli::register_train_command(app);
   tinyzo::cli::register_select_command(app);
+  tinyzo::cli::register_split_command(app);
   tinyzo::cli::register_fw_commands(app);
 
   try {

@@ -44,13 +44,13 @@ def cosine_lr(eta0, step, total):
 
 
 def accuracy(model, xp, labels, batch=300):
-    """Top-1 % with the exact (index-ordered) float head, on inputs of stage first_trainable."""
+    """Top-1 accuracy as a fraction (like tinyzo's logs) with the exact (index-ordered) float head, on inputs of stage first_trainable."""
     correct = 0
     with torch.no_grad():
         for i in range(0, xp.shape[0], batch):
             lg = model.forward_from(xp[i:i + batch], model.first_trainable, exact=True)
             correct += int((lg.argmax(1) == labels[i:i + batch]).sum())
-    return 100.0 * correct / xp.shape[0]
+    return correct / xp.shape[0]
 
 
 def sgd_step(model, method, lr):
@@ -119,7 +119,7 @@ def main(argv=None):
     emit({"type": "start", "config": config, "prefix_seconds": time.time() - t_start})
     val0, test0 = accuracy(model, xs["val"], ys["val"]), accuracy(model, xs["test"], ys["test"])
     emit({"type": "before", "val_acc": val0, "test_acc": test0})
-    best_val, best_epoch, best = -1.0, 0, None
+    best_val, best_epoch, best = -1.0, 0, None  # fractions, as in tinyzo's log
     rng = np.random.default_rng(a.seed)
     step, epoch, t_train = 0, 0, 0.0
     while step < total:
@@ -159,7 +159,7 @@ def main(argv=None):
     with open(os.path.join(a.out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
     print("%s %s: test %.2f%% -> %.2f%% (best val %.0f%% at epoch %d), %d steps, %.1f s" %
-          (summary["method"], a.layers, test0, test, best_val, best_epoch, step, summary["wall_seconds"]))
+          (summary["method"], a.layers, 100 * test0, 100 * test, 100 * best_val, best_epoch, step, summary["wall_seconds"]))
     return summary
 
 
