@@ -16,7 +16,7 @@ namespace tinyzo {
 #define TZ_TRAIN_CONFIG_FIELDS(X)                                                                             \
   X(model) X(kernels) X(corruption) X(severity) X(corruption_seed) X(train_per_class) X(val_per_class)       \
   X(test_per_class) X(split_seed) X(augment) X(layers) X(mode) X(budget_kb) X(queries_w) X(queries_b)         \
-  X(queries_np) X(sigma_w) X(sigma_b) X(mu) X(two_sided) X(gns) X(rounding) X(estimation) X(update_bias)     \
+  X(queries_np) X(sigma_w) X(sigma_b) X(mu) X(two_sided) X(gns) X(rounding) X(estimation) X(update_bias) X(qas)     \
   X(batch) X(epochs) X(lr) X(max_steps) X(seed) X(threads) X(out)
 
 namespace {

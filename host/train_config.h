@@ -42,6 +42,7 @@ struct TrainConfig {
   std::string rounding = "nearest";   // nearest | stochastic
   std::string estimation = "layer";   // layer | model
   bool update_bias = true;
+  bool qas = true;                     // quantization-aware scaling of the update (METHOD §3.6); off for the ablation
   // schedule
   int batch = 100;
   int epochs = 50;

@@ -108,6 +108,7 @@ ZoConfig make_zo_config(const TrainConfig& c) {
   z.rounding = c.rounding == "stochastic" ? Rounding::kStochastic : Rounding::kNearest;
   z.estimation = c.estimation == "model" ? Estimation::kModelWise : Estimation::kLayerWise;
   z.update_bias = c.update_bias;
+  z.qas = c.qas;
   z.seed = c.seed;
   return z;
 }

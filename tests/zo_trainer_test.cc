@@ -481,6 +481,33 @@ TEST(ZoTrainer, LayerWiseNpEqualsModelWiseNpForOneLayer) {
   }
 }
 
+TEST(ZoTrainer, WithoutQasUpdatesRoundToZero) {
+  // The paper's QAS ablation: without the 1 / s^2 scaling the integer step
+  // lr * g is far below half an LSB, so (almost) nothing moves.
+  TinyNet net;
+  load(net, 9);
+  auto changed = [&](bool qas) {
+    ZoConfig cfg;
+    cfg.n_queries_w = cfg.n_queries_b = cfg.n_queries_np = 6;
+    cfg.qas = qas;
+    std::vector<uint8_t> mem(1 << 20);
+    Arena arena(mem.data(), mem.size());
+    Engine engine;
+    EXPECT_EQ(engine.init(net.view, arena, ref::table()), Status::kOk);
+    std::vector<TrainLayer> layers = {{0, PerturbMode::kWeight}, {1, PerturbMode::kNode}};
+    ZoTrainer t;
+    EXPECT_EQ(t.init(engine, Span<const TrainLayer>(layers.data(), 2), cfg, arena), Status::kOk);
+    auto inputs = make_inputs(4, engine.input().size(), 5);
+    EXPECT_EQ(t.begin_step(0), Status::kOk);
+    for (int i = 0; i < 4; ++i)
+      EXPECT_EQ(t.accumulate_sample(Span<const int8_t>(inputs[i].data(), inputs[i].size()), i), Status::kOk);
+    EXPECT_EQ(t.end_step(0.01f), Status::kOk);
+    return t.last_step().weights_changed;
+  };
+  EXPECT_GT(changed(true), 10);
+  EXPECT_EQ(changed(false), 0);
+}
+
 TEST(ZoTrainer, ArenaTooSmallIsOutOfMemory) {
   TinyNet net;
   load(net, 6);

@@ -288,6 +288,8 @@ void register_train_command(CLI::App& app) {
   bind_flag(cmd, a, "--rounding", &TrainConfig::rounding, "integer update rounding: nearest | stochastic");
   bind_flag(cmd, a, "--estimation", &TrainConfig::estimation, "layer (prefix reuse) | model (MeZO-like)");
   bind_flag(cmd, a, "--update-bias,!--no-update-bias", &TrainConfig::update_bias, "train the biases too (default on)");
+  bind_flag(cmd, a, "--qas,!--no-qas", &TrainConfig::qas,
+            "quantization-aware scaling of the integer update (default on; off = the paper's ablation)");
   bind_flag(cmd, a, "--batch,-b", &TrainConfig::batch, "batch size B (default 100)");
   bind_flag(cmd, a, "--epochs,-e", &TrainConfig::epochs, "epochs (default 50)");
   bind_flag(cmd, a, "--lr", &TrainConfig::lr, "initial learning rate (default 0.01 * B / 256)");

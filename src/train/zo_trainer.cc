@@ -558,6 +558,14 @@ int32_t ZoTrainer::updated_bias(int32_t b, float lr, float g, float s_x, float s
   return clamp_s32(int64_t(b) - round_step(step, r, u));
 }
 
+int8_t ZoTrainer::updated_weight_plain(int8_t w, float lr, float g, Rounding r, float u) {
+  return clamp_s8(clamp_s32(int64_t(w) - round_step(lr * g, r, u)));
+}
+
+int32_t ZoTrainer::updated_bias_plain(int32_t b, float lr, float g, Rounding r, float u) {
+  return clamp_s32(int64_t(b) - round_step(lr * g, r, u));
+}
+
 template <class FW, class FB>
 void ZoTrainer::for_each_gradient(const Layer& l, int li, FW&& fw, FB&& fb) const {
   const float batch = static_cast<float>(sample_);
@@ -637,14 +645,16 @@ void ZoTrainer::apply_update(Layer& l, int li, float lr) {
   for_each_gradient(
       l, li,
       [&](size_t i, float g) {
-        const int8_t nw =
-            updated_weight(l.w[i], lr, g, l.s_w[i / per_ch], config_.rounding, uniform01(round_key_w, i));
+        const float u = uniform01(round_key_w, i);
+        const int8_t nw = config_.qas ? updated_weight(l.w[i], lr, g, l.s_w[i / per_ch], config_.rounding, u)
+                                      : updated_weight_plain(l.w[i], lr, g, config_.rounding, u);
         stats_.weights_changed += nw != l.w[i];
         l.w[i] = nw;
       },
       [&](size_t o, float g) {
-        const int32_t nb =
-            updated_bias(l.b[o], lr, g, l.s_x, l.s_w[o], config_.rounding, uniform01(round_key_b, o));
+        const float u = uniform01(round_key_b, o);
+        const int32_t nb = config_.qas ? updated_bias(l.b[o], lr, g, l.s_x, l.s_w[o], config_.rounding, u)
+                                       : updated_bias_plain(l.b[o], lr, g, config_.rounding, u);
         stats_.weights_changed += nb != l.b[o];
         l.b[o] = nb;
       });

@@ -38,6 +38,10 @@ struct ZoConfig {
   Rounding rounding = Rounding::kNearest;
   Estimation estimation = Estimation::kLayerWise;
   bool update_bias = true;
+  // Quantization-aware scaling (METHOD §3.6): the step on W_int is lr * g /
+  // s_w^2 (b_int: lr * g / (s_x s_w)^2). Off, the step is lr * g in integer
+  // units, which rounds to zero almost everywhere (the paper's ablation).
+  bool qas = true;
   uint64_t seed = 0;
 };
 
@@ -117,6 +121,9 @@ class ZoTrainer {
   static int64_t round_step(float step, Rounding r, float u);
   // QAS update of one weight: clamp(w - R(lr * g / s_w^2), -128, 127).
   static int8_t updated_weight(int8_t w, float lr, float g, float s_w, Rounding r, float u);
+  // Without QAS: clamp(p - R(lr * g)).
+  static int8_t updated_weight_plain(int8_t w, float lr, float g, Rounding r, float u);
+  static int32_t updated_bias_plain(int32_t b, float lr, float g, Rounding r, float u);
   // QAS update of one bias: clamp(b - R(lr * g / (s_x s_w)^2)) to int32.
   static int32_t updated_bias(int32_t b, float lr, float g, float s_x, float s_w, Rounding r, float u);
 
