@@ -89,37 +89,49 @@ TZ_TARGET_AVX512 __m512i pack_dw_weights(const ConvParams& p, const int8_t* w, i
   return _mm512_mullo_epi32(sum, _mm512_set1_epi32(neg_zc));
 }
 
-// u8 pixel at ring column `col` of input row xrow: x ^ 0x80, or z + 128 outside the image.
-TZ_TARGET_AVX512 inline __m128i ring_pixel(const Dw& d, const int8_t* xrow, int col, __m128i pad) {
-  const int ix = d.ix_base + col;
-  if (ix < 0 || ix >= d.p->in_w) return pad;
-  const int8_t* src = xrow + static_cast<size_t>(ix) * d.p->in_c;
-  const __m128i flip = _mm_set1_epi8(static_cast<char>(0x80));
-  if (d.nc >= kC) return _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src)), flip);
-  return _mm_xor_si128(_mm_maskz_loadu_epi8(mask16(d.nc), src), flip);
+// Interleaves four u8 pixels per channel into ring position q: a[c] b[c] c[c] e[c].
+TZ_TARGET_AVX512 inline void put_position(uint8_t* q, __m128i a, __m128i b, __m128i c, __m128i e) {
+  const __m128i ab_lo = _mm_unpacklo_epi8(a, b), ab_hi = _mm_unpackhi_epi8(a, b);
+  const __m128i ce_lo = _mm_unpacklo_epi8(c, e), ce_hi = _mm_unpackhi_epi8(c, e);
+  const __m256i lo = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_unpacklo_epi16(ab_lo, ce_lo)),
+                                             _mm_unpackhi_epi16(ab_lo, ce_lo), 1);  // channels 0-7
+  const __m256i hi = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_unpacklo_epi16(ab_hi, ce_hi)),
+                                             _mm_unpackhi_epi16(ab_hi, ce_hi), 1);  // 8-15
+  _mm512_storeu_si512(q, _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1));
 }
 
 // Stages ring row `dst` for input row iy: positions [0, width) (only even ones if even_only).
+// Columns are read through ring_pixel() only near the image borders; inside, unchecked loads.
 TZ_TARGET_AVX512 void build_row(const Dw& d, int iy, int width, bool even_only, uint8_t* dst) {
   const ConvParams& p = *d.p;
   const __m128i pad = _mm_set1_epi8(static_cast<char>(p.x_zero + 128));
+  const __m128i flip = _mm_set1_epi8(static_cast<char>(0x80));
+  const __mmask16 cm = mask16(d.nc);
   const int8_t* xrow = d.x + static_cast<size_t>(iy) * p.in_w * p.in_c + d.c0;
-  __m128i a = ring_pixel(d, xrow, 0, pad), b = ring_pixel(d, xrow, 1, pad), c = ring_pixel(d, xrow, 2, pad);
-  for (int j = 0; j < width; ++j) {
-    const __m128i e = ring_pixel(d, xrow, j + 3, pad);
-    if (!even_only || (j & 1) == 0) {
-      // Per channel: a[c] b[c] c[c] e[c] (pixels j .. j + 3).
-      const __m128i ab_lo = _mm_unpacklo_epi8(a, b), ab_hi = _mm_unpackhi_epi8(a, b);
-      const __m128i ce_lo = _mm_unpacklo_epi8(c, e), ce_hi = _mm_unpackhi_epi8(c, e);
-      __m128i* q = reinterpret_cast<__m128i*>(dst + static_cast<size_t>(j) * kPos);
-      _mm_storeu_si128(q + 0, _mm_unpacklo_epi16(ab_lo, ce_lo));  // channels 0-3
-      _mm_storeu_si128(q + 1, _mm_unpackhi_epi16(ab_lo, ce_lo));  // 4-7
-      _mm_storeu_si128(q + 2, _mm_unpacklo_epi16(ab_hi, ce_hi));  // 8-11
-      _mm_storeu_si128(q + 3, _mm_unpackhi_epi16(ab_hi, ce_hi));  // 12-15
+  const size_t cstride = static_cast<size_t>(p.in_c);
+  // Columns col with 0 <= ix_base + col < in_w are inside the image.
+  const int in_lo = -d.ix_base, in_hi = p.in_w - d.ix_base;  // [in_lo, in_hi)
+  const int8_t* col0 = xrow + static_cast<ptrdiff_t>(d.ix_base) * static_cast<ptrdiff_t>(cstride);
+  auto column = [&](int col) TZ_TARGET_AVX512 -> __m128i {
+    if (col < in_lo || col >= in_hi) return pad;
+    return _mm_xor_si128(
+        _mm_maskz_loadu_epi8(cm, col0 + static_cast<ptrdiff_t>(col) * static_cast<ptrdiff_t>(cstride)), flip);
+  };
+  const int step = even_only ? 2 : 1;
+  __m128i a = column(0), b = column(1), c = column(2);
+  for (int j = 0; j < width; j += step) {
+    const __m128i e = column(j + 3);
+    put_position(dst + static_cast<size_t>(j) * kPos, a, b, c, e);
+    if (even_only) {
+      const __m128i f = column(j + 4);
+      a = c;
+      b = e;
+      c = f;
+    } else {
+      a = b;
+      b = c;
+      c = e;
     }
-    a = b;
-    b = c;
-    c = e;
   }
 }
 
