@@ -2,7 +2,11 @@
 // update, determinism, frozen tensors, the NP layer-local gradient.
 #include <gtest/gtest.h>
 
+#include <memory>
+
 #include <algorithm>
+#include <atomic>
+#include <thread>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -506,6 +510,65 @@ TEST(ZoTrainer, WithoutQasUpdatesRoundToZero) {
   };
   EXPECT_GT(changed(true), 10);
   EXPECT_EQ(changed(false), 0);
+}
+
+// A thread per worker pulling task indices from a shared counter.
+void thread_parallel_for(void* ctx, int n, void (*task)(void*, int, int), void* arg) {
+  const int workers = *static_cast<int*>(ctx);
+  std::atomic<int> next{0};
+  std::vector<std::thread> threads;
+  for (int w = 0; w < workers; ++w)
+    threads.emplace_back([&, w] {
+      for (int i = next++; i < n; i = next++) task(arg, w, i);
+    });
+  for (auto& t : threads) t.join();
+}
+
+TEST(ZoTrainer, QueryWorkersGiveBitwiseTheSameWeights) {
+  TinyNet net;
+  load(net, 10);
+  auto run = [&](int extra_workers, bool two_sided) {
+    ZoConfig cfg;
+    cfg.n_queries_w = cfg.n_queries_b = 7;
+    cfg.n_queries_np = 9;
+    cfg.two_sided = two_sided;
+    std::vector<uint8_t> mem(4 << 20);
+    Arena arena(mem.data(), mem.size());
+    Engine engine;
+    EXPECT_EQ(engine.init(net.view, arena, ref::table()), Status::kOk);
+    std::vector<std::unique_ptr<Engine>> extra;
+    std::vector<Engine*> ptrs;
+    for (int w = 0; w < extra_workers; ++w) {
+      extra.push_back(std::make_unique<Engine>());
+      EXPECT_EQ(extra.back()->init(net.view, arena, ref::table()), Status::kOk);
+      ptrs.push_back(extra.back().get());
+    }
+    std::vector<TrainLayer> layers = {{0, PerturbMode::kWeight}, {1, PerturbMode::kNode}};
+    ZoTrainer t;
+    EXPECT_EQ(t.init(engine, Span<const TrainLayer>(layers.data(), 2), cfg, arena), Status::kOk);
+    int n_threads = extra_workers + 1;
+    EXPECT_EQ(t.set_workers(Span<Engine* const>(ptrs.data(), ptrs.size()), arena, thread_parallel_for, &n_threads),
+              Status::kOk);
+    auto inputs = make_inputs(6, engine.input().size(), 17);
+    for (int step = 0; step < 3; ++step) {
+      EXPECT_EQ(t.begin_step(step), Status::kOk);
+      for (int i = 0; i < 6; ++i)
+        EXPECT_EQ(t.accumulate_sample(Span<const int8_t>(inputs[i].data(), inputs[i].size()), i % 4), Status::kOk);
+      EXPECT_EQ(t.end_step(0.05f), Status::kOk);
+    }
+    std::vector<int64_t> all;
+    for (int l = 0; l < t.n_layers(); ++l) {
+      for (int8_t w : t.weights(l)) all.push_back(w);
+      for (int32_t b : t.biases(l)) all.push_back(b);
+    }
+    all.push_back(static_cast<int64_t>(t.last_step().forward_macs));
+    return all;
+  };
+  for (bool two : {false, true}) {
+    const auto base = run(0, two);
+    EXPECT_EQ(run(1, two), base);
+    EXPECT_EQ(run(3, two), base);
+  }
 }
 
 TEST(ZoTrainer, ArenaTooSmallIsOutOfMemory) {

@@ -173,7 +173,11 @@ Status ZoTrainer::allocate(Arena& arena) {
     const size_t pert_bytes = max_dw > max_cout * 4 ? max_dw : max_cout * 4;
     shared_pert_w = static_cast<int8_t*>(take(pert_bytes));
     shared_pert_b = reinterpret_cast<int32_t*>(shared_pert_w);  // 16-byte aligned by the arena
+    worker_pert_[0] = shared_pert_w;
     if (max_y) np_coef_ = static_cast<float*>(take(size_t(config_.n_queries_np) * 4));
+    const int max_q = config_.n_queries_w > config_.n_queries_b ? config_.n_queries_w : config_.n_queries_b;
+    results_ = static_cast<float*>(take(size_t(max_q) * 2 * 4));
+    pert_bytes_ = pert_bytes;
     boundary_ = static_cast<int8_t*>(take(boundary_bytes_));
   }
   for (int i = 0; i < n_layers_ && ok; ++i) {
@@ -212,6 +216,27 @@ Status ZoTrainer::allocate(Arena& arena) {
   return begin_step(0);
 }
 
+Status ZoTrainer::set_workers(Span<Engine* const> engines, Arena& arena, ParallelFor parallel_for, void* ctx) {
+  if (engine_ == nullptr || engines.size() > size_t(kMaxWorkers - 1)) return Status::kInvalidArgument;
+  if (config_.estimation == Estimation::kModelWise && !engines.empty()) return Status::kUnsupported;
+  for (size_t w = 0; w < engines.size(); ++w) {
+    Engine* e = engines[w];
+    if (e == nullptr || &e->model() != &engine_->model()) return Status::kInvalidArgument;
+    // Workers read the trainer's copies of every trainable layer, as the main engine does.
+    for (int i = 0; i < n_layers_; ++i) {
+      TZ_RETURN_IF_ERROR(e->set_param_override(layers_[i].spec.op, 1, layers_[i].w));
+      TZ_RETURN_IF_ERROR(e->set_param_override(layers_[i].spec.op, 2, layers_[i].b));
+    }
+    worker_pert_[w + 1] = static_cast<int8_t*>(arena.allocate(pert_bytes_ ? pert_bytes_ : 1));
+    if (worker_pert_[w + 1] == nullptr) return Status::kOutOfMemory;
+    workers_[w] = e;
+  }
+  n_workers_ = static_cast<int>(engines.size());
+  parallel_for_ = parallel_for;
+  parallel_ctx_ = ctx;
+  return Status::kOk;
+}
+
 Status ZoTrainer::begin_step(uint32_t step) {
   if (engine_ == nullptr) return Status::kInvalidArgument;
   step_ = step;
@@ -230,20 +255,20 @@ Status ZoTrainer::begin_step(uint32_t step) {
   return Status::kOk;
 }
 
-Status ZoTrainer::forward_loss(int first_op, int label, float* loss_out, int* predicted) {
-  const int n = engine_->model().n_ops();
-  TZ_RETURN_IF_ERROR(engine_->invoke_range(first_op, n));
-  macs_ += engine_->macs(first_op, n);
-  const TzmTensor& out = engine_->output_info();
+// Runs `engine` from `first_op` to the end and the cross-entropy of its logits.
+Status engine_loss(Engine& engine, int first_op, int label, float* loss_out, int* predicted) {
+  const int n = engine.model().n_ops();
+  TZ_RETURN_IF_ERROR(engine.invoke_range(first_op, n));
+  const TzmTensor& out = engine.output_info();
   const int classes = static_cast<int>(tensor_elements(out));
   if (label < 0 || label >= classes) return Status::kInvalidArgument;
   float logits_buf[64];
   const float* logits = nullptr;
   if (out.dtype == uint8_t(DType::kFloat32)) {
-    logits = engine_->output_f32().data();
+    logits = engine.output_f32().data();
   } else {
     if (classes > 64) return Status::kUnsupported;
-    const int8_t* q = engine_->output_s8().data();
+    const int8_t* q = engine.output_s8().data();
     for (int i = 0; i < classes; ++i) logits_buf[i] = static_cast<float>(int32_t(q[i]) - out.zero_point) * out.scale;
     logits = logits_buf;
   }
@@ -255,6 +280,11 @@ Status ZoTrainer::forward_loss(int first_op, int label, float* loss_out, int* pr
     *predicted = best;
   }
   return Status::kOk;
+}
+
+Status ZoTrainer::forward_loss(int first_op, int label, float* loss_out, int* predicted) {
+  macs_ += engine_->macs(first_op, engine_->model().n_ops());
+  return engine_loss(*engine_, first_op, label, loss_out, predicted);
 }
 
 Status ZoTrainer::loss(Span<const int8_t> input, int label, float* loss_out, int* predicted) {
@@ -306,45 +336,69 @@ Status ZoTrainer::layer_wise_sample(int label) {
   return Status::kOk;
 }
 
-void ZoTrainer::write_perturbed_weights(const Layer& l, int li, int q, int sign) {
+void ZoTrainer::write_perturbed_weights(const Layer& l, int li, int q, int sign, int8_t* out) const {
   const uint64_t k = key(li, RngStream::kWeightPerturb, q, 0);
   const int32_t sigma = config_.sigma_w_lsb * sign;
-  for (size_t i = 0; i < l.d_w; ++i) l.pert_w[i] = clamp_s8(int32_t(l.w[i]) + sigma * rademacher(k, i));
+  for (size_t i = 0; i < l.d_w; ++i) out[i] = clamp_s8(int32_t(l.w[i]) + sigma * rademacher(k, i));
 }
 
-void ZoTrainer::write_perturbed_bias(const Layer& l, int li, int q, int sign) {
+void ZoTrainer::write_perturbed_bias(const Layer& l, int li, int q, int sign, int32_t* out) const {
   const uint64_t k = key(li, RngStream::kBiasPerturb, q, 0);
   const int64_t sigma = int64_t(config_.sigma_b_lsb) * sign;
-  for (int i = 0; i < l.c_out; ++i) l.pert_b[i] = clamp_s32(int64_t(l.b[i]) + sigma * rademacher(k, uint64_t(i)));
+  for (int i = 0; i < l.c_out; ++i) out[i] = clamp_s32(int64_t(l.b[i]) + sigma * rademacher(k, uint64_t(i)));
+}
+
+// One WP query task: perturbed copy into the worker's buffer, restore the
+// boundary in the worker's engine, suffix, loss. Tasks are independent, so
+// workers may run them in any order; each writes only its own result slot.
+void ZoTrainer::wp_task(void* arg, int worker, int index) {
+  auto* t = static_cast<ZoTrainer*>(arg);
+  const QueryBatch& qb = t->batch_;
+  const Layer& l = t->layers_[qb.layer];
+  Engine& e = worker == 0 ? *t->engine_ : *t->workers_[worker - 1];
+  int8_t* buf = t->worker_pert_[worker];
+  const int sides = t->config_.two_sided ? 2 : 1;
+  const int q = index / sides, sign = index % sides == 0 ? 1 : -1;
+  Status s = Status::kOk;
+  if (qb.bias) {
+    t->write_perturbed_bias(l, qb.layer, q, sign, reinterpret_cast<int32_t*>(buf));
+    s = e.set_param_override(l.spec.op, 2, buf);
+  } else {
+    t->write_perturbed_weights(l, qb.layer, q, sign, buf);
+    s = e.set_param_override(l.spec.op, 1, buf);
+  }
+  if (s == Status::kOk) s = e.restore_boundary(l.spec.op, Span<const int8_t>(t->boundary_, t->boundary_bytes_));
+  if (s == Status::kOk) s = engine_loss(e, l.spec.op, qb.label, &t->results_[index], nullptr);
+  const Status r = e.set_param_override(l.spec.op, qb.bias ? 2 : 1, qb.bias ? static_cast<const void*>(l.b) : l.w);
+  if (s == Status::kOk) s = r;
+  if (s != Status::kOk) t->task_status_[worker] = s;
+}
+
+Status ZoTrainer::run_tasks(void (*task)(void*, int, int), int n) {
+  for (int w = 0; w <= n_workers_; ++w) task_status_[w] = Status::kOk;
+  if (n_workers_ > 0 && parallel_for_ != nullptr) {
+    parallel_for_(parallel_ctx_, n, task, this);
+  } else {
+    for (int i = 0; i < n; ++i) task(this, 0, i);
+  }
+  for (int w = 0; w <= n_workers_; ++w) TZ_RETURN_IF_ERROR(task_status_[w]);
+  return Status::kOk;
 }
 
 Status ZoTrainer::wp_queries(Layer& l, int li, int label, float /*l0*/) {
-  const int op = l.spec.op;
   const int sides = config_.two_sided ? 2 : 1;
-  const Span<const int8_t> cache(boundary_, boundary_bytes_);
-  for (int q = 0; q < config_.n_queries_w; ++q) {
-    for (int side = 0; side < sides; ++side) {
-      write_perturbed_weights(l, li, q, side == 0 ? 1 : -1);
-      TZ_RETURN_IF_ERROR(engine_->set_param_override(op, 1, l.pert_w));
-      TZ_RETURN_IF_ERROR(engine_->restore_boundary(op, cache));
-      float lq = 0.f;
-      TZ_RETURN_IF_ERROR(forward_loss(op, label, &lq, nullptr));
-      l.sum_lw[side * config_.n_queries_w + q] += lq;
-    }
+  const uint64_t suffix = engine_->macs(l.spec.op, engine_->model().n_ops());
+  for (int pass = 0; pass < (config_.update_bias ? 2 : 1); ++pass) {
+    const int nq = pass == 0 ? config_.n_queries_w : config_.n_queries_b;
+    batch_ = QueryBatch{li, label, pass == 1};
+    TZ_RETURN_IF_ERROR(run_tasks(&ZoTrainer::wp_task, nq * sides));
+    // Fold the results in query order: the same sums whatever ran them.
+    float* sums = pass == 0 ? l.sum_lw : l.sum_lb;
+    for (int q = 0; q < nq; ++q)
+      for (int side = 0; side < sides; ++side) sums[side * nq + q] += results_[q * sides + side];
+    macs_ += suffix * uint64_t(nq * sides);
   }
-  TZ_RETURN_IF_ERROR(engine_->set_param_override(op, 1, l.w));
-  if (!config_.update_bias) return Status::kOk;
-  for (int q = 0; q < config_.n_queries_b; ++q) {
-    for (int side = 0; side < sides; ++side) {
-      write_perturbed_bias(l, li, q, side == 0 ? 1 : -1);
-      TZ_RETURN_IF_ERROR(engine_->set_param_override(op, 2, l.pert_b));
-      TZ_RETURN_IF_ERROR(engine_->restore_boundary(op, cache));
-      float lq = 0.f;
-      TZ_RETURN_IF_ERROR(forward_loss(op, label, &lq, nullptr));
-      l.sum_lb[side * config_.n_queries_b + q] += lq;
-    }
-  }
-  return engine_->set_param_override(op, 2, l.b);
+  return Status::kOk;
 }
 
 // m = 1 where the unperturbed output is strictly inside the clamp range. The
@@ -378,31 +432,51 @@ void ZoTrainer::np_accumulate(Layer& l, int li, int q, float coef) {
 // layer output (its MACs are small next to the suffix), perturbs the unsaturated
 // outputs in place by mu * u_q, and runs the suffix. Only the Q loss
 // differences are kept; G is regenerated from them afterwards.
+void ZoTrainer::np_task(void* arg, int worker, int q) {
+  auto* t = static_cast<ZoTrainer*>(arg);
+  const QueryBatch& qb = t->batch_;
+  const Layer& l = t->layers_[qb.layer];
+  Engine& e = worker == 0 ? *t->engine_ : *t->workers_[worker - 1];
+  const int op = l.spec.op;
+  const Span<const int8_t> cache(t->boundary_, t->boundary_bytes_);
+  auto* y = static_cast<int8_t*>(e.tensor_data(l.y_tensor));
+  const int32_t mu = t->config_.mu_lsb;
+  const uint64_t k = t->key(qb.layer, RngStream::kNodePerturb, q, t->sample_);
+  float lq[2] = {0.f, 0.f};
+  Status s = Status::kOk;
+  for (int side = 0; side < (t->config_.two_sided ? 2 : 1) && s == Status::kOk; ++side) {
+    s = e.restore_boundary(op, cache);
+    if (s == Status::kOk) s = e.invoke_range(op, op + 1);
+    if (s != Status::kOk) break;
+    const int32_t m = side == 0 ? mu : -mu;
+    for (size_t i = 0; i < l.y_size; ++i)
+      if (y[i] > l.act_min && y[i] < l.act_max) y[i] = clamp_s8(int32_t(y[i]) + m * rademacher(k, i));
+    s = engine_loss(e, op + 1, qb.label, &lq[side], nullptr);
+  }
+  if (s != Status::kOk) {
+    t->task_status_[worker] = s;
+    return;
+  }
+  t->np_coef_[q] = t->config_.two_sided ? (lq[0] - lq[1]) / (2.f * static_cast<float>(mu))
+                                         : (lq[0] - qb.l0) / static_cast<float>(mu);
+}
+
+// Layer-wise NP from the cached input of layer l: each query recomputes the
+// layer output (its MACs are small next to the suffix), perturbs the unsaturated
+// outputs in place by mu * u_q, and runs the suffix. Only the Q loss
+// differences are kept; G is regenerated from them afterwards.
 Status ZoTrainer::np_queries(Layer& l, int li, int label, float l0) {
   const int op = l.spec.op;
   const Span<const int8_t> cache(boundary_, boundary_bytes_);
-  auto* y = static_cast<int8_t*>(engine_->tensor_data(l.y_tensor));
-  const int32_t mu = config_.mu_lsb;
-  for (int q = 0; q < config_.n_queries_np; ++q) {
-    float lq[2] = {0.f, 0.f};
-    const uint64_t k = key(li, RngStream::kNodePerturb, q, sample_);
-    for (int side = 0; side < (config_.two_sided ? 2 : 1); ++side) {
-      TZ_RETURN_IF_ERROR(engine_->restore_boundary(op, cache));
-      TZ_RETURN_IF_ERROR(engine_->invoke_range(op, op + 1));
-      macs_ += engine_->macs(op, op + 1);
-      const int32_t m = side == 0 ? mu : -mu;
-      for (size_t i = 0; i < l.y_size; ++i)
-        if (y[i] > l.act_min && y[i] < l.act_max) y[i] = clamp_s8(int32_t(y[i]) + m * rademacher(k, i));
-      TZ_RETURN_IF_ERROR(forward_loss(op + 1, label, &lq[side], nullptr));
-    }
-    np_coef_[q] = config_.two_sided ? (lq[0] - lq[1]) / (2.f * static_cast<float>(mu))
-                                    : (lq[0] - l0) / static_cast<float>(mu);
-  }
+  batch_ = QueryBatch{li, label, false, l0};
+  TZ_RETURN_IF_ERROR(run_tasks(&ZoTrainer::np_task, config_.n_queries_np));
+  macs_ += engine_->macs(op, engine_->model().n_ops()) * uint64_t(config_.n_queries_np * (config_.two_sided ? 2 : 1));
   // Unperturbed x and y side by side in the arena for the in-layer backward.
   TZ_RETURN_IF_ERROR(engine_->restore_boundary(op, cache));
   TZ_RETURN_IF_ERROR(engine_->invoke_range(op, op + 1));
   macs_ += engine_->macs(op, op + 1);
-  np_local_gradient_regenerated(l, li, static_cast<const int8_t*>(engine_->tensor_data(l.x_tensor)), y);
+  np_local_gradient_regenerated(l, li, static_cast<const int8_t*>(engine_->tensor_data(l.x_tensor)),
+                                static_cast<const int8_t*>(engine_->tensor_data(l.y_tensor)));
   return Status::kOk;
 }
 
@@ -494,10 +568,10 @@ Status ZoTrainer::model_wise_sample(int label) {
       for (int k = 0; k < n_layers_; ++k) {
         Layer& l = layers_[k];
         if (l.spec.mode == PerturbMode::kWeight) {
-          write_perturbed_weights(l, k, q, sign);
+          write_perturbed_weights(l, k, q, sign, l.pert_w);
           TZ_RETURN_IF_ERROR(engine_->set_param_override(l.spec.op, 1, l.pert_w));
           if (config_.update_bias) {
-            write_perturbed_bias(l, k, q, sign);
+            write_perturbed_bias(l, k, q, sign, l.pert_b);
             TZ_RETURN_IF_ERROR(engine_->set_param_override(l.spec.op, 2, l.pert_b));
           }
         } else {

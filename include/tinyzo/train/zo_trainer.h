@@ -84,6 +84,19 @@ class ZoTrainer {
   static Status required_arena_bytes(Engine& engine, Span<const TrainLayer> layers, const ZoConfig& config,
                                      Arena& scratch, size_t* bytes);
 
+  // Host-side parallelism (a device never calls this). `engines` are extra
+  // engines over the same model (each with its own arena); `parallel_for`
+  // runs task(arg, worker, index) for index in [0, n) on workers 0..engines.
+  // size() (worker 0 is the trainer's own engine), each worker one task at a
+  // time. The queries of one layer are spread over them; every task writes
+  // its own result slot and the sums are folded in query order, so the
+  // weights are bitwise the same for any number of workers. Layer-wise
+  // estimation only. Call after init(); takes a perturbation buffer per
+  // worker from `arena`.
+  using ParallelFor = void (*)(void* ctx, int n, void (*task)(void* arg, int worker, int index), void* arg);
+  static constexpr int kMaxWorkers = 16;
+  Status set_workers(Span<Engine* const> engines, Arena& arena, ParallelFor parallel_for, void* ctx);
+
   Status begin_step(uint32_t step);
   // Runs the unperturbed and perturbed forwards of one sample and accumulates
   // what the estimator needs. `input` holds the model input's element count.
@@ -166,8 +179,17 @@ class ZoTrainer {
   void np_accumulate(Layer& l, int li, int q, float coef);
   void np_local_gradient(Layer& l);
   void np_local_gradient_regenerated(Layer& l, int li, const int8_t* x, const int8_t* y);
-  void write_perturbed_weights(const Layer& l, int li, int q, int sign);
-  void write_perturbed_bias(const Layer& l, int li, int q, int sign);
+  void write_perturbed_weights(const Layer& l, int li, int q, int sign, int8_t* out) const;
+  void write_perturbed_bias(const Layer& l, int li, int q, int sign, int32_t* out) const;
+  struct QueryBatch {
+    int layer = 0;
+    int label = 0;
+    bool bias = false;  // WP: perturbing the bias (else the weights)
+    float l0 = 0.f;     // NP one-sided: the unperturbed loss
+  };
+  static void wp_task(void* arg, int worker, int index);
+  static void np_task(void* arg, int worker, int q);
+  Status run_tasks(void (*task)(void*, int, int), int n);
   uint64_t key(int li, RngStream s, int q, uint32_t sample) const;
   void apply_update(Layer& l, int li, float lr);
   template <class FW, class FB>
@@ -187,6 +209,16 @@ class ZoTrainer {
   StepStats stats_;
   uint64_t macs_ = 0;
   Span<const int8_t> input_;     // the sample being accumulated (valid during accumulate_sample)
+  // Query workers (layer-wise): worker 0 is engine_, 1..n_workers_ are workers_.
+  Engine* workers_[kMaxWorkers - 1] = {};
+  int8_t* worker_pert_[kMaxWorkers] = {};
+  Status task_status_[kMaxWorkers] = {};
+  int n_workers_ = 0;
+  ParallelFor parallel_for_ = nullptr;
+  void* parallel_ctx_ = nullptr;
+  QueryBatch batch_;
+  float* results_ = nullptr;     // WP: one loss per (query, side) of the current batch of tasks
+  size_t pert_bytes_ = 0;
 };
 
 }  // namespace tinyzo
