@@ -117,7 +117,11 @@ def main(argv=None):
     config = dict(vars(a), lr0=eta0, total_steps=total, layers=layers, augment=False,
                   trainable_params=sum(c.w.numel() + c.b.numel() for c in model.trainable_convs()))
     emit({"type": "start", "config": config, "prefix_seconds": time.time() - t_start})
-    val0, test0 = accuracy(model, xs["val"], ys["val"]), accuracy(model, xs["test"], ys["test"])
+    # The start model is the integer network (in 'fp32' form the trainable convs compute in float,
+    # which may flip an image): measure it with the integer form of the same layers.
+    start = model if a.method == "int8" else qnet.QNet(net, layers, "int8")
+    val0, test0 = accuracy(start, xs["val"], ys["val"]), accuracy(start, xs["test"], ys["test"])
+    del start
     emit({"type": "before", "val_acc": val0, "test_acc": test0})
     best_val, best_epoch, best = -1.0, 0, None  # fractions, as in tinyzo's log
     rng = np.random.default_rng(a.seed)
