@@ -1,12 +1,14 @@
 #include "trainer_run.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "errors.h"
 #include "file_util.h"
@@ -155,6 +157,48 @@ TrainerHost::TrainerHost(const ModelView& model, const KernelTable& kernels, con
 
 TrainerHost::~TrainerHost() = default;
 
+namespace {
+
+// ZoTrainer::ParallelFor over std::thread: worker 0 is the calling thread;
+// each worker pulls task indices from a shared counter.
+void thread_parallel_for(void* ctx, int n, void (*task)(void*, int, int), void* arg) {
+  const int workers = std::min(*static_cast<int*>(ctx), n);
+  std::atomic<int> next{0};
+  auto body = [&](int w) {
+    for (int i = next++; i < n; i = next++) task(arg, w, i);
+  };
+  std::vector<std::thread> threads;
+  for (int w = 1; w < workers; ++w) threads.emplace_back(body, w);
+  body(0);
+  for (auto& t : threads) t.join();
+}
+
+}  // namespace
+
+void TrainerHost::enable_query_workers(int threads) {
+  if (threads <= 1 || trainer_.n_layers() == 0) return;
+  threads = std::min(threads, ZoTrainer::kMaxWorkers);
+  std::vector<Engine*> engines;
+  for (int w = 1; w < threads; ++w) {
+    workers_.push_back(std::make_unique<EngineInstance>(engine_.engine().model(), engine_.engine().kernels()));
+    engines.push_back(&workers_.back()->engine());
+  }
+  // One perturbation buffer per worker: at most the largest trainable tensor.
+  size_t largest = 0;
+  for (int i = 0; i < trainer_.n_layers(); ++i)
+    largest = std::max({largest, trainer_.weights(i).size(), trainer_.biases(i).size() * 4});
+  worker_memory_.resize(size_t(threads) * (largest / sizeof(Block) + 2));
+  worker_arena_ = Arena(worker_memory_.data(), worker_memory_.size() * sizeof(Block));
+  n_threads_ = threads;
+  const Status s = trainer_.set_workers(Span<Engine* const>(engines.data(), engines.size()), worker_arena_,
+                                        thread_parallel_for, &n_threads_);
+  if (s == Status::kUnsupported) {  // model-wise estimation: stays on one engine
+    workers_.clear();
+    return;
+  }
+  check_status(s, "trainer: query workers");
+}
+
 std::vector<ParamOverride> TrainerHost::overrides() {
   std::vector<ParamOverride> v;
   for (int i = 0; i < trainer_.n_layers(); ++i)
@@ -249,6 +293,7 @@ RunResult run_training(const ModelView& model, const TrainData& data, const RunO
   const KernelTable& kernels = kernels_by_name(cfg.kernels);
   const ZoConfig zc = make_zo_config(cfg);
   TrainerHost host(model, kernels, opt.layers, zc);
+  host.enable_query_workers(cfg.threads);
   ZoTrainer& trainer = host.trainer();
   Evaluator eval(model, kernels, cfg.threads);
   res.engine_arena_bytes = host.engine_arena_bytes();

@@ -89,6 +89,10 @@ class TrainerHost {
   size_t trainer_arena_bytes() const { return trainer_.arena_bytes(); }
   // The trainable copies as ParamOverrides (what the evaluator should read).
   std::vector<ParamOverride> overrides();
+  // Runs each layer's queries on `threads` engines (this one plus threads - 1
+  // more, one thread each); the weights stay bitwise the same as with one.
+  // Layer-wise estimation only (model-wise ignores it).
+  void enable_query_workers(int threads);
   // MACs of one sample's forwards if every forward ran the whole network
   // (no prefix reuse): (1 + queries) x full-model MACs.
   uint64_t full_rerun_macs_per_sample() const { return full_rerun_macs_; }
@@ -103,6 +107,10 @@ class TrainerHost {
   Arena arena_;
   ZoTrainer trainer_;
   uint64_t full_rerun_macs_ = 0;
+  std::vector<std::unique_ptr<EngineInstance>> workers_;
+  std::vector<Block> worker_memory_;
+  Arena worker_arena_;
+  int n_threads_ = 1;
 };
 
 // ------------------------------------------------------------------ the run
