@@ -32,10 +32,10 @@ constexpr uint32_t kFormatVersion = 1;
 // multiple of 4. The device reads one record at a time, straight into the
 // engine's input tensor.
 struct SampleStreamHeader {
-  char magic[4];          // "TZSS"
-  uint32_t version;       // kFormatVersion
+  char magic[4];     // "TZSS"
+  uint32_t version;  // kFormatVersion
   uint32_t n_samples;
-  uint32_t input_bytes;   // elements of the model input (int8)
+  uint32_t input_bytes;  // elements of the model input (int8)
   uint32_t n_classes;
   uint32_t record_bytes;  // 4 + input_bytes rounded up to 4
   uint32_t reserved[2];
@@ -126,10 +126,14 @@ inline bool parse_u64(const char* s, uint64_t* out) {
   if (*s == 0) return false;
   for (; *s; ++s) {
     int d;
-    if (*s >= '0' && *s <= '9') d = *s - '0';
-    else if (hex && *s >= 'a' && *s <= 'f') d = *s - 'a' + 10;
-    else if (hex && *s >= 'A' && *s <= 'F') d = *s - 'A' + 10;
-    else return false;
+    if (*s >= '0' && *s <= '9')
+      d = *s - '0';
+    else if (hex && *s >= 'a' && *s <= 'f')
+      d = *s - 'a' + 10;
+    else if (hex && *s >= 'A' && *s <= 'F')
+      d = *s - 'A' + 10;
+    else
+      return false;
     v = v * (hex ? 16 : 10) + uint64_t(d);
   }
   *out = v;
@@ -159,7 +163,10 @@ inline bool parse_float(const char* s, float* out) {
   int n_digits = 0, scale = 0;
   bool point = false;
   for (; *s && *s != 'e' && *s != 'E'; ++s) {
-    if (*s == '.' && !point) { point = true; continue; }
+    if (*s == '.' && !point) {
+      point = true;
+      continue;
+    }
     if (*s < '0' || *s > '9' || n_digits >= 17) return false;
     digits = digits * 10 + uint64_t(*s - '0');
     ++n_digits;
@@ -194,31 +201,61 @@ inline bool apply_token(RunConfig* c, const char* token) {
   auto is = [&](const char* k) { return std::strlen(k) == klen && std::strncmp(token, k, klen) == 0; };
   int32_t i = 0;
   uint64_t u = 0;
-  if (is("steps")) { if (!detail::parse_i32(v, 1, 1 << 20, &i)) return false; c->steps = uint32_t(i); return true; }
-  if (is("batch")) { if (!detail::parse_i32(v, 1, 1 << 20, &i)) return false; c->batch = uint32_t(i); return true; }
-  if (is("first")) { if (!detail::parse_i32(v, 0, 0x7fffffff, &i)) return false; c->first_sample = uint32_t(i); return true; }
+  if (is("steps")) {
+    if (!detail::parse_i32(v, 1, 1 << 20, &i)) return false;
+    c->steps = uint32_t(i);
+    return true;
+  }
+  if (is("batch")) {
+    if (!detail::parse_i32(v, 1, 1 << 20, &i)) return false;
+    c->batch = uint32_t(i);
+    return true;
+  }
+  if (is("first")) {
+    if (!detail::parse_i32(v, 0, 0x7fffffff, &i)) return false;
+    c->first_sample = uint32_t(i);
+    return true;
+  }
   if (is("qw")) return detail::parse_i32(v, 1, ZoTrainer::kMaxQueries, &c->queries_w);
   if (is("qb")) return detail::parse_i32(v, 1, ZoTrainer::kMaxQueries, &c->queries_b);
   if (is("qnp")) return detail::parse_i32(v, 1, 1 << 16, &c->queries_np);
   if (is("sigma_w")) return detail::parse_i32(v, 1, 127, &c->sigma_w);
   if (is("sigma_b")) return detail::parse_i32(v, 1, 1 << 30, &c->sigma_b);
   if (is("mu")) return detail::parse_i32(v, 1, 127, &c->mu);
-  if (is("two_sided")) { if (!detail::parse_i32(v, 0, 1, &i)) return false; c->two_sided = uint32_t(i); return true; }
-  if (is("bias")) { if (!detail::parse_i32(v, 0, 1, &i)) return false; c->update_bias = uint32_t(i); return true; }
+  if (is("two_sided")) {
+    if (!detail::parse_i32(v, 0, 1, &i)) return false;
+    c->two_sided = uint32_t(i);
+    return true;
+  }
+  if (is("bias")) {
+    if (!detail::parse_i32(v, 0, 1, &i)) return false;
+    c->update_bias = uint32_t(i);
+    return true;
+  }
   if (is("rounding")) {
-    if (std::strcmp(v, "nearest") == 0) c->stochastic_rounding = 0;
-    else if (std::strcmp(v, "stochastic") == 0) c->stochastic_rounding = 1;
-    else return false;
+    if (std::strcmp(v, "nearest") == 0)
+      c->stochastic_rounding = 0;
+    else if (std::strcmp(v, "stochastic") == 0)
+      c->stochastic_rounding = 1;
+    else
+      return false;
     return true;
   }
   if (is("estimation")) {
-    if (std::strcmp(v, "layer") == 0) c->model_wise = 0;
-    else if (std::strcmp(v, "model") == 0) c->model_wise = 1;
-    else return false;
+    if (std::strcmp(v, "layer") == 0)
+      c->model_wise = 0;
+    else if (std::strcmp(v, "model") == 0)
+      c->model_wise = 1;
+    else
+      return false;
     return true;
   }
   if (is("lr")) return detail::parse_float(v, &c->lr) && c->lr >= 0.f;
-  if (is("seed")) { if (!detail::parse_u64(v, &u)) return false; c->seed = u; return true; }
+  if (is("seed")) {
+    if (!detail::parse_u64(v, &u)) return false;
+    c->seed = u;
+    return true;
+  }
   if (is("layers")) {
     if (std::strlen(v) + 1 > sizeof c->layers || *v == 0) return false;
     std::memset(c->layers, 0, sizeof c->layers);
@@ -257,7 +294,8 @@ inline int find_op(const ModelView& m, const char* name, size_t len) {
 inline Status resolve_layers(const ModelView& m, const char* spec, TrainLayer* out, int cap, int* n_out) {
   int n = 0;
   auto add = [&](int op, PerturbMode mode) -> bool {
-    if (op < 0 || op >= m.n_ops() || static_cast<OpType>(m.op(op).type) != OpType::kConv2d || n >= cap) return false;
+    if (op < 0 || op >= m.n_ops() || static_cast<OpType>(m.op(op).type) != OpType::kConv2d || n >= cap)
+      return false;
     int at = n;
     while (at > 0 && out[at - 1].op > op) {
       out[at] = out[at - 1];
@@ -277,7 +315,8 @@ inline Status resolve_layers(const ModelView& m, const char* spec, TrainLayer* o
       b[7] = char('0' + k);
       int op = find_op(m, a, std::strlen(a));
       if (op < 0) op = find_op(m, b, std::strlen(b));
-      if (!add(op, (paper && k >= 6) ? PerturbMode::kNode : PerturbMode::kWeight)) return Status::kInvalidArgument;
+      if (!add(op, (paper && k >= 6) ? PerturbMode::kNode : PerturbMode::kWeight))
+        return Status::kInvalidArgument;
     }
   } else if (std::strcmp(spec, "all") == 0) {
     for (int i = 0; i < m.n_ops(); ++i)
@@ -289,8 +328,12 @@ inline Status resolve_layers(const ModelView& m, const char* spec, TrainLayer* o
       const char* e = std::strchr(s, ',');
       size_t len = e ? size_t(e - s) : std::strlen(s);
       PerturbMode mode = PerturbMode::kWeight;
-      if (len > 3 && std::strncmp(s + len - 3, ":np", 3) == 0) { mode = PerturbMode::kNode; len -= 3; }
-      else if (len > 3 && std::strncmp(s + len - 3, ":wp", 3) == 0) { len -= 3; }
+      if (len > 3 && std::strncmp(s + len - 3, ":np", 3) == 0) {
+        mode = PerturbMode::kNode;
+        len -= 3;
+      } else if (len > 3 && std::strncmp(s + len - 3, ":wp", 3) == 0) {
+        len -= 3;
+      }
       if (!add(find_op(m, s, len), mode)) return Status::kInvalidArgument;
       s = e ? e + 1 : s + std::strlen(s);
     }
@@ -308,7 +351,8 @@ inline Status resolve_layers(const ModelView& m, const char* spec, TrainLayer* o
 // same samples; the only cost is one extra unperturbed forward per sample and
 // group.
 constexpr int kMaxGroups = 2;
-static_assert(std::is_trivially_destructible<ZoTrainer>::value, "trainers live in the arena, never destroyed");
+static_assert(std::is_trivially_destructible<ZoTrainer>::value,
+              "trainers live in the arena, never destroyed");
 constexpr int kMaxRunLayers = kMaxGroups * ZoTrainer::kMaxLayers;
 inline int n_groups(int n_layers) { return (n_layers + ZoTrainer::kMaxLayers - 1) / ZoTrainer::kMaxLayers; }
 inline int group_begin(int g) { return g * ZoTrainer::kMaxLayers; }
@@ -361,7 +405,9 @@ inline int argmax(const float* v, int n) {
 // Bytes of sample buffer a run needs besides the engine: model-wise
 // estimation re-reads the sample for every query, after the engine has reused
 // its input tensor, so it needs a copy; layer-wise needs none.
-inline size_t sample_buffer_bytes(const RunConfig& c, Engine& e) { return c.model_wise ? e.input().size() : 0; }
+inline size_t sample_buffer_bytes(const RunConfig& c, Engine& e) {
+  return c.model_wise ? e.input().size() : 0;
+}
 
 // Runs `c.steps` ZO steps. `load(index, input, &label)` must write sample
 // `index` of the stream into `input` (input.size() bytes) and its label. The
@@ -374,12 +420,14 @@ inline size_t sample_buffer_bytes(const RunConfig& c, Engine& e) { return c.mode
 // `mark()` at the start of every step and once after the last (the
 // instruction-count plugin's marker on the device).
 template <class Load, class OnStep, class Mark>
-Status run_training(Engine& engine, ZoTrainer* const* trainers, int groups, const RunConfig& c, uint32_t n_samples,
-                    Span<int8_t> sample_buffer, Load&& load, OnStep&& on_step, Mark&& mark) {
+Status run_training(Engine& engine, ZoTrainer* const* trainers, int groups, const RunConfig& c,
+                    uint32_t n_samples, Span<int8_t> sample_buffer, Load&& load, OnStep&& on_step,
+                    Mark&& mark) {
   if (n_samples == 0) return Status::kInvalidArgument;
   if (sample_buffer.size() < sample_buffer_bytes(c, engine)) return Status::kInvalidArgument;
   const float lr0 = effective_lr(c);
-  Span<int8_t> input = sample_buffer.empty() ? engine.input() : Span<int8_t>(sample_buffer.data(), engine.input().size());
+  Span<int8_t> input =
+      sample_buffer.empty() ? engine.input() : Span<int8_t>(sample_buffer.data(), engine.input().size());
   for (uint32_t s = 0; s < c.steps; ++s) {
     mark();
     for (int g = 0; g < groups; ++g) TZ_RETURN_IF_ERROR(trainers[g]->begin_step(s));
@@ -388,7 +436,8 @@ Status run_training(Engine& engine, ZoTrainer* const* trainers, int groups, cons
       for (int g = 0; g < groups; ++g) {
         int label = -1;
         TZ_RETURN_IF_ERROR(load(index, input, &label));
-        TZ_RETURN_IF_ERROR(trainers[g]->accumulate_sample(Span<const int8_t>(input.data(), input.size()), label));
+        TZ_RETURN_IF_ERROR(
+            trainers[g]->accumulate_sample(Span<const int8_t>(input.data(), input.size()), label));
       }
     }
     const float lr = cosine_lr(lr0, int(s), int(c.steps));

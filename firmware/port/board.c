@@ -68,20 +68,18 @@ const char* board_fixed(char* buf, float v, int decimals) {
 void board_paint_stack(void) {
   char* sp;
   __asm__ volatile("mov %0, sp" : "=r"(sp));
-  char* lo = __stack_limit__ + (size_t)__stack_guard_size__;
+  char* lo = __stack_limit__;
   // Leave the live frame (and what a call made from here pushes) alone.
   for (char* p = lo; p < sp - 128; ++p) *(volatile char*)p = (char)kStackPattern;
 }
 
 size_t board_stack_peak_bytes(void) {
-  const char* p = __stack_limit__ + (size_t)__stack_guard_size__;
+  const char* p = __stack_limit__;
   while (p < __stack_top__ && *(const volatile char*)p == (char)kStackPattern) ++p;
   return (size_t)(__stack_top__ - p);
 }
 
-size_t board_stack_usable_bytes(void) {
-  return (size_t)(__stack_top__ - __stack_limit__) - (size_t)__stack_guard_size__;
-}
+size_t board_stack_usable_bytes(void) { return (size_t)(__stack_top__ - __stack_limit__); }
 
 void board_fail(int code, const char* message) {
   board_printf("FAIL: %s\n", message);

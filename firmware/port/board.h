@@ -32,12 +32,11 @@ const char* board_u64(char* buf, uint64_t v);
 // The IEEE bits of a float (to print exact values).
 uint32_t board_float_bits(float v);
 
-// Fills the unused stack (below the current stack pointer, above the MPU
-// guard) with a pattern; board_stack_peak_bytes() then finds the deepest
+// Fills the unused stack (below the current stack pointer) with a pattern; board_stack_peak_bytes() then finds the deepest
 // point any code reached since.
 void board_paint_stack(void);
 size_t board_stack_peak_bytes(void);
-// Usable stack bytes (the stack region minus its MPU guard).
+// Usable stack bytes (the whole stack region: the MPU guard lies below RAM).
 size_t board_stack_usable_bytes(void);
 
 // Prints `message` and ends the emulation with `code` (non-zero).

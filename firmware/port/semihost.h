@@ -14,9 +14,9 @@ extern "C" {
 
 // Host file open modes (the semihosting ISO C fopen mode index).
 enum {
-  kShModeRead = 1,     // "rb"
-  kShModeWrite = 5,    // "wb": create or truncate
-  kShModeAppend = 9,   // "ab"
+  kShModeRead = 1,    // "rb"
+  kShModeWrite = 5,   // "wb": create or truncate
+  kShModeAppend = 9,  // "ab"
 };
 
 // Opens a host file; returns a handle >= 0, or -1.

@@ -4,13 +4,14 @@
 //
 // At reset: copy .data, zero .bss, enable the FPU, enable the configurable
 // fault exceptions, trap integer division by zero, and program the MPU:
-//   region 0: the lowest __stack_guard_size__ bytes of the stack, no access
-//             (the stack sits at the bottom of RAM, so an overflow hits it; QEMU
-//             silently drops writes below RAM, so without it nothing would trap);
+//   region 0: the __stack_guard_size__ bytes just below RAM, no access (the stack
+//             sits at the bottom of RAM, so an overflow runs into it; QEMU silently
+//             drops writes below RAM, so without it nothing would trap; it costs
+//             no RAM);
 //   region 1: the whole flash region, read-only (the model is `const` in flash
 //             as on a real part, where QEMU's "flash" is really writable RAM).
 // Every fault prints its cause through semihosting and exits with status 99.
-// The fault handlers run on the guard region (MPU off by then): see below.
+// The fault handlers turn the MPU off and run on the bottom of the stack: see below.
 #include <stdint.h>
 #include <string.h>
 
@@ -38,7 +39,7 @@ void* __dso_handle = 0;  // normally from crtbegin.o
 #define MPU_RBAR REG(0xE000ED9Cu)
 #define MPU_RASR REG(0xE000EDA0u)
 
-enum { kFaultExit = 99 };
+enum { kFaultExit = 99, kFaultStackBytes = 512 /* the fault handlers' stack: see TZ_FAULT_HANDLER */ };
 
 // log2 of the smallest power of two >= n (n >= 32).
 static uint32_t log2_ceil(uint32_t n) {
@@ -56,7 +57,7 @@ static void mpu_region(uint32_t number, uint32_t base, uint32_t size_bytes, uint
 
 static void mpu_init(void) {
   const uint32_t guard = (uint32_t)(uintptr_t)__stack_guard_size__;
-  mpu_region(0, (uint32_t)(uintptr_t)__stack_limit__, guard, 0u /* no access */, 1);
+  mpu_region(0, (uint32_t)(uintptr_t)__stack_limit__ - guard, guard, 0u /* no access */, 1);
   mpu_region(1, (uint32_t)(uintptr_t)__flash_origin__, (uint32_t)(uintptr_t)__flash_size__,
              6u /* read-only, privileged and unprivileged */, 0);
   MPU_CTRL = (1u << 2) /* PRIVDEFENA: default map elsewhere */ | 1u /* ENABLE */;
@@ -82,12 +83,13 @@ void Reset_Handler(void) {
 // ------------------------------------------------------------------ faults
 
 static const char* fault_cause(uint32_t cfsr, uint32_t hfsr, uint32_t mmfar) {
-  const uint32_t guard_lo = (uint32_t)(uintptr_t)__stack_limit__;
-  const uint32_t guard_hi = guard_lo + (uint32_t)(uintptr_t)__stack_guard_size__;
+  const uint32_t guard_hi = (uint32_t)(uintptr_t)__stack_limit__;
+  const uint32_t guard_lo = guard_hi - (uint32_t)(uintptr_t)__stack_guard_size__;
   const uint32_t flash_lo = (uint32_t)(uintptr_t)__flash_origin__;
   const uint32_t flash_hi = flash_lo + (uint32_t)(uintptr_t)__flash_size__;
   if (cfsr & (1u << 4)) return "stack overflow: exception entry hit the MPU stack guard (MSTKERR)";
-  if ((cfsr & (1u << 7)) && mmfar >= guard_lo && mmfar < guard_hi) return "stack overflow into the MPU stack guard";
+  if ((cfsr & (1u << 7)) && mmfar >= guard_lo && mmfar < guard_hi)
+    return "stack overflow into the MPU stack guard";
   if ((cfsr & (1u << 7)) && (cfsr & 2u) && mmfar >= flash_lo && mmfar < flash_hi)
     return "write to flash (read-only: the model and code are const)";
   if (cfsr & 2u) return "MPU data access violation";
@@ -137,7 +139,7 @@ void tz_fault_entry(uint32_t* frame, uint32_t exc_return, uint32_t kind) {
   put_hex(line, &at, "BFAR", bfar);
   put_hex(line, &at, "SP", (uint32_t)(uintptr_t)frame);
   put_hex(line, &at, "EXC_RETURN", exc_return);
-  const uintptr_t lo = (uintptr_t)__stack_limit__ + (uintptr_t)__stack_guard_size__;
+  const uintptr_t lo = (uintptr_t)__stack_limit__ + kFaultStackBytes;  // below: the handler's own stack
   if ((uintptr_t)frame >= lo && (uintptr_t)frame + 32 <= (uintptr_t)__stack_top__) {
     put_hex(line, &at, "PC", frame[6]);  // stacked r0-r3, r12, lr, pc, xpsr
     put_hex(line, &at, "LR", frame[5]);
@@ -149,25 +151,24 @@ void tz_fault_entry(uint32_t* frame, uint32_t exc_return, uint32_t kind) {
 }
 
 // The faulting stack may be the one that overflowed. The handlers turn the MPU
-// off and run on the stack guard region itself (__stack_guard_size__ bytes
-// just below the usable stack): nothing else ever uses it, so no RAM is set
-// aside for fault handling, and the faulting frame above it stays intact.
-#define TZ_FAULT_HANDLER(name, kind)                 \
-  __attribute__((naked)) void name(void) {           \
-    __asm__ volatile(                                \
-        "ldr r0, =0xE000ED94\n"                      \
-        "movs r1, #0\n"                              \
-        "str r1, [r0]\n" /* MPU_CTRL = 0 */          \
-        "dsb\n"                                      \
-        "isb\n"                                      \
-        "mrs r0, msp\n"                              \
-        "mov r1, lr\n"                               \
-        "ldr r2, =__stack_limit__\n"                 \
-        "ldr r3, =__stack_guard_size__\n"            \
-        "add r2, r2, r3\n"                           \
-        "mov sp, r2\n"                               \
-        "movs r2, #" #kind "\n"                      \
-        "b tz_fault_entry\n");                       \
+// off and run on the lowest kFaultStackBytes of the stack region: no RAM is set
+// aside for fault handling, and a faulting frame above that stays readable (a
+// fault that deep in the stack is an overflow, whose frame is lost anyway).
+#define TZ_FAULT_HANDLER(name, kind)        \
+  __attribute__((naked)) void name(void) {  \
+    __asm__ volatile(                       \
+        "ldr r0, =0xE000ED94\n"             \
+        "movs r1, #0\n"                     \
+        "str r1, [r0]\n" /* MPU_CTRL = 0 */ \
+        "dsb\n"                             \
+        "isb\n"                             \
+        "mrs r0, msp\n"                     \
+        "mov r1, lr\n"                      \
+        "ldr r2, =__stack_limit__ + 512\n"  \
+        "mov sp, r2\n"                      \
+        "movs r2, #" #kind                  \
+        "\n"                                \
+        "b tz_fault_entry\n");              \
   }
 TZ_FAULT_HANDLER(HardFault_Handler, 0)
 TZ_FAULT_HANDLER(MemManage_Handler, 1)
@@ -185,13 +186,29 @@ __attribute__((section(".isr_vector"), used)) const Vector tz_vectors[16 + 16] =
     MemManage_Handler,
     BusFault_Handler,
     UsageFault_Handler,
-    0, 0, 0, 0,
+    0,
+    0,
+    0,
+    0,
     Default_Handler,  // SVCall
     Default_Handler,  // DebugMonitor
     0,
     Default_Handler,  // PendSV
     Default_Handler,  // SysTick
-    Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler,
-    Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler,
-    Default_Handler, Default_Handler, Default_Handler, Default_Handler,
+    Default_Handler,
+    Default_Handler,
+    Default_Handler,
+    Default_Handler,
+    Default_Handler,
+    Default_Handler,
+    Default_Handler,
+    Default_Handler,
+    Default_Handler,
+    Default_Handler,
+    Default_Handler,
+    Default_Handler,
+    Default_Handler,
+    Default_Handler,
+    Default_Handler,
+    Default_Handler,
 };

@@ -93,11 +93,12 @@ void print_memory(const char* job) {
       "MEM job=%s core=%s ram_budget=%u ram_linked=%u stack_region=%u stack_guard=%u stack_peak=%u "
       "data_bss=%u arena_reserved=%u arena_used=%u engine_arena=%u trainer_arena=%u "
       "peak_sram=%u model_flash=%u\n",
-      job, board_core_name(), unsigned(ram), unsigned(used_end), unsigned(stack), unsigned(size_t(__stack_guard_size__)),
-      unsigned(board_stack_peak_bytes()), unsigned(static_ram_bytes()), unsigned(arena), unsigned(g_arena.high_water()),
-      unsigned(g_engine_bytes), unsigned(g_trainer_bytes),
-      // What this job actually needed: static data + used arena + deepest stack (+ the MPU guard).
-      unsigned(static_ram_bytes() + g_arena.high_water() + board_stack_peak_bytes() + size_t(__stack_guard_size__)),
+      job, board_core_name(), unsigned(ram), unsigned(used_end), unsigned(stack),
+      unsigned(size_t(__stack_guard_size__)), unsigned(board_stack_peak_bytes()),
+      unsigned(static_ram_bytes()), unsigned(arena), unsigned(g_arena.high_water()), unsigned(g_engine_bytes),
+      unsigned(g_trainer_bytes),
+      // What this job actually needed: static data + used arena + deepest stack (the guard is not RAM).
+      unsigned(static_ram_bytes() + g_arena.high_water() + board_stack_peak_bytes()),
       unsigned(size_t(tz_model_end - tz_model_start)));
 }
 
@@ -165,8 +166,8 @@ void open_stream(const char* path, SampleStream* s) {
     board_printf("FAIL: cannot open sample stream '%s' on the host\n", path);
     sh_exit(kRunFailed);
   }
-  if (sh_read(s->handle, &s->h, sizeof s->h) != long(sizeof s->h) || std::memcmp(s->h.magic, "TZSS", 4) != 0 ||
-      s->h.version != fw::kFormatVersion) {
+  if (sh_read(s->handle, &s->h, sizeof s->h) != long(sizeof s->h) ||
+      std::memcmp(s->h.magic, "TZSS", 4) != 0 || s->h.version != fw::kFormatVersion) {
     board_printf("FAIL: %s is not a tinyzo sample stream (tinyzo fw-data writes one)\n", path);
     sh_exit(kRunFailed);
   }
@@ -211,8 +212,8 @@ void write_or_fail(int handle, const void* data, size_t n) {
 int run_info() {
   setup_engine();
   board_printf("model: %u bytes in flash at %p, %d ops, %d tensors, input %u bytes, %d classes\n",
-               unsigned(tz_model_end - tz_model_start), static_cast<const void*>(tz_model_start), g_model.n_ops(),
-               g_model.n_tensors(), unsigned(g_engine.input().size()), n_classes());
+               unsigned(tz_model_end - tz_model_start), static_cast<const void*>(tz_model_start),
+               g_model.n_ops(), g_model.n_tensors(), unsigned(g_engine.input().size()), n_classes());
   board_printf("kernels: %s; engine arena %u bytes (activations %u)\n", g_engine.kernels().name,
                unsigned(g_engine.arena_bytes()), unsigned(g_engine.activation_bytes()));
   print_macs();
@@ -296,15 +297,17 @@ __attribute__((noinline)) int prepare_training(const fw::RunConfig& c) {
     for (int i = 0; i < g_trainers[g]->n_layers(); ++i)
       params += g_trainers[g]->weights(i).size() + g_trainers[g]->biases(i).size();
   char lr_text[24], seed_text[24];
-  board_printf("train: layers=%s (%d layers: %d WP, %d NP; %u parameters; %d trainer%s), steps=%u batch=%u, "
-               "lr0=%s, seed=%s\n",
-               c.layers, n_layers, n_layers - n_np, n_np, unsigned(params), groups, groups > 1 ? "s" : "",
-               unsigned(c.steps), unsigned(c.batch), board_fixed(lr_text, fw::effective_lr(c), 6),
-               board_u64(seed_text, c.seed));
+  board_printf(
+      "train: layers=%s (%d layers: %d WP, %d NP; %u parameters; %d trainer%s), steps=%u batch=%u, "
+      "lr0=%s, seed=%s\n",
+      c.layers, n_layers, n_layers - n_np, n_np, unsigned(params), groups, groups > 1 ? "s" : "",
+      unsigned(c.steps), unsigned(c.batch), board_fixed(lr_text, fw::effective_lr(c), 6),
+      board_u64(seed_text, c.seed));
   return groups;
 }
 
-__attribute__((noinline)) void write_trained_header(int out, const fw::RunConfig& c, int groups, uint32_t n_samples) {
+__attribute__((noinline)) void write_trained_header(int out, const fw::RunConfig& c, int groups,
+                                                    uint32_t n_samples) {
   fw::TrainedHeader th{};
   std::memcpy(th.magic, "TZTW", 4);
   th.version = fw::kFormatVersion;
@@ -321,7 +324,8 @@ __attribute__((noinline)) void write_trained_layers(int out, int groups, const c
     for (int i = 0; i < t.n_layers(); ++i) {
       const Span<int8_t> w = t.weights(i);
       const Span<int32_t> b = t.biases(i);
-      const fw::LayerRecord rec{t.layer(i).op, uint32_t(t.layer(i).mode), uint32_t(w.size()), uint32_t(b.size())};
+      const fw::LayerRecord rec{t.layer(i).op, uint32_t(t.layer(i).mode), uint32_t(w.size()),
+                                uint32_t(b.size())};
       write_or_fail(out, &rec, sizeof rec);
       write_or_fail(out, w.data(), w.size());
       const uint32_t zero = 0;
@@ -452,8 +456,9 @@ int main() {
   split_cmdline();
   // argv[0] is the image name.
   if (g_argc < 2) {
-    board_printf("usage: %s info | infer SAMPLES LOGITS_OUT [n=N] | train SAMPLES WEIGHTS_OUT [key=value...]\n",
-                 g_argc ? g_argv[0] : "fw");
+    board_printf(
+        "usage: %s info | infer SAMPLES LOGITS_OUT [n=N] | train SAMPLES WEIGHTS_OUT [key=value...]\n",
+        g_argc ? g_argv[0] : "fw");
     return kUsage;
   }
   const char* mode = g_argv[1];

@@ -47,7 +47,8 @@ fw::RunConfig parse_tokens(const std::vector<std::string>& tokens) {
   fw::RunConfig c;
   for (const std::string& t : tokens)
     if (!fw::apply_token(&c, t.c_str()))
-      throw CliError("bad key=value '" + t + "' (keys: steps batch first qw qb qnp sigma_w sigma_b mu two_sided bias "
+      throw CliError("bad key=value '" + t +
+                     "' (keys: steps batch first qw qb qnp sigma_w sigma_b mu two_sided bias "
                      "rounding estimation lr seed layers)");
   return c;
 }
@@ -56,8 +57,9 @@ std::vector<TrainLayer> resolve(const ModelView& m, const char* spec) {
   std::vector<TrainLayer> layers(fw::kMaxRunLayers);
   int n = 0;
   if (fw::resolve_layers(m, spec, layers.data(), int(layers.size()), &n) != Status::kOk)
-    throw CliError(std::string("layers=") + spec + ": not a Conv2d layer set of this model (paper, paper-wp, all, "
-                                                   "or names like 1.4.conv.0:wp)");
+    throw CliError(std::string("layers=") + spec +
+                   ": not a Conv2d layer set of this model (paper, paper-wp, all, "
+                   "or names like 1.4.conv.0:wp)");
   layers.resize(size_t(n));
   return layers;
 }
@@ -83,8 +85,8 @@ Stream read_stream(const std::string& path, const ModelView& m) {
   const size_t classes = tensor_elements(m.tensor(m.output_tensor()));
   if (s.h.input_bytes != input || s.h.n_classes != classes)
     throw CliError(path + ": samples of " + std::to_string(s.h.input_bytes) + " bytes / " +
-                   std::to_string(s.h.n_classes) + " classes, the model wants " + std::to_string(input) + " / " +
-                   std::to_string(classes));
+                   std::to_string(s.h.n_classes) + " classes, the model wants " + std::to_string(input) +
+                   " / " + std::to_string(classes));
   return s;
 }
 
@@ -128,8 +130,9 @@ void run_fw_data(const DataOptions& o) {
     set = o.split == "train" ? std::move(d.train) : o.split == "val" ? std::move(d.val) : std::move(d.test);
     what = "protocol " + o.split + " split of " + o.corruption + "-" + std::to_string(o.severity);
   }
-  if (o.first >= set.size()) throw CliError("--first " + std::to_string(o.first) + ": the set has " +
-                                            std::to_string(set.size()) + " images");
+  if (o.first >= set.size())
+    throw CliError("--first " + std::to_string(o.first) + ": the set has " + std::to_string(set.size()) +
+                   " images");
   const size_t n = std::min(o.n, set.size() - o.first);
   fw::SampleStreamHeader h{};
   std::memcpy(h.magic, "TZSS", 4);
@@ -147,8 +150,8 @@ void run_fw_data(const DataOptions& o) {
     prep.run(set.image(o.first + i), reinterpret_cast<int8_t*>(rec + 4));
   }
   write_file_atomic(o.out, bytes.data(), bytes.size());
-  std::printf("%s: %zu samples (%s, images %zu..%zu), %u bytes each, %zu bytes\n", o.out.c_str(), n, what.c_str(),
-              o.first, o.first + n - 1, h.input_bytes, bytes.size());
+  std::printf("%s: %zu samples (%s, images %zu..%zu), %u bytes each, %zu bytes\n", o.out.c_str(), n,
+              what.c_str(), o.first, o.first + n - 1, h.input_bytes, bytes.size());
 }
 
 // ------------------------------------------------------------------ sizing
@@ -183,16 +186,17 @@ void run_fw_size(const SizeOptions& o) {
   // Host tables hold 8-byte pointers and size_t where the device has 4, so this
   // is an upper bound of the device's need (the firmware prints the exact one).
   const size_t total = (arena.used() + 15) / 16 * 16;
-  std::printf("fw-size: layers=%s engine_arena=%zu trainer_arena=%zu arena=%zu (host figures: an upper bound of "
-              "the device's)\n",
-              inference_only ? "none" : c.layers, engine_bytes, trainer_bytes, total);
+  std::printf(
+      "fw-size: layers=%s engine_arena=%zu trainer_arena=%zu arena=%zu (host figures: an upper bound of "
+      "the device's)\n",
+      inference_only ? "none" : c.layers, engine_bytes, trainer_bytes, total);
   if (!inference_only) {
     std::vector<LayerChoice> lc;
     for (const TrainLayer& l : layers) lc.push_back(LayerChoice{l.op, l.mode == PerturbMode::kNode});
     try {
       const MemoryPrediction p = predict_training_memory(m, lc, c.queries_w + c.queries_b, int(c.batch));
-      std::printf("fw-size: memory model (tinyzo plan): inference=%zu zo_extra=%zu total=%zu\n", p.inference_bytes,
-                  p.zo_extra_bytes, p.total_bytes());
+      std::printf("fw-size: memory model (tinyzo plan): inference=%zu zo_extra=%zu total=%zu\n",
+                  p.inference_bytes, p.zo_extra_bytes, p.total_bytes());
     } catch (const CliError& e) {
       std::printf("fw-size: memory model: %s\n", e.what());
     }
@@ -244,7 +248,8 @@ void run_ref_infer(const RefOptions& o) {
     out.write(logits.data(), logits.size() * 4);
   }
   out.commit();
-  std::printf("fw-ref infer: top-1 %u/%u, %s kernels, logits in %s\n", correct, n, e.kernels().name, o.out.c_str());
+  std::printf("fw-ref infer: top-1 %u/%u, %s kernels, logits in %s\n", correct, n, e.kernels().name,
+              o.out.c_str());
 }
 
 void run_ref_train(const RefOptions& o) {
@@ -259,7 +264,8 @@ void run_ref_train(const RefOptions& o) {
   check(engine.init(m, arena, kernels_by_name(o.kernels)), "engine init");
   ZoTrainer* trainers[fw::kMaxGroups] = {};
   int groups = 0;
-  check(fw::create_trainers(engine, layers.data(), int(layers.size()), c, arena, trainers, &groups), "trainer init");
+  check(fw::create_trainers(engine, layers.data(), int(layers.size()), c, arena, trainers, &groups),
+        "trainer init");
 
   AtomicFileWriter out(o.out);
   fw::TrainedHeader th{};
@@ -269,7 +275,9 @@ void run_ref_train(const RefOptions& o) {
   th.n_samples = s.h.n_samples;
   th.config = c;
   out.write(&th, sizeof th);
-  auto load = [&](uint32_t index, Span<int8_t> input, int* label) { return load_from(s, index, input, label); };
+  auto load = [&](uint32_t index, Span<int8_t> input, int* label) {
+    return load_from(s, index, input, label);
+  };
   auto on_step = [&](uint32_t step, float loss, float lr) {
     out.write(&loss, 4);
     uint32_t bits;
@@ -277,7 +285,8 @@ void run_ref_train(const RefOptions& o) {
     std::printf("step %u/%u loss=%.5f (0x%08x) lr=%.7f\n", step + 1, c.steps, double(loss), bits, double(lr));
   };
   Span<int8_t> sample_buffer;
-  if (const size_t bytes = fw::sample_buffer_bytes(c, engine)) sample_buffer = arena.allocate_array<int8_t>(bytes);
+  if (const size_t bytes = fw::sample_buffer_bytes(c, engine))
+    sample_buffer = arena.allocate_array<int8_t>(bytes);
   check(fw::run_training(engine, trainers, groups, c, s.h.n_samples, sample_buffer, load, on_step, [] {}),
         "training");
   uint32_t checksum = 0;
@@ -285,8 +294,8 @@ void run_ref_train(const RefOptions& o) {
     for (int i = 0; i < trainers[g]->n_layers(); ++i) {
       const Span<int8_t> w = trainers[g]->weights(i);
       const Span<int32_t> b = trainers[g]->biases(i);
-      const fw::LayerRecord rec{trainers[g]->layer(i).op, uint32_t(trainers[g]->layer(i).mode), uint32_t(w.size()),
-                                uint32_t(b.size())};
+      const fw::LayerRecord rec{trainers[g]->layer(i).op, uint32_t(trainers[g]->layer(i).mode),
+                                uint32_t(w.size()), uint32_t(b.size())};
       out.write(&rec, sizeof rec);
       out.write(w.data(), w.size());
       const uint32_t zero = 0;
@@ -297,8 +306,9 @@ void run_ref_train(const RefOptions& o) {
     }
   }
   out.commit();
-  std::printf("fw-ref train: %zu layers, %d trainer%s, %s kernels; trained weights crc32=%08x written to %s\n",
-              layers.size(), groups, groups > 1 ? "s" : "", engine.kernels().name, checksum, o.out.c_str());
+  std::printf(
+      "fw-ref train: %zu layers, %d trainer%s, %s kernels; trained weights crc32=%08x written to %s\n",
+      layers.size(), groups, groups > 1 ? "s" : "", engine.kernels().name, checksum, o.out.c_str());
 }
 
 // ------------------------------------------------------------------ comparison
@@ -378,8 +388,8 @@ bool check_logits(const std::vector<uint8_t>& e, const std::vector<uint8_t>& a, 
     }
   }
   if (bad) {
-    std::printf("fw-check: MISMATCH: logits of %zu of %u samples differ (first: sample %zu)\n", bad, he.n_samples,
-                first_bad);
+    std::printf("fw-check: MISMATCH: logits of %zu of %u samples differ (first: sample %zu)\n", bad,
+                he.n_samples, first_bad);
     return false;
   }
   std::printf("fw-check: logits bitwise identical: %u samples x %u classes (top-1 %u/%u)\n", he.n_samples,
@@ -413,7 +423,8 @@ bool check_trained(const std::vector<uint8_t>& eb, const std::vector<uint8_t>& a
     for (size_t k = 0; k < le.b.size(); ++k) db += le.b[k] != la.b[k];
     params += le.w.size() + le.b.size();
     if (dw || db) {
-      std::printf("fw-check: MISMATCH: layer %zu (op %d): %zu weights and %zu biases differ\n", i, le.rec.op, dw, db);
+      std::printf("fw-check: MISMATCH: layer %zu (op %d): %zu weights and %zu biases differ\n", i, le.rec.op,
+                  dw, db);
       ok = false;
     }
   }
@@ -430,8 +441,8 @@ bool check_trained(const std::vector<uint8_t>& eb, const std::vector<uint8_t>& a
     }
   }
   if (ok) {
-    std::printf("fw-check: trained weights bitwise identical: %zu layers, %zu parameters, %u step losses", e.layers.size(),
-                params, e.h.config.steps);
+    std::printf("fw-check: trained weights bitwise identical: %zu layers, %zu parameters, %u step losses",
+                e.layers.size(), params, e.h.config.steps);
     if (!o.model.empty()) std::printf(", %zu parameters moved from the model's", moved);
     std::printf("\n");
   }
@@ -469,7 +480,8 @@ void run_fw_check(const CheckOptions& o) {
   } else if (std::memcmp(e.data(), "TZTW", 4) == 0 && std::memcmp(a.data(), "TZTW", 4) == 0) {
     ok = check_trained(e, a, o);
   } else {
-    throw CliError("fw-check: " + o.expected + " and " + o.actual + " are not two logits or two trained-weights files");
+    throw CliError("fw-check: " + o.expected + " and " + o.actual +
+                   " are not two logits or two trained-weights files");
   }
   if (!o.export_path.empty()) export_tzm(a, o);
   if (!ok) throw CliError("fw-check: " + o.actual + " differs from " + o.expected);
@@ -479,30 +491,36 @@ void run_fw_check(const CheckOptions& o) {
 
 void register_fw_commands(CLI::App& app) {
   auto data = std::make_shared<DataOptions>();
-  CLI::App* d = app.add_subcommand("fw-data", "write a sample stream for the firmware (int8 inputs + labels)");
+  CLI::App* d =
+      app.add_subcommand("fw-data", "write a sample stream for the firmware (int8 inputs + labels)");
   d->add_option("--model,-m", data->model, "the model whose input the samples are preprocessed for")
       ->capture_default_str();
   d->add_option("--out,-o", data->out, "the stream file to write")->required();
-  d->add_option("--split", data->split,
-                "clean (the CIFAR-10 test batch) or train / val / test (the protocol's splits of --corruption)")
+  d->add_option(
+       "--split", data->split,
+       "clean (the CIFAR-10 test batch) or train / val / test (the protocol's splits of --corruption)")
       ->check(CLI::IsMember({"clean", "train", "val", "test"}))
       ->capture_default_str();
   d->add_option("--corruption", data->corruption, "CORRUPTIONS.md name, or none")->capture_default_str();
   d->add_option("--severity", data->severity, "1..5")->capture_default_str();
-  d->add_option("--corruption-seed", data->corruption_seed, "seed of the random corruptions")->capture_default_str();
+  d->add_option("--corruption-seed", data->corruption_seed, "seed of the random corruptions")
+      ->capture_default_str();
   d->add_option("-n", data->n, "number of samples")->check(CLI::PositiveNumber)->capture_default_str();
   d->add_option("--first", data->first, "first image of the set")->capture_default_str();
   d->callback([data]() { run_fw_data(*data); });
 
   auto size = std::make_shared<SizeOptions>();
-  CLI::App* s = app.add_subcommand("fw-size", "the arena a firmware image needs for a run (key=value as the firmware)");
+  CLI::App* s =
+      app.add_subcommand("fw-size", "the arena a firmware image needs for a run (key=value as the firmware)");
   s->add_option("--model,-m", size->model, "a .tzm file or a reference model name")->capture_default_str();
-  s->add_option("--rsp", size->rsp, "write '-Wl,--defsym=__arena_size__=N' to this file (a compiler response file)");
+  s->add_option("--rsp", size->rsp,
+                "write '-Wl,--defsym=__arena_size__=N' to this file (a compiler response file)");
   s->add_option("params", size->tokens, "key=value run settings (layers=none: inference only)");
   s->callback([size]() { run_fw_size(*size); });
 
   auto ref = std::make_shared<RefOptions>();
-  CLI::App* r = app.add_subcommand("fw-ref", "the firmware's run on the host: infer|train SAMPLES OUT [key=value...]");
+  CLI::App* r =
+      app.add_subcommand("fw-ref", "the firmware's run on the host: infer|train SAMPLES OUT [key=value...]");
   std::shared_ptr<std::string> mode = std::make_shared<std::string>();
   r->add_option("mode", *mode, "infer or train")->required()->check(CLI::IsMember({"infer", "train"}));
   r->add_option("samples", ref->samples, "sample stream (tinyzo fw-data)")->required();
@@ -513,16 +531,20 @@ void register_fw_commands(CLI::App& app) {
       ->check(CLI::IsMember({"best", "ref"}))
       ->capture_default_str();
   r->callback([ref, mode]() {
-    if (*mode == "infer") run_ref_infer(*ref);
-    else run_ref_train(*ref);
+    if (*mode == "infer")
+      run_ref_infer(*ref);
+    else
+      run_ref_train(*ref);
   });
 
   auto chk = std::make_shared<CheckOptions>();
-  CLI::App* c = app.add_subcommand("fw-check", "compare a device output with the host reference, bit for bit");
+  CLI::App* c =
+      app.add_subcommand("fw-check", "compare a device output with the host reference, bit for bit");
   c->add_option("expected", chk->expected, "host file (tinyzo fw-ref)")->required();
   c->add_option("actual", chk->actual, "device file")->required();
   c->add_option("--model,-m", chk->model, "the starting model (counts moved parameters; needed by --export)");
-  c->add_option("--export", chk->export_path, "write the model with the actual file's trained weights as .tzm");
+  c->add_option("--export", chk->export_path,
+                "write the model with the actual file's trained weights as .tzm");
   c->callback([chk]() { run_fw_check(*chk); });
 }
 

@@ -26,7 +26,7 @@ typedef uint64_t qemu_plugin_id_t;
 struct qemu_plugin_tb;
 struct qemu_plugin_insn;
 typedef struct {
-  const char *target_name;
+  const char* target_name;
   struct {
     int min, cur;
   } version;
@@ -39,21 +39,21 @@ typedef struct {
 } qemu_info_t;
 enum qemu_plugin_op { QEMU_PLUGIN_INLINE_ADD_U64 = 0 };
 enum qemu_plugin_cb_flags { QEMU_PLUGIN_CB_NO_REGS = 0, QEMU_PLUGIN_CB_R_REGS, QEMU_PLUGIN_CB_RW_REGS };
-typedef void (*qemu_plugin_vcpu_tb_trans_cb_t)(qemu_plugin_id_t id, struct qemu_plugin_tb *tb);
-typedef void (*qemu_plugin_vcpu_udata_cb_t)(unsigned int vcpu_index, void *userdata);
-typedef void (*qemu_plugin_udata_cb_t)(qemu_plugin_id_t id, void *userdata);
+typedef void (*qemu_plugin_vcpu_tb_trans_cb_t)(qemu_plugin_id_t id, struct qemu_plugin_tb* tb);
+typedef void (*qemu_plugin_vcpu_udata_cb_t)(unsigned int vcpu_index, void* userdata);
+typedef void (*qemu_plugin_udata_cb_t)(qemu_plugin_id_t id, void* userdata);
 void qemu_plugin_register_vcpu_tb_trans_cb(qemu_plugin_id_t id, qemu_plugin_vcpu_tb_trans_cb_t cb);
-void qemu_plugin_register_vcpu_tb_exec_inline(struct qemu_plugin_tb *tb, enum qemu_plugin_op op, void *ptr,
+void qemu_plugin_register_vcpu_tb_exec_inline(struct qemu_plugin_tb* tb, enum qemu_plugin_op op, void* ptr,
                                               uint64_t imm);
-void qemu_plugin_register_vcpu_insn_exec_inline(struct qemu_plugin_insn *insn, enum qemu_plugin_op op, void *ptr,
-                                                uint64_t imm);
-void qemu_plugin_register_vcpu_insn_exec_cb(struct qemu_plugin_insn *insn, qemu_plugin_vcpu_udata_cb_t cb,
-                                            enum qemu_plugin_cb_flags flags, void *userdata);
-size_t qemu_plugin_tb_n_insns(const struct qemu_plugin_tb *tb);
-struct qemu_plugin_insn *qemu_plugin_tb_get_insn(const struct qemu_plugin_tb *tb, size_t idx);
-uint64_t qemu_plugin_insn_vaddr(const struct qemu_plugin_insn *insn);
-void qemu_plugin_register_atexit_cb(qemu_plugin_id_t id, qemu_plugin_udata_cb_t cb, void *userdata);
-void qemu_plugin_outs(const char *string);
+void qemu_plugin_register_vcpu_insn_exec_inline(struct qemu_plugin_insn* insn, enum qemu_plugin_op op,
+                                                void* ptr, uint64_t imm);
+void qemu_plugin_register_vcpu_insn_exec_cb(struct qemu_plugin_insn* insn, qemu_plugin_vcpu_udata_cb_t cb,
+                                            enum qemu_plugin_cb_flags flags, void* userdata);
+size_t qemu_plugin_tb_n_insns(const struct qemu_plugin_tb* tb);
+struct qemu_plugin_insn* qemu_plugin_tb_get_insn(const struct qemu_plugin_tb* tb, size_t idx);
+uint64_t qemu_plugin_insn_vaddr(const struct qemu_plugin_insn* insn);
+void qemu_plugin_register_atexit_cb(qemu_plugin_id_t id, qemu_plugin_udata_cb_t cb, void* userdata);
+void qemu_plugin_outs(const char* string);
 
 __attribute__((visibility("default"))) int qemu_plugin_version = 1;
 
@@ -63,31 +63,33 @@ struct range {
   char name[96];
   uint64_t count;
 };
-static struct range *ranges;
+static struct range* ranges;
 static size_t n_ranges;
 static uint64_t total;
 static uint64_t mark_addr = UINT64_MAX;
-static uint64_t *marks;
+static uint64_t* marks;
 static size_t n_marks, cap_marks;
 static char out_path[512];
 
-static int by_lo(const void *a, const void *b) {
+static int by_lo(const void* a, const void* b) {
   const struct range *x = a, *y = b;
   return x->lo < y->lo ? -1 : x->lo > y->lo;
 }
 
 /* The range holding pc (ranges are sorted and, from nm -S, disjoint), or NULL. */
-static struct range *find_range(uint64_t pc) {
+static struct range* find_range(uint64_t pc) {
   size_t lo = 0, hi = n_ranges;
   while (lo < hi) {
     const size_t mid = (lo + hi) / 2;
-    if (ranges[mid].hi <= pc) lo = mid + 1;
-    else hi = mid;
+    if (ranges[mid].hi <= pc)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   return lo < n_ranges && ranges[lo].lo <= pc && pc < ranges[lo].hi ? &ranges[lo] : NULL;
 }
 
-static void on_mark(unsigned int vcpu, void *userdata) {
+static void on_mark(unsigned int vcpu, void* userdata) {
   (void)vcpu;
   (void)userdata;
   if (n_marks == cap_marks) {
@@ -100,28 +102,30 @@ static void on_mark(unsigned int vcpu, void *userdata) {
   marks[n_marks++] = total;
 }
 
-static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
+static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb* tb) {
   (void)id;
   const size_t n = qemu_plugin_tb_n_insns(tb);
   qemu_plugin_register_vcpu_tb_exec_inline(tb, QEMU_PLUGIN_INLINE_ADD_U64, &total, n);
   for (size_t i = 0; i < n; ++i) {
-    struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
+    struct qemu_plugin_insn* insn = qemu_plugin_tb_get_insn(tb, i);
     const uint64_t pc = qemu_plugin_insn_vaddr(insn);
-    struct range *r = n_ranges ? find_range(pc) : NULL;
+    struct range* r = n_ranges ? find_range(pc) : NULL;
     if (r) qemu_plugin_register_vcpu_insn_exec_inline(insn, QEMU_PLUGIN_INLINE_ADD_U64, &r->count, 1);
     if (pc == mark_addr) qemu_plugin_register_vcpu_insn_exec_cb(insn, on_mark, QEMU_PLUGIN_CB_NO_REGS, NULL);
   }
 }
 
-static void emit(FILE *f, const char *line) {
-  if (f) fputs(line, f);
-  else qemu_plugin_outs(line);
+static void emit(FILE* f, const char* line) {
+  if (f)
+    fputs(line, f);
+  else
+    qemu_plugin_outs(line);
 }
 
-static void on_exit_report(qemu_plugin_id_t id, void *userdata) {
+static void on_exit_report(qemu_plugin_id_t id, void* userdata) {
   (void)id;
   (void)userdata;
-  FILE *f = out_path[0] ? fopen(out_path, "w") : NULL;
+  FILE* f = out_path[0] ? fopen(out_path, "w") : NULL;
   char line[192];
   snprintf(line, sizeof line, "total %" PRIu64 "\n", total);
   emit(f, line);
@@ -137,8 +141,8 @@ static void on_exit_report(qemu_plugin_id_t id, void *userdata) {
   if (f) fclose(f);
 }
 
-static int load_ranges(const char *path) {
-  FILE *f = fopen(path, "r");
+static int load_ranges(const char* path) {
+  FILE* f = fopen(path, "r");
   if (!f) return -1;
   size_t cap = 0;
   char buf[512];
@@ -162,8 +166,8 @@ static int load_ranges(const char *path) {
   return 0;
 }
 
-__attribute__((visibility("default"))) int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info,
-                                                               int argc, char **argv) {
+__attribute__((visibility("default"))) int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t* info,
+                                                               int argc, char** argv) {
   (void)info;
   for (int i = 0; i < argc; ++i) {
     if (!strncmp(argv[i], "ranges=", 7)) {
