@@ -171,6 +171,12 @@ void open_stream(const char* path, SampleStream* s) {
     board_printf("FAIL: %s is not a tinyzo sample stream (tinyzo fw-data writes one)\n", path);
     sh_exit(kRunFailed);
   }
+  const long expected = long(fw::sample_offset(s->h, s->h.n_samples));
+  if (sh_flen(s->handle) != expected) {
+    board_printf("FAIL: %s: %ld bytes, the header promises %ld (truncated?)\n", path, sh_flen(s->handle),
+                 expected);
+    sh_exit(kRunFailed);
+  }
   if (s->h.input_bytes != g_engine.input().size() || int(s->h.n_classes) != n_classes() ||
       s->h.record_bytes != fw::sample_record_bytes(s->h.input_bytes) || s->h.n_samples == 0) {
     board_printf("FAIL: %s: %u samples of %u bytes, %u classes; the model wants %u bytes, %d classes\n", path,
