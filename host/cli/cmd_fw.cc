@@ -7,6 +7,7 @@
 //                    (firmware/common/fw_protocol.h) on the host, same files out;
 //   tinyzo fw-check  compares a device output with the host's bit for bit, and
 //                    exports trained weights as a .tzm for `tinyzo eval`.
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <map>
