@@ -17,6 +17,7 @@ import argparse
 import concurrent.futures
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -34,8 +35,11 @@ def run(cmd, out_dir, log_name="stdout.txt"):
     os.makedirs(out_dir, exist_ok=True)
     cmd_file = os.path.join(out_dir, "command.txt")
     line = " ".join(shlex.quote(c) for c in cmd)
+    # The thread count changes the speed only (tinyzo: bitwise; torch: the suffix is small), so a run
+    # made with another --threads is reused.
+    key = re.sub(r"--threads \S+ ", "", line)
     summary = os.path.join(out_dir, "summary.json")
-    if os.path.exists(summary) and os.path.exists(cmd_file) and open(cmd_file).read().strip() == line:
+    if os.path.exists(summary) and os.path.exists(cmd_file) and re.sub(r"--threads \S+ ", "", open(cmd_file).read().strip()) == key:
         rec = json.load(open(os.path.join(out_dir, "wall.json")))
         return json.load(open(summary)), rec["wall_seconds"], True
     print("report: " + line, flush=True)
@@ -81,7 +85,8 @@ def main():
     ap.add_argument("--runs", default=os.path.join(REPO, "out", "report"),
                     help="run directories (default out/report: ignored by git; they hold data-derived files)")
     ap.add_argument("--out", default=os.path.join(REPO, "docs"), help="results.md and img/ go here")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2, help="tinyzo engines per run")
+    ap.add_argument("--bp-threads", type=int, default=1, help="torch threads per BP run")
     ap.add_argument("--jobs", type=int, default=2, help="runs at a time")
     ap.add_argument("--smoke", action="store_true")
     a = ap.parse_args()
@@ -111,7 +116,7 @@ def main():
     def bp(c, method, layers="paper"):
         out = os.path.join(a.runs, c, "bp_%s%s" % (method, "" if layers == "paper" else "_" + layers))
         cmd = [PY, BP, "--split", os.path.join(a.runs, c, "split"), "--method", method, "--layers", layers,
-               "--threads", str(a.threads), "--out", out] + sched
+               "--threads", str(a.bp_threads), "--out", out] + sched
         s, wall, _ = run(cmd, out)
         return {"summary": s, "wall": wall, "cmd": cmd, "dir": out}
 
@@ -277,7 +282,21 @@ def write_report(a, corruptions, results, ablations, plan, total_wall):
         L += memory_table({k: json.loads(v) for k, v in plan.items()})
     except Exception:  # noqa: BLE001  (plan output is shown verbatim instead)
         L += ["```"] + [v.strip()[:2000] for v in plan.values()] + ["```"]
-    L += ["", "## Runs (exact commands and wall time)", "", "| corruption | method | wall s | train s | steps | best epoch | command |",
+    L += ["", "## Notes", "",
+          "- **Same inputs.** `tinyzo split` writes the split `tinyzo train` uses; the baselines rebuild the int8 "
+          "network from the original `.pth` (bit-exact with tests/reference/reference.py, checked by "
+          "python/tests/test_baselines.py) and use the eval preprocessing, as `tinyzo train --no-augment` does. "
+          "No training augmentation in any method (docs/baselines.md says why).",
+          "- **What is evaluated.** ZO and int8 BP: the int8 model. FP32 BP: the float trainable convs (activations "
+          "still int8-quantized); rounding its weights to int8 for deployment is not included.",
+          "- **Optimizer.** Every method: plain SGD, eta0 = 0.01 B / 256 = 0.0039, cosine per step, the same "
+          "number of steps; int8 BP and ZO round each update to whole LSBs with QAS (METHOD §3.6); FP32 BP does not round.",
+          "- **ZO step.** One estimate per step from Q queries per layer (WP: Q_w + Q_b, NP: Q_np), with GNS; "
+          "the BP gradient is exact (up to the STE). With fewer queries than the paper's 25 + 25 / 50, ZO is "
+          "handicapped relative to the paper's setting; BP's result does not depend on Q.",
+          "- **Batch order** differs between tinyzo (its `epoch_order`) and the baselines (numpy `default_rng(0)`); "
+          "the images per epoch are the same.", ""]
+    L += ["## Runs (exact commands and wall time)", "", "| corruption | method | wall s | train s | steps | best epoch | command |",
           "|---|---|---|---|---|---|---|"]
     allruns = [(c, k, results[c][k]) for c in corruptions for k in results[c]]
     allruns += [(corruptions[0], "ablation: " + n, r) for n, r in ablations.items() if n != "adaptive (threshold:5)"]
