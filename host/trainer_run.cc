@@ -187,7 +187,8 @@ void TrainerHost::enable_query_workers(int threads) {
   size_t largest = 0;
   for (int i = 0; i < trainer_.n_layers(); ++i)
     largest = std::max({largest, trainer_.weights(i).size(), trainer_.biases(i).size() * 4});
-  worker_memory_.resize(size_t(threads) * (largest / sizeof(Block) + 2));
+  // plus the trainer's worker table (well under 1 KB).
+  worker_memory_.resize(size_t(threads) * (largest / sizeof(Block) + 2) + 64);
   worker_arena_ = Arena(worker_memory_.data(), worker_memory_.size() * sizeof(Block));
   n_threads_ = threads;
   const Status s = trainer_.set_workers(Span<Engine* const>(engines.data(), engines.size()), worker_arena_,

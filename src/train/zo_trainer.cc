@@ -1,6 +1,7 @@
 #include "tinyzo/train/zo_trainer.h"
 
 #include <cstring>
+#include <new>
 
 #include "tinyzo/kernels/requant.h"
 #include "tinyzo/train/fmath.h"
@@ -147,8 +148,10 @@ Status ZoTrainer::allocate(Arena& arena) {
   boundary_bytes_ = 0;
   for (int i = 0; i < n_layers_; ++i) {
     const Layer& l = layers_[i];
-    max_dw = l.d_w > max_dw ? l.d_w : max_dw;
-    max_cout = size_t(l.c_out) > max_cout ? size_t(l.c_out) : max_cout;
+    if (l.spec.mode == PerturbMode::kWeight) {  // only WP layers need a perturbed copy
+      max_dw = l.d_w > max_dw ? l.d_w : max_dw;
+      max_cout = size_t(l.c_out) > max_cout ? size_t(l.c_out) : max_cout;
+    }
     if (l.spec.mode == PerturbMode::kNode) {
       max_x = l.x_size > max_x ? l.x_size : max_x;
       max_y = l.y_size > max_y ? l.y_size : max_y;
@@ -173,7 +176,7 @@ Status ZoTrainer::allocate(Arena& arena) {
     const size_t pert_bytes = max_dw > max_cout * 4 ? max_dw : max_cout * 4;
     shared_pert_w = static_cast<int8_t*>(take(pert_bytes));
     shared_pert_b = reinterpret_cast<int32_t*>(shared_pert_w);  // 16-byte aligned by the arena
-    worker_pert_[0] = shared_pert_w;
+    shared_pert_ = shared_pert_w;
     if (max_y) np_coef_ = static_cast<float*>(take(size_t(config_.n_queries_np) * 4));
     const int max_q = config_.n_queries_w > config_.n_queries_b ? config_.n_queries_w : config_.n_queries_b;
     results_ = static_cast<float*>(take(size_t(max_q) * 2 * 4));
@@ -219,6 +222,9 @@ Status ZoTrainer::allocate(Arena& arena) {
 Status ZoTrainer::set_workers(Span<Engine* const> engines, Arena& arena, ParallelFor parallel_for, void* ctx) {
   if (engine_ == nullptr || engines.size() > size_t(kMaxWorkers - 1)) return Status::kInvalidArgument;
   if (config_.estimation == Estimation::kModelWise && !engines.empty()) return Status::kUnsupported;
+  void* mem = arena.allocate(sizeof(WorkerPool), alignof(WorkerPool) < 16 ? 16 : alignof(WorkerPool));
+  if (mem == nullptr) return Status::kOutOfMemory;
+  WorkerPool* pool = new (mem) WorkerPool();
   for (size_t w = 0; w < engines.size(); ++w) {
     Engine* e = engines[w];
     if (e == nullptr || &e->model() != &engine_->model()) return Status::kInvalidArgument;
@@ -227,13 +233,14 @@ Status ZoTrainer::set_workers(Span<Engine* const> engines, Arena& arena, Paralle
       TZ_RETURN_IF_ERROR(e->set_param_override(layers_[i].spec.op, 1, layers_[i].w));
       TZ_RETURN_IF_ERROR(e->set_param_override(layers_[i].spec.op, 2, layers_[i].b));
     }
-    worker_pert_[w + 1] = static_cast<int8_t*>(arena.allocate(pert_bytes_ ? pert_bytes_ : 1));
-    if (worker_pert_[w + 1] == nullptr) return Status::kOutOfMemory;
-    workers_[w] = e;
+    pool->pert[w + 1] = static_cast<int8_t*>(arena.allocate(pert_bytes_ ? pert_bytes_ : 1));
+    if (pool->pert[w + 1] == nullptr) return Status::kOutOfMemory;
+    pool->engines[w + 1] = e;
   }
-  n_workers_ = static_cast<int>(engines.size());
-  parallel_for_ = parallel_for;
-  parallel_ctx_ = ctx;
+  pool->n = static_cast<int>(engines.size());
+  pool->parallel_for = parallel_for;
+  pool->ctx = ctx;
+  pool_ = pool;
   return Status::kOk;
 }
 
@@ -298,7 +305,7 @@ Status ZoTrainer::accumulate_sample(Span<const int8_t> input, int label) {
   if (engine_ == nullptr) return Status::kInvalidArgument;
   Span<int8_t> in = engine_->input();
   if (input.size() != in.size()) return Status::kInvalidArgument;
-  std::memcpy(in.data(), input.data(), in.size());
+  if (in.data() != input.data()) std::memcpy(in.data(), input.data(), in.size());
   input_ = input;
   const Status s = config_.estimation == Estimation::kModelWise ? model_wise_sample(label) : layer_wise_sample(label);
   ++sample_;
@@ -355,8 +362,8 @@ void ZoTrainer::wp_task(void* arg, int worker, int index) {
   auto* t = static_cast<ZoTrainer*>(arg);
   const QueryBatch& qb = t->batch_;
   const Layer& l = t->layers_[qb.layer];
-  Engine& e = worker == 0 ? *t->engine_ : *t->workers_[worker - 1];
-  int8_t* buf = t->worker_pert_[worker];
+  Engine& e = worker == 0 ? *t->engine_ : *t->pool_->engines[worker];
+  int8_t* buf = worker == 0 ? t->shared_pert_ : t->pool_->pert[worker];
   const int sides = t->config_.two_sided ? 2 : 1;
   const int q = index / sides, sign = index % sides == 0 ? 1 : -1;
   Status s = Status::kOk;
@@ -371,17 +378,18 @@ void ZoTrainer::wp_task(void* arg, int worker, int index) {
   if (s == Status::kOk) s = engine_loss(e, l.spec.op, qb.label, &t->results_[index], nullptr);
   const Status r = e.set_param_override(l.spec.op, qb.bias ? 2 : 1, qb.bias ? static_cast<const void*>(l.b) : l.w);
   if (s == Status::kOk) s = r;
-  if (s != Status::kOk) t->task_status_[worker] = s;
+  if (s != Status::kOk) t->task_status(worker) = s;
 }
 
 Status ZoTrainer::run_tasks(void (*task)(void*, int, int), int n) {
-  for (int w = 0; w <= n_workers_; ++w) task_status_[w] = Status::kOk;
-  if (n_workers_ > 0 && parallel_for_ != nullptr) {
-    parallel_for_(parallel_ctx_, n, task, this);
+  const int workers = pool_ ? pool_->n + 1 : 1;
+  for (int w = 0; w < workers; ++w) task_status(w) = Status::kOk;
+  if (pool_ && pool_->n > 0 && pool_->parallel_for != nullptr) {
+    pool_->parallel_for(pool_->ctx, n, task, this);
   } else {
     for (int i = 0; i < n; ++i) task(this, 0, i);
   }
-  for (int w = 0; w <= n_workers_; ++w) TZ_RETURN_IF_ERROR(task_status_[w]);
+  for (int w = 0; w < workers; ++w) TZ_RETURN_IF_ERROR(task_status(w));
   return Status::kOk;
 }
 
@@ -436,7 +444,7 @@ void ZoTrainer::np_task(void* arg, int worker, int q) {
   auto* t = static_cast<ZoTrainer*>(arg);
   const QueryBatch& qb = t->batch_;
   const Layer& l = t->layers_[qb.layer];
-  Engine& e = worker == 0 ? *t->engine_ : *t->workers_[worker - 1];
+  Engine& e = worker == 0 ? *t->engine_ : *t->pool_->engines[worker];
   const int op = l.spec.op;
   const Span<const int8_t> cache(t->boundary_, t->boundary_bytes_);
   auto* y = static_cast<int8_t*>(e.tensor_data(l.y_tensor));
@@ -454,7 +462,7 @@ void ZoTrainer::np_task(void* arg, int worker, int q) {
     s = engine_loss(e, op + 1, qb.label, &lq[side], nullptr);
   }
   if (s != Status::kOk) {
-    t->task_status_[worker] = s;
+    t->task_status(worker) = s;
     return;
   }
   t->np_coef_[q] = t->config_.two_sided ? (lq[0] - lq[1]) / (2.f * static_cast<float>(mu))
@@ -651,18 +659,15 @@ void ZoTrainer::for_each_gradient(const Layer& l, int li, FW&& fw, FB&& fb) cons
       if (n > kMaxQueries) n = kMaxQueries;
       const float c = gns_factor(config_.gns, static_cast<float>(n), static_cast<float>(d));
       const float scale = c / (static_cast<float>(n) * sigma * (sides == 2 ? 2.f : 1.f));
-      float coef[kMaxQueries];
-      uint64_t keys[kMaxQueries];
-      for (int q = 0; q < n; ++q) {
-        coef[q] = sides == 2 ? (sums[q] - sums[n + q]) / batch : (sums[q] - sum_l0_) / batch;
-        keys[q] = key(li, stream, q, 0);
-      }
+      // Coefficients and keys are recomputed per block of 64 elements rather
+      // than kept in Q-sized arrays: a few hashes per block, no stack arrays.
       for (size_t base = 0; base < d; base += 64) {
         float g[64] = {0.f};
         const size_t len = d - base < 64 ? d - base : 64;
         for (int q = 0; q < n; ++q) {
-          const uint64_t bitsq = random_block(keys[q], base >> 6);
-          for (size_t j = 0; j < len; ++j) g[j] += ((bitsq >> j) & 1u) ? coef[q] : -coef[q];
+          const float coef = sides == 2 ? (sums[q] - sums[n + q]) / batch : (sums[q] - sum_l0_) / batch;
+          const uint64_t bitsq = random_block(key(li, stream, q, 0), base >> 6);
+          for (size_t j = 0; j < len; ++j) g[j] += ((bitsq >> j) & 1u) ? coef : -coef;
         }
         for (size_t j = 0; j < len; ++j) emit(base + j, g[j] * scale);
       }

@@ -190,6 +190,7 @@ class ZoTrainer {
   static void wp_task(void* arg, int worker, int index);
   static void np_task(void* arg, int worker, int q);
   Status run_tasks(void (*task)(void*, int, int), int n);
+  Status& task_status(int worker) { return pool_ ? pool_->status[worker] : task_status0_; }
   uint64_t key(int li, RngStream s, int q, uint32_t sample) const;
   void apply_update(Layer& l, int li, float lr);
   template <class FW, class FB>
@@ -209,13 +210,20 @@ class ZoTrainer {
   StepStats stats_;
   uint64_t macs_ = 0;
   Span<const int8_t> input_;     // the sample being accumulated (valid during accumulate_sample)
-  // Query workers (layer-wise): worker 0 is engine_, 1..n_workers_ are workers_.
-  Engine* workers_[kMaxWorkers - 1] = {};
-  int8_t* worker_pert_[kMaxWorkers] = {};
-  Status task_status_[kMaxWorkers] = {};
-  int n_workers_ = 0;
-  ParallelFor parallel_for_ = nullptr;
-  void* parallel_ctx_ = nullptr;
+  // Query workers (host only, layer-wise): worker 0 is engine_ with the shared
+  // perturbation buffer; the pool (taken from the arena by set_workers) holds
+  // the others. A device never pays for more than this pointer.
+  struct WorkerPool {
+    Engine* engines[kMaxWorkers] = {};  // [0] unused: worker 0 is engine_
+    int8_t* pert[kMaxWorkers] = {};
+    Status status[kMaxWorkers] = {};
+    int n = 0;                          // extra workers
+    ParallelFor parallel_for = nullptr;
+    void* ctx = nullptr;
+  };
+  WorkerPool* pool_ = nullptr;
+  int8_t* shared_pert_ = nullptr;
+  Status task_status0_ = Status::kOk;  // worker 0's task status without a pool
   QueryBatch batch_;
   float* results_ = nullptr;     // WP: one loss per (query, side) of the current batch of tasks
   size_t pert_bytes_ = 0;
