@@ -210,6 +210,10 @@ def write_report(a, corruptions, results, ablations, plan, total_wall):
     L.append("| **mean** | " + " | ".join("**%.2f**" % (s / len(corruptions)) for s in sums) + " |")
     L += ["", "The 'before' column is the start model's accuracy; tinyzo and the Python baselines measured it "
           "independently and the report stops unless they agree exactly.", ""]
+    if not a.dense:
+        L += ["ZO dense and BP on all convs are not in this run (`--dense` adds them: `tinyzo train --layers all "
+              "--mode auto` and `train_bp.py --layers all`; dense ZO estimates 42 layers per step, roughly 10x the "
+              "sparse step).", ""]
     gap = []
     for c in corruptions:
         d = pct(results[c]["zo_sparse"]["summary"]["test_after"]) - pct(results[c]["bp_fp32"]["summary"]["test_after"])
