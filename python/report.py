@@ -212,8 +212,7 @@ def write_report(a, corruptions, results, ablations, plan, total_wall):
           "independently and the report stops unless they agree exactly.", ""]
     if not a.dense:
         L += ["ZO dense and BP on all convs are not in this run (`--dense` adds them: `tinyzo train --layers all "
-              "--mode auto` and `train_bp.py --layers all`; dense ZO estimates 42 layers per step, roughly 10x the "
-              "sparse step).", ""]
+              "--mode auto` and `train_bp.py --layers all`; dense ZO estimates all 42 convs every step and was not timed here).", ""]
     gap = []
     for c in corruptions:
         d = pct(results[c]["zo_sparse"]["summary"]["test_after"]) - pct(results[c]["bp_fp32"]["summary"]["test_after"])
