@@ -5,6 +5,7 @@
 #include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -31,6 +32,7 @@ extern "C" void on_sigint(int) { g_interrupted.store(true); }
 struct TrainArgs {
   std::string config_path;
   bool resume = false;
+  bool overwrite = false;
   bool no_progress = false;
   bool json = false;
   uint32_t stop_after = 0;
@@ -145,9 +147,15 @@ void run_train(TrainArgs& a) {
   validate_config(cfg);
   if (a.resume && !is_regular_file(cfg.out + "/checkpoint.bin"))
     throw CliError("--resume: " + cfg.out + "/checkpoint.bin not found");
-  if (!a.resume && is_regular_file(cfg.out + "/checkpoint.bin"))
-    throw CliError("--out " + cfg.out + " already holds a run (checkpoint.bin): add --resume to continue it, or "
-                   "choose another --out");
+  if (a.resume && a.overwrite) throw CliError("--resume and --overwrite exclude each other");
+  if (!a.resume && is_regular_file(cfg.out + "/checkpoint.bin")) {
+    if (!a.overwrite)
+      throw CliError("--out " + cfg.out + " already holds a run (checkpoint.bin): add --resume to continue it, "
+                     "--overwrite to start it again, or choose another --out");
+    // Asked for: the old run's checkpoint goes first, so a crash now leaves
+    // no checkpoint that mixes two runs; its other files are rewritten.
+    std::filesystem::remove(cfg.out + "/checkpoint.bin");
+  }
 
   StatusLine status(!a.no_progress);
   const LoadedModel model = load_model_arg(cfg.model);
@@ -261,6 +269,7 @@ void register_train_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("train", "ZO-adapt a model to a CIFAR-10-C corruption (METHOD §6)");
   cmd->add_option("--config", a->config_path, "JSON settings (keys as in docs/training.md); flags override it");
   cmd->add_flag("--resume", a->resume, "continue the run in --out from its checkpoint (bit-identical)");
+  cmd->add_flag("--overwrite", a->overwrite, "start again in an --out that already holds a run (replaces it)");
   bind_flag(cmd, a, "--model,-m", &TrainConfig::model, "a .tzm file or a reference model name (default mcunet-cifar10)");
   bind_flag(cmd, a, "--kernels", &TrainConfig::kernels, "kernel set: best (default) or ref");
   bind_flag(cmd, a, "--corruption,-c", &TrainConfig::corruption,
