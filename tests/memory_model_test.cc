@@ -518,6 +518,8 @@ TEST(MemoryModel, ReferenceModelsDoNotGrow) {
     size_t trainer = 0;
     ASSERT_EQ(ZoTrainer::required_arena_bytes(engine, Span<const TrainLayer>(layers), ZoConfig{}, arena, &trainer),
               Status::kOk);
+    // The planned inference peak is exactly what the engine takes for activations.
+    EXPECT_EQ(engine.activation_bytes(), p.mem.activation_bytes) << r.name;
     EXPECT_LE(z.extra_bytes, trainer) << r.name;
     // The trainer sizes each shared buffer (boundary cache, perturbed copy,
     // Q scalars) for its largest user, the accounting takes the largest
