@@ -31,6 +31,7 @@ done
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/tinyzo-bench.XXXXXX")"
 trap 'rm -rf "$TMP"' EXIT
 T0=$(date +%s)
+LOAD0="$(cut -d" " -f1-3 /proc/loadavg 2>/dev/null || true)"
 RES="$TMP/results.tsv"  # kind  key...  values
 : >"$RES"
 
@@ -74,11 +75,25 @@ for k in ref portable avx2 avx512vnni; do
     echo "   $k, $t thread(s): $line" >&2
   done
 done
-# MACs per image as the engine counts them (forward_bench's counter; fallback: 22.455 MMAC).
+# Engine only (no image decoding / resizing, which `tinyzo eval` includes): forward_bench, one
+# thread, per table (BM_ForwardBest runs best_kernels(), which TINYZO_KERNELS selects). Its
+# MMAC/image counter is the MAC count used for every GMAC/s here.
 MMAC=22.455
 if [ -x "$BUILD/bench/forward_bench" ]; then
-  m="$("$BUILD/bench/forward_bench" --benchmark_filter=BM_ForwardBest --benchmark_min_time=0.05 \
-        --benchmark_format=json 2>/dev/null | "$PY" -c 'import json,sys; print("%.3f" % json.load(sys.stdin)["benchmarks"][0]["MMAC/image"])' 2>/dev/null || true)"
+  for k in ref portable avx2 avx512vnni; do
+    if [ "$k" = ref ]; then f=BM_ForwardRef; else f=BM_ForwardBest; fi
+    TINYZO_KERNELS=$k "$BUILD/bench/forward_bench" --benchmark_filter="^$f" --benchmark_format=json \
+      >"$TMP/fwd.json" 2>/dev/null || continue
+    "$PY" - "$TMP/fwd.json" "$k" >>"$RES" <<'EOF'
+import json, sys
+b = json.load(open(sys.argv[1]))["benchmarks"][0]
+if b.get("label", sys.argv[2]) == sys.argv[2]:  # the table really ran (TINYZO_KERNELS is ignored if unsupported)
+    unit = {"ms": 1e-3, "us": 1e-6, "ns": 1e-9, "s": 1.0}[b.get("time_unit", "ms")]
+    print("fwd\t%s\t%.6f\t%.6f\t%.4f" % (sys.argv[2], b["real_time"] * unit, b["cpu_time"] * unit, b["MMAC/image"]))
+EOF
+    echo "   forward_bench $k: $(tail -1 "$RES")" >&2
+  done
+  m="$(awk -F'\t' '$1=="fwd"{print $5; exit}' "$RES")"
   [ -n "$m" ] && MMAC="$m"
 fi
 printf 'mmac\t%s\n' "$MMAC" >>"$RES"
@@ -118,7 +133,9 @@ for t in 1 2; do
 done
 
 T1=$(date +%s)
-"$PY" - "$RES" "$((T1 - T0))" <<'EOF'
+CPUNAME="$(sed -nE 's/^model name\s*:\s*//p' /proc/cpuinfo 2>/dev/null | head -1)"
+MACHINE="$CPUNAME, $(nproc) CPUs; load average $LOAD0 at the start, $(cut -d" " -f1-3 /proc/loadavg 2>/dev/null) at the end"
+"$PY" - "$RES" "$((T1 - T0))" "$MACHINE" <<'EOF'
 import sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 peaks = [(r[1].replace("/real_time", ""), float(r[2]), float(r[3])) for r in rows if r[0] == "peak"]
@@ -128,6 +145,7 @@ peak = pk[1]
 cpu = lambda t: float(t.split()[1]) + float(t.split()[2])  # noqa: E731  user + sys of "wall user sys"
 fixed = next((cpu(r[1]) for r in rows if r[0] == "evalfixed"), 0.0)
 print("## tinyzo benchmark (bench/bench.sh, %s s)\n" % sys.argv[2])
+print("Machine: %s.\n" % sys.argv[3])
 print("Wall: images (or steps) over elapsed time, what a user sees on this machine at this load.")
 print("CPU: the same work over the CPU seconds the process got (user + sys from /usr/bin/time, minus")
 print("the fixed cost of loading), i.e. the speed per core actually used. CPU/wall below the thread")
@@ -141,7 +159,7 @@ print("Ratio to peak per core: GMAC/s / (threads x %.1f) for wall; GMAC per CPU-
       % (peak, peak))
 print("| kernels | threads | images | img/s (wall) | GMAC/s (wall) | / peak per core (wall) | GMAC per CPU-s | / peak (CPU) | CPU/wall |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-tz = {}
+tz, tz_cpu = {}, {}
 for r in rows:
     if r[0] != "eval":
         continue
@@ -150,34 +168,47 @@ for r in rows:
     loop_cpu = max(cpu(r[4]) - fixed, 1e-9)
     gc = n * mmac / 1e3 / loop_cpu
     tz[(k, t)] = ips
+    tz_cpu[(k, t)] = loop_cpu / n
     print("| %s | %d | %d | %.1f | %.2f | %.1f%% | %.2f | %.1f%% | %.2f |" % (
         k, t, n, ips, g, 100 * g / (t * peak), gc, 100 * gc / peak, loop_cpu / (n / ips)))
+for r in rows:
+    if r[0] == "fwd":
+        wall, c = float(r[2]), float(r[3])
+        g, gc = mmac / 1e3 / wall, mmac / 1e3 / c
+        tz[(r[1] + " (engine only)", 1)] = 1 / wall
+        tz_cpu[(r[1] + " (engine only)", 1)] = c
+        print("| %s, forward_bench (engine only) | 1 | - | %.1f | %.2f | %.1f%% | %.2f | %.1f%% | %.2f |" % (
+            r[1], 1 / wall, g, 100 * g / peak, gc, 100 * gc / peak, c / wall))
 print("| any | - | - | batch >= 16: not implemented in the engine (one image per invoke; threads run independent engines, one image each) | | | | | |")
-best_t = {}
+best_t, best_e = {}, {}  # fastest eval table per thread count; fastest engine-only table
 for (k, t), v in tz.items():
-    if v > best_t.get(t, ("", 0))[1]:
-        best_t[t] = (k, v)
+    d = best_e if k.endswith("(engine only)") else best_t
+    if v > d.get(t, ("", 0))[1]:
+        d[t] = (k, v)
 info = [r[1] for r in rows if r[0] == "torchinfo"]
 print("\n### 3. PyTorch quantized CPU path, same network (python/bench/torch_quantized.py)\n")
 if info:
     print(info[0] + ". No fbgemm in this torch build.\n")
-print("Ratio: PyTorch img/s (mean wall) / tinyzo's fastest table at the same thread count, batch 1 (tinyzo has no batch).\n")
-print("| engine | threads | batch | img/s (mean wall) | img/s (best rep.) | GMAC/s (wall) | CPU ms/img | CPU/wall | / tinyzo (wall) | / tinyzo (CPU) |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-tz_cpu = {}
-for r in rows:
-    if r[0] == "eval":
-        tz_cpu[(r[1], int(r[2]))] = max(cpu(r[4]) - fixed, 1e-9) / int(r[5])
+print("Ratios: PyTorch img/s / tinyzo img/s, batch 1 for tinyzo (it has no batch), tinyzo's fastest table.")
+print("`/ engine`: against forward_bench (engine only, 1 thread; like PyTorch's, no input preprocessing),")
+print("for the 1-thread rows. `/ eval`: against `tinyzo eval` at the same thread count (includes the")
+print("per-image resize). (wall) from wall rates, (CPU) from CPU time per image.\n")
+print("| engine | threads | batch | img/s (mean wall) | img/s (best rep.) | GMAC/s (wall) | CPU ms/img | CPU/wall | / engine (wall) | / engine (CPU) | / eval (wall) | / eval (CPU) |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for r in rows:
     if r[0] != "torch":
         continue
     eng, t, b = r[1], int(r[2]), int(r[3])
     mean, best, cpu_img, wall_img = float(r[4]), float(r[5]), float(r[6]), float(r[7])
-    ref = best_t.get(t)
-    ratio = "%.2fx (%s %.0f img/s)" % (mean / ref[1], ref[0], ref[1]) if ref else "-"
-    rc = "%.2fx" % (tz_cpu[(ref[0], t)] / cpu_img) if ref else "-"
-    print("| %s | %d | %d | %.1f | %.1f | %.2f | %.2f | %.2f | %s | %s |" % (
-        eng, t, b, mean, best, mean * mmac / 1e3, 1e3 * cpu_img, cpu_img / wall_img, ratio, rc))
+    cols = []
+    for ref in (best_e.get(t), best_t.get(t)):
+        if ref:
+            cols += ["%.2fx (%s %.0f img/s)" % (mean / ref[1], ref[0].split()[0], ref[1]),
+                     "%.2fx" % (tz_cpu[(ref[0], t)] / cpu_img)]
+        else:
+            cols += ["-", "-"]
+    print("| %s | %d | %d | %.1f | %.1f | %.2f | %.2f | %.2f | %s |" % (
+        eng, t, b, mean, best, mean * mmac / 1e3, 1e3 * cpu_img, cpu_img / wall_img, " | ".join(cols)))
 print("\n### 4. One ZO step, configs/paper.json (B = 100, Q = 25+25 WP / 50 NP, 4 layers)\n")
 print("| threads | s/step (wall) | CPU s/step | GMAC/step | GMAC/s (wall) | 500-step run, projected (wall) | (CPU) |")
 print("|---:|---:|---:|---:|---:|---:|---:|")
