@@ -14,6 +14,10 @@
 
 namespace tinyzo {
 
+// The kernel parameters of a Conv2d op of `m` (shapes, window, zero points,
+// output scale, activation range), as the engine passes them to the kernels.
+ConvParams conv_params(const ModelView& m, const TzmOp& op);
+
 // Called after every op (debugging, per-layer dumps). `out` is the op's
 // output tensor, valid only during the call.
 using OpObserver = void (*)(void* ctx, int op_index, const void* out, size_t size_bytes);

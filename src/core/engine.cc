@@ -10,6 +10,29 @@ namespace {
 
 constexpr int kOverrideSlots = 2;  // slot 1 (weight) and slot 2 (bias)
 
+
+PoolParams pool_params(const ModelView& m, const TzmOp& op) {
+  const TzmTensor& x = m.tensor(op.inputs[0]);
+  const TzmTensor& y = m.tensor(op.output);
+  PoolParams p;
+  p.in_h = x.dims[0];
+  p.in_w = x.dims[1];
+  p.c = x.dims[2];
+  p.out_h = y.dims[0];
+  p.out_w = y.dims[1];
+  p.kh = op.params[kPoolKh];
+  p.kw = op.params[kPoolKw];
+  p.stride_h = op.params[kPoolStrideH];
+  p.stride_w = op.params[kPoolStrideW];
+  p.pad_top = op.params[kPoolPadTop];
+  p.pad_left = op.params[kPoolPadLeft];
+  p.act_min = op.params[kPoolActMin];
+  p.act_max = op.params[kPoolActMax];
+  return p;
+}
+
+}  // namespace
+
 ConvParams conv_params(const ModelView& m, const TzmOp& op) {
   const TzmTensor& x = m.tensor(op.inputs[0]);
   const TzmTensor& y = m.tensor(op.output);
@@ -34,28 +57,6 @@ ConvParams conv_params(const ModelView& m, const TzmOp& op) {
   p.act_max = op.params[kConvActMax];
   return p;
 }
-
-PoolParams pool_params(const ModelView& m, const TzmOp& op) {
-  const TzmTensor& x = m.tensor(op.inputs[0]);
-  const TzmTensor& y = m.tensor(op.output);
-  PoolParams p;
-  p.in_h = x.dims[0];
-  p.in_w = x.dims[1];
-  p.c = x.dims[2];
-  p.out_h = y.dims[0];
-  p.out_w = y.dims[1];
-  p.kh = op.params[kPoolKh];
-  p.kw = op.params[kPoolKw];
-  p.stride_h = op.params[kPoolStrideH];
-  p.stride_w = op.params[kPoolStrideW];
-  p.pad_top = op.params[kPoolPadTop];
-  p.pad_left = op.params[kPoolPadLeft];
-  p.act_min = op.params[kPoolActMin];
-  p.act_max = op.params[kPoolActMax];
-  return p;
-}
-
-}  // namespace
 
 Status Engine::required_arena_bytes(const ModelView& model, Arena& scratch, size_t* bytes) {
   if (!model.valid() || bytes == nullptr) return Status::kInvalidArgument;

@@ -12,28 +12,6 @@ namespace {
 
 constexpr float kMaxStep = 1099511627776.f;  // 2^40: saturates absurd steps before int64 conversion
 
-ConvParams layer_conv_params(const ModelView& m, int op_index) {
-  const TzmOp& op = m.op(op_index);
-  const TzmTensor& xt = m.tensor(op.inputs[0]);
-  const TzmTensor& yt = m.tensor(op.output);
-  ConvParams p;
-  p.in_h = xt.dims[0];
-  p.in_w = xt.dims[1];
-  p.in_c = xt.dims[2];
-  p.out_h = yt.dims[0];
-  p.out_w = yt.dims[1];
-  p.out_c = yt.dims[2];
-  p.kh = op.params[kConvKh];
-  p.kw = op.params[kConvKw];
-  p.stride_h = op.params[kConvStrideH];
-  p.stride_w = op.params[kConvStrideW];
-  p.pad_top = op.params[kConvPadTop];
-  p.pad_left = op.params[kConvPadLeft];
-  p.groups = op.params[kConvGroups];
-  p.x_zero = xt.zero_point;
-  p.y_scale = yt.scale;
-  return p;
-}
 
 int8_t clamp_s8(int32_t v) { return static_cast<int8_t>(clamp_i32(v, -128, 127)); }
 int32_t clamp_s32(int64_t v) {
@@ -495,7 +473,7 @@ void conv_local_gradient(const ConvParams& p, const int8_t* x, const float* node
 }
 
 void ZoTrainer::np_local_gradient(Layer& l) {
-  const ConvParams p = layer_conv_params(engine_->model(), l.spec.op);
+  const ConvParams p = conv_params(engine_->model(), engine_->model().op(l.spec.op));
   conv_local_gradient(p, l.x_cache, l.node_grad, l.mask, l.mult, l.grad_w, l.grad_b);
 }
 
@@ -528,7 +506,7 @@ void conv_local_gradient_range(const ConvParams& p, const int8_t* x, const float
 }
 
 void ZoTrainer::np_local_gradient_regenerated(Layer& l, int li, const int8_t* x, const int8_t* y) {
-  const ConvParams p = layer_conv_params(engine_->model(), l.spec.op);
+  const ConvParams p = conv_params(engine_->model(), engine_->model().op(l.spec.op));
   const int nq = config_.n_queries_np;
   for (size_t base = 0; base < l.y_size; base += 64) {
     const size_t len = l.y_size - base < 64 ? l.y_size - base : 64;
