@@ -10,7 +10,6 @@ namespace {
 
 constexpr int kOverrideSlots = 2;  // slot 1 (weight) and slot 2 (bias)
 
-
 PoolParams pool_params(const ModelView& m, const TzmOp& op) {
   const TzmTensor& x = m.tensor(op.inputs[0]);
   const TzmTensor& y = m.tensor(op.output);
