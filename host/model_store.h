@@ -62,14 +62,15 @@ const KernelTable& kernels_by_name(const std::string& name);
 
 // Bytes of arena Engine::init() needs for `model` (probed in a temporary
 // scratch arena). Throws CliError when the model cannot be planned.
-size_t required_arena_bytes(const ModelView& model);
+size_t required_arena_bytes(const ModelView& model, int batch = 1);
 
 // An Engine with its own heap-backed arena of exactly
 // Engine::required_arena_bytes(). One per thread; `model` must outlive it.
 class EngineInstance {
  public:
   // Throws CliError "<what>: engine: <status>" when init fails.
-  EngineInstance(const ModelView& model, const KernelTable& kernels);
+  // `batch` items per tensor (Engine::init's batch).
+  EngineInstance(const ModelView& model, const KernelTable& kernels, int batch = 1);
   EngineInstance(const EngineInstance&) = delete;
   EngineInstance& operator=(const EngineInstance&) = delete;
 

@@ -17,7 +17,7 @@ namespace tinyzo {
   X(model) X(kernels) X(corruption) X(severity) X(corruption_seed) X(train_per_class) X(val_per_class)       \
   X(test_per_class) X(split_seed) X(augment) X(layers) X(mode) X(budget_kb) X(queries_w) X(queries_b)         \
   X(queries_np) X(sigma_w) X(sigma_b) X(mu) X(two_sided) X(gns) X(rounding) X(estimation) X(update_bias) X(qas)     \
-  X(batch) X(epochs) X(lr) X(max_steps) X(seed) X(threads) X(out)
+  X(batch) X(epochs) X(lr) X(max_steps) X(seed) X(threads) X(engine_batch) X(out)
 
 namespace {
 
@@ -118,6 +118,7 @@ void validate_config(const TrainConfig& c) {
   require(c.lr >= 0, "lr", "must be >= 0 (0 = 0.01 * batch / 256)");
   require(c.max_steps >= 0, "max_steps", "must be >= 0");
   require(c.threads >= 1 && c.threads <= 256, "threads", "must be 1..256");
+  require(c.engine_batch >= 1 && c.engine_batch <= 64, "engine_batch", "must be 1..64");
   (void)parse_mode(c.mode);
 }
 
@@ -126,6 +127,7 @@ double effective_lr(const TrainConfig& c) { return c.lr > 0 ? c.lr : 0.01 * doub
 std::string config_fingerprint(const TrainConfig& c) {
   nlohmann::ordered_json j = config_to_json(c);
   j.erase("threads");
+  j.erase("engine_batch");
   j.erase("out");
   j.erase("kernels");  // every kernel set is bit-exact with the reference
   char hex[17];

@@ -51,6 +51,7 @@ struct TrainConfig {
   uint64_t seed = 0;   // perturbations, rounding, epoch order, augmentation
   // execution (no effect on the result)
   int threads = 1;     // evaluation engines
+  int engine_batch = 16;  // queries a worker engine runs as one batch
   std::string out = "runs/train";
 };
 

@@ -175,12 +175,13 @@ void thread_parallel_for(void* ctx, int n, void (*task)(void*, int, int), void* 
 
 }  // namespace
 
-void TrainerHost::enable_query_workers(int threads) {
-  if (threads <= 1 || trainer_.n_layers() == 0) return;
+void TrainerHost::enable_query_workers(int threads, int batch) {
+  if ((threads <= 1 && batch <= 1) || trainer_.n_layers() == 0) return;
   threads = std::min(threads, ZoTrainer::kMaxWorkers);
+  batch = std::min(batch, ZoTrainer::kMaxBatch);
   std::vector<Engine*> engines;
-  for (int w = 1; w < threads; ++w) {
-    workers_.push_back(std::make_unique<EngineInstance>(engine_.engine().model(), engine_.engine().kernels()));
+  for (int w = 0; w < threads; ++w) {
+    workers_.push_back(std::make_unique<EngineInstance>(engine_.engine().model(), engine_.engine().kernels(), batch));
     engines.push_back(&workers_.back()->engine());
   }
   // One perturbation buffer per worker: at most the largest trainable tensor.
@@ -188,7 +189,7 @@ void TrainerHost::enable_query_workers(int threads) {
   for (int i = 0; i < trainer_.n_layers(); ++i)
     largest = std::max({largest, trainer_.weights(i).size(), trainer_.biases(i).size() * 4});
   // plus the trainer's worker table (well under 1 KB).
-  worker_memory_.resize(size_t(threads) * (largest / sizeof(Block) + 2) + 64);
+  worker_memory_.resize(size_t(threads) * size_t(batch) * (largest / sizeof(Block) + 2) + 64);
   worker_arena_ = Arena(worker_memory_.data(), worker_memory_.size() * sizeof(Block));
   n_threads_ = threads;
   const Status s = trainer_.set_workers(Span<Engine* const>(engines.data(), engines.size()), worker_arena_,
@@ -294,7 +295,7 @@ RunResult run_training(const ModelView& model, const TrainData& data, const RunO
   const KernelTable& kernels = kernels_by_name(cfg.kernels);
   const ZoConfig zc = make_zo_config(cfg);
   TrainerHost host(model, kernels, opt.layers, zc);
-  host.enable_query_workers(cfg.threads);
+  host.enable_query_workers(cfg.threads, cfg.engine_batch);
   ZoTrainer& trainer = host.trainer();
   Evaluator eval(model, kernels, cfg.threads);
   res.engine_arena_bytes = host.engine_arena_bytes();

@@ -89,10 +89,12 @@ class TrainerHost {
   size_t trainer_arena_bytes() const { return trainer_.arena_bytes(); }
   // The trainable copies as ParamOverrides (what the evaluator should read).
   std::vector<ParamOverride> overrides();
-  // Runs each layer's queries on `threads` engines (this one plus threads - 1
-  // more, one thread each); the weights stay bitwise the same as with one.
-  // Layer-wise estimation only (model-wise ignores it).
-  void enable_query_workers(int threads);
+  // Runs each layer's queries on `threads` worker engines of `batch` items
+  // (one thread each; a worker runs `batch` queries as one batch through the
+  // suffix). The weights stay bitwise the same as with the trainer's own
+  // engine alone. Layer-wise estimation only (model-wise ignores it); with one
+  // thread and batch 1 it does nothing.
+  void enable_query_workers(int threads, int batch = 1);
   // MACs of one sample's forwards if every forward ran the whole network
   // (no prefix reuse): (1 + queries) x full-model MACs.
   uint64_t full_rerun_macs_per_sample() const { return full_rerun_macs_; }

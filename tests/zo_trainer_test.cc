@@ -8,6 +8,7 @@
 #include <atomic>
 #include <thread>
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -512,6 +513,12 @@ TEST(ZoTrainer, WithoutQasUpdatesRoundToZero) {
   EXPECT_EQ(changed(false), 0);
 }
 
+uint32_t bit_cast_u32(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+
 // A thread per worker pulling task indices from a shared counter.
 void thread_parallel_for(void* ctx, int n, void (*task)(void*, int, int), void* arg) {
   const int workers = *static_cast<int*>(ctx);
@@ -524,39 +531,49 @@ void thread_parallel_for(void* ctx, int n, void (*task)(void*, int, int), void* 
   for (auto& t : threads) t.join();
 }
 
-TEST(ZoTrainer, QueryWorkersGiveBitwiseTheSameWeights) {
+// Workers and batches change only where the queries run: 0 workers = the
+// trainer's own engine, one query at a time; else `workers` engines of
+// `batch` items, the suffix of `batch` queries run as one batch. Same weights,
+// same losses, same MAC count, bit for bit.
+TEST(ZoTrainer, QueryWorkersAndBatchesGiveBitwiseTheSameWeights) {
   TinyNet net;
   load(net, 10);
-  auto run = [&](int extra_workers, bool two_sided) {
+  auto run = [&](int workers, int batch, bool two_sided) {
     ZoConfig cfg;
     cfg.n_queries_w = cfg.n_queries_b = 7;
     cfg.n_queries_np = 9;
     cfg.two_sided = two_sided;
-    std::vector<uint8_t> mem(4 << 20);
+    std::vector<uint8_t> mem(8 << 20);
     Arena arena(mem.data(), mem.size());
     Engine engine;
     EXPECT_EQ(engine.init(net.view, arena, ref::table()), Status::kOk);
-    std::vector<std::unique_ptr<Engine>> extra;
+    std::vector<std::unique_ptr<Engine>> pool;
     std::vector<Engine*> ptrs;
-    for (int w = 0; w < extra_workers; ++w) {
-      extra.push_back(std::make_unique<Engine>());
-      EXPECT_EQ(extra.back()->init(net.view, arena, ref::table()), Status::kOk);
-      ptrs.push_back(extra.back().get());
+    for (int w = 0; w < workers; ++w) {
+      pool.push_back(std::make_unique<Engine>());
+      EXPECT_EQ(pool.back()->init(net.view, arena, best_kernels(), batch), Status::kOk);
+      ptrs.push_back(pool.back().get());
     }
     std::vector<TrainLayer> layers = {{0, PerturbMode::kWeight}, {1, PerturbMode::kNode}};
     ZoTrainer t;
     EXPECT_EQ(t.init(engine, Span<const TrainLayer>(layers.data(), 2), cfg, arena), Status::kOk);
-    int n_threads = extra_workers + 1;
-    EXPECT_EQ(t.set_workers(Span<Engine* const>(ptrs.data(), ptrs.size()), arena, thread_parallel_for, &n_threads),
-              Status::kOk);
+    int n_threads = workers;
+    if (workers > 0) {
+      EXPECT_EQ(t.set_workers(Span<Engine* const>(ptrs.data(), ptrs.size()), arena, thread_parallel_for, &n_threads),
+                Status::kOk);
+    }
     auto inputs = make_inputs(6, engine.input().size(), 17);
+    std::vector<int64_t> all;
     for (int step = 0; step < 3; ++step) {
       EXPECT_EQ(t.begin_step(step), Status::kOk);
       for (int i = 0; i < 6; ++i)
         EXPECT_EQ(t.accumulate_sample(Span<const int8_t>(inputs[i].data(), inputs[i].size()), i % 4), Status::kOk);
+      std::vector<float> gw(t.weights(0).size()), gb(t.biases(0).size());
+      EXPECT_EQ(t.gradient(0, Span<float>(gw.data(), gw.size()), Span<float>(gb.data(), gb.size())), Status::kOk);
+      for (float g : gw) all.push_back(static_cast<int64_t>(bit_cast_u32(g)));
       EXPECT_EQ(t.end_step(0.05f), Status::kOk);
+      all.push_back(static_cast<int64_t>(bit_cast_u32(t.last_step().mean_loss)));
     }
-    std::vector<int64_t> all;
     for (int l = 0; l < t.n_layers(); ++l) {
       for (int8_t w : t.weights(l)) all.push_back(w);
       for (int32_t b : t.biases(l)) all.push_back(b);
@@ -565,10 +582,33 @@ TEST(ZoTrainer, QueryWorkersGiveBitwiseTheSameWeights) {
     return all;
   };
   for (bool two : {false, true}) {
-    const auto base = run(0, two);
-    EXPECT_EQ(run(1, two), base);
-    EXPECT_EQ(run(3, two), base);
+    const auto base = run(0, 1, two);
+    EXPECT_EQ(run(1, 1, two), base);
+    EXPECT_EQ(run(3, 1, two), base);
+    EXPECT_EQ(run(1, 4, two), base);   // 7 and 9 queries: blocks of 4 with a short last one
+    EXPECT_EQ(run(2, 16, two), base);  // one block holds every query
+    EXPECT_EQ(run(3, 2, two), base);
   }
+}
+
+TEST(ZoTrainer, WorkersMustShareOneBatchAndTheTrainerEngineIsBatchOne) {
+  TinyNet net;
+  load(net, 6);
+  std::vector<uint8_t> mem(8 << 20);
+  Arena arena(mem.data(), mem.size());
+  Engine engine, batched, other;
+  ASSERT_EQ(engine.init(net.view, arena, ref::table()), Status::kOk);
+  ASSERT_EQ(batched.init(net.view, arena, ref::table(), 4), Status::kOk);
+  ASSERT_EQ(other.init(net.view, arena, ref::table(), 2), Status::kOk);
+  std::vector<TrainLayer> layers = {{0, PerturbMode::kWeight}};
+  ZoTrainer bad;
+  EXPECT_EQ(bad.init(batched, Span<const TrainLayer>(layers.data(), 1), ZoConfig(), arena), Status::kInvalidArgument);
+  ZoTrainer t;
+  ASSERT_EQ(t.init(engine, Span<const TrainLayer>(layers.data(), 1), ZoConfig(), arena), Status::kOk);
+  int n = 2;
+  Engine* mixed[] = {&batched, &other};
+  EXPECT_EQ(t.set_workers(Span<Engine* const>(mixed, 2), arena, thread_parallel_for, &n), Status::kInvalidArgument);
+  EXPECT_EQ(t.set_workers(Span<Engine* const>(), arena, thread_parallel_for, &n), Status::kInvalidArgument);
 }
 
 TEST(ZoTrainer, ArenaTooSmallIsOutOfMemory) {

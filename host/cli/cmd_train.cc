@@ -305,6 +305,8 @@ void register_train_command(CLI::App& app) {
   bind_flag(cmd, a, "--max-steps", &TrainConfig::max_steps, "train this many steps in all (the cosine spans them)");
   bind_flag(cmd, a, "--seed", &TrainConfig::seed, "run seed: perturbations, rounding, batch order, augmentation");
   bind_flag(cmd, a, "--threads,-j", &TrainConfig::threads, "threads for the queries of a step and for evaluation (default 1; no effect on results)");
+  bind_flag(cmd, a, "--engine-batch", &TrainConfig::engine_batch,
+            "queries each thread runs as one batch through the network (default 16; no effect on results)");
   bind_flag(cmd, a, "--out,-o", &TrainConfig::out, "output directory (default runs/train)");
   cmd->add_option("--stop-after", a->stop_after, "stop with a checkpoint once N steps are done (resume later)");
   cmd->add_option("--checkpoint-every", a->checkpoint_every, "also checkpoint every N steps (default: each epoch)");

@@ -2,6 +2,14 @@
 // caller-owned arena. No heap, no exceptions. Also carries the two hooks the
 // ZO trainer needs: a parameter override per op (weight perturbation) and an
 // int8 offset vector added to one op's output (node perturbation).
+//
+// Batches (host): an engine initialised with batch N holds N items of every
+// activation tensor, item k of tensor t at tensor_data(t) + k * (its bytes),
+// and runs ops over a range of items at once. Ops whose kernel is the same
+// computation per pixel (pointwise convs, fully-connected, add, dequantize)
+// get all items in one kernel call (the weights are loaded once per call,
+// not once per image); the others loop over the items. Every item's result is
+// bitwise what a batch-1 engine computes for it. A device uses batch 1.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -32,41 +40,52 @@ class Engine {
   // own tables, from `arena`. kOutOfMemory when the arena is too small
   // (required_arena_bytes() then tells how much is needed). `model` must
   // outlive the engine.
-  Status init(const ModelView& model, Arena& arena, const KernelTable& kernels = best_kernels());
+  // `batch` (>= 1) items per tensor; the arena need grows about N times.
+  Status init(const ModelView& model, Arena& arena, const KernelTable& kernels = best_kernels(), int batch = 1);
 
   // Bytes of arena that init() takes for `model` (activations + tables),
   // measured by a trial init() in `scratch` (which must be large enough; it is
   // left as it was). The planner's temporaries reuse the activation space, so
   // the need is max(tables + planner scratch, tables + activations).
-  static Status required_arena_bytes(const ModelView& model, Arena& scratch, size_t* bytes);
+  static Status required_arena_bytes(const ModelView& model, Arena& scratch, size_t* bytes, int batch = 1);
 
   // The int8 input tensor, to be filled before every invoke(): the planner
   // reuses its bytes for later tensors once the input is dead, so a run
   // overwrites it.
-  Span<int8_t> input();
-  // Runs every op.
+  Span<int8_t> input(int item = 0);
+  // Runs every op over every item.
   Status invoke() { return invoke_range(0, model_->n_ops()); }
-  // Runs ops [first_op, end_op). Every tensor live across `first_op` must hold
-  // what an earlier run wrote (restore_boundary() puts it back).
-  Status invoke_range(int first_op, int end_op);
+  // Runs ops [first_op, end_op) over every item. Every tensor live across
+  // `first_op` must hold what an earlier run wrote (restore_boundary() puts it
+  // back).
+  Status invoke_range(int first_op, int end_op) { return invoke_items(first_op, end_op, 0, batch_); }
+  // Runs ops [first_op, end_op) over items [item_begin, item_end) only. As
+  // with any run, memory of tensors dead at those ops may be reused, in every
+  // item: other items' tensors survive only while they are live.
+  Status invoke_items(int first_op, int end_op, int item_begin, int item_end);
+  // Items per tensor (1 unless init() was given a batch).
+  int batch() const { return batch_; }
 
   // The model output after invoke(): float logits (LinearF32 / Dequantize
   // heads), or int8 (then dequantize with the output tensor's scale).
   const TzmTensor& output_info() const { return model_->tensor(model_->output_tensor()); }
-  Span<const float> output_f32() const;
-  Span<const int8_t> output_s8() const;
+  Span<const float> output_f32(int item = 0) const;
+  Span<const int8_t> output_s8(int item = 0) const;
 
-  // The arena memory of a non-constant tensor (valid while it is live).
-  void* tensor_data(int tensor) const;
+  // The arena memory of item `item` of a non-constant tensor (valid while it
+  // is live).
+  void* tensor_data(int tensor, int item = 0) const;
 
   // Bytes of all tensors alive across the boundary before `op` (produced
   // before it and read at or after it): what a suffix run from `op` needs.
   size_t boundary_size_bytes(int op) const;
-  // Copies those tensors to / from `cache` (boundary_size_bytes(op) bytes).
-  // save_boundary(op) is meaningful right after invoke_range(0, op) (or a
-  // restore): after a full invoke() later ops may have reused those bytes.
-  Status save_boundary(int op, Span<int8_t> cache) const;
-  Status restore_boundary(int op, Span<const int8_t> cache);
+  // Copies those tensors of item `item` to / from `cache`
+  // (boundary_size_bytes(op) bytes). save_boundary(op) is meaningful right
+  // after invoke_range(0, op) (or a restore): after a full invoke() later ops
+  // may have reused those bytes. Restoring one cache into several items starts
+  // them all from the same point (a batch of queries of one sample).
+  Status save_boundary(int op, Span<int8_t> cache, int item = 0) const;
+  Status restore_boundary(int op, Span<const int8_t> cache, int item = 0);
 
   // Weight perturbation: op `op` reads `data` instead of its input `slot`
   // (1 = weight, 2 = bias for Conv2d/FullyConnected; 1 = weight, 2 = bias for
@@ -81,6 +100,8 @@ class Engine {
   // Several ops may carry offsets at once (model-wise node perturbation).
   Status set_output_offset(int op, const int8_t* offsets);
 
+  // The observer sees each op once per invoke, with the items it ran back to
+  // back (out = item_begin's output, size_bytes = all of them).
   void set_observer(OpObserver fn, void* ctx) { observer_ = fn; observer_ctx_ = ctx; }
 
   const ModelView& model() const { return *model_; }
@@ -89,17 +110,19 @@ class Engine {
   size_t activation_bytes() const { return activation_bytes_; }
   // Everything init() took from the arena (activations + tables).
   size_t arena_bytes() const { return arena_bytes_; }
-  // Multiply-accumulates of ops [first_op, end_op) for one sample.
+  // Multiply-accumulates of ops [first_op, end_op) for one item.
   uint64_t macs(int first_op, int end_op) const;
 
  private:
-  Status run_op(int i);
+  Status run_op(int i, int item_begin, int item_end);
+  size_t item_bytes(int tensor) const;
 
   const ModelView* model_ = nullptr;
   const KernelTable* kernels_ = nullptr;
   uint8_t* activations_ = nullptr;
   size_t activation_bytes_ = 0;
   size_t arena_bytes_ = 0;
+  int batch_ = 1;
   size_t* offsets_ = nullptr;             // per tensor: offset in activations_ (non-constants)
   int* last_use_ = nullptr;               // per tensor: last op reading it (-1 if none)
   const void** overrides_ = nullptr;      // per op: [slot 1, slot 2]

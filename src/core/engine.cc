@@ -1,5 +1,6 @@
 #include "tinyzo/engine.h"
 
+#include <cstdint>
 #include <cstring>
 
 #include "tinyzo/kernels/requant.h"
@@ -57,20 +58,21 @@ ConvParams conv_params(const ModelView& m, const TzmOp& op) {
   return p;
 }
 
-Status Engine::required_arena_bytes(const ModelView& model, Arena& scratch, size_t* bytes) {
+Status Engine::required_arena_bytes(const ModelView& model, Arena& scratch, size_t* bytes, int batch) {
   if (!model.valid() || bytes == nullptr) return Status::kInvalidArgument;
   const size_t mark = scratch.mark();
   Engine probe;
-  const Status s = probe.init(model, scratch);
+  const Status s = probe.init(model, scratch, best_kernels(), batch);
   *bytes = s == Status::kOk ? probe.arena_bytes() : 0;
   scratch.reset_to(mark);
   return s;
 }
 
-Status Engine::init(const ModelView& model, Arena& arena, const KernelTable& kernels) {
-  if (!model.valid()) return Status::kInvalidArgument;
+Status Engine::init(const ModelView& model, Arena& arena, const KernelTable& kernels, int batch) {
+  if (!model.valid() || batch < 1) return Status::kInvalidArgument;
   model_ = &model;
   kernels_ = &kernels;
+  batch_ = batch;
   const size_t start = arena.used();
   const size_t nt = size_t(model.n_tensors()), no = size_t(model.n_ops());
 
@@ -90,6 +92,13 @@ Status Engine::init(const ModelView& model, Arena& arena, const KernelTable& ker
     return Status::kOutOfMemory;
   }
   TZ_RETURN_IF_ERROR(build_buffer_requests(model, Span<BufferRequest>(requests, nt)));
+  // A batch stores the items of a tensor back to back: N times the bytes, the
+  // same lifetimes (and the same in-place pairs: items line up element-wise).
+  if (batch > 1)
+    for (size_t t = 0; t < nt; ++t) {
+      if (requests[t].size_bytes > SIZE_MAX / size_t(batch)) return Status::kOutOfMemory;
+      requests[t].size_bytes *= size_t(batch);
+    }
   TZ_RETURN_IF_ERROR(plan_buffers(Span<const BufferRequest>(requests, nt), Span<size_t>(offsets_, nt),
                                   Span<int>(order, nt), &activation_bytes_));
   for (size_t t = 0; t < nt; ++t) last_use_[t] = requests[t].size_bytes ? requests[t].last_use : -1;
@@ -111,27 +120,33 @@ Status Engine::init(const ModelView& model, Arena& arena, const KernelTable& ker
   return Status::kOk;
 }
 
-void* Engine::tensor_data(int tensor) const {
+size_t Engine::item_bytes(int tensor) const {
   const TzmTensor& t = model_->tensor(tensor);
-  if (t.flags & kTensorConstant) return nullptr;
-  return activations_ + offsets_[tensor];
+  return tensor_elements(t) * dtype_size(DType(t.dtype));
 }
 
-Span<int8_t> Engine::input() {
+void* Engine::tensor_data(int tensor, int item) const {
+  const TzmTensor& t = model_->tensor(tensor);
+  if ((t.flags & kTensorConstant) || item < 0 || item >= batch_) return nullptr;
+  return activations_ + offsets_[tensor] + size_t(item) * item_bytes(tensor);
+}
+
+Span<int8_t> Engine::input(int item) {
   const int t = model_->input_tensor();
-  return Span<int8_t>(static_cast<int8_t*>(tensor_data(t)), tensor_elements(model_->tensor(t)));
+  auto* data = static_cast<int8_t*>(tensor_data(t, item));
+  return data ? Span<int8_t>(data, tensor_elements(model_->tensor(t))) : Span<int8_t>();
 }
 
-Span<const float> Engine::output_f32() const {
+Span<const float> Engine::output_f32(int item) const {
   const int t = model_->output_tensor();
-  if (model_->tensor(t).dtype != uint8_t(DType::kFloat32)) return {};
-  return Span<const float>(static_cast<const float*>(tensor_data(t)), tensor_elements(model_->tensor(t)));
+  if (model_->tensor(t).dtype != uint8_t(DType::kFloat32) || item < 0 || item >= batch_) return {};
+  return Span<const float>(static_cast<const float*>(tensor_data(t, item)), tensor_elements(model_->tensor(t)));
 }
 
-Span<const int8_t> Engine::output_s8() const {
+Span<const int8_t> Engine::output_s8(int item) const {
   const int t = model_->output_tensor();
-  if (model_->tensor(t).dtype != uint8_t(DType::kInt8)) return {};
-  return Span<const int8_t>(static_cast<const int8_t*>(tensor_data(t)), tensor_elements(model_->tensor(t)));
+  if (model_->tensor(t).dtype != uint8_t(DType::kInt8) || item < 0 || item >= batch_) return {};
+  return Span<const int8_t>(static_cast<const int8_t*>(tensor_data(t, item)), tensor_elements(model_->tensor(t)));
 }
 
 Status Engine::set_param_override(int op, int slot, const void* data) {
@@ -167,8 +182,8 @@ size_t Engine::boundary_size_bytes(int op) const {
   return total;
 }
 
-Status Engine::save_boundary(int op, Span<int8_t> cache) const {
-  if (model_ == nullptr || op < 0 || op > model_->n_ops()) return Status::kOutOfRange;
+Status Engine::save_boundary(int op, Span<int8_t> cache, int item) const {
+  if (model_ == nullptr || op < 0 || op > model_->n_ops() || item < 0 || item >= batch_) return Status::kOutOfRange;
   if (cache.size() < boundary_size_bytes(op)) return Status::kInvalidArgument;
   size_t at = 0;
   for (int t = 0; t < model_->n_tensors(); ++t) {
@@ -176,14 +191,14 @@ Status Engine::save_boundary(int op, Span<int8_t> cache) const {
     const int p = t == model_->input_tensor() ? -1 : model_->producer(t);
     if (p >= op) continue;
     const size_t n = tensor_elements(model_->tensor(t)) * dtype_size(DType(model_->tensor(t).dtype));
-    std::memcpy(cache.data() + at, tensor_data(t), n);
+    std::memcpy(cache.data() + at, tensor_data(t, item), n);
     at += n;
   }
   return Status::kOk;
 }
 
-Status Engine::restore_boundary(int op, Span<const int8_t> cache) {
-  if (model_ == nullptr || op < 0 || op > model_->n_ops()) return Status::kOutOfRange;
+Status Engine::restore_boundary(int op, Span<const int8_t> cache, int item) {
+  if (model_ == nullptr || op < 0 || op > model_->n_ops() || item < 0 || item >= batch_) return Status::kOutOfRange;
   if (cache.size() < boundary_size_bytes(op)) return Status::kInvalidArgument;
   size_t at = 0;
   for (int t = 0; t < model_->n_tensors(); ++t) {
@@ -191,7 +206,7 @@ Status Engine::restore_boundary(int op, Span<const int8_t> cache) {
     const int p = t == model_->input_tensor() ? -1 : model_->producer(t);
     if (p >= op) continue;
     const size_t n = tensor_elements(model_->tensor(t)) * dtype_size(DType(model_->tensor(t).dtype));
-    std::memcpy(tensor_data(t), cache.data() + at, n);
+    std::memcpy(tensor_data(t, item), cache.data() + at, n);
     at += n;
   }
   return Status::kOk;
@@ -203,22 +218,28 @@ uint64_t Engine::macs(int first_op, int end_op) const {
   return total;
 }
 
-Status Engine::invoke_range(int first_op, int end_op) {
+Status Engine::invoke_items(int first_op, int end_op, int item_begin, int item_end) {
   if (model_ == nullptr) return Status::kInvalidArgument;
   if (first_op < 0 || end_op > model_->n_ops() || first_op > end_op) return Status::kOutOfRange;
-  for (int i = first_op; i < end_op; ++i) TZ_RETURN_IF_ERROR(run_op(i));
+  if (item_begin < 0 || item_end > batch_ || item_begin >= item_end) return Status::kOutOfRange;
+  for (int i = first_op; i < end_op; ++i) TZ_RETURN_IF_ERROR(run_op(i, item_begin, item_end));
   return Status::kOk;
 }
 
-Status Engine::run_op(int i) {
+// Runs op i over items [b0, b1). Items of a tensor are contiguous, so an op
+// that computes every pixel (or element) independently with the same
+// parameters sees the items as one taller image (or one longer vector).
+Status Engine::run_op(int i, int b0, int b1) {
   const ModelView& m = *model_;
   const TzmOp& op = m.op(i);
   const TzmTensor& yt = m.tensor(op.output);
-  void* y = tensor_data(op.output);
-  const void* x = tensor_data(op.inputs[0]);
+  const int n_items = b1 - b0;
+  void* y = tensor_data(op.output, b0);
+  const void* x = tensor_data(op.inputs[0], b0);
+  const size_t x_item = item_bytes(op.inputs[0]), y_item = item_bytes(op.output);
   switch (static_cast<OpType>(op.type)) {
     case OpType::kConv2d: {
-      const ConvParams p = conv_params(m, op);
+      ConvParams p = conv_params(m, op);
       const auto* w = static_cast<const int8_t*>(param(i, 1));
       const auto* b = static_cast<const int32_t*>(param(i, 2));
       const auto* mult = static_cast<const float*>(m.data(op.inputs[3]));
@@ -227,16 +248,23 @@ Status Engine::run_op(int i) {
         fn = kernels_->depthwise_conv2d;
       } else if (p.kh == 1 && p.kw == 1 && p.stride_h == 1 && p.stride_w == 1 && p.groups == 1 &&
                  p.pad_top == 0 && p.pad_left == 0 && p.out_h == p.in_h && p.out_w == p.in_w) {
-        fn = kernels_->pointwise_conv2d;
+        // Pixels are independent: the items are one image n_items times taller.
+        p.in_h *= n_items;
+        p.out_h *= n_items;
+        kernels_->pointwise_conv2d(p, static_cast<const int8_t*>(x), w, b, mult, static_cast<int8_t*>(y));
+        break;
       }
-      fn(p, static_cast<const int8_t*>(x), w, b, mult, static_cast<int8_t*>(y));
+      for (int k = 0; k < n_items; ++k)
+        fn(p, static_cast<const int8_t*>(x) + k * x_item, w, b, mult, static_cast<int8_t*>(y) + k * y_item);
       break;
     }
     case OpType::kFullyConnected: {
-      // A fully-connected layer is a 1x1 conv over a 1x1 map.
+      // A fully-connected layer is a 1x1 conv over a 1x1 map; the items are
+      // n_items pixels of one column.
       const TzmTensor& xt = m.tensor(op.inputs[0]);
       ConvParams p;
-      p.in_h = p.in_w = p.out_h = p.out_w = 1;
+      p.in_w = p.out_w = 1;
+      p.in_h = p.out_h = n_items;
       p.in_c = static_cast<int>(tensor_elements(xt));
       p.out_c = static_cast<int>(tensor_elements(yt));
       p.x_zero = xt.zero_point;
@@ -261,22 +289,26 @@ Status Engine::run_op(int i) {
       p.y_scale = yt.scale;
       p.act_min = op.params[0];
       p.act_max = op.params[1];
-      kernels_->add(p, static_cast<const int8_t*>(x), static_cast<const int8_t*>(tensor_data(op.inputs[1])),
-                    static_cast<int8_t*>(y), tensor_elements(yt));
+      kernels_->add(p, static_cast<const int8_t*>(x), static_cast<const int8_t*>(tensor_data(op.inputs[1], b0)),
+                    static_cast<int8_t*>(y), tensor_elements(yt) * size_t(n_items));
       break;
     }
     case OpType::kGlobalAvgPool: {
       const TzmTensor& xt = m.tensor(op.inputs[0]);
-      kernels_->global_avg_pool(xt.dims[0] * xt.dims[1], xt.dims[2], static_cast<const int8_t*>(x),
-                                static_cast<int8_t*>(y));
+      for (int k = 0; k < n_items; ++k)
+        kernels_->global_avg_pool(xt.dims[0] * xt.dims[1], xt.dims[2], static_cast<const int8_t*>(x) + k * x_item,
+                                  static_cast<int8_t*>(y) + k * y_item);
       break;
     }
     case OpType::kMaxPool2d:
-      kernels_->max_pool2d(pool_params(m, op), static_cast<const int8_t*>(x), static_cast<int8_t*>(y));
+    case OpType::kAvgPool2d: {
+      const PoolFn fn = static_cast<OpType>(op.type) == OpType::kMaxPool2d ? kernels_->max_pool2d
+                                                                           : kernels_->avg_pool2d;
+      const PoolParams p = pool_params(m, op);
+      for (int k = 0; k < n_items; ++k)
+        fn(p, static_cast<const int8_t*>(x) + k * x_item, static_cast<int8_t*>(y) + k * y_item);
       break;
-    case OpType::kAvgPool2d:
-      kernels_->avg_pool2d(pool_params(m, op), static_cast<const int8_t*>(x), static_cast<int8_t*>(y));
-      break;
+    }
     case OpType::kLinearF32: {
       const TzmTensor& xt = m.tensor(op.inputs[0]);
       LinearF32Params p;
@@ -284,15 +316,17 @@ Status Engine::run_op(int i) {
       p.out_features = static_cast<int>(tensor_elements(yt));
       p.x_zero = xt.zero_point;
       p.x_scale = xt.scale;
-      kernels_->linear_f32(p, static_cast<const int8_t*>(x), static_cast<const float*>(param(i, 1)),
-                           static_cast<const float*>(param(i, 2)), static_cast<float*>(y));
+      for (int k = 0; k < n_items; ++k)
+        kernels_->linear_f32(p, static_cast<const int8_t*>(x) + k * x_item, static_cast<const float*>(param(i, 1)),
+                             static_cast<const float*>(param(i, 2)),
+                             reinterpret_cast<float*>(static_cast<uint8_t*>(y) + k * y_item));
       break;
     }
     case OpType::kDequantize: {
       const TzmTensor& xt = m.tensor(op.inputs[0]);
       const auto* q = static_cast<const int8_t*>(x);
       auto* f = static_cast<float*>(y);
-      for (size_t k = 0, n = tensor_elements(xt); k < n; ++k)
+      for (size_t k = 0, n = tensor_elements(xt) * size_t(n_items); k < n; ++k)
         f[k] = static_cast<float>(int32_t(q[k]) - xt.zero_point) * xt.scale;
       break;
     }
@@ -300,12 +334,13 @@ Status Engine::run_op(int i) {
   if (const int8_t* offsets = output_offsets_[i]) {
     // Node perturbation: y + offset, saturated to int8 (METHOD §3.2 clamps the
     // perturbed output to the int8 range).
-    auto* q = static_cast<int8_t*>(y);
-    for (size_t k = 0, n = tensor_elements(yt); k < n; ++k)
-      q[k] = static_cast<int8_t>(clamp_i32(int32_t(q[k]) + offsets[k], -128, 127));
+    const size_t n = tensor_elements(yt);
+    for (int item = 0; item < n_items; ++item) {
+      auto* q = static_cast<int8_t*>(y) + item * n;
+      for (size_t k = 0; k < n; ++k) q[k] = static_cast<int8_t>(clamp_i32(int32_t(q[k]) + offsets[k], -128, 127));
+    }
   }
-  if (observer_ != nullptr)
-    observer_(observer_ctx_, i, y, tensor_elements(yt) * dtype_size(DType(yt.dtype)));
+  if (observer_ != nullptr) observer_(observer_ctx_, i, y, y_item * size_t(n_items));
   return Status::kOk;
 }
 

@@ -74,7 +74,7 @@ Status ZoTrainer::required_arena_bytes(Engine& engine, Span<const TrainLayer> la
 
 Status ZoTrainer::init(Engine& engine, Span<const TrainLayer> layers, const ZoConfig& config, Arena& arena) {
   const ModelView& m = engine.model();
-  if (layers.empty() || layers.size() > size_t(kMaxLayers)) return Status::kInvalidArgument;
+  if (layers.empty() || layers.size() > size_t(kMaxLayers) || engine.batch() != 1) return Status::kInvalidArgument;
   if (config.n_queries_w < 1 || config.n_queries_w > kMaxQueries || config.n_queries_b > kMaxQueries || config.n_queries_b < 1 || config.n_queries_np < 1 || config.sigma_w_lsb < 1 ||
       config.sigma_w_lsb > 127 || config.sigma_b_lsb < 1 || config.mu_lsb < 1 || config.mu_lsb > 127)
     return Status::kInvalidArgument;
@@ -198,24 +198,29 @@ Status ZoTrainer::allocate(Arena& arena) {
 }
 
 Status ZoTrainer::set_workers(Span<Engine* const> engines, Arena& arena, ParallelFor parallel_for, void* ctx) {
-  if (engine_ == nullptr || engines.size() > size_t(kMaxWorkers - 1)) return Status::kInvalidArgument;
-  if (config_.estimation == Estimation::kModelWise && !engines.empty()) return Status::kUnsupported;
+  if (engine_ == nullptr || engines.empty() || engines.size() > size_t(kMaxWorkers) || parallel_for == nullptr)
+    return Status::kInvalidArgument;
+  if (config_.estimation == Estimation::kModelWise) return Status::kUnsupported;
+  const int batch = engines[0] ? engines[0]->batch() : 0;
+  if (batch < 1 || batch > kMaxBatch) return Status::kInvalidArgument;
   void* mem = arena.allocate(sizeof(WorkerPool), alignof(WorkerPool) < 16 ? 16 : alignof(WorkerPool));
   if (mem == nullptr) return Status::kOutOfMemory;
   WorkerPool* pool = new (mem) WorkerPool();
   for (size_t w = 0; w < engines.size(); ++w) {
     Engine* e = engines[w];
-    if (e == nullptr || &e->model() != &engine_->model()) return Status::kInvalidArgument;
+    if (e == nullptr || &e->model() != &engine_->model() || e->batch() != batch) return Status::kInvalidArgument;
     // Workers read the trainer's copies of every trainable layer, as the main engine does.
     for (int i = 0; i < n_layers_; ++i) {
       TZ_RETURN_IF_ERROR(e->set_param_override(layers_[i].spec.op, 1, layers_[i].w));
       TZ_RETURN_IF_ERROR(e->set_param_override(layers_[i].spec.op, 2, layers_[i].b));
     }
-    pool->pert[w + 1] = static_cast<int8_t*>(arena.allocate(pert_bytes_ ? pert_bytes_ : 1));
-    if (pool->pert[w + 1] == nullptr) return Status::kOutOfMemory;
-    pool->engines[w + 1] = e;
+    // One perturbed copy per item (WP: every item of a block runs its own query).
+    pool->pert[w] = static_cast<int8_t*>(arena.allocate((pert_bytes_ ? pert_bytes_ : 1) * size_t(batch)));
+    if (pool->pert[w] == nullptr) return Status::kOutOfMemory;
+    pool->engines[w] = e;
   }
   pool->n = static_cast<int>(engines.size());
+  pool->batch = batch;
   pool->parallel_for = parallel_for;
   pool->ctx = ctx;
   pool_ = pool;
@@ -240,20 +245,20 @@ Status ZoTrainer::begin_step(uint32_t step) {
   return Status::kOk;
 }
 
-// Runs `engine` from `first_op` to the end and the cross-entropy of its logits.
-Status engine_loss(Engine& engine, int first_op, int label, float* loss_out, int* predicted) {
-  const int n = engine.model().n_ops();
-  TZ_RETURN_IF_ERROR(engine.invoke_range(first_op, n));
+namespace {
+
+// The cross-entropy of item `item`'s logits (after a run to the end).
+Status output_loss(const Engine& engine, int item, int label, float* loss_out, int* predicted) {
   const TzmTensor& out = engine.output_info();
   const int classes = static_cast<int>(tensor_elements(out));
   if (label < 0 || label >= classes) return Status::kInvalidArgument;
   float logits_buf[64];
   const float* logits = nullptr;
   if (out.dtype == uint8_t(DType::kFloat32)) {
-    logits = engine.output_f32().data();
+    logits = engine.output_f32(item).data();
   } else {
     if (classes > 64) return Status::kUnsupported;
-    const int8_t* q = engine.output_s8().data();
+    const int8_t* q = engine.output_s8(item).data();
     for (int i = 0; i < classes; ++i) logits_buf[i] = static_cast<float>(int32_t(q[i]) - out.zero_point) * out.scale;
     logits = logits_buf;
   }
@@ -265,6 +270,21 @@ Status engine_loss(Engine& engine, int first_op, int label, float* loss_out, int
     *predicted = best;
   }
   return Status::kOk;
+}
+
+// Runs items [0, n_items) of `engine` from `first_op` to the end; losses[k] is item k's loss.
+Status engine_losses(Engine& engine, int first_op, int label, int n_items, float* losses) {
+  TZ_RETURN_IF_ERROR(engine.invoke_items(first_op, engine.model().n_ops(), 0, n_items));
+  for (int k = 0; k < n_items; ++k) TZ_RETURN_IF_ERROR(output_loss(engine, k, label, &losses[k], nullptr));
+  return Status::kOk;
+}
+
+}  // namespace
+
+// Runs `engine` (item 0) from `first_op` to the end and the cross-entropy of its logits.
+Status engine_loss(Engine& engine, int first_op, int label, float* loss_out, int* predicted) {
+  TZ_RETURN_IF_ERROR(engine.invoke_items(first_op, engine.model().n_ops(), 0, 1));
+  return output_loss(engine, 0, label, loss_out, predicted);
 }
 
 Status ZoTrainer::forward_loss(int first_op, int label, float* loss_out, int* predicted) {
@@ -333,37 +353,60 @@ void ZoTrainer::write_perturbed_bias(const Layer& l, int li, int q, int sign, in
   for (int i = 0; i < l.c_out; ++i) out[i] = clamp_s32(int64_t(l.b[i]) + sigma * rademacher(k, uint64_t(i)));
 }
 
-// One WP query task: perturbed copy into the worker's buffer, restore the
-// boundary in the worker's engine, suffix, loss. Tasks are independent, so
-// workers may run them in any order; each writes only its own result slot.
+// The engine, perturbation buffers and task indices of block `block` of the
+// current batch of tasks. Without a pool: the trainer's engine, one task per
+// block. With a pool: the worker's engine, `batch` tasks per block, one item
+// each.
+ZoTrainer::Block ZoTrainer::block(int worker, int index) const {
+  Block b;
+  const int size = pool_ ? pool_->batch : 1;
+  b.e = pool_ ? pool_->engines[worker] : engine_;
+  b.pert = pool_ ? pool_->pert[worker] : shared_pert_;
+  b.begin = index * size;
+  b.end = b.begin + size < batch_.n ? b.begin + size : batch_.n;
+  return b;
+}
+
+// A block of WP query tasks: per item, the perturbed copy of query q into the
+// item's buffer, the boundary restored into the item, and the perturbed layer
+// run for that item alone; then the suffix for all items at once (same weights
+// from there on), one loss per item. Tasks are independent, so workers may run
+// blocks in any order; each writes only its own result slots.
 void ZoTrainer::wp_task(void* arg, int worker, int index) {
   auto* t = static_cast<ZoTrainer*>(arg);
   const QueryBatch& qb = t->batch_;
   const Layer& l = t->layers_[qb.layer];
-  Engine& e = worker == 0 ? *t->engine_ : *t->pool_->engines[worker];
-  int8_t* buf = worker == 0 ? t->shared_pert_ : t->pool_->pert[worker];
+  const Block bl = t->block(worker, index);
+  Engine& e = *bl.e;
+  const int op = l.spec.op, slot = qb.bias ? 2 : 1;
   const int sides = t->config_.two_sided ? 2 : 1;
-  const int q = index / sides, sign = index % sides == 0 ? 1 : -1;
+  const Span<const int8_t> cache(t->boundary_, t->boundary_bytes_);
   Status s = Status::kOk;
-  if (qb.bias) {
-    t->write_perturbed_bias(l, qb.layer, q, sign, reinterpret_cast<int32_t*>(buf));
-    s = e.set_param_override(l.spec.op, 2, buf);
-  } else {
-    t->write_perturbed_weights(l, qb.layer, q, sign, buf);
-    s = e.set_param_override(l.spec.op, 1, buf);
+  for (int i = bl.begin; i < bl.end && s == Status::kOk; ++i) {
+    const int k = i - bl.begin;
+    const int q = i / sides, sign = i % sides == 0 ? 1 : -1;
+    int8_t* buf = bl.pert + size_t(k) * t->pert_bytes_;
+    if (qb.bias) {
+      t->write_perturbed_bias(l, qb.layer, q, sign, reinterpret_cast<int32_t*>(buf));
+    } else {
+      t->write_perturbed_weights(l, qb.layer, q, sign, buf);
+    }
+    s = e.set_param_override(op, slot, buf);
+    if (s == Status::kOk) s = e.restore_boundary(op, cache, k);
+    if (s == Status::kOk) s = e.invoke_items(op, op + 1, k, k + 1);
   }
-  if (s == Status::kOk) s = e.restore_boundary(l.spec.op, Span<const int8_t>(t->boundary_, t->boundary_bytes_));
-  if (s == Status::kOk) s = engine_loss(e, l.spec.op, qb.label, &t->results_[index], nullptr);
-  const Status r = e.set_param_override(l.spec.op, qb.bias ? 2 : 1, qb.bias ? static_cast<const void*>(l.b) : l.w);
+  const Status r = e.set_param_override(op, slot, qb.bias ? static_cast<const void*>(l.b) : l.w);
   if (s == Status::kOk) s = r;
+  if (s == Status::kOk) s = engine_losses(e, op + 1, qb.label, bl.end - bl.begin, &t->results_[bl.begin]);
   if (s != Status::kOk) t->task_status(worker) = s;
 }
 
 Status ZoTrainer::run_tasks(void (*task)(void*, int, int), int n) {
-  const int workers = pool_ ? pool_->n + 1 : 1;
+  batch_.n = n;
+  const int workers = pool_ ? pool_->n : 1;
   for (int w = 0; w < workers; ++w) task_status(w) = Status::kOk;
-  if (pool_ && pool_->n > 0 && pool_->parallel_for != nullptr) {
-    pool_->parallel_for(pool_->ctx, n, task, this);
+  if (pool_) {
+    pool_->parallel_for(pool_->ctx, (n + pool_->batch - 1) / pool_->batch, task, this);
   } else {
     for (int i = 0; i < n; ++i) task(this, 0, i);
   }
@@ -414,37 +457,47 @@ void ZoTrainer::np_accumulate(Layer& l, int li, int q, float coef) {
     if (l.mask[i]) l.node_grad[i] += rademacher(k, i) > 0 ? coef : -coef;
 }
 
-// Layer-wise NP from the cached input of layer l: each query recomputes the
-// layer output (its MACs are small next to the suffix), perturbs the unsaturated
-// outputs in place by mu * u_q, and runs the suffix. Only the Q loss
-// differences are kept; G is regenerated from them afterwards.
-void ZoTrainer::np_task(void* arg, int worker, int q) {
+// A block of NP query tasks of one side (qb.side): every item gets the cached
+// boundary, the layer runs for all items at once (its output is the same for
+// every item), each item's unsaturated outputs are perturbed in place by
+// +-mu * u_q for its own query q, then the suffix runs for all items. Each task
+// writes only np_coef_[q]: one-sided the coefficient (L_q - L0) / mu; two-sided
+// side 0 leaves L+ there and side 1 turns it into (L+ - L-) / (2 mu).
+void ZoTrainer::np_task(void* arg, int worker, int index) {
   auto* t = static_cast<ZoTrainer*>(arg);
   const QueryBatch& qb = t->batch_;
   const Layer& l = t->layers_[qb.layer];
-  Engine& e = worker == 0 ? *t->engine_ : *t->pool_->engines[worker];
-  const int op = l.spec.op;
+  const Block bl = t->block(worker, index);
+  Engine& e = *bl.e;
+  const int op = l.spec.op, n_items = bl.end - bl.begin;
   const Span<const int8_t> cache(t->boundary_, t->boundary_bytes_);
-  auto* y = static_cast<int8_t*>(e.tensor_data(l.y_tensor));
-  const int32_t mu = t->config_.mu_lsb;
-  const uint64_t k = t->key(qb.layer, RngStream::kNodePerturb, q, t->sample_);
-  float lq[2] = {0.f, 0.f};
   Status s = Status::kOk;
-  for (int side = 0; side < (t->config_.two_sided ? 2 : 1) && s == Status::kOk; ++side) {
-    s = e.restore_boundary(op, cache);
-    if (s == Status::kOk) s = e.invoke_range(op, op + 1);
-    if (s != Status::kOk) break;
-    const int32_t m = side == 0 ? mu : -mu;
+  for (int k = 0; k < n_items && s == Status::kOk; ++k) s = e.restore_boundary(op, cache, k);
+  if (s == Status::kOk) s = e.invoke_items(op, op + 1, 0, n_items);
+  const int32_t mu = t->config_.mu_lsb;
+  const int32_t m = qb.side == 0 ? mu : -mu;
+  for (int k = 0; k < n_items && s == Status::kOk; ++k) {
+    auto* y = static_cast<int8_t*>(e.tensor_data(l.y_tensor, k));
+    const uint64_t key = t->key(qb.layer, RngStream::kNodePerturb, bl.begin + k, t->sample_);
     for (size_t i = 0; i < l.y_size; ++i)
-      if (y[i] > l.act_min && y[i] < l.act_max) y[i] = clamp_s8(int32_t(y[i]) + m * rademacher(k, i));
-    s = engine_loss(e, op + 1, qb.label, &lq[side], nullptr);
+      if (y[i] > l.act_min && y[i] < l.act_max) y[i] = clamp_s8(int32_t(y[i]) + m * rademacher(key, i));
   }
+  float losses[kMaxBatch];
+  if (s == Status::kOk) s = engine_losses(e, op + 1, qb.label, n_items, losses);
   if (s != Status::kOk) {
     t->task_status(worker) = s;
     return;
   }
-  t->np_coef_[q] = t->config_.two_sided ? (lq[0] - lq[1]) / (2.f * static_cast<float>(mu))
-                                         : (lq[0] - qb.l0) / static_cast<float>(mu);
+  for (int k = 0; k < n_items; ++k) {
+    float& c = t->np_coef_[bl.begin + k];
+    if (!t->config_.two_sided) {
+      c = (losses[k] - qb.l0) / static_cast<float>(mu);
+    } else if (qb.side == 0) {
+      c = losses[k];
+    } else {
+      c = (c - losses[k]) / (2.f * static_cast<float>(mu));
+    }
+  }
 }
 
 // Layer-wise NP from the cached input of layer l: each query recomputes the
@@ -454,9 +507,12 @@ void ZoTrainer::np_task(void* arg, int worker, int q) {
 Status ZoTrainer::np_queries(Layer& l, int li, int label, float l0) {
   const int op = l.spec.op;
   const Span<const int8_t> cache(boundary_, boundary_bytes_);
-  batch_ = QueryBatch{li, label, false, l0};
-  TZ_RETURN_IF_ERROR(run_tasks(&ZoTrainer::np_task, config_.n_queries_np));
-  macs_ += engine_->macs(op, engine_->model().n_ops()) * uint64_t(config_.n_queries_np * (config_.two_sided ? 2 : 1));
+  const int sides = config_.two_sided ? 2 : 1;
+  for (int side = 0; side < sides; ++side) {
+    batch_ = QueryBatch{li, label, false, l0, side};
+    TZ_RETURN_IF_ERROR(run_tasks(&ZoTrainer::np_task, config_.n_queries_np));
+  }
+  macs_ += engine_->macs(op, engine_->model().n_ops()) * uint64_t(config_.n_queries_np * sides);
   // Unperturbed x and y side by side in the arena for the in-layer backward.
   TZ_RETURN_IF_ERROR(engine_->restore_boundary(op, cache));
   TZ_RETURN_IF_ERROR(engine_->invoke_range(op, op + 1));

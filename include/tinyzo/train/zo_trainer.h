@@ -84,17 +84,22 @@ class ZoTrainer {
   static Status required_arena_bytes(Engine& engine, Span<const TrainLayer> layers, const ZoConfig& config,
                                      Arena& scratch, size_t* bytes);
 
-  // Host-side parallelism (a device never calls this). `engines` are extra
-  // engines over the same model (each with its own arena); `parallel_for`
-  // runs task(arg, worker, index) for index in [0, n) on workers 0..engines.
-  // size() (worker 0 is the trainer's own engine), each worker one task at a
-  // time. The queries of one layer are spread over them; every task writes
-  // its own result slot and the sums are folded in query order, so the
-  // weights are bitwise the same for any number of workers. Layer-wise
-  // estimation only. Call after init(); takes a perturbation buffer per
-  // worker from `arena`.
+  // Host-side parallelism and batching (a device never calls this). `engines`
+  // are the query workers: engines over the same model, each with its own
+  // arena, all with the same batch N <= kMaxBatch (Engine::init's batch).
+  // `parallel_for` runs task(arg, worker, index) for index in [0, n) on
+  // workers 0 .. engines.size() - 1, each worker one task at a time. The
+  // queries of one layer are cut into blocks of N; a block runs on one
+  // worker's engine as N items: the perturbed layer per item, the suffix for
+  // all N at once. Every task writes its own result slots and the sums are
+  // folded in query order, so the weights are bitwise the same for any number
+  // of workers and any N. The trainer's own engine then runs only the prefix
+  // and the unperturbed passes. Layer-wise estimation only (kUnsupported for
+  // model-wise). Call after init(); takes N perturbation buffers per worker
+  // from `arena`.
   using ParallelFor = void (*)(void* ctx, int n, void (*task)(void* arg, int worker, int index), void* arg);
   static constexpr int kMaxWorkers = 16;
+  static constexpr int kMaxBatch = 64;
   Status set_workers(Span<Engine* const> engines, Arena& arena, ParallelFor parallel_for, void* ctx);
 
   Status begin_step(uint32_t step);
@@ -186,7 +191,15 @@ class ZoTrainer {
     int label = 0;
     bool bias = false;  // WP: perturbing the bias (else the weights)
     float l0 = 0.f;     // NP one-sided: the unperturbed loss
+    int side = 0;       // NP: 0 = +mu, 1 = -mu
+    int n = 0;          // tasks in this batch (set by run_tasks)
   };
+  struct Block {
+    Engine* e = nullptr;
+    int8_t* pert = nullptr;  // per item: pert_bytes_ bytes
+    int begin = 0, end = 0;  // task indices; item k runs task begin + k
+  };
+  Block block(int worker, int index) const;
   static void wp_task(void* arg, int worker, int index);
   static void np_task(void* arg, int worker, int q);
   Status run_tasks(void (*task)(void*, int, int), int n);
@@ -210,14 +223,15 @@ class ZoTrainer {
   StepStats stats_;
   uint64_t macs_ = 0;
   Span<const int8_t> input_;     // the sample being accumulated (valid during accumulate_sample)
-  // Query workers (host only, layer-wise): worker 0 is engine_ with the shared
-  // perturbation buffer; the pool (taken from the arena by set_workers) holds
-  // the others. A device never pays for more than this pointer.
+  // Query workers (host only, layer-wise), taken from the arena by
+  // set_workers. Without them every query runs on engine_ with the shared
+  // perturbation buffer; a device never pays for more than this pointer.
   struct WorkerPool {
-    Engine* engines[kMaxWorkers] = {};  // [0] unused: worker 0 is engine_
-    int8_t* pert[kMaxWorkers] = {};
+    Engine* engines[kMaxWorkers] = {};
+    int8_t* pert[kMaxWorkers] = {};     // per worker: batch perturbation buffers
     Status status[kMaxWorkers] = {};
-    int n = 0;                          // extra workers
+    int n = 0;                          // workers
+    int batch = 1;                      // items per engine = tasks per block
     ParallelFor parallel_for = nullptr;
     void* ctx = nullptr;
   };
