@@ -1,8 +1,10 @@
 // Chooses the kernel table once. On x86_64: the fastest table the CPU supports (avx512vnni >
 // avx2 > portable, by run-time CPU detection), unless the environment variable TINYZO_KERNELS
 // names another one ("ref", "portable", "avx2", "avx512vnni"; an unknown or unsupported name is
-// ignored). Elsewhere (the Cortex-M cross build compiles this file too): ref until the DSP table
-// exists.
+// ignored). Elsewhere the choice is made at compile time: the Armv7E-M DSP table ("armv7em-dsp")
+// when the compiler targets the DSP extension (Cortex-M4/M7: __ARM_FEATURE_DSP), else ref. The
+// armv7em kernels are compiled on every build (the host runs them with C models of the DSP
+// instructions, for tests), but only a DSP target picks them.
 #include "tinyzo/kernels/kernels.h"
 
 #if defined(__x86_64__)
@@ -10,6 +12,8 @@
 #include <cstdlib>
 
 #include "tinyzo/kernels/x86.h"
+#elif defined(__ARM_FEATURE_DSP)
+#include "kernels/armv7em/armv7em.h"
 #endif
 
 namespace tinyzo {
@@ -26,6 +30,8 @@ const KernelTable& best_kernels() {
     chosen.store(t, std::memory_order_relaxed);
   }
   return *t;
+#elif defined(__ARM_FEATURE_DSP)
+  return armv7em::table();
 #else
   return ref::table();
 #endif

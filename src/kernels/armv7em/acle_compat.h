@@ -1,0 +1,97 @@
+// The few Armv7E-M DSP-extension (ACLE) operations the armv7em kernels use, under portable names.
+// On a core with the DSP extension (__ARM_FEATURE_DSP: Cortex-M4/M7) each is the instruction,
+// through GCC's <arm_acle.h> or a one-instruction asm where <arm_acle.h> lacks the form. Elsewhere
+// (the x86 host, for tests) each is an exact C model of the instruction, so the same kernel source
+// runs, and is tested bit for bit, on the host.
+//
+// Lanes: a "pair" is a uint32_t holding two int16 halfwords, lo = bits 0-15, hi = bits 16-31.
+// All arithmetic wraps modulo 2^32 (2^16 per halfword lane), like the instructions (SMLAD and
+// SMLAxy set the Q flag on overflow but still return the wrapped sum; nothing here reads Q).
+#pragma once
+#include <cstdint>
+#include <cstring>
+
+#if defined(__ARM_FEATURE_DSP)
+#include <arm_acle.h>
+#endif
+
+namespace tinyzo::armv7em::dsp {
+
+// 4 bytes from any address. memcpy is one LDR on Cortex-M4/M7 (unaligned LDR is allowed there;
+// GCC never merges it into LDRD/LDM, which would fault on an unaligned address).
+inline uint32_t load_u32(const void* p) {
+  uint32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+#if defined(__ARM_FEATURE_DSP)
+
+// SXTB16: bytes 0 and 2 sign-extended to the pair (b0, b2).
+inline uint32_t sxtb16(uint32_t v) { return static_cast<uint32_t>(__sxtb16(static_cast<int32_t>(v))); }
+// SXTB16 with ROR #8: bytes 1 and 3 sign-extended to the pair (b1, b3). GCC 12's <arm_acle.h> has
+// no __ror and does not fold a rotate into __sxtb16, so this is the one-instruction form in asm.
+inline uint32_t sxtb16_ror8(uint32_t v) {
+  uint32_t r;
+  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+  return r;
+}
+// SMLAD: acc + lo(a)*lo(b) + hi(a)*hi(b).
+inline int32_t smlad(uint32_t a, uint32_t b, int32_t acc) {
+  return __smlad(static_cast<int32_t>(a), static_cast<int32_t>(b), acc);
+}
+// SMLABB / SMLATT: acc + lo(a)*lo(b), acc + hi(a)*hi(b).
+inline int32_t smlabb(uint32_t a, uint32_t b, int32_t acc) {
+  return __smlabb(static_cast<int32_t>(a), static_cast<int32_t>(b), acc);
+}
+inline int32_t smlatt(uint32_t a, uint32_t b, int32_t acc) {
+  return __smlatt(static_cast<int32_t>(a), static_cast<int32_t>(b), acc);
+}
+// SADD16: lane-wise (lo(a)+lo(b), hi(a)+hi(b)) modulo 2^16.
+inline uint32_t sadd16(uint32_t a, uint32_t b) {
+  return static_cast<uint32_t>(__sadd16(static_cast<int32_t>(a), static_cast<int32_t>(b)));
+}
+
+#else  // exact C models of the same instructions
+
+namespace detail {
+inline int32_t lo16(uint32_t v) { return static_cast<int16_t>(static_cast<uint16_t>(v)); }
+inline int32_t hi16(uint32_t v) { return static_cast<int16_t>(static_cast<uint16_t>(v >> 16)); }
+inline uint32_t pair(int32_t lo, int32_t hi) {
+  return (static_cast<uint32_t>(lo) & 0xFFFFu) | (static_cast<uint32_t>(hi) << 16);
+}
+inline int32_t wrap(uint32_t v) {
+  return static_cast<int32_t>(v);
+}  // modulo 2^32 (C++17: impl.-defined, GCC wraps)
+}  // namespace detail
+
+inline uint32_t sxtb16(uint32_t v) {
+  return detail::pair(static_cast<int8_t>(v & 0xFF), static_cast<int8_t>((v >> 16) & 0xFF));
+}
+inline uint32_t sxtb16_ror8(uint32_t v) { return sxtb16((v >> 8) | (v << 24)); }
+// The two products are exact in int32 (|p| <= 2^30); the sums wrap, as SMLAD's do.
+inline int32_t smlad(uint32_t a, uint32_t b, int32_t acc) {
+  const uint32_t p0 = static_cast<uint32_t>(detail::lo16(a) * detail::lo16(b));
+  const uint32_t p1 = static_cast<uint32_t>(detail::hi16(a) * detail::hi16(b));
+  return detail::wrap(static_cast<uint32_t>(acc) + p0 + p1);
+}
+inline int32_t smlabb(uint32_t a, uint32_t b, int32_t acc) {
+  return detail::wrap(static_cast<uint32_t>(acc) + static_cast<uint32_t>(detail::lo16(a) * detail::lo16(b)));
+}
+inline int32_t smlatt(uint32_t a, uint32_t b, int32_t acc) {
+  return detail::wrap(static_cast<uint32_t>(acc) + static_cast<uint32_t>(detail::hi16(a) * detail::hi16(b)));
+}
+inline uint32_t sadd16(uint32_t a, uint32_t b) {
+  return detail::pair(detail::lo16(a) + detail::lo16(b), detail::hi16(a) + detail::hi16(b));
+}
+
+#endif
+
+// The pair (lo, hi) from two int16 values (PKHBT when both are registers).
+inline uint32_t pack16(int32_t lo, int32_t hi) {
+  return (static_cast<uint32_t>(lo) & 0xFFFFu) | (static_cast<uint32_t>(hi) << 16);
+}
+inline int32_t pair_lo(uint32_t v) { return static_cast<int16_t>(static_cast<uint16_t>(v)); }
+inline int32_t pair_hi(uint32_t v) { return static_cast<int16_t>(static_cast<uint16_t>(v >> 16)); }
+
+}  // namespace tinyzo::armv7em::dsp
