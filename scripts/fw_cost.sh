@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Instruction counts of the firmware under QEMU (tools/qemu_plugin/insncount.c): instructions per
-# MAC of the reference conv kernels, per forward, per ZO training sample and per step, and the
+# MAC of the conv kernels the image runs (armv7em-dsp on Cortex-M4/M7, or ref:: in a build
+# configured with CXXFLAGS=-DTINYZO_KERNELS_REF), per forward, per ZO training sample and per step, and the
 # time per step on a Cortex-M7 at 216 MHz (STM32F746 class) and 480 MHz (STM32H7 class) under
 # the stated assumption of one instruction per cycle (no stalls, no cache misses, no flash wait
 # states: a lower bound on a real part, see docs/mcu.md).
 #
-#   scripts/fw_cost.sh TINYZO_HOST_BINARY FIRMWARE_BUILD_DIR [OUT_DIR]
+#   scripts/fw_cost.sh [--infer-only] TINYZO_HOST_BINARY FIRMWARE_BUILD_DIR [OUT_DIR]
 #
 # FIRMWARE_BUILD_DIR is a configured and built firmware/ (e.g. build-fw/m7 from fw_test.sh);
 # OUT_DIR (default FIRMWARE_BUILD_DIR/cost) receives the raw plugin reports and logs.
@@ -15,10 +16,12 @@
 #           layer), batch 2, one step: per-sample and per-update counts, measured;
 #   dense   all 42 convs (WP) at 1 and 2 queries per tensor, batch 2: per-sample and update
 #           counts are linear in the query count, so 25 + 25 queries is extrapolated from those.
-# A step of the paper's batch B = 100 is begin + B x sample + update.
+# A step of the paper's batch B = 100 is begin + B x sample + update. --infer-only: only the first.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-(($# >= 2)) || { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+infer_only=0
+[[ ${1:-} == --infer-only ]] && { infer_only=1; shift; }
+(($# >= 2)) || { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 tool=$(realpath "$1")
 fw=$(realpath "$2")
 out=$(realpath -m "${3:-$fw/cost}")
@@ -71,14 +74,19 @@ echo "== fw_cost: $(basename "$fw") on $machine; raw reports in $out"
 count infer "$fw/tz_256k.elf" infer clean2.bin infer.out n=2
 fwd=$(($(mark infer 2) - $(mark infer 1)))
 read -r _ macs pw dw cv _ < <(sed -n 's/^MACS per_forward=\([0-9]*\) pointwise=\([0-9]*\) depthwise=\([0-9]*\) conv=\([0-9]*\) other=\([0-9]*\)/x \1 \2 \3 \4 \5/p' "$out/infer.log")
-k_pw=$(kernel infer "ref::pointwise_conv2d_s8")
-k_dw=$(kernel infer "ref::depthwise_conv2d_s8")
-k_cv=$(kernel infer "ref::conv2d_s8")
+# The kernel table the image runs: armv7em-dsp unless built with -DTINYZO_KERNELS_REF.
+ns=ref
+(($(arm-none-eabi-nm -C "$fw/tz_256k.elf" | grep -c 'armv7em::pointwise_conv2d_s8'))) && ns=armv7em
+k_pw=$(kernel infer "${ns}::pointwise_conv2d_s8")
+k_dw=$(kernel infer "${ns}::depthwise_conv2d_s8")
+# "(": not the pointwise/depthwise names; the general conv's im2col helper counts with it.
+k_cv=$(($(kernel infer "${ns}::conv2d_s8(") + $(kernel infer "${ns}::(anonymous namespace)::stage_window")))
 echo "forward (MCUNet-5fps, 128x128): $macs MAC, $fwd instructions: $(calc %.2f "$fwd / $macs") instructions/MAC"
-echo "  pointwise conv (ref): $(calc %.2f "$k_pw / 2 / $pw") instructions/MAC ($pw MAC per forward)"
-echo "  depthwise conv (ref): $(calc %.2f "$k_dw / 2 / $dw") instructions/MAC ($dw MAC)"
-echo "  general conv (ref, the 3x3/2 stem): $(calc %.2f "$k_cv / 2 / $cv") instructions/MAC ($cv MAC)"
+echo "  pointwise conv ($ns): $(calc %.2f "$k_pw / 2 / $pw") instructions/MAC ($pw MAC per forward)"
+echo "  depthwise conv ($ns): $(calc %.2f "$k_dw / 2 / $dw") instructions/MAC ($dw MAC)"
+echo "  general conv ($ns, the 3x3/2 stem): $(calc %.2f "$k_cv / 2 / $cv") instructions/MAC ($cv MAC)"
 echo "  kernels: $(calc %.1f "100 * ($k_pw + $k_dw + $k_cv) / 2 / $fwd") % of the forward"
+((infer_only)) && exit 0
 
 # step_report NAME SAMPLES_PER_STEP_MARKS: marks are step start, one per sample and group, step end.
 # Prints "begin sample update macs_per_sample".

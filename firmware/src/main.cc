@@ -7,6 +7,7 @@
 //   <elf> train SAMPLES WEIGHTS_OUT [key=value ...]     (keys: firmware/common/fw_protocol.h)
 //   <elf> size RSP_OUT [key=value ...]                  (the probe image: measures an arena)
 //   <elf> fault-stack | fault-flash                     (the MPU guards must fire: exit 99)
+//   <elf> kernel-test [cases=N] [seed=S]                (armv7em-dsp vs ref kernels: kernel_selftest.cc)
 //
 // Placement, as on a real part: the .tzm model is `const` in flash (section
 // .model, read in place by ModelView; the MPU makes flash read-only); the only
@@ -28,6 +29,8 @@
 #include "tinyzo/kernels/kernels.h"
 #include "tinyzo/model.h"
 #include "tinyzo/train/zo_trainer.h"
+
+int run_kernel_test(int argc, char** argv);  // kernel_selftest.cc
 
 extern "C" const uint8_t tz_model_start[];
 extern "C" const uint8_t tz_model_end[];
@@ -473,6 +476,7 @@ int main() {
   if (std::strcmp(mode, "train") == 0) return run_train(g_argc - 2, g_argv + 2);
   if (std::strcmp(mode, "size") == 0) return run_size(g_argc - 2, g_argv + 2);
   if (std::strncmp(mode, "fault-", 6) == 0) return run_fault(mode);
+  if (std::strcmp(mode, "kernel-test") == 0) return run_kernel_test(g_argc - 2, g_argv + 2);
   board_printf("unknown mode '%s'\n", mode);
   return kUsage;
 }

@@ -4,7 +4,9 @@
 // ignored). Elsewhere the choice is made at compile time: the Armv7E-M DSP table ("armv7em-dsp")
 // when the compiler targets the DSP extension (Cortex-M4/M7: __ARM_FEATURE_DSP), else ref. The
 // armv7em kernels are compiled on every build (the host runs them with C models of the DSP
-// instructions, for tests), but only a DSP target picks them.
+// instructions, for tests), but only a DSP target picks them. Defining TINYZO_KERNELS_REF
+// (e.g. CXXFLAGS=-DTINYZO_KERNELS_REF for a firmware build) keeps ref on a DSP target, to measure
+// the reference on the device.
 #include "tinyzo/kernels/kernels.h"
 
 #if defined(__x86_64__)
@@ -12,7 +14,7 @@
 #include <cstdlib>
 
 #include "tinyzo/kernels/x86.h"
-#elif defined(__ARM_FEATURE_DSP)
+#elif defined(__ARM_FEATURE_DSP) && !defined(TINYZO_KERNELS_REF)
 #include "kernels/armv7em/armv7em.h"
 #endif
 
@@ -30,7 +32,7 @@ const KernelTable& best_kernels() {
     chosen.store(t, std::memory_order_relaxed);
   }
   return *t;
-#elif defined(__ARM_FEATURE_DSP)
+#elif defined(__ARM_FEATURE_DSP) && !defined(TINYZO_KERNELS_REF)
   return armv7em::table();
 #else
   return ref::table();

@@ -68,30 +68,39 @@ TZ_ARMV7EM_INLINE int32_t zero_point_start(int32_t x_zero, const int8_t* w, int 
   return wrap_mul(-x_zero, row_sum(w, n));
 }
 
+// One step of mac_2x2: 4 input channels of 2 pixels x 2 output channels.
+TZ_ARMV7EM_INLINE void mac_2x2_step(const int8_t* x, const int8_t* w, ptrdiff_t stride, int32_t& a00,
+                                    int32_t& a01, int32_t& a10, int32_t& a11) {
+  const uint32_t xv0 = load_u32(x), xv1 = load_u32(x + stride);
+  const uint32_t x0l = sxtb16(xv0), x0h = sxtb16_ror8(xv0);
+  const uint32_t x1l = sxtb16(xv1), x1h = sxtb16_ror8(xv1);
+  uint32_t wv = load_u32(w);
+  uint32_t wl = sxtb16(wv), wh = sxtb16_ror8(wv);
+  a00 = dsp::smlad(x0l, wl, a00);
+  a00 = dsp::smlad(x0h, wh, a00);
+  a10 = dsp::smlad(x1l, wl, a10);
+  a10 = dsp::smlad(x1h, wh, a10);
+  wv = load_u32(w + stride);
+  wl = sxtb16(wv), wh = sxtb16_ror8(wv);
+  a01 = dsp::smlad(x0l, wl, a01);
+  a01 = dsp::smlad(x0h, wh, a01);
+  a11 = dsp::smlad(x1l, wl, a11);
+  a11 = dsp::smlad(x1h, wh, a11);
+}
+
 // a[i][j] += sum_{c < n} x_i[c] * w_j[c] for pixels x_0 = x, x_1 = x + stride and channels
-// w_0 = w, w_1 = w + stride; n a multiple of 4.
+// w_0 = w, w_1 = w + stride; n a multiple of 4. Two steps per iteration: the loop's end pointer
+// lives on the stack (all 14 registers are taken), so its reload is shared by 32 MACs.
 TZ_ARMV7EM_INLINE void mac_2x2(const int8_t* x, const int8_t* w, ptrdiff_t stride, int n, int32_t& a00,
                                int32_t& a01, int32_t& a10, int32_t& a11) {
-  const int8_t* const x_end = x + n;
-  while (x != x_end) {
-    const uint32_t xv0 = load_u32(x), xv1 = load_u32(x + stride);
-    const uint32_t x0l = sxtb16(xv0), x0h = sxtb16_ror8(xv0);
-    const uint32_t x1l = sxtb16(xv1), x1h = sxtb16_ror8(xv1);
-    uint32_t wv = load_u32(w);
-    uint32_t wl = sxtb16(wv), wh = sxtb16_ror8(wv);
-    a00 = dsp::smlad(x0l, wl, a00);
-    a00 = dsp::smlad(x0h, wh, a00);
-    a10 = dsp::smlad(x1l, wl, a10);
-    a10 = dsp::smlad(x1h, wh, a10);
-    wv = load_u32(w + stride);
-    wl = sxtb16(wv), wh = sxtb16_ror8(wv);
-    a01 = dsp::smlad(x0l, wl, a01);
-    a01 = dsp::smlad(x0h, wh, a01);
-    a11 = dsp::smlad(x1l, wl, a11);
-    a11 = dsp::smlad(x1h, wh, a11);
-    x += 4;
-    w += 4;
+  const int8_t* const x_end8 = x + (n & ~7);
+  while (x != x_end8) {
+    mac_2x2_step(x, w, stride, a00, a01, a10, a11);
+    mac_2x2_step(x + 4, w + 4, stride, a00, a01, a10, a11);
+    x += 8;
+    w += 8;
   }
+  if (n & 4) mac_2x2_step(x, w, stride, a00, a01, a10, a11);
 }
 
 // a0 += x . w_0, a1 += x . w_1 (w_1 = w + stride); n a multiple of 4. With x and w swapped
@@ -238,6 +247,26 @@ TZ_ARMV7EM_INLINE void dw_taps(const int8_t* xw, ptrdiff_t row, ptrdiff_t col, c
   if (kBorder) *sa = ssa, *sb = ssb;
 }
 
+// dw_taps<false> over a whole kh x kKw window, the kernel row unrolled (3x3, 5x5 and 7x7 are
+// MCUNet's): per tap 1 input load, 1 LDRD of weights, 2 SXTB16, 4 MACs, 1 pointer add.
+template <int kKw>
+TZ_ARMV7EM_INLINE void dw_taps_full(const int8_t* xw, ptrdiff_t row, ptrdiff_t col, const uint32_t* wt,
+                                    int kh, Acc4& a) {
+  for (int ky = 0; ky < kh; ++ky, xw += row, wt += 2 * kKw) {
+    const int8_t* xp = xw;
+#pragma GCC unroll 8
+    for (int kx = 0; kx < kKw; ++kx, xp += col) {
+      const uint32_t xv = load_u32(xp);
+      const uint32_t xl = sxtb16(xv), xh = sxtb16_ror8(xv);
+      const uint32_t wa = wt[2 * kx], wb = wt[2 * kx + 1];
+      a.a0 = dsp::smlabb(xl, wa, a.a0);
+      a.a2 = dsp::smlatt(xl, wa, a.a2);
+      a.a1 = dsp::smlabb(xh, wb, a.a1);
+      a.a3 = dsp::smlatt(xh, wb, a.a3);
+    }
+  }
+}
+
 // The channels [c0, c1) of every output pixel, one at a time, in the reference's order.
 void dw_scalar(const ConvParams& p, const int8_t* x, const int8_t* w, const int32_t* bias, const float* mult,
                int8_t* y, int c0, int c1) {
@@ -302,7 +331,19 @@ void depthwise_conv2d_s8(const ConvParams& p, const int8_t* x, const int8_t* w, 
         Acc4 a;
         if (ky0 == 0 && ky1 == kh && kx0 == 0 && kx1 == kw) {
           a = full;
-          dw_taps<false>(xw, row, col, wt, kw, 0, kh, 0, kw, a, nullptr, nullptr);
+          switch (kw) {
+            case 3:
+              dw_taps_full<3>(xw, row, col, wt, kh, a);
+              break;
+            case 5:
+              dw_taps_full<5>(xw, row, col, wt, kh, a);
+              break;
+            case 7:
+              dw_taps_full<7>(xw, row, col, wt, kh, a);
+              break;
+            default:
+              dw_taps<false>(xw, row, col, wt, kw, 0, kh, 0, kw, a, nullptr, nullptr);
+          }
         } else {
           a = {0, 0, 0, 0};
           uint32_t sa = 0, sb = 0;
