@@ -50,17 +50,18 @@ for b in json.load(open(sys.argv[1]))["benchmarks"]:
         print("peak\t%s\t%.3f\t%.3f" % (b["name"].split("/", 1)[1], b["best_GMAC/s"], b["GMAC/s"]))
 EOF
 
-echo "== 2. tinyzo eval, batch 1" >&2
+echo "== 2. tinyzo eval, batch 1 and 16" >&2
 # The CPU time of loading the model and the data (an eval of one image), subtracted below to get
 # the CPU time of the timed loop.
 timed "$TINYZO" eval --model mcunet-cifar10 --limit 1 >/dev/null 2>&1 || echo "0 0 0" >"$TMP/time"
 printf 'evalfixed\t%s\n' "$(cat "$TMP/time")" >>"$RES"
-for k in ref portable avx2 avx512vnni; do
+for kb in ref:1 portable:1 avx2:1 avx512vnni:1 avx2:16 avx512vnni:16; do
+  k="${kb%:*}" b="${kb#*:}"
   for t in 1 2; do
     if [ "$k" = ref ]; then kflag=ref; else kflag=best; fi
     case "$k" in ref) n=60 ;; portable) n=300 ;; avx2) n=1000 ;; *) n=2000 ;; esac
     n="${EVAL_N:-$n}"
-    if ! TINYZO_KERNELS=$k timed "$TINYZO" eval --model mcunet-cifar10 --limit "$n" --threads "$t" --kernels "$kflag" >"$TMP/eval.out" 2>"$TMP/eval.err"; then
+    if ! TINYZO_KERNELS=$k timed "$TINYZO" eval --model mcunet-cifar10 --limit "$n" --threads "$t" --batch "$b" --kernels "$kflag" >"$TMP/eval.out" 2>"$TMP/eval.err"; then
       echo "eval $k $t failed: $(tail -1 "$TMP/eval.err")" >&2
       continue
     fi
@@ -71,8 +72,8 @@ for k in ref portable avx2 avx512vnni; do
       echo "eval $k: this CPU runs $2 instead, skipped" >&2
       continue
     fi
-    printf 'eval\t%s\t%s\t%s\t%s\t%s\n' "$k" "$t" "$1" "$(cat "$TMP/time")" "$n" >>"$RES"
-    echo "   $k, $t thread(s): $line" >&2
+    printf 'eval\t%s\t%s\t%s\t%s\t%s\t%s\n' "$k" "$t" "$1" "$(cat "$TMP/time")" "$n" "$b" >>"$RES"
+    echo "   $k, $t thread(s), batch $b: $line" >&2
   done
 done
 # Engine only (no image decoding / resizing, which `tinyzo eval` includes): forward_bench, one
@@ -93,6 +94,19 @@ if b.get("label", sys.argv[2]) == sys.argv[2]:  # the table really ran (TINYZO_K
 EOF
     echo "   forward_bench $k: $(tail -1 "$RES")" >&2
   done
+  # Batches through the fastest table: engine only, 1 and 2 threads (one engine each).
+  "$BUILD/bench/forward_bench" --benchmark_filter='^BM_ForwardBatch' --benchmark_format=json \
+    >"$TMP/fwdb.json" 2>/dev/null || true
+  [ -s "$TMP/fwdb.json" ] && "$PY" - "$TMP/fwdb.json" >>"$RES" <<'EOF'
+import json, sys
+for b in json.load(open(sys.argv[1]))["benchmarks"]:
+    if b.get("error_occurred"):
+        continue
+    batch = int(b["name"].split("/")[1])
+    print("fwdb\t%s\t%d\t%d\t%.3f\t%.4f" % (b.get("label", "?"), batch, b["threads"], b["items_per_second"],
+                                           b["MMAC/image"]))
+EOF
+  grep '^fwdb' "$RES" | sed 's/^/   forward_bench /' >&2
   m="$(awk -F'\t' '$1=="fwd"{print $5; exit}' "$RES")"
   [ -n "$m" ] && MMAC="$m"
 fi
@@ -118,14 +132,15 @@ fi
 echo "== 4. ZO training step (configs/paper.json, --max-steps $TRAIN_STEPS)" >&2
 # Runs of 1 and $TRAIN_STEPS steps: the difference of their process CPU times is the CPU time of
 # the extra steps (setup: corrupting 2,000 images, evaluating the start model, is the same in both).
-for t in 1 2; do
+for tb in 1:1 1:16 2:1 2:16; do
+  t="${tb%:*}" eb="${tb#*:}"
   for steps in 1 "$TRAIN_STEPS"; do
     if timed "$TINYZO" train --config "$ROOT/configs/paper.json" --max-steps "$steps" --threads "$t" \
-         --out "$TMP/train$t-$steps" --overwrite --no-progress >"$TMP/train.out" 2>"$TMP/train.err"; then
+         --engine-batch "$eb" --out "$TMP/train$t-$steps" --overwrite --no-progress >"$TMP/train.out" 2>"$TMP/train.err"; then
       sps="$(sed -nE 's/.*\(([0-9]+) steps, ([0-9.]+) s\/step in this run\).*/\2/p' "$TMP/train.out")"
       macs="$(sed -nE 's/^MACs per step: ([0-9.]+) GMAC.*/\1/p' "$TMP/train.out")"
-      printf 'train\t%s\t%s\t%s\t%s\t%s\n' "$t" "$sps" "$macs" "$steps" "$(cat "$TMP/time")" >>"$RES"
-      grep -E '^time' "$TMP/train.out" | sed "s/^/   $t thread(s), $steps step(s): /" >&2
+      printf 'train\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$sps" "$macs" "$steps" "$(cat "$TMP/time")" "$eb" >>"$RES"
+      grep -E '^time' "$TMP/train.out" | sed "s/^/   $t thread(s), engine batch $eb, $steps step(s): /" >&2
     else
       echo "train --threads $t --max-steps $steps failed: $(tail -1 "$TMP/train.err")" >&2
     fi
@@ -154,32 +169,40 @@ print("### 1. int8 peak, one core (register-only loops, fastest iteration)\n")
 print("| instruction | best GMAC/s | mean GMAC/s |\n|---|---:|---:|")
 for n, b, m in peaks:
     print("| %s%s | %.1f | %.1f |" % (n, " **(peak)**" if n == pk[0] else "", b, m))
-print("\n### 2. tinyzo, MCUNet-5fps CIFAR-10 128x128, batch 1 (`tinyzo eval`, %.3f MMAC/image)\n" % mmac)
+print("\n### 2. tinyzo, MCUNet-5fps CIFAR-10 128x128, batch 1 and 16 (`tinyzo eval --batch B`, %.3f MMAC/image)\n" % mmac)
 print("Ratio to peak per core: GMAC/s / (threads x %.1f) for wall; GMAC per CPU-second / %.1f for CPU.\n"
       % (peak, peak))
-print("| kernels | threads | images | img/s (wall) | GMAC/s (wall) | / peak per core (wall) | GMAC per CPU-s | / peak (CPU) | CPU/wall |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+print("| kernels | threads | batch | images | img/s (wall) | GMAC/s (wall) | / peak per core (wall) | GMAC per CPU-s | / peak (CPU) | CPU/wall |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 tz, tz_cpu = {}, {}
 for r in rows:
     if r[0] != "eval":
         continue
-    k, t, ips, n = r[1], int(r[2]), float(r[3]), int(r[5])
+    k, t, ips, n, b = r[1], int(r[2]), float(r[3]), int(r[5]), int(r[6])
     g = ips * mmac / 1e3
     loop_cpu = max(cpu(r[4]) - fixed, 1e-9)
     gc = n * mmac / 1e3 / loop_cpu
-    tz[(k, t)] = ips
-    tz_cpu[(k, t)] = loop_cpu / n
-    print("| %s | %d | %d | %.1f | %.2f | %.1f%% | %.2f | %.1f%% | %.2f |" % (
-        k, t, n, ips, g, 100 * g / (t * peak), gc, 100 * gc / peak, loop_cpu / (n / ips)))
+    if b == 1:  # PyTorch's ratios below are against tinyzo at batch 1
+        tz[(k, t)] = ips
+        tz_cpu[(k, t)] = loop_cpu / n
+    print("| %s | %d | %d | %d | %.1f | %.2f | %.1f%% | %.2f | %.1f%% | %.2f |" % (
+        k, t, b, n, ips, g, 100 * g / (t * peak), gc, 100 * gc / peak, loop_cpu / (n / ips)))
 for r in rows:
     if r[0] == "fwd":
         wall, c = float(r[2]), float(r[3])
         g, gc = mmac / 1e3 / wall, mmac / 1e3 / c
         tz[(r[1] + " (engine only)", 1)] = 1 / wall
         tz_cpu[(r[1] + " (engine only)", 1)] = c
-        print("| %s, forward_bench (engine only) | 1 | - | %.1f | %.2f | %.1f%% | %.2f | %.1f%% | %.2f |" % (
+        print("| %s, forward_bench (engine only) | 1 | 1 | - | %.1f | %.2f | %.1f%% | %.2f | %.1f%% | %.2f |" % (
             r[1], 1 / wall, g, 100 * g / peak, gc, 100 * gc / peak, c / wall))
-print("| any | - | - | batch >= 16: not implemented in the engine (one image per invoke; threads run independent engines, one image each) | | | | | |")
+tzb = {}
+for r in rows:
+    if r[0] == "fwdb":
+        k, b, t, ips = r[1], int(r[2]), int(r[3]), float(r[4])
+        g = ips * mmac / 1e3
+        tzb[(t, b)] = (k, ips)
+        print("| %s, forward_bench BM_ForwardBatch (engine only) | %d | %d | - | %.1f | %.2f | %.1f%% | - | - | - |" % (
+            k, t, b, ips, g, 100 * g / (t * peak)))
 best_t, best_e = {}, {}  # fastest eval table per thread count; fastest engine-only table
 for (k, t), v in tz.items():
     d = best_e if k.endswith("(engine only)") else best_t
@@ -193,8 +216,8 @@ print("Ratios: PyTorch img/s / tinyzo img/s, batch 1 for tinyzo (it has no batch
 print("`/ engine`: against forward_bench (engine only, 1 thread; like PyTorch's, no input preprocessing),")
 print("for the 1-thread rows. `/ eval`: against `tinyzo eval` at the same thread count (includes the")
 print("per-image resize). (wall) from wall rates, (CPU) from CPU time per image.\n")
-print("| engine | threads | batch | img/s (mean wall) | img/s (best rep.) | GMAC/s (wall) | CPU ms/img | CPU/wall | / engine (wall) | / engine (CPU) | / eval (wall) | / eval (CPU) |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+print("| engine | threads | batch | img/s (mean wall) | img/s (best rep.) | GMAC/s (wall) | CPU ms/img | CPU/wall | / engine (wall) | / engine (CPU) | / eval (wall) | / eval (CPU) | / tinyzo engine, same threads and batch (wall) |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for r in rows:
     if r[0] != "torch":
         continue
@@ -207,19 +230,21 @@ for r in rows:
                      "%.2fx" % (tz_cpu[(ref[0], t)] / cpu_img)]
         else:
             cols += ["-", "-"]
+    same = tzb.get((t, b))
+    cols.append("%.2fx (%.0f img/s)" % (mean / same[1], same[1]) if same else "-")
     print("| %s | %d | %d | %.1f | %.1f | %.2f | %.2f | %.2f | %s |" % (
         eng, t, b, mean, best, mean * mmac / 1e3, 1e3 * cpu_img, cpu_img / wall_img, " | ".join(cols)))
 print("\n### 4. One ZO step, configs/paper.json (B = 100, Q = 25+25 WP / 50 NP, 4 layers)\n")
-print("| threads | s/step (wall) | CPU s/step | GMAC/step | GMAC/s (wall) | 500-step run, projected (wall) | (CPU) |")
-print("|---:|---:|---:|---:|---:|---:|---:|")
-for t in (1, 2):
-    tr = [r for r in rows if r[0] == "train" and int(r[1]) == t]
+print("| threads | engine batch | s/step (wall) | CPU s/step | GMAC/step | GMAC/s (wall) | 500-step run, projected (wall) | (CPU) |")
+print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+for t, eb in ((1, 1), (1, 16), (2, 1), (2, 16)):
+    tr = [r for r in rows if r[0] == "train" and int(r[1]) == t and int(r[6]) == eb]
     if not tr:
         continue
     one = next((r for r in tr if int(r[4]) == 1), None)
     big = max(tr, key=lambda r: int(r[4]))
     sps, gm, steps = float(big[2]), float(big[3]), int(big[4])
     cps = (cpu(big[5]) - cpu(one[5])) / (steps - 1) if one is not None and steps > 1 else float("nan")
-    print("| %d | %.2f | %.2f | %.2f | %.1f | %.1f min | %.1f CPU-min |" % (
-        t, sps, cps, gm, gm / sps, 500 * sps / 60, 500 * cps / 60))
+    print("| %d | %d | %.2f | %.2f | %.2f | %.1f | %.1f min | %.1f CPU-min |" % (
+        t, eb, sps, cps, gm, gm / sps, 500 * sps / 60, 500 * cps / 60))
 EOF

@@ -98,13 +98,18 @@ void EngineInstance::invoke() {
   if (st != Status::kOk) throw CliError(std::string("engine: invoke failed: ") + status_name(st));
 }
 
-void EngineInstance::logits(std::vector<float>* out) const {
+void EngineInstance::invoke_items(int n_items) {
+  const Status st = engine_.invoke_items(0, engine_.model().n_ops(), 0, n_items);
+  if (st != Status::kOk) throw CliError(std::string("engine: invoke failed: ") + status_name(st));
+}
+
+void EngineInstance::logits(std::vector<float>* out, int item) const {
   const TzmTensor& t = engine_.output_info();
   if (t.dtype == static_cast<uint8_t>(DType::kFloat32)) {
-    const Span<const float> y = engine_.output_f32();
+    const Span<const float> y = engine_.output_f32(item);
     out->assign(y.begin(), y.end());
   } else if (t.dtype == static_cast<uint8_t>(DType::kInt8)) {
-    const Span<const int8_t> y = engine_.output_s8();
+    const Span<const int8_t> y = engine_.output_s8(item);
     out->resize(y.size());
     for (size_t i = 0; i < y.size(); ++i) (*out)[i] = t.scale * float(int32_t(y[i]) - t.zero_point);
   } else {

@@ -79,7 +79,9 @@ class EngineInstance {
   void invoke();
   // The model output as float logits: output_f32() for a float32 output,
   // otherwise the int8 output dequantized with its scale and zero point.
-  void logits(std::vector<float>* out) const;
+  void logits(std::vector<float>* out, int item = 0) const;
+  // invoke_items(0, n_ops, 0, n_items), throwing CliError on a non-ok status.
+  void invoke_items(int n_items);
 
  private:
   struct alignas(16) Block {

@@ -60,8 +60,10 @@ void train_input(const TrainData& data, const ModelView& model, const AugmentSpe
 
 // ------------------------------------------------------------------ evaluation
 
-Evaluator::Evaluator(const ModelView& model, const KernelTable& kernels, int threads) {
-  for (int t = 0; t < std::max(threads, 1); ++t) engines_.push_back(std::make_unique<EngineInstance>(model, kernels));
+Evaluator::Evaluator(const ModelView& model, const KernelTable& kernels, int threads, int batch)
+    : batch_(std::max(batch, 1)) {
+  for (int t = 0; t < std::max(threads, 1); ++t)
+    engines_.push_back(std::make_unique<EngineInstance>(model, kernels, batch_));
 }
 
 double Evaluator::accuracy(const int8_t* inputs, size_t input_size, const uint8_t* labels, size_t n,
@@ -79,11 +81,14 @@ double Evaluator::accuracy(const int8_t* inputs, size_t input_size, const uint8_
     }
     if (e.input().size() != input_size) throw CliError("evaluation: input size mismatch");
     std::vector<float> logits;
-    for (size_t i = begin; i < end; ++i) {
-      std::memcpy(e.input().data(), inputs + i * input_size, input_size);
-      inst.invoke();
-      inst.logits(&logits);
-      correct[size_t(t)] += argmax(logits) == int(labels[i]) ? 1 : 0;
+    for (size_t i = begin; i < end; i += size_t(batch_)) {
+      const int items = static_cast<int>(std::min(end - i, size_t(batch_)));
+      for (int k = 0; k < items; ++k) std::memcpy(e.input(k).data(), inputs + (i + size_t(k)) * input_size, input_size);
+      inst.invoke_items(items);
+      for (int k = 0; k < items; ++k) {
+        inst.logits(&logits, k);
+        correct[size_t(t)] += argmax(logits) == int(labels[i + size_t(k)]) ? 1 : 0;
+      }
     }
     for (const ParamOverride& o : overrides) {
       (void)e.set_param_override(o.op, 1, nullptr);
@@ -297,7 +302,7 @@ RunResult run_training(const ModelView& model, const TrainData& data, const RunO
   TrainerHost host(model, kernels, opt.layers, zc);
   host.enable_query_workers(cfg.threads, cfg.engine_batch);
   ZoTrainer& trainer = host.trainer();
-  Evaluator eval(model, kernels, cfg.threads);
+  Evaluator eval(model, kernels, cfg.threads, cfg.engine_batch);
   res.engine_arena_bytes = host.engine_arena_bytes();
   res.trainer_arena_bytes = host.trainer_arena_bytes();
   res.predicted = predict_training_memory(model, opt.layers, std::max(cfg.queries_w + cfg.queries_b, cfg.queries_np),

@@ -56,7 +56,8 @@ struct ParamOverride {
 // does not depend on the thread count.
 class Evaluator {
  public:
-  Evaluator(const ModelView& model, const KernelTable& kernels, int threads);
+  // `threads` engines of `batch` images each (neither changes the result).
+  Evaluator(const ModelView& model, const KernelTable& kernels, int threads, int batch = 1);
   // Top-1 accuracy in [0, 1] of n inputs (input_size each); `overrides` point
   // the engines at trained parameters for the call.
   double accuracy(const int8_t* inputs, size_t input_size, const uint8_t* labels, size_t n,
@@ -65,6 +66,7 @@ class Evaluator {
 
  private:
   std::vector<std::unique_ptr<EngineInstance>> engines_;
+  int batch_ = 1;
 };
 
 // ------------------------------------------------------------------ trainer

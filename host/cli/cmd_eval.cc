@@ -2,7 +2,8 @@
 // eval preprocessing of METHOD §6 (docs/data.md). With --threads T, T
 // independent engines (one arena each) run over contiguous slices; every
 // image is processed the same way whatever T is, so the result does not
-// depend on the thread count.
+// depend on the thread count. With --batch N each engine runs N images at
+// once (docs/bench.md); results are again the same.
 #include <chrono>
 #include <cstdio>
 #include <exception>
@@ -31,6 +32,7 @@ struct EvalOptions {
   size_t first = 0;
   size_t limit = 0;  // 0 = all
   int threads = 1;
+  int batch = 1;
   bool json = false;
 };
 
@@ -53,7 +55,7 @@ void run_eval(const EvalOptions& o) {
 
   // Engines are built before the clock starts: the timing covers inference only.
   std::vector<std::unique_ptr<EngineInstance>> engines;
-  for (int t = 0; t < threads; ++t) engines.push_back(std::make_unique<EngineInstance>(view, kernels));
+  for (int t = 0; t < threads; ++t) engines.push_back(std::make_unique<EngineInstance>(view, kernels, o.batch));
   if (engines[0]->engine().input().size() != prep.output_elements())
     throw CliError(model.path() + ": the model input holds " + std::to_string(engines[0]->engine().input().size()) +
                    " values, the preprocessing makes " + std::to_string(prep.output_elements()));
@@ -65,12 +67,15 @@ void run_eval(const EvalOptions& o) {
     try {
       EngineInstance& inst = *engines[size_t(t)];
       std::vector<float> logits;
-      for (size_t i = begin; i < end; ++i) {
-        prep.run(data.image(o.first + i), inst.engine().input().data());
-        inst.invoke();
-        inst.logits(&logits);
-        predictions[i] = argmax(logits);
-        progress.advance();
+      for (size_t i = begin; i < end; i += size_t(o.batch)) {
+        const int items = static_cast<int>(std::min(end - i, size_t(o.batch)));
+        for (int k = 0; k < items; ++k) prep.run(data.image(o.first + i + size_t(k)), inst.engine().input(k).data());
+        inst.invoke_items(items);
+        for (int k = 0; k < items; ++k) {
+          inst.logits(&logits, k);
+          predictions[i + size_t(k)] = argmax(logits);
+          progress.advance();
+        }
       }
     } catch (...) {
       errors[size_t(t)] = std::current_exception();
@@ -113,13 +118,14 @@ void run_eval(const EvalOptions& o) {
     const nlohmann::ordered_json j = {{"model", model.path()},   {"images_file", images},   {"first", o.first},
                               {"images", n},             {"correct", correct},      {"top1", top1 / 100.0},
                               {"seconds", secs},         {"images_per_second", rate},
-                              {"threads", threads},      {"kernels", kernels.name}, {"per_class", per_class},
+                              {"threads", threads},      {"batch", o.batch},        {"kernels", kernels.name},
+                              {"per_class", per_class},
                               {"predictions", predictions}};
     std::printf("%s\n", j.dump(2).c_str());
     return;
   }
-  std::printf("top-1 %.2f%% (%zu/%zu), %.1f img/s, %s kernels, %d thread%s\n", top1, correct, n, rate, kernels.name,
-              threads, threads == 1 ? "" : "s");
+  std::printf("top-1 %.2f%% (%zu/%zu), %.1f img/s, %s kernels, %d thread%s, batch %d\n", top1, correct, n, rate,
+              kernels.name, threads, threads == 1 ? "" : "s", o.batch);
 }
 
 }  // namespace
@@ -134,6 +140,8 @@ void register_eval_command(CLI::App& app) {
   cmd->add_option("--first", opts->first, "index of the first image (default 0)");
   cmd->add_option("--limit,-n", opts->limit, "evaluate at most N images (default: all)")
       ->check(CLI::Range(1, 100000000));
+  cmd->add_option("--batch", opts->batch, "images each engine runs at once (default 1; no effect on results)")
+      ->check(CLI::Range(1, 256));
   cmd->add_option("--threads,-j", opts->threads, "independent engines running in parallel (default 1)")
       ->check(CLI::Range(1, 256));
   cmd->add_option("--kernels", opts->kernels, "kernel set: best (default) or ref")

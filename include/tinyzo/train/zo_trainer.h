@@ -193,6 +193,7 @@ class ZoTrainer {
     float l0 = 0.f;     // NP one-sided: the unperturbed loss
     int side = 0;       // NP: 0 = +mu, 1 = -mu
     int n = 0;          // tasks in this batch (set by run_tasks)
+    int block = 1;      // tasks per block (set by run_tasks)
   };
   struct Block {
     Engine* e = nullptr;
