@@ -94,12 +94,14 @@ ConvFn conv_fn(const KernelTable& t, const ConvLayer& l) {
 
 // Random tensors of one layer, realistic scales.
 struct ConvData {
-  explicit ConvData(const ConvLayer& l, uint32_t seed) : p(conv_params(l)) {
+  // `batch` images back to back, run the way the engine runs a batch: a
+  // pointwise conv as one image `batch` times taller, any other conv per image.
+  explicit ConvData(const ConvLayer& l, uint32_t seed, int batch_ = 1) : p(conv_params(l)), batch(batch_) {
     std::mt19937 g(seed);
     std::uniform_int_distribution<int> i8(-128, 127);
-    x.resize(size_t(p.in_h) * p.in_w * p.in_c);
+    x.resize(size_t(p.in_h) * p.in_w * p.in_c * size_t(batch));
     w.resize(size_t(p.out_c) * p.kh * p.kw * (p.in_c / p.groups));
-    y.resize(size_t(p.out_h) * p.out_w * p.out_c);
+    y.resize(size_t(p.out_h) * p.out_w * p.out_c * size_t(batch));
     bias.resize(size_t(p.out_c));
     mult.resize(size_t(p.out_c));
     for (auto& v : x) v = static_cast<int8_t>(i8(g));
@@ -110,8 +112,19 @@ struct ConvData {
       mult[o] = p.y_scale * 100.f / (std::sqrt(k) * 6000.f);
     }
   }
-  void run(ConvFn fn) { fn(p, x.data(), w.data(), bias.data(), mult.data(), y.data()); }
+  void run(ConvFn fn) {
+    if (batch > 1 && p.kh == 1 && p.kw == 1 && p.groups == 1 && p.stride_h == 1) {
+      ConvParams tall = p;
+      tall.in_h *= batch;
+      tall.out_h *= batch;
+      fn(tall, x.data(), w.data(), bias.data(), mult.data(), y.data());
+      return;
+    }
+    const size_t xs = size_t(p.in_h) * p.in_w * p.in_c, ys = size_t(p.out_h) * p.out_w * p.out_c;
+    for (int k = 0; k < batch; ++k) fn(p, x.data() + k * xs, w.data(), bias.data(), mult.data(), y.data() + k * ys);
+  }
   ConvParams p;
+  int batch = 1;
   std::vector<int8_t> x, w, y;
   std::vector<int32_t> bias;
   std::vector<float> mult;
@@ -145,10 +158,10 @@ void set_rate(benchmark::State& state, double macs, const BestTime& best) {
   state.counters["best_us"] = best.seconds() * 1e6;
 }
 
-void bm_conv(benchmark::State& state, const char* table, const ConvLayer* l) {
+void bm_conv(benchmark::State& state, const char* table, const ConvLayer* l, int batch) {
   const KernelTable* t = table_or_skip(state, table);
   if (t == nullptr) return;
-  ConvData d(*l, 1);
+  ConvData d(*l, 1, batch);
   const ConvFn fn = conv_fn(*t, *l);
   BestTime best;
   for (auto _ : state) {
@@ -158,7 +171,7 @@ void bm_conv(benchmark::State& state, const char* table, const ConvLayer* l) {
     benchmark::ClobberMemory();
     best.stop();
   }
-  set_rate(state, conv_macs(*l), best);
+  set_rate(state, conv_macs(*l) * batch, best);
 }
 
 AddParams add_params() {
@@ -358,9 +371,15 @@ void register_all() {
     std::snprintf(name, sizeof name, "%s/%s_%dx%dx%d-%dx%dx%d_k%ds%d", kind, l.name, l.in_hw, l.in_hw, l.in_c,
                   l.out_hw, l.out_hw, l.out_c, l.k, l.stride);
     for (const char* t : kTables)
-      benchmark::RegisterBenchmark((std::string(name) + "/" + t).c_str(), bm_conv, t, &l)
+      benchmark::RegisterBenchmark((std::string(name) + "/" + t).c_str(), bm_conv, t, &l, 1)
           ->Unit(benchmark::kMicrosecond)
           ->UseRealTime();
+    // The same layer over a batch of 16 images (as the engine runs it), the fast tables only.
+    for (const char* t : kTables)
+      if (std::string(t) != "ref")
+        benchmark::RegisterBenchmark((std::string(name) + "/batch16/" + t).c_str(), bm_conv, t, &l, 16)
+            ->Unit(benchmark::kMicrosecond)
+            ->UseRealTime();
   }
   for (const AddLayer& l : kAddLayers)
     for (const char* t : kTables)
