@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Instruction counts of the firmware under QEMU (tools/qemu_plugin/insncount.c): instructions per
 # MAC of the conv kernels the image runs (armv7em-dsp on Cortex-M4/M7, or ref:: in a build
-# configured with CXXFLAGS=-DTINYZO_KERNELS_REF), per forward, per ZO training sample and per step, and the
-# time per step on a Cortex-M7 at 216 MHz (STM32F746 class) and 480 MHz (STM32H7 class) under
+# configured with CXXFLAGS=-DTINYZO_KERNELS_REF), per forward, per ZO training sample and per
+# step, and the time per step on a Cortex-M7 at 216 MHz (STM32F746 class) and 480 MHz (STM32H7 class) under
 # the stated assumption of one instruction per cycle (no stalls, no cache misses, no flash wait
 # states: a lower bound on a real part, see docs/mcu.md).
 #
@@ -21,7 +21,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 infer_only=0
 [[ ${1:-} == --infer-only ]] && { infer_only=1; shift; }
-(($# >= 2)) || { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+(($# >= 2)) || { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 tool=$(realpath "$1")
 fw=$(realpath "$2")
 out=$(realpath -m "${3:-$fw/cost}")
