@@ -204,6 +204,19 @@ constexpr const char* kPaperLayers[][2] = {
 
 }  // namespace
 
+std::vector<int> paper_layer_ops(const ModelView& m, const std::string& flag) {
+  std::vector<int> ops;
+  for (const auto& names : kPaperLayers) {
+    int op = find_op_by_name(m, names[0]);
+    if (op < 0) op = find_op_by_name(m, names[1]);
+    if (op < 0 || !is_conv(m, op))
+      throw CliError(flag + " paper: the model has no conv named " + names[0] +
+                     " (the paper's layer set is defined on MCUNet-5fps, e.g. --model mcunet-cifar10)");
+    ops.push_back(op);
+  }
+  return ops;
+}
+
 std::vector<LayerChoice> resolve_layers(const ModelView& m, const std::string& spec, const ModeRule& mode,
                                         const AutoModeContext& ctx) {
   struct Pending {
@@ -235,14 +248,7 @@ std::vector<LayerChoice> resolve_layers(const ModelView& m, const std::string& s
       tok = tok.substr(0, colon);
     }
     if (tok == "paper") {
-      for (const auto& names : kPaperLayers) {
-        int op = find_op_by_name(m, names[0]);
-        if (op < 0) op = find_op_by_name(m, names[1]);
-        if (op < 0 || !is_conv(m, op))
-          throw CliError(std::string("--layers paper: the model has no conv named ") + names[0] +
-                         " (the paper's layer set is defined on MCUNet-5fps, e.g. --model mcunet-cifar10)");
-        add(op, forced);
-      }
+      for (int op : paper_layer_ops(m, "--layers")) add(op, forced);
     } else if (tok == "all") {
       for (int i = 0; i < m.n_ops(); ++i)
         if (is_conv(m, i)) add(i, forced);

@@ -84,6 +84,12 @@ int op_block(const std::string& name);
 // An op by name, or by index written "#12"; -1 when absent.
 int find_op_by_name(const ModelView& m, const std::string& name);
 
+// The ops of the paper's released CIFAR-10-C layer set (METHOD §4): 1.4.conv.0,
+// 1.5.conv.0, 1.6.conv.0, 1.7.conv.0 (or their .pkl names blocks.<k>.pointwise1),
+// in that order; the paper runs WP on the first two and NP on the last two.
+// Throws CliError naming `flag` when the model lacks one.
+std::vector<int> paper_layer_ops(const ModelView& m, const std::string& flag);
+
 // --mode.
 struct ModeRule {
   enum Kind { kWeight, kNode, kThreshold, kAuto } kind = kThreshold;

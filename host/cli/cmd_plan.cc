@@ -11,6 +11,7 @@
 #include "errors.h"
 #include "lifetime_chart.h"
 #include "model_store.h"
+#include "train_config.h"
 #include "tinyzo/arena.h"
 #include "tinyzo/engine.h"
 #include "tinyzo/train/memory_model.h"
@@ -34,21 +35,6 @@ struct PlanArgs {
   bool np_materialize_grad = false;
 };
 
-// The paper's released CIFAR-10-C layer set (METHOD §4): the first pointwise
-// conv of blocks 4-7 of MCUNet-5fps, WP for blocks 4-5 and NP for 6-7.
-// Names as the .pth checkpoint (mcunet-cifar10) and the .pkl (mcunet-5fps) spell them.
-struct NamedLayer {
-  const char* name;
-  const char* pkl_name;
-  PerturbMode mode;
-};
-constexpr NamedLayer kPaperLayers[] = {
-    {"1.4.conv.0", "blocks.4.pointwise1", PerturbMode::kWeight},
-    {"1.5.conv.0", "blocks.5.pointwise1", PerturbMode::kWeight},
-    {"1.6.conv.0", "blocks.6.pointwise1", PerturbMode::kNode},
-    {"1.7.conv.0", "blocks.7.pointwise1", PerturbMode::kNode},
-};
-
 void check(Status s, const std::string& what) {
   if (s != Status::kOk) throw CliError(what + ": " + status_name(s));
 }
@@ -58,16 +44,12 @@ bool trainable_op(const ModelView& m, int i) {
   return t == OpType::kConv2d || t == OpType::kFullyConnected;
 }
 
+// An op by name, "#12" or "12" (an index).
 int find_op(const ModelView& m, const std::string& name) {
-  for (int i = 0; i < m.n_ops(); ++i)
-    if (name == m.op(i).name) return i;
-  // "#12" or "12": an op index.
-  const std::string digits = !name.empty() && name[0] == '#' ? name.substr(1) : name;
-  if (!digits.empty() && std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    const long v = std::stol(digits);
-    if (v >= 0 && v < m.n_ops()) return int(v);
-  }
-  return -1;
+  const int op = find_op_by_name(m, name);
+  if (op >= 0 || name.empty() || !std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return op;
+  return find_op_by_name(m, "#" + name);
 }
 
 std::string conv_names_hint(const ModelView& m) {
@@ -97,14 +79,9 @@ std::vector<TrainLayer> parse_layers(const ModelView& m, const std::string& spec
     start = end + 1;
     if (tok.empty()) continue;
     if (tok == "paper") {
-      for (const NamedLayer& p : kPaperLayers) {
-        int op = find_op(m, p.name);
-        if (op < 0) op = find_op(m, p.pkl_name);
-        if (op < 0)
-          throw CliError(std::string("--train paper: the model has no op named ") + p.name +
-                         " (the paper's layer set is defined on MCUNet-5fps: --model mcunet-cifar10 or mcunet-5fps)");
-        add(op, p.mode);
-      }
+      // The paper's modes: WP for the first two layers, NP for the last two.
+      const std::vector<int> ops = paper_layer_ops(m, "--train");
+      for (size_t i = 0; i < ops.size(); ++i) add(ops[i], i < 2 ? PerturbMode::kWeight : PerturbMode::kNode);
     } else if (tok == "all") {
       // Every Conv2d; an int8 FullyConnected classifier is left out (name it to add it).
       for (int i = 0; i < m.n_ops(); ++i)
