@@ -16,11 +16,14 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "kernel_test_support.h"
 #include "kernels/armv7em/acle_compat.h"
 #include "kernels/armv7em/armv7em.h"
+#include "kernels/armv7em/requant_dsp.h"
 #include "tinyzo/kernels/kernels.h"
 
 namespace tinyzo {
@@ -57,6 +60,131 @@ TEST(Armv7emAcle, ModelsMatchTheInstructions) {
             armv7em::dsp::sadd16(armv7em::dsp::pack16(32767, 1), armv7em::dsp::pack16(1, 2)));
   const int8_t bytes[7] = {1, -2, 3, -4, 5, -6, 7};
   EXPECT_EQ(0x05FC03FEu, armv7em::dsp::load_u32(bytes + 1));  // unaligned, little-endian
+}
+
+TEST(Armv7emAcle, VcvtrModel) {
+  // VCVTR.S32.F32 in the RN mode: ties to even, saturation at the int32 range, NaN -> 0.
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  const std::vector<std::pair<float, int32_t>> cases = {{0.5f, 0},
+                                                        {1.5f, 2},
+                                                        {2.5f, 2},
+                                                        {-0.5f, 0},
+                                                        {-1.5f, -2},
+                                                        {-2.5f, -2},
+                                                        {0.49999997f, 0},
+                                                        {-0.50000006f, -1},
+                                                        {8388607.5f, 8388608},
+                                                        {8388606.5f, 8388606},
+                                                        {8388609.f, 8388609},
+                                                        {-8388607.5f, -8388608},
+                                                        {1073741824.f, 1073741824},
+                                                        {2147483520.f, 2147483520},
+                                                        {2147483648.f, INT32_MAX},
+                                                        {-2147483648.f, INT32_MIN},
+                                                        {-2147483904.f, INT32_MIN},
+                                                        {inf, INT32_MAX},
+                                                        {-inf, INT32_MIN},
+                                                        {nan, 0},
+                                                        {-nan, 0},
+                                                        {1e-40f, 0},
+                                                        {-0.f, 0}};
+  for (auto [v, want] : cases) EXPECT_EQ(want, armv7em::dsp::vcvtr_s32_f32(v)) << v;
+}
+
+// One requantization input: requantize()'s arguments.
+struct RequantInput {
+  int32_t acc, bias;
+  float mult, y_scale;
+  int32_t y_zero, lo, hi;
+};
+
+// Random and adversarial requantization inputs: realistic, exact ties and their float neighbours,
+// values around 2^23, 2^30 and 2^31, saturating accumulators and biases, huge and tiny scales,
+// infinities and NaN, zero points and clamp bounds far outside int8, lo > hi.
+RequantInput random_requant_input(Rng& r) {
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  RequantInput in{
+      r.uniform(-100000, 100000), r.uniform(-20000, 20000), 1.f, 1.f, r.uniform(-128, 127), -128, 127};
+  switch (r.uniform(0, 7)) {
+    case 0:  // realistic
+      in.y_scale = r.uniform_f(0.005f, 0.2f);
+      in.mult = in.y_scale * r.uniform_f(1e-5f, 1e-2f);
+      break;
+    case 1:  // exact ties: a half-integer times a power of two, over a power of two
+      in.acc = r.uniform(-5000, 5000), in.bias = r.uniform(-40, 40);
+      in.mult = std::ldexp(1.f, -r.uniform(0, 4));
+      in.y_scale = std::ldexp(1.f, r.uniform(-2, 2));
+      break;
+    case 2: {  // near ties: the float neighbours of a tie multiplier
+      in.acc = r.uniform(-5000, 5000), in.bias = r.uniform(-40, 40);
+      const float m = std::ldexp(1.f, -r.uniform(1, 4));
+      in.mult = r.chance(0.5) ? std::nextafter(m, 0.f) : std::nextafter(m, 1.f);
+      break;
+    }
+    case 3: {  // |v| around 2^23, 2^30, 2^31 and beyond, exactly representable or not
+      const int e = r.pick(std::vector<int>{22, 23, 24, 29, 30, 31});
+      in.acc = static_cast<int32_t>(std::min(2147483647.0, std::ldexp(1.0, e) + r.uniform(-300, 300))) *
+               (r.chance(0.5) ? 1 : -1);
+      in.bias = r.uniform(-3, 3);
+      in.mult = r.chance(0.5) ? 1.f : r.pick(std::vector<float>{0.5f, 2.f, 1.5f, 0.75f});
+      break;
+    }
+    case 4:  // saturating: extreme accumulators, biases and scales
+      in.acc = r.pick(std::vector<int32_t>{INT32_MIN, INT32_MAX, -INT32_MAX, 1 << 30, -(1 << 30)});
+      in.bias = r.chance(0.5) ? INT32_MAX : r.uniform(-1000000, 1000000);
+      in.mult = (r.chance(0.5) ? 1.f : -1.f) * std::ldexp(1.f, r.uniform(-30, 100));
+      in.y_scale = std::ldexp(1.f, r.uniform(-100, 30));
+      break;
+    case 5: {  // NaN and infinities from the parameters
+      const std::vector<float> odd = {0.f, -0.f, inf, -inf, nan, 1e-40f, 3e38f, -1e-3f, 1e-3f};
+      in.mult = r.pick(odd);
+      in.y_scale = r.pick(odd);
+      break;
+    }
+    case 6:  // zero points and bounds beyond the clamp form's 2^29, and lo > hi
+      in.y_scale = r.uniform_f(0.005f, 0.2f);
+      in.mult = std::ldexp(1.f, r.uniform(-20, 20));
+      in.y_zero = r.pick(std::vector<int32_t>{-(1 << 29), 1 << 29, (1 << 29) + 1, -(1 << 30), 1 << 30,
+                                              INT32_MAX / 2, r.uniform(-1000, 1000)});
+      in.lo = r.pick(std::vector<int32_t>{-128, -(1 << 29), -(1 << 29) - 1, INT32_MIN / 2, 100});
+      in.hi = r.pick(std::vector<int32_t>{127, 1 << 29, (1 << 29) + 1, INT32_MAX / 2, -100});
+      break;
+    default:  // random bounds, often lo > hi
+      in.y_scale = r.uniform_f(0.005f, 0.2f);
+      in.mult = in.y_scale * r.uniform_f(1e-4f, 1e-1f);
+      in.lo = r.uniform(-128, 127), in.hi = r.uniform(-128, 127);
+      break;
+  }
+  return in;
+}
+
+TEST(Armv7emRequant, MatchesRequantize) {
+  // The kernels' Requantizer (here with the C model of VCVTR) against the shared requantize().
+  Rng r(9109);
+  int clamp_form = 0;
+  constexpr int kCases = 2000000;
+  for (int i = 0; i < kCases; ++i) {
+    const RequantInput in = random_requant_input(r);
+    const armv7em::Requantizer rq(in.y_scale, in.y_zero, in.lo, in.hi);
+    clamp_form += rq.clamp_form();
+    const int8_t want = requantize(in.acc, in.bias, in.mult, in.y_scale, in.y_zero, in.lo, in.hi);
+    ASSERT_EQ(int(want), int(rq(in.acc, in.bias, in.mult)))
+        << "case " << i << ": acc " << in.acc << " bias " << in.bias << " mult " << in.mult << " y_scale "
+        << in.y_scale << " y_zero " << in.y_zero << " act [" << in.lo << "," << in.hi << "]";
+  }
+  EXPECT_GT(clamp_form, kCases / 2);  // both forms are exercised
+  EXPECT_LT(clamp_form, kCases);
+}
+
+TEST(Armv7emRequant, EveryTieOfSmallValues) {
+  // Every v = k / 2^e for |k| <= 2^16, e in 1..3 (all ties and their neighbours), every clamp form.
+  for (int e = 1; e <= 3; ++e)
+    for (int32_t k = -(1 << 16); k <= (1 << 16); ++k)
+      for (auto [z, lo, hi] : {std::tuple{0, -128, 127}, {-5, -5, 127}, {3, 127, -128}}) {
+        const float mult = std::ldexp(1.f, -e);
+        const armv7em::Requantizer rq(1.f, z, lo, hi);
+        ASSERT_EQ(int(requantize(k, 0, mult, 1.f, z, lo, hi)), int(rq(k, 0, mult))) << k << " / 2^" << e;
+      }
 }
 
 TEST(Armv7emTable, Entries) {

@@ -1,6 +1,7 @@
-// The few Armv7E-M DSP-extension (ACLE) operations the armv7em kernels use, under portable names.
-// On a core with the DSP extension (__ARM_FEATURE_DSP: Cortex-M4/M7) each is the instruction,
-// through GCC's <arm_acle.h> or a one-instruction asm where <arm_acle.h> lacks the form. Elsewhere
+// The few Armv7E-M DSP-extension (ACLE) operations the armv7em kernels use, and the FPU's VCVTR,
+// under portable names. On a core with the DSP extension (__ARM_FEATURE_DSP: Cortex-M4/M7) each is
+// the instruction, through GCC's <arm_acle.h> or a one-instruction asm where <arm_acle.h> lacks the
+// form (VCVTR: on a core with a single-precision FPU). Elsewhere
 // (the x86 host, for tests) each is an exact C model of the instruction, so the same kernel source
 // runs, and is tested bit for bit, on the host.
 //
@@ -13,6 +14,15 @@
 
 #if defined(__ARM_FEATURE_DSP)
 #include <arm_acle.h>
+#endif
+
+#include "tinyzo/kernels/requant.h"  // round_half_even, the C model of VCVTR below
+
+// A single-precision FPU (FPv4-SP on the M4F, FPv5 on the M7): VCVTR.S32.F32 is available.
+#if defined(__ARM_FP) && (__ARM_FP & 4)
+#define TZ_ARMV7EM_HAS_VCVTR 1
+#else
+#define TZ_ARMV7EM_HAS_VCVTR 0
 #endif
 
 namespace tinyzo::armv7em::dsp {
@@ -85,6 +95,30 @@ inline uint32_t sadd16(uint32_t a, uint32_t b) {
   return detail::pair(detail::lo16(a) + detail::lo16(b), detail::hi16(a) + detail::hi16(b));
 }
 
+#endif
+
+// VCVTR.S32.F32: v rounded to int32 in the FPSCR rounding mode, which must be round to nearest
+// even (RN, the reset value; docs/kernels.md "armv7em-dsp", Exactness). By the Arm ARM's FPToFixed,
+// NaN gives 0 and values outside int32 (infinities included) saturate to INT32_MIN / INT32_MAX
+// (the instruction only sets FPSCR's cumulative IOC/IXC flags; M-profile FPUs never trap).
+#if TZ_ARMV7EM_HAS_VCVTR
+inline int32_t vcvtr_s32_f32(float v) {
+  float r;  // the integer's bits, in an S register
+  __asm__("vcvtr.s32.f32 %0, %1" : "=t"(r) : "t"(v));
+  int32_t i;
+  std::memcpy(&i, &r, sizeof i);  // VMOV to a core register
+  return i;
+}
+#else
+// The exact C model: |v| >= 2^23 is already an integer, so the truncating cast is exact below 2^31;
+// smaller values round half to even with requant.h's round_half_even (exact for |v| < 2^30).
+inline int32_t vcvtr_s32_f32(float v) {
+  if (v != v) return 0;
+  if (v >= 2147483648.f) return INT32_MAX;
+  if (v < -2147483648.f) return INT32_MIN;
+  if (v >= 8388608.f || v <= -8388608.f) return static_cast<int32_t>(v);
+  return round_half_even(v);
+}
 #endif
 
 // The pair (lo, hi) from two int16 values (PKHBT when both are registers).

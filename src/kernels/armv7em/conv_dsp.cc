@@ -1,14 +1,14 @@
 // The armv7em-dsp convolutions (see armv7em.h). Every output is the reference's int32 sum
-// acc = sum (x - z_x) * w, computed exactly modulo 2^32 (docs/kernels.md, "armv7em"), then the
-// shared requantize(). Int8 data is widened to int16 pairs with SXTB16: from a word of 4 bytes
-// b0 b1 b2 b3, SXTB16 gives the pair (b0, b2) and SXTB16 ROR #8 the pair (b1, b3). Weights and
-// inputs are widened the same way, so their pairs line up and SMLAD adds two products at once.
+// acc = sum (x - z_x) * w, computed exactly modulo 2^32 (docs/kernels.md, "armv7em"), then
+// requantize()'s value through Requantizer (requant_dsp.h). Int8 data is widened to int16 pairs with SXTB16:
+// from a word of 4 bytes b0 b1 b2 b3, SXTB16 gives the pair (b0, b2) and SXTB16 ROR #8 the pair (b1, b3).
+// Weights and inputs are widened the same way, so their pairs line up and SMLAD adds two products at once.
 #include <cstddef>
 #include <cstdint>
 
 #include "kernels/armv7em/acle_compat.h"
 #include "kernels/armv7em/armv7em.h"
-#include "tinyzo/kernels/requant.h"
+#include "kernels/armv7em/requant_dsp.h"
 
 #if defined(__GNUC__)
 #define TZ_ARMV7EM_INLINE inline __attribute__((always_inline))
@@ -31,17 +31,8 @@ TZ_ARMV7EM_INLINE int32_t wrap_mul(int32_t a, int32_t b) {
   return static_cast<int32_t>(static_cast<uint32_t>(a) * static_cast<uint32_t>(b));
 }
 
-// The requantization constants of one call, copied into locals so that int8 stores (which may
-// alias anything) do not force them to be reloaded.
-struct Requant {
-  explicit Requant(const ConvParams& p)
-      : y_scale(p.y_scale), y_zero(p.y_zero), lo(p.act_min), hi(p.act_max) {}
-  TZ_ARMV7EM_INLINE int8_t operator()(int32_t acc, int32_t bias, float mult) const {
-    return requantize(acc, bias, mult, y_scale, y_zero, lo, hi);
-  }
-  float y_scale;
-  int32_t y_zero, lo, hi;
-};
+// Requantization: requantize() bit for bit, with VCVTR rounding (requant_dsp.h).
+using Requant = Requantizer;
 
 // ---------------------------------------------------------------------------------------------
 // Pointwise: out[s][o] = sum_c (x[s][c] - z) w[o][c]. The zero point is folded into the

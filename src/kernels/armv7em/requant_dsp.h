@@ -1,0 +1,81 @@
+// The armv7em kernels' requantization: for every input exactly the value of the shared
+// requantize() (requant.h), computed with VCVTR.S32.F32 rounding and one integer clamp instead of
+// round_half_even's range checks, compare-and-branch rounding and second clamp.
+//
+// requantize():  v = ((f32(acc) + f32(bias)) * mult) / y_scale
+//                y = clamp_i32(sat(rne(v)) + y_zero, lo, hi)      sat: to [-2^30, 2^30], NaN -> 0
+// here:          the same v (the same binary32 operations in the same order, VDIV included), then
+//                r = VCVTR(v), which is rne(v) for |v| < 2^31 in the RN mode, saturates beyond and
+//                gives 0 for NaN, so sat(r) = round_half_even(v) for every v, NaN and infinities
+//                included (the clamp of r to +-2^30 undoes the wider saturation);
+//   clamp form:  y = clamp(r, lo - y_zero, hi - y_zero) + y_zero, when lo <= hi and |y_zero|,
+//                |lo|, |hi| <= 2^29 (every real model: int8 values). The bounds then lie inside
+//                [-2^30, 2^30], where sat is the identity, and sat is monotone, so
+//                clamp(sat(r), a, b) = clamp(r, a, b); clamp(q + z, lo, hi) = clamp(q, lo - z,
+//                hi - z) + z without overflow. One clamp replaces sat + clamp.
+//   long form:   otherwise (lo > hi, where clamp_i32 returns lo below lo and hi elsewhere, or huge
+//                zero points): sat(r) + y_zero, then clamp_i32 itself.
+// NaN needs no case of its own: it gives r = 0 = round_half_even(NaN) in both forms. It can only
+// come from NaN/infinite parameters (0/0, inf/inf, 0*inf): the accumulator and bias are finite.
+//
+// The rounding mode: VCVTR rounds in FPSCR.RMode, which must be RN (round to nearest even). It is
+// at reset (and FPDSCR's default for new FP contexts is RN too); the firmware never changes it, and
+// its kernel-test checks it. The reference's own float add, multiply and divide round in that mode
+// as well, so RN is required for host == device anyway. On the host, dsp::vcvtr_s32_f32 is an exact
+// C model of the instruction in the RN mode.
+#pragma once
+#include <cstdint>
+
+#include "kernels/armv7em/acle_compat.h"
+#include "tinyzo/kernels/kernels.h"
+#include "tinyzo/kernels/requant.h"
+
+namespace tinyzo::armv7em {
+
+// The requantization constants of one call, held in locals so that int8 stores (which may alias
+// anything) do not force them to be reloaded, and the form chosen once per call.
+class Requantizer {
+ public:
+  static constexpr int32_t kClampFormLimit = 1 << 29;  // |y_zero|, |lo|, |hi| for the clamp form
+
+  Requantizer(float y_scale, int32_t y_zero, int32_t lo, int32_t hi)
+      : y_scale_(y_scale),
+        y_zero_(y_zero),
+        lo_(lo),
+        hi_(hi),
+        r_lo_(wrap_sub(lo, y_zero)),  // exact when the clamp form is taken
+        r_hi_(wrap_sub(hi, y_zero)),
+        clamp_form_(lo <= hi && within(y_zero) && within(lo) && within(hi)) {}
+  explicit Requantizer(const ConvParams& p) : Requantizer(p.y_scale, p.y_zero, p.act_min, p.act_max) {}
+
+  // requantize(acc, bias, mult, y_scale, y_zero, lo, hi), bit for bit.
+  int8_t operator()(int32_t acc, int32_t bias, float mult) const {
+    float v = (static_cast<float>(acc) + static_cast<float>(bias)) * mult;
+    v = v / y_scale_;
+    int32_t r = dsp::vcvtr_s32_f32(v);
+    if (clamp_form_) {
+      r = r < r_lo_ ? r_lo_ : (r > r_hi_ ? r_hi_ : r);
+      return static_cast<int8_t>(r + y_zero_);
+    }
+    constexpr int32_t kSat = 1 << 30;
+    r = r < -kSat ? -kSat : (r > kSat ? kSat : r);
+    // Wraps like the reference's int32 addition on GCC (only reachable with |y_zero| > 2^30).
+    const int32_t q = static_cast<int32_t>(static_cast<uint32_t>(r) + static_cast<uint32_t>(y_zero_));
+    return static_cast<int8_t>(clamp_i32(q, lo_, hi_));
+  }
+
+  bool clamp_form() const { return clamp_form_; }
+
+ private:
+  static bool within(int32_t v) { return v >= -kClampFormLimit && v <= kClampFormLimit; }
+  static int32_t wrap_sub(int32_t a, int32_t b) {
+    return static_cast<int32_t>(static_cast<uint32_t>(a) - static_cast<uint32_t>(b));
+  }
+
+  float y_scale_;
+  int32_t y_zero_, lo_, hi_;
+  int32_t r_lo_, r_hi_;  // clamp form: bounds on the rounded value, lo - y_zero and hi - y_zero
+  bool clamp_form_;
+};
+
+}  // namespace tinyzo::armv7em
