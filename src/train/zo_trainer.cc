@@ -81,6 +81,11 @@ Status ZoTrainer::init(Engine& engine, Span<const TrainLayer> layers, const ZoCo
   engine_ = &engine;
   config_ = config;
   n_layers_ = 0;
+  // The layer table lives in the arena: its size follows the layer count (no
+  // fixed maximum in the trainer object).
+  const size_t start = arena.used();
+  layers_ = static_cast<Layer*>(arena.allocate(layers.size() * sizeof(Layer), alignof(Layer)));
+  if (layers_ == nullptr) return Status::kOutOfMemory;
   for (const TrainLayer& t : layers) {
     if (t.op < 0 || t.op >= m.n_ops() || static_cast<OpType>(m.op(t.op).type) != OpType::kConv2d)
       return Status::kInvalidArgument;
@@ -91,7 +96,7 @@ Status ZoTrainer::init(Engine& engine, Span<const TrainLayer> layers, const ZoCo
       --at;
     }
     if (at > 0 && layers_[at - 1].spec.op == t.op) return Status::kInvalidArgument;
-    layers_[at] = Layer{};
+    new (&layers_[at]) Layer{};
     layers_[at].spec = t;
     ++n_layers_;
   }
@@ -114,7 +119,9 @@ Status ZoTrainer::init(Engine& engine, Span<const TrainLayer> layers, const ZoCo
     l.act_min = op.params[kConvActMin];
     l.act_max = op.params[kConvActMax];
   }
-  return allocate(arena);
+  TZ_RETURN_IF_ERROR(allocate(arena));
+  arena_bytes_ = arena.used() - start;  // the layer table plus allocate()'s buffers
+  return Status::kOk;
 }
 
 Status ZoTrainer::allocate(Arena& arena) {
@@ -489,22 +496,20 @@ void ZoTrainer::np_task(void* arg, int worker, int index) {
     for (size_t i = 0; i < l.y_size; ++i)
       if (y[i] > l.act_min && y[i] < l.act_max) y[i] = clamp_s8(int32_t(y[i]) + m * rademacher(key, i));
   }
-  float losses[kMaxBatch];
-  if (s == Status::kOk) s = engine_losses(e, op + 1, qb.label, n_items, losses);
-  if (s != Status::kOk) {
-    t->task_status(worker) = s;
-    return;
-  }
-  for (int k = 0; k < n_items; ++k) {
+  if (s == Status::kOk) s = e.invoke_items(op + 1, e.model().n_ops(), 0, n_items);
+  for (int k = 0; k < n_items && s == Status::kOk; ++k) {
+    float loss = 0.f;
+    s = output_loss(e, k, qb.label, &loss, nullptr);
     float& c = t->np_coef_[bl.begin + k];
     if (!t->config_.two_sided) {
-      c = (losses[k] - qb.l0) / static_cast<float>(mu);
+      c = (loss - qb.l0) / static_cast<float>(mu);
     } else if (qb.side == 0) {
-      c = losses[k];
+      c = loss;
     } else {
-      c = (c - losses[k]) / (2.f * static_cast<float>(mu));
+      c = (c - loss) / (2.f * static_cast<float>(mu));
     }
   }
+  if (s != Status::kOk) t->task_status(worker) = s;
 }
 
 // Layer-wise NP from the cached input of layer l: each query recomputes the

@@ -71,7 +71,7 @@ struct StepStats {
 
 class ZoTrainer {
  public:
-  static constexpr int kMaxLayers = 32;
+  static constexpr int kMaxLayers = 256;  // a sanity bound: the layer table is in the arena
   static constexpr int kMaxQueries = 256;  // per tensor (WP) or layer (NP)
 
   // Takes the trainable copies (int8 weights, int32 biases) and all buffers
@@ -212,7 +212,7 @@ class ZoTrainer {
 
   Engine* engine_ = nullptr;
   ZoConfig config_;
-  Layer layers_[kMaxLayers];
+  Layer* layers_ = nullptr;  // n_layers_ entries, from the arena
   int n_layers_ = 0;
   int8_t* boundary_ = nullptr;   // cached input boundary of the layer being estimated
   float* np_coef_ = nullptr;     // layer-wise NP: the Q loss-difference coefficients of one sample
