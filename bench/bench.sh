@@ -112,6 +112,28 @@ EOF
 fi
 printf 'mmac\t%s\n' "$MMAC" >>"$RES"
 
+echo "== 2b. per-kernel kind (kernels_bench, every MCUNet conv, batch 1 and 16, one thread)" >&2
+# Each conv layer of the network alone, fastest iteration; summed per kind (stem/conv, depthwise,
+# pointwise) and table: GMAC/s = sum of MACs / sum of best times. ref only at batch 1.
+"$KBENCH" --benchmark_filter='^(conv|dw|pw)/' --benchmark_min_time=0.05 --benchmark_format=json \
+  >"$TMP/kern.json" 2>/dev/null || true
+[ -s "$TMP/kern.json" ] && "$PY" - "$TMP/kern.json" >>"$RES" <<'EOF'
+import collections, json, sys
+agg = collections.defaultdict(lambda: [0.0, 0.0])
+for b in json.load(open(sys.argv[1]))["benchmarks"]:
+    if b.get("error_occurred") or "best_us" not in b:
+        continue
+    parts = b["name"].split("/")
+    kind, batch = parts[0], (16 if "batch16" in parts else 1)
+    table = parts[3] if batch == 16 else parts[2]
+    us = b["best_us"]
+    agg[(kind, table, batch)][0] += b["best_GMAC/s"] * us * 1e3  # MACs
+    agg[(kind, table, batch)][1] += us
+for (kind, table, batch), (macs, us) in sorted(agg.items()):
+    print("kern\t%s\t%s\t%d\t%.1f\t%.3f" % (kind, table, batch, us, macs / us / 1e3))
+EOF
+grep '^kern' "$RES" | sed 's/^/   /' >&2
+
 echo "== 3. PyTorch quantized ($TORCH_PY)" >&2
 if "$TORCH_PY" -c 'import torch, numpy' 2>/dev/null; then
   "$TORCH_PY" "$ROOT/python/bench/torch_quantized.py" --seconds "$TORCH_SECONDS" --check 100 \
@@ -208,6 +230,18 @@ for (k, t), v in tz.items():
     d = best_e if k.endswith("(engine only)") else best_t
     if v > d.get(t, ("", 0))[1]:
         d[t] = (k, v)
+kern = [r for r in rows if r[0] == "kern"]
+if kern:
+    print("\n### 2b. Per kernel kind, every MCUNet conv alone (`kernels_bench`), one thread\n")
+    print("Sum over the network's layers of one kind: GMAC/s = MACs / best time; batch 16 runs a")
+    print("pointwise layer as one 16x taller image and the others per image, as the engine does.\n")
+    print("| kind | table | batch | us per image (sum of layers) | GMAC/s | / peak |")
+    print("|---|---|---:|---:|---:|---:|")
+    names = {"conv": "stem 3x3 s2 conv", "dw": "depthwise", "pw": "pointwise"}
+    for r in kern:
+        kind, table, batch, us, g = r[1], r[2], int(r[3]), float(r[4]), float(r[5])
+        print("| %s | %s | %d | %.1f | %.2f | %.1f%% |" % (names.get(kind, kind), table, batch, us / batch, g,
+                                                         100 * g / peak))
 info = [r[1] for r in rows if r[0] == "torchinfo"]
 print("\n### 3. PyTorch quantized CPU path, same network (python/bench/torch_quantized.py)\n")
 if info:
