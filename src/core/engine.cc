@@ -96,7 +96,11 @@ Status Engine::init(const ModelView& model, Arena& arena, const KernelTable& ker
   // same lifetimes (and the same in-place pairs: items line up element-wise).
   if (batch > 1)
     for (size_t t = 0; t < nt; ++t) {
-      if (requests[t].size_bytes > SIZE_MAX / size_t(batch)) return Status::kOutOfMemory;
+      if (requests[t].size_bytes > SIZE_MAX / size_t(batch)) {
+        arena.reset_to(start);
+        model_ = nullptr;
+        return Status::kOutOfMemory;
+      }
       requests[t].size_bytes *= size_t(batch);
     }
   TZ_RETURN_IF_ERROR(plan_buffers(Span<const BufferRequest>(requests, nt), Span<size_t>(offsets_, nt),
