@@ -353,7 +353,12 @@ inline Status resolve_layers(const ModelView& m, const char* spec, TrainLayer* o
 constexpr int kMaxGroups = 2;
 static_assert(std::is_trivially_destructible<ZoTrainer>::value,
               "trainers live in the arena, never destroyed");
-constexpr int kMaxRunLayers = kMaxGroups * ZoTrainer::kMaxLayers;
+// The largest layer set a run may name. The firmware resolves it into a table on the stack
+// (prepare_training, 8 B per entry), so this is a small fixed bound, not the groups' capacity
+// (2 x ZoTrainer::kMaxLayers = 512 entries would be a 4 KB frame, more than the 256k image's
+// stack): every conv of MCUNet-5fps (42) fits.
+constexpr int kMaxRunLayers = 64;
+static_assert(kMaxRunLayers <= kMaxGroups * ZoTrainer::kMaxLayers, "the groups hold every run layer");
 inline int n_groups(int n_layers) { return (n_layers + ZoTrainer::kMaxLayers - 1) / ZoTrainer::kMaxLayers; }
 inline int group_begin(int g) { return g * ZoTrainer::kMaxLayers; }
 inline int group_size(int n_layers, int g) {
@@ -362,9 +367,9 @@ inline int group_size(int n_layers, int g) {
 }
 
 // Constructs one trainer per group in `arena` and initializes it (the engine
-// already set up): the trainer objects (ZoTrainer keeps a fixed table of
-// kMaxLayers layers, about 4 KB on a Cortex-M) are arena memory like their
-// buffers, so an image pays only for the trainers its job uses.
+// already set up): the trainer objects (and the layer tables they allocate) are
+// arena memory like their buffers, so an image pays only for the trainers its
+// job uses.
 inline Status create_trainers(Engine& engine, const TrainLayer* layers, int n_layers, const RunConfig& c,
                               Arena& arena, ZoTrainer** trainers, int* groups_out) {
   const int groups = n_groups(n_layers);
