@@ -88,11 +88,13 @@ echo "  general conv ($ns, the 3x3/2 stem): $(calc %.2f "$k_cv / 2 / $cv") instr
 echo "  kernels: $(calc %.1f "100 * ($k_pw + $k_dw + $k_cv) / 2 / $fwd") % of the forward"
 ((infer_only)) && exit 0
 
-# step_report NAME SAMPLES_PER_STEP_MARKS: marks are step start, one per sample and group, step end.
+# step_parts NAME: marks are step start, one per sample and trainer group, step end; the number of
+# groups (trainers) is the one the run's "train:" line reports.
 # Prints "begin sample update macs_per_sample".
 step_parts() {
-  local name=$1 groups=$2
-  local n
+  local name=$1 groups n
+  groups=$(sed -n 's/^train: .*; \([0-9]*\) trainers\{0,1\}).*/\1/p' "$out/$name.log")
+  [[ -n $groups ]] || { echo "fw_cost.sh: no trainer count in $out/$name.log" >&2; exit 1; }
   n=$(nmarks "$name")
   # marks: 0 = step start; 1..2*groups = loads (2 samples); n-1 = after the step
   local m0 m1 m2 mend
@@ -119,7 +121,7 @@ report_step() {
 # ---- sparse: the paper's set and queries, measured (on the 1024k image: the 256k one is sized
 # for at most 8/8/16 queries; the instruction counts do not depend on the image).
 count sparse "$fw/tz_1024k.elf" train train4.bin sparse.out layers=paper steps=1 batch=2
-read -r b s u m < <(step_parts sparse 1)
+read -r b s u m < <(step_parts sparse)
 report_step "sparse ZO (paper set, Q=25+25 WP / 50 NP)" "$b" "$s" "$u" "$m"
 for f in write_perturbed_weights write_perturbed_bias np_local_gradient for_each_gradient save_boundary restore_boundary; do
   c=$(kernel sparse "$f")
@@ -130,8 +132,8 @@ done
 for q in 1 2; do
   count dense_q$q "$fw/tz_1024k.elf" train train4.bin dense.out layers=all steps=1 batch=2 qw=$q qb=$q
 done
-read -r b1 s1 u1 m1 < <(step_parts dense_q1 2)
-read -r b2 s2 u2 m2 < <(step_parts dense_q2 2)
+read -r b1 s1 u1 m1 < <(step_parts dense_q1)
+read -r b2 s2 u2 m2 < <(step_parts dense_q2)
 s25=$((s1 + 24 * (s2 - s1)))
 u25=$((u1 + 24 * (u2 - u1)))
 m25=$((m1 + 24 * (m2 - m1)))

@@ -34,6 +34,8 @@ inline uint32_t load_u32(const void* p) {
   std::memcpy(&v, p, sizeof v);
   return v;
 }
+// 4 bytes to any address: one STR (unaligned STR is allowed too).
+inline void store_u32(void* p, uint32_t v) { std::memcpy(p, &v, sizeof v); }
 
 #if defined(__ARM_FEATURE_DSP)
 
@@ -57,9 +59,12 @@ inline int32_t smlabb(uint32_t a, uint32_t b, int32_t acc) {
 inline int32_t smlatt(uint32_t a, uint32_t b, int32_t acc) {
   return __smlatt(static_cast<int32_t>(a), static_cast<int32_t>(b), acc);
 }
-// SADD16: lane-wise (lo(a)+lo(b), hi(a)+hi(b)) modulo 2^16.
+// SADD16 / SSUB16: lane-wise (lo(a) +- lo(b), hi(a) +- hi(b)) modulo 2^16.
 inline uint32_t sadd16(uint32_t a, uint32_t b) {
   return static_cast<uint32_t>(__sadd16(static_cast<int32_t>(a), static_cast<int32_t>(b)));
+}
+inline uint32_t ssub16(uint32_t a, uint32_t b) {
+  return static_cast<uint32_t>(__ssub16(static_cast<int32_t>(a), static_cast<int32_t>(b)));
 }
 
 #else  // exact C models of the same instructions
@@ -93,6 +98,9 @@ inline int32_t smlatt(uint32_t a, uint32_t b, int32_t acc) {
 }
 inline uint32_t sadd16(uint32_t a, uint32_t b) {
   return detail::pair(detail::lo16(a) + detail::lo16(b), detail::hi16(a) + detail::hi16(b));
+}
+inline uint32_t ssub16(uint32_t a, uint32_t b) {
+  return detail::pair(detail::lo16(a) - detail::lo16(b), detail::hi16(a) - detail::hi16(b));
 }
 
 #endif

@@ -7,7 +7,7 @@
 // Memory: no heap, no static buffers, no caller scratch. Stack buffers: depthwise 392 B of packed
 // weights, general conv 384 B of im2col rows; pointwise none. Shapes beyond those buffers
 // (depthwise kernels over 49 taps, general convs with kh*kw*C_in/groups > 96, or an input zero
-// point far outside int8 for the general conv) take the exact ref:: kernel.
+// point outside int8 for the general conv) take the exact ref:: kernel.
 #pragma once
 #include <cstdint>
 

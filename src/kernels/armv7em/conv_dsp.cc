@@ -5,6 +5,7 @@
 // Weights and inputs are widened the same way, so their pairs line up and SMLAD adds two products at once.
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "kernels/armv7em/acle_compat.h"
 #include "kernels/armv7em/armv7em.h"
@@ -361,30 +362,69 @@ void depthwise_conv2d_s8(const ConvParams& p, const int8_t* x, const int8_t* w, 
 // (v0, v2), (v1, v3) that SXTB16 makes of a weight word. Then 2 pixels x 2 output channels per
 // step of 4: 4 loads of staged pairs, 2 weight loads, 4 SXTB16, 8 SMLAD. A weight row's last
 // partial word is assembled from bytes (never reading past the row).
+//
+// Staging is two passes: the window's raw bytes in k order (a kernel row of a group-1 conv is one
+// contiguous run of kw * C_in bytes; padding taps get the byte z, which becomes 0), then 4 bytes at
+// a time SXTB16 / SXTB16 ROR #8 and SSUB16 of (z, z) give the two pairs. Hence z must fit int8.
 
 namespace {
 
-// Stages the window of output pixel (oy, ox), group channels [ci0, ci0 + cig), into col[0, k4).
+// n bytes of word (all 4 bytes equal) / copied from s. Words, then a halfword and a byte: no byte
+// loop, which GCC would turn into a memset / memcpy call.
+TZ_ARMV7EM_INLINE void fill_bytes(uint8_t* d, uint32_t word, int n) {
+  for (; n >= 4; n -= 4, d += 4) dsp::store_u32(d, word);
+  if (n & 2) {
+    const uint16_t h = static_cast<uint16_t>(word);
+    std::memcpy(d, &h, 2);
+    d += 2;
+  }
+  if (n & 1) *d = static_cast<uint8_t>(word);
+}
+TZ_ARMV7EM_INLINE void copy_bytes(uint8_t* d, const int8_t* s, int n) {
+  for (; n >= 4; n -= 4, d += 4, s += 4) dsp::store_u32(d, load_u32(s));
+  if (n & 2) {
+    std::memcpy(d, s, 2);
+    d += 2, s += 2;
+  }
+  if (n & 1) *d = static_cast<uint8_t>(*s);
+}
+
+// Stages the window of output pixel (oy, ox), group channels [ci0, ci0 + cig), into col[0, k4)
+// (K = kh * kw * cig values, then zeros up to k4). -128 <= p.x_zero <= 127.
 void stage_window(const ConvParams& p, const int8_t* x, int oy, int ox, int ci0, int cig, int k4,
                   int16_t* col) {
-  // Position of element k within its group of 4: 0 -> 0, 1 -> 2, 2 -> 1, 3 -> 3.
-  int k = 0;
-  const int32_t z = p.x_zero;
-  for (int ky = 0; ky < p.kh; ++ky) {
-    const int iy = oy * p.stride_h - p.pad_top + ky;
-    const bool row_ok = iy >= 0 && iy < p.in_h;
-    for (int kx = 0; kx < p.kw; ++kx) {
-      const int ix = ox * p.stride_w - p.pad_left + kx;
-      if (row_ok && ix >= 0 && ix < p.in_w) {
-        const int8_t* xp = x + (static_cast<size_t>(iy) * p.in_w + ix) * p.in_c + ci0;
-        for (int c = 0; c < cig; ++c, ++k)
-          col[(k & ~3) | ((k & 1) << 1) | ((k >> 1) & 1)] = int16_t(xp[c] - z);
-      } else {
-        for (int c = 0; c < cig; ++c, ++k) col[(k & ~3) | ((k & 1) << 1) | ((k >> 1) & 1)] = 0;
-      }
+  // Pass 1: the raw bytes into the upper half of the row's bytes, [k4, 2 k4).
+  uint8_t* const raw = reinterpret_cast<uint8_t*>(col) + k4;
+  const uint32_t zw = 0x01010101u * static_cast<uint8_t>(p.x_zero);
+  const int iy0 = oy * p.stride_h - p.pad_top, ix0 = ox * p.stride_w - p.pad_left;
+  const int kx0 = min_i(p.kw, max_i(0, -ix0));  // the valid taps of a kernel row: [kx0, kx1)
+  const int kx1 = max_i(kx0, min_i(p.kw, p.in_w - ix0));
+  const int row = p.kw * cig, lead = kx0 * cig, body = (kx1 - kx0) * cig, trail = row - lead - body;
+  uint8_t* d = raw;
+  for (int ky = 0; ky < p.kh; ++ky, d += row) {
+    const int iy = iy0 + ky;
+    if (iy < 0 || iy >= p.in_h) {
+      fill_bytes(d, zw, row);
+      continue;
     }
+    fill_bytes(d, zw, lead);
+    const int8_t* xp = x + (static_cast<ptrdiff_t>(iy) * p.in_w + ix0 + kx0) * p.in_c + ci0;
+    if (cig == p.in_c) {
+      copy_bytes(d + lead, xp, body);  // the valid pixels' channels are contiguous
+    } else {
+      for (int kx = kx0; kx < kx1; ++kx, xp += p.in_c) copy_bytes(d + lead + (kx - kx0) * cig, xp, cig);
+    }
+    fill_bytes(d + lead + body, zw, trail);
   }
-  for (; k < k4; ++k) col[(k & ~3) | ((k & 1) << 1) | ((k >> 1) & 1)] = 0;
+  fill_bytes(d, zw, k4 - p.kh * row);  // [K, k4): any value (the weights there are 0)
+  // Pass 2, in place: group i reads raw bytes [k4 + 4i, +4) and writes col bytes [8i, +8), which
+  // lie below every raw byte not yet read (8i + 8 <= k4 + 4i + 4 because 4i + 4 <= k4).
+  const uint32_t zz = dsp::pack16(p.x_zero, p.x_zero);
+  for (int k = 0; k < k4; k += 4) {
+    const uint32_t v = load_u32(raw + k);
+    dsp::store_u32(col + k, dsp::ssub16(sxtb16(v), zz));  // |x - z| <= 255: exact in int16
+    dsp::store_u32(col + k + 2, dsp::ssub16(sxtb16_ror8(v), zz));
+  }
 }
 
 // The last word of a weight row whose length k is not a multiple of 4: its k % 4 bytes, then 0.
@@ -442,8 +482,8 @@ void conv2d_s8(const ConvParams& p, const int8_t* x, const int8_t* w, const int3
   const int cig = p.in_c / p.groups, cog = p.out_c / p.groups;
   const int k = p.kh * p.kw * cig;
   const int k4 = (k + 3) & ~3;
-  // Staged values x - z must fit int16: |x - z| <= 32767 for every int8 x.
-  if (k4 > kConvMaxReduction || p.x_zero < -32640 || p.x_zero > 32639) {
+  // Staging pads with the byte z (an int8 zero point, as every model has).
+  if (k4 > kConvMaxReduction || p.x_zero < -128 || p.x_zero > 127) {
     ref::conv2d_s8(p, x, w, bias, mult, y);
     return;
   }
