@@ -81,7 +81,8 @@ row() {
 row "inference" tz_256k "$out/infer.log" "$p_inf B ($(kb "$p_inf") KB)"
 row "sparse ZO, paper set (2 WP + 2 NP), Q=8/8/16" tz_256k "$out/sparse.log" \
   "ZO model $p_paper B; ZoTrainer as built $p_paper_built B"
-row "dense ZO, 42 convs WP, 2 trainers, Q=1+1" tz_1024k "$out/dense.log" "ZO model $p_dense B"
+dense_groups=$(sed -n 's/^train: .*; \([0-9]* trainers\{0,1\}\)).*/\1/p' "$out/dense.log")
+row "dense ZO, 42 convs WP, $dense_groups, Q=1+1" tz_1024k "$out/dense.log" "ZO model $p_dense B"
 echo
 pa=$(probe probe_paper arena) da=$(probe probe_dense arena)
 sst=$(mem "$out/sparse.log" data_bss) ssp=$(mem "$out/sparse.log" stack_peak)
