@@ -76,15 +76,21 @@ def dense_modes(out_dir):
 
 
 def diag_text(a, before, corruptions):
-    """The eta0 / 10 diagnostic run of the whole-network BP columns, as a sentence."""
-    r = getattr(a, "diag", {}).get("bp_fp32_all_lr10")
-    if not r:
+    """The eta0 / 10 diagnostic runs of the whole-network columns (FP32 BP all, ZO dense), as a sentence."""
+    parts, lr = [], None
+    for key, name in (("bp_fp32_all_lr10", "FP32 BP on all convs"), ("zo_dense_lr10", "ZO dense")):
+        r = getattr(a, "diag", {}).get(key)
+        if not r:
+            continue
+        ls = losses(r["dir"])
+        lr = r["cmd"][r["cmd"].index("--lr") + 1]
+        parts.append("%s: test %.2f -> %.2f %% (loss %.2f, max %.2f, last 10 steps %.2f)" %
+                     (name, before[corruptions[0]], pct(r["summary"]["test_after"]), ls[0], max(ls),
+                      sum(ls[-10:]) / len(ls[-10:])))
+    if not parts:
         return ""
-    ls = losses(r["dir"])
-    return (" At a tenth of the step (eta0 / 10, `--lr %s`, the last row of the runs table), FP32 BP on all convs "
-            "learns on %s: test %.2f -> %.2f %% (loss %.2f, max %.2f, last 10 steps %.2f)." %
-            (r["cmd"][r["cmd"].index("--lr") + 1], corruptions[0], before[corruptions[0]],
-             pct(r["summary"]["test_after"]), ls[0], max(ls), sum(ls[-10:]) / len(ls[-10:])))
+    return (" At a tenth of the step (eta0 / 10, `--lr %s`, the diagnostic rows of the runs table) on %s, %s." %
+            (lr, corruptions[0], "; ".join(parts)))
 
 
 def step_macs(out_dir):
@@ -120,7 +126,7 @@ def main():
     ap.add_argument("--queries-np", type=int, default=50)
     ap.add_argument("--per-class", default="100,10,90", help="train,val,test images per class")
     ap.add_argument("--dense", action="store_true",
-                    help="also ZO on all convs (at most the trainer's 32: the last 32) and BP on all convs")
+                    help="also ZO on all convs (`--layers all --mode auto`) and BP on all convs")
     ap.add_argument("--no-ablations", action="store_true")
     ap.add_argument("--tinyzo", default=os.path.join(REPO, "build-bp", "tinyzo"))
     ap.add_argument("--runs", default=os.path.join(REPO, "out", "report"),
@@ -174,8 +180,9 @@ def main():
     plan = {}
     for layers, extra in (("paper", []), ("all", ["--mode", "auto", "--budget-kb", "1024"])):
         plan[layers] = tinyzo_plan(tz, layers, extra)
-    # Dense ZO: every conv, unless the trainer cannot take them all (ZoTrainer::kMaxLayers; `tinyzo plan`
-    # reports it as "the trainer takes at most N layers"): then the last N convs, the largest set it takes.
+    # Dense ZO: every conv (`--layers all`; the trainer's layer table lives in its arena, kMaxLayers = 256 >
+    # MCUNet's 42 convs). Fallback for a model with more trainable convs than ZoTrainer::kMaxLayers (`tinyzo
+    # plan` reports "the trainer takes at most N layers"): the last N convs, the largest set it takes.
     a.dense_layers, a.dense_note = "all", ""
     if a.dense:
         try:
@@ -188,8 +195,7 @@ def main():
             n = int(m.group(1))
             a.dense_layers = ",".join(names[-n:])
             a.dense_note = ("the last %d of the %d convs, `%s` .. `%s` (the trainer takes at most %d layers, "
-                            "`ZoTrainer::kMaxLayers`: `tinyzo train --layers all` stops with \"trainer: sizing its "
-                            "arena: invalid argument\")" % (n, len(names), names[-n], names[-1], n))
+                            "`ZoTrainer::kMaxLayers`)" % (n, len(names), names[-n], names[-1], n))
         if a.dense_layers != "all":
             # (plan's `--mode auto` is "NP while it fits --budget-kb", not the trainer's D <= 2 d_w rule: the
             # modes the run used and its measured arena come from its log, see memory_table.)
@@ -204,9 +210,11 @@ def main():
             jobs[(c, "bp_fp32_all")] = lambda c=c: bp(c, "fp32", "all")
             jobs[(c, "bp_int8_all")] = lambda c=c: bp(c, "int8", "all")
     if a.dense:
-        # Diagnostic for the whole-network BP columns: the same run at a tenth of the protocol's eta0.
+        # Diagnostic for the whole-network columns (BP all, ZO dense): the same run at a tenth of the protocol's eta0.
         lr10 = "%.9g" % (0.01 * 100 / 256 / 10)
         jobs[("diag", "bp_fp32_all_lr10")] = lambda: bp(corruptions[0], "fp32", "all", "_lr10", ["--lr", lr10])
+        jobs[("diag", "zo_dense_lr10")] = lambda: zo(corruptions[0], "zo_dense_lr10",
+                                                     ["--layers", a.dense_layers, "--mode", "auto", "--lr", lr10])
     abl_names = []
     if not a.no_ablations:
         c0 = corruptions[0]
@@ -282,7 +290,7 @@ def write_report(a, corruptions, results, ablations, plan, total_wall):
               "docs/training.md; here %s): %s." %
               ("all" if a.dense_layers == "all" else "<%d convs>" % len(a.dense_layers.split(",")),
                "%d WP + %d NP" % (modes.count("WP"), modes.count("NP")) if modes else "modes in the run's log",
-               a.dense_note or "every conv"),
+               a.dense_note or "every conv (%d, depthwise included)" % len(modes)),
               "- **FP32 BP all, int8 BP all**: `train_bp.py --layers all`, every conv (42, depthwise included)."]
     L += ["", "## Test accuracy (%) per corruption", "", "| " + " | ".join(hdr) + " |", "|" + "---|" * len(hdr)]
     for c in corruptions:
@@ -298,8 +306,8 @@ def write_report(a, corruptions, results, ablations, plan, total_wall):
            "predicts a single class." if any(abs(v - 10.0) < 1e-9 for c in corruptions for v in acc[c].values()) else ""),
           ""]
     if not a.dense:
-        L += ["ZO dense and BP on all convs are not in this run (`--dense` adds them: `tinyzo train --layers <the "
-              "last 32 convs> --mode auto`, since the trainer takes at most 32 layers, and `train_bp.py --layers all`).", ""]
+        L += ["ZO dense and BP on all convs are not in this run (`--dense` adds them: `tinyzo train --layers all "
+              "--mode auto` and `train_bp.py --layers all`).", ""]
 
     # ZO against BP, in points, and where ZO is within one point of FP32 BP.
     pairs = [("zo_sparse", "bp_fp32", "ZO sparse - FP32 BP"), ("zo_sparse", "bp_int8", "ZO sparse - int8 BP"),
