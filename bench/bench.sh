@@ -246,7 +246,7 @@ info = [r[1] for r in rows if r[0] == "torchinfo"]
 print("\n### 3. PyTorch quantized CPU path, same network (python/bench/torch_quantized.py)\n")
 if info:
     print(info[0] + ". No fbgemm in this torch build.\n")
-print("Ratios: PyTorch img/s / tinyzo img/s, batch 1 for tinyzo (it has no batch), tinyzo's fastest table.")
+print("Ratios: PyTorch img/s / tinyzo img/s, tinyzo's fastest table: batch 1 for tinyzo in the `/ engine` and `/ eval` columns; the last column against tinyzo's engine (`BM_ForwardBatch`) at the same threads and batch.")
 print("`/ engine`: against forward_bench (engine only, 1 thread; like PyTorch's, no input preprocessing),")
 print("for the 1-thread rows. `/ eval`: against `tinyzo eval` at the same thread count (includes the")
 print("per-image resize). (wall) from wall rates, (CPU) from CPU time per image.\n")
