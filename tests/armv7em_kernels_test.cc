@@ -142,9 +142,11 @@ RequantInput random_requant_input(Rng& r) {
       break;
     }
     case 6:  // zero points and bounds beyond the clamp form's 2^29, and lo > hi
+      // requantize() adds y_zero to a rounded value in [-2^30, 2^30] in int32, so its contract
+      // (and every model: zero points are int8) keeps y_zero in [-2^30, 2^30 - 1].
       in.y_scale = r.uniform_f(0.005f, 0.2f);
       in.mult = std::ldexp(1.f, r.uniform(-20, 20));
-      in.y_zero = r.pick(std::vector<int32_t>{-(1 << 29), 1 << 29, (1 << 29) + 1, -(1 << 30), 1 << 30,
+      in.y_zero = r.pick(std::vector<int32_t>{-(1 << 29), 1 << 29, (1 << 29) + 1, -(1 << 30), (1 << 30) - 1,
                                               INT32_MAX / 2, r.uniform(-1000, 1000)});
       in.lo = r.pick(std::vector<int32_t>{-128, -(1 << 29), -(1 << 29) - 1, INT32_MIN / 2, 100});
       in.hi = r.pick(std::vector<int32_t>{127, 1 << 29, (1 << 29) + 1, INT32_MAX / 2, -100});

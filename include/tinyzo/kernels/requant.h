@@ -21,6 +21,7 @@ inline int32_t round_half_even(float v) {
 inline int32_t clamp_i32(int32_t v, int32_t lo, int32_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
 // y = clamp(rne(((f32(acc) + f32(bias)) * mult) / y_scale) + y_zero, lo, hi)
+// rne saturates at +-2^30, so y_zero must lie in [-2^30, 2^30 - 1] (model zero points are int8).
 inline int8_t requantize(int32_t acc, int32_t bias, float mult, float y_scale, int32_t y_zero,
                          int32_t lo, int32_t hi) {
   float v = (static_cast<float>(acc) + static_cast<float>(bias)) * mult;
