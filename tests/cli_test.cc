@@ -237,6 +237,13 @@ TEST_F(CliTest, EvalDoesNotDependOnThreadCount) {
   EXPECT_EQ(a["predictions"], b["predictions"]);
   EXPECT_EQ(a["correct"], b["correct"]);
   EXPECT_EQ(b["threads"], 3);
+  // Batches (4 images per engine: slices of 5 end in a partial batch) change nothing either.
+  const RunResult batched = run("eval --model m.tzm --images images.bin --json --threads 2 --batch 4");
+  ASSERT_EQ(batched.code, 0) << batched.err;
+  const nlohmann::json c = nlohmann::json::parse(batched.out);
+  EXPECT_EQ(a["predictions"], c["predictions"]);
+  EXPECT_EQ(c["batch"], 4);
+  expect_one_error_line(run("eval --model m.tzm --images images.bin --batch 0"), 2, "--batch");
 
   const RunResult text = run("eval --model m.tzm --images images.bin --first 8 --limit 5");
   ASSERT_EQ(text.code, 0) << text.err;
