@@ -60,24 +60,30 @@ TZ_ARMV7EM_INLINE int32_t zero_point_start(int32_t x_zero, const int8_t* w, int 
   return wrap_mul(-x_zero, row_sum(w, n));
 }
 
-// One step of mac_2x2: 4 input channels of 2 pixels x 2 output channels.
-TZ_ARMV7EM_INLINE void mac_2x2_step(const int8_t* x, const int8_t* w, ptrdiff_t stride, int32_t& a00,
-                                    int32_t& a01, int32_t& a10, int32_t& a11) {
-  const uint32_t xv0 = load_u32(x), xv1 = load_u32(x + stride);
-  const uint32_t x0l = sxtb16(xv0), x0h = sxtb16_ror8(xv0);
-  const uint32_t x1l = sxtb16(xv1), x1h = sxtb16_ror8(xv1);
-  uint32_t wv = load_u32(w);
+// 4 values of 2 pixels times the 4 int8 weights at w0 and at w1: a_ij += pixel i . weights j.
+// xil / xih are pixel i's halfword pairs that meet the weights' sxtb16 (bytes 0, 2) / sxtb16_ror8
+// (bytes 1, 3) halves.
+TZ_ARMV7EM_INLINE void smlad_2x2(uint32_t x0l, uint32_t x0h, uint32_t x1l, uint32_t x1h, const int8_t* w0,
+                                 const int8_t* w1, int32_t& a00, int32_t& a01, int32_t& a10, int32_t& a11) {
+  uint32_t wv = load_u32(w0);
   uint32_t wl = sxtb16(wv), wh = sxtb16_ror8(wv);
   a00 = dsp::smlad(x0l, wl, a00);
   a00 = dsp::smlad(x0h, wh, a00);
   a10 = dsp::smlad(x1l, wl, a10);
   a10 = dsp::smlad(x1h, wh, a10);
-  wv = load_u32(w + stride);
+  wv = load_u32(w1);
   wl = sxtb16(wv), wh = sxtb16_ror8(wv);
   a01 = dsp::smlad(x0l, wl, a01);
   a01 = dsp::smlad(x0h, wh, a01);
   a11 = dsp::smlad(x1l, wl, a11);
   a11 = dsp::smlad(x1h, wh, a11);
+}
+
+// One step of mac_2x2: 4 input channels of 2 pixels x 2 output channels.
+TZ_ARMV7EM_INLINE void mac_2x2_step(const int8_t* x, const int8_t* w, ptrdiff_t stride, int32_t& a00,
+                                    int32_t& a01, int32_t& a10, int32_t& a11) {
+  const uint32_t xv0 = load_u32(x), xv1 = load_u32(x + stride);
+  smlad_2x2(sxtb16(xv0), sxtb16_ror8(xv0), sxtb16(xv1), sxtb16_ror8(xv1), w, w + stride, a00, a01, a10, a11);
 }
 
 // a[i][j] += sum_{c < n} x_i[c] * w_j[c] for pixels x_0 = x, x_1 = x + stride and channels
@@ -438,22 +444,9 @@ TZ_ARMV7EM_INLINE uint32_t last_word(const int8_t* w, int k4, int k) {
 // a_ij += staged pixel i . weight row j, over n (a multiple of 4) values.
 TZ_ARMV7EM_INLINE void mac_col_2x2(const int16_t* c0, const int16_t* c1, const int8_t* w0, const int8_t* w1,
                                    int n, int32_t& a00, int32_t& a01, int32_t& a10, int32_t& a11) {
-  for (int k = 0; k < n; k += 4) {
-    const uint32_t x0l = load_u32(c0 + k), x0h = load_u32(c0 + k + 2);
-    const uint32_t x1l = load_u32(c1 + k), x1h = load_u32(c1 + k + 2);
-    uint32_t wv = load_u32(w0 + k);
-    uint32_t wl = sxtb16(wv), wh = sxtb16_ror8(wv);
-    a00 = dsp::smlad(x0l, wl, a00);
-    a00 = dsp::smlad(x0h, wh, a00);
-    a10 = dsp::smlad(x1l, wl, a10);
-    a10 = dsp::smlad(x1h, wh, a10);
-    wv = load_u32(w1 + k);
-    wl = sxtb16(wv), wh = sxtb16_ror8(wv);
-    a01 = dsp::smlad(x0l, wl, a01);
-    a01 = dsp::smlad(x0h, wh, a01);
-    a11 = dsp::smlad(x1l, wl, a11);
-    a11 = dsp::smlad(x1h, wh, a11);
-  }
+  for (int k = 0; k < n; k += 4)
+    smlad_2x2(load_u32(c0 + k), load_u32(c0 + k + 2), load_u32(c1 + k), load_u32(c1 + k + 2), w0 + k, w1 + k,
+              a00, a01, a10, a11);
 }
 
 // a_i += staged pixel i . the word wv (4 weights).
