@@ -1,12 +1,9 @@
 #!/bin/sh
-# The reproduction report (python/report.py, docs/results.md): ZO (tinyzo train) against the
-# back-propagation baselines (python/baselines) on the same CIFAR-10-C splits.
+# The reproduction report: docs/results.md and docs/img/*.png, generated from the committed result
+# records in results/ alone (python/report.py). It runs nothing; missing runs are listed in the report
+# and by `scripts/queue.sh status`.
 #
-#   scripts/report.sh [--smoke] [--tinyzo BUILD/tinyzo] [python/report.py options]
-#
-# --smoke is the CI mode (ctest): two corruptions, 2 steps, tiny splits, under 3 minutes on 2 cores;
-# it writes only under --runs (default out/report/smoke), never docs/.
+#   scripts/report.sh [--results results] [--out docs]
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
-PY=/usr/bin/python3  # Debian's numpy / torch / matplotlib (the PATH python3 lacks them)
-exec "$PY" "$here/python/report.py" "$@"
+exec /usr/bin/python3 "$here/python/report.py" "$@"

@@ -17,6 +17,8 @@ packages=(
   qemu-system-arm
   # model import and baselines: Debian's torch (run it with /usr/bin/python3)
   python3 python3-numpy python3-torch python3-matplotlib
+  # the run queue on a Dask cluster (python/experiments/executors.py; its test starts a local one)
+  python3-distributed
 )
 
 sudo=()

@@ -1,0 +1,207 @@
+"""What can be run: schedules x corruptions x methods, and the exact command of each run.
+
+A run is named by its id "<schedule>/<corruption>/<method>". The method may carry a learning-rate
+multiplier, "<base>@lr<x>" (eta = x * eta0, eta0 = 0.01 B / 256), for the learning-rate grids of the
+dense-training selection. Nothing here executes anything.
+"""
+
+import os
+import re
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PY = "/usr/bin/python3"  # Debian's numpy / torch (the PATH python3 cannot see them)
+BP_SCRIPT = os.path.join(REPO, "python", "baselines", "train_bp.py")
+
+ALL_CORRUPTIONS = ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise", "gaussian_blur", "glass_blur",
+                   "defocus_blur", "motion_blur", "zoom_blur", "snow", "frost", "fog", "brightness", "contrast",
+                   "saturate", "jpeg_compression", "pixelate", "elastic_transform", "spatter")  # METHOD §6
+DEV_CORRUPTIONS = ("gaussian_noise", "defocus_blur", "fog", "contrast")  # issue 13's development set
+
+# The protocol's step size (METHOD §3.6): eta0 = 0.01 * B / 256 with B = 100.
+ETA0 = 0.01 * 100 / 256
+
+# The version of the run protocol the records were made with. Bump it when something that changes
+# results for the same command changes (e.g. the input pipeline): records of another version are
+# shown as stale and rerun.
+PROTOCOL = 2  # 2: the authors' input pipeline (Pillow bilinear 147, crop 128, float32 normalise, rne)
+
+
+class Schedule:
+    def __init__(self, name, epochs, max_steps, queries, per_class, doc):
+        self.name, self.epochs, self.max_steps, self.doc = name, epochs, max_steps, doc
+        self.queries_w, self.queries_b, self.queries_np = queries
+        self.train_per_class, self.val_per_class, self.test_per_class = per_class
+
+    def sched_args(self):
+        return ["--epochs", str(self.epochs)] + (["--max-steps", str(self.max_steps)] if self.max_steps else [])
+
+    def query_args(self):
+        return ["--queries-w", str(self.queries_w), "--queries-b", str(self.queries_b),
+                "--queries-np", str(self.queries_np)]
+
+    def split_args(self):
+        return ["--train-per-class", str(self.train_per_class), "--val-per-class", str(self.val_per_class),
+                "--test-per-class", str(self.test_per_class)]
+
+
+SCHEDULES = {s.name: s for s in (
+    Schedule("full", 50, 0, (25, 25, 50), (100, 10, 90),
+             "the paper's: 50 epochs = 500 steps, Q = 25 + 25 (WP) / 50 (NP), 100 / 10 / 90 images per class"),
+    Schedule("short", 5, 0, (5, 5, 10), (100, 10, 90),
+             "5 epochs = 50 steps, Q = 5 + 5 / 10, 100 / 10 / 90 images per class"),
+    Schedule("smoke", 1, 2, (1, 1, 2), (2, 1, 2),
+             "CI only: 2 steps, Q = 1 + 1 / 2, 2 / 1 / 2 images per class"),
+)}
+
+# base method -> (kind, extra arguments, description). kind: "zo" (tinyzo train), "bp" (train_bp.py),
+# "eval" (tinyzo eval on a CIFAR file, the 'corruption' is the file's name).
+METHODS = {
+    "zo_sparse": ("zo", [], "ZO, the paper's layers 1.{4,5,6,7}.conv.0 and modes (WP 4-5, NP 6-7)"),
+    "bp_fp32": ("bp", ["--method", "fp32", "--layers", "paper"], "FP32 BP, the paper's layers"),
+    "bp_int8": ("bp", ["--method", "int8", "--layers", "paper"], "int8 BP (QAS, integer update), the paper's layers"),
+    "zo_dense": ("zo", ["--layers", "all", "--mode", "auto"], "ZO on all 42 convs (per layer NP when D <= 2 d_w)"),
+    "bp_fp32_all": ("bp", ["--method", "fp32", "--layers", "all"], "FP32 BP on all 42 convs"),
+    "bp_int8_all": ("bp", ["--method", "int8", "--layers", "all"], "int8 BP on all 42 convs"),
+    "abl_layer_np": ("zo", ["--estimation", "layer", "--mode", "np"], "ablation: layer-wise NP"),
+    "abl_layer_wp": ("zo", ["--estimation", "layer", "--mode", "wp"], "ablation: layer-wise WP"),
+    "abl_model_np": ("zo", ["--estimation", "model", "--mode", "np"], "ablation: model-wise NP"),
+    "abl_model_wp": ("zo", ["--estimation", "model", "--mode", "wp"], "ablation: model-wise WP"),
+    "abl_no_gns": ("zo", ["--gns", "none"], "ablation: without gradient-norm scaling"),
+    "abl_no_qas": ("zo", ["--no-qas"], "ablation: without quantization-aware scaling"),
+    "eval": ("eval", [], "top-1 of the start model on a CIFAR-10 file"),
+}
+
+# Files the "eval" method scores (schedule "clean"): name -> (path under the data dir, images).
+CLEAN_FILES = {
+    "jpeg_first932": ("cifar10/test_batch.bin.gz", 932),
+    "lossless_first932": ("cifar10/test_batch_lossless_first932.bin", 932),
+    "jpeg_all": ("cifar10/test_batch.bin.gz", 0),
+}
+
+_METHOD_RE = re.compile(r"^([a-z0-9_]+?)(?:@lr([0-9.e-]+))?$")
+
+
+def parse_method(method):
+    """(base, lr multiplier or None) of "base[@lrX]"; raises ValueError for an unknown base."""
+    m = _METHOD_RE.match(method)
+    if not m or m.group(1) not in METHODS:
+        raise ValueError("unknown method %r (known: %s, optionally with @lr<multiplier>)" %
+                         (method, ", ".join(METHODS)))
+    lr = float(m.group(2)) if m.group(2) else None
+    if lr is not None and not (lr > 0 and lr < 1e6):
+        raise ValueError("method %r: the learning-rate multiplier must be a positive number" % method)
+    return m.group(1), lr
+
+
+class Run:
+    """One run of the matrix: its id, where it lives, and its exact command."""
+
+    def __init__(self, schedule, corruption, method):
+        if schedule == "clean":
+            if corruption not in CLEAN_FILES:
+                raise ValueError("schedule clean: unknown file %r (known: %s)" % (corruption, ", ".join(CLEAN_FILES)))
+        elif schedule not in SCHEDULES:
+            raise ValueError("unknown schedule %r (known: %s, clean)" % (schedule, ", ".join(SCHEDULES)))
+        elif corruption not in ALL_CORRUPTIONS:
+            raise ValueError("unknown corruption %r" % corruption)
+        self.base, self.lr_scale = parse_method(method)
+        if (schedule == "clean") != (self.base == "eval"):
+            raise ValueError("the eval method runs on the clean schedule only, and only it does")
+        self.schedule, self.corruption, self.method = schedule, corruption, method
+        self.kind, self.extra, self.doc = METHODS[self.base]
+
+    @property
+    def id(self):
+        return "%s/%s/%s" % (self.schedule, self.corruption, self.method)
+
+    def run_dir(self, root):
+        """The queue's directory of this run (its lock, log and record); the run's own output is out/."""
+        return os.path.join(root, self.schedule, self.corruption, self.method.replace("@", "_"))
+
+    def out_dir(self, root):
+        return os.path.join(self.run_dir(root), "out")
+
+    def split_dir(self, root):
+        return os.path.join(root, self.schedule, self.corruption, "split")
+
+    def record_path(self, results):
+        return os.path.join(results, self.schedule, self.corruption, self.method + ".json")
+
+    def command(self, tinyzo, root, threads=2, bp_threads=2, data=None):
+        """The exact argv (without --resume/--overwrite, which the runner adds); data: the data
+        directory (default data_dir())."""
+        out = self.out_dir(root)
+        lr = [] if self.lr_scale is None else ["--lr", "%.9g" % (self.lr_scale * ETA0)]
+        if self.kind == "eval":
+            path, n = CLEAN_FILES[self.corruption]
+            return [tinyzo, "eval", "--model", "mcunet-cifar10", "--images", os.path.join(data or data_dir(), path),
+                    "--json", "--batch", "16",
+                    "--threads", str(threads)] + (["--limit", str(n)] if n else [])
+        s = SCHEDULES[self.schedule]
+        if self.kind == "zo":
+            return ([tinyzo, "train", "--config", os.path.join(REPO, "configs", "paper.json"), "--corruption",
+                     self.corruption, "--no-augment", "--threads", str(threads), "--no-progress", "--out", out] +
+                    s.split_args() + s.sched_args() + s.query_args() + self.extra + lr)
+        return ([PY, BP_SCRIPT, "--split", self.split_dir(root), "--threads", str(bp_threads), "--out", out] +
+                s.sched_args() + self.extra + lr)
+
+    def key(self):
+        """What makes two runs the same: the command with symbolic paths and no thread counts."""
+        return key_of(self.command("tinyzo", "<runs>", data="<data>"))
+
+    def split_command(self, tinyzo, root, out):
+        s = SCHEDULES[self.schedule]
+        return [tinyzo, "split", "--corruption", self.corruption, "--out", out] + s.split_args()
+
+
+def data_dir():
+    """The shared data directory as tinyzo finds it: $TINYZO_DATA, else ../shared/data beside the
+    checkout."""
+    return os.environ.get("TINYZO_DATA") or os.path.join(os.path.dirname(REPO), "shared", "data")
+
+
+def key_of(argv):
+    """The argv without thread counts (speed only: tinyzo is bitwise the same for any --threads, torch's
+    small suffix too), the program by base name and paths inside the repository relative to it."""
+    out, skip = [], False
+    for i, a in enumerate(argv):
+        if skip:
+            skip = False
+        elif a == "--threads":
+            skip = True
+        elif i == 0:
+            out.append(os.path.basename(a))
+        else:
+            out.append(a[len(REPO) + 1:] if a.startswith(REPO + "/") else a)
+    return out
+
+
+# Named sets of runs: what the report needs.
+def run_set(name):
+    """The runs of a named set, in the order the queue executes them."""
+    if name == "main":  # the 19-corruption table at the paper's schedule
+        return [Run("full", c, m) for c in ALL_CORRUPTIONS for m in ("zo_sparse", "bp_fp32", "bp_int8")]
+    if name == "clean":
+        return [Run("clean", f, "eval") for f in CLEAN_FILES]
+    if name == "ablations":
+        return [Run("full", "gaussian_noise", m) for m in METHODS if m.startswith("abl_")]
+    if name == "dense-grid":  # learning-rate selection on the validation split of one development corruption
+        return [Run("short", "gaussian_noise", "%s@lr%s" % (m, x)) for x in LR_GRID
+                for m in ("bp_fp32_all", "bp_int8_all", "zo_dense")]
+    if name == "dense":
+        return [Run("short", c, m) for c in DEV_CORRUPTIONS for m in ("zo_dense", "bp_fp32_all", "bp_int8_all",
+                                                                      "zo_sparse", "bp_fp32", "bp_int8")]
+    if name == "smoke":
+        return [Run("smoke", c, m) for c in ("gaussian_noise", "fog") for m in ("zo_sparse", "bp_fp32", "bp_int8")]
+    raise ValueError("unknown run set %r (known: %s)" % (name, ", ".join(RUN_SETS)))
+
+
+LR_GRID = ("1", "0.3", "0.1", "0.03", "0.01")  # multipliers of eta0
+RUN_SETS = ("clean", "main", "ablations", "dense-grid", "dense", "smoke")
+
+
+def parse_run_id(text):
+    parts = text.strip().split("/")
+    if len(parts) != 3:
+        raise ValueError("a run id is schedule/corruption/method, got %r" % text)
+    return Run(*parts)

@@ -1,0 +1,38 @@
+"""Hyperparameter choices made from records, on validation data only.
+
+The rule, the same for every method: on the development corruption gaussian_noise at the short
+schedule, each method runs with eta = x * eta0 for x in matrix.LR_GRID; it takes the x with the highest
+best-validation accuracy; a tie goes to the lower final training loss, then to the larger step. Test
+accuracy is never looked at.
+"""
+
+from . import matrix
+
+DENSE_METHODS = ("zo_dense", "bp_fp32_all", "bp_int8_all")
+GRID_SCHEDULE, GRID_CORRUPTION = "short", "gaussian_noise"
+
+
+def grid_records(results, method):
+    """{multiplier string: record} of a method's grid runs that have current records."""
+    out = {}
+    for x in matrix.LR_GRID:
+        run = matrix.Run(GRID_SCHEDULE, GRID_CORRUPTION, "%s@lr%s" % (method, x))
+        rec = results.get(run.id)
+        if rec is not None and rec.get("protocol") == matrix.PROTOCOL and rec.get("key") == run.key():
+            out[x] = rec
+    return out
+
+
+def choose(grid):
+    """The chosen multiplier of a complete grid {x: record} (see the module's rule)."""
+    return max(grid, key=lambda x: (grid[x]["best_val"], -grid[x]["final_loss"], float(x)))
+
+
+def dense_choice(results):
+    """{method: chosen multiplier string} for the dense methods whose grid is complete."""
+    out = {}
+    for m in DENSE_METHODS:
+        g = grid_records(results, m)
+        if len(g) == len(matrix.LR_GRID):
+            out[m] = choose(g)
+    return out

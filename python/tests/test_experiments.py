@@ -1,0 +1,251 @@
+#!/usr/bin/python3
+"""Tests of the experiment machinery (python/experiments, python/report.py): records, the run queue
+(local, resumed after a kill, and on a real local Dask cluster) and the report made from records alone.
+
+    TINYZO_BIN=build/release/tinyzo /usr/bin/python3 python/tests/test_experiments.py
+
+The end-to-end tests run the `smoke` schedule (2 steps, tiny splits): real tinyzo and BP runs in
+seconds. They need the shared data directory and a built tinyzo; without them they fail (CI has both).
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+from experiments import matrix, records, runner, selection  # noqa: E402
+
+REPO = matrix.REPO
+TINYZO = os.path.abspath(os.environ.get("TINYZO_BIN", os.path.join(REPO, "build", "release", "tinyzo")))
+RUNNER = os.path.join(REPO, "python", "experiments", "runner.py")
+REPORT = os.path.join(REPO, "python", "report.py")
+
+
+def queue(*args, check=True, env=None):
+    r = subprocess.run([matrix.PY, RUNNER] + list(args), capture_output=True, text=True, env=env)
+    if check and r.returncode != 0:
+        raise AssertionError("queue %s failed (%d):\n%s\n%s" % (" ".join(args), r.returncode, r.stdout, r.stderr))
+    return r
+
+
+class MatrixTest(unittest.TestCase):
+    def test_ids_and_keys(self):
+        r = matrix.Run("full", "fog", "zo_dense@lr0.1")
+        self.assertEqual(r.id, "full/fog/zo_dense@lr0.1")
+        self.assertEqual(r.lr_scale, 0.1)
+        self.assertIn("--lr", r.command("x", "/a"))
+        # the key ignores where runs live, the thread count and the binary's path
+        self.assertEqual(matrix.key_of(r.command("/b/tinyzo", "/r1", threads=1)),
+                         matrix.key_of(r.command("/c/tinyzo", "/r1", threads=2)))
+        self.assertNotEqual(r.key(), matrix.Run("full", "fog", "zo_dense").key())
+        self.assertEqual(matrix.parse_run_id("short/contrast/bp_int8").method, "bp_int8")
+
+    def test_bad_ids_are_refused(self):
+        for bad in ("full/fog", "nope/fog/zo_sparse", "full/nope/zo_sparse", "full/fog/nope", "full/fog/zo_sparse@lr0",
+                    "full/fog/zo_sparse@lrx", "clean/fog/eval", "clean/lossless_first932/zo_sparse"):
+            with self.assertRaises(ValueError, msg=bad):
+                matrix.parse_run_id(bad)
+
+    def test_sets(self):
+        main = matrix.run_set("main")
+        self.assertEqual(len(main), 19 * 3)
+        self.assertEqual(len({r.id for r in main}), 57)
+        self.assertEqual(len(matrix.run_set("dense-grid")), 3 * len(matrix.LR_GRID))
+
+    def test_selection_rule_uses_validation_only(self):
+        def rec(m, x, val, loss, test):
+            run = matrix.Run("short", "gaussian_noise", "%s@lr%s" % (m, x))
+            return run.id, {"protocol": matrix.PROTOCOL, "key": run.key(), "best_val": val, "final_loss": loss,
+                            "test_after": test}
+        res = dict(rec("zo_dense", x, v, l, t) for x, v, l, t in
+                   (("1", 0.10, 9.0, 0.99), ("0.3", 0.40, 2.0, 0.1), ("0.1", 0.40, 1.9, 0.2), ("0.03", 0.30, 1.5, 0.3)))
+        self.assertEqual(selection.dense_choice(res), {})  # the grid is not complete
+        res.update([rec("zo_dense", "0.01", 0.2, 2.2, 0.5)])
+        # the best validation ties between 0.3 and 0.1: the lower final loss wins; test accuracy plays no part
+        self.assertEqual(selection.dense_choice(res), {"zo_dense": "0.1"})
+
+
+class QueueTest(unittest.TestCase):
+    def setUp(self):
+        self.assertTrue(os.access(TINYZO, os.X_OK), "no tinyzo binary at %s (set TINYZO_BIN)" % TINYZO)
+        self.tmp = tempfile.mkdtemp(prefix="tinyzo-queue-test-")
+        self.runs, self.results, self.docs = (os.path.join(self.tmp, d) for d in ("runs", "results", "docs"))
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def common(self):
+        return ["--runs", self.runs, "--results", self.results, "--tinyzo", TINYZO, "--threads", "1", "--nice", "0"]
+
+    def test_local_queue_records_and_report(self):
+        only = "smoke/gaussian_noise/zo_sparse,smoke/gaussian_noise/bp_int8,smoke/fog/bp_fp32"
+        out = queue("run", "--only", only, *self.common()).stdout
+        self.assertIn("smoke/fog/bp_fp32 finished", out)
+        for rid in only.split(","):
+            run = matrix.parse_run_id(rid)
+            rec = records.load_record(run.record_path(self.results))
+            self.assertTrue(records.record_is_current(rec, run))
+            self.assertEqual(rec["steps"], 2)
+            self.assertEqual(len(rec["loss_per_step"]), 2)
+            for k in ("command", "commit", "settings", "test_before", "best_val", "test_after", "final_loss",
+                      "loss_per_epoch", "wall_seconds", "cpu_seconds"):
+                self.assertIn(k, rec)
+            self.assertGreater(rec["cpu_seconds"], 0)
+            # the run directory holds the same record (collect recovers it after a fresh checkout)
+            self.assertEqual(records.load_record(os.path.join(run.run_dir(self.runs), "record.json")), rec)
+        zo = records.load_record(matrix.parse_run_id(only.split(",")[0]).record_path(self.results))
+        self.assertGreater(zo["sram_bytes"]["total"], 100 * 1024)
+        bp = records.load_record(matrix.parse_run_id(only.split(",")[1]).record_path(self.results))
+        self.assertEqual(zo["test_before"], bp["test_before"])  # same start model, same split, same inputs
+        # nothing left to do: a second run executes nothing
+        self.assertIn("nothing to run", queue("run", "--only", only, *self.common()).stdout)
+        st = queue("status", "--only", only + ",smoke/fog/zo_sparse", *self.common()).stdout
+        self.assertIn("missing   smoke/fog/zo_sparse", st)
+        self.assertIn("3 of 4 runs", st)
+        # a fresh checkout has no results/: collect copies the records back from the run directories
+        shutil.rmtree(self.results)
+        self.assertIn("copied 3 records", queue("collect", "--only", only, *self.common()).stdout)
+        # the report is made from the records alone (no run directory needed)
+        shutil.rmtree(self.runs)
+        r = subprocess.run([matrix.PY, REPORT, "--results", self.results, "--out", self.docs], capture_output=True,
+                           text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(os.path.join(self.docs, "results.md")) as f:
+            md = f.read()
+        self.assertIn("## Runs still missing", md)
+        self.assertIn("`full/gaussian_noise/zo_sparse`", md)  # missing runs are listed
+        self.assertIn("smoke/fog/bp_fp32", md)  # the runs table shows every record
+
+    def test_killed_zo_run_is_resumed_bit_identically(self):
+        rid = "smoke/fog/zo_sparse"
+        run = matrix.parse_run_id(rid)
+        # reference: an uninterrupted run into another root
+        queue("run", "--only", rid, "--runs", self.runs, "--results", os.path.join(self.tmp, "ref-results"),
+              "--tinyzo", TINYZO, "--threads", "1", "--nice", "0")
+        ref = records.load_record(run.record_path(os.path.join(self.tmp, "ref-results")))
+        # a queue run killed after its first step: run the same command with --stop-after 1 and leave the
+        # runner's bookkeeping as a killed runner leaves it
+        shutil.rmtree(self.runs)
+        rd = run.run_dir(self.runs)
+        os.makedirs(rd)
+        argv = run.command(TINYZO, self.runs, 1, 1)
+        with open(os.path.join(rd, "queue-run.json"), "w") as f:
+            json.dump({"key": run.key(), "protocol": matrix.PROTOCOL, "argv": argv, "started": time.time(),
+                       "wall": 5.0, "cpu": 4.0}, f)
+        subprocess.run(argv + ["--stop-after", "1"], check=True, capture_output=True, cwd=REPO)
+        self.assertTrue(os.path.exists(os.path.join(run.out_dir(self.runs), "checkpoint.bin")))
+        out = queue("run", "--only", rid, *self.common()).stdout
+        self.assertIn("resuming %s" % rid, out)
+        rec = records.load_record(run.record_path(self.results))
+        self.assertEqual(rec["loss_per_step"], ref["loss_per_step"])
+        self.assertEqual(rec["test_after"], ref["test_after"])
+        self.assertGreaterEqual(rec["wall_seconds"], 5.0)  # the killed segment's time is kept
+
+    def test_runner_killed_mid_run_then_restarted(self):
+        rid = "smoke/gaussian_noise/bp_fp32"
+        run = matrix.parse_run_id(rid)
+        p = subprocess.Popen([matrix.PY, RUNNER, "run", "--only", rid] + self.common(), stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, start_new_session=True)
+        lock = os.path.join(run.run_dir(self.runs), ".queue.lock")
+        t0 = time.time()
+        while not os.path.exists(lock) and time.time() - t0 < 60 and p.poll() is None:
+            time.sleep(0.05)
+        os.killpg(p.pid, signal.SIGKILL)  # the runner and its run, wherever they are
+        p.wait()
+        # whatever state it left, a new runner finishes the run and records it
+        out = queue("run", "--only", rid, *self.common()).stdout
+        self.assertTrue(os.path.exists(run.record_path(self.results)), out)
+        self.assertEqual(records.load_record(run.record_path(self.results))["steps"], 2)
+
+    def test_a_run_locked_by_another_runner_is_skipped(self):
+        rid = "smoke/fog/bp_int8"
+        run = matrix.parse_run_id(rid)
+        lock = runner.Lock(os.path.join(run.run_dir(self.runs), ".queue.lock"))
+        try:
+            out = queue("run", "--only", rid, *self.common()).stdout
+            self.assertIn("running in another runner", out)
+            self.assertFalse(os.path.exists(run.record_path(self.results)))
+        finally:
+            lock.release()
+
+    def test_bad_input(self):
+        r = queue("run", "--only", "full/nope/zo_sparse", *self.common(), check=False)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("unknown corruption", r.stderr)
+        r = queue("run", "--only", "smoke/fog/zo_sparse", "--runs", os.path.join(REPO, "x"), check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("inside the work tree", r.stderr)
+        r = queue("run", "--only", "smoke/fog/zo_sparse", *self.common()[:4], "--tinyzo", "/nonexistent", check=False)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("not found", r.stderr)
+        # a corrupt record in results/ is an error naming the file, not a crash
+        os.makedirs(os.path.join(self.results, "smoke", "fog"))
+        with open(os.path.join(self.results, "smoke", "fog", "zo_sparse.json"), "w") as f:
+            f.write("{ truncated")
+        r = queue("status", "--only", "smoke/fog/zo_sparse", *self.common(), check=False)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("zo_sparse.json", r.stderr)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def have_dask():
+    return shutil.which("dask-scheduler") is not None or shutil.which("dask") is not None
+
+
+class DaskTest(unittest.TestCase):
+    """The queue against a real Dask distributed cluster on loopback: a scheduler and one worker started
+    here as separate processes, the runs executed by the worker."""
+
+    def test_runs_on_a_local_dask_cluster(self):
+        self.assertTrue(os.access(TINYZO, os.X_OK), "no tinyzo binary at %s (set TINYZO_BIN)" % TINYZO)
+        self.assertTrue(have_dask(), "Dask distributed is not installed (Debian: python3-distributed)")
+        tmp = tempfile.mkdtemp(prefix="tinyzo-dask-test-")
+        port = free_port()
+        addr = "tcp://127.0.0.1:%d" % port
+        procs = []
+        try:
+            logs = open(os.path.join(tmp, "dask.log"), "w")
+            procs.append(subprocess.Popen([matrix.PY, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                                           "--port", str(port), "--dashboard-address", ":0"], stdout=logs,
+                                          stderr=logs, start_new_session=True, cwd=tmp))
+            procs.append(subprocess.Popen([matrix.PY, "-m", "distributed.cli.dask_worker", addr, "--nthreads", "1",
+                                           "--nworkers", "1", "--dashboard-address", ":0", "--local-directory", tmp],
+                                          stdout=logs, stderr=logs, start_new_session=True, cwd=tmp))
+            from distributed import Client
+            with Client(addr, timeout=60) as c:
+                c.wait_for_workers(1, timeout=60)
+            only = "smoke/fog/zo_sparse,smoke/fog/bp_int8"
+            r = queue("run", "--only", only, "--executor", "dask", "--scheduler", addr, "--runs",
+                      os.path.join(tmp, "runs"), "--results", os.path.join(tmp, "results"), "--tinyzo", TINYZO,
+                      "--threads", "1", "--nice", "0", check=False)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr + open(os.path.join(tmp, "dask.log")).read()[-3000:])
+            self.assertIn("1 workers", r.stdout)
+            self.assertIn("2 of 2 runs have records", r.stdout)
+            for rid in only.split(","):
+                run = matrix.parse_run_id(rid)
+                self.assertEqual(records.load_record(run.record_path(os.path.join(tmp, "results")))["steps"], 2)
+        finally:
+            for p in procs:
+                try:
+                    os.killpg(p.pid, signal.SIGTERM)
+                    p.wait(timeout=20)
+                except (ProcessLookupError, subprocess.TimeoutExpired):
+                    os.killpg(p.pid, signal.SIGKILL)
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
