@@ -19,6 +19,8 @@ packages=(
   python3 python3-numpy python3-torch python3-matplotlib
   # the run queue on a Dask cluster (python/experiments/executors.py; its test starts a local one)
   python3-distributed
+  # ... and on Slurm job arrays (its test starts a private single-node Slurm: munged, slurmctld, slurmd)
+  slurm-wlm munge
 )
 
 sudo=()

@@ -247,5 +247,101 @@ class DaskTest(unittest.TestCase):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+SLURM_CONF = """ClusterName=tinyzotest
+SlurmctldHost={host}(127.0.0.1)
+SlurmctldPort={ctld_port}
+SlurmdPort={d_port}
+AuthType=auth/munge
+AuthInfo=socket={d}/munge.sock
+CredType=cred/munge
+SlurmUser=root
+SlurmdUser=root
+StateSaveLocation={d}/state
+SlurmdSpoolDir={d}/spool
+SlurmctldPidFile={d}/slurmctld.pid
+SlurmdPidFile={d}/slurmd.pid
+SlurmctldLogFile={d}/slurmctld.log
+SlurmdLogFile={d}/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SchedulerType=sched/builtin
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+ReturnToService=2
+MpiDefault=none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory=1000 State=UNKNOWN
+PartitionName=test Nodes={host} Default=YES MaxTime=INFINITE State=UP
+"""
+
+
+class SlurmTest(unittest.TestCase):
+    """The queue against a real single-node Slurm started here: its own munged (own key and socket),
+    slurmctld and slurmd on loopback ports, the runs executed as one job array. slurmd runs jobs as
+    their user, so this needs root (CI is root)."""
+
+    def test_runs_as_a_slurm_job_array(self):
+        self.assertTrue(os.access(TINYZO, os.X_OK), "no tinyzo binary at %s (set TINYZO_BIN)" % TINYZO)
+        if os.geteuid() != 0:
+            self.skipTest("a private slurmd needs root")
+        for tool in ("munged", "slurmctld", "slurmd", "sbatch"):
+            self.assertIsNotNone(shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/usr/bin"),
+                                 "%s not installed (Debian: slurm-wlm, munge)" % tool)
+        d = tempfile.mkdtemp(prefix="tinyzo-slurm-test-")
+        os.chmod(d, 0o755)
+        for sub in ("state", "spool"):
+            os.makedirs(os.path.join(d, sub))
+        with open(os.path.join(d, "munge.key"), "wb") as f:
+            f.write(os.urandom(128))
+        os.chmod(os.path.join(d, "munge.key"), 0o600)
+        conf = os.path.join(d, "slurm.conf")
+        with open(conf, "w") as f:
+            f.write(SLURM_CONF.format(host=socket.gethostname().split(".")[0], ctld_port=free_port(),
+                                      d_port=free_port(), d=d, cpus=os.cpu_count() or 1))
+        env = dict(os.environ, SLURM_CONF=conf)
+        sbin = lambda t: shutil.which(t) or os.path.join("/usr/sbin", t)  # noqa: E731
+        procs = []
+        try:
+            logs = open(os.path.join(d, "daemons.log"), "w")
+            procs.append(subprocess.Popen([sbin("munged"), "-F", "--force", "-S", os.path.join(d, "munge.sock"),
+                                           "--key-file", os.path.join(d, "munge.key"), "--log-file",
+                                           os.path.join(d, "munge.log"), "--pid-file", os.path.join(d, "munge.pid"),
+                                           "--seed-file", os.path.join(d, "munge.seed")],
+                                          stdout=logs, stderr=logs, start_new_session=True))
+            t0 = time.time()
+            while not os.path.exists(os.path.join(d, "munge.sock")) and time.time() - t0 < 20:
+                time.sleep(0.1)
+            procs.append(subprocess.Popen([sbin("slurmctld"), "-D", "-i", "-f", conf], env=env, stdout=logs,
+                                          stderr=logs, start_new_session=True))
+            procs.append(subprocess.Popen([sbin("slurmd"), "-D", "-f", conf], env=env, stdout=logs, stderr=logs,
+                                          start_new_session=True))
+            t0 = time.time()  # wait for the node to register as idle
+            while time.time() - t0 < 60:
+                r = subprocess.run(["sinfo", "-h", "-o", "%t"], env=env, capture_output=True, text=True)
+                if r.stdout.strip() == "idle":
+                    break
+                time.sleep(0.5)
+            self.assertEqual(r.stdout.strip(), "idle", "the test's Slurm did not come up: " + r.stderr)
+            only = "smoke/gaussian_noise/zo_sparse,smoke/gaussian_noise/bp_fp32"
+            r = queue("run", "--only", only, "--executor", "slurm", "--runs", os.path.join(d, "runs"), "--results",
+                      os.path.join(d, "results"), "--tinyzo", TINYZO, "--threads", "1", "--nice", "0", check=False,
+                      env=env)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertIn("Slurm job array", r.stdout)
+            self.assertIn("2 of 2 runs have records", r.stdout)
+            for rid in only.split(","):
+                run = matrix.parse_run_id(rid)
+                self.assertEqual(records.load_record(run.record_path(os.path.join(d, "results")))["steps"], 2)
+        finally:
+            for p in reversed(procs):
+                try:
+                    os.killpg(p.pid, signal.SIGTERM)
+                    p.wait(timeout=20)
+                except (ProcessLookupError, subprocess.TimeoutExpired):
+                    os.killpg(p.pid, signal.SIGKILL)
+            shutil.rmtree(d, ignore_errors=True)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
