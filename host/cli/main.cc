@@ -48,6 +48,7 @@ int main(int argc, char** argv) {
   tinyzo::cli::register_train_command(app);
   tinyzo::cli::register_select_command(app);
   tinyzo::cli::register_split_command(app);
+  tinyzo::cli::register_batches_command(app);
   tinyzo::cli::register_fw_commands(app);
 
   try {

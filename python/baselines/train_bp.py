@@ -5,7 +5,9 @@
         [--epochs 50] [--batch 100] [--lr 0] [--max-steps 0] [--seed 0] [--out DIR]
 
 DIR holds train.bin / val.bin / test.bin from `tinyzo split`. Inputs: the eval preprocessing for
-training too (like `tinyzo train --no-augment`). Writes OUT/log.jsonl (start, before, step, epoch,
+training too (like `tinyzo train --no-augment`). With --tinyzo BIN the batches are exactly those of
+`tinyzo train` with the same --seed: its epoch order (`tinyzo batches --order-only`), and with
+--augment its augmented inputs (`tinyzo batches`, identical int8 images, made per epoch). Writes OUT/log.jsonl (start, before, step, epoch,
 summary records, like `tinyzo train`) and OUT/summary.json.
 """
 
@@ -13,7 +15,10 @@ import argparse
 import json
 import math
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -74,6 +79,23 @@ def sgd_step(model, method, lr):
     return moved
 
 
+def tinyzo_epoch(a, epoch, tmp):
+    """(order, inputs or None) of `tinyzo train`'s epoch (0-based) from `tinyzo batches`: the split's
+    training-image index at each position, and with --augment the int8 NHWC inputs in that order."""
+    prefix = os.path.join(tmp, "epoch%d" % epoch)
+    cmd = [a.tinyzo, "batches", "--split", a.split, "--epoch", str(epoch), "--seed", str(a.seed), "--out", prefix]
+    cmd += ["--augment"] if a.augment else ["--order-only"]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit("train_bp: %s failed: %s" % (" ".join(cmd), r.stderr.strip()))
+    order = np.load(prefix + ".order.npy")
+    x = None
+    if a.augment:
+        x = np.load(prefix + ".inputs.npy")
+        os.remove(prefix + ".inputs.npy")
+    return order, x
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--split", required=True, help="directory of tinyzo split")
@@ -87,8 +109,14 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--limit", type=int, default=0, help="use only the first N images of each split (smoke)")
+    ap.add_argument("--tinyzo", default="", help="tinyzo binary: train on tinyzo train's batches (order, augmentation)")
+    ap.add_argument("--augment", action="store_true", help="with --tinyzo: tinyzo's training augmentation")
     ap.add_argument("--out", required=True)
     a = ap.parse_args(argv)
+    if a.augment and not a.tinyzo:
+        ap.error("--augment needs --tinyzo (the augmented inputs are tinyzo's, bit for bit)")
+    if a.tinyzo and a.limit:
+        ap.error("--limit and --tinyzo exclude each other (tinyzo's order covers the whole split)")
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     os.makedirs(a.out, exist_ok=True)
@@ -114,7 +142,7 @@ def main(argv=None):
         log.write(json.dumps(rec) + "\n")
         log.flush()
 
-    config = dict(vars(a), lr0=eta0, total_steps=total, layers=layers, augment=False,
+    config = dict(vars(a), lr0=eta0, total_steps=total, layers=layers, batches="tinyzo" if a.tinyzo else "numpy",
                   trainable_params=sum(c.w.numel() + c.b.numel() for c in model.trainable_convs()))
     emit({"type": "start", "config": config, "prefix_seconds": time.time() - t_start})
     # The start model is the integer network (in 'fp32' form the trainable convs compute in float,
@@ -126,9 +154,21 @@ def main(argv=None):
     best_val, best_epoch, best = -1.0, 0, None  # fractions, as in tinyzo's log
     rng = np.random.default_rng(a.seed)
     step, epoch, t_train = 0, 0, 0.0
+    tmp = tempfile.mkdtemp(prefix="train_bp-") if a.tinyzo else None
     while step < total:
         epoch += 1
-        order = torch.from_numpy(rng.permutation(n))
+        x_train, y_train = xs["train"], ys["train"]
+        if a.tinyzo:
+            order, x_epoch = tinyzo_epoch(a, epoch - 1, tmp)
+            if x_epoch is not None:  # augmented: this epoch's inputs, already in tinyzo's order
+                with torch.no_grad():
+                    x_train = model.prefix(torch.from_numpy(x_epoch.transpose(0, 3, 1, 2).copy()))
+                y_train = ys["train"][torch.from_numpy(order.astype(np.int64))]
+                order = torch.arange(n)
+            else:
+                order = torch.from_numpy(order.astype(np.int64))
+        else:
+            order = torch.from_numpy(rng.permutation(n))
         for b in range(steps_per_epoch):
             if step >= total:
                 break
@@ -136,7 +176,7 @@ def main(argv=None):
             idx = order[b * a.batch:(b + 1) * a.batch]
             lr = cosine_lr(eta0, step, total)
             model.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model.forward_from(xs["train"][idx], model.first_trainable), ys["train"][idx])
+            loss = F.cross_entropy(model.forward_from(x_train[idx], model.first_trainable), y_train[idx])
             loss.backward()
             moved = sgd_step(model, a.method, lr)
             dt = time.time() - t0
@@ -150,6 +190,8 @@ def main(argv=None):
             best = [p.detach().clone() for p in model.parameters()]
         emit({"type": "epoch", "epoch": epoch, "steps": step, "val_acc": v, "best_val": best_val,
               "best_epoch": best_epoch})
+    if tmp:
+        shutil.rmtree(tmp, ignore_errors=True)
     if best is not None:
         with torch.no_grad():
             for p, q in zip(model.parameters(), best):

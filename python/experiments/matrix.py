@@ -59,6 +59,9 @@ METHODS = {
     "zo_sparse": ("zo", [], "ZO, the paper's layers 1.{4,5,6,7}.conv.0 and modes (WP 4-5, NP 6-7)"),
     "bp_fp32": ("bp", ["--method", "fp32", "--layers", "paper"], "FP32 BP, the paper's layers"),
     "bp_int8": ("bp", ["--method", "int8", "--layers", "paper"], "int8 BP (QAS, integer update), the paper's layers"),
+    "zo_sparse_aug": ("zo", [], "ZO sparse with tinyzo's training augmentation"),
+    "bp_fp32_aug": ("bp", ["--method", "fp32", "--layers", "paper"], "FP32 BP on tinyzo's augmented batches"),
+    "bp_int8_aug": ("bp", ["--method", "int8", "--layers", "paper"], "int8 BP on tinyzo's augmented batches"),
     "zo_dense": ("zo", ["--layers", "all", "--mode", "auto"], "ZO on all 42 convs (per layer NP when D <= 2 d_w)"),
     "bp_fp32_all": ("bp", ["--method", "fp32", "--layers", "all"], "FP32 BP on all 42 convs"),
     "bp_int8_all": ("bp", ["--method", "int8", "--layers", "all"], "int8 BP on all 42 convs"),
@@ -138,11 +141,15 @@ class Run:
                     "--json", "--batch", "16",
                     "--threads", str(threads)] + (["--limit", str(n)] if n else [])
         s = SCHEDULES[self.schedule]
+        augment = self.base.endswith("_aug")
         if self.kind == "zo":
             return ([tinyzo, "train", "--config", os.path.join(REPO, "configs", "paper.json"), "--corruption",
-                     self.corruption, "--no-augment", "--threads", str(threads), "--no-progress", "--out", out] +
+                     self.corruption] + ([] if augment else ["--no-augment"]) +
+                    ["--threads", str(threads), "--no-progress", "--out", out] +
                     s.split_args() + s.sched_args() + s.query_args() + self.extra + lr)
-        return ([PY, BP_SCRIPT, "--split", self.split_dir(root), "--threads", str(bp_threads), "--out", out] +
+        # BP trains on tinyzo train's batches: its epoch order, and its augmented inputs when augmenting.
+        return ([PY, BP_SCRIPT, "--split", self.split_dir(root), "--tinyzo", tinyzo] +
+                (["--augment"] if augment else []) + ["--threads", str(bp_threads), "--out", out] +
                 s.sched_args() + self.extra + lr)
 
     def key(self):
@@ -169,7 +176,7 @@ def key_of(argv):
             skip = False
         elif a == "--threads":
             skip = True
-        elif i == 0:
+        elif i == 0 or (i > 0 and argv[i - 1] == "--tinyzo"):
             out.append(os.path.basename(a))
         else:
             out.append(a[len(REPO) + 1:] if a.startswith(REPO + "/") else a)
@@ -188,6 +195,9 @@ def run_set(name):
     if name == "dense-grid":  # learning-rate selection on the validation split of one development corruption
         return [Run("short", "gaussian_noise", "%s@lr%s" % (m, x)) for x in LR_GRID
                 for m in ("bp_fp32_all", "bp_int8_all", "zo_dense")]
+    if name == "augment":  # augmentation or not, decided on the development corruptions' validation splits
+        return [Run("short", c, m) for c in DEV_CORRUPTIONS for m in ("zo_sparse", "bp_fp32", "bp_int8",
+                                                                      "zo_sparse_aug", "bp_fp32_aug", "bp_int8_aug")]
     if name == "dense":
         return [Run("short", c, m) for c in DEV_CORRUPTIONS for m in ("zo_dense", "bp_fp32_all", "bp_int8_all",
                                                                       "zo_sparse", "bp_fp32", "bp_int8")]
@@ -197,7 +207,7 @@ def run_set(name):
 
 
 LR_GRID = ("1", "0.3", "0.1", "0.03", "0.01")  # multipliers of eta0
-RUN_SETS = ("clean", "main", "ablations", "dense-grid", "dense", "smoke")
+RUN_SETS = ("clean", "augment", "main", "ablations", "dense-grid", "dense", "smoke")
 
 
 def parse_run_id(text):

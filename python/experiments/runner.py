@@ -64,8 +64,18 @@ def select_runs(sets, only, results):
 def run_set(name, results):
     """matrix.run_set, plus the sets that depend on a selection made from records (dense: the learning
     rate chosen on the dense-grid records)."""
+    from experiments import selection
+    if name in ("main", "ablations"):
+        aug = selection.augment_choice(records.load_results(results))
+        if aug is None:
+            print("queue: set %s waits for the augmentation choice (set augment is not complete)" % name,
+                  file=sys.stderr)
+            return []
+        runs = matrix.run_set(name)
+        if aug and name == "main":
+            runs = [matrix.Run(r.schedule, r.corruption, r.method + "_aug") for r in runs]
+        return runs
     if name == "dense":
-        from experiments import selection
         chosen = selection.dense_choice(records.load_results(results))
         out = []
         for r in matrix.run_set("dense"):
@@ -332,7 +342,7 @@ def main(argv=None):
         if name == "run-one":
             p.add_argument("id", help="schedule/corruption/method")
         else:
-            p.add_argument("--set", default="clean,main", help="comma list of run sets: %s" % ", ".join(matrix.RUN_SETS))
+            p.add_argument("--set", default="clean,augment,main", help="comma list of run sets: %s" % ", ".join(matrix.RUN_SETS))
             p.add_argument("--only", default="", help="comma list of run ids instead of --set")
         p.add_argument("--results", default=os.path.join(matrix.REPO, "results"))
         p.add_argument("--runs", default=default_runs_root(), help="run directories (outside the work tree)")

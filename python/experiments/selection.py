@@ -36,3 +36,32 @@ def dense_choice(results):
         if len(g) == len(matrix.LR_GRID):
             out[m] = choose(g)
     return out
+
+
+AUGMENT_METHODS = ("zo_sparse", "bp_fp32", "bp_int8")
+
+
+def augment_table(results):
+    """{(corruption, method, augmented): record} of the augment set's current records."""
+    out = {}
+    for c in matrix.DEV_CORRUPTIONS:
+        for m in AUGMENT_METHODS:
+            for aug in (False, True):
+                run = matrix.Run("short", c, m + ("_aug" if aug else ""))
+                rec = results.get(run.id)
+                if rec is not None and rec.get("protocol") == matrix.PROTOCOL and rec.get("key") == run.key():
+                    out[(c, m, aug)] = rec
+    return out
+
+
+def augment_choice(results):
+    """True (train with augmentation), False (without), or None while the augment set is incomplete.
+    The rule: the setting with the higher mean best-validation accuracy over the three methods (ZO sparse,
+    FP32 BP, int8 BP) and the four development corruptions at the short schedule; a tie keeps no
+    augmentation (identical inputs for every method, the simpler setting). One setting for every method,
+    so that ZO and BP always see identical batches."""
+    t = augment_table(results)
+    if len(t) < 2 * len(AUGMENT_METHODS) * len(matrix.DEV_CORRUPTIONS):
+        return None
+    mean = {aug: sum(r["best_val"] for (c, m, a), r in t.items() if a == aug) / (len(t) / 2) for aug in (False, True)}
+    return mean[True] > mean[False]

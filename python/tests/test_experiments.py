@@ -195,6 +195,50 @@ class QueueTest(unittest.TestCase):
         self.assertIn("zo_sparse.json", r.stderr)
 
 
+class BatchesTest(unittest.TestCase):
+    """`tinyzo batches` gives the BP baselines tinyzo train's batches: its order, its inputs."""
+
+    def test_order_labels_and_inputs(self):
+        import numpy as np
+        sys.path.insert(0, os.path.join(REPO, "tests", "reference"))
+        import reference
+        self.assertTrue(os.access(TINYZO, os.X_OK), "no tinyzo binary at %s (set TINYZO_BIN)" % TINYZO)
+        tmp = tempfile.mkdtemp(prefix="tinyzo-batches-test-")
+        try:
+            split = os.path.join(tmp, "split")
+            subprocess.run([TINYZO, "split", "--corruption", "fog", "--train-per-class", "2", "--val-per-class", "1",
+                            "--test-per-class", "1", "--out", split], check=True, capture_output=True)
+            raw = np.fromfile(os.path.join(split, "train.bin"), np.uint8).reshape(-1, 3073)
+
+            def batches(*args):
+                out = os.path.join(tmp, "b%d" % len(os.listdir(tmp)))
+                subprocess.run([TINYZO, "batches", "--split", split, "--out", out] + list(args), check=True,
+                               capture_output=True)
+                return [np.load(out + s) if os.path.exists(out + s) else None
+                        for s in (".order.npy", ".inputs.npy", ".labels.npy")]
+            o0, x0, l0 = batches("--epoch", "0", "--no-augment")
+            o1, x1, l1 = batches("--epoch", "1", "--no-augment")
+            oa, xa, la = batches("--epoch", "1")
+            oo, xo, lo = batches("--epoch", "1", "--order-only")
+            self.assertEqual(sorted(o0.tolist()), list(range(20)))  # a permutation
+            self.assertFalse(np.array_equal(o0, o1))  # reshuffled every epoch
+            self.assertTrue(np.array_equal(o1, oa) and np.array_equal(o1, oo))  # the order ignores augmentation
+            self.assertIsNone(xo)
+            self.assertTrue(np.array_equal(l1, raw[o1, 0]))
+            # without augmentation: the eval preprocessing of the reference, in tinyzo's order
+            pre = reference.preprocess(raw[:, 1:].reshape(-1, 3, 32, 32))
+            self.assertTrue(np.array_equal(x1, pre[o1]))
+            self.assertEqual(xa.shape, x1.shape)
+            self.assertFalse(np.array_equal(xa, x1))  # augmented
+            self.assertTrue(np.array_equal(xa, batches("--epoch", "1")[1]))  # deterministic
+            r = subprocess.run([TINYZO, "batches", "--split", os.path.join(tmp, "nope"), "--epoch", "0", "--out",
+                                os.path.join(tmp, "x")], capture_output=True, text=True)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("train.bin", r.stderr)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
