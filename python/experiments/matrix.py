@@ -206,7 +206,7 @@ def run_set(name):
     raise ValueError("unknown run set %r (known: %s)" % (name, ", ".join(RUN_SETS)))
 
 
-LR_GRID = ("1", "0.3", "0.1", "0.03", "0.01")  # multipliers of eta0
+LR_GRID = ("1", "0.1", "0.03", "0.01", "0.003")  # multipliers of eta0
 RUN_SETS = ("clean", "augment", "main", "ablations", "dense-grid", "dense", "smoke")
 
 
