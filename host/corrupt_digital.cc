@@ -6,6 +6,7 @@
 #include "corrupt_internal.h"
 #include "errors.h"
 #include "image_io.h"
+#include "pillow_resample.h"
 
 namespace tinyzo::corrupt_detail {
 
@@ -68,92 +69,13 @@ void jpeg_compression(int severity, HostRng&, const uint8_t* in, uint8_t* out) {
     for (int i = 0; i < kPixels; ++i) out[c * kPixels + i] = decoded.pixels[i * 3 + c];
 }
 
-namespace {
-
-// Pillow's resampling coefficients for one axis with the BOX filter
-// (precompute_coeffs + normalize_coeffs_8bpc of libImaging/Resample.c): a
-// source pixel belongs to the output pixel whose box holds its centre, weights
-// are equal, and they are stored in 22-bit fixed point.
-constexpr int kPrecisionBits = 32 - 8 - 2;
-
-struct AxisCoeffs {
-  std::vector<int> first, count;
-  std::vector<std::vector<int32_t>> weights;
-};
-
-AxisCoeffs box_coeffs(int in_size, int out_size) {
-  const double scale = double(in_size) / out_size;
-  const double filterscale = std::max(scale, 1.0);
-  const double support = 0.5 * filterscale;
-  AxisCoeffs a;
-  for (int xx = 0; xx < out_size; ++xx) {
-    const double center = (xx + 0.5) * scale;
-    int xmin = static_cast<int>(center - support + 0.5);
-    if (xmin < 0) xmin = 0;
-    int xmax = static_cast<int>(center + support + 0.5);
-    if (xmax > in_size) xmax = in_size;
-    xmax -= xmin;
-    std::vector<double> k(xmax);
-    double ww = 0.0;
-    for (int x = 0; x < xmax; ++x) {
-      const double t = (x + xmin - center + 0.5) / filterscale;
-      k[x] = (t >= -0.5 && t < 0.5) ? 1.0 : 0.0;
-      ww += k[x];
-    }
-    std::vector<int32_t> fixed(xmax);
-    for (int x = 0; x < xmax; ++x) {
-      const double w = ww != 0.0 ? k[x] / ww : k[x];
-      fixed[x] = static_cast<int32_t>(0.5 + w * (1 << kPrecisionBits));
-    }
-    a.first.push_back(xmin);
-    a.count.push_back(xmax);
-    a.weights.push_back(std::move(fixed));
-  }
-  return a;
-}
-
-inline uint8_t pil_clip8(int64_t acc) {
-  const int64_t v = acc >> kPrecisionBits;
-  return static_cast<uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v));
-}
-
-}  // namespace
-
-std::vector<uint8_t> pil_box_resize(const uint8_t* in, int in_w, int in_h, int out_w, int out_h) {
-  // Horizontal pass first, then vertical, each rounding to uint8 (as Pillow).
-  std::vector<uint8_t> tmp(size_t(out_w) * in_h);
-  if (out_w != in_w) {
-    const AxisCoeffs h = box_coeffs(in_w, out_w);
-    for (int y = 0; y < in_h; ++y)
-      for (int x = 0; x < out_w; ++x) {
-        int64_t acc = int64_t(1) << (kPrecisionBits - 1);
-        for (int k = 0; k < h.count[x]; ++k) acc += int64_t(in[y * in_w + h.first[x] + k]) * h.weights[x][k];
-        tmp[y * out_w + x] = pil_clip8(acc);
-      }
-  } else {
-    tmp.assign(in, in + size_t(in_w) * in_h);
-  }
-  std::vector<uint8_t> out(size_t(out_w) * out_h);
-  if (out_h != in_h) {
-    const AxisCoeffs v = box_coeffs(in_h, out_h);
-    for (int y = 0; y < out_h; ++y)
-      for (int x = 0; x < out_w; ++x) {
-        int64_t acc = int64_t(1) << (kPrecisionBits - 1);
-        for (int k = 0; k < v.count[y]; ++k) acc += int64_t(tmp[(v.first[y] + k) * out_w + x]) * v.weights[y][k];
-        out[y * out_w + x] = pil_clip8(acc);
-      }
-  } else {
-    out = tmp;
-  }
-  return out;
-}
-
 void pixelate(int severity, HostRng&, const uint8_t* in, uint8_t* out) {
   static constexpr double kC[] = {0.95, 0.9, 0.85, 0.75, 0.65};
   const int small = static_cast<int>(kSide * kC[severity - 1]);  // 30, 28, 27, 24, 20
   for (int c = 0; c < 3; ++c) {
-    const std::vector<uint8_t> down = pil_box_resize(in + c * kPixels, kSide, kSide, small, small);
-    const std::vector<uint8_t> up = pil_box_resize(down.data(), small, small, kSide, kSide);
+    // Pillow's resize(BOX) down and back up (host/pillow_resample.h).
+    const std::vector<uint8_t> down = pillow_resize_plane(in + c * kPixels, kSide, kSide, small, small, PillowFilter::kBox);
+    const std::vector<uint8_t> up = pillow_resize_plane(down.data(), small, small, kSide, kSide, PillowFilter::kBox);
     std::copy(up.begin(), up.end(), out + c * kPixels);
   }
 }

@@ -104,8 +104,6 @@ void canny(const uint8_t* img, int low, int high, uint8_t* edges);
 void distance_transform(const uint8_t* src, double* dist);
 void equalize_hist(uint8_t* img);
 void spatter_water_weight(const double* liquid, double* m);
-// Pillow's Image.resize(..., BOX) on one uint8 plane: in_w x in_h -> out_w x out_h.
-std::vector<uint8_t> pil_box_resize(const uint8_t* in, int in_w, int in_h, int out_w, int out_h);
 // Zoom factors of zoom_blur at a severity: 1, 1.01, ... (numpy arange).
 std::vector<double> zoom_factors(int severity);
 

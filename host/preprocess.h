@@ -1,22 +1,19 @@
-// Evaluation preprocessing of METHOD §6: bilinear resize (32 -> 147),
-// centre crop (128), then int8 quantization q = p - 128. Defined exactly in
-// integers so that the host, the device and the Python reference agree bit
-// for bit; the definition is in docs/data.md.
+// Evaluation preprocessing of METHOD §6, exactly as the authors' code path
+// computes it: torchvision Resize(147) on the PIL image (Pillow's bilinear
+// resampling), CenterCrop(128), ToTensor, Normalize(0.5, 1/255), and the
+// round half to even of their first quantized conv. Bit for bit equal to
+// Pillow 9.4 + torchvision (python/tests/test_preprocess.py), to the Python
+// reference (tests/reference/reference.py) and, through `tinyzo fw-data`, to
+// what the device sees. The definition and the sources are in docs/data.md.
 #pragma once
+#include <array>
 #include <cstddef>
 #include <cstdint>
-#include <vector>
 
+#include "pillow_resample.h"
 #include "tinyzo/model_format.h"
 
 namespace tinyzo {
-
-// One output coordinate of a 1-D bilinear resize: value = (w0 * p[x0] + w1 *
-// p[x1]), weights summing to 2 * dst.
-struct ResizeTap {
-  int x0, x1;
-  int w0, w1;
-};
 
 // Square resize-then-centre-crop geometry: `src` -> `resize` -> `crop`.
 struct ResizeCropSpec {
@@ -25,31 +22,34 @@ struct ResizeCropSpec {
   int crop = 128;
 };
 
-// Taps of output coordinates [first, first + count) of a src -> dst resize
-// (align_corners=False geometry, edge-clamped): s = max(0, (2i+1)*src - dst),
-// x0 = s / (2*dst); x0 >= src-1 clamps to the last pixel with weight 2*dst;
-// otherwise rem = s - 2*dst*x0, weights (2*dst - rem, rem) on (x0, x0+1).
-std::vector<ResizeTap> resize_taps(int src, int dst, int first, int count);
-
 // Top/left offset of a centre crop, as torchvision computes it:
 // int(round((resized - crop) / 2)) with Python 3's round-half-to-even
 // (147 -> 128: round(9.5) = 10).
 int center_crop_offset(int resized, int crop);
 
-// The resize size used for a crop size: 147 for 128 (the paper's protocol),
-// otherwise round(crop * 147 / 128) (half up).
+// The resize size for a crop size, the authors' int(math.ceil(crop / 0.875))
+// (tiny-training's build_val_transform) = ceil(8 * crop / 7): 147 for 128,
+// 74 for 64.
 int default_resize_for_crop(int crop);
 
-// Resizes a planar [channels][src][src] uint8 image to resize x resize and
-// keeps the centre crop x crop, written interleaved [crop][crop][channels].
-// Each output = (sum over the 4 neighbours of p * wy * wx + D/2) / D with
-// D = (2*resize)^2 (integer, round half up). Throws CliError for a spec with
-// non-positive sizes or crop > resize.
+// Pixel value p (0..255) -> the int8 input of the first conv:
+// round_half_even(float32(float32(float32(p) / 255) - 0.5f) / float32(1/255)),
+// every step a binary32 operation as torchvision's ToTensor and Normalize do
+// them. In exact arithmetic every p would be the tie p - 127.5; the float32
+// rounding decides: p - 128 for even p in 32..62 and 176..222 and for every
+// p >= 224, p - 127 otherwise (range -127..127).
+const std::array<int8_t, 256>& pixel_to_input_table();
+
+// Pillow-bilinear resize of a planar [channels][src][src] uint8 image to
+// resize x resize, keeping the centre crop x crop, written interleaved
+// [crop][crop][channels] as uint8 pixels (before the table). Throws CliError
+// for a spec with non-positive sizes or crop > resize.
 void resize_center_crop_u8(const uint8_t* planar, int channels, const ResizeCropSpec& spec, uint8_t* hwc);
 
 // The eval input pipeline for one model: takes the crop size from the model's
 // input tensor ([S, S, 3] int8) and checks its quantization. Only the paper's
-// input quantization (scale 1/127.5, zero point 0: q = p - 128) is supported;
+// input quantization is supported (scale 1/127.5, zero point 0: the
+// tiny-training models' first conv reads (p/255 - 0.5) * 255 rounded);
 // anything else throws CliError, as does a non-square or non-RGB input.
 class InputPreprocessor {
  public:
@@ -64,8 +64,7 @@ class InputPreprocessor {
 
  private:
   ResizeCropSpec spec_;
-  std::vector<ResizeTap> taps_;  // for the cropped outputs only (same on both axes)
-  int64_t denom_ = 1;
+  PillowAxis axis_;  // the cropped outputs (same on both axes)
 };
 
 }  // namespace tinyzo

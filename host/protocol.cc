@@ -1,6 +1,7 @@
 #include "protocol.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <exception>
@@ -9,6 +10,7 @@
 
 #include "corruptions.h"
 #include "errors.h"
+#include "preprocess.h"
 #include "rng.h"
 #include "tinyzo/train/fmath.h"
 
@@ -245,8 +247,11 @@ void augment_image(const uint8_t* planar, int src_side, const AugmentParams& p, 
       }
     }
   }
-  // Round half up to a pixel, then the model's input quantization q = p - 128.
-  for (size_t i = 0; i < n * 3; ++i) out[i] = static_cast<int8_t>(static_cast<int>(img[i] + 0.5f) - 128);
+  // Round half up to a pixel (what a uint8 image would hold), then the eval
+  // pipeline's pixel -> int8 map, so that train and eval inputs share one
+  // input convention (docs/training.md).
+  const std::array<int8_t, 256>& table = pixel_to_input_table();
+  for (size_t i = 0; i < n * 3; ++i) out[i] = table[size_t(static_cast<int>(img[i] + 0.5f))];
 }
 
 // --------------------------------------------------------------- batches

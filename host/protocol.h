@@ -99,7 +99,9 @@ uint64_t augment_seed(uint64_t seed, uint32_t epoch, uint32_t image);
 AugmentParams draw_augment(const AugmentSpec& spec, uint64_t seed, int src_side);
 
 // Applies `p` to a planar uint8 [3][src_side][src_side] image and writes the
-// int8 model input NHWC [out_side][out_side][3], q = round(v) - 128.
+// int8 model input NHWC [out_side][out_side][3]: each value v in [0, 255]
+// rounded half up to a pixel, then mapped by pixel_to_input_table()
+// (host/preprocess.h), the same pixel -> int8 step as the eval pipeline.
 void augment_image(const uint8_t* planar, int src_side, const AugmentParams& p, int out_side, int8_t* out);
 
 // --------------------------------------------------------------- batches

@@ -15,8 +15,9 @@ packages=(
   # Cortex-M4F/M7 cross build and emulation
   gcc-arm-none-eabi binutils-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib
   qemu-system-arm
-  # model import and baselines: Debian's torch (run it with /usr/bin/python3)
-  python3 python3-numpy python3-torch python3-matplotlib
+  # model import and baselines: Debian's torch (run it with /usr/bin/python3);
+  # Pillow and torchvision for the eval pipeline's bit-exactness test (python/tests/test_preprocess.py)
+  python3 python3-numpy python3-torch python3-matplotlib python3-pil python3-torchvision
   # the run queue on a Dask cluster (python/experiments/executors.py; its test starts a local one)
   python3-distributed
   # ... and on Slurm job arrays (its test starts a private single-node Slurm: munged, slurmctld, slurmd)
@@ -39,4 +40,6 @@ cmake --version | head -n 1
 g++ --version | head -n 1
 arm-none-eabi-g++ --version | head -n 1
 qemu-system-arm --version | head -n 1
-/usr/bin/python3 -c 'import numpy, torch; print("numpy", numpy.__version__, "torch", torch.__version__)'
+/usr/bin/python3 -c 'import numpy, torch, torchvision, PIL
+print("numpy", numpy.__version__, "torch", torch.__version__, "torchvision", torchvision.__version__,
+      "Pillow", PIL.__version__)'

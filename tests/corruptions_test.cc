@@ -624,16 +624,6 @@ TEST(CorruptionHelpersTest, PlasmaFractalIsNormalized) {
   EXPECT_EQ(*std::max_element(map, map + kP), 1.0);
 }
 
-TEST(CorruptionHelpersTest, PillowBoxDownscaleByTwoIsRoundedMean) {
-  const uint8_t in[4 * 2] = {0, 1, 10, 13, 2, 3, 20, 30};
-  const std::vector<uint8_t> out = cd::pil_box_resize(in, 4, 2, 2, 1);
-  ASSERT_EQ(out.size(), 2u);
-  // Horizontal pass first (rounded to uint8), then vertical: (0+1)/2 -> 1
-  // (round half up), (2+3)/2 -> 3; then (1+3)/2 = 2. (10+13)/2 -> 12, (20+30)/2 = 25 -> 19.
-  EXPECT_EQ(out[0], 2);
-  EXPECT_EQ(out[1], 19);
-}
-
 TEST(CorruptionHelpersTest, HsvRoundTrip) {
   HostRng rng(9);
   for (int i = 0; i < 1000; ++i) {

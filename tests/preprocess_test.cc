@@ -1,8 +1,12 @@
-// The exact integer resize/crop of docs/data.md: hand-computed cases on tiny
-// images, the 32 -> 147 -> 128 taps, and properties.
+// The eval preprocessing of docs/data.md (Pillow bilinear resize, centre crop,
+// the float32 pixel table): hand-computed cases on tiny images, the 32 -> 147
+// coefficients, the table, and properties. The comparison with real Pillow and
+// torchvision is python/tests/test_preprocess.py.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
+#include <cstdlib>
 #include <cstdint>
 #include <vector>
 
@@ -12,46 +16,32 @@
 namespace tinyzo {
 namespace {
 
-void expect_tap(const ResizeTap& t, int x0, int x1, int w0, int w1) {
-  EXPECT_EQ(t.x0, x0);
-  EXPECT_EQ(t.x1, x1);
-  EXPECT_EQ(t.w0, w0);
-  EXPECT_EQ(t.w1, w1);
-}
-
-TEST(PreprocessTest, TapsOfATwoToFourResize) {
-  // den = 2*4 = 8; s = max(0, (2i+1)*2 - 4) = 0, 2, 6, 10.
-  const std::vector<ResizeTap> t = resize_taps(2, 4, 0, 4);
-  ASSERT_EQ(t.size(), 4u);
-  expect_tap(t[0], 0, 1, 8, 0);
-  expect_tap(t[1], 0, 1, 6, 2);
-  expect_tap(t[2], 0, 1, 2, 6);
-  // s = 10: x0 = 1 = src - 1, so both taps clamp to the last pixel.
-  expect_tap(t[3], 1, 1, 8, 0);
-}
-
-TEST(PreprocessTest, TapsOfThePaperResize) {
-  // 32 -> 147, den 294.
-  const std::vector<ResizeTap> t = resize_taps(32, 147, 0, 147);
-  // i = 0: s = 32 - 147 < 0 -> 0.
-  expect_tap(t[0], 0, 1, 294, 0);
-  // i = 10 (first crop row): s = 21*32 - 147 = 525 = 294 + 231.
-  expect_tap(t[10], 1, 2, 63, 231);
-  // i = 137 (last crop row): s = 275*32 - 147 = 8653 = 29*294 + 127.
-  expect_tap(t[137], 29, 30, 167, 127);
-  // i = 143: s = 287*32 - 147 = 9037 = 30*294 + 217.
-  expect_tap(t[143], 30, 31, 77, 217);
-  // i = 145: s = 9165, x0 = 31: clamped.
-  expect_tap(t[145], 31, 31, 294, 0);
-  for (const ResizeTap& tap : t) {
-    EXPECT_EQ(tap.w0 + tap.w1, 294);
-    EXPECT_GE(tap.w0, 1);  // w1 < den, so the near pixel always contributes
+TEST(PreprocessTest, PaperResizeCoefficients) {
+  // 32 -> 147 (Pillow bilinear: scale 32/147 < 1, so support 1 and at most 2
+  // taps). Output 10 (the first crop row): centre 10.5 * 32/147 = 2.2857, sources
+  // int(1.7857) = 1 .. int(3.7857) - 1 = 2, weights 1 - |x - 2.2857 + 0.5|:
+  // 63/294 and 231/294, times 2^22: 898779.4 -> 898779, 3295524.6 -> 3295525.
+  const PillowAxis a = pillow_axis(PillowFilter::kBilinear, 32, 147);
+  ASSERT_EQ(a.count(), 147);
+  EXPECT_EQ(a.start[10], 1);
+  ASSERT_EQ(a.taps[10], 2);
+  EXPECT_EQ(a.weight(10, 0), 898779);
+  EXPECT_EQ(a.weight(10, 1), 3295525);
+  // Output 0: centre 0.109, the left neighbour is outside, so one tap of
+  // weight 1 (Pillow renormalises instead of clamping the coordinate).
+  EXPECT_EQ(a.start[0], 0);
+  EXPECT_EQ(a.taps[0], 1);
+  EXPECT_EQ(a.weight(0, 0), 1 << 22);
+  // Output 146: centre 31.891, one tap on the last pixel.
+  EXPECT_EQ(a.start[146], 31);
+  EXPECT_EQ(a.taps[146], 1);
+  EXPECT_EQ(a.weight(146, 0), 1 << 22);
+  // Every output's weights sum to 2^22 within the per-tap rounding.
+  for (int o = 0; o < a.count(); ++o) {
+    int sum = 0;
+    for (int j = 0; j < a.taps[o]; ++j) sum += a.weight(o, j);
+    EXPECT_LE(std::abs(sum - (1 << 22)), 1) << o;
   }
-  // A sub-range gives the same taps.
-  const std::vector<ResizeTap> crop = resize_taps(32, 147, 10, 128);
-  ASSERT_EQ(crop.size(), 128u);
-  EXPECT_EQ(crop[0].w1, t[10].w1);
-  EXPECT_EQ(crop[127].x0, t[137].x0);
 }
 
 TEST(PreprocessTest, CentreCropOffsetRoundsHalfToEven) {
@@ -61,18 +51,40 @@ TEST(PreprocessTest, CentreCropOffsetRoundsHalfToEven) {
   EXPECT_EQ(center_crop_offset(75, 64), 6);  // round(5.5) = 6
   EXPECT_EQ(center_crop_offset(73, 64), 4);  // round(4.5) = 4
   EXPECT_EQ(center_crop_offset(128, 128), 0);
-  EXPECT_EQ(default_resize_for_crop(128), 147);
-  EXPECT_EQ(default_resize_for_crop(64), 74);  // 73.5 rounded up
+  // ceil(crop / 0.875) = ceil(8 crop / 7).
+  EXPECT_EQ(default_resize_for_crop(128), 147);  // 146.29
+  EXPECT_EQ(default_resize_for_crop(64), 74);    // 73.14
+  EXPECT_EQ(default_resize_for_crop(160), 183);  // 182.86
+  EXPECT_EQ(default_resize_for_crop(112), 128);  // exactly 128
+  EXPECT_EQ(default_resize_for_crop(1), 2);
+}
+
+TEST(PreprocessTest, PixelTableAsTorchvisionComputesIt) {
+  const std::array<int8_t, 256>& t = pixel_to_input_table();
+  // Hand-checked binary32 values: (0/255 - 0.5) / float32(1/255) = -127.49999
+  // -> -127; p = 32: -95.5 exactly -> -96 (even); p = 33: -94.5 -> -94 (even);
+  // p = 128: 0.50000 (just above the tie) -> 1; p = 255: 127.49999 -> 127.
+  EXPECT_EQ(t[0], -127);
+  EXPECT_EQ(t[32], -96);
+  EXPECT_EQ(t[33], -94);
+  EXPECT_EQ(t[128], 1);
+  EXPECT_EQ(t[224], 96);
+  EXPECT_EQ(t[255], 127);
+  // The closed form of docs/data.md for every pixel.
+  for (int p = 0; p < 256; ++p) {
+    const bool minus128 = (p >= 32 && p <= 62 && p % 2 == 0) || (p >= 176 && p <= 222 && p % 2 == 0) || p >= 224;
+    EXPECT_EQ(t[size_t(p)], minus128 ? p - 128 : p - 127) << "p = " << p;
+  }
 }
 
 TEST(PreprocessTest, HandComputedTwoByTwoImage) {
-  // One channel, 2x2 -> 4x4, no crop. Taps per axis (see above): (8,0),
-  // (6,2), (2,6), last pixel. D = 64, rounding half up.
+  // One channel, 2x2 -> 4x4, no crop. Weights per axis: 1 | 3/4, 1/4 |
+  // 1/4, 3/4 | 1; each pass rounds half up to uint8.
   const uint8_t img[4] = {0, 0, 0, 8};  // only the bottom-right pixel is 8
   uint8_t out[16];
   resize_center_crop_u8(img, 1, ResizeCropSpec{2, 4, 4}, out);
-  // (1,1): 4*8/64 = 0.5 -> 1 (half up); (2,2): 36*8/64 = 4.5 -> 5;
-  // (1,2): 12*8/64 = 1.5 -> 2; (1,3): 2*8*8/64 = 2; (3,3): 8.
+  // Rows: row 0 stays 0, row 1 -> 0, 2, 6, 8. Columns then: (0, 2) -> 0,
+  // 0.5 -> 1 (half up), 1.5 -> 2, 2; (0, 6) -> 0, 2, 4.5 -> 5, 6; (0, 8) -> 0, 2, 6, 8.
   const uint8_t want[16] = {0, 0, 0, 0,  //
                             0, 1, 2, 2,  //
                             0, 2, 5, 6,  //
@@ -87,7 +99,7 @@ TEST(PreprocessTest, RampAndCropAndInterleave) {
                           0, 0, 100, 100};  //
   uint8_t out[2 * 2 * 2];
   resize_center_crop_u8(img, 2, ResizeCropSpec{2, 4, 2}, out);
-  // Along a ramp: 1 -> (6*0 + 2*100)/8 = 25, 2 -> 75. Output is [y][x][c].
+  // Along a ramp: 1 -> 3/4 * 0 + 1/4 * 100 = 25, 2 -> 75. Output is [y][x][c].
   const uint8_t want[8] = {25, 25, 75, 25, 25, 75, 75, 75};
   for (int i = 0; i < 8; ++i) EXPECT_EQ(out[i], want[i]) << i;
 }
@@ -122,7 +134,7 @@ TEST(PreprocessTest, RejectsBadGeometry) {
   uint8_t img[4] = {}, out[64];
   EXPECT_THROW(resize_center_crop_u8(img, 1, ResizeCropSpec{2, 4, 5}, out), CliError);
   EXPECT_THROW(resize_center_crop_u8(img, 1, ResizeCropSpec{0, 4, 4}, out), CliError);
-  EXPECT_THROW(resize_taps(2, 4, 3, 2), CliError);
+  EXPECT_THROW(resize_center_crop_u8(img, 1, ResizeCropSpec{2, 0, 0}, out), CliError);
 }
 
 TzmTensor input_tensor(int h, int w, int c, float scale, int zero) {
@@ -135,7 +147,7 @@ TzmTensor input_tensor(int h, int w, int c, float scale, int zero) {
   return t;
 }
 
-TEST(PreprocessTest, InputPreprocessorQuantizesAsPMinus128) {
+TEST(PreprocessTest, InputPreprocessorMapsPixelsThroughTheTable) {
   const InputPreprocessor prep(input_tensor(128, 128, 3, 1.0f / 127.5f, 0));
   EXPECT_EQ(prep.spec().resize, 147);
   EXPECT_EQ(prep.spec().crop, 128);
@@ -143,10 +155,11 @@ TEST(PreprocessTest, InputPreprocessorQuantizesAsPMinus128) {
   for (int c = 0; c < 3; ++c) std::fill(img.begin() + c * 1024, img.begin() + (c + 1) * 1024, uint8_t(c == 0 ? 0 : c == 1 ? 128 : 255));
   std::vector<int8_t> out(prep.output_elements());
   prep.run(img.data(), out.data());
-  for (size_t i = 0; i < out.size(); ++i) ASSERT_EQ(out[i], i % 3 == 0 ? -128 : i % 3 == 1 ? 0 : 127) << i;
+  // 0 -> -127, 128 -> 1, 255 -> 127 (not p - 128).
+  for (size_t i = 0; i < out.size(); ++i) ASSERT_EQ(out[i], i % 3 == 0 ? -127 : i % 3 == 1 ? 1 : 127) << i;
 }
 
-TEST(PreprocessTest, InputPreprocessorMatchesResizeThenShift) {
+TEST(PreprocessTest, InputPreprocessorMatchesResizeThenTable) {
   std::vector<uint8_t> img(3 * 1024);
   uint32_t x = 7;
   for (auto& p : img) x = x * 1664525u + 1013904223u, p = static_cast<uint8_t>(x >> 24);
@@ -155,7 +168,7 @@ TEST(PreprocessTest, InputPreprocessorMatchesResizeThenShift) {
   prep.run(img.data(), q.data());
   std::vector<uint8_t> u(64 * 64 * 3);
   resize_center_crop_u8(img.data(), 3, ResizeCropSpec{32, 74, 64}, u.data());
-  for (size_t i = 0; i < u.size(); ++i) ASSERT_EQ(q[i], int(u[i]) - 128) << i;
+  for (size_t i = 0; i < u.size(); ++i) ASSERT_EQ(q[i], pixel_to_input_table()[u[i]]) << i;
 }
 
 TEST(PreprocessTest, InputPreprocessorRejectsOtherInputs) {

@@ -6,11 +6,13 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <map>
 #include <set>
 
 #include "corruptions.h"
 #include "errors.h"
+#include "preprocess.h"
 
 namespace tinyzo {
 namespace {
@@ -203,11 +205,14 @@ TEST(Augment, IdentityOnAConstantImage) {
   p.crop_h = p.crop_w = 32;
   std::vector<int8_t> out(16 * 16 * 3);
   augment_image(img.data(), 32, p, 16, out.data());
-  for (size_t i = 0; i < out.size(); ++i) ASSERT_EQ(out[i], int8_t(50 + 60 * int(i % 3) - 128)) << i;
-  // Brightness 0 makes everything black (q = -128).
+  // Pixels 50, 110, 170 through the eval pipeline's table: -78, -17, 43.
+  const std::array<int8_t, 256>& table = pixel_to_input_table();
+  for (size_t i = 0; i < out.size(); ++i) ASSERT_EQ(out[i], table[size_t(50 + 60 * int(i % 3))]) << i;
+  EXPECT_EQ(out[0], -78);
+  // Brightness 0 makes everything black (pixel 0: q = -127).
   p.brightness = 0.f;
   augment_image(img.data(), 32, p, 16, out.data());
-  for (int8_t v : out) ASSERT_EQ(v, -128);
+  for (int8_t v : out) ASSERT_EQ(v, -127);
 }
 
 TEST(Augment, FlipMirrorsAndValuesStayInSourceRange) {
@@ -224,8 +229,8 @@ TEST(Augment, FlipMirrorsAndValuesStayInSourceRange) {
       for (int c = 0; c < 3; ++c) {
         const int8_t va = a[(size_t(y) * 24 + x) * 3 + c];
         ASSERT_EQ(va, b[(size_t(y) * 24 + (23 - x)) * 3 + c]);
-        ASSERT_GE(va, 40 - 128);
-        ASSERT_LE(va, 189 - 128);  // bilinear never leaves the source range
+        ASSERT_GE(va, pixel_to_input_table()[40]);
+        ASSERT_LE(va, pixel_to_input_table()[189]);  // bilinear never leaves the source range
       }
 }
 

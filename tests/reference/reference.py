@@ -36,11 +36,12 @@ def default_data_dir():
 
 
 # ---------------------------------------------------------------------------------------------
-# Input pipeline (docs/data.md): CIFAR-10 binary records, exact integer bilinear resize 32 -> 147
-# with half-pixel centres, centre crop 128 at offset 10, q = p - 128.
+# Input pipeline (docs/data.md): CIFAR-10 binary records; the authors' evaluation transform
+# (torchvision Resize(147) on the PIL image = Pillow's bilinear resampling, CenterCrop(128),
+# ToTensor, Normalize(0.5, 1/255)) and the rounding of their first quantized conv.
 
 CIFAR_RECORD = 1 + 3 * 32 * 32
-RESIZE, CROP, CROP_OFFSET = 147, 128, 10
+RESIZE, CROP = 147, 128
 
 
 def load_cifar10(data_dir, first, n):
@@ -55,36 +56,101 @@ def load_cifar10(data_dir, first, n):
     return rec[:, 0].copy(), rec[:, 1:].reshape(n, 3, 32, 32)
 
 
-def _taps(src, dst, first, count):
-    """Source taps of output positions first..first+count-1: (x0, x1, w0, w1), weights over 2*dst."""
-    den = 2 * dst
-    x0s, x1s, w0s, w1s = [], [], [], []
-    for i in range(first, first + count):
-        s = max((2 * i + 1) * src - dst, 0)  # (i + 1/2) * src/dst - 1/2, times 2*dst
-        x0 = s // den
-        if x0 >= src - 1:
-            x0, x1, rem = src - 1, src - 1, 0
-        else:
-            rem = s - den * x0
-            x1 = x0 + 1
-        x0s.append(x0)
-        x1s.append(x1)
-        w0s.append(den - rem)
-        w1s.append(rem)
-    return (np.array(x0s), np.array(x1s), np.array(w0s, np.int64), np.array(w1s, np.int64))
+PILLOW_PRECISION_BITS = 22  # 32 - 8 - 2
 
 
-def preprocess(images):
-    """uint8 [n, 3, 32, 32] -> int8 NHWC [n, 128, 128, 3] (q = p - 128)."""
-    x0, x1, w0, w1 = _taps(32, RESIZE, CROP_OFFSET, CROP)
-    img = images.astype(np.int64)
-    # rows first (exact integers), then columns; weights multiply, the division happens once.
-    rows = img[:, :, x0, :] * w0[None, None, :, None] + img[:, :, x1, :] * w1[None, None, :, None]
-    num = rows[:, :, :, x0] * w0[None, None, None, :] + rows[:, :, :, x1] * w1[None, None, None, :]
-    den = (2 * RESIZE) ** 2
-    p = (num + den // 2) // den  # num >= 0: round half up
-    assert p.min() >= 0 and p.max() <= 255
-    return (p - 128).astype(np.int8).transpose(0, 2, 3, 1).copy()
+def _pillow_filter(name, x):
+    if name == "bilinear":
+        x = abs(x)
+        return 1.0 - x if x < 1.0 else 0.0
+    if name == "box":  # box_filter since Pillow 7.0
+        return 1.0 if -0.5 < x <= 0.5 else 0.0
+    raise ValueError(name)
+
+
+def pillow_axis(name, in_size, out_size, first=0, count=None):
+    """Pillow's fixed-point coefficients of one axis (precompute_coeffs + normalize_coeffs_8bpc in
+    libImaging/Resample.c), outputs first..first+count-1, as (index [count, K], weight [count, K])
+    int64 arrays: output o = sum_k p[index[o, k]] * weight[o, k] in units of 2^-22 (unused taps
+    have weight 0). Python floats are doubles, so every step is the C code's double arithmetic."""
+    count = out_size - first if count is None else count
+    if in_size == out_size:  # Pillow skips the pass: the identity
+        idx = np.arange(first, first + count, dtype=np.int64)[:, None]
+        return idx, np.full((count, 1), 1 << PILLOW_PRECISION_BITS, np.int64)
+    support0 = {"bilinear": 1.0, "box": 0.5}[name]
+    scale = float(in_size) / out_size
+    filterscale = max(scale, 1.0)
+    support = support0 * filterscale
+    ss = 1.0 / filterscale
+    ksize = int(np.ceil(support)) * 2 + 1
+    idx = np.zeros((count, ksize), np.int64)
+    wts = np.zeros((count, ksize), np.int64)
+    used = 1
+    for o in range(count):
+        center = (first + o + 0.5) * scale
+        xmin = max(int(center - support + 0.5), 0)  # int() truncates toward zero, as C's (int)
+        xmax = min(int(center + support + 0.5), in_size) - xmin
+        k = [_pillow_filter(name, (x + xmin - center + 0.5) * ss) for x in range(xmax)]
+        ww = 0.0
+        for w in k:
+            ww += w
+        for x in range(xmax):
+            w = k[x] / ww if ww != 0.0 else k[x]
+            fixed = w * (1 << PILLOW_PRECISION_BITS)
+            idx[o, x] = x + xmin
+            wts[o, x] = int(-0.5 + fixed) if w < 0 else int(0.5 + fixed)
+        used = max(used, xmax)
+    return idx[:, :used], wts[:, :used]  # taps no output uses dropped
+
+
+def _pillow_pass(x, idx, wts):
+    """One pass along the last axis of uint8 x: the 22-bit fixed-point sum plus 2^21, shifted right
+    by 22 and clipped to uint8. Summed tap by tap in int32, as Pillow's int: for non-negative
+    weights the sum is at most 255 * (2^22 + taps) + 2^21 < 2^31."""
+    acc = np.full(x.shape[:-1] + (idx.shape[0],), 1 << (PILLOW_PRECISION_BITS - 1), np.int32)
+    for k in range(idx.shape[1]):
+        acc += x[..., idx[:, k]].astype(np.int32) * wts[:, k].astype(np.int32)
+    return np.clip(acc >> PILLOW_PRECISION_BITS, 0, 255).astype(np.uint8)
+
+
+def pillow_resize(images, out_w, out_h, name="bilinear", box=None):
+    """PIL.Image.resize((out_w, out_h), filter) of uint8 [..., H, W] planes, optionally only the
+    outputs box = (left, top, width, height) of the result (the crop of the full resize: each
+    output depends only on its own coefficients). Horizontal pass first (rounded to uint8), then
+    vertical."""
+    in_h, in_w = images.shape[-2:]
+    left, top, w, h = box if box is not None else (0, 0, out_w, out_h)
+    x = _pillow_pass(images, *pillow_axis(name, in_w, out_w, left, w))
+    x = _pillow_pass(np.swapaxes(x, -1, -2), *pillow_axis(name, in_h, out_h, top, h))
+    return np.swapaxes(x, -1, -2)
+
+
+def center_crop_offset(size, crop):
+    """torchvision's int(round((size - crop) / 2.0)), round half to even."""
+    return int(round((size - crop) / 2.0))
+
+
+def resize_for_crop(crop):
+    """The authors' Resize size: int(math.ceil(image_size / 0.875)) (147 for 128)."""
+    return int(np.ceil(crop / 0.875))
+
+
+def input_table():
+    """pixel p (0..255) -> int8: ToTensor's float32 p / 255, Normalize's float32 (x - 0.5) / (1/255),
+    then the first conv's torch.round (half to even). Every step is a numpy float32 operation."""
+    x = np.arange(256, dtype=F32) / F32(255)
+    q = np.round((x - F32(0.5)) / F32(1 / 255))
+    assert q.min() >= -128 and q.max() <= 127
+    return q.astype(np.int8)
+
+
+def preprocess(images, crop=CROP, resize=None):
+    """uint8 [n, 3, S, S] -> int8 NHWC [n, crop, crop, 3]: Pillow bilinear resize to `resize`
+    (default resize_for_crop(crop)), centre crop, then input_table()."""
+    resize = resize_for_crop(crop) if resize is None else resize
+    off = center_crop_offset(resize, crop)
+    p = pillow_resize(images, resize, resize, "bilinear", (off, off, crop, crop))
+    return input_table()[p].transpose(0, 2, 3, 1).copy()
 
 
 # ---------------------------------------------------------------------------------------------
