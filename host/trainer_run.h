@@ -35,7 +35,7 @@ struct TrainData {
   size_t n_test() const { return test_labels.size(); }
 };
 // Throws CliError when the model input is not the paper's [S, S, 3] int8 with
-// q = p - 128 (InputPreprocessor's check).
+// scale 1/127.5, zero point 0 (InputPreprocessor's check).
 TrainData prepare_train_data(ProtocolData data, const ModelView& model);
 
 // The model input of training image `image` in `epoch`: the augmentation when

@@ -107,7 +107,8 @@ class QuantNet(torch.nn.Module):
 
 
 def quantize_input(x_int8_nhwc):
-    """int8 NHWC numpy (q = p - 128) -> quint8 NCHW (channels-last) with s_x = 1/127.5, z = 128."""
+    """int8 NHWC numpy (the model input, s_x = 1/127.5, z = 0) -> quint8 NCHW (channels-last) with the
+    same scale and z = 128 (q + 128)."""
     t = torch.from_numpy(x_int8_nhwc.astype("int16") + 128).to(torch.uint8).permute(0, 3, 1, 2)
     return torch._make_per_tensor_quantized_tensor(t.contiguous(memory_format=torch.channels_last),
                                                    1.0 / 127.5, 128)
