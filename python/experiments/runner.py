@@ -48,12 +48,12 @@ def default_tinyzo():
     return os.path.join(matrix.REPO, "build", "release", "tinyzo")
 
 
-def select_runs(sets, only, results):
+def select_runs(sets, only, results, quiet=False):
     runs, seen = [], set()
     if only:
         cand = [matrix.parse_run_id(i) for i in only.split(",") if i.strip()]
     else:
-        cand = [r for s in sets.split(",") for r in run_set(s.strip(), results)]
+        cand = [r for s in sets.split(",") for r in run_set(s.strip(), results, quiet)]
     for r in cand:
         if r.id not in seen:
             seen.add(r.id)
@@ -61,15 +61,16 @@ def select_runs(sets, only, results):
     return runs
 
 
-def run_set(name, results):
+def run_set(name, results, quiet=False):
     """matrix.run_set, plus the sets that depend on a selection made from records (dense: the learning
     rate chosen on the dense-grid records)."""
     from experiments import selection
     if name in ("main", "ablations"):
         aug = selection.augment_choice(records.load_results(results))
         if aug is None:
-            print("queue: set %s waits for the augmentation choice (set augment is not complete)" % name,
-                  file=sys.stderr)
+            if not quiet:
+                    print("queue: set %s waits for the augmentation choice (set augment is not complete)" % name,
+                      file=sys.stderr)
             return []
         runs = matrix.run_set(name)
         if aug and name == "main":
@@ -245,7 +246,8 @@ def run_one(run, a, say=print):
             rc, wall, cpu, out = execute(argv + ["--overwrite"], log_path, a.nice, on_tick=tick)
         if rc != 0:
             raise QueueError("%s failed (exit %d); its output: %s" % (run.id, rc, log_path))
-        rec = records.make_record(run, argv, run.out_dir(root), prior_wall + wall, prior_cpu + cpu, started, stdout_text=out)
+        rec = records.make_record(run, argv, run.out_dir(root), prior_wall + wall, prior_cpu + cpu, started,
+                                  commit=a.commit, dirty=a.dirty, stdout_text=out)
         records.write_record(os.path.join(rd, "record.json"), rec)
         records.write_record(run.record_path(results), rec)
         say("queue: %s finished: %s" % (run.id, summary_line(rec)))
@@ -296,7 +298,7 @@ def run_one_argv(a, run_id):
 
 def cmd_run(a):
     runs = [r for r in select_runs(a.set, a.only, a.results) if state_of(r, a.results, a.runs) != "done"]
-    if a.max_runs:
+    if a.max_runs and a.executor != "local":
         runs = runs[:a.max_runs]
     if not runs:
         print("queue: nothing to run (every record of the selection is in %s)" % a.results)
@@ -311,17 +313,30 @@ def cmd_run(a):
     if a.executor == "dask":
         from experiments import executors
         return executors.run_dask(a, runs)
-    failed = 0
-    for r in runs:
+    # Local: one run at a time. The selection is made again after every run, so that sets which depend
+    # on other runs' records (main and ablations on the augmentation choice, dense on its grid) join the
+    # queue as soon as their choice is made.
+    failed, tried, done = [], set(), 0
+    while not a.max_runs or done < a.max_runs:
+        pending = [r for r in select_runs(a.set, a.only, a.results, quiet=True)
+                   if r.id not in tried and state_of(r, a.results, a.runs) != "done"]
+        if not pending:
+            break
+        r = pending[0]
+        tried.add(r.id)
         try:
             res = run_one(r, a, say=lambda m: print(m, flush=True))
             if res == "busy":
                 print("queue: %s is running in another runner; skipped" % r.id, flush=True)
+            else:
+                done += 1
         except QueueError as e:
-            failed += 1
+            failed.append(r.id)
             print("queue: %s" % e, file=sys.stderr, flush=True)
             if not a.keep_going:
                 return 1
+    select_runs(a.set, a.only, a.results)  # says which sets still wait for a choice
+    print("queue: %d runs done%s" % (done, "; failed: " + ", ".join(failed) if failed else ""), flush=True)
     return 1 if failed else 0
 
 
@@ -367,6 +382,9 @@ def main(argv=None):
     if os.path.commonpath([a.runs, matrix.REPO]) == matrix.REPO:
         ap.error("--runs %s is inside the work tree: keep run directories outside it (they hold data-derived "
                  "files and must survive a fresh checkout)" % a.runs)
+    # The commit the runs are made from: that of the checkout at the runner's start (a later checkout or
+    # rebuild does not change what a running queue claims).
+    a.commit, a.dirty = records.git_state()
     signal.signal(signal.SIGTERM, _forward)
     try:
         return {"status": cmd_status, "run": cmd_run, "run-one": cmd_run_one, "collect": cmd_collect}[a.cmd](a)
