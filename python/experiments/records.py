@@ -130,9 +130,14 @@ def write_record(path, rec):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = "%s.tmp.%d" % (path, os.getpid())
     with open(tmp, "w") as f:
-        json.dump(rec, f, indent=1, sort_keys=False)
-        f.write("\n")
+        f.write(dumps(rec))
     os.replace(tmp, path)
+
+
+def dumps(rec):
+    """One top-level key per line, each value compact: small diffs, small files."""
+    return "{\n" + ",\n".join(" %s: %s" % (json.dumps(k), json.dumps(v, separators=(",", ":")))
+                               for k, v in rec.items()) + "\n}\n"
 
 
 def load_record(path):
