@@ -212,7 +212,9 @@ def run_one(run, a, say=print):
         return "busy"
     try:
         log_path = os.path.join(rd, "queue.log")
-        argv = run.command(a.tinyzo, root, a.threads, a.threads)
+        # BP: one torch thread, always (its float reductions then have one order, and torch threads spin
+        # badly on a shared machine); --threads is tinyzo's (bitwise the same for any count).
+        argv = run.command(a.tinyzo, root, a.threads, 1)
         meta_path = os.path.join(rd, "queue-run.json")
         meta = {}
         if os.path.exists(meta_path):
