@@ -12,6 +12,9 @@ namespace tinyzo {
 namespace {
 
 constexpr size_t kFingerprintLen = 16;
+// magic, version, fingerprint, step, best epoch, best val, val before, test
+// before, log bytes, elapsed seconds, total MACs, layer count.
+constexpr size_t kHeadBytes = 4 + 4 + kFingerprintLen + 4 + 4 + 8 + 8 + 8 + 8 + 8 + 8 + 4;
 // A layer larger than this is not a conv of any model tinyzo runs; the bound
 // keeps a corrupt count from asking for gigabytes.
 constexpr uint32_t kMaxElements = 1u << 28;
@@ -141,8 +144,50 @@ void save_checkpoint(const std::string& path, const Checkpoint& c) {
   write_file_atomic(path, bytes.data(), bytes.size());
 }
 
-Checkpoint load_checkpoint(const std::string& path) {
-  const std::vector<uint8_t> bytes = read_file_bytes(path);
+uint64_t checkpoint_size_bytes(const std::vector<CheckpointLayer>& layers) {
+  uint64_t n = kHeadBytes + 4;  // + the CRC
+  for (const CheckpointLayer& l : layers)
+    n += 13 + 2 * (uint64_t(l.weights.size()) + 4 * uint64_t(l.biases.size()));
+  return n;
+}
+
+namespace {
+
+CheckpointHead read_head(const InputFile& file) {
+  const std::string& what = file.path();
+  uint8_t b[kHeadBytes];
+  if (file.size() < 8) throw CliError(what + ": truncated checkpoint");
+  file.read_at(0, b, 8);
+  Reader r(b, 8, what);
+  if (r.get<uint32_t>() != kCheckpointMagic) throw CliError(what + ": not a tinyzo checkpoint");
+  const uint32_t version = r.get<uint32_t>();
+  if (version != kCheckpointVersion)
+    throw CliError(what + ": checkpoint version " + std::to_string(version) + ", expected " +
+                   std::to_string(kCheckpointVersion));
+  if (file.size() < kHeadBytes + 4) throw CliError(what + ": truncated checkpoint");
+  file.read_at(0, b, kHeadBytes);
+  Reader h(b + 8, kHeadBytes - 8, what);
+  CheckpointHead head;
+  head.fingerprint.assign(reinterpret_cast<const char*>(h.take(kFingerprintLen)), kFingerprintLen);
+  head.step = h.get<uint32_t>();
+  (void)h.take(4 + 8 * 3);  // best epoch, best val, val and test before
+  head.log_bytes = h.get<uint64_t>();
+  head.file_bytes = file.size();
+  return head;
+}
+
+}  // namespace
+
+CheckpointHead peek_checkpoint(const std::string& path) { return read_head(InputFile(path, "checkpoint")); }
+
+Checkpoint load_checkpoint(const std::string& path, uint64_t max_bytes) {
+  const InputFile file(path, "checkpoint");
+  (void)read_head(file);  // a file that is not a checkpoint is refused before its size matters
+  if (file.size() > max_bytes)
+    throw CliError(path + ": " + std::to_string(file.size()) + " bytes, more than the " +
+                   std::to_string(max_bytes) +
+                   " expected (a checkpoint of other layers, or damaged); not read");
+  const std::vector<uint8_t> bytes = file.read_all(max_bytes);
   return parse_checkpoint(bytes.data(), bytes.size(), path);
 }
 

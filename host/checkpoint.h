@@ -49,8 +49,29 @@ std::vector<uint8_t> serialize_checkpoint(const Checkpoint& c);
 // a CRC mismatch or inconsistent sizes.
 Checkpoint parse_checkpoint(const uint8_t* data, size_t size, const std::string& what);
 
+// Bytes of the serialized checkpoint of `layers` (their weights and biases
+// sizes): what a run's checkpoint must measure exactly.
+uint64_t checkpoint_size_bytes(const std::vector<CheckpointLayer>& layers);
+
+// The fixed-size head of a checkpoint file, read without the rest.
+struct CheckpointHead {
+  std::string fingerprint;
+  uint32_t step = 0;
+  uint64_t log_bytes = 0;
+  uint64_t file_bytes = 0;  // size of the whole file
+};
+// Reads the head of `path` (magic, version, fingerprint, step, log length),
+// nothing more. Throws CliError for a missing or non-regular file, a bad
+// magic or version, or a file shorter than the head. The CRC is not checked
+// here (load_checkpoint does).
+CheckpointHead peek_checkpoint(const std::string& path);
+
 // Atomic write (temporary file + rename); throws CliError.
 void save_checkpoint(const std::string& path, const Checkpoint& c);
-Checkpoint load_checkpoint(const std::string& path);
+// Reads and checks a whole checkpoint. The file is refused from its size
+// alone, before it is read, when it exceeds `max_bytes` (a run passes the
+// exact size of its own checkpoint, checkpoint_size_bytes()).
+constexpr uint64_t kMaxCheckpointBytes = uint64_t(1) << 31;
+Checkpoint load_checkpoint(const std::string& path, uint64_t max_bytes = kMaxCheckpointBytes);
 
 }  // namespace tinyzo

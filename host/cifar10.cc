@@ -1,5 +1,7 @@
 #include "cifar10.h"
 
+#include <algorithm>
+
 #include "data_dir.h"
 #include "errors.h"
 #include "file_util.h"
@@ -27,11 +29,21 @@ Cifar10Set parse_cifar10(const uint8_t* data, size_t size, const std::string& wh
 }
 
 Cifar10Set load_cifar10(const std::string& path) {
-  const std::vector<uint8_t> raw = read_file_bytes(path);
-  if (has_gzip_magic(raw.data(), raw.size())) {
-    const std::vector<uint8_t> plain = gunzip_bytes(raw.data(), raw.size(), path);
+  const InputFile file(path, "CIFAR-10 data");
+  uint8_t magic[2] = {0, 0};
+  file.read_at(0, magic, size_t(std::min<uint64_t>(file.size(), 2)));
+  if (has_gzip_magic(magic, size_t(std::min<uint64_t>(file.size(), 2)))) {
+    const std::vector<uint8_t> raw = file.read_all(kMaxCifar10Bytes);
+    const std::vector<uint8_t> plain = gunzip_bytes(raw.data(), raw.size(), path, kMaxCifar10Bytes);
     return parse_cifar10(plain.data(), plain.size(), path);
   }
+  // Plain records: the size alone tells a file that is not CIFAR-10.
+  file.require_at_most(kMaxCifar10Bytes);
+  if (file.size() % kCifar10RecordBytes != 0)
+    throw CliError(
+        path + ": " + std::to_string(file.size()) +
+        " bytes is not a multiple of the 3073-byte CIFAR-10 record (truncated or not CIFAR-10 binary)");
+  const std::vector<uint8_t> raw = file.read_all(kMaxCifar10Bytes);
   return parse_cifar10(raw.data(), raw.size(), path);
 }
 

@@ -31,8 +31,14 @@ struct Cifar10Set {
 // outside 0..9.
 Cifar10Set parse_cifar10(const uint8_t* data, size_t size, const std::string& what);
 
-// Loads a plain or gzip file. Throws CliError for a missing file, corrupt or
-// truncated gzip data, or bad records.
+// The largest CIFAR-10 file read (plain, compressed, or once decompressed):
+// 80,000 records, more than the 60,000 images of all of CIFAR-10.
+constexpr uint64_t kMaxCifar10Bytes = 80000 * kCifar10RecordBytes;
+
+// Loads a plain or gzip file. Throws CliError for a missing or non-regular
+// file, corrupt or truncated gzip data, bad records, or more than
+// kMaxCifar10Bytes (checked from the file size before reading, and while
+// decompressing).
 Cifar10Set load_cifar10(const std::string& path);
 
 // The CIFAR-10 test batch inside a data directory: cifar10/test_batch.bin.gz,

@@ -1,9 +1,11 @@
 #include "file_util.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -24,22 +26,81 @@ std::string errno_text(int err) { return std::strerror(err); }
 
 }  // namespace
 
-std::vector<uint8_t> read_file_bytes(const std::string& path) {
-  if (is_directory(path)) throw CliError(path + ": is a directory, expected a file");
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) throw_io(path, errno);
-  std::vector<uint8_t> bytes;
-  uint8_t buf[1 << 16];
-  for (;;) {
-    const size_t got = std::fread(buf, 1, sizeof buf, f);
-    bytes.insert(bytes.end(), buf, buf + got);
-    if (got < sizeof buf) break;
+namespace {
+
+std::string mode_kind(mode_t m) {
+  if (S_ISREG(m)) return "";
+  if (S_ISDIR(m)) return "a directory";
+  if (S_ISFIFO(m)) return "a FIFO (named pipe)";
+  if (S_ISCHR(m)) return "a character device";
+  if (S_ISBLK(m)) return "a block device";
+  if (S_ISSOCK(m)) return "a socket";
+  return "not a regular file";
+}
+
+}  // namespace
+
+std::string non_regular_file_kind(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return "";
+  return mode_kind(st.st_mode);
+}
+
+InputFile::InputFile(const std::string& path, const std::string& kind) : path_(path), kind_(kind) {
+  if (path.empty()) throw CliError("empty path (expected a " + kind + " file)");
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused
+  // below by its type, which fstat reads from the open descriptor (no race
+  // between the check and the read).
+  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd_ < 0) throw_io(path, errno);
+  struct stat st;
+  if (::fstat(fd_, &st) != 0) {
+    const int err = errno;
+    ::close(fd_);
+    throw_io(path, err);
   }
-  const bool failed = std::ferror(f) != 0;
-  const int err = errno;
-  std::fclose(f);
-  if (failed) throw_io(path, err);
+  const std::string what = mode_kind(st.st_mode);
+  if (!what.empty()) {
+    ::close(fd_);
+    fd_ = -1;
+    throw CliError(path + ": is " + what + ", expected a regular " + kind + " file");
+  }
+  size_ = uint64_t(st.st_size);
+}
+
+InputFile::~InputFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void InputFile::require_at_most(uint64_t max_bytes) const {
+  if (size_ > max_bytes)
+    throw CliError(path_ + ": " + std::to_string(size_) + " bytes, more than any " + kind_ + " (at most " +
+                   std::to_string(max_bytes) + " bytes); not read");
+}
+
+void InputFile::read_at(uint64_t offset, void* dst, size_t n) const {
+  auto* p = static_cast<uint8_t*>(dst);
+  while (n > 0) {
+    const size_t chunk = std::min<size_t>(n, size_t(1) << 30);
+    const ssize_t got = ::pread(fd_, p, chunk, off_t(offset));
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) throw_io(path_, errno);
+    if (got == 0) throw CliError(path_ + ": shorter than its size (changed while being read?)");
+    p += got;
+    offset += uint64_t(got);
+    n -= size_t(got);
+  }
+}
+
+std::vector<uint8_t> InputFile::read_all(uint64_t max_bytes) const {
+  require_at_most(max_bytes);
+  std::vector<uint8_t> bytes(static_cast<size_t>(size_));
+  read_at(0, bytes.data(), bytes.size());
   return bytes;
+}
+
+std::vector<uint8_t> read_file_bytes(const std::string& path, uint64_t max_bytes, const std::string& kind) {
+  return InputFile(path, kind).read_all(max_bytes);
 }
 
 bool is_regular_file(const std::string& path) {
@@ -65,7 +126,8 @@ int64_t modification_time_ns(const std::string& path) {
   return int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
 }
 
-std::vector<uint8_t> gunzip_bytes(const uint8_t* data, size_t size, const std::string& what) {
+std::vector<uint8_t> gunzip_bytes(const uint8_t* data, size_t size, const std::string& what,
+                                  uint64_t max_out) {
   if (!has_gzip_magic(data, size)) throw CliError(what + ": not gzip data");
   std::vector<uint8_t> out;
   z_stream zs{};
@@ -89,6 +151,11 @@ std::vector<uint8_t> gunzip_bytes(const uint8_t* data, size_t size, const std::s
         throw CliError(what + ": corrupt gzip data (" + msg + ")");
       }
       out.insert(out.end(), buf, buf + (sizeof buf - zs.avail_out));
+      if (out.size() > max_out) {
+        inflateEnd(&zs);
+        throw CliError(what + ": decompresses to more than " + std::to_string(max_out) +
+                       " bytes; not read further");
+      }
       // Loop while input remains, or while the last call filled the output
       // buffer (inflate may hold more output without needing more input).
     } while (ret != Z_STREAM_END && (zs.avail_in > 0 || zs.avail_out == 0));
@@ -173,6 +240,15 @@ void AtomicFileWriter::commit() {
     err = errno;
     std::remove(temp_path_.c_str());
     throw CliError(path_ + ": cannot rename into place: " + errno_text(err));
+  }
+  // The rename itself reaches the disk with the directory: without this a
+  // power cut could bring back the old file (or none) after we reported the new.
+  const size_t slash = path_.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path_.substr(0, slash));
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    (void)::fsync(dfd);  // best effort: some file systems refuse fsync on a directory
+    ::close(dfd);
   }
 }
 

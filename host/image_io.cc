@@ -62,6 +62,14 @@ Image8 decode_image(const uint8_t* data, size_t size, int channels, const std::s
     throw CliError(what + ": unsupported channel count " + std::to_string(channels));
   if (size > size_t(INT32_MAX)) throw CliError(what + ": image file too large");
   int w = 0, h = 0, in_channels = 0;
+  // The dimensions from the header, before stb allocates the pixels.
+  if (!stbi_info_from_memory(data, static_cast<int>(size), &w, &h, &in_channels)) {
+    const char* reason = stbi_failure_reason();
+    throw CliError(what + ": cannot decode image (" + (reason ? reason : "unknown format") + ")");
+  }
+  if (w <= 0 || h <= 0 || uint64_t(w) * uint64_t(h) > kMaxImagePixels)
+    throw CliError(what + ": " + std::to_string(w) + "x" + std::to_string(h) + " pixels, more than the " +
+                   std::to_string(kMaxImagePixels) + " an input image may have; not decoded");
   std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
       stbi_load_from_memory(data, static_cast<int>(size), &w, &h, &in_channels, channels), stbi_image_free);
   if (!pixels) {
@@ -77,7 +85,7 @@ Image8 decode_image(const uint8_t* data, size_t size, int channels, const std::s
 }
 
 Image8 read_image(const std::string& path, int channels) {
-  const std::vector<uint8_t> bytes = read_file_bytes(path);
+  const std::vector<uint8_t> bytes = read_file_bytes(path, kMaxImageFileBytes, "image");
   return decode_image(bytes.data(), bytes.size(), channels, path);
 }
 

@@ -2,6 +2,7 @@
 // single-file libraries, Debian's libstb-dev). Images are 8 bits per value,
 // interleaved (HWC): pixel (y, x) channel c at pixels[(y * width + x) * channels + c].
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -17,6 +18,11 @@ struct Image8 {
   uint8_t& at(int y, int x, int c) { return pixels[(size_t(y) * width + x) * channels + c]; }
   uint8_t at(int y, int x, int c) const { return pixels[(size_t(y) * width + x) * channels + c]; }
 };
+
+// Bounds of an input image: the file (checked from its size before reading)
+// and the pixels (checked from the header before decoding).
+constexpr uint64_t kMaxImageFileBytes = uint64_t(64) << 20;
+constexpr uint64_t kMaxImagePixels = uint64_t(1) << 26;
 
 // Decodes a PNG or JPEG file (8-bit; 16-bit PNGs are reduced to 8 bits).
 // `channels` 0 keeps the file's channel count; 1, 3 or 4 converts (3 from

@@ -4,8 +4,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -13,6 +13,7 @@
 
 #include "errors.h"
 #include "file_util.h"
+#include "tinyzo/model_format.h"
 
 #ifndef TINYZO_SOURCE_DIR
 #define TINYZO_SOURCE_DIR "."
@@ -28,21 +29,47 @@ LoadedModel LoadedModel::from_bytes(const uint8_t* data, size_t size, const std:
   m.size_ = size;
   m.storage_.resize((size + sizeof(Block) - 1) / sizeof(Block));
   if (size != 0) std::memcpy(m.storage_.data(), data, size);
-  const Status st = m.view_.init(m.data(), m.size_);
-  if (st != Status::kOk) {
-    const char* why = m.view_.error();
-    throw CliError(what + ": " + (st == Status::kUnsupported ? "unsupported model: " : "corrupt model: ") +
-                   (why != nullptr && *why != '\0' ? why : status_name(st)));
-  }
+  m.validate();
   return m;
 }
 
+void LoadedModel::validate() {
+  const Status st = view_.init(data(), size_);
+  if (st != Status::kOk) {
+    const char* why = view_.error();
+    throw CliError(path_ + ": " + (st == Status::kUnsupported ? "unsupported model: " : "corrupt model: ") +
+                   (why != nullptr && *why != '\0' ? why : status_name(st)));
+  }
+}
+
 LoadedModel LoadedModel::load(const std::string& path) {
-  const std::vector<uint8_t> bytes = read_file_bytes(path);
-  if (bytes.size() >= 2 && bytes[0] == 'P' && bytes[1] == 'K')
+  const InputFile file(path, "model");
+  // Size and header first: nothing large is read or allocated for a file the
+  // format cannot hold or whose header already says it is not a model.
+  if (file.size() > kMaxModelBytes)
+    throw CliError(path + ": " + std::to_string(file.size()) + " bytes, more than a .tzm model can hold (" +
+                   std::to_string(kMaxModelBytes) + ": its header stores the size in 32 bits); not read");
+  TzmHeader h{};
+  const size_t head = size_t(std::min<uint64_t>(file.size(), sizeof h));
+  file.read_at(0, &h, head);
+  const auto* b = reinterpret_cast<const uint8_t*>(&h);
+  if (head >= 2 && b[0] == 'P' && b[1] == 'K')
     throw CliError(path + ": a PyTorch zip file, not a .tzm model; convert it with `tinyzo import " + path +
                    " -o OUT.tzm`");
-  return from_bytes(bytes.data(), bytes.size(), path);
+  if (head == sizeof h) {
+    // The messages ModelView::init gives for the same faults.
+    if (h.magic != kTzmMagic) throw CliError(path + ": corrupt model: bad magic (not a .tzm file)");
+    if (h.version_major == kTzmVersionMajor && h.header_size == sizeof h && h.file_size != file.size())
+      throw CliError(
+          path + ": corrupt model: " + (h.file_size > file.size() ? "truncated file" : "file size mismatch"));
+  }
+  LoadedModel m;
+  m.path_ = path;
+  m.size_ = size_t(file.size());
+  m.storage_.resize((m.size_ + sizeof(Block) - 1) / sizeof(Block));
+  file.read_at(0, m.storage_.data(), m.size_);
+  m.validate();
+  return m;
 }
 
 // ---- known models ----
@@ -285,8 +312,10 @@ double run_importer(const std::string& src, const std::string& out) {
   }
   if (!failure.empty()) throw CliError(src + ": " + failure);
   try {
-    const std::vector<uint8_t> bytes = read_file_bytes(tmp);
-    (void)LoadedModel::from_bytes(bytes.data(), bytes.size(), "importer output for " + src);
+    (void)LoadedModel::load(tmp);
+  } catch (const CliError& e) {
+    std::remove(tmp.c_str());
+    throw CliError("importer output for " + src + " (" + e.what() + ")");
   } catch (...) {
     std::remove(tmp.c_str());
     throw;
@@ -330,7 +359,8 @@ std::string known_names() {
 std::string resolve_model_path(const std::string& arg, const PathOptions& options) {
   if (arg.empty()) throw CliError("--model: empty (give a .tzm path or one of: " + known_names() + ")");
   if (is_regular_file(arg)) return arg;
-  if (is_directory(arg)) throw CliError(arg + ": is a directory, expected a .tzm file");
+  const std::string kind = non_regular_file_kind(arg);
+  if (!kind.empty()) throw CliError(arg + ": is " + kind + ", expected a .tzm file");
   const KnownModel* known = find_known_model(arg);
   if (known == nullptr) {
     if (arg.find('/') != std::string::npos || arg.find('.') != std::string::npos)

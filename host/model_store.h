@@ -15,14 +15,19 @@
 
 namespace tinyzo {
 
+// The largest .tzm file: its header holds the size as a u32.
+constexpr uint64_t kMaxModelBytes = UINT32_MAX;
+
 // A model file held in memory (16-byte aligned, as the format requires) and
 // its validated view. Movable (the view points into heap storage that moves
 // with it), not copyable.
 class LoadedModel {
  public:
   // Reads and validates `path`. Throws CliError "<path>: <reason>" for a
-  // missing file and "<path>: corrupt model: <ModelView::error()>" for bytes
-  // that fail validation.
+  // missing file or one that is not a regular file, and "<path>: corrupt
+  // model: <ModelView::error()>" for bytes that fail validation. The size
+  // (at most kMaxModelBytes) and the 64-byte header (magic, size field) are
+  // checked before the rest of the file is read.
   static LoadedModel load(const std::string& path);
   // Validates bytes already in memory; `what` names them in errors.
   static LoadedModel from_bytes(const uint8_t* data, size_t size, const std::string& what);
@@ -42,6 +47,7 @@ class LoadedModel {
     uint8_t b[16];
   };
   LoadedModel() = default;
+  void validate();  // ModelView::init over storage_, throwing CliError
 
   std::vector<Block> storage_;
   size_t size_ = 0;

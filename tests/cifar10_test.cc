@@ -151,7 +151,7 @@ TEST(Cifar10Test, RejectsEmptyAndMissingFiles) {
 TEST(Cifar10Test, RejectsTruncatedGzip) {
   TempDir dir;
   write_gzip(dir.file("full.gz"), synthetic_records(20));
-  std::vector<uint8_t> gz = read_file_bytes(dir.file("full.gz"));
+  std::vector<uint8_t> gz = read_file_bytes(dir.file("full.gz"), kMaxCifar10Bytes);
   for (size_t cut : {gz.size() - 4, gz.size() / 2, size_t(11)}) {
     std::vector<uint8_t> part(gz.begin(), gz.begin() + static_cast<long>(cut));
     write_plain(dir.file("cut.gz"), part);
@@ -162,7 +162,7 @@ TEST(Cifar10Test, RejectsTruncatedGzip) {
 TEST(Cifar10Test, RejectsCorruptGzip) {
   TempDir dir;
   write_gzip(dir.file("full.gz"), synthetic_records(20));
-  std::vector<uint8_t> gz = read_file_bytes(dir.file("full.gz"));
+  std::vector<uint8_t> gz = read_file_bytes(dir.file("full.gz"), kMaxCifar10Bytes);
   // Damage the stored CRC-32 of the trailer: the inflated data is complete
   // but fails its check.
   std::vector<uint8_t> bad_crc = gz;

@@ -3,6 +3,7 @@
 // output does not depend on the standard library (std::uniform_*_distribution
 // is implementation-defined), so every platform builds the same bytes.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -10,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "cifar10.h"
 #include "tinyzo/model.h"
 #include "tinyzo/model_format.h"
 #include "tzm_writer.h"
@@ -229,6 +231,74 @@ inline size_t op_record_offset(const std::vector<uint8_t>& bytes, int i) {
   const size_t at = size_t(h.op_table_offset) + size_t(i) * sizeof(TzmOp);
   if (at + sizeof(TzmOp) > bytes.size()) throw std::out_of_range("op record outside the bytes");
   return at;
+}
+
+// ---- a trainable model and data for the training tests (train_run_test,
+// run_dir_test, cli_train_test)
+
+// input [8,8,3] (the paper's input quantization) -> "0" conv 3x3/2 -> [4,4,8]
+// -> "1.1.conv.0" pw -> [4,4,16] -> "1.1.conv.1" dw 3x3 -> "1.1.conv.2" pw
+// -> [4,4,8] -> "1.2.conv.0" pw -> [4,4,12] -> gap -> "head" linear -> 10.
+inline std::vector<uint8_t> trainable_model_bytes() {
+  TzmBuilder b;
+  TestRng rng(5);
+  const float s_in = 1.f / 127.5f;
+  const int x = b.add_tensor("input", DType::kInt8, {8, 8, 3}, 0, s_in, 0);
+  b.set_input(x);
+  WindowParams w3s2;
+  w3s2.stride_h = w3s2.stride_w = 2;
+  w3s2.pad_top = w3s2.pad_left = w3s2.pad_bottom = w3s2.pad_right = 1;
+  WindowParams w3;
+  w3.pad_top = w3.pad_left = w3.pad_bottom = w3.pad_right = 1;
+  const float s6 = 6.f / 255.f;  // ReLU6 outputs: zero point -128
+  auto c0 = add_random_conv_consts(b, "0", {8, 3, 3, 3}, s_in, rng);
+  int t = b.add_conv2d("0", x, c0.weight, c0.bias, c0.multiplier, w3s2, 1, s6, -128, -128, 127);
+  auto c1 = add_random_conv_consts(b, "1.1.conv.0", {16, 1, 1, 8}, s6, rng);
+  t = b.add_conv2d("1.1.conv.0", t, c1.weight, c1.bias, c1.multiplier, WindowParams{}, 1, s6, -128, -128,
+                   127);
+  auto c2 = add_random_conv_consts(b, "1.1.conv.1", {16, 3, 3, 1}, s6, rng);
+  t = b.add_conv2d("1.1.conv.1", t, c2.weight, c2.bias, c2.multiplier, w3, 16, s6, -128, -128, 127);
+  auto c3 = add_random_conv_consts(b, "1.1.conv.2", {8, 1, 1, 16}, s6, rng);
+  t = b.add_conv2d("1.1.conv.2", t, c3.weight, c3.bias, c3.multiplier, WindowParams{}, 1, 0.05f, 0);
+  auto c4 = add_random_conv_consts(b, "1.2.conv.0", {12, 1, 1, 8}, 0.05f, rng);
+  t = b.add_conv2d("1.2.conv.0", t, c4.weight, c4.bias, c4.multiplier, WindowParams{}, 1, s6, -128, -128,
+                   127);
+  t = b.add_global_avg_pool("pool", t);
+  std::vector<float> hw(10 * 12), hb(10);
+  for (auto& v : hw) v = rng.uniform_f(-2.f, 2.f);
+  for (auto& v : hb) v = rng.uniform_f(-0.2f, 0.2f);
+  const int w = b.add_constant_f32("head.w", {10, 12}, hw);
+  const int bias = b.add_constant_f32("head.b", {10}, hb);
+  b.set_output(b.add_linear_f32("head", t, w, bias));
+  return b.serialize();
+}
+
+// per_class images of each of the 10 classes (label i % 10), each a
+// class-dependent colour plus noise, so there is something to learn.
+inline Cifar10Set coloured_cifar_images(int per_class, uint64_t seed) {
+  Cifar10Set s;
+  TestRng rng(seed);
+  const size_t n = size_t(per_class) * kCifar10Classes;
+  for (size_t i = 0; i < n; ++i) s.labels.push_back(uint8_t(i % kCifar10Classes));
+  s.pixels.resize(n * kCifar10ImageBytes);
+  for (size_t i = 0; i < n; ++i) {
+    const int label = s.labels[i];
+    for (int c = 0; c < 3; ++c)
+      for (int p = 0; p < 1024; ++p)
+        s.pixels[i * kCifar10ImageBytes + size_t(c) * 1024 + p] =
+            uint8_t(std::clamp(40 + 17 * ((label + c * 3) % 10) + rng.uniform(-40, 40), 0, 255));
+  }
+  return s;
+}
+
+// The set as a CIFAR-10 binary file's bytes (label + 3072 planar bytes each).
+inline std::vector<uint8_t> cifar_file_bytes(const Cifar10Set& s) {
+  std::vector<uint8_t> out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    out.push_back(s.labels[i]);
+    out.insert(out.end(), s.image(i), s.image(i) + kCifar10ImageBytes);
+  }
+  return out;
 }
 
 }  // namespace tinyzo::testing

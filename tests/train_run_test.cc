@@ -194,58 +194,8 @@ TEST(TrainConfig, OpBlock) {
 
 // ---------------------------------------------------------------- a small model
 
-// input [8,8,3] (the paper's input quantization) -> "0" conv 3x3/2 -> [4,4,8]
-// -> "1.1.conv.0" pw -> [4,4,16] -> "1.1.conv.1" dw 3x3 -> "1.1.conv.2" pw
-// -> [4,4,8] -> "1.2.conv.0" pw -> [4,4,12] -> gap -> "head" linear -> 10.
-std::vector<uint8_t> small_model_bytes() {
-  using testing::add_random_conv_consts;
-  TzmBuilder b;
-  testing::TestRng rng(5);
-  const float s_in = 1.f / 127.5f;
-  const int x = b.add_tensor("input", DType::kInt8, {8, 8, 3}, 0, s_in, 0);
-  b.set_input(x);
-  WindowParams w3s2;
-  w3s2.stride_h = w3s2.stride_w = 2;
-  w3s2.pad_top = w3s2.pad_left = w3s2.pad_bottom = w3s2.pad_right = 1;
-  WindowParams w3;
-  w3.pad_top = w3.pad_left = w3.pad_bottom = w3.pad_right = 1;
-  const float s6 = 6.f / 255.f;  // ReLU6 outputs: zero point -128
-  auto c0 = add_random_conv_consts(b, "0", {8, 3, 3, 3}, s_in, rng);
-  int t = b.add_conv2d("0", x, c0.weight, c0.bias, c0.multiplier, w3s2, 1, s6, -128, -128, 127);
-  auto c1 = add_random_conv_consts(b, "1.1.conv.0", {16, 1, 1, 8}, s6, rng);
-  t = b.add_conv2d("1.1.conv.0", t, c1.weight, c1.bias, c1.multiplier, WindowParams{}, 1, s6, -128, -128, 127);
-  auto c2 = add_random_conv_consts(b, "1.1.conv.1", {16, 3, 3, 1}, s6, rng);
-  t = b.add_conv2d("1.1.conv.1", t, c2.weight, c2.bias, c2.multiplier, w3, 16, s6, -128, -128, 127);
-  auto c3 = add_random_conv_consts(b, "1.1.conv.2", {8, 1, 1, 16}, s6, rng);
-  t = b.add_conv2d("1.1.conv.2", t, c3.weight, c3.bias, c3.multiplier, WindowParams{}, 1, 0.05f, 0);
-  auto c4 = add_random_conv_consts(b, "1.2.conv.0", {12, 1, 1, 8}, 0.05f, rng);
-  t = b.add_conv2d("1.2.conv.0", t, c4.weight, c4.bias, c4.multiplier, WindowParams{}, 1, s6, -128, -128, 127);
-  t = b.add_global_avg_pool("pool", t);
-  std::vector<float> hw(10 * 12), hb(10);
-  for (auto& v : hw) v = rng.uniform_f(-2.f, 2.f);
-  for (auto& v : hb) v = rng.uniform_f(-0.2f, 0.2f);
-  const int w = b.add_constant_f32("head.w", {10, 12}, hw);
-  const int bias = b.add_constant_f32("head.b", {10}, hb);
-  b.set_output(b.add_linear_f32("head", t, w, bias));
-  return b.serialize();
-}
-
-Cifar10Set random_images(int per_class, uint64_t seed) {
-  Cifar10Set s;
-  testing::TestRng rng(seed);
-  const size_t n = size_t(per_class) * kCifar10Classes;
-  for (size_t i = 0; i < n; ++i) s.labels.push_back(uint8_t(i % kCifar10Classes));
-  s.pixels.resize(n * kCifar10ImageBytes);
-  for (size_t i = 0; i < n; ++i) {
-    // Class-dependent colour plus noise, so there is something to learn.
-    const int label = s.labels[i];
-    for (int c = 0; c < 3; ++c)
-      for (int p = 0; p < 1024; ++p)
-        s.pixels[i * kCifar10ImageBytes + size_t(c) * 1024 + p] =
-            uint8_t(std::clamp(40 + 17 * ((label + c * 3) % 10) + rng.uniform(-40, 40), 0, 255));
-  }
-  return s;
-}
+using testing::coloured_cifar_images;
+using testing::trainable_model_bytes;
 
 struct SmallRun {
   AlignedModelBytes bytes;
@@ -253,12 +203,12 @@ struct SmallRun {
   TrainData data;
   TrainConfig cfg;
   std::vector<LayerChoice> layers;
-  SmallRun() : bytes(small_model_bytes()) {
+  SmallRun() : bytes(trainable_model_bytes()) {
     EXPECT_EQ(view.init(bytes.data(), bytes.size()), Status::kOk) << view.error();
     ProtocolSpec spec;
     spec.corruption = "none";
     spec.split = SplitSpec{3, 1, 2, 0};
-    data = prepare_train_data(make_protocol_data(random_images(8, 1), spec, "", 1), view);
+    data = prepare_train_data(make_protocol_data(coloured_cifar_images(8, 1), spec, "", 1), view);
     cfg.queries_w = 3;
     cfg.queries_b = 2;
     cfg.queries_np = 3;
@@ -345,7 +295,8 @@ TEST(TrainRun, ResumeEqualsUninterrupted) {
   EXPECT_EQ(rest.test_after, full.test_after);
   EXPECT_EQ(rest.test_before, full.test_before);
   EXPECT_EQ(rest.total_macs, full.total_macs);
-  EXPECT_EQ(read_file_bytes(a.str("best.tzm")), read_file_bytes(b.str("best.tzm")));
+  EXPECT_EQ(read_file_bytes(a.str("best.tzm"), kMaxModelBytes),
+            read_file_bytes(b.str("best.tzm"), kMaxModelBytes));
 
   // The logs hold the same step records (the resumed one has a "resume" line).
   auto steps = [](const std::string& path) {
@@ -379,7 +330,7 @@ TEST(TrainRun, ExportedModelHoldsTheBestWeights) {
   EXPECT_EQ(res.total_steps, 3u);
   EXPECT_EQ(res.epochs, 1u);
   EXPECT_EQ(res.best_epoch, 1);
-  const std::vector<uint8_t> bytes = read_file_bytes(res.best_model_path);
+  const std::vector<uint8_t> bytes = read_file_bytes(res.best_model_path, kMaxModelBytes);
   AlignedModelBytes aligned(bytes);
   ModelView exported;
   ASSERT_EQ(exported.init(aligned.data(), aligned.size()), Status::kOk) << exported.error();

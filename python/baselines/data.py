@@ -1,6 +1,7 @@
 """The split files of `tinyzo split` (CIFAR-10 binary layout) and the eval input pipeline."""
 
 import os
+import stat
 import sys
 
 import numpy as np
@@ -11,13 +12,21 @@ sys.path.insert(0, os.path.join(REPO, "python"))
 import reference  # noqa: E402  (the bit-exact numpy simulation: network builder and preprocess)
 
 RECORD = 1 + 3 * 32 * 32
+MAX_RECORDS = 80000  # the bound `tinyzo` reads CIFAR-10 files with (host/cifar10.h kMaxCifar10Bytes)
 
 
 def load_records(path):
-    """(labels uint8 [n], images uint8 [n, 3, 32, 32]) of a CIFAR-10 binary file."""
+    """(labels uint8 [n], images uint8 [n, 3, 32, 32]) of a CIFAR-10 binary file. The size is checked
+    before anything is read (a huge or non-regular file is refused, not loaded)."""
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise SystemExit("baselines: %s: not a regular file" % path)
+    if st.st_size == 0 or st.st_size % RECORD or st.st_size > MAX_RECORDS * RECORD:
+        raise SystemExit("baselines: %s: size %d is not a positive multiple of %d up to %d records" %
+                         (path, st.st_size, RECORD, MAX_RECORDS))
     raw = np.fromfile(path, np.uint8)
-    if raw.size == 0 or raw.size % RECORD:
-        raise SystemExit("baselines: %s: size %d is not a positive multiple of %d" % (path, raw.size, RECORD))
+    if raw.size != st.st_size:
+        raise SystemExit("baselines: %s: changed while being read" % path)
     rec = raw.reshape(-1, RECORD)
     return rec[:, 0].copy(), rec[:, 1:].reshape(-1, 3, 32, 32).copy()
 
