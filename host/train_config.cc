@@ -1,53 +1,29 @@
 #include "train_config.h"
 
 #include <algorithm>
+#include <charconv>
+#include <cmath>
 #include <cstdio>
-#include <fstream>
+#include <cstdlib>
 #include <sstream>
+#include <system_error>
+#include <type_traits>
 
+#include "cifar10.h"
+#include "corruptions.h"
 #include "errors.h"
+#include "file_util.h"
 #include "model_store.h"
 #include "rng.h"
 #include "tinyzo/train/memory_model.h"
 
 namespace tinyzo {
 
-// Every config key, in the order config_to_json writes them.
-#define TZ_TRAIN_CONFIG_FIELDS(X)                                                                             \
-  X(model) X(kernels) X(corruption) X(severity) X(corruption_seed) X(train_per_class) X(val_per_class)       \
-  X(test_per_class) X(split_seed) X(augment) X(layers) X(mode) X(budget_kb) X(queries_w) X(queries_b)         \
-  X(queries_np) X(sigma_w) X(sigma_b) X(mu) X(two_sided) X(gns) X(rounding) X(estimation) X(update_bias) X(qas)     \
-  X(batch) X(epochs) X(lr) X(max_steps) X(seed) X(threads) X(engine_batch) X(out)
-
 namespace {
 
-// Strict typing: an int key takes only an integer, a bool only true/false.
-void assign(const nlohmann::json& v, std::string* dst, const std::string& where) {
-  if (!v.is_string()) throw CliError(where + ": expected a string");
-  *dst = v.get<std::string>();
-}
-void assign(const nlohmann::json& v, bool* dst, const std::string& where) {
-  if (!v.is_boolean()) throw CliError(where + ": expected true or false");
-  *dst = v.get<bool>();
-}
-void assign(const nlohmann::json& v, double* dst, const std::string& where) {
-  if (!v.is_number()) throw CliError(where + ": expected a number");
-  *dst = v.get<double>();
-}
-void assign(const nlohmann::json& v, int* dst, const std::string& where) {
-  if (!v.is_number_integer()) throw CliError(where + ": expected an integer");
-  const int64_t x = v.get<int64_t>();
-  if (x < INT32_MIN || x > INT32_MAX) throw CliError(where + ": out of range");
-  *dst = static_cast<int>(x);
-}
-void assign(const nlohmann::json& v, uint64_t* dst, const std::string& where) {
-  if (!v.is_number_unsigned()) throw CliError(where + ": expected a non-negative integer");
-  *dst = v.get<uint64_t>();
-}
+using Json = nlohmann::json;
 
-void require(bool ok, const char* key, const std::string& why) {
-  if (!ok) throw CliError(std::string("config: ") + key + " " + why);
-}
+constexpr double kIntMax = double(INT32_MAX);
 
 }  // namespace
 
@@ -55,71 +31,377 @@ void check_status(Status s, const std::string& what) {
   if (s != Status::kOk) throw CliError(what + ": " + status_name(s));
 }
 
+const std::vector<Setting>& train_settings() {
+  // The order is config_to_json's, hence part of every run's fingerprint.
+  static const std::vector<Setting> kSettings = {
+      {"model", "--model,-m", &TrainConfig::model, 0, 0, nullptr,
+       "a .tzm file or a reference model name (default mcunet-cifar10)"},
+      {"kernels", "--kernels", &TrainConfig::kernels, 0, 0, "best|ref", "kernel set: best (default) or ref"},
+      {"corruption", "--corruption,-c", &TrainConfig::corruption, 0, 0, nullptr,
+       "a CIFAR-10-C corruption (gaussian_noise, ..., see tinyzo corrupt) or none (default gaussian_noise)"},
+      {"severity", "--severity", &TrainConfig::severity, 1, 5, nullptr,
+       "corruption severity 1..5 (default 5)"},
+      {"corruption_seed", "--corruption-seed", &TrainConfig::corruption_seed, 0, 0, nullptr,
+       "seed of the random corruptions (default 0)"},
+      // The CIFAR-10 test batch holds 1,000 images per class.
+      {"train_per_class", "--train-per-class", &TrainConfig::train_per_class, 1, 1000, nullptr,
+       "training images per class, 1..1000 (default 100)"},
+      {"val_per_class", "--val-per-class", &TrainConfig::val_per_class, 1, 1000, nullptr,
+       "validation images per class, 1..1000 (default 10)"},
+      {"test_per_class", "--test-per-class", &TrainConfig::test_per_class, 1, 1000, nullptr,
+       "test images per class, 1..1000 (default 90)"},
+      {"split_seed", "--split-seed", &TrainConfig::split_seed, 0, 0, nullptr,
+       "seed of the class-balanced split (default 0)"},
+      {"augment", "--augment,!--no-augment", &TrainConfig::augment, 0, 0, nullptr,
+       "training augmentation: random-resized-crop, flip, colour jitter (default on)"},
+      {"layers", "--layers,-l", &TrainConfig::layers, 0, 0, nullptr,
+       "paper | all | op names (optionally :wp / :np), comma-separated (default paper)"},
+      {"mode", "--mode", &TrainConfig::mode, 0, 0, nullptr,
+       "wp | np | threshold:N | auto (default threshold:5)"},
+      // 1e9 KB is far beyond any device and keeps budget_kb * 1024 exact in size_t.
+      {"budget_kb", "--budget-kb", &TrainConfig::budget_kb, 0, 1e9, nullptr,
+       "SRAM budget for --mode auto, KB (default 0 = none)"},
+      // The trainer keeps at most 256 per-query coefficients per tensor.
+      {"queries_w", "--queries-w", &TrainConfig::queries_w, 1, 256, nullptr,
+       "WP queries per weight tensor, 1..256 (default 25)"},
+      {"queries_b", "--queries-b", &TrainConfig::queries_b, 1, 256, nullptr,
+       "WP queries per bias tensor, 1..256 (default 25)"},
+      {"queries_np", "--queries-np", &TrainConfig::queries_np, 1, 256, nullptr,
+       "NP queries per layer, 1..256 (default 50)"},
+      {"sigma_w", "--sigma-w", &TrainConfig::sigma_w, 1, 127, nullptr,
+       "WP weight perturbation, int8 LSBs 1..127 (default 1)"},
+      {"sigma_b", "--sigma-b", &TrainConfig::sigma_b, 1, kIntMax, nullptr,
+       "WP bias perturbation, int32 LSBs (default 100)"},
+      {"mu", "--mu", &TrainConfig::mu, 1, 127, nullptr,
+       "NP output perturbation, int8 LSBs 1..127 (default 5)"},
+      {"two_sided", "--two-sided,!--one-sided", &TrainConfig::two_sided, 0, 0, nullptr,
+       "antithetic differences (default one-sided)"},
+      {"gns", "--gns", &TrainConfig::gns, 0, 0, "none|linear|sqrt",
+       "gradient-norm scaling: none | linear | sqrt (default linear)"},
+      {"rounding", "--rounding", &TrainConfig::rounding, 0, 0, "nearest|stochastic",
+       "integer update rounding: nearest | stochastic"},
+      {"estimation", "--estimation", &TrainConfig::estimation, 0, 0, "layer|model",
+       "layer (prefix reuse) | model (MeZO-like)"},
+      {"update_bias", "--update-bias,!--no-update-bias", &TrainConfig::update_bias, 0, 0, nullptr,
+       "train the biases too (default on)"},
+      {"qas", "--qas,!--no-qas", &TrainConfig::qas, 0, 0, nullptr,
+       "quantization-aware scaling of the integer update (default on; off = the paper's ablation)"},
+      {"batch", "--batch,-b", &TrainConfig::batch, 1, 100000, nullptr, "batch size B (default 100)"},
+      {"epochs", "--epochs,-e", &TrainConfig::epochs, 1, kIntMax, nullptr, "epochs (default 50)"},
+      // A float learning rate: beyond 1e6 nothing is left of an int8 weight anyway.
+      {"lr", "--lr", &TrainConfig::lr, 0, 1e6, nullptr,
+       "initial learning rate, 0..1e6 (default 0 = 0.01 * B / 256)"},
+      {"max_steps", "--max-steps", &TrainConfig::max_steps, 0, kIntMax, nullptr,
+       "train this many steps in all (the cosine spans them; default 0 = epochs)"},
+      {"seed", "--seed", &TrainConfig::seed, 0, 0, nullptr,
+       "run seed 0..2^64-1: perturbations, rounding, batch order, augmentation"},
+      {"threads", "--threads,-j", &TrainConfig::threads, 1, 256, nullptr,
+       "threads for the queries of a step and for evaluation, 1..256 (default 1; no effect on results)"},
+      {"engine_batch", "--engine-batch", &TrainConfig::engine_batch, 1, 64, nullptr,
+       "queries each thread runs as one batch through the network, 1..64 (default 16; no effect on results)"},
+      {"out", "--out,-o", &TrainConfig::out, 0, 0, nullptr, "the run directory (default runs/train)"},
+  };
+  return kSettings;
+}
+
+const Setting* find_setting(const std::string& key) {
+  for (const Setting& s : train_settings())
+    if (key == s.key) return &s;
+  return nullptr;
+}
+
+std::string setting_flag(const Setting& s) {
+  const std::string f = s.flags;
+  size_t start = 0;
+  while (start < f.size()) {
+    const size_t comma = f.find(',', start);
+    const std::string name = f.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (name.rfind("--", 0) == 0) return name;
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return f;
+}
+
+std::string SettingSources::describe(const std::string& key) const {
+  const auto it = where_.find(key);
+  return it != where_.end() ? it->second : "config key '" + key + "'";
+}
+
+// ---- strict text parsing
+
+std::string parse_int_text(const std::string& text, int64_t min, int64_t max, int64_t* out) {
+  const std::string range = std::to_string(min) + ".." + std::to_string(max);
+  int64_t v = 0;
+  const char* end = text.data() + text.size();
+  const auto r = std::from_chars(text.data(), end, v);
+  if (text.empty() || r.ptr != end || (r.ec != std::errc() && r.ec != std::errc::result_out_of_range))
+    return "'" + text + "' is not an integer (expected " + range + ")";
+  if (r.ec == std::errc::result_out_of_range || v < min || v > max) return text + " is outside " + range;
+  *out = v;
+  return "";
+}
+
+std::string parse_u64_text(const std::string& text, uint64_t* out) {
+  uint64_t v = 0;
+  const char* end = text.data() + text.size();
+  // from_chars takes no sign for an unsigned type: "-1" is refused, not wrapped.
+  const auto r = std::from_chars(text.data(), end, v);
+  if (text.empty() || r.ptr != end || (r.ec != std::errc() && r.ec != std::errc::result_out_of_range))
+    return "'" + text + "' is not a non-negative integer (expected 0..18446744073709551615)";
+  if (r.ec == std::errc::result_out_of_range) return text + " is outside 0..18446744073709551615";
+  *out = v;
+  return "";
+}
+
+namespace {
+
+std::string number_text(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  // The shortest text that reads back the same (1e+06, not 1000000.0000000001).
+  for (int prec = 1; prec <= 17; ++prec) {
+    std::snprintf(buf, sizeof buf, "%.*g", prec, v);
+    if (std::strtod(buf, nullptr) == v) break;
+  }
+  return buf;
+}
+
+}  // namespace
+
+std::string parse_real_text(const std::string& text, double min, double max, double* out) {
+  double v = 0;
+  const char* end = text.data() + text.size();
+  const auto r = std::from_chars(text.data(), end, v);
+  if (text.empty() || r.ptr != end) return "'" + text + "' is not a number";
+  if (r.ec == std::errc::result_out_of_range || !std::isfinite(v)) return text + " is not a finite number";
+  if (r.ec != std::errc()) return "'" + text + "' is not a number";
+  if (v < min || v > max) return text + " is outside " + number_text(min) + ".." + number_text(max);
+  *out = v;
+  return "";
+}
+
+// ---- one setting
+
+namespace {
+
+std::string choices_text(const char* choices) {
+  std::string s = choices;
+  for (char& c : s)
+    if (c == '|') c = ',';
+  return s;
+}
+
+bool in_choices(const char* choices, const std::string& v) {
+  const std::string all = std::string("|") + choices + "|";
+  return !v.empty() && v.find('|') == std::string::npos && all.find("|" + v + "|") != std::string::npos;
+}
+
+// The reason a value of setting `s` is refused, or "". The one range check of
+// every path (text, JSON, a TrainConfig built in code).
+std::string check_string(const Setting& s, const std::string& v) {
+  if (s.choices != nullptr && !in_choices(s.choices, v))
+    return "'" + v + "' is not one of " + choices_text(s.choices);
+  if (v.empty()) return "is empty";
+  return "";
+}
+std::string check_int(const Setting& s, int64_t v) {
+  if (double(v) < s.min || double(v) > s.max)
+    return std::to_string(v) + " is outside " + number_text(s.min) + ".." + number_text(s.max);
+  return "";
+}
+std::string check_real(const Setting& s, double v) {
+  if (!std::isfinite(v)) return "not a finite number";
+  if (v < s.min || v > s.max)
+    return number_text(v) + " is outside " + number_text(s.min) + ".." + number_text(s.max);
+  return "";
+}
+
+// The reason `text` is refused for `s`; on success stores into `c` when given.
+std::string apply_text(const Setting& s, const std::string& text, TrainConfig* c) {
+  return std::visit(
+      [&](auto member) -> std::string {
+        using T = std::decay_t<decltype(std::declval<TrainConfig>().*member)>;
+        if constexpr (std::is_same_v<T, std::string>) {
+          const std::string why = check_string(s, text);
+          if (why.empty() && c != nullptr) c->*member = text;
+          return why;
+        } else if constexpr (std::is_same_v<T, bool>) {
+          if (text != "true" && text != "false") return "'" + text + "' is not true or false";
+          if (c != nullptr) c->*member = text == "true";
+          return "";
+        } else if constexpr (std::is_same_v<T, int>) {
+          int64_t v = 0;
+          const std::string why = parse_int_text(text, int64_t(s.min), int64_t(s.max), &v);
+          if (why.empty() && c != nullptr) c->*member = int(v);
+          return why;
+        } else if constexpr (std::is_same_v<T, uint64_t>) {
+          uint64_t v = 0;
+          const std::string why = parse_u64_text(text, &v);
+          if (why.empty() && c != nullptr) c->*member = v;
+          return why;
+        } else {
+          double v = 0;
+          const std::string why = parse_real_text(text, s.min, s.max, &v);
+          if (why.empty() && c != nullptr) c->*member = v;
+          return why;
+        }
+      },
+      s.member);
+}
+
+// The reason the value `c` holds for `s` is refused, or "".
+std::string check_value(const Setting& s, const TrainConfig& c) {
+  return std::visit(
+      [&](auto member) -> std::string {
+        using T = std::decay_t<decltype(c.*member)>;
+        if constexpr (std::is_same_v<T, std::string>) {
+          return check_string(s, c.*member);
+        } else if constexpr (std::is_same_v<T, int>) {
+          return check_int(s, c.*member);
+        } else if constexpr (std::is_same_v<T, double>) {
+          return check_real(s, c.*member);
+        } else {
+          return "";  // bool, uint64: every value is one
+        }
+      },
+      s.member);
+}
+
+}  // namespace
+
+std::string check_setting_text(const Setting& s, const std::string& text) {
+  return apply_text(s, text, nullptr);
+}
+
+void set_setting_text(const Setting& s, const std::string& text, TrainConfig* c, const std::string& where) {
+  const std::string why = apply_text(s, text, c);
+  if (!why.empty()) throw CliError(where + ": " + why);
+}
+
+void set_setting_json(const Setting& s, const Json& v, TrainConfig* c, const std::string& where) {
+  std::visit(
+      [&](auto member) {
+        using T = std::decay_t<decltype(c->*member)>;
+        // Strict typing: an int key takes only an integer, a bool only true/false.
+        if constexpr (std::is_same_v<T, std::string>) {
+          if (!v.is_string()) throw CliError(where + ": expected a string");
+          c->*member = v.get<std::string>();
+        } else if constexpr (std::is_same_v<T, bool>) {
+          if (!v.is_boolean()) throw CliError(where + ": expected true or false");
+          c->*member = v.get<bool>();
+        } else if constexpr (std::is_same_v<T, int>) {
+          if (!v.is_number_integer()) throw CliError(where + ": expected an integer");
+          const bool neg = v.is_number_integer() && !v.is_number_unsigned();
+          const int64_t x =
+              neg ? v.get<int64_t>() : int64_t(std::min<uint64_t>(v.get<uint64_t>(), INT64_MAX));
+          const std::string why = check_int(s, x);
+          if (!why.empty()) throw CliError(where + ": " + why);
+          c->*member = int(x);
+        } else if constexpr (std::is_same_v<T, uint64_t>) {
+          if (!v.is_number_unsigned()) throw CliError(where + ": expected a non-negative integer");
+          c->*member = v.get<uint64_t>();
+        } else {
+          if (!v.is_number()) throw CliError(where + ": expected a number");
+          c->*member = v.get<double>();
+        }
+      },
+      s.member);
+  const std::string why = check_value(s, *c);
+  if (!why.empty()) throw CliError(where + ": " + why);
+}
+
 nlohmann::ordered_json config_to_json(const TrainConfig& c) {
   nlohmann::ordered_json j;
-#define TZ_TO_JSON(name) j[#name] = c.name;
-  TZ_TRAIN_CONFIG_FIELDS(TZ_TO_JSON)
-#undef TZ_TO_JSON
+  for (const Setting& s : train_settings()) std::visit([&](auto member) { j[s.key] = c.*member; }, s.member);
   return j;
 }
 
-void apply_config_json(const nlohmann::json& j, TrainConfig* c, const std::string& what) {
+void apply_config_json(const Json& j, TrainConfig* c, const std::string& what, SettingSources* sources) {
   if (!j.is_object()) throw CliError(what + ": expected a JSON object");
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string& key = it.key();
     const std::string where = what + ": key '" + key + "'";
-    bool known = false;
-#define TZ_FROM_JSON(name)          \
-  if (key == #name) {               \
-    assign(*it, &c->name, where);   \
-    known = true;                   \
-  }
-    TZ_TRAIN_CONFIG_FIELDS(TZ_FROM_JSON)
-#undef TZ_FROM_JSON
-    if (!known && key.rfind("_", 0) != 0)  // "_comment" and other "_" keys are free text
+    const Setting* s = find_setting(key);
+    if (s == nullptr) {
+      if (key.rfind("_", 0) == 0) continue;  // "_comment" and other "_" keys are free text
       throw CliError(where + " is not a setting (see docs/training.md)");
+    }
+    set_setting_json(*s, *it, c, where);
+    if (sources != nullptr) sources->set(key, where);
   }
 }
 
-TrainConfig load_config_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw CliError(path + ": cannot open the config file");
-  nlohmann::json j;
+Json parse_json_strict(const std::string& text, const std::string& what) {
+  // Keys seen so far in each open object, innermost last.
+  std::vector<std::vector<std::string>> open;
+  std::string duplicate;
+  const Json::parser_callback_t cb = [&](int, Json::parse_event_t event, Json& parsed) {
+    if (event == Json::parse_event_t::object_start) {
+      open.emplace_back();
+    } else if (event == Json::parse_event_t::object_end) {
+      if (!open.empty()) open.pop_back();
+    } else if (event == Json::parse_event_t::key && !open.empty()) {
+      const std::string key = parsed.get<std::string>();
+      std::vector<std::string>& keys = open.back();
+      if (std::find(keys.begin(), keys.end(), key) != keys.end() && duplicate.empty()) duplicate = key;
+      keys.push_back(key);
+    }
+    return true;
+  };
+  Json j;
   try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw CliError(path + ": invalid JSON (" + e.what() + ")");
+    j = Json::parse(text, cb);
+  } catch (const Json::exception& e) {
+    throw CliError(what + ": invalid JSON (" + e.what() + ")");
   }
+  if (!duplicate.empty())
+    throw CliError(what + ": key '" + duplicate + "' appears twice in one object (which one was meant?)");
+  return j;
+}
+
+TrainConfig load_config_file(const std::string& path, SettingSources* sources) {
+  const std::vector<uint8_t> bytes = read_file_bytes(path, kMaxConfigBytes, "JSON config");
+  const Json j = parse_json_strict(std::string(bytes.begin(), bytes.end()), path);
   TrainConfig c;
-  apply_config_json(j, &c, path);
+  apply_config_json(j, &c, path, sources);
   return c;
 }
 
-void validate_config(const TrainConfig& c) {
-  require(!c.model.empty(), "model", "is empty");
-  require(c.kernels == "best" || c.kernels == "ref", "kernels", "must be best or ref");
-  require(c.corruption == "none" || (c.severity >= 1 && c.severity <= 5), "severity", "must be 1..5");
-  require(c.train_per_class >= 1, "train_per_class", "must be >= 1");
-  require(c.val_per_class >= 1, "val_per_class", "must be >= 1");
-  require(c.test_per_class >= 1, "test_per_class", "must be >= 1");
-  require(c.budget_kb >= 0, "budget_kb", "must be >= 0");
-  // The trainer keeps at most 256 per-query coefficients per tensor.
-  require(c.queries_w >= 1 && c.queries_w <= 256, "queries_w", "must be 1..256");
-  require(c.queries_b >= 1 && c.queries_b <= 256, "queries_b", "must be 1..256");
-  require(c.queries_np >= 1 && c.queries_np <= 256, "queries_np", "must be 1..256");
-  require(c.sigma_w >= 1 && c.sigma_w <= 127, "sigma_w", "must be 1..127 (int8 LSBs)");
-  require(c.sigma_b >= 1, "sigma_b", "must be >= 1 (int32 LSBs)");
-  require(c.mu >= 1 && c.mu <= 127, "mu", "must be 1..127 (int8 LSBs)");
-  require(c.gns == "none" || c.gns == "linear" || c.gns == "sqrt", "gns", "must be none, linear or sqrt");
-  require(c.rounding == "nearest" || c.rounding == "stochastic", "rounding", "must be nearest or stochastic");
-  require(c.estimation == "layer" || c.estimation == "model", "estimation", "must be layer or model");
-  require(c.batch >= 1, "batch", "must be >= 1");
-  require(c.epochs >= 1, "epochs", "must be >= 1");
-  require(c.lr >= 0, "lr", "must be >= 0 (0 = 0.01 * batch / 256)");
-  require(c.max_steps >= 0, "max_steps", "must be >= 0");
-  require(c.threads >= 1 && c.threads <= 256, "threads", "must be 1..256");
-  require(c.engine_batch >= 1 && c.engine_batch <= 64, "engine_batch", "must be 1..64");
-  (void)parse_mode(c.mode);
+size_t config_train_images(const TrainConfig& c) {
+  return size_t(kCifar10Classes) * size_t(std::max(c.train_per_class, 0));
+}
+
+void validate_config(const TrainConfig& c, const SettingSources* sources) {
+  const SettingSources none;
+  const SettingSources& src = sources != nullptr ? *sources : none;
+  for (const Setting& s : train_settings()) {
+    const std::string why = check_value(s, c);
+    if (!why.empty()) throw CliError(src.describe(s.key) + ": " + why);
+  }
+  if (c.corruption != "none") {
+    try {
+      (void)parse_corruption(c.corruption);
+    } catch (const CliError& e) {
+      throw CliError(src.describe("corruption") + ": " + e.what());
+    }
+  }
+  try {
+    (void)parse_mode(c.mode);
+  } catch (const CliError& e) {
+    throw CliError(src.describe("mode") + ": " + e.what());
+  }
+  // The step arithmetic in 64 bits: epochs x ceil(n_train / batch) must fit
+  // the run's step counter, or the count would wrap (to a tiny run that
+  // reports success).
+  const uint64_t n_train = config_train_images(c);
+  const uint64_t spe = (n_train + uint64_t(c.batch) - 1) / uint64_t(c.batch);
+  const uint64_t total = c.max_steps > 0 ? uint64_t(c.max_steps) : uint64_t(c.epochs) * spe;
+  if (total > kMaxTrainingSteps)
+    throw CliError(src.describe("epochs") + ": " + std::to_string(c.epochs) + " epochs x " +
+                   std::to_string(spe) + " steps per epoch (10 x " + std::to_string(c.train_per_class) +
+                   " images, batch " + std::to_string(c.batch) + ") = " + std::to_string(total) +
+                   " steps, more than the " + std::to_string(kMaxTrainingSteps) + " a run can count");
 }
 
 double effective_lr(const TrainConfig& c) { return c.lr > 0 ? c.lr : 0.01 * double(c.batch) / 256.0; }

@@ -8,8 +8,10 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "tinyzo/model.h"
@@ -55,15 +57,86 @@ struct TrainConfig {
   std::string out = "runs/train";
 };
 
-// Every key, in declaration order.
+// ------------------------------------------------------------------ settings
+
+// One definition of every setting: its config key, its flag, its type (the
+// TrainConfig member's) and its range. The command-line flags (host/cli),
+// config files, the run's saved DIR/config.json and --resume all go through
+// this table, so a value accepted one way is accepted every way, and a value
+// refused is refused everywhere with the same words.
+using SettingMember = std::variant<std::string TrainConfig::*, bool TrainConfig::*, int TrainConfig::*,
+                                   uint64_t TrainConfig::*, double TrainConfig::*>;
+struct Setting {
+  const char* key;    // config key: "train_per_class"
+  const char* flags;  // CLI11 names: "--train-per-class", "--batch,-b", "--augment,!--no-augment"
+  SettingMember member;
+  double min = 0, max = 0;        // int and double: the inclusive range (uint64: any value)
+  const char* choices = nullptr;  // strings: "best|ref"; nullptr: any non-empty text
+  const char* help = "";
+};
+// Every setting, in the order config_to_json writes them (the order is part
+// of config_fingerprint(): never reorder).
+const std::vector<Setting>& train_settings();
+// The setting with config key `key`, or nullptr.
+const Setting* find_setting(const std::string& key);
+// The first long flag of a setting: "--batch" for "--batch,-b".
+std::string setting_flag(const Setting& s);
+
+// Where each value came from, for messages that name the flag or the key and
+// the file: "--lr", "configs/quick.json: key 'lr'". Keys not recorded are
+// named "config key 'lr'".
+class SettingSources {
+ public:
+  void set(const std::string& key, std::string where) { where_[key] = std::move(where); }
+  std::string describe(const std::string& key) const;
+
+ private:
+  std::map<std::string, std::string> where_;
+};
+
+// Strict parsers of command-line text, shared by every command's numeric
+// flags: the whole text must be the number (no spaces, no trailing bytes, no
+// "1e23" for an integer, no "-1" for an unsigned one), nothing wraps or is
+// clamped, and reals must be finite (no inf, nan or 1e309). Each returns ""
+// and sets *out, or returns the reason ("must be 1..256", "not a finite
+// number") for the caller to prefix with the flag.
+std::string parse_int_text(const std::string& text, int64_t min, int64_t max, int64_t* out);
+std::string parse_u64_text(const std::string& text, uint64_t* out);
+std::string parse_real_text(const std::string& text, double min, double max, double* out);
+
+// Sets setting `s` from command-line text / a JSON value, with the type and
+// range checks of the table. Throws CliError "<where>: <reason>".
+void set_setting_text(const Setting& s, const std::string& text, TrainConfig* c, const std::string& where);
+void set_setting_json(const Setting& s, const nlohmann::json& v, TrainConfig* c, const std::string& where);
+// The reason a text value is refused for `s`, or "" (no side effects).
+std::string check_setting_text(const Setting& s, const std::string& text);
+
+// Every key, in table order.
 nlohmann::ordered_json config_to_json(const TrainConfig& c);
 // Sets the keys present in `j` (an object). Throws CliError naming `what` and
-// the key for an unknown key or a value of the wrong type.
-void apply_config_json(const nlohmann::json& j, TrainConfig* c, const std::string& what);
-// Reads a JSON file over the defaults. Throws CliError.
-TrainConfig load_config_file(const std::string& path);
-// Range checks of every value; throws CliError naming the key.
-void validate_config(const TrainConfig& c);
+// the key for an unknown key, a value of the wrong type or out of range.
+// Records each key's origin in `sources` when given.
+void apply_config_json(const nlohmann::json& j, TrainConfig* c, const std::string& what,
+                       SettingSources* sources = nullptr);
+// The largest config file read.
+constexpr uint64_t kMaxConfigBytes = 1 << 20;
+// Parses JSON text strictly: a duplicate key in any object is an error (the
+// JSON standard leaves it open; silently keeping one of two values is how a
+// typo goes unnoticed). Throws CliError "<what>: ...".
+nlohmann::json parse_json_strict(const std::string& text, const std::string& what);
+// Reads a JSON config file (a regular file of at most kMaxConfigBytes) over
+// the defaults. Throws CliError naming the file.
+TrainConfig load_config_file(const std::string& path, SettingSources* sources = nullptr);
+// Range checks of every value (the table's), the names of the corruption and
+// the mode, and the step arithmetic: the total step count must fit a run's
+// step counter (kMaxTrainingSteps). Throws CliError naming the flag or key
+// (and file) that `sources` recorded.
+void validate_config(const TrainConfig& c, const SettingSources* sources = nullptr);
+// The most steps a run may have (the step counter and the cosine schedule
+// use int32).
+constexpr uint64_t kMaxTrainingSteps = INT32_MAX;
+// The protocol's training images for a config: 10 classes x train_per_class.
+size_t config_train_images(const TrainConfig& c);
 // The learning rate eta0: c.lr, or 0.01 * batch / 256 when c.lr is 0.
 double effective_lr(const TrainConfig& c);
 // A hex digest of every key that changes the trained weights (all but

@@ -23,6 +23,7 @@
 #include "errors.h"
 #include "file_util.h"
 #include "image_io.h"
+#include "options.h"
 
 namespace tinyzo::cli {
 
@@ -32,7 +33,7 @@ struct CorruptOptions {
   std::string corruption;
   std::string severity;
   uint64_t seed = 0;
-  int64_t count = -1;
+  int64_t count = 0;  // 0: all
   std::string input;
   std::string out;
   std::string png;
@@ -166,8 +167,8 @@ void run_corrupt(const CorruptOptions& o) {
   const std::string input = o.input.empty() ? cifar10_test_batch_path(data_dir) : o.input;
   const Cifar10Set set = load_cifar10(input);
   size_t count = set.size();
-  if (o.count >= 0) {
-    if (o.count == 0 || size_t(o.count) > set.size())
+  if (o.count > 0) {
+    if (size_t(o.count) > set.size())
       throw CliError("--count " + std::to_string(o.count) + ": expected 1.." + std::to_string(set.size()));
     count = size_t(o.count);
   }
@@ -206,13 +207,14 @@ void register_corrupt_command(CLI::App& app) {
   cmd->add_option("--corruption", opts->corruption, "corruption name (gaussian_noise, ..., spatter), a comma-separated list, or all")
       ->required();
   cmd->add_option("--severity", opts->severity, "severity 1..5, or all (5 blocks, severity-major)");
-  cmd->add_option("--seed", opts->seed, "seed of the random draws (default 0)");
-  cmd->add_option("--count", opts->count, "corrupt only the first N images");
+  add_u64_option(cmd, "--seed", &opts->seed, "seed of the random draws (default 0)");
+  add_int_option(cmd, "--count", &opts->count, 1, INT64_MAX,
+                 "corrupt only the first N images (default: all)");
   cmd->add_option("--input", opts->input, "CIFAR-10 binary file (default: the test batch in the data directory)");
   cmd->add_option("--out", opts->out, "output file (a directory with --corruption all), CIFAR-10 binary layout");
   cmd->add_option("--png", opts->png, "write a PNG grid: rows corruptions, columns clean and severities 1..5");
   cmd->add_option("--image", opts->images, "image index for --png (repeatable; default 0)");
-  cmd->add_option("--threads", opts->threads, "worker threads (default 0 = all cores)");
+  add_int_option(cmd, "--threads", &opts->threads, 0, 1024, "worker threads (default 0 = all cores)");
   cmd->callback([opts] { run_corrupt(*opts); });
 }
 

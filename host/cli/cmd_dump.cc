@@ -16,6 +16,7 @@
 #include "errors.h"
 #include "file_util.h"
 #include "model_store.h"
+#include "options.h"
 #include "preprocess.h"
 
 namespace tinyzo::cli {
@@ -113,7 +114,7 @@ void register_dump_command(CLI::App& app) {
       ->required();
   cmd->add_option("--images", opts->images,
                   "a CIFAR-10 binary file, plain or gzip (default: <data>/cifar10/test_batch.bin.gz)");
-  cmd->add_option("--first", opts->first, "index of the first image (default 0)");
+  add_int_option(cmd, "--first", &opts->first, 0, INT64_MAX, "index of the first image (default 0)");
   cmd->add_option("--count,-n", opts->count, "number of images (default 1)")->check(CLI::Range(1, 1000000));
   cmd->add_option("--out,-o", opts->out, "output file (written atomically)")->required();
   cmd->add_option("--kernels", opts->kernels, "kernel set: ref (default) or best")

@@ -18,6 +18,7 @@
 #include "data_dir.h"
 #include "errors.h"
 #include "model_store.h"
+#include "options.h"
 #include "preprocess.h"
 #include "progress.h"
 
@@ -137,7 +138,7 @@ void register_eval_command(CLI::App& app) {
       ->required();
   cmd->add_option("--images", opts->images,
                   "a CIFAR-10 binary file, plain or gzip (default: <data>/cifar10/test_batch.bin.gz)");
-  cmd->add_option("--first", opts->first, "index of the first image (default 0)");
+  add_int_option(cmd, "--first", &opts->first, 0, INT64_MAX, "index of the first image (default 0)");
   cmd->add_option("--limit,-n", opts->limit, "evaluate at most N images (default: all)")
       ->check(CLI::Range(1, 100000000));
   cmd->add_option("--batch", opts->batch, "images each engine runs at once (default 1; no effect on results)")

@@ -22,6 +22,7 @@
 #include "errors.h"
 #include "file_util.h"
 #include "model_store.h"
+#include "options.h"
 #include "preprocess.h"
 #include "protocol.h"
 #include "train_config.h"
@@ -74,14 +75,16 @@ struct Stream {
 
 Stream read_stream(const std::string& path, const ModelView& m) {
   Stream s;
-  s.bytes = read_file_bytes(path);
-  if (s.bytes.size() < sizeof s.h) throw CliError(path + ": not a sample stream (too short)");
-  std::memcpy(&s.h, s.bytes.data(), sizeof s.h);
+  // The header decides the size; the samples are read only when the file has exactly that size.
+  const InputFile file(path, "sample stream");
+  if (file.size() < sizeof s.h) throw CliError(path + ": not a sample stream (too short)");
+  file.read_at(0, &s.h, sizeof s.h);
   if (std::memcmp(s.h.magic, "TZSS", 4) != 0 || s.h.version != fw::kFormatVersion)
     throw CliError(path + ": not a tinyzo sample stream (tinyzo fw-data writes one)");
   if (s.h.record_bytes != fw::sample_record_bytes(s.h.input_bytes) ||
-      s.bytes.size() != fw::sample_offset(s.h, s.h.n_samples) || s.h.n_samples == 0)
+      file.size() != uint64_t(sizeof s.h) + uint64_t(s.h.n_samples) * s.h.record_bytes || s.h.n_samples == 0)
     throw CliError(path + ": truncated or inconsistent sample stream");
+  s.bytes = file.read_all(file.size());
   const size_t input = tensor_elements(m.tensor(m.input_tensor()));
   const size_t classes = tensor_elements(m.tensor(m.output_tensor()));
   if (s.h.input_bytes != input || s.h.n_classes != classes)
@@ -473,7 +476,10 @@ void export_tzm(const std::vector<uint8_t>& ab, const CheckOptions& o) {
 }
 
 void run_fw_check(const CheckOptions& o) {
-  const std::vector<uint8_t> e = read_file_bytes(o.expected), a = read_file_bytes(o.actual);
+  // Logits and trained-weights files of the firmware: far below this bound.
+  constexpr uint64_t kMaxDeviceFileBytes = uint64_t(1) << 30;
+  const std::vector<uint8_t> e = read_file_bytes(o.expected, kMaxDeviceFileBytes, "device output"),
+                             a = read_file_bytes(o.actual, kMaxDeviceFileBytes, "device output");
   if (e.size() < 4 || a.size() < 4) throw CliError("fw-check: file too short");
   bool ok;
   if (std::memcmp(e.data(), "TZLG", 4) == 0 && std::memcmp(a.data(), "TZLG", 4) == 0) {
@@ -503,11 +509,11 @@ void register_fw_commands(CLI::App& app) {
       ->check(CLI::IsMember({"clean", "train", "val", "test"}))
       ->capture_default_str();
   d->add_option("--corruption", data->corruption, "CORRUPTIONS.md name, or none")->capture_default_str();
-  d->add_option("--severity", data->severity, "1..5")->capture_default_str();
-  d->add_option("--corruption-seed", data->corruption_seed, "seed of the random corruptions")
-      ->capture_default_str();
-  d->add_option("-n", data->n, "number of samples")->check(CLI::PositiveNumber)->capture_default_str();
-  d->add_option("--first", data->first, "first image of the set")->capture_default_str();
+  add_int_option(d, "--severity", &data->severity, 1, 5, "1..5 (default 5)");
+  add_u64_option(d, "--corruption-seed", &data->corruption_seed,
+                 "seed of the random corruptions (default 0)");
+  add_int_option(d, "-n", &data->n, 1, UINT32_MAX, "number of samples (default 16)");
+  add_int_option(d, "--first", &data->first, 0, INT64_MAX, "first image of the set (default 0)");
   d->callback([data]() { run_fw_data(*data); });
 
   auto size = std::make_shared<SizeOptions>();

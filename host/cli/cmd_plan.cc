@@ -11,11 +11,12 @@
 #include "errors.h"
 #include "lifetime_chart.h"
 #include "model_store.h"
-#include "train_config.h"
+#include "options.h"
 #include "tinyzo/arena.h"
 #include "tinyzo/engine.h"
 #include "tinyzo/train/memory_model.h"
 #include "tinyzo/train/zo_trainer.h"
+#include "train_config.h"
 
 namespace tinyzo::cli {
 namespace {
@@ -563,11 +564,13 @@ void register_plan_command(CLI::App& app) {
                   "ZO mode of every trained layer: wp, np, or auto (NP while it fits --budget-kb); default: the "
                   "keyword's modes ('paper'), else wp")
       ->check(CLI::IsMember({"wp", "np", "auto"}));
-  cmd->add_option("--batch,-b", args->batch, "batch size B (streamed; does not change memory)")
-      ->capture_default_str();
-  cmd->add_option("--queries,-q", args->queries, "queries Q per layer")->capture_default_str();
-  cmd->add_option("--budget-kb", args->budget_kb, "SRAM budget for --mode auto, in KB")->capture_default_str();
-  cmd->add_option("--width", args->width, "columns of the lifetime chart")->capture_default_str();
+  add_int_option(cmd, "--batch,-b", &args->batch, 1, 100000,
+                 "batch size B (streamed; does not change memory; default 100)");
+  add_int_option(cmd, "--queries,-q", &args->queries, 1, 65536, "queries Q per layer (default 50)");
+  add_real_option(cmd, "--budget-kb", &args->budget_kb, 1e-3, 1e9,
+                  "SRAM budget for --mode auto, in KB (default 256)");
+  add_int_option(cmd, "--width", &args->width, 16, 4096,
+                 "columns of the lifetime chart, 16..4096 (default 96)");
   cmd->add_flag("--np-materialize-grad", args->np_materialize_grad,
                 "account NP with a float32 node-gradient buffer G per output instead of Q per-sample scalars");
   cmd->add_flag("--json", args->json, "print the numbers as JSON instead of text");

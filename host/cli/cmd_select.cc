@@ -23,6 +23,7 @@
 #include "errors.h"
 #include "file_util.h"
 #include "model_store.h"
+#include "options.h"
 #include "progress.h"
 #include "protocol.h"
 #include "tinyzo/train/fmath.h"
@@ -38,10 +39,9 @@ using Json = nlohmann::ordered_json;
 
 struct SelectArgs {
   std::string config_path;
-  std::string model, corruption, candidates = "all", method = "grad-norm", mode, out;
-  int severity = 0, batch = 100, queries = 10, k = 5, threads = 0;
-  double budget_kb = -1;
-  int64_t seed = -1;
+  std::unique_ptr<SettingFlags> flags;  // the train settings select shares
+  std::string candidates = "all", method = "grad-norm", out;
+  int queries = 10, k = 5, threads = 0;
   bool json = false, no_progress = false;
 };
 
@@ -236,17 +236,10 @@ void rank_test_pick(const ModelView& m, const KernelTable& kernels, const TrainC
 
 void run_select(const SelectArgs& a) {
   TrainConfig cfg;
-  if (!a.config_path.empty()) cfg = load_config_file(a.config_path);
-  if (!a.model.empty()) cfg.model = a.model;
-  if (!a.corruption.empty()) cfg.corruption = a.corruption;
-  if (a.severity > 0) cfg.severity = a.severity;
-  if (!a.mode.empty()) cfg.mode = a.mode;
-  if (a.budget_kb >= 0) cfg.budget_kb = a.budget_kb;
-  if (a.seed >= 0) cfg.seed = uint64_t(a.seed);
-  cfg.batch = a.batch;
-  validate_config(cfg);
-  if (a.queries < 1 || a.queries > 256) throw CliError("--queries must be 1..256");
-  if (a.k < 1) throw CliError("-k must be >= 1");
+  SettingSources sources;
+  if (!a.config_path.empty()) cfg = load_config_file(a.config_path, &sources);
+  a.flags->apply(&cfg, &sources);
+  validate_config(cfg, &sources);
   const int threads = a.threads > 0 ? a.threads : int(std::max(1u, std::thread::hardware_concurrency()));
 
   const tinyzo::LoadedModel model = load_model_arg(cfg.model);
@@ -392,19 +385,21 @@ void register_select_command(CLI::App& app) {
   auto a = std::make_shared<SelectArgs>();
   CLI::App* cmd = app.add_subcommand("select", "rank convs for sparse ZO training and pick k under an SRAM budget");
   cmd->add_option("--config", a->config_path, "a train config (model, data, estimator settings); flags override");
-  cmd->add_option("--model,-m", a->model, "a .tzm file or a reference model name (default mcunet-cifar10)");
-  cmd->add_option("--corruption,-c", a->corruption, "CIFAR-10-C corruption or none (default gaussian_noise)");
-  cmd->add_option("--severity", a->severity, "corruption severity 1..5 (default 5)");
+  a->flags = std::make_unique<SettingFlags>(cmd);
+  a->flags->add("model");
+  a->flags->add("corruption");
+  a->flags->add("severity");
   cmd->add_option("--candidates", a->candidates, "layers to rank: all (default), paper, or op names");
   cmd->add_option("--method", a->method, "grad-norm (default) or test-pick")
       ->check(CLI::IsMember({"grad-norm", "test-pick"}));
-  cmd->add_option("--mode", a->mode, "WP/NP rule for the chosen layers: wp | np | threshold:N | auto");
-  cmd->add_option("--batch,-b", a->batch, "images in the ranking batch (default 100)")->check(CLI::PositiveNumber);
-  cmd->add_option("--queries,-q", a->queries, "ZO queries per candidate (default 10)");
-  cmd->add_option("-k", a->k, "layers to keep (default 5)");
-  cmd->add_option("--budget-kb", a->budget_kb, "SRAM budget for the chosen set, inference included (default none)");
-  cmd->add_option("--seed", a->seed, "perturbation seed (default: the config's, 0)");
-  cmd->add_option("--threads,-j", a->threads, "worker threads (default: all cores; no effect on the ranking)");
+  a->flags->add("mode", "WP/NP rule for the chosen layers: wp | np | threshold:N | auto");
+  a->flags->add("batch", "images in the ranking batch (default 100)");
+  add_int_option(cmd, "--queries,-q", &a->queries, 1, 256, "ZO queries per candidate, 1..256 (default 10)");
+  add_int_option(cmd, "-k", &a->k, 1, 4096, "layers to keep (default 5)");
+  a->flags->add("budget_kb", "SRAM budget for the chosen set, inference included (default none)");
+  a->flags->add("seed", "perturbation seed (default: the config's, 0)");
+  add_int_option(cmd, "--threads,-j", &a->threads, 0, 256,
+                 "worker threads (default 0 = all cores; no effect on the ranking)");
   cmd->add_option("--out,-o", a->out, "also write the result as JSON to this file");
   cmd->add_flag("--json", a->json, "print JSON");
   cmd->add_flag("--no-progress", a->no_progress, "no progress bar");

@@ -22,14 +22,16 @@
 #include "data_dir.h"
 #include "errors.h"
 #include "file_util.h"
+#include "options.h"
 #include "protocol.h"
+#include "train_config.h"
 
 namespace tinyzo::cli {
 
 namespace {
 
 struct SplitOptions {
-  ProtocolSpec spec;
+  std::unique_ptr<SettingFlags> flags;  // the split's settings, as `train` takes them
   std::string out;
   int threads = 0;
 };
@@ -51,22 +53,30 @@ std::string json_indices(const std::vector<uint32_t>& v) {
 }
 
 void run_split(const SplitOptions& o) {
-  if (o.out.empty()) throw CliError("--out DIR is required");
-  if (o.threads < 0) throw CliError("--threads must be >= 0 (0 = all cores)");
+  if (o.out.empty()) throw CliError("--out: is empty (give the directory to write)");
+  TrainConfig cfg;
+  SettingSources sources;
+  o.flags->apply(&cfg, &sources);
+  validate_config(cfg, &sources);
+  ProtocolSpec spec;
+  spec.corruption = cfg.corruption;
+  spec.severity = cfg.severity;
+  spec.corruption_seed = cfg.corruption_seed;
+  spec.split = SplitSpec{cfg.train_per_class, cfg.val_per_class, cfg.test_per_class, cfg.split_seed};
   make_directories(o.out);
-  const ProtocolData data = load_protocol_data(resolve_data_dir(), o.spec, o.threads);
+  const ProtocolData data = load_protocol_data(resolve_data_dir(), spec, o.threads);
 
-  const SplitSpec& s = o.spec.split;
-  std::string meta = "{\"corruption\":\"" + o.spec.corruption + "\",\"severity\":" +
-                     std::to_string(o.spec.severity) + ",\"corruption_seed\":" +
-                     std::to_string(o.spec.corruption_seed) + ",\"split_seed\":" + std::to_string(s.seed) +
-                     ",\"train_per_class\":" + std::to_string(s.train_per_class) +
-                     ",\"val_per_class\":" + std::to_string(s.val_per_class) +
-                     ",\"test_per_class\":" + std::to_string(s.test_per_class) +
-                     ",\"layout\":\"cifar10-binary: label byte + 3072 planar bytes\"" +
-                     ",\"indices\":{\"train\":" + json_indices(data.indices.train) +
-                     ",\"val\":" + json_indices(data.indices.val) + ",\"test\":" + json_indices(data.indices.test) +
-                     "}}\n";
+  const SplitSpec& s = spec.split;
+  std::string meta =
+      "{\"corruption\":\"" + spec.corruption + "\",\"severity\":" + std::to_string(spec.severity) +
+      ",\"corruption_seed\":" + std::to_string(spec.corruption_seed) +
+      ",\"split_seed\":" + std::to_string(s.seed) +
+      ",\"train_per_class\":" + std::to_string(s.train_per_class) +
+      ",\"val_per_class\":" + std::to_string(s.val_per_class) +
+      ",\"test_per_class\":" + std::to_string(s.test_per_class) +
+      ",\"layout\":\"cifar10-binary: label byte + 3072 planar bytes\"" +
+      ",\"indices\":{\"train\":" + json_indices(data.indices.train) +
+      ",\"val\":" + json_indices(data.indices.val) + ",\"test\":" + json_indices(data.indices.test) + "}}\n";
 
   // All four files are complete before the first rename.
   AtomicFileWriter train(o.out + "/train.bin"), val(o.out + "/val.bin"), test(o.out + "/test.bin"),
@@ -80,8 +90,8 @@ void run_split(const SplitOptions& o) {
   test.commit();
   json.commit();
   std::printf("wrote %s/{train,val,test}.bin (%zu / %zu / %zu images, %s severity %d) and split.json\n",
-              o.out.c_str(), data.train.size(), data.val.size(), data.test.size(), o.spec.corruption.c_str(),
-              o.spec.severity);
+              o.out.c_str(), data.train.size(), data.val.size(), data.test.size(), spec.corruption.c_str(),
+              spec.severity);
 }
 
 }  // namespace
@@ -90,14 +100,12 @@ void register_split_command(CLI::App& app) {
   auto o = std::make_shared<SplitOptions>();
   CLI::App* cmd = app.add_subcommand(
       "split", "write the protocol's corrupted train/val/test split (CIFAR-10 binary layout) into a directory");
-  cmd->add_option("--corruption", o->spec.corruption, "a CORRUPTIONS.md name, or none (default gaussian_noise)");
-  cmd->add_option("--severity", o->spec.severity, "1..5 (default 5)");
-  cmd->add_option("--corruption-seed", o->spec.corruption_seed, "seed of the random corruptions (default 0)");
-  cmd->add_option("--split-seed", o->spec.split.seed, "seed of the class-balanced shuffle (default 0)");
-  cmd->add_option("--train-per-class", o->spec.split.train_per_class, "default 100");
-  cmd->add_option("--val-per-class", o->spec.split.val_per_class, "default 10");
-  cmd->add_option("--test-per-class", o->spec.split.test_per_class, "default 90");
-  cmd->add_option("--threads", o->threads, "corruption threads (default 0 = all cores; no effect on the bytes)");
+  o->flags = std::make_unique<SettingFlags>(cmd);
+  for (const char* key : {"corruption", "severity", "corruption_seed", "split_seed", "train_per_class",
+                          "val_per_class", "test_per_class"})
+    o->flags->add(key);
+  add_int_option(cmd, "--threads", &o->threads, 0, 1024,
+                 "corruption threads (default 0 = all cores; no effect on the bytes)");
   cmd->add_option("--out", o->out, "output directory (created if missing)")->required();
   cmd->callback([o] { run_split(*o); });
 }

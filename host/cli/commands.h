@@ -18,4 +18,8 @@ void register_split_command(CLI::App& app);
 void register_batches_command(CLI::App& app);
 void register_fw_commands(CLI::App& app);  // fw-data, fw-size, fw-ref, fw-check
 
+// The exit code of a command that succeeded in part (main() returns it):
+// `train` stopped by SIGINT / SIGTERM exits 130 / 143 after saving its run.
+void set_exit_code(int code);
+
 }  // namespace tinyzo::cli

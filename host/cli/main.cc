@@ -1,6 +1,8 @@
 // The `tinyzo` command-line tool. Every failure ends as one line on stderr,
 // "tinyzo: error: <message>", with exit code 2 for usage errors (bad flags,
-// missing arguments) and 1 for everything else.
+// missing arguments, an unknown command), 75 when another process holds the
+// run directory (kExitBusy) and 1 for everything else. `train` stopped by
+// SIGINT / SIGTERM exits 130 / 143 after saving its run.
 #include <cstdio>
 #include <exception>
 #include <new>
@@ -8,6 +10,17 @@
 
 #include "commands.h"
 #include "data_dir.h"
+#include "errors.h"
+
+namespace tinyzo::cli {
+
+namespace {
+int g_exit_code = 0;
+}  // namespace
+
+void set_exit_code(int code) { g_exit_code = code; }
+
+}  // namespace tinyzo::cli
 
 namespace {
 
@@ -23,6 +36,22 @@ int fail(const std::string& message, int code) {
   std::fflush(stdout);
   std::fprintf(stderr, "tinyzo: error: %s\n", one_line(message).c_str());
   return code;
+}
+
+// The first word of the command line that is neither an option nor the value
+// of a global option: the command the user meant ("" when there is none).
+std::string command_word(int argc, char** argv, const CLI::App& app) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--") return i + 1 < argc ? argv[i + 1] : "";
+    if (arg.empty() || arg[0] != '-') return arg;
+    // A global option given as two words consumes the next one.
+    if (arg.find('=') == std::string::npos) {
+      const CLI::Option* o = app.get_option_no_throw(arg);
+      if (o != nullptr && o->get_type_size_max() != 0) ++i;
+    }
+  }
+  return "";
 }
 
 }  // namespace
@@ -51,6 +80,18 @@ int main(int argc, char** argv) {
   tinyzo::cli::register_batches_command(app);
   tinyzo::cli::register_fw_commands(app);
 
+  // CLI11 would call an unknown command a missing one ("A subcommand is required").
+  const std::string word = command_word(argc, argv, app);
+  if (!word.empty()) {
+    std::string names;
+    bool known = false;
+    for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+      names += (names.empty() ? "" : ", ") + sub->get_name();
+      known = known || sub->check_name(word);
+    }
+    if (!known) return fail("unknown command '" + word + "' (commands: " + names + "; see tinyzo --help)", 2);
+  }
+
   try {
     // Subcommand callbacks run inside parse(), after all arguments are checked.
     app.parse(argc, argv);
@@ -62,6 +103,8 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     return fail(std::string(e.what()) + " (see tinyzo --help)", 2);
+  } catch (const tinyzo::CliError& e) {
+    return fail(e.what(), e.exit_code());
   } catch (const std::bad_alloc&) {
     return fail("out of memory", 1);
   } catch (const std::exception& e) {
@@ -70,5 +113,5 @@ int main(int argc, char** argv) {
     return fail("unknown error", 1);
   }
   if (std::fflush(stdout) != 0) return fail("cannot write to standard output", 1);
-  return 0;
+  return tinyzo::cli::g_exit_code;
 }
