@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -217,26 +218,65 @@ std::vector<ParamOverride> TrainerHost::overrides() {
 
 uint32_t total_training_steps(const TrainConfig& c, size_t n_train) {
   if (c.max_steps > 0) return uint32_t(c.max_steps);
-  return uint32_t(c.epochs) * uint32_t(steps_per_epoch(n_train, c.batch));
+  // In 64 bits, refused rather than wrapped (a wrapped count is a tiny run that reports success).
+  const uint64_t total = uint64_t(std::max(c.epochs, 0)) * uint64_t(steps_per_epoch(n_train, c.batch));
+  if (total > kMaxTrainingSteps)
+    throw CliError("train: " + std::to_string(c.epochs) + " epochs of " + std::to_string(n_train) +
+                   " images in batches of " + std::to_string(c.batch) + " = " + std::to_string(total) +
+                   " steps, more than the " + std::to_string(kMaxTrainingSteps) + " a run can count");
+  return uint32_t(total);
 }
 
 namespace {
 
+// What JsonLog::resume did to a log that did not end where the checkpoint says.
+struct LogRepair {
+  bool repaired = false;
+  uint64_t expected_bytes = 0, found_bytes = 0, kept_bytes = 0;
+};
+
 // log.jsonl: one JSON object per line, flushed, so a crash loses at most the
-// line being written; resume truncates it to the checkpoint's length.
+// line being written. The checkpoint alone decides a resumed run's state: its
+// log is cut back to the length the checkpoint recorded.
 class JsonLog {
  public:
   JsonLog() = default;
-  JsonLog(const std::string& path, bool resume, uint64_t keep_bytes) : path_(path) {
-    if (resume) {
+  // A new, empty log.
+  static JsonLog create(const std::string& path) { return JsonLog(path, "wb"); }
+  // The log of a resumed run, made to end where the checkpoint says: a longer
+  // log is truncated to `keep_bytes`; a shorter, missing or edited one (its
+  // byte keep_bytes - 1 is not a line end) is cut to its last whole line
+  // before that point and `repair` says so, for the caller to record the gap.
+  static JsonLog resume(const std::string& path, uint64_t keep_bytes, LogRepair* repair) {
+    *repair = LogRepair{};
+    repair->expected_bytes = keep_bytes;
+    uint64_t cut = 0;
+    if (is_regular_file(path) || !non_regular_file_kind(path).empty()) {
+      const InputFile f(path, "log");
+      repair->found_bytes = f.size();
+      // Scanning back from `limit` in blocks: only the tail is read.
+      auto whole_lines_before = [&](uint64_t limit) {
+        char buf[1 << 16];
+        while (limit > 0) {
+          const size_t n = size_t(std::min<uint64_t>(limit, sizeof buf));
+          f.read_at(limit - n, buf, n);
+          for (size_t i = n; i > 0; --i)
+            if (buf[i - 1] == '\n') return limit - n + i;
+          limit -= n;
+        }
+        return uint64_t(0);
+      };
+      char last = '\n';
+      if (f.size() >= keep_bytes && keep_bytes > 0) f.read_at(keep_bytes - 1, &last, 1);
+      cut = f.size() >= keep_bytes && last == '\n' ? keep_bytes
+                                                   : whole_lines_before(std::min(f.size(), keep_bytes));
       std::error_code ec;
-      const uint64_t size = std::filesystem::exists(path, ec) ? std::filesystem::file_size(path, ec) : 0;
-      if (size < keep_bytes) throw CliError(path + ": shorter than the checkpoint records; cannot resume its log");
-      std::filesystem::resize_file(path, keep_bytes, ec);
+      std::filesystem::resize_file(path, cut, ec);
       if (ec) throw CliError(path + ": " + ec.message());
     }
-    f_ = std::fopen(path.c_str(), resume ? "ab" : "wb");
-    if (!f_) throw CliError(path + ": cannot open the log for writing");
+    repair->repaired = cut != keep_bytes;
+    repair->kept_bytes = cut;
+    return JsonLog(path, "ab");
   }
   ~JsonLog() {
     if (f_) std::fclose(f_);
@@ -259,6 +299,11 @@ class JsonLog {
   uint64_t bytes() const { return f_ ? uint64_t(std::ftell(f_)) : 0; }
 
  private:
+  JsonLog(const std::string& path, const char* mode) : path_(path) {
+    f_ = std::fopen(path.c_str(), mode);
+    if (!f_) throw CliError(path + ": cannot open the log for writing");
+  }
+
   std::string path_;
   std::FILE* f_ = nullptr;
 };
@@ -280,7 +325,27 @@ RunResult run_training(const ModelView& model, const TrainData& data, const RunO
   auto say = [&](const std::string& s) {
     if (hooks.on_message) hooks.on_message(s);
   };
+  auto stop_requested = [&]() { return hooks.should_stop && hooks.should_stop(); };
   if (data.train.size() == 0 || data.n_val() == 0) throw CliError("train: no training or validation images");
+  if (opt.resume && opt.overwrite) throw CliError("--resume and --overwrite exclude each other");
+  const bool files = !opt.out_dir.empty() || opt.directory != nullptr;
+  if (opt.resume && !files) throw CliError("--resume needs an output directory");
+
+  // The run directory first: a second writer or a live run is refused before
+  // any work, and the lock is held until this function returns.
+  std::unique_ptr<RunDirectory> own_dir;
+  RunDirectory* dir = opt.directory;
+  const RunDirectory::Mode want = opt.resume      ? RunDirectory::Mode::kResume
+                                  : opt.overwrite ? RunDirectory::Mode::kOverwrite
+                                                  : RunDirectory::Mode::kStart;
+  if (files && dir == nullptr) {
+    own_dir = std::make_unique<RunDirectory>(opt.out_dir, want);
+    dir = own_dir.get();
+  }
+  if (dir != nullptr && dir->mode() != want)
+    throw std::logic_error("run_training: the run directory's mode differs");
+  const std::string ckpt_path = files ? dir->path("checkpoint.bin") : "";
+
   const size_t n_train = data.train.size();
   const uint32_t spe = uint32_t(steps_per_epoch(n_train, cfg.batch));
   const uint32_t total = total_training_steps(cfg, n_train);
@@ -289,8 +354,6 @@ RunResult run_training(const ModelView& model, const TrainData& data, const RunO
   AugmentSpec augment;
   augment.enabled = cfg.augment;
   const std::string fingerprint = run_fingerprint(cfg, model);
-  const bool files = !opt.out_dir.empty();
-  const std::string ckpt_path = files ? opt.out_dir + "/checkpoint.bin" : "";
 
   RunResult res;
   res.total_steps = total;
@@ -325,17 +388,39 @@ RunResult run_training(const ModelView& model, const TrainData& data, const RunO
     return v;
   };
 
+  Json layers_json = Json::array();
+  for (const LayerChoice& l : opt.layers)
+    layers_json.push_back({{"op", l.op}, {"name", model.op(l.op).name}, {"mode", l.node ? "NP" : "WP"}});
+  auto start_record = [&]() {
+    return Json{{"type", "start"},
+                {"fingerprint", fingerprint},
+                {"config", config_to_json(cfg)},
+                {"layers", layers_json},
+                {"total_steps", total},
+                {"steps_per_epoch", spe},
+                {"lr0", eta0},
+                {"engine_arena_bytes", res.engine_arena_bytes},
+                {"trainer_arena_bytes", res.trainer_arena_bytes}};
+  };
+
   Checkpoint ck;
   ck.fingerprint = fingerprint;
   double train_seconds_before = 0;
   JsonLog log;
   if (opt.resume) {
-    if (!files) throw CliError("--resume needs an output directory");
-    ck = load_checkpoint(ckpt_path);
-    if (ck.fingerprint != fingerprint)
+    const CheckpointHead head = peek_checkpoint(ckpt_path);
+    if (head.fingerprint != fingerprint)
       throw CliError(ckpt_path + ": written by a run with other settings or another model (fingerprint " +
-                     ck.fingerprint + ", this run " + fingerprint + "); use a new --out or the same config");
-    if (ck.layers.size() != state.size() || ck.step > total)
+                     head.fingerprint + ", this run " + fingerprint +
+                     "); use a new --out or the same config");
+    // The exact size of this run's checkpoint bounds the read.
+    std::vector<CheckpointLayer> shape = state;
+    for (CheckpointLayer& l : shape) {
+      l.weights = l.best_weights;
+      l.biases = l.best_biases;
+    }
+    ck = load_checkpoint(ckpt_path, checkpoint_size_bytes(shape));
+    if (ck.fingerprint != fingerprint || ck.layers.size() != state.size() || ck.step > total)
       throw CliError(ckpt_path + ": its layers or step count do not match this run");
     for (int i = 0; i < n_layers; ++i) {
       const CheckpointLayer& c = ck.layers[size_t(i)];
@@ -347,29 +432,44 @@ RunResult run_training(const ModelView& model, const TrainData& data, const RunO
       state[size_t(i)].best_weights = c.best_weights;
       state[size_t(i)].best_biases = c.best_biases;
     }
-    log = JsonLog(opt.out_dir + "/log.jsonl", true, ck.log_bytes);
+    dir->begin(fingerprint, ck.step, total);
+    LogRepair repair;
+    log = JsonLog::resume(dir->path("log.jsonl"), ck.log_bytes, &repair);
+    if (repair.repaired) {
+      res.log_repaired = true;
+      if (repair.kept_bytes == 0)
+        log.write([&] {
+          Json j = start_record();
+          j["rebuilt"] = true;
+          return j;
+        }());
+      log.write(Json{{"type", "log_repaired"},
+                     {"step", ck.step},
+                     {"expected_bytes", repair.expected_bytes},
+                     {"found_bytes", repair.found_bytes},
+                     {"kept_bytes", repair.kept_bytes},
+                     {"note",
+                      "the log was shorter than, or differed from, what the checkpoint recorded: records "
+                      "before this step may be missing; the checkpoint decides the run's state"}});
+      say("log.jsonl was " + std::to_string(repair.found_bytes) + " bytes where the checkpoint recorded " +
+          std::to_string(repair.expected_bytes) + ": kept its first " + std::to_string(repair.kept_bytes) +
+          " and marked the gap");
+    }
     train_seconds_before = ck.elapsed_seconds;
     say("resuming at step " + std::to_string(ck.step) + " of " + std::to_string(total));
     log.write(Json{{"type", "resume"}, {"step", ck.step}});
   } else {
     if (files) {
-      make_directories(opt.out_dir);
-      log = JsonLog(opt.out_dir + "/log.jsonl", false, 0);
+      // Everything the run needs was accepted: only now is an old run removed.
+      if (stop_requested())
+        throw CliError("train: interrupted before the run began; " + dir->dir() + " is unchanged");
+      dir->remove_old_run();
+      dir->begin(fingerprint, 0, total);
       const std::string cfg_text = config_to_json(cfg).dump(2) + "\n";
-      write_file_atomic(opt.out_dir + "/config.json", cfg_text.data(), cfg_text.size());
+      write_file_atomic(dir->path("config.json"), cfg_text.data(), cfg_text.size());
+      log = JsonLog::create(dir->path("log.jsonl"));
     }
-    Json layers = Json::array();
-    for (const LayerChoice& l : opt.layers)
-      layers.push_back({{"op", l.op}, {"name", model.op(l.op).name}, {"mode", l.node ? "NP" : "WP"}});
-    log.write(Json{{"type", "start"},
-                   {"fingerprint", fingerprint},
-                   {"config", config_to_json(cfg)},
-                   {"layers", layers},
-                   {"total_steps", total},
-                   {"steps_per_epoch", spe},
-                   {"lr0", eta0},
-                   {"engine_arena_bytes", res.engine_arena_bytes},
-                   {"trainer_arena_bytes", res.trainer_arena_bytes}});
+    log.write(start_record());
     say("evaluating the start model on " + std::to_string(data.n_val()) + " val + " + std::to_string(data.n_test()) +
         " test images");
     const auto t0 = Clock::now();
@@ -394,6 +494,8 @@ RunResult run_training(const ModelView& model, const TrainData& data, const RunO
     }
     save_checkpoint(ckpt_path, ck);
   };
+  // From here on a stop at any moment can be resumed.
+  if (!opt.resume) write_checkpoint(0, 0);
 
   // ---- the loop
   std::vector<int8_t> input(data.input_size);
@@ -406,7 +508,10 @@ RunResult run_training(const ModelView& model, const TrainData& data, const RunO
   auto train_seconds = [&]() { return train_seconds_before + seconds_since(t_loop); };
   for (; step < total; ++step) {
     if (opt.stop_after_steps > 0 && step >= opt.stop_after_steps) break;
-    if (hooks.should_stop && hooks.should_stop()) break;
+    if (stop_requested()) {
+      res.stopped_by_hook = true;
+      break;
+    }
     const auto t_step = Clock::now();
     const uint32_t epoch = step / spe, b = step % spe;
     if (epoch != order_epoch) {
@@ -495,27 +600,33 @@ RunResult run_training(const ModelView& model, const TrainData& data, const RunO
   res.best_val = ck.best_val;
   res.best_epoch = ck.best_epoch;
   res.finished = step >= total;
+
+  // best.tzm: the best-validation weights (so far, when stopped early; the
+  // start weights before the first epoch ends).
+  auto export_best = [&]() {
+    std::map<int, std::vector<uint8_t>> blobs;
+    for (const CheckpointLayer& l : state) {
+      const TzmOp& op = model.op(l.op);
+      blobs[op.inputs[1]].assign(
+          reinterpret_cast<const uint8_t*>(l.best_weights.data()),
+          reinterpret_cast<const uint8_t*>(l.best_weights.data()) + l.best_weights.size());
+      blobs[op.inputs[2]].assign(
+          reinterpret_cast<const uint8_t*>(l.best_biases.data()),
+          reinterpret_cast<const uint8_t*>(l.best_biases.data()) + l.best_biases.size() * 4);
+    }
+    const std::vector<uint8_t> bytes = rewrite_with_constants(model, blobs);
+    res.best_model_path = dir->path("best.tzm");
+    write_file_atomic(res.best_model_path, bytes.data(), bytes.size());
+  };
   if (!res.finished) {
     write_checkpoint(step, res.train_seconds);
-    log.write(Json{{"type", "stopped"}, {"step", step}});
+    if (files) export_best();
   } else {
     say("testing the best-validation weights (epoch " + std::to_string(ck.best_epoch) + ") on " +
         std::to_string(data.n_test()) + " test images");
     res.test_after = eval.accuracy(data.test_inputs.data(), data.input_size, data.test_labels.data(), data.n_test(),
                                    best_overrides());
-    if (files) {
-      std::map<int, std::vector<uint8_t>> blobs;
-      for (const CheckpointLayer& l : state) {
-        const TzmOp& op = model.op(l.op);
-        blobs[op.inputs[1]].assign(reinterpret_cast<const uint8_t*>(l.best_weights.data()),
-                                   reinterpret_cast<const uint8_t*>(l.best_weights.data()) + l.best_weights.size());
-        blobs[op.inputs[2]].assign(reinterpret_cast<const uint8_t*>(l.best_biases.data()),
-                                   reinterpret_cast<const uint8_t*>(l.best_biases.data()) + l.best_biases.size() * 4);
-      }
-      const std::vector<uint8_t> bytes = rewrite_with_constants(model, blobs);
-      res.best_model_path = opt.out_dir + "/best.tzm";
-      write_file_atomic(res.best_model_path, bytes.data(), bytes.size());
-    }
+    if (files) export_best();
   }
   // Current and best weights for the caller.
   res.layers = state;
@@ -524,29 +635,32 @@ RunResult run_training(const ModelView& model, const TrainData& data, const RunO
     res.layers[size_t(i)].biases.assign(trainer.biases(i).begin(), trainer.biases(i).end());
   }
   res.wall_seconds = seconds_since(t_start);
-  if (res.finished) {
-    Json summary{{"type", "summary"},
-                 {"val_before", res.val_before},
-                 {"test_before", res.test_before},
-                 {"best_val", res.best_val},
-                 {"best_epoch", res.best_epoch},
-                 {"test_after", res.test_after},
-                 {"steps", res.steps_done},
-                 {"train_seconds", res.train_seconds},
-                 {"mean_step_seconds", res.mean_step_seconds},
-                 {"engine_arena_bytes", res.engine_arena_bytes},
-                 {"trainer_arena_bytes", res.trainer_arena_bytes},
-                 {"predicted_inference_bytes", res.predicted.inference_bytes},
-                 {"predicted_zo_extra_bytes", res.predicted.zo_extra_bytes},
-                 {"macs_per_step", res.macs_per_step},
-                 {"full_rerun_macs_per_step", res.full_rerun_macs_per_step},
-                 {"total_macs", res.total_macs}};
-    log.write(summary);
-    if (files) {
-      const std::string text = summary.dump(2) + "\n";
-      write_file_atomic(opt.out_dir + "/summary.json", text.data(), text.size());
-    }
+  Json summary{{"type", "summary"},
+               {"finished", res.finished},
+               {"steps", res.steps_done},
+               {"total_steps", res.total_steps},
+               {"val_before", res.val_before},
+               {"test_before", res.test_before},
+               {"best_val", res.best_val},
+               {"best_epoch", res.best_epoch}};
+  // The test split is measured only at the end (a stop does not spend it).
+  if (res.finished) summary["test_after"] = res.test_after;
+  summary["train_seconds"] = res.train_seconds;
+  summary["mean_step_seconds"] = res.mean_step_seconds;
+  summary["engine_arena_bytes"] = res.engine_arena_bytes;
+  summary["trainer_arena_bytes"] = res.trainer_arena_bytes;
+  summary["predicted_inference_bytes"] = res.predicted.inference_bytes;
+  summary["predicted_zo_extra_bytes"] = res.predicted.zo_extra_bytes;
+  summary["macs_per_step"] = res.macs_per_step;
+  summary["full_rerun_macs_per_step"] = res.full_rerun_macs_per_step;
+  summary["total_macs"] = res.total_macs;
+  if (res.finished) log.write(summary);
+  if (files) {
+    const std::string text = summary.dump(2) + "\n";
+    write_file_atomic(dir->path("summary.json"), text.data(), text.size());
+    dir->set_state(res.finished ? RunDirectory::State::kFinished : RunDirectory::State::kStopped, step);
   }
+  if (!res.finished) log.write(Json{{"type", "stopped"}, {"step", step}});
   return res;
 }
 

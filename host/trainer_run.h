@@ -16,8 +16,9 @@
 #include "cifar10.h"
 #include "model_store.h"
 #include "protocol.h"
-#include "train_config.h"
+#include "run_dir.h"
 #include "tinyzo/train/zo_trainer.h"
+#include "train_config.h"
 
 namespace tinyzo {
 
@@ -149,12 +150,17 @@ struct RunOptions {
   std::vector<LayerChoice> layers;
   std::string out_dir;        // empty: no files at all (log, checkpoint, export)
   bool resume = false;        // continue from out_dir/checkpoint.bin
+  bool overwrite = false;     // replace the run in out_dir (its own files only; RunDirectory)
+  // out_dir opened (locked and checked) by the caller in the mode resume /
+  // overwrite give; null: run_training opens it.
+  RunDirectory* directory = nullptr;
   uint32_t stop_after_steps = 0;  // > 0: stop (with a checkpoint) once this many steps are done
   uint32_t checkpoint_every = 0;  // > 0: also checkpoint every N steps (besides every epoch end)
 };
 
 struct RunResult {
   bool finished = false;        // false: stopped early, resumable
+  bool stopped_by_hook = false;  // RunHooks::should_stop ended it (Ctrl-C)
   uint32_t steps_done = 0, total_steps = 0, epochs = 0, steps_per_epoch = 0;
   double val_before = 0, test_before = 0;  // [0, 1]
   double best_val = 0, test_after = 0;     // best-validation weights; test_after only when finished
@@ -169,12 +175,18 @@ struct RunResult {
   uint64_t full_rerun_macs_per_step = 0;
   float last_loss = 0;
   std::vector<CheckpointLayer> layers;  // final (current) and best weights
-  std::string best_model_path;          // out_dir/best.tzm when finished
+  std::string best_model_path;          // out_dir/best.tzm (also when stopped: the best so far)
+  bool log_repaired = false;            // resumed with a short, missing or edited log.jsonl
 };
 
 // Runs (or resumes) the training. `model` is what `config.model` named; its
-// bytes are what best.tzm is exported from. Throws CliError on any failure,
-// leaving the last checkpoint intact.
+// bytes are what best.tzm is exported from. With an out_dir, the directory is
+// a RunDirectory (host/run_dir.h): locked for the whole run, its files
+// declared in run.json before they are written, and (overwrite) the old run's
+// files removed only once the model, data and settings were accepted. A run
+// stopped early (stop_after_steps, should_stop) writes its checkpoint, the
+// best weights so far as best.tzm and summary.json (finished: false). Throws
+// CliError on any failure, leaving the last checkpoint intact.
 RunResult run_training(const ModelView& model, const TrainData& data, const RunOptions& options,
                        const RunHooks& hooks = {});
 

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "cifar10.h"
+#include "cli_support.h"
 #include "data_dir.h"
 #include "errors.h"
 #include "file_util.h"
@@ -28,84 +29,7 @@
 namespace tinyzo {
 namespace {
 
-namespace fs = std::filesystem;
-
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "tinyzo_cli_XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-  // Names of the entries in the directory (to spot leftovers).
-  std::vector<std::string> entries() const {
-    std::vector<std::string> out;
-    for (const auto& e : fs::directory_iterator(path_)) out.push_back(e.path().filename().string());
-    std::sort(out.begin(), out.end());
-    return out;
-  }
-
- private:
-  std::string path_;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
-  std::ofstream f(path, std::ios::binary);
-  f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-}
-
-struct RunResult {
-  int code = -1;
-  std::string out, err;
-};
-
-std::string tinyzo_binary() {
-  const char* dir = std::getenv("TINYZO_TEST_BINARY_DIR");
-  if (dir == nullptr || *dir == '\0') return "";
-  return std::string(dir) + "/tinyzo";
-}
-
-// Runs `[env] tinyzo args` through the shell in `cwd`.
-RunResult run_tinyzo(const std::string& args, const std::string& cwd, const std::string& env = "") {
-  RunResult r;
-  const std::string bin = tinyzo_binary();
-  if (bin.empty()) {
-    ADD_FAILURE() << "TINYZO_TEST_BINARY_DIR is not set (run through ctest)";
-    return r;
-  }
-  const std::string out = cwd + "/.stdout", err = cwd + "/.stderr";
-  const std::string cmd = "cd '" + cwd + "' && env " + env + " '" + bin + "' " + args + " >'" + out + "' 2>'" + err + "'";
-  const int status = std::system(cmd.c_str());
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = slurp(out);
-  r.err = slurp(err);
-  std::remove(out.c_str());
-  std::remove(err.c_str());
-  return r;
-}
-
-// A failed command prints exactly one line, "tinyzo: error: ...", and nothing on stdout.
-void expect_one_error_line(const RunResult& r, int code, const std::string& needle) {
-  EXPECT_EQ(r.code, code) << r.err;
-  EXPECT_EQ(r.err.rfind("tinyzo: error: ", 0), 0u) << r.err;
-  ASSERT_FALSE(r.err.empty());
-  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "more than one line: " << r.err;
-  EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
-  EXPECT_EQ(r.out, "");
-}
+using namespace cli_testing;
 
 // input int8 [16,16,3] (s = 1/127.5, z = 0) -> conv 3x3/2 pad 1 -> [8,8,8]
 // -> global average pool -> LinearF32 -> float [n_classes].
@@ -132,20 +56,6 @@ std::vector<uint8_t> tiny_model(int n_classes = 10, float input_scale = 1.0f / 1
   const int out = b.add_linear_f32("head", g, hwt, hbt);
   b.set_output(out);
   return b.serialize();
-}
-
-// n CIFAR-10 records: label (i * 3) % 10, pixels from a fixed LCG.
-std::vector<uint8_t> synthetic_cifar(size_t n) {
-  std::vector<uint8_t> bytes;
-  uint32_t x = 99;
-  for (size_t i = 0; i < n; ++i) {
-    bytes.push_back(static_cast<uint8_t>(i * 3 % 10));
-    for (size_t j = 0; j < kCifar10ImageBytes; ++j) {
-      x = x * 1664525u + 1013904223u;
-      bytes.push_back(static_cast<uint8_t>(x >> 24));
-    }
-  }
-  return bytes;
 }
 
 class CliTest : public ::testing::Test {

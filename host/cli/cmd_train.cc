@@ -1,7 +1,11 @@
 // `tinyzo train`: ZO adaptation of a model to one CIFAR-10-C corruption with
 // the protocol of METHOD §6 (docs/training.md). Settings come from the
-// defaults, then `--config FILE.json`, then the flags; `--resume` continues a
-// run from DIR/checkpoint.bin with the settings saved in DIR/config.json.
+// defaults, then `--config FILE.json`, then the flags, all checked by the one
+// settings table (host/train_config.h); `--resume` continues a run from
+// DIR/checkpoint.bin with the settings saved in DIR/config.json. The run
+// directory is locked and owned as docs/run-directories.md describes; SIGINT
+// and SIGTERM stop the run after the current step with a checkpoint, best.tzm
+// and summary.json, and exit 130 / 143.
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -17,8 +21,10 @@
 #include "errors.h"
 #include "file_util.h"
 #include "model_store.h"
+#include "options.h"
 #include "progress.h"
 #include "protocol.h"
+#include "run_dir.h"
 #include "train_config.h"
 #include "trainer_run.h"
 
@@ -26,8 +32,40 @@ namespace tinyzo::cli {
 
 namespace {
 
-std::atomic<bool> g_interrupted{false};
-extern "C" void on_sigint(int) { g_interrupted.store(true); }
+using Json = nlohmann::ordered_json;
+
+std::atomic<int> g_signal{0};
+extern "C" void on_stop_signal(int sig) { g_signal.store(sig); }
+
+// SIGINT and SIGTERM set g_signal for the loop to stop at the next step. The
+// handlers reset themselves (SA_RESETHAND): a second signal ends the process
+// at once, which the atomic writes make safe too (the last checkpoint stays).
+class StopSignals {
+ public:
+  StopSignals() {
+    g_signal.store(0);
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESETHAND;
+    sigaction(SIGINT, &sa, &old_int_);
+    sigaction(SIGTERM, &sa, &old_term_);
+  }
+  ~StopSignals() {
+    sigaction(SIGINT, &old_int_, nullptr);
+    sigaction(SIGTERM, &old_term_, nullptr);
+  }
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
+
+ private:
+  struct sigaction old_int_ {
+  }, old_term_{};
+};
+
+const char* signal_name(int sig) {
+  return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal";
+}
 
 struct TrainArgs {
   std::string config_path;
@@ -35,28 +73,10 @@ struct TrainArgs {
   bool overwrite = false;
   bool no_progress = false;
   bool json = false;
-  uint32_t stop_after = 0;
-  uint32_t checkpoint_every = 0;
-  TrainConfig flags;  // values of the flags given on the command line
-  std::vector<std::function<void(TrainConfig&)>> apply;
+  int64_t stop_after = 0;
+  int64_t checkpoint_every = 0;
+  std::unique_ptr<SettingFlags> flags;
 };
-
-// Binds a flag to a TrainConfig member; it overrides the file only when given.
-template <class T>
-CLI::Option* bind_flag(CLI::App* cmd, const std::shared_ptr<TrainArgs>& a, const std::string& name, T TrainConfig::*m,
-                  const std::string& desc) {
-  CLI::Option* o;
-  if constexpr (std::is_same_v<T, bool>) {
-    o = cmd->add_flag(name, a->flags.*m, desc);
-  } else {
-    o = cmd->add_option(name, a->flags.*m, desc);
-  }
-  TrainArgs* raw = a.get();
-  a->apply.push_back([o, m, raw](TrainConfig& c) {
-    if (o->count() > 0) c.*m = raw->flags.*m;
-  });
-  return o;
-}
 
 std::string human_time(double s) {
   char buf[32];
@@ -133,29 +153,32 @@ class StatusLine {
 };
 
 void run_train(TrainArgs& a) {
+  StopSignals signals;
   // Settings: defaults < config file (or, resuming, the run's saved config) < flags.
+  SettingSources sources;
   TrainConfig cfg;
-  if (!a.config_path.empty()) cfg = load_config_file(a.config_path);
-  for (auto& f : a.apply) f(cfg);
+  if (!a.config_path.empty()) cfg = load_config_file(a.config_path, &sources);
+  a.flags->apply(&cfg, &sources);
+  // A new run's settings are refused before its directory is touched.
+  if (!a.resume || !a.config_path.empty()) validate_config(cfg, &sources);
+  // The directory is locked before anything in it is read: a live run's
+  // files are never looked at, let alone written.
+  const RunDirectory::Mode dir_mode = a.resume      ? RunDirectory::Mode::kResume
+                                      : a.overwrite ? RunDirectory::Mode::kOverwrite
+                                                    : RunDirectory::Mode::kStart;
+  RunDirectory dir(cfg.out, dir_mode);
   if (a.resume && a.config_path.empty()) {
-    const std::string saved = cfg.out + "/config.json";
-    if (!is_regular_file(saved)) throw CliError("--resume: " + saved + " not found (is --out the run's directory?)");
-    TrainConfig base = load_config_file(saved);
-    for (auto& f : a.apply) f(base);
+    const std::string saved = dir.path("config.json");
+    if (!is_regular_file(saved) && non_regular_file_kind(saved).empty())
+      throw CliError("--resume: " + saved + " not found (the run's settings; give them with --config)");
+    SettingSources saved_sources;
+    TrainConfig base = load_config_file(saved, &saved_sources);
+    a.flags->apply(&base, &saved_sources);
     cfg = base;
+    sources = saved_sources;
   }
-  validate_config(cfg);
-  if (a.resume && !is_regular_file(cfg.out + "/checkpoint.bin"))
-    throw CliError("--resume: " + cfg.out + "/checkpoint.bin not found");
-  if (a.resume && a.overwrite) throw CliError("--resume and --overwrite exclude each other");
-  if (!a.resume && is_regular_file(cfg.out + "/checkpoint.bin")) {
-    if (!a.overwrite)
-      throw CliError("--out " + cfg.out + " already holds a run (checkpoint.bin): add --resume to continue it, "
-                     "--overwrite to start it again, or choose another --out");
-    // Asked for: the old run's checkpoint goes first, so a crash now leaves
-    // no checkpoint that mixes two runs; its other files are rewritten.
-    std::filesystem::remove(cfg.out + "/checkpoint.bin");
-  }
+  cfg.out = dir.dir();
+  validate_config(cfg, &sources);
 
   StatusLine status(!a.no_progress);
   const LoadedModel model = load_model_arg(cfg.model);
@@ -169,9 +192,11 @@ void run_train(TrainArgs& a) {
   opt.layers = resolve_layers(view, cfg.layers, mode, actx);
   opt.config = cfg;
   opt.out_dir = cfg.out;
+  opt.directory = &dir;
   opt.resume = a.resume;
-  opt.stop_after_steps = a.stop_after;
-  opt.checkpoint_every = a.checkpoint_every;
+  opt.overwrite = a.overwrite;
+  opt.stop_after_steps = uint32_t(a.stop_after);
+  opt.checkpoint_every = uint32_t(a.checkpoint_every);
 
   ProtocolSpec spec;
   spec.corruption = cfg.corruption;
@@ -200,47 +225,60 @@ void run_train(TrainArgs& a) {
   hooks.on_message = [&](const std::string& s) { status.message(s); };
   hooks.on_step = [&](const StepReport& r) { status.step(r); };
   hooks.on_epoch = [&](const EpochReport& e) { status.epoch(e); };
-  hooks.should_stop = [] { return g_interrupted.load(); };
-  g_interrupted.store(false);
-  auto previous = std::signal(SIGINT, on_sigint);
+  hooks.should_stop = [] { return g_signal.load() != 0; };
   RunResult r;
   try {
     r = run_training(view, data, opt, hooks);
+  } catch (const CliError& e) {
+    status.clear();
+    const int sig = g_signal.load();
+    if (sig != 0) throw CliError(e.what(), 128 + sig);
+    throw;
   } catch (...) {
-    std::signal(SIGINT, previous);
     status.clear();
     throw;
   }
-  std::signal(SIGINT, previous);
   status.clear();
+  const int sig = r.stopped_by_hook ? g_signal.load() : 0;
+  if (sig != 0) set_exit_code(128 + sig);  // 130 for SIGINT, 143 for SIGTERM
 
   if (a.json) {
-    nlohmann::ordered_json j{{"finished", r.finished},
-                             {"steps", r.steps_done},
-                             {"total_steps", r.total_steps},
-                             {"layers", layers_to_string(view, opt.layers)},
-                             {"trainable_params", n_params},
-                             {"val_before", r.val_before},
-                             {"test_before", r.test_before},
-                             {"best_val", r.best_val},
-                             {"best_epoch", r.best_epoch},
-                             {"test_after", r.test_after},
-                             {"train_seconds", r.train_seconds},
-                             {"wall_seconds", r.wall_seconds},
-                             {"mean_step_seconds", r.mean_step_seconds},
-                             {"engine_arena_bytes", r.engine_arena_bytes},
-                             {"trainer_arena_bytes", r.trainer_arena_bytes},
-                             {"predicted_inference_bytes", r.predicted.inference_bytes},
-                             {"predicted_zo_extra_bytes", r.predicted.zo_extra_bytes},
-                             {"macs_per_step", r.macs_per_step},
-                             {"full_rerun_macs_per_step", r.full_rerun_macs_per_step},
-                             {"best_model", r.best_model_path}};
+    Json j{{"finished", r.finished},
+           {"interrupted", sig != 0 ? Json(signal_name(sig)) : Json(nullptr)},
+           {"out", cfg.out},
+           {"steps", r.steps_done},
+           {"total_steps", r.total_steps},
+           {"layers", layers_to_string(view, opt.layers)},
+           {"trainable_params", n_params},
+           {"val_before", r.val_before},
+           {"test_before", r.test_before},
+           {"best_val", r.best_val},
+           {"best_epoch", r.best_epoch},
+           {"test_after", r.test_after},
+           {"train_seconds", r.train_seconds},
+           {"wall_seconds", r.wall_seconds},
+           {"mean_step_seconds", r.mean_step_seconds},
+           {"engine_arena_bytes", r.engine_arena_bytes},
+           {"trainer_arena_bytes", r.trainer_arena_bytes},
+           {"predicted_inference_bytes", r.predicted.inference_bytes},
+           {"predicted_zo_extra_bytes", r.predicted.zo_extra_bytes},
+           {"macs_per_step", r.macs_per_step},
+           {"full_rerun_macs_per_step", r.full_rerun_macs_per_step},
+           {"best_model", r.best_model_path}};
     std::printf("%s\n", j.dump(2).c_str());
     return;
   }
   if (!r.finished) {
-    std::printf("stopped after step %u of %u; continue with: tinyzo train --out %s --resume\n", r.steps_done,
-                r.total_steps, cfg.out.c_str());
+    char best[96] = "the start model: no epoch finished yet";
+    if (r.best_epoch > 0)
+      std::snprintf(best, sizeof best, "best val %.1f%% at epoch %d", 100 * r.best_val, r.best_epoch);
+    // Interrupted is a non-zero exit: its one line goes where errors go.
+    std::FILE* to = sig != 0 ? stderr : stdout;
+    std::fprintf(to,
+                 "%s after step %u of %u: checkpoint, best.tzm (%s) and summary.json saved in %s; continue "
+                 "with: tinyzo train --out %s --resume\n",
+                 sig != 0 ? (std::string("tinyzo: interrupted by ") + signal_name(sig)).c_str() : "stopped",
+                 r.steps_done, r.total_steps, best, cfg.out.c_str(), cfg.out.c_str());
     return;
   }
   std::printf("tinyzo train: %s on %s, layers %s (%zu trainable parameters)\n", cfg.model.c_str(), data_name.c_str(),
@@ -268,48 +306,18 @@ void register_train_command(CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
   CLI::App* cmd = app.add_subcommand("train", "ZO-adapt a model to a CIFAR-10-C corruption (METHOD §6)");
   cmd->add_option("--config", a->config_path, "JSON settings (keys as in docs/training.md); flags override it");
-  cmd->add_flag("--resume", a->resume, "continue the run in --out from its checkpoint (bit-identical)");
-  cmd->add_flag("--overwrite", a->overwrite, "start again in an --out that already holds a run (replaces it)");
-  bind_flag(cmd, a, "--model,-m", &TrainConfig::model, "a .tzm file or a reference model name (default mcunet-cifar10)");
-  bind_flag(cmd, a, "--kernels", &TrainConfig::kernels, "kernel set: best (default) or ref");
-  bind_flag(cmd, a, "--corruption,-c", &TrainConfig::corruption,
-       "a CIFAR-10-C corruption (gaussian_noise, ..., see tinyzo corrupt) or none (default gaussian_noise)");
-  bind_flag(cmd, a, "--severity", &TrainConfig::severity, "corruption severity 1..5 (default 5)");
-  bind_flag(cmd, a, "--corruption-seed", &TrainConfig::corruption_seed, "seed of the random corruptions (default 0)");
-  bind_flag(cmd, a, "--train-per-class", &TrainConfig::train_per_class, "training images per class (default 100)");
-  bind_flag(cmd, a, "--val-per-class", &TrainConfig::val_per_class, "validation images per class (default 10)");
-  bind_flag(cmd, a, "--test-per-class", &TrainConfig::test_per_class, "test images per class (default 90)");
-  bind_flag(cmd, a, "--split-seed", &TrainConfig::split_seed, "seed of the class-balanced split (default 0)");
-  bind_flag(cmd, a, "--augment,!--no-augment", &TrainConfig::augment,
-       "training augmentation: random-resized-crop, flip, colour jitter (default on)");
-  bind_flag(cmd, a, "--layers,-l", &TrainConfig::layers,
-       "paper | all | op names (optionally :wp / :np), comma-separated (default paper)");
-  bind_flag(cmd, a, "--mode", &TrainConfig::mode, "wp | np | threshold:N | auto (default threshold:5)");
-  bind_flag(cmd, a, "--budget-kb", &TrainConfig::budget_kb, "SRAM budget for --mode auto (default none)");
-  bind_flag(cmd, a, "--queries-w", &TrainConfig::queries_w, "WP queries per weight tensor (default 25)");
-  bind_flag(cmd, a, "--queries-b", &TrainConfig::queries_b, "WP queries per bias tensor (default 25)");
-  bind_flag(cmd, a, "--queries-np", &TrainConfig::queries_np, "NP queries per layer (default 50)");
-  bind_flag(cmd, a, "--sigma-w", &TrainConfig::sigma_w, "WP weight perturbation, int8 LSBs (default 1)");
-  bind_flag(cmd, a, "--sigma-b", &TrainConfig::sigma_b, "WP bias perturbation, int32 LSBs (default 100)");
-  bind_flag(cmd, a, "--mu", &TrainConfig::mu, "NP output perturbation, int8 LSBs (default 5)");
-  bind_flag(cmd, a, "--two-sided,!--one-sided", &TrainConfig::two_sided, "antithetic differences (default one-sided)");
-  bind_flag(cmd, a, "--gns", &TrainConfig::gns, "gradient-norm scaling: none | linear | sqrt (default linear)");
-  bind_flag(cmd, a, "--rounding", &TrainConfig::rounding, "integer update rounding: nearest | stochastic");
-  bind_flag(cmd, a, "--estimation", &TrainConfig::estimation, "layer (prefix reuse) | model (MeZO-like)");
-  bind_flag(cmd, a, "--update-bias,!--no-update-bias", &TrainConfig::update_bias, "train the biases too (default on)");
-  bind_flag(cmd, a, "--qas,!--no-qas", &TrainConfig::qas,
-            "quantization-aware scaling of the integer update (default on; off = the paper's ablation)");
-  bind_flag(cmd, a, "--batch,-b", &TrainConfig::batch, "batch size B (default 100)");
-  bind_flag(cmd, a, "--epochs,-e", &TrainConfig::epochs, "epochs (default 50)");
-  bind_flag(cmd, a, "--lr", &TrainConfig::lr, "initial learning rate (default 0.01 * B / 256)");
-  bind_flag(cmd, a, "--max-steps", &TrainConfig::max_steps, "train this many steps in all (the cosine spans them)");
-  bind_flag(cmd, a, "--seed", &TrainConfig::seed, "run seed: perturbations, rounding, batch order, augmentation");
-  bind_flag(cmd, a, "--threads,-j", &TrainConfig::threads, "threads for the queries of a step and for evaluation (default 1; no effect on results)");
-  bind_flag(cmd, a, "--engine-batch", &TrainConfig::engine_batch,
-            "queries each thread runs as one batch through the network (default 16; no effect on results)");
-  bind_flag(cmd, a, "--out,-o", &TrainConfig::out, "output directory (default runs/train)");
-  cmd->add_option("--stop-after", a->stop_after, "stop with a checkpoint once N steps are done (resume later)");
-  cmd->add_option("--checkpoint-every", a->checkpoint_every, "also checkpoint every N steps (default: each epoch)");
+  CLI::Option* resume =
+      cmd->add_flag("--resume", a->resume, "continue the run in --out from its checkpoint (bit-identical)");
+  cmd->add_flag(
+         "--overwrite", a->overwrite,
+         "start again in an --out that holds a finished, stopped or dead run (removes that run's files only)")
+      ->excludes(resume);
+  a->flags = std::make_unique<SettingFlags>(cmd);
+  a->flags->add_all();
+  add_int_option(cmd, "--stop-after", &a->stop_after, 1, INT32_MAX,
+                 "stop with a checkpoint once N steps are done (resume later)");
+  add_int_option(cmd, "--checkpoint-every", &a->checkpoint_every, 1, INT32_MAX,
+                 "also checkpoint every N steps (default: each epoch)");
   cmd->add_flag("--no-progress", a->no_progress, "no status output on stderr");
   cmd->add_flag("--json", a->json, "print the summary as JSON");
   cmd->callback([a]() { run_train(*a); });
