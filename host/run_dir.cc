@@ -109,7 +109,12 @@ RunDirectory::RunDirectory(const std::string& dir, Mode mode) : dir_(dir), mode_
     }
     switch (mode_) {
       case Mode::kStart:
-        if (is_run)
+        // A run that died before its first checkpoint holds nothing to
+        // resume or keep (no checkpoint, no best.tzm, no summary): a new run
+        // replaces it, as a start into a fresh directory would.
+        replaces_dead_run_ = is_run && !has_checkpoint && !is_regular_file(path("best.tzm")) &&
+                             !is_regular_file(path("summary.json"));
+        if (is_run && !replaces_dead_run_)
           throw CliError("--out " + dir_ + " already holds " + what +
                          ": add --resume to continue it, --overwrite to replace it, or choose another --out");
         if (!unowned.empty())
@@ -272,7 +277,7 @@ bool RunDirectory::looks_like_legacy_run() const {
 }
 
 void RunDirectory::remove_old_run() {
-  if (mode_ != Mode::kOverwrite || previous_state_ == State::kNone) return;
+  if ((mode_ != Mode::kOverwrite && !replaces_dead_run_) || previous_state_ == State::kNone) return;
   std::vector<std::string> order;
   for (const std::string& f : run_files())
     if (contains(owned_, f) && f != kLock && f != kManifest) order.push_back(f);

@@ -21,7 +21,8 @@ namespace tinyzo {
 class RunDirectory {
  public:
   enum class Mode {
-    kStart,      // a new run: DIR is missing, empty, or holds only files no run writes
+    kStart,      // a new run: DIR is missing, empty, holds only files no run writes, or a run that
+                 // died before its first checkpoint (nothing to resume or keep: it is replaced)
     kResume,     // continue the run in DIR from its checkpoint
     kOverwrite,  // a new run replacing the (finished, stopped or dead) run in DIR, or a new run
   };
@@ -49,11 +50,13 @@ class RunDirectory {
   State previous_state() const { return previous_state_; }
   // A run written before manifests existed (adopted on resume or overwrite).
   bool legacy() const { return legacy_; }
+  // kStart over a run that died before its first checkpoint (remove_old_run() removes it).
+  bool replaces_dead_run() const { return replaces_dead_run_; }
 
-  // kOverwrite: removes the old run's files (the checkpoint first, so a crash
-  // midway never leaves a checkpoint beside another run's log), keeping the
-  // lock. Call it when everything the new run needs has been loaded. No-op
-  // for the other modes.
+  // kOverwrite (and kStart over a dead run, replaces_dead_run()): removes
+  // the old run's files (the checkpoint first, so a crash midway never
+  // leaves a checkpoint beside another run's log), keeping the lock. Call it
+  // when everything the new run needs has been loaded. No-op otherwise.
   void remove_old_run();
   // Declares the run: writes the manifest (state running, this pid) before
   // any other file is written. For kResume it marks the run running again.
@@ -77,6 +80,7 @@ class RunDirectory {
   int lock_fd_ = -1;
   bool created_dir_ = false, created_lock_ = false, begun_ = false;
   bool legacy_ = false;
+  bool replaces_dead_run_ = false;
   State previous_state_ = State::kNone;
   std::vector<std::string> owned_;  // names the old run's manifest lists
   std::string fingerprint_;

@@ -463,6 +463,9 @@ RunResult run_training(const ModelView& model, const TrainData& data, const RunO
       // Everything the run needs was accepted: only now is an old run removed.
       if (stop_requested())
         throw CliError("train: interrupted before the run began; " + dir->dir() + " is unchanged");
+      if (dir->replaces_dead_run())
+        say("replacing the run in " + dir->dir() +
+            ": it stopped before its first checkpoint (nothing to resume)");
       dir->remove_old_run();
       dir->begin(fingerprint, 0, total);
       const std::string cfg_text = config_to_json(cfg).dump(2) + "\n";

@@ -115,6 +115,26 @@ TEST(RunDirectory, ANewRunNeverLandsOnAnotherRun) {
   EXPECT_NE(why.find("--overwrite"), std::string::npos) << why;
 }
 
+// A run killed before its first checkpoint (during the start evaluation)
+// holds nothing to resume or keep: a plain start replaces it, so a queue that
+// restarts a job without a checkpoint as a new run keeps working.
+TEST(RunDirectory, ARunThatDiedBeforeItsFirstCheckpointIsReplaced) {
+  Dir dir("dead");
+  const std::string out = dir.str("run");
+  {
+    RunDirectory d(out, Mode::kStart);
+    d.begin("0123456789abcdef", 0, 8);
+    touch(d.path("config.json"));
+    touch(d.path("log.jsonl"), "{\"type\":\"start\"}\n");
+  }  // killed here: the manifest says running, the lock is free
+  RunDirectory d(out, Mode::kStart);
+  EXPECT_TRUE(d.replaces_dead_run());
+  d.remove_old_run();
+  EXPECT_FALSE(fs::exists(out + "/config.json"));
+  EXPECT_FALSE(fs::exists(out + "/log.jsonl"));
+  EXPECT_FALSE(fs::exists(out + "/run.json"));
+}
+
 TEST(RunDirectory, FilesNoRunOwnsAreRefusedAndLeftAlone) {
   Dir dir("foreign");
   touch(dir.str("config.json"), "{\"mine\": true}");
