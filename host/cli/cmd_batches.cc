@@ -23,6 +23,7 @@
 #include "errors.h"
 #include "file_util.h"
 #include "model_store.h"
+#include "options.h"
 #include "preprocess.h"
 #include "protocol.h"
 #include "trainer_run.h"
@@ -33,8 +34,8 @@ namespace {
 
 struct BatchesOptions {
   std::string split, out, model = "mcunet-cifar10";
-  long long epoch = -1;
-  unsigned long long seed = 0;
+  int64_t epoch = -1;
+  uint64_t seed = 0;
   bool augment = true, order_only = false;
 };
 
@@ -103,8 +104,8 @@ void register_batches_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "batches", "write one epoch's training inputs as tinyzo train feeds them (order, augmentation) as .npy files");
   cmd->add_option("--split", o->split, "a directory written by tinyzo split")->required();
-  cmd->add_option("--epoch", o->epoch, "the epoch (0-based)")->required();
-  cmd->add_option("--seed", o->seed, "the run seed (tinyzo train --seed; default 0)");
+  add_int_option(cmd, "--epoch", &o->epoch, 0, 1000000, "the epoch (0-based)")->required();
+  add_u64_option(cmd, "--seed", &o->seed, "the run seed (tinyzo train --seed; default 0)");
   cmd->add_flag("--augment,!--no-augment", o->augment, "training augmentation (default on), as tinyzo train");
   cmd->add_flag("--order-only", o->order_only, "write only PREFIX.order.npy");
   cmd->add_option("--model,-m", o->model, "the model whose input the inputs are made for (default mcunet-cifar10)");
