@@ -33,6 +33,9 @@ if __package__ in (None, ""):  # run as a script: make `experiments` importable
 from experiments import matrix, records  # noqa: E402
 
 
+EX_TEMPFAIL = 75  # tinyzo train: the run directory is locked by a live run
+
+
 class QueueError(Exception):
     pass
 
@@ -229,8 +232,10 @@ def run_one(run, a, say=print):
             ensure_split(run, a.tinyzo, root, a.nice, log_path)
         extra = []
         if run.kind == "zo":
+            # Resume the same command's checkpoint (tinyzo writes one at step 0); anything else in out/ is
+            # an older or different run: --overwrite removes exactly its files (docs/run-directories.md).
             has_ck = os.path.exists(os.path.join(run.out_dir(root), "checkpoint.bin"))
-            extra = ["--resume"] if (same and has_ck) else (["--overwrite"] if has_ck else [])
+            extra = ["--resume"] if (same and has_ck) else (["--overwrite"] if os.path.isdir(run.out_dir(root)) else [])
         def save_meta(wall, cpu):
             with open(meta_path + ".tmp", "w") as f:
                 json.dump({"key": run.key(), "protocol": matrix.PROTOCOL, "argv": argv, "started": started,
@@ -242,6 +247,8 @@ def run_one(run, a, say=print):
         say("queue: %s %s%s" % ("resuming" if extra == ["--resume"] else "running", run.id,
                                 " (%s)" % rd if a.verbose else ""))
         rc, wall, cpu, out = execute(argv + extra, log_path, a.nice, capture=run.kind == "eval", on_tick=tick)
+        if rc == EX_TEMPFAIL and run.kind == "zo":  # tinyzo: another process holds the run directory
+            return "busy"
         if rc != 0 and extra == ["--resume"]:
             say("queue: %s: resume failed (exit %d), starting again" % (run.id, rc))
             prior_wall = prior_cpu = 0.0
@@ -347,7 +354,7 @@ def cmd_run_one(a):
     res = run_one(r, a, say=lambda m: print(m, flush=True))
     if res == "busy":
         print("queue: %s is running in another runner" % r.id)
-        return 75  # EX_TEMPFAIL
+        return EX_TEMPFAIL
     return 0
 
 
