@@ -191,7 +191,7 @@ struct Plan {
   std::vector<int> scratch;
   InferenceMemory mem;
   explicit Plan(const ModelView& m)
-      : requests(m.n_tensors()), offsets(m.n_tensors()), scratch(m.n_tensors()) {
+      : requests(m.n_tensors()), offsets(m.n_tensors()), scratch(plan_buffers_scratch_size(m.n_tensors())) {
     EXPECT_EQ(plan_inference(m, Span<BufferRequest>(requests.data(), requests.size()),
                              Span<size_t>(offsets.data(), offsets.size()),
                              Span<int>(scratch.data(), scratch.size()), &mem),
@@ -347,11 +347,11 @@ TEST(MemoryModel, WorkspaceInTheArena) {
   const size_t n = p.requests.size() + 1;
   std::vector<BufferRequest> work(n);
   std::vector<size_t> offsets(n);
-  std::vector<int> scratch(n);
+  std::vector<int> scratch(plan_buffers_scratch_size(n));
   auto plan = [&](int first_op, size_t bytes) {
     size_t arena = 0;
     EXPECT_EQ(zo_workspace_in_arena(t.view, p.req(), first_op, bytes, Span<BufferRequest>(work.data(), n),
-                                    Span<size_t>(offsets.data(), n), Span<int>(scratch.data(), n), &arena),
+                                    Span<size_t>(offsets.data(), n), Span<int>(scratch.data(), scratch.size()), &arena),
               Status::kOk);
     EXPECT_TRUE(plan_is_valid(Span<const BufferRequest>(work.data(), n), Span<const size_t>(offsets.data(), n), arena));
     return arena;
@@ -364,7 +364,7 @@ TEST(MemoryModel, WorkspaceInTheArena) {
   EXPECT_EQ(plan(1, 1024), p.mem.activation_bytes + 1024);
   size_t arena = 0;
   EXPECT_EQ(zo_workspace_in_arena(t.view, p.req(), 7, 16, Span<BufferRequest>(work.data(), n),
-                                  Span<size_t>(offsets.data(), n), Span<int>(scratch.data(), n), &arena),
+                                  Span<size_t>(offsets.data(), n), Span<int>(scratch.data(), scratch.size()), &arena),
             Status::kInvalidArgument);
 }
 
@@ -425,7 +425,7 @@ struct BpRun {
   BpMemory mem;
   Status status;
   BpRun(const ModelView& m, const Plan& p, Span<const TrainLayer> layers, BpKind kind)
-      : work(bp_request_count(m)), offsets(work.size()), scratch(work.size()) {
+      : work(bp_request_count(m)), offsets(work.size()), scratch(plan_buffers_scratch_size(work.size())) {
     status = bp_memory(m, p.req(), layers, kind, p.mem.activation_bytes,
                        Span<BufferRequest>(work.data(), work.size()), Span<size_t>(offsets.data(), offsets.size()),
                        Span<int>(scratch.data(), scratch.size()), &mem);
@@ -484,8 +484,10 @@ TEST(MemoryModel, ReferenceModelsDoNotGrow) {
     const char* name;
     size_t activation_bytes;
   };
+  // proxyless-w0.3 was 163840 with greedy by size alone (32 KB above its
+  // live-bytes bound); the searched plan reaches the bound on all four.
   const Recorded recorded[] = {
-      {"mcunet-cifar10", 163840}, {"mcunet-5fps", 163840}, {"mbv2-w0.35", 245760}, {"proxyless-w0.3", 163840}};
+      {"mcunet-cifar10", 163840}, {"mcunet-5fps", 163840}, {"mbv2-w0.35", 245760}, {"proxyless-w0.3", 131072}};
   for (const Recorded& r : recorded) {
     std::string path;
     try {
@@ -496,6 +498,10 @@ TEST(MemoryModel, ReferenceModelsDoNotGrow) {
     const LoadedModel model = LoadedModel::load(path);
     Plan p(model.view());
     EXPECT_LE(p.mem.activation_bytes, r.activation_bytes) << r.name;
+    // No waste: the plan is the peak of simultaneously live bytes, which no
+    // plan of these lifetimes can beat.
+    EXPECT_EQ(p.mem.activation_bytes, p.mem.peak_live_bytes) << r.name;
+    EXPECT_EQ(p.mem.activation_bytes, plan_lower_bound_bytes(p.req())) << r.name;
     if (std::string(r.name) != "mcunet-cifar10") continue;
     // The paper's set: 1.4/1.5.conv.0 WP, 1.6/1.7.conv.0 NP (ops 13, 17, 20, 24).
     const TrainLayer layers[] = {

@@ -1,10 +1,14 @@
-// Greedy arena planner: hand cases (reuse along a chain, in-place sharing and
-// when it must be refused), argument checks, a property test over random
-// lifetimes (plans are valid and never below the live-bytes lower bound), and
+// Arena planner: hand cases (reuse along a chain, in-place sharing and when it
+// must be refused, the ProxylessNAS pattern greedy-by-size misses), argument
+// checks, property tests over random lifetimes (plans are valid, never below
+// the live-bytes lower bound, never above the greedy-by-size plan, equal to the
+// optimum where it is known: brute force on small sets, perfect tilings), and
 // the plan of a synthetic model against what the Engine actually takes.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <functional>
 #include <vector>
 
 #include "test_models.h"
@@ -36,7 +40,7 @@ struct Plan {
 Plan plan(const std::vector<BufferRequest>& r) {
   Plan p;
   p.offsets.assign(r.size(), 12345);
-  std::vector<int> scratch(r.size());
+  std::vector<int> scratch(plan_buffers_scratch_size(r.size()));
   p.status = plan_buffers(Span<const BufferRequest>(r.data(), r.size()), Span<size_t>(p.offsets.data(), r.size()),
                           Span<int>(scratch.data(), scratch.size()), &p.total);
   return p;
@@ -68,6 +72,95 @@ size_t live_bytes_lower_bound(const std::vector<BufferRequest>& r) {
     }
     best = std::max(best, live);
   }
+  return best;
+}
+
+// The planner before the search (greedy by size, first fit, an output taking
+// over its share_with partner when that one was placed first): the search
+// starts from this order, so it never does worse.
+size_t greedy_by_size_total(const std::vector<BufferRequest>& r) {
+  const Span<const BufferRequest> s(r.data(), r.size());
+  const int n = int(r.size());
+  std::vector<int> order(n);
+  for (int i = 0; i < n; ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+    return r[a].size_bytes != r[b].size_bytes ? r[a].size_bytes > r[b].size_bytes : r[a].first_use < r[b].first_use;
+  });
+  std::vector<long long> off(n, -1);
+  size_t total = 0;
+  auto conflict = [&](int i, size_t at, int skip) {
+    for (int k = 0; k < n; ++k) {
+      if (k == i || k == skip || off[k] < 0 || r[k].size_bytes == 0 || !lifetimes_overlap(s, i, k)) continue;
+      if (at < size_t(off[k]) + r[k].size_bytes && size_t(off[k]) < at + r[i].size_bytes) return k;
+    }
+    return -1;
+  };
+  for (int i : order) {
+    if (r[i].size_bytes == 0) continue;
+    const int p = r[i].share_with;
+    size_t at = 0;
+    if (p >= 0 && off[p] >= 0 && is_inplace_pair(s, i, p) && conflict(i, size_t(off[p]), p) < 0) {
+      at = size_t(off[p]);
+    } else {
+      for (int k = conflict(i, at, -1); k >= 0; k = conflict(i, at, -1))
+        at = (size_t(off[k]) + r[k].size_bytes + kPlanAlign - 1) / kPlanAlign * kPlanAlign;
+    }
+    off[i] = (long long)at;
+    total = std::max(total, at + r[i].size_bytes);
+  }
+  return (total + kPlanAlign - 1) / kPlanAlign * kPlanAlign;
+}
+
+// The smallest valid plan, by exhaustive search (small n only): an optimal
+// plan pushed down until no buffer can move lower has every buffer at 0, at
+// the aligned end of a buffer below it that is alive with it, or on its
+// in-place partner; placing buffers in offset order and trying every such
+// position finds it.
+size_t brute_force_optimum(const std::vector<BufferRequest>& r) {
+  const Span<const BufferRequest> s(r.data(), r.size());
+  const int n = int(r.size());
+  size_t best = 0;
+  for (const auto& q : r) best += (q.size_bytes + kPlanAlign - 1) / kPlanAlign * kPlanAlign;  // no reuse
+  std::vector<long long> off(n, -1);
+  auto fits = [&](int i, size_t at) {
+    for (int k = 0; k < n; ++k) {
+      if (k == i || off[k] < 0 || r[k].size_bytes == 0 || !lifetimes_overlap(s, i, k)) continue;
+      if (!(at < size_t(off[k]) + r[k].size_bytes && size_t(off[k]) < at + r[i].size_bytes)) continue;
+      if (is_inplace_pair(s, i, k) && size_t(off[k]) == at) continue;
+      return false;
+    }
+    return true;
+  };
+  auto align = [](size_t v) { return (v + kPlanAlign - 1) / kPlanAlign * kPlanAlign; };
+  std::function<void(int, size_t, size_t)> search = [&](int placed, size_t total, size_t lowest) {
+    if (total >= best) return;
+    if (placed == n) {
+      best = total;
+      return;
+    }
+    for (int i = 0; i < n; ++i) {
+      if (off[i] >= 0) continue;
+      if (r[i].size_bytes == 0) {  // takes no space: place it and go on
+        off[i] = 0;
+        search(placed + 1, total, lowest);
+        off[i] = -1;
+        return;
+      }
+      std::vector<size_t> at = {0};
+      for (int k = 0; k < n; ++k) {
+        if (off[k] < 0 || r[k].size_bytes == 0 || !lifetimes_overlap(s, i, k)) continue;
+        at.push_back(align(size_t(off[k]) + r[k].size_bytes));
+        if (is_inplace_pair(s, i, k)) at.push_back(size_t(off[k]));
+      }
+      for (size_t a : at) {
+        if (a < lowest || !fits(i, a)) continue;  // offset order: no plan is searched twice
+        off[i] = (long long)a;
+        search(placed + 1, std::max(total, align(a + r[i].size_bytes)), a);
+        off[i] = -1;
+      }
+    }
+  };
+  search(0, 0, 0);
   return best;
 }
 
@@ -160,16 +253,18 @@ TEST(PlannerTest, RejectsInconsistentInput) {
   EXPECT_EQ(plan(r).status, Status::kInvalidArgument);
   r = {req(16, 0, 1), req(16, 1, 2)};
   std::vector<size_t> offsets(1);
-  std::vector<int> scratch(2);
+  const size_t need = plan_buffers_scratch_size(2);
+  std::vector<int> scratch(need);
   size_t total = 0;
   const Span<const BufferRequest> s(r.data(), r.size());
-  EXPECT_EQ(plan_buffers(s, Span<size_t>(offsets.data(), 1), Span<int>(scratch.data(), 2), &total),
+  EXPECT_EQ(plan_buffers(s, Span<size_t>(offsets.data(), 1), Span<int>(scratch.data(), need), &total),
             Status::kInvalidArgument);
   offsets.resize(2);
-  EXPECT_EQ(plan_buffers(s, Span<size_t>(offsets.data(), 2), Span<int>(scratch.data(), 1), &total),
+  EXPECT_EQ(plan_buffers(s, Span<size_t>(offsets.data(), 2), Span<int>(scratch.data(), need - 1), &total),
             Status::kInvalidArgument);
-  EXPECT_EQ(plan_buffers(s, Span<size_t>(offsets.data(), 2), Span<int>(scratch.data(), 2), nullptr),
+  EXPECT_EQ(plan_buffers(s, Span<size_t>(offsets.data(), 2), Span<int>(scratch.data(), need), nullptr),
             Status::kInvalidArgument);
+  EXPECT_EQ(plan_buffers(s, Span<size_t>(offsets.data(), 2), Span<int>(scratch.data(), need), &total), Status::kOk);
 }
 
 TEST(PlannerTest, NegativeShareWithIsIgnored) {
@@ -251,6 +346,7 @@ TEST(PlannerTest, RandomPlansAreValidAndAboveTheLiveBytesBound) {
     size_t sum_aligned = 0;
     for (const auto& q : r) sum_aligned += (q.size_bytes + kPlanAlign - 1) / kPlanAlign * kPlanAlign;
     EXPECT_LE(p.total, sum_aligned) << "seed " << seed;  // never worse than no reuse at all
+    EXPECT_LE(p.total, greedy_by_size_total(r)) << "seed " << seed;  // nor than the search's start
     EXPECT_EQ(p.total % kPlanAlign, 0u);
     for (size_t i = 0; i < r.size(); ++i) {
       if (r[i].size_bytes == 0) {
@@ -266,6 +362,142 @@ TEST(PlannerTest, RandomPlansAreValidAndAboveTheLiveBytesBound) {
     EXPECT_EQ(again.total, p.total);
   }
   EXPECT_GT(shared, 50);  // the generator really exercises in-place sharing
+}
+
+TEST(PlannerTest, FindsThePlanGreedyBySizeMisses) {
+  // The first six activations of ProxylessNAS-w0.3 (bytes / 1024): input 48
+  // (op -1..0), first conv 64 (0..1), depthwise 64 (1..2), project 32 (2..3),
+  // expand 96 (3..4), depthwise 24 (4..5). At most 128 KB are alive at once.
+  // Greedy by size puts the expand at 0, the first conv under it and the
+  // project above both: 160 KB. The plan that reaches 128 KB puts the project
+  // above the expand and the depthwise below it.
+  const size_t k = 1024;
+  const std::vector<BufferRequest> r = {req(48 * k, -1, 0), req(64 * k, 0, 1), req(64 * k, 1, 2),
+                                        req(32 * k, 2, 3),  req(96 * k, 3, 4), req(24 * k, 4, 5)};
+  EXPECT_EQ(greedy_by_size_total(r), 160 * k);
+  const Plan p = plan(r);
+  ASSERT_EQ(p.status, Status::kOk);
+  EXPECT_TRUE(valid(r, p));
+  EXPECT_EQ(live_bytes_lower_bound(r), 128 * k);
+  EXPECT_EQ(plan_lower_bound_bytes(Span<const BufferRequest>(r.data(), r.size())), 128 * k);
+  EXPECT_EQ(p.total, 128 * k);
+  EXPECT_EQ(brute_force_optimum(r), 128 * k);
+}
+
+TEST(PlannerTest, LowerBoundRoundsSizesAndCountsInPlacePairsOnce) {
+  // Alive together at op 1: 17 B (-> 32), 1 B (-> 16) and y over x (64, once).
+  const std::vector<BufferRequest> r = {req(17, 0, 2), req(1, 1, 1), req(64, 0, 1), req(64, 1, 3, 2)};
+  const Span<const BufferRequest> s(r.data(), r.size());
+  EXPECT_EQ(plan_lower_bound_bytes(s), 32u + 16 + 64);
+  EXPECT_EQ(plan(r).total, 32u + 16 + 64);
+  EXPECT_EQ(plan_lower_bound_bytes(Span<const BufferRequest>()), 0u);
+}
+
+// Small sets for the exhaustive search: sizes in 16-byte steps (so the lower
+// bound is exact live bytes) and in-place pairs as the engine makes them
+// (an op's output over one of its inputs that dies at that op, so was
+// produced earlier; at most one output per input, never larger).
+std::vector<BufferRequest> small_requests(TestRng& rng) {
+  const int n = rng.uniform(2, 7);
+  const int n_ops = rng.uniform(1, 8);
+  std::vector<BufferRequest> r(n);
+  for (int i = 0; i < n; ++i) {
+    const int first = rng.uniform(-1, n_ops - 1);
+    const int last = std::min(n_ops, first + rng.uniform(0, 4));
+    r[i] = req(16 * size_t(rng.uniform(1, 8)), first, last);
+  }
+  std::vector<bool> taken(n, false);
+  for (int i = 0; i < n; ++i) {
+    const int j = rng.uniform(0, n - 1);
+    if (rng.uniform(0, 3) != 0 || j == i || taken[j] || r[j].share_with == i || r[j].first_use == r[j].last_use)
+      continue;
+    taken[j] = true;
+    r[i].first_use = r[j].last_use;
+    r[i].last_use = std::max(r[i].last_use, r[i].first_use);
+    r[i].size_bytes = std::min(r[i].size_bytes, r[j].size_bytes);
+    r[i].share_with = j;
+  }
+  return r;
+}
+
+TEST(PlannerTest, SmallRandomPlansAreOptimal) {
+  int below_bound = 0, beats_greedy = 0;
+  for (uint64_t seed = 1; seed <= 600; ++seed) {
+    TestRng rng(seed);
+    const std::vector<BufferRequest> r = small_requests(rng);
+    const Plan p = plan(r);
+    ASSERT_EQ(p.status, Status::kOk) << "seed " << seed;
+    ASSERT_TRUE(valid(r, p)) << "seed " << seed;
+    const size_t optimum = brute_force_optimum(r);
+    EXPECT_EQ(p.total, optimum) << "seed " << seed;
+    if (p.total != optimum)
+      for (const auto& q : r) std::printf("  %zu %d %d %d\n", q.size_bytes, q.first_use, q.last_use, q.share_with);
+    below_bound += optimum > live_bytes_lower_bound(r);
+    beats_greedy += p.total < greedy_by_size_total(r);
+  }
+  // The sets are not trivial: greedy by size misses the optimum on some, and
+  // on some the optimum is above the live-bytes bound (so the search ran out).
+  EXPECT_GT(beats_greedy, 10);
+  EXPECT_GT(below_bound, 3);
+}
+
+// Perfect tilings: the rectangle [0, height) bytes x [-1, n_ops] ops is cut
+// recursively, across time or across the address range, into rectangles
+// that become the buffers (16-byte multiples). At every op the whole
+// rectangle is alive, so the lower bound is the height, and the plan the
+// cuts describe reaches it: the optimum is known.
+void tile(TestRng& rng, size_t base_units, size_t units, int first, int last, int depth,
+          std::vector<BufferRequest>* r) {
+  const bool cut_time = last > first && rng.uniform(0, 1) == 0;
+  const bool cut_bytes = units > 1;
+  if (depth == 0 || (!cut_time && !cut_bytes) || rng.uniform(0, 5) == 0) {
+    r->push_back(req(16 * units, first, last));
+    return;
+  }
+  if (cut_time) {
+    const int mid = rng.uniform(first, last - 1);
+    tile(rng, base_units, units, first, mid, depth - 1, r);
+    tile(rng, base_units, units, mid + 1, last, depth - 1, r);
+  } else {
+    const size_t lower = size_t(rng.uniform(1, int(units) - 1));
+    tile(rng, base_units, lower, first, last, depth - 1, r);
+    tile(rng, base_units + lower, units - lower, first, last, depth - 1, r);
+  }
+}
+
+std::vector<BufferRequest> tiling_requests(TestRng& rng, size_t* height) {
+  const size_t units = size_t(rng.uniform(2, 64));
+  const int n_ops = rng.uniform(2, 16);
+  std::vector<BufferRequest> r;
+  tile(rng, 0, units, -1, n_ops, 7, &r);
+  *height = 16 * units;
+  // Shuffle, so the index order says nothing about the cuts.
+  for (size_t i = r.size(); i > 1; --i) std::swap(r[i - 1], r[size_t(rng.uniform(0, int(i) - 1))]);
+  return r;
+}
+
+TEST(PlannerTest, PerfectTilingsArePlannedAtTheirHeight) {
+  // The search is a heuristic (planning offsets is NP-hard in general) and
+  // these sets are the hardest kind: no byte may be wasted at any op. On these
+  // 300 tilings (2..84 buffers) it reaches the height on all but two, which
+  // it misses by one 16-byte step; greedy by size alone misses 51. A change
+  // that does worse fails here.
+  int beats_greedy = 0, missed = 0;
+  for (uint64_t seed = 1; seed <= 300; ++seed) {
+    TestRng rng(seed);
+    size_t height = 0;
+    const std::vector<BufferRequest> r = tiling_requests(rng, &height);
+    ASSERT_EQ(live_bytes_lower_bound(r), height);
+    const Plan p = plan(r);
+    ASSERT_EQ(p.status, Status::kOk);
+    ASSERT_TRUE(valid(r, p)) << "seed " << seed;
+    EXPECT_GE(p.total, height);
+    EXPECT_LE(p.total, height + kPlanAlign) << "seed " << seed;
+    missed += p.total != height;
+    beats_greedy += p.total < greedy_by_size_total(r);
+  }
+  EXPECT_LE(missed, 2);
+  EXPECT_GE(beats_greedy, 49);
 }
 
 // ---- the plan of a model ----

@@ -116,9 +116,9 @@ Inference plan_inference_host(const ModelView& m) {
   const size_t nt = size_t(m.n_tensors());
   inf.requests.resize(nt);
   inf.offsets.resize(nt);
-  std::vector<int> scratch(nt);
+  std::vector<int> scratch(plan_buffers_scratch_size(nt));
   check(plan_inference(m, Span<BufferRequest>(inf.requests.data(), nt), Span<size_t>(inf.offsets.data(), nt),
-                       Span<int>(scratch.data(), nt), &inf.mem),
+                       Span<int>(scratch.data(), scratch.size()), &inf.mem),
         "planning the activations");
   // The engine's own figure (a trial init in a scratch arena), so the report
   // is what a device would have to reserve.
@@ -156,10 +156,10 @@ size_t zo_shared_total(const ModelView& m, const Inference& inf, const std::vect
   const size_t n = size_t(m.n_tensors()) + 1;
   std::vector<BufferRequest> work(n);
   std::vector<size_t> offsets(n);
-  std::vector<int> scratch(n);
+  std::vector<int> scratch(plan_buffers_scratch_size(n));
   size_t arena = 0;
   check(zo_workspace_in_arena(m, inf.req(), first, z.workspace_bytes, Span<BufferRequest>(work.data(), n),
-                              Span<size_t>(offsets.data(), n), Span<int>(scratch.data(), n), &arena),
+                              Span<size_t>(offsets.data(), n), Span<int>(scratch.data(), scratch.size()), &arena),
         "planning the ZO workspace");
   return inf.table_bytes + arena + z.persistent_bytes;
 }
@@ -204,10 +204,10 @@ BpMemory bp_for(const ModelView& m, const Inference& inf, const std::vector<Trai
   const size_t n = bp_request_count(m);
   std::vector<BufferRequest> work(n);
   std::vector<size_t> offsets(n);
-  std::vector<int> scratch(n);
+  std::vector<int> scratch(plan_buffers_scratch_size(n));
   BpMemory b;
   check(bp_memory(m, inf.req(), Span<const TrainLayer>(layers.data(), layers.size()), kind, inf.mem.activation_bytes,
-                  Span<BufferRequest>(work.data(), n), Span<size_t>(offsets.data(), n), Span<int>(scratch.data(), n),
+                  Span<BufferRequest>(work.data(), n), Span<size_t>(offsets.data(), n), Span<int>(scratch.data(), scratch.size()),
                   &b),
         "BP accounting");
   return b;

@@ -1,6 +1,12 @@
-// Greedy arena planner over buffer lifetimes (TFLite Micro's "greedy by size"
-// idea): largest buffers first, each at the lowest offset that does not
-// overlap a buffer whose lifetime intersects its own. Device-safe, no heap.
+// Arena planner over buffer lifetimes. Each buffer is placed at the lowest
+// 16-aligned offset that does not overlap a buffer whose lifetime intersects
+// its own (first fit), in an order that is searched: TFLite Micro's "greedy
+// by size" order first, then a few other fixed orders, each refined by
+// "squeaky wheel" rounds (the buffers that stick out above the live-bytes
+// lower bound move up the order and the plan is redone). The
+// search stops at the first plan that reaches the lower bound (no plan can be
+// smaller) and otherwise keeps the smallest plan it saw. Deterministic,
+// integer only, no heap: the host and the device compute the same offsets.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -23,11 +29,31 @@ struct BufferRequest {
   int share_with = -1;
 };
 
+// Ints of scratch plan_buffers needs for `n_requests` requests: the order
+// being tried, the best order so far, a work list and a priority per buffer.
+constexpr size_t plan_buffers_scratch_size(size_t n_requests) { return 4 * n_requests; }
+
 // Plans `requests` into one arena. Writes each buffer's byte offset to
-// `offsets` (same length) and the arena size to `*total_bytes`. `scratch`
-// needs requests.size() ints. Returns kInvalidArgument for inconsistent input.
+// `offsets` (same length) and the arena size to `*total_bytes` (16-aligned).
+// `scratch` needs plan_buffers_scratch_size(requests.size()) ints. Returns
+// kInvalidArgument for inconsistent input.
+// Cost: each trial is a first-fit placement, O(n^2) lifetime checks plus an
+// insertion sort of each buffer's conflicts; at most kPlanOrders x
+// kPlanRounds trials, and one when the greedy-by-size plan already reaches
+// the lower bound.
 Status plan_buffers(Span<const BufferRequest> requests, Span<size_t> offsets, Span<int> scratch,
                     size_t* total_bytes);
+
+// The search budget of plan_buffers: starting orders, rounds per order.
+constexpr int kPlanOrders = 5;
+constexpr int kPlanRounds = 32;
+
+// A lower bound on any valid plan of `requests` (so plan_buffers stops when it
+// reaches it): the max over ops of the bytes alive at that op, each size
+// rounded up to kPlanAlign (every buffer starts on that boundary) and an
+// in-place pair (is_inplace_pair) that hands over at that op counted once.
+// Equals the peak live bytes when every size is a multiple of kPlanAlign.
+size_t plan_lower_bound_bytes(Span<const BufferRequest> requests);
 
 // True when requests ia and ib are alive at the same op (inclusive intervals).
 bool lifetimes_overlap(Span<const BufferRequest> requests, int ia, int ib);

@@ -84,7 +84,7 @@ Status Engine::init(const ModelView& model, Arena& arena, const KernelTable& ker
   output_offsets_ = static_cast<const int8_t**>(arena.allocate(no * sizeof(int8_t*)));
   const size_t tables_mark = arena.mark();
   auto* requests = static_cast<BufferRequest*>(arena.allocate(nt * sizeof(BufferRequest)));
-  int* order = static_cast<int*>(arena.allocate(nt * sizeof(int)));
+  int* order = static_cast<int*>(arena.allocate(plan_buffers_scratch_size(nt) * sizeof(int)));
   const size_t planner_end = arena.used();
   if (!offsets_ || !last_use_ || !overrides_ || !output_offsets_ || !requests || !order) {
     arena.reset_to(start);
@@ -104,7 +104,7 @@ Status Engine::init(const ModelView& model, Arena& arena, const KernelTable& ker
       requests[t].size_bytes *= size_t(batch);
     }
   TZ_RETURN_IF_ERROR(plan_buffers(Span<const BufferRequest>(requests, nt), Span<size_t>(offsets_, nt),
-                                  Span<int>(order, nt), &activation_bytes_));
+                                  Span<int>(order, plan_buffers_scratch_size(nt)), &activation_bytes_));
   for (size_t t = 0; t < nt; ++t) last_use_[t] = requests[t].size_bytes ? requests[t].last_use : -1;
   arena.reset_to(tables_mark);
   activations_ = static_cast<uint8_t*>(arena.allocate(activation_bytes_, kPlanAlign));

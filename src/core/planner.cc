@@ -36,60 +36,165 @@ bool plan_is_valid(Span<const BufferRequest> r, Span<const size_t> offsets, size
   return true;
 }
 
-Status plan_buffers(Span<const BufferRequest> r, Span<size_t> offsets, Span<int> order, size_t* total_bytes) {
+size_t plan_lower_bound_bytes(Span<const BufferRequest> r) {
+  // Live bytes only grow when a buffer is born, so the max is at some first use.
   const int n = static_cast<int>(r.size());
-  if (offsets.size() < r.size() || order.size() < r.size() || total_bytes == nullptr)
+  size_t best = 0;
+  for (int a = 0; a < n; ++a) {
+    if (r[a].size_bytes == 0) continue;
+    const int t = r[a].first_use;
+    size_t live = 0;
+    for (int i = 0; i < n; ++i) {
+      if (r[i].size_bytes == 0 || r[i].first_use > t || r[i].last_use < t) continue;
+      const int p = r[i].share_with;
+      if (p >= 0 && p < n && r[i].first_use == t && is_inplace_pair(r, i, p)) continue;  // inside p
+      live += align_up(r[i].size_bytes);
+    }
+    if (live > best) best = live;
+  }
+  return best;
+}
+
+namespace {
+
+constexpr size_t kUnplaced = ~size_t(0);
+
+// The starting orders of the search. 0 is TFLite Micro's greedy by size (the
+// planner's only order before), the others break its typical failures: a big
+// short-lived buffer placed before the longer-lived ones it should sit on.
+bool before(Span<const BufferRequest> r, int kind, int a, int b) {
+  const BufferRequest& x = r[a];
+  const BufferRequest& y = r[b];
+  const uint64_t lx = uint64_t(x.last_use - x.first_use) + 1, ly = uint64_t(y.last_use - y.first_use) + 1;
+  switch (kind) {
+    case 1:  // area in the lifetime chart (bytes x ops)
+      if (uint64_t(x.size_bytes) * lx != uint64_t(y.size_bytes) * ly) return uint64_t(x.size_bytes) * lx > uint64_t(y.size_bytes) * ly;
+      break;
+    case 2:  // longest lifetime first
+      if (lx != ly) return lx > ly;
+      break;
+    case 3:  // in time order (linear scan)
+      if (x.first_use != y.first_use) return x.first_use < y.first_use;
+      break;
+    case 4:  // by size, later buffers first among equals
+      if (x.size_bytes != y.size_bytes) return x.size_bytes > y.size_bytes;
+      if (x.first_use != y.first_use) return x.first_use > y.first_use;
+      break;
+    default:
+      break;
+  }
+  if (x.size_bytes != y.size_bytes) return x.size_bytes > y.size_bytes;
+  if (x.first_use != y.first_use) return x.first_use < y.first_use;
+  return a < b;
+}
+
+// Insertion sort (stable, no heap; n is the tensor count, a few hundred at most).
+void sort_order(Span<const BufferRequest> r, int kind, int* order, int n) {
+  for (int i = 0; i < n; ++i) order[i] = i;
+  for (int i = 1; i < n; ++i) {
+    const int v = order[i];
+    int j = i;
+    for (; j > 0 && before(r, kind, v, order[j - 1]); --j) order[j] = order[j - 1];
+    order[j] = v;
+  }
+}
+
+// First fit in `order`: each buffer at the lowest aligned offset free of the
+// buffers placed before it that are alive at the same time, or over an
+// in-place partner when nothing else alive sits there. `work` holds n ints.
+// Returns the arena size (16-aligned).
+size_t place(Span<const BufferRequest> r, const int* order, Span<size_t> offsets, int* work) {
+  const int n = static_cast<int>(r.size());
+  for (int i = 0; i < n; ++i) offsets[i] = r[i].size_bytes == 0 ? 0 : kUnplaced;
+  size_t total = 0;
+  for (int oi = 0; oi < n; ++oi) {
+    const int i = order[oi];
+    const size_t size = r[i].size_bytes;
+    if (size == 0) continue;
+    // The placed buffers alive with i, sorted by offset, and i's placed
+    // in-place partner (either side of the pair may be placed first).
+    int nc = 0, partner = -1;
+    for (int k = 0; k < n; ++k) {
+      if (k == i || offsets[k] == kUnplaced || r[k].size_bytes == 0 || !lifetimes_overlap(r, i, k)) continue;
+      if (partner < 0 && (r[i].share_with == k || r[k].share_with == i) && is_inplace_pair(r, i, k)) partner = k;
+      int j = nc++;
+      for (; j > 0 && offsets[work[j - 1]] > offsets[k]; --j) work[j] = work[j - 1];
+      work[j] = k;
+    }
+    size_t at = kUnplaced;
+    if (partner >= 0) {
+      at = offsets[partner];
+      for (int c = 0; c < nc && at != kUnplaced; ++c) {
+        const int k = work[c];
+        if (k != partner && bytes_overlap(at, size, offsets[k], r[k].size_bytes)) at = kUnplaced;
+      }
+    }
+    if (at == kUnplaced) {
+      // Sweep the conflicts by offset: the first gap that holds `size`.
+      at = 0;
+      for (int c = 0; c < nc; ++c) {
+        const int k = work[c];
+        if (offsets[k] >= at + size) break;
+        const size_t end = align_up(offsets[k] + r[k].size_bytes);
+        if (end > at) at = end;
+      }
+    }
+    offsets[i] = at;
+    if (at + size > total) total = at + size;
+  }
+  return align_up(total);
+}
+
+// Squeaky wheel: each buffer that ends above `target` gains n / 4 priority
+// and `order` is re-sorted by priority, highest first (stable, so ties keep
+// their order). Moving the culprits up gradually rather than straight to the
+// front keeps the search from swinging between two bad plans.
+void promote(Span<const BufferRequest> r, Span<const size_t> offsets, size_t target, int* order, int* priority) {
+  const int n = static_cast<int>(r.size());
+  const int step = n / 4 > 1 ? n / 4 : 1;
+  for (int i = 0; i < n; ++i)
+    if (offsets[i] + r[i].size_bytes > target) priority[i] += step;
+  for (int i = 1; i < n; ++i) {
+    const int v = order[i];
+    int j = i;
+    for (; j > 0 && priority[order[j - 1]] < priority[v]; --j) order[j] = order[j - 1];
+    order[j] = v;
+  }
+}
+
+}  // namespace
+
+Status plan_buffers(Span<const BufferRequest> r, Span<size_t> offsets, Span<int> scratch, size_t* total_bytes) {
+  const int n = static_cast<int>(r.size());
+  if (offsets.size() < r.size() || scratch.size() < plan_buffers_scratch_size(r.size()) || total_bytes == nullptr)
     return Status::kInvalidArgument;
   for (int i = 0; i < n; ++i) {
     if (r[i].last_use < r[i].first_use) return Status::kInvalidArgument;
     if (r[i].share_with >= n) return Status::kInvalidArgument;
   }
-  // Largest first; ties by first use, then index, so the plan is deterministic.
-  // Insertion sort: n is the tensor count (a few hundred at most) and it needs no heap.
-  for (int i = 0; i < n; ++i) {
-    int j = i;
-    while (j > 0) {
-      const BufferRequest& a = r[order[j - 1]];
-      const BufferRequest& b = r[i];
-      const bool later = a.size_bytes < b.size_bytes ||
-                         (a.size_bytes == b.size_bytes && a.first_use > b.first_use);
-      if (!later) break;
-      order[j] = order[j - 1];
-      --j;
+  int* order = scratch.data();
+  int* best_order = order + n;
+  int* work = best_order + n;
+  int* priority = work + n;
+  const size_t target = plan_lower_bound_bytes(r);
+  size_t best = kUnplaced;
+  for (int kind = 0; kind < kPlanOrders; ++kind) {
+    sort_order(r, kind, order, n);
+    for (int oi = 0; oi < n; ++oi) priority[order[oi]] = n - oi;
+    for (int round = 0; round < kPlanRounds; ++round) {
+      const size_t total = place(r, order, offsets, work);
+      if (total <= target) {  // cannot be beaten: offsets hold this plan
+        *total_bytes = total;
+        return Status::kOk;
+      }
+      if (total < best) {
+        best = total;
+        for (int i = 0; i < n; ++i) best_order[i] = order[i];
+      }
+      promote(r, Span<const size_t>(offsets.data(), offsets.size()), target, order, priority);
     }
-    order[j] = i;
   }
-  constexpr size_t kUnplaced = ~size_t(0);
-  for (int i = 0; i < n; ++i) offsets[i] = r[i].size_bytes == 0 ? 0 : kUnplaced;
-
-  size_t total = 0;
-  auto conflicts = [&](int self, size_t at, int skip) {
-    for (int k = 0; k < n; ++k) {
-      if (k == self || k == skip || offsets[k] == kUnplaced || r[k].size_bytes == 0) continue;
-      if (lifetimes_overlap(r, self, k) && bytes_overlap(at, r[self].size_bytes, offsets[k], r[k].size_bytes))
-        return k;
-    }
-    return -1;
-  };
-  for (int oi = 0; oi < n; ++oi) {
-    const int i = order[oi];
-    if (r[i].size_bytes == 0) continue;
-    const int partner = r[i].share_with;
-    // In place: take the partner's memory when nothing else alive sits there.
-    if (partner >= 0 && offsets[partner] != kUnplaced && is_inplace_pair(r, i, partner) &&
-        conflicts(i, offsets[partner], partner) < 0) {
-      offsets[i] = offsets[partner];
-    } else {
-      // First fit: bump past every conflicting buffer until none is left.
-      size_t at = 0;
-      for (int k = conflicts(i, at, -1); k >= 0; k = conflicts(i, at, -1))
-        at = align_up(offsets[k] + r[k].size_bytes);
-      offsets[i] = at;
-    }
-    const size_t end = offsets[i] + r[i].size_bytes;
-    if (end > total) total = end;
-  }
-  *total_bytes = align_up(total);
+  *total_bytes = place(r, best_order, offsets, work);
   return Status::kOk;
 }
 

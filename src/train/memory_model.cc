@@ -84,11 +84,12 @@ Status plan_inference(const ModelView& model, Span<BufferRequest> requests, Span
                       Span<int> scratch, InferenceMemory* out) {
   if (!model.valid() || out == nullptr) return Status::kInvalidArgument;
   const size_t nt = static_cast<size_t>(model.n_tensors());
-  if (requests.size() < nt || offsets.size() < nt || scratch.size() < nt) return Status::kInvalidArgument;
+  if (requests.size() < nt || offsets.size() < nt || scratch.size() < plan_buffers_scratch_size(nt))
+    return Status::kInvalidArgument;
   Span<BufferRequest> req = requests.subspan(0, nt);
   TZ_RETURN_IF_ERROR(build_buffer_requests(model, req));
   InferenceMemory m;
-  TZ_RETURN_IF_ERROR(plan_buffers(req, offsets.subspan(0, nt), scratch.subspan(0, nt), &m.activation_bytes));
+  TZ_RETURN_IF_ERROR(plan_buffers(req, offsets.subspan(0, nt), scratch, &m.activation_bytes));
   for (size_t i = 0; i < nt; ++i) m.sum_tensor_bytes += req[i].size_bytes;
   // Ops run at 0..n_ops-1; the output stays alive one step longer (n_ops),
   // the input one step earlier (-1): both are inside [-1, n_ops].
@@ -179,7 +180,8 @@ Status zo_workspace_in_arena(const ModelView& model, Span<const BufferRequest> r
   if (!model.valid() || arena_bytes == nullptr || first_op < 0 || first_op >= model.n_ops())
     return Status::kInvalidArgument;
   const size_t nt = static_cast<size_t>(model.n_tensors());
-  if (requests.size() < nt || work.size() < nt + 1 || offsets.size() < nt + 1 || scratch.size() < nt + 1)
+  if (requests.size() < nt || work.size() < nt + 1 || offsets.size() < nt + 1 ||
+      scratch.size() < plan_buffers_scratch_size(nt + 1))
     return Status::kInvalidArgument;
   for (size_t t = 0; t < nt; ++t) work[t] = requests[t];
   work[nt] = BufferRequest{};
@@ -187,7 +189,7 @@ Status zo_workspace_in_arena(const ModelView& model, Span<const BufferRequest> r
   work[nt].first_use = first_op;
   work[nt].last_use = model.n_ops();
   return plan_buffers(Span<const BufferRequest>(work.data(), nt + 1), offsets.subspan(0, nt + 1),
-                      scratch.subspan(0, nt + 1), arena_bytes);
+                      scratch, arena_bytes);
 }
 
 size_t bp_request_count(const ModelView& model) {
@@ -200,7 +202,8 @@ Status bp_memory(const ModelView& model, Span<const BufferRequest> requests, Spa
   if (!model.valid() || out == nullptr || layers.empty()) return Status::kInvalidArgument;
   const int nt = model.n_tensors(), no = model.n_ops();
   const size_t count = bp_request_count(model);
-  if (requests.size() < size_t(nt) || work.size() < count || offsets.size() < count || scratch.size() < count)
+  if (requests.size() < size_t(nt) || work.size() < count || offsets.size() < count ||
+      scratch.size() < plan_buffers_scratch_size(count))
     return Status::kInvalidArgument;
   BpMemory m;
   int earliest = no;
@@ -286,7 +289,7 @@ Status bp_memory(const ModelView& model, Span<const BufferRequest> requests, Spa
     if (work[t].size_bytes != 0 && work[t].last_use > no) m.saved_bytes += work[t].size_bytes;
   for (int i = 0; i < no; ++i) m.mask_bytes += mask[i].size_bytes;
   TZ_RETURN_IF_ERROR(plan_buffers(Span<const BufferRequest>(work.data(), count), offsets.subspan(0, count),
-                                  scratch.subspan(0, count), &m.arena_bytes));
+                                  scratch, &m.arena_bytes));
   const size_t arena_growth =
       m.arena_bytes > inference_activation_bytes ? m.arena_bytes - inference_activation_bytes : 0;
   m.extra_bytes = arena_growth + m.weight_bytes + m.weight_grad_bytes;
