@@ -358,6 +358,43 @@ void run_plan(const PlanArgs& a) {
   j["tensors"] = jt;
   j["live_bytes_per_step"] = live_bytes_per_step(inf.req(), m.n_ops());
 
+  // Every op (or step) where the live bytes reach the peak: what a smaller
+  // plan would have to change.
+  struct PeakOp {
+    int op;
+    std::string text;
+  };
+  std::vector<PeakOp> peak_ops;
+  {
+    const std::vector<size_t> live = live_bytes_per_step(inf.req(), m.n_ops());
+    Json jp = Json::array();
+    for (int step = -1; step <= m.n_ops(); ++step) {
+      if (live[size_t(step + 1)] != inf.mem.peak_live_bytes) continue;
+      std::string t = "op " + std::to_string(step);
+      std::string name = step < 0 ? "(model input)" : step >= m.n_ops() ? "(model output)" : m.op(step).name;
+      if (step >= 0 && step < m.n_ops()) {
+        const TzmOp& op = m.op(step);
+        t += " " + name;
+        const OpType type = static_cast<OpType>(op.type);
+        if (type == OpType::kConv2d || type == OpType::kFullyConnected) t += " " + op_kind(m, step);
+        t += " " + shape(m.tensor(op.inputs[0])) + " -> " + shape(m.tensor(op.output));
+      } else {
+        t += " " + name;
+      }
+      t += ", alive:";
+      for (int tt = 0; tt < m.n_tensors(); ++tt) {
+        const BufferRequest& r = inf.requests[size_t(tt)];
+        if (r.size_bytes == 0 || r.first_use > step || r.last_use < step) continue;
+        if (r.share_with >= 0 && r.first_use == step && is_inplace_pair(inf.req(), tt, r.share_with)) continue;
+        t += " " + std::string(m.tensor(tt).name) + " " + format_bytes(r.size_bytes) + ",";
+      }
+      t.pop_back();
+      peak_ops.push_back(PeakOp{step, t});
+      jp.push_back(Json{{"op", step}, {"name", name}});
+    }
+    j["inference"]["peak_ops"] = jp;
+  }
+
   std::string text;
   auto line = [&](const char* fmt, auto... v) {
     char buf[1024];
@@ -374,6 +411,9 @@ void run_plan(const PlanArgs& a) {
   line("    lower bound: peak live bytes at op %-4d    %10zu B  %8.1f KB  (%s)", inf.mem.peak_op,
        inf.mem.peak_live_bytes, kb(inf.mem.peak_live_bytes),
        inf.mem.peak_op >= 0 && inf.mem.peak_op < m.n_ops() ? m.op(inf.mem.peak_op).name : "-");
+  if (inf.mem.activation_bytes > inf.mem.peak_live_bytes)
+    line("    planned above the bound by                 %10zu B", inf.mem.activation_bytes - inf.mem.peak_live_bytes);
+  for (const PeakOp& p : peak_ops) line("    at the peak: %s", p.text.c_str());
   line("    without reuse (sum of all activations)     %10zu B  %8.1f KB", inf.mem.sum_tensor_bytes,
        kb(inf.mem.sum_tensor_bytes));
   line("  engine tables                                %10zu B  %8.1f KB", inf.table_bytes, kb(inf.table_bytes));
