@@ -356,6 +356,20 @@ void run_plan(const PlanArgs& a) {
                       {"in_place_over", r.share_with}});
   }
   j["tensors"] = jt;
+  Json jo = Json::array();
+  for (int i = 0; i < m.n_ops(); ++i) {
+    const TzmOp& op = m.op(i);
+    const OpType type = static_cast<OpType>(op.type);
+    Json e{{"op", i}, {"name", op.name}, {"input", op.inputs[0]}, {"output", op.output}};
+    e["kind"] = type == OpType::kConv2d || type == OpType::kFullyConnected ? op_kind(m, i) : "other";
+    if (type == OpType::kConv2d) {
+      e["kernel"] = {op.params[kConvKh], op.params[kConvKw]};
+      e["stride"] = {op.params[kConvStrideH], op.params[kConvStrideW]};
+      e["pad_top"] = op.params[kConvPadTop];
+    }
+    jo.push_back(e);
+  }
+  j["ops"] = jo;
   j["live_bytes_per_step"] = live_bytes_per_step(inf.req(), m.n_ops());
 
   // Every op (or step) where the live bytes reach the peak: what a smaller
