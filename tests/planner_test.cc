@@ -479,7 +479,7 @@ std::vector<BufferRequest> tiling_requests(TestRng& rng, size_t* height) {
 TEST(PlannerTest, PerfectTilingsArePlannedAtTheirHeight) {
   // The search is a heuristic (planning offsets is NP-hard in general) and
   // these sets are the hardest kind: no byte may be wasted at any op. On these
-  // 300 tilings (2..84 buffers) it reaches the height on all but two, which
+  // 300 tilings (2..81 buffers) it reaches the height on all but two, which
   // it misses by one 16-byte step; greedy by size alone misses 51. A change
   // that does worse fails here.
   int beats_greedy = 0, missed = 0;

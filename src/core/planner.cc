@@ -145,13 +145,13 @@ size_t place(Span<const BufferRequest> r, const int* order, Span<size_t> offsets
   return align_up(total);
 }
 
-// Squeaky wheel: each buffer that ends above `target` gains n / 4 priority
+// Squeaky wheel: each buffer that ends above `target` gains `step` priority
 // and `order` is re-sorted by priority, highest first (stable, so ties keep
 // their order). Moving the culprits up gradually rather than straight to the
 // front keeps the search from swinging between two bad plans.
-void promote(Span<const BufferRequest> r, Span<const size_t> offsets, size_t target, int* order, int* priority) {
+void promote(Span<const BufferRequest> r, Span<const size_t> offsets, size_t target, int step, int* order,
+             int* priority) {
   const int n = static_cast<int>(r.size());
-  const int step = n / 4 > 1 ? n / 4 : 1;
   for (int i = 0; i < n; ++i)
     if (offsets[i] + r[i].size_bytes > target) priority[i] += step;
   for (int i = 1; i < n; ++i) {
@@ -177,10 +177,16 @@ Status plan_buffers(Span<const BufferRequest> r, Span<size_t> offsets, Span<int>
   int* work = best_order + n;
   int* priority = work + n;
   const size_t target = plan_lower_bound_bytes(r);
+  // A quarter of the buffers that take space (constants in the engine's
+  // requests have size 0 and do not count): how far a culprit moves up.
+  int n_live = 0;
+  for (int i = 0; i < n; ++i) n_live += r[i].size_bytes != 0;
+  const int step = n_live / 4 > 1 ? n_live / 4 : 1;
   size_t best = kUnplaced;
   for (int kind = 0; kind < kPlanOrders; ++kind) {
     sort_order(r, kind, order, n);
-    for (int oi = 0; oi < n; ++oi) priority[order[oi]] = n - oi;
+    // Priorities from the rank in the starting order (zero-sized ones last).
+    for (int oi = 0, rank = n_live; oi < n; ++oi) priority[order[oi]] = r[order[oi]].size_bytes ? rank-- : 0;
     for (int round = 0; round < kPlanRounds; ++round) {
       const size_t total = place(r, order, offsets, work);
       if (total <= target) {  // cannot be beaten: offsets hold this plan
@@ -191,7 +197,7 @@ Status plan_buffers(Span<const BufferRequest> r, Span<size_t> offsets, Span<int>
         best = total;
         for (int i = 0; i < n; ++i) best_order[i] = order[i];
       }
-      promote(r, Span<const size_t>(offsets.data(), offsets.size()), target, order, priority);
+      promote(r, Span<const size_t>(offsets.data(), offsets.size()), target, step, order, priority);
     }
   }
   *total_bytes = place(r, best_order, offsets, work);
