@@ -602,8 +602,8 @@ MemoryPrediction predict_training_memory(const ModelView& m, const std::vector<L
   std::vector<int> scratch(plan_buffers_scratch_size(nt));
   InferenceMemory inf;
   check_status(plan_inference(m, Span<BufferRequest>(requests.data(), nt), Span<size_t>(offsets.data(), nt),
-                       Span<int>(scratch.data(), scratch.size()), &inf),
-        "memory model: planning the activations");
+                              Span<int>(scratch.data(), scratch.size()), &inf),
+               "memory model: planning the activations");
   std::vector<TrainLayer> tl;
   for (const LayerChoice& l : layers) tl.push_back(TrainLayer{l.op, l.node ? ZoMode::kNode : ZoMode::kWeight});
   std::vector<ZoLayerMemory> per(tl.size());

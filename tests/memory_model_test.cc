@@ -351,7 +351,8 @@ TEST(MemoryModel, WorkspaceInTheArena) {
   auto plan = [&](int first_op, size_t bytes) {
     size_t arena = 0;
     EXPECT_EQ(zo_workspace_in_arena(t.view, p.req(), first_op, bytes, Span<BufferRequest>(work.data(), n),
-                                    Span<size_t>(offsets.data(), n), Span<int>(scratch.data(), scratch.size()), &arena),
+                                    Span<size_t>(offsets.data(), n),
+                                    Span<int>(scratch.data(), scratch.size()), &arena),
               Status::kOk);
     EXPECT_TRUE(plan_is_valid(Span<const BufferRequest>(work.data(), n), Span<const size_t>(offsets.data(), n), arena));
     return arena;
@@ -364,7 +365,8 @@ TEST(MemoryModel, WorkspaceInTheArena) {
   EXPECT_EQ(plan(1, 1024), p.mem.activation_bytes + 1024);
   size_t arena = 0;
   EXPECT_EQ(zo_workspace_in_arena(t.view, p.req(), 7, 16, Span<BufferRequest>(work.data(), n),
-                                  Span<size_t>(offsets.data(), n), Span<int>(scratch.data(), scratch.size()), &arena),
+                                  Span<size_t>(offsets.data(), n), Span<int>(scratch.data(), scratch.size()),
+                                  &arena),
             Status::kInvalidArgument);
 }
 
@@ -486,8 +488,10 @@ TEST(MemoryModel, ReferenceModelsDoNotGrow) {
   };
   // proxyless-w0.3 was 163840 with greedy by size alone (32 KB above its
   // live-bytes bound); the searched plan reaches the bound on all four.
-  const Recorded recorded[] = {
-      {"mcunet-cifar10", 163840}, {"mcunet-5fps", 163840}, {"mbv2-w0.35", 245760}, {"proxyless-w0.3", 131072}};
+  const Recorded recorded[] = {{"mcunet-cifar10", 163840},
+                               {"mcunet-5fps", 163840},
+                               {"mbv2-w0.35", 245760},
+                               {"proxyless-w0.3", 131072}};
   for (const Recorded& r : recorded) {
     std::string path;
     try {

@@ -84,7 +84,8 @@ size_t greedy_by_size_total(const std::vector<BufferRequest>& r) {
   std::vector<int> order(n);
   for (int i = 0; i < n; ++i) order[i] = i;
   std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
-    return r[a].size_bytes != r[b].size_bytes ? r[a].size_bytes > r[b].size_bytes : r[a].first_use < r[b].first_use;
+    return r[a].size_bytes != r[b].size_bytes ? r[a].size_bytes > r[b].size_bytes
+                                              : r[a].first_use < r[b].first_use;
   });
   std::vector<long long> off(n, -1);
   size_t total = 0;
@@ -264,7 +265,8 @@ TEST(PlannerTest, RejectsInconsistentInput) {
             Status::kInvalidArgument);
   EXPECT_EQ(plan_buffers(s, Span<size_t>(offsets.data(), 2), Span<int>(scratch.data(), need), nullptr),
             Status::kInvalidArgument);
-  EXPECT_EQ(plan_buffers(s, Span<size_t>(offsets.data(), 2), Span<int>(scratch.data(), need), &total), Status::kOk);
+  EXPECT_EQ(plan_buffers(s, Span<size_t>(offsets.data(), 2), Span<int>(scratch.data(), need), &total),
+            Status::kOk);
 }
 
 TEST(PlannerTest, NegativeShareWithIsIgnored) {
@@ -409,7 +411,8 @@ std::vector<BufferRequest> small_requests(TestRng& rng) {
   std::vector<bool> taken(n, false);
   for (int i = 0; i < n; ++i) {
     const int j = rng.uniform(0, n - 1);
-    if (rng.uniform(0, 3) != 0 || j == i || taken[j] || r[j].share_with == i || r[j].first_use == r[j].last_use)
+    if (rng.uniform(0, 3) != 0 || j == i || taken[j] || r[j].share_with == i ||
+        r[j].first_use == r[j].last_use)
       continue;
     taken[j] = true;
     r[i].first_use = r[j].last_use;
@@ -431,7 +434,8 @@ TEST(PlannerTest, SmallRandomPlansAreOptimal) {
     const size_t optimum = brute_force_optimum(r);
     EXPECT_EQ(p.total, optimum) << "seed " << seed;
     if (p.total != optimum)
-      for (const auto& q : r) std::printf("  %zu %d %d %d\n", q.size_bytes, q.first_use, q.last_use, q.share_with);
+      for (const auto& q : r)
+        std::printf("  %zu %d %d %d\n", q.size_bytes, q.first_use, q.last_use, q.share_with);
     below_bound += optimum > live_bytes_lower_bound(r);
     beats_greedy += p.total < greedy_by_size_total(r);
   }

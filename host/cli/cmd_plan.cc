@@ -159,7 +159,8 @@ size_t zo_shared_total(const ModelView& m, const Inference& inf, const std::vect
   std::vector<int> scratch(plan_buffers_scratch_size(n));
   size_t arena = 0;
   check(zo_workspace_in_arena(m, inf.req(), first, z.workspace_bytes, Span<BufferRequest>(work.data(), n),
-                              Span<size_t>(offsets.data(), n), Span<int>(scratch.data(), scratch.size()), &arena),
+                              Span<size_t>(offsets.data(), n), Span<int>(scratch.data(), scratch.size()),
+                              &arena),
         "planning the ZO workspace");
   return inf.table_bytes + arena + z.persistent_bytes;
 }
@@ -206,9 +207,9 @@ BpMemory bp_for(const ModelView& m, const Inference& inf, const std::vector<Trai
   std::vector<size_t> offsets(n);
   std::vector<int> scratch(plan_buffers_scratch_size(n));
   BpMemory b;
-  check(bp_memory(m, inf.req(), Span<const TrainLayer>(layers.data(), layers.size()), kind, inf.mem.activation_bytes,
-                  Span<BufferRequest>(work.data(), n), Span<size_t>(offsets.data(), n), Span<int>(scratch.data(), scratch.size()),
-                  &b),
+  check(bp_memory(m, inf.req(), Span<const TrainLayer>(layers.data(), layers.size()), kind,
+                  inf.mem.activation_bytes, Span<BufferRequest>(work.data(), n),
+                  Span<size_t>(offsets.data(), n), Span<int>(scratch.data(), scratch.size()), &b),
         "BP accounting");
   return b;
 }
@@ -399,7 +400,8 @@ void run_plan(const PlanArgs& a) {
       for (int tt = 0; tt < m.n_tensors(); ++tt) {
         const BufferRequest& r = inf.requests[size_t(tt)];
         if (r.size_bytes == 0 || r.first_use > step || r.last_use < step) continue;
-        if (r.share_with >= 0 && r.first_use == step && is_inplace_pair(inf.req(), tt, r.share_with)) continue;
+        if (r.share_with >= 0 && r.first_use == step && is_inplace_pair(inf.req(), tt, r.share_with))
+          continue;
         t += " " + std::string(m.tensor(tt).name) + " " + format_bytes(r.size_bytes) + ",";
       }
       t.pop_back();
@@ -426,7 +428,8 @@ void run_plan(const PlanArgs& a) {
        inf.mem.peak_live_bytes, kb(inf.mem.peak_live_bytes),
        inf.mem.peak_op >= 0 && inf.mem.peak_op < m.n_ops() ? m.op(inf.mem.peak_op).name : "-");
   if (inf.mem.activation_bytes > inf.mem.peak_live_bytes)
-    line("    planned above the bound by                 %10zu B", inf.mem.activation_bytes - inf.mem.peak_live_bytes);
+    line("    planned above the bound by                 %10zu B",
+         inf.mem.activation_bytes - inf.mem.peak_live_bytes);
   for (const PeakOp& p : peak_ops) line("    at the peak: %s", p.text.c_str());
   line("    without reuse (sum of all activations)     %10zu B  %8.1f KB", inf.mem.sum_tensor_bytes,
        kb(inf.mem.sum_tensor_bytes));

@@ -68,7 +68,8 @@ bool before(Span<const BufferRequest> r, int kind, int a, int b) {
   const uint64_t lx = uint64_t(x.last_use - x.first_use) + 1, ly = uint64_t(y.last_use - y.first_use) + 1;
   switch (kind) {
     case 1:  // area in the lifetime chart (bytes x ops)
-      if (uint64_t(x.size_bytes) * lx != uint64_t(y.size_bytes) * ly) return uint64_t(x.size_bytes) * lx > uint64_t(y.size_bytes) * ly;
+      if (uint64_t(x.size_bytes) * lx != uint64_t(y.size_bytes) * ly)
+        return uint64_t(x.size_bytes) * lx > uint64_t(y.size_bytes) * ly;
       break;
     case 2:  // longest lifetime first
       if (lx != ly) return lx > ly;
@@ -116,7 +117,8 @@ size_t place(Span<const BufferRequest> r, const int* order, Span<size_t> offsets
     int nc = 0, partner = -1;
     for (int k = 0; k < n; ++k) {
       if (k == i || offsets[k] == kUnplaced || r[k].size_bytes == 0 || !lifetimes_overlap(r, i, k)) continue;
-      if (partner < 0 && (r[i].share_with == k || r[k].share_with == i) && is_inplace_pair(r, i, k)) partner = k;
+      if (partner < 0 && (r[i].share_with == k || r[k].share_with == i) && is_inplace_pair(r, i, k))
+        partner = k;
       int j = nc++;
       for (; j > 0 && offsets[work[j - 1]] > offsets[k]; --j) work[j] = work[j - 1];
       work[j] = k;
@@ -164,9 +166,11 @@ void promote(Span<const BufferRequest> r, Span<const size_t> offsets, size_t tar
 
 }  // namespace
 
-Status plan_buffers(Span<const BufferRequest> r, Span<size_t> offsets, Span<int> scratch, size_t* total_bytes) {
+Status plan_buffers(Span<const BufferRequest> r, Span<size_t> offsets, Span<int> scratch,
+                    size_t* total_bytes) {
   const int n = static_cast<int>(r.size());
-  if (offsets.size() < r.size() || scratch.size() < plan_buffers_scratch_size(r.size()) || total_bytes == nullptr)
+  if (offsets.size() < r.size() || scratch.size() < plan_buffers_scratch_size(r.size()) ||
+      total_bytes == nullptr)
     return Status::kInvalidArgument;
   for (int i = 0; i < n; ++i) {
     if (r[i].last_use < r[i].first_use) return Status::kInvalidArgument;

@@ -188,8 +188,8 @@ Status zo_workspace_in_arena(const ModelView& model, Span<const BufferRequest> r
   work[nt].size_bytes = workspace_bytes;
   work[nt].first_use = first_op;
   work[nt].last_use = model.n_ops();
-  return plan_buffers(Span<const BufferRequest>(work.data(), nt + 1), offsets.subspan(0, nt + 1),
-                      scratch, arena_bytes);
+  return plan_buffers(Span<const BufferRequest>(work.data(), nt + 1), offsets.subspan(0, nt + 1), scratch,
+                      arena_bytes);
 }
 
 size_t bp_request_count(const ModelView& model) {

@@ -40,7 +40,8 @@ struct InferenceMemory {
   size_t sum_tensor_bytes = 0;   // every activation tensor without reuse
 };
 // Fills `requests`, `offsets` (n_tensors entries each; `scratch`
-// plan_buffers_scratch_size(n_tensors) ints) and `*out`. kInvalidArgument for short tables or an invalid model.
+// plan_buffers_scratch_size(n_tensors) ints) and `*out`. kInvalidArgument
+// for short tables or an invalid model.
 Status plan_inference(const ModelView& model, Span<BufferRequest> requests, Span<size_t> offsets,
                       Span<int> scratch, InferenceMemory* out);
 
@@ -125,8 +126,9 @@ Status zo_memory(const ModelView& model, Span<const BufferRequest> requests, Spa
 // workspace request alive over [first_op, n_ops] (first_op = the earliest
 // trained op) and returns the arena size in `*arena_bytes`: the growth over
 // the inference plan is what the workspace then costs. `work` and `offsets`
-// need n_tensors + 1 entries, `scratch` plan_buffers_scratch_size(n_tensors + 1). (Using it needs the trainer to put
-// its workspace at the planned offset inside the engine's activations.)
+// need n_tensors + 1 entries, `scratch` plan_buffers_scratch_size(n_tensors
+// + 1) ints. (Using it needs the trainer to put its workspace at the planned
+// offset inside the engine's activations.)
 Status zo_workspace_in_arena(const ModelView& model, Span<const BufferRequest> requests, int first_op,
                              size_t workspace_bytes, Span<BufferRequest> work, Span<size_t> offsets,
                              Span<int> scratch, size_t* arena_bytes);
@@ -153,7 +155,8 @@ struct BpMemory {
 size_t bp_request_count(const ModelView& model);
 // Plans back-propagation for `layers` (their op indices; modes ignored).
 // `work` needs bp_request_count() requests, `offsets` as many, `scratch`
-// plan_buffers_scratch_size(bp_request_count()) ints. `inference_activation_bytes` is plan_inference's figure.
+// plan_buffers_scratch_size(bp_request_count()) ints.
+// `inference_activation_bytes` is plan_inference's figure.
 Status bp_memory(const ModelView& model, Span<const BufferRequest> requests, Span<const TrainLayer> layers,
                  BpKind kind, size_t inference_activation_bytes, Span<BufferRequest> work,
                  Span<size_t> offsets, Span<int> scratch, BpMemory* out);
