@@ -43,7 +43,10 @@ void repair_crc(uint8_t* b, size_t size) {
 }
 
 // Runs the model with `kernels` on a fixed input; false when it could not run
-// (then nothing is compared). The output bytes go to `out`.
+// (then nothing is compared). The output bytes go to `out`, float outputs with
+// every NaN as one canonical NaN: finite constants can still overflow to
+// inf - inf, and a NaN's payload follows the operand order of one addition,
+// which kernels need not share (every other value must match bit for bit).
 bool run(const ModelView& m, const KernelTable& kernels, const uint8_t* seed, size_t seed_n,
          std::vector<uint8_t>* out) {
   Arena arena(g_arena, sizeof g_arena);
@@ -55,7 +58,13 @@ bool run(const ModelView& m, const KernelTable& kernels, const uint8_t* seed, si
   const TzmTensor& t = e.output_info();
   if (t.dtype == uint8_t(DType::kFloat32)) {
     const Span<const float> y = e.output_f32();
-    out->assign(reinterpret_cast<const uint8_t*>(y.data()), reinterpret_cast<const uint8_t*>(y.data()) + y.size_bytes());
+    out->clear();
+    for (float v : y) {
+      uint32_t bits;
+      std::memcpy(&bits, &v, 4);
+      if (v != v) bits = 0x7FC00000u;
+      for (int k = 0; k < 4; ++k) out->push_back(uint8_t(bits >> (8 * k)));
+    }
   } else {
     const Span<const int8_t> y = e.output_s8();
     out->assign(reinterpret_cast<const uint8_t*>(y.data()), reinterpret_cast<const uint8_t*>(y.data()) + y.size());

@@ -85,9 +85,13 @@ void check_image(const Image8& image, const char* what) {
 // reach (and possibly more, e.g. after a restart marker stb stops at); a valid
 // file never has a table over 256 codes. Returns the first bad sum, or 0.
 size_t jpeg_bad_huffman_sum(const uint8_t* d, size_t n) {
-  if (n < 2 || d[0] != 0xFF || d[1] != 0xD8) return 0;  // not a JPEG
-  auto at = [&](size_t i) -> size_t { return i < n ? d[i] : 0; };
-  size_t i = 2;
+  // SOI as stbi__get_marker finds it: 0xFF, any number of 0xFF fill bytes, 0xD8.
+  size_t i = 0;
+  if (n < 2 || d[0] != 0xFF) return 0;  // not a JPEG
+  while (i < n && d[i] == 0xFF) ++i;
+  if (i >= n || d[i] != 0xD8) return 0;
+  ++i;
+  auto at = [&](size_t k) -> size_t { return k < n ? d[k] : 0; };
   while (i + 1 < n) {
     if (d[i] != 0xFF) {  // junk, or entropy-coded data: skip to the next marker
       ++i;
