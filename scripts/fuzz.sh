@@ -101,7 +101,7 @@ for t in "${targets[@]}"; do
   if ((rc != 0 || n_art > 0)); then
     result="FAILED (exit $rc, $n_art artifacts in $art)"
     status=1
-    grep -E "ERROR|SUMMARY|Test unit written" "$log" | head -n 5 || true
+    grep -E "ERROR|SUMMARY|Test unit written|^Base64" "$log" | head -n 6 || true
   fi
   rows+=("$(printf '%-11s %8s s %12s %8s %6s %7s %12s  %s' "$t" "$seconds" "${execs:-?}" "${rate:-?}" \
     "${cov:-?}" "${ft:-?}" "${corp:-?}" "$result")")
