@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -204,7 +205,10 @@ TEST(FuzzRegressions, PngChunkPastTheEndAndHugeImagesAreRefusedWithoutAllocating
   } catch (const CliError& e) {
     EXPECT_NE(std::string(e.what()).find("16384x16384 pixels, more than the"), std::string::npos) << e.what();
   }
-  EXPECT_EQ(under_memory_limit([&] { decode(huge); }), 0);
+  const int limited = under_memory_limit([&] { decode(huge); });
+  if (limited >= 0) {
+    EXPECT_EQ(limited, 0) << "1: allocated for the claimed size";
+  }
 }
 
 // tz_fuzz_image: a JPEG Huffman table (DHT) whose 16 code counts sum past 256
@@ -234,8 +238,8 @@ TEST(FuzzRegressions, JpegHuffmanTableOver256CodesIsRefused) {
       left -= c;
     }
     // Also with 0xFF fill bytes before SOI, which stb skips (the fuzzer's second find).
-    std::vector<uint8_t> filled(20, 0xFF);
-    filled.insert(filled.end(), bad.begin(), bad.end());
+    std::vector<uint8_t> filled(20 + bad.size(), 0xFF);
+    std::copy(bad.begin(), bad.end(), filled.begin() + 20);
     for (const std::vector<uint8_t>* file : {&bad, &filled}) {
       try {
         decode_image(file->data(), file->size(), 0, "bad.jpg");
