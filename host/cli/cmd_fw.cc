@@ -596,7 +596,9 @@ void register_fw_commands(CLI::App& app) {
   r->add_option("mode", *mode, "infer or train")->required()->check(CLI::IsMember({"infer", "train"}));
   r->add_option("samples", ref->samples, "sample stream (tinyzo fw-data)")->required();
   r->add_option("out", ref->out, "logits or trained-weights file to write")->required();
-  r->add_option("params", ref->tokens, "n=/first= (infer) or key=value run settings (train)");
+  r->add_option("params", ref->tokens,
+                "n=/first= (infer) or key=value run settings (train; also store=, slot_kb=, val=, val_every=, margin=: "
+                "power-safe weights, docs/mcu.md)");
   r->add_option("--model,-m", ref->model, "the model the firmware embeds")->capture_default_str();
   r->add_option("--kernels", ref->kernels, "best or ref (bit-identical)")
       ->check(CLI::IsMember({"best", "ref"}))
