@@ -247,6 +247,22 @@ TEST(SlotStore, InitChecksTheLayout) {
   EXPECT_EQ(s.init(small.device(), 0, 64, 1), Status::kInvalidArgument) << "no room for header + one unit";
 }
 
+TEST(SlotStore, WritesOnlyAfterAScan) {
+  Store st({256, 8, 1280});
+  ASSERT_EQ(st.write(pattern(50, 1)), Status::kOk);  // A
+  ASSERT_EQ(st.write(pattern(50, 2)), Status::kOk);  // B, newest
+  SlotStore s;
+  ASSERT_EQ(s.init(st.ram().device(), 256, 1280, 0x1234u), Status::kOk);
+  EXPECT_EQ(s.begin_write(), Status::kInvalidArgument) << "it does not know B is the newest yet";
+  FlashDevice broken = st.ram().device();
+  broken.read = [](void*, uint32_t, void*, uint32_t) { return Status::kIoError; };
+  ASSERT_EQ(s.init(broken, 256, 1280, 0x1234u), Status::kOk);
+  EXPECT_EQ(s.scan(), Status::kIoError);
+  EXPECT_EQ(s.begin_write(), Status::kInvalidArgument) << "nor after a failed scan";
+  bool found = false;
+  EXPECT_EQ(st.newest(&found), pattern(50, 2));
+}
+
 TEST(SlotStore, EmptyAndFullPayloads) {
   Store st({256, 8, 1280});
   ASSERT_EQ(st.write({}), Status::kOk);

@@ -104,8 +104,9 @@ class SlotStore {
   // reads the slot back and rescans. After commit() the new record is the
   // newest. Any error (or a power cut) before commit() returns leaves the
   // previous newest record in place; call begin_write() again to retry.
-  // kOutOfRange when the payload outgrows the slot; kInvalidArgument for an
-  // append/commit without begin_write; kIoError when the read-back disagrees.
+  // kOutOfRange when the payload outgrows the slot; kInvalidArgument for a
+  // begin_write before a successful scan() or an append/commit without
+  // begin_write; kIoError when the read-back disagrees.
   Status begin_write();
   Status append(const void* data, uint32_t n);
   Status commit(const uint32_t meta[3]);
@@ -124,6 +125,7 @@ class SlotStore {
   SlotInfo info_[kSlots];
   int newest_ = -1;
   bool initialized_ = false;
+  bool scanned_ = false;  // a scan() succeeded since init(): newest_ is known
   // The write in progress.
   bool writing_ = false;
   int target_ = -1;

@@ -68,15 +68,18 @@ Status SlotStore::check_slot(int slot, SlotInfo* out) const {
 Status SlotStore::scan() {
   if (!initialized_) return Status::kInvalidArgument;
   writing_ = false;
+  scanned_ = false;
   newest_ = -1;
   for (int s = 0; s < kSlots; ++s) {
     const Status st = check_slot(s, &info_[s]);
     if (st != Status::kOk) {
       info_[0] = info_[1] = SlotInfo();
+      newest_ = -1;
       return st;
     }
     if (info_[s].valid && (newest_ < 0 || ahead(info_[s].sequence, info_[newest_].sequence))) newest_ = s;
   }
+  scanned_ = true;
   return Status::kOk;
 }
 
@@ -87,7 +90,8 @@ Status SlotStore::read_payload(int slot, uint32_t offset, void* out, uint32_t n)
 }
 
 Status SlotStore::begin_write() {
-  if (!initialized_) return Status::kInvalidArgument;
+  // Without a scan the store does not know which slot holds the newest record.
+  if (!initialized_ || !scanned_) return Status::kInvalidArgument;
   writing_ = false;
   // Never the newest valid slot: with two slots, the other one (A when none is valid).
   target_ = newest_ < 0 ? 0 : 1 - newest_;
