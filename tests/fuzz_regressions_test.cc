@@ -253,12 +253,10 @@ TEST(FuzzRegressions, JpegHuffmanTableOver256CodesIsRefused) {
   }
 }
 
-// tz_fuzz_config: a number that overflows a double ({"lr": 1e400}) escapes
-// load_config_file as nlohmann's out_of_range, not a CliError naming the file.
-// OPEN: host/train_config.cc belongs to issue 14 item 2 (another branch);
-// enable this test with that fix (and drop the matching catch in
-// fuzz/fuzz_config.cc).
-TEST(FuzzRegressions, DISABLED_ConfigNumberOverflowIsACliError) {
+// tz_fuzz_config: a number that overflows a double ({"lr": 1e400}) escaped
+// load_config_file as nlohmann's out_of_range, not a CliError naming the file
+// (fixed by the settings rewrite of issue 14 item 2, host/train_config.cc).
+TEST(FuzzRegressions, ConfigNumberOverflowIsACliError) {
   const std::string path = ::testing::TempDir() + "tinyzo_overflow_config.json";
   std::FILE* f = std::fopen(path.c_str(), "wb");
   ASSERT_NE(f, nullptr);

@@ -66,7 +66,8 @@ class SlotFile {
  public:
   SlotFile(const std::string& path, uint32_t size) : path_(path), bytes_(size, 0xFF) {
     if (is_regular_file(path)) {
-      std::vector<uint8_t> old = read_file_bytes(path);
+      // Bounded: a slot file is exactly `size` bytes; a larger one is refused unread.
+      std::vector<uint8_t> old = read_file_bytes(path, size, "slot file");
       if (old.size() != size)
         throw CliError(path + ": " + std::to_string(old.size()) + " bytes, a slot file of this layout has " +
                        std::to_string(size));
