@@ -32,7 +32,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // In memory: what the loader does after reading and (if gzip) inflating.
   try {
     if (tinyzo::has_gzip_magic(data, size)) {
-      const std::vector<uint8_t> plain = tinyzo::gunzip_bytes(data, size, "fuzz");
+      const std::vector<uint8_t> plain = tinyzo::gunzip_bytes(data, size, "fuzz", tinyzo::kMaxCifar10Bytes);
       check(tinyzo::parse_cifar10(plain.data(), plain.size(), "fuzz"));
     } else {
       check(tinyzo::parse_cifar10(data, size, "fuzz"));
