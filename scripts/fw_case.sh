@@ -93,8 +93,11 @@ case $case_name in
     tag=$(basename "$elf" .elf)-$machine-guard
     log=$work/$tag.log
     rm -f "$work/$tag.device.slots" "$work/$tag.host.slots"
-    run "$here/fw_qemu.sh" --machine "$machine" --timeout "$timeout" "$elf" train "$samples" \
-      "$work/$tag.device.bin" "$@" "store=$work/$tag.device.slots" | tee "$log"
+    samples=$(realpath "$samples") elf=$(realpath "$elf")
+    # From the work directory with relative output names: the firmware's command line holds
+    # 511 characters and a store= path 95.
+    (cd "$work" && run "$here/fw_qemu.sh" --machine "$machine" --timeout "$timeout" "$elf" train "$samples" \
+      "$tag.device.bin" "$@" "store=$tag.device.slots") | tee "$log"
     run "$tool" fw-ref train "$samples" "$work/$tag.host.bin" "$@" "store=$work/$tag.host.slots" --model "$model"
     run "$tool" fw-check "$work/$tag.host.bin" "$work/$tag.device.bin" --model "$model"
     cmp "$work/$tag.host.slots" "$work/$tag.device.slots"
@@ -102,8 +105,8 @@ case $case_name in
     grep -q "action=restore" "$log" || { echo "fw_case: the divergence guard never restored" >&2; exit 1; }
     best=$(grep "action=save" "$log" | tail -n 1 | sed -n 's/.*weights crc32 \([0-9a-f]*\).*/\1/p')
     # A restart (no training) comes up with the best saved weights.
-    run "$here/fw_qemu.sh" --machine "$machine" --timeout "$timeout" "$elf" persist "$work/$tag.device.slots" \
-      "$work/$tag.boot.bin" $(printf '%s\n' "$@" | grep -E '^(layers|qw|qb|qnp)=') | tee "$work/$tag.boot.log"
+    (cd "$work" && run "$here/fw_qemu.sh" --machine "$machine" --timeout "$timeout" "$elf" persist "$tag.device.slots" \
+      "$tag.boot.bin" $(printf '%s\n' "$@" | grep -E '^(layers|qw|qb|qnp)=')) | tee "$work/$tag.boot.log"
     grep -q "BOOT restored slot .* weights crc32 $best" "$work/$tag.boot.log" ||
       { echo "fw_case: the restart did not restore the best weights ($best)" >&2; exit 1; }
     check_mem "$log"

@@ -31,7 +31,7 @@ constexpr uint32_t kStoreEraseBytes = 4096;
 constexpr uint32_t kStoreProgramBytes = 8;
 
 struct PersistConfig {
-  char store[kMaxSpecChars] = "";  // the slots' host file; "" = no persistence
+  char store[kMaxSpecChars] = "";  // the slots' host file (at most 95 characters); "" = no persistence
   uint32_t slot_kb = 32;           // bytes per slot / 1024, a multiple of 4 (whole erase blocks)
   uint32_t val_first = 0;          // validation records [val_first, val_first + val_n) of the stream
   uint32_t val_n = 0;              // 0 = no validation

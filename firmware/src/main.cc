@@ -70,12 +70,15 @@ size_t g_engine_bytes = 0, g_trainer_bytes = 0;
 // ------------------------------------------------------------------ command line
 
 constexpr int kMaxArgs = 24;
-char g_cmdline[320];
+char g_cmdline[512];  // train with persistence names up to five host paths
 char* g_argv[kMaxArgs];
 int g_argc = 0;
 
 void split_cmdline() {
-  if (sh_cmdline(g_cmdline, sizeof g_cmdline) < 0) g_cmdline[0] = 0;
+  if (sh_cmdline(g_cmdline, sizeof g_cmdline) < 0) {
+    board_printf("FAIL: the command line is longer than %u bytes (shorter paths?)\n", unsigned(sizeof g_cmdline - 1));
+    sh_exit(kUsage);
+  }
   char* p = g_cmdline;
   while (*p && g_argc < kMaxArgs) {
     while (*p == ' ') *p++ = 0;
