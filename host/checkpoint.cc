@@ -121,13 +121,21 @@ Checkpoint parse_checkpoint(const uint8_t* data, size_t size, const std::string&
   for (uint32_t i = 0; i < n; ++i) {
     CheckpointLayer l;
     l.op = r.get<int32_t>();
-    l.node = r.get<uint8_t>() != 0;
+    const uint8_t node = r.get<uint8_t>();
+    if (node > 1)
+      throw CliError(what + ": layer " + std::to_string(i) + " has perturbation mode " + std::to_string(node) +
+                     ", expected 0 (WP) or 1 (NP)");
+    l.node = node == 1;
     const uint32_t d_w = r.get<uint32_t>(), c_out = r.get<uint32_t>();
     if (d_w > kMaxElements || c_out > kMaxElements) throw CliError(what + ": implausible layer size");
     auto read_into = [&](auto& v, uint32_t count) {
       using T = typename std::decay_t<decltype(v)>::value_type;
+      // The bytes must be there before anything is allocated for them (a corrupt count in
+      // a small file must not allocate gigabytes), and an empty tensor copies nothing
+      // (memcpy to an empty vector's null data() is undefined).
+      const uint8_t* src = r.take(size_t(count) * sizeof(T));
       v.resize(count);
-      std::memcpy(v.data(), r.take(size_t(count) * sizeof(T)), size_t(count) * sizeof(T));
+      if (count) std::memcpy(v.data(), src, size_t(count) * sizeof(T));
     };
     read_into(l.weights, d_w);
     read_into(l.biases, c_out);

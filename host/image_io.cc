@@ -20,7 +20,18 @@
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 #pragma GCC diagnostic ignored "-Wsign-compare"
 #pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
+// stb_image copies zero bytes to or from a null pointer in places (a PNG whose
+// first IDAT chunk is empty: stbi__getn(s, NULL, 0)), which memcpy's contract
+// forbids (UBSan: "null pointer passed as argument 1"). Its memcpy calls go
+// through this wrapper, which does nothing for n == 0. (<string.h> is included
+// above, so the macro reaches only stb's own code.)
+#include <string.h>
+static inline void* tz_stb_memcpy(void* dst, const void* src, size_t n) {
+  return n ? memcpy(dst, src, n) : dst;
+}
+#define memcpy(dst, src, n) tz_stb_memcpy(dst, src, n)
 #include <stb/stb_image.h>
+#undef memcpy
 // stb's JPEG bit writer shifts a signed int left past its sign bit
 // (stbiw__jpg_writeBits, harmless: only bits 16..23 are used), which UBSan
 // reports. Its static functions get no_sanitize("shift"); the C headers it
@@ -31,10 +42,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__clang__)
+// clang refuses the attribute on the header's static variables; its pragma
+// applies it to functions only.
+#pragma clang attribute push(__attribute__((no_sanitize("shift"))), apply_to = function)
+#include <stb/stb_image_write.h>
+#pragma clang attribute pop
+#else
 #pragma GCC diagnostic ignored "-Wattributes"
 #define static static __attribute__((no_sanitize("shift")))
 #include <stb/stb_image_write.h>
 #undef static
+#endif
 #pragma GCC diagnostic pop
 
 namespace tinyzo {
@@ -55,12 +74,84 @@ void check_image(const Image8& image, const char* what) {
                    std::to_string(image.pixels.size()) + " bytes)");
 }
 
+// Debian's stb_image (the 2022-09 snapshot) does not check that the 16 code
+// counts of a JPEG Huffman table (DHT) sum to at most 256; with a larger sum it
+// writes past its fixed tables (a heap overflow on a crafted file; upstream
+// stb_image 2.28 added the check). So every DHT table stb would read is checked
+// here first: walk the marker segments as stbi__decode_jpeg_image does (segment
+// lengths, fill bytes, the entropy-coded data after SOS up to the next marker)
+// and read each DHT's tables the way stbi__process_marker does, counting bytes
+// past the end as 0 (stbi__get8 at EOF). The walk visits every DHT stb can
+// reach (and possibly more, e.g. after a restart marker stb stops at); a valid
+// file never has a table over 256 codes. Returns the first bad sum, or 0.
+size_t jpeg_bad_huffman_sum(const uint8_t* d, size_t n) {
+  // SOI as stbi__get_marker finds it: 0xFF, any number of 0xFF fill bytes, 0xD8.
+  size_t i = 0;
+  if (n < 2 || d[0] != 0xFF) return 0;  // not a JPEG
+  while (i < n && d[i] == 0xFF) ++i;
+  if (i >= n || d[i] != 0xD8) return 0;
+  ++i;
+  auto at = [&](size_t k) -> size_t { return k < n ? d[k] : 0; };
+  while (i + 1 < n) {
+    if (d[i] != 0xFF) {  // junk, or entropy-coded data: skip to the next marker
+      ++i;
+      continue;
+    }
+    const uint8_t m = d[i + 1];
+    if (m == 0xFF || m == 0x00 || (m >= 0xD0 && m <= 0xD7) || m == 0x01 || m == 0xD8) {
+      i += m == 0xFF ? 1 : 2;  // fill byte, stuffed zero, RSTn, TEM, SOI: no segment
+      continue;
+    }
+    if (m == 0xD9) return 0;  // EOI
+    const size_t len = (at(i + 2) << 8) | at(i + 3);
+    if (m == 0xC4) {
+      // stb: L = len - 2; while (L > 0) { class/id, 16 counts (sum s), s values; L -= 17 + s; }
+      long left = long(len) - 2;
+      size_t p = i + 4;
+      while (left > 0) {
+        size_t sum = 0;
+        for (size_t k = 1; k <= 16; ++k) sum += at(p + k);
+        if (sum > 256) return sum;
+        p += 17 + sum;
+        left -= long(17 + sum);
+        if (p >= n) break;
+      }
+    }
+    i += 2 + len;
+  }
+  return 0;
+}
+
+// stb_image allocates a PNG's IDAT buffer from the chunk's declared length
+// before it reads the chunk: an 80-byte file claiming a 1.3 GB IDAT allocates
+// 1.3 GB, then fails. A chunk cannot be longer than the bytes after its header,
+// so every chunk up to IEND is checked first. Returns true when one is.
+bool png_chunk_past_end(const uint8_t* d, size_t n) {
+  static const uint8_t kSignature[8] = {137, 80, 78, 71, 13, 10, 26, 10};
+  if (n < 8 || std::memcmp(d, kSignature, 8) != 0) return false;
+  size_t p = 8;
+  while (n - p >= 8) {
+    const size_t len = (size_t(d[p]) << 24) | (size_t(d[p + 1]) << 16) | (size_t(d[p + 2]) << 8) | d[p + 3];
+    if (len > n - p - 8) return true;
+    if (std::memcmp(d + p + 4, "IEND", 4) == 0) return false;
+    p += 8 + len;
+    if (n - p < 4) return false;  // stb reads a missing CRC as 0 and stops at the end
+    p += 4;
+  }
+  return false;
+}
+
 }  // namespace
 
 Image8 decode_image(const uint8_t* data, size_t size, int channels, const std::string& what) {
   if (channels < 0 || channels > 4 || channels == 2)
     throw CliError(what + ": unsupported channel count " + std::to_string(channels));
   if (size > size_t(INT32_MAX)) throw CliError(what + ": image file too large");
+  if (const size_t sum = jpeg_bad_huffman_sum(data, size))
+    throw CliError(what + ": cannot decode image (corrupt JPEG: a Huffman table with " + std::to_string(sum) +
+                   " codes, at most 256)");
+  if (png_chunk_past_end(data, size))
+    throw CliError(what + ": cannot decode image (corrupt or truncated PNG: a chunk runs past the end of the file)");
   int w = 0, h = 0, in_channels = 0;
   // The dimensions from the header, before stb allocates the pixels.
   if (!stbi_info_from_memory(data, static_cast<int>(size), &w, &h, &in_channels)) {

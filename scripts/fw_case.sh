@@ -7,6 +7,11 @@
 #   fw_case.sh [options] train  IMAGE.elf SAMPLES key=value...
 #       device-trained weights == host run of the same loop, bit for bit; the trained weights
 #       exported as a .tzm must pass `tinyzo eval`
+#   fw_case.sh [options] guard  IMAGE.elf SAMPLES key=value...
+#       train with power-safe weights and the divergence guard (store=, val=, margin= added by the
+#       case: fresh slot files): weights, losses and the slot files bitwise identical to the host
+#       run; the guard must have restored the best weights at least once; a restart boots from the
+#       best record
 #   fw_case.sh [options] fault  IMAGE.elf fault-stack|fault-flash
 #       the MPU must stop the firmware with a MemManage fault report and exit status 99
 #   fw_case.sh [options] link-fails BUILD_DIR TARGET
@@ -31,7 +36,7 @@ while [[ $# -gt 0 && $1 == --* ]]; do
   esac
   shift 2
 done
-(($# >= 3)) || { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+(($# >= 3)) || { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 case_name=$1
 shift
 mkdir -p "$work"
@@ -80,6 +85,32 @@ case $case_name in
       --export "$work/train-$tag.tzm"
     run "$tool" eval --model "$work/train-$tag.tzm" -n 20
     check_mem "$log"
+    ;;
+  guard)
+    need_tool
+    elf=$1 samples=$2
+    shift 2
+    tag=$(basename "$elf" .elf)-$machine-guard
+    log=$work/$tag.log
+    rm -f "$work/$tag.device.slots" "$work/$tag.host.slots"
+    samples=$(realpath "$samples") elf=$(realpath "$elf")
+    # From the work directory with relative output names: the firmware's command line holds
+    # 511 characters and a store= path 95.
+    (cd "$work" && run "$here/fw_qemu.sh" --machine "$machine" --timeout "$timeout" "$elf" train "$samples" \
+      "$tag.device.bin" "$@" "store=$tag.device.slots") | tee "$log"
+    run "$tool" fw-ref train "$samples" "$work/$tag.host.bin" "$@" "store=$work/$tag.host.slots" --model "$model"
+    run "$tool" fw-check "$work/$tag.host.bin" "$work/$tag.device.bin" --model "$model"
+    cmp "$work/$tag.host.slots" "$work/$tag.device.slots"
+    echo "fw_case: slot files bitwise identical ($(stat -c %s "$work/$tag.device.slots") bytes)"
+    grep -q "action=restore" "$log" || { echo "fw_case: the divergence guard never restored" >&2; exit 1; }
+    best=$(grep "action=save" "$log" | tail -n 1 | sed -n 's/.*weights crc32 \([0-9a-f]*\).*/\1/p')
+    # A restart (no training) comes up with the best saved weights.
+    (cd "$work" && run "$here/fw_qemu.sh" --machine "$machine" --timeout "$timeout" "$elf" persist "$tag.device.slots" \
+      "$tag.boot.bin" $(printf '%s\n' "$@" | grep -E '^(layers|qw|qb|qnp)=')) | tee "$work/$tag.boot.log"
+    grep -q "BOOT restored slot .* weights crc32 $best" "$work/$tag.boot.log" ||
+      { echo "fw_case: the restart did not restore the best weights ($best)" >&2; exit 1; }
+    check_mem "$log"
+    echo "fw_case: guard restored $(grep -c action=restore "$log") times; restart came up with the best weights ($best)"
     ;;
   fault)
     elf=$1 kind=$2

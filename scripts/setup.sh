@@ -12,6 +12,8 @@ packages=(
   cmake ninja-build g++ make pkg-config
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev libfmt-dev libstb-dev zlib1g-dev
+  # coverage-guided fuzzing (fuzz/, docs/fuzzing.md): clang with libFuzzer's runtime
+  clang clang-14 libclang-rt-14-dev
   # Cortex-M4F/M7 cross build and emulation
   gcc-arm-none-eabi binutils-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib
   qemu-system-arm
@@ -40,6 +42,7 @@ cmake --version | head -n 1
 g++ --version | head -n 1
 arm-none-eabi-g++ --version | head -n 1
 qemu-system-arm --version | head -n 1
+clang++ --version | head -n 1
 /usr/bin/python3 -c 'import numpy, torch, torchvision, PIL
 print("numpy", numpy.__version__, "torch", torch.__version__, "torchvision", torchvision.__version__,
       "Pillow", PIL.__version__)'

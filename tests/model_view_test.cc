@@ -418,6 +418,41 @@ TEST_F(ModelViewTest, ActivationScaleNotPositiveOrNotFinite) {
   }
 }
 
+// Found by tz_fuzz_model (fuzz/): NaN float-head weights passed validation,
+// and the kernels then disagreed on the NaN payload of the logits.
+TEST_F(ModelViewTest, FloatConstantNotFinite) {
+  const float bad_values[] = {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                              -std::numeric_limits<float>::infinity()};
+  for (float v : bad_values) {
+    for (int which = 0; which < 3; ++which) {
+      auto b = built_with([&](TinyCnn& m) {
+        if (which == 0) {  // a float-head weight
+          std::vector<float> w(4 * 6, 0.25f);
+          w[7] = v;
+          m.builder.op(kHead9).inputs[1] = m.builder.add_constant_f32("bad.w", {4, 6}, w);
+        } else if (which == 1) {  // a float-head bias
+          std::vector<float> bias(4, 0.f);
+          bias[3] = v;
+          m.builder.op(kHead9).inputs[2] = m.builder.add_constant_f32("bad.b", {4}, bias);
+        } else {  // a conv multiplier
+          std::vector<float> mult(8, 0.01f);
+          mult[2] = v;
+          m.builder.op(kConv4).inputs[3] = m.builder.add_constant_f32("bad.m", {8}, mult);
+        }
+      });
+      SCOPED_TRACE(std::to_string(v) + " in constant " + std::to_string(which));
+      EXPECT_CORRUPT(b, "float32 constant not finite");
+    }
+  }
+  // The largest finite values are fine.
+  auto ok = built_with([&](TinyCnn& m) {
+    std::vector<float> w(4 * 6, std::numeric_limits<float>::max());
+    w[0] = -std::numeric_limits<float>::max();
+    m.builder.op(kHead9).inputs[1] = m.builder.add_constant_f32("max.w", {4, 6}, w);
+  });
+  EXPECT_EQ(load(ok).status, Status::kOk) << load(ok).error;
+}
+
 TEST_F(ModelViewTest, ZeroPointOutsideInt8) {
   for (int32_t z : {128, -129, 1 << 30}) {
     std::vector<uint8_t> b = bytes_;

@@ -4,7 +4,10 @@
 //
 //   <elf> info
 //   <elf> infer SAMPLES LOGITS_OUT [n=N] [first=K]
-//   <elf> train SAMPLES WEIGHTS_OUT [key=value ...]     (keys: firmware/common/fw_protocol.h)
+//   <elf> train SAMPLES WEIGHTS_OUT [key=value ...]     (keys: firmware/common/fw_protocol.h,
+//                                                        persistence keys: fw_persist.h)
+//   <elf> persist STORE DUMP_OUT [save=1] [key=value ...] (power-safe weights: boot from the
+//                                                        slots, dump; save=1: write new ones)
 //   <elf> size RSP_OUT [key=value ...]                  (the probe image: measures an arena)
 //   <elf> fault-stack | fault-flash                     (the MPU guards must fire: exit 99)
 //   <elf> kernel-test [cases=N] [seed=S]                (armv7em-dsp vs ref kernels: kernel_selftest.cc)
@@ -22,12 +25,16 @@
 #include <cstring>
 
 #include "board.h"
+#include "fw_persist.h"
 #include "fw_protocol.h"
+#include "host_flash.h"
 #include "semihost.h"
 #include "tinyzo/arena.h"
 #include "tinyzo/engine.h"
 #include "tinyzo/kernels/kernels.h"
 #include "tinyzo/model.h"
+#include "tinyzo/slot_store.h"
+#include "tinyzo/train/weight_slots.h"
 #include "tinyzo/train/zo_trainer.h"
 
 int run_kernel_test(int argc, char** argv);  // kernel_selftest.cc
@@ -63,12 +70,15 @@ size_t g_engine_bytes = 0, g_trainer_bytes = 0;
 // ------------------------------------------------------------------ command line
 
 constexpr int kMaxArgs = 24;
-char g_cmdline[320];
+char g_cmdline[512];  // train with persistence names up to five host paths
 char* g_argv[kMaxArgs];
 int g_argc = 0;
 
 void split_cmdline() {
-  if (sh_cmdline(g_cmdline, sizeof g_cmdline) < 0) g_cmdline[0] = 0;
+  if (sh_cmdline(g_cmdline, sizeof g_cmdline) < 0) {
+    board_printf("FAIL: the command line is longer than %u bytes (shorter paths?)\n", unsigned(sizeof g_cmdline - 1));
+    sh_exit(kUsage);
+  }
   char* p = g_cmdline;
   while (*p && g_argc < kMaxArgs) {
     while (*p == ' ') *p++ = 0;
@@ -349,6 +359,77 @@ __attribute__((noinline)) void write_trained_layers(int out, int groups, const c
 
 fw::RunConfig g_config;  // static: keeps run_train's frame (on the deepest stack path) small
 
+// ------------------------------------------------------------------ power-safe weights
+
+fw::PersistConfig g_persist;
+HostFileFlash g_flash;
+tinyzo::SlotStore g_store;
+tinyzo::DivergenceGuard g_guard;
+
+char slot_name(int slot) { return slot == 0 ? 'A' : slot == 1 ? 'B' : '-'; }
+
+// Opens the slot file and restores the newest valid record into the trainers;
+// true when it did.
+__attribute__((noinline)) bool open_store(int groups) {
+  const fw::PersistConfig& p = g_persist;
+  Status s = g_flash.open(p.store, fw::store_bytes(p));
+  if (s != Status::kOk) {
+    board_printf("FAIL: store %s: %s (a file of %u bytes, or none)\n", p.store, tinyzo::status_name(s),
+                 unsigned(fw::store_bytes(p)));
+    sh_exit(kRunFailed);
+  }
+  s = g_store.init(g_flash.device(), 0, p.slot_kb * 1024u, fw::store_tag(g_model));
+  if (s != Status::kOk) fail(kRunFailed, "slot store", s);
+  fw::BootReport boot;
+  s = fw::boot_weights(g_store, g_trainers, groups, &boot);
+  if (s != Status::kOk) fail(kRunFailed, "reading the slots", s);
+  for (int k = 0; k < tinyzo::SlotStore::kSlots; ++k) {
+    const tinyzo::SlotInfo& i = g_store.info(k);
+    if (i.valid)
+      board_printf("BOOT slot %c: valid, sequence %lu, %lu bytes, crc32 %08lx\n", slot_name(k),
+                   (unsigned long)i.sequence, (unsigned long)i.payload_bytes, (unsigned long)i.payload_crc32);
+    else
+      board_printf("BOOT slot %c: no valid record\n", slot_name(k));
+  }
+  const uint32_t crc = tinyzo::weights_crc32(g_trainers, groups);
+  if (boot.slot >= 0) {
+    char l[24];
+    board_printf("BOOT restored slot %c sequence %lu (saved after %lu steps, validation loss %s): weights crc32 %08lx\n",
+                 slot_name(boot.slot), (unsigned long)boot.sequence, (unsigned long)boot.steps,
+                 board_fixed(l, boot.loss, 5), (unsigned long)crc);
+  } else if (g_store.newest() >= 0) {
+    board_printf("BOOT newest record is not for these layers (%s): model weights, crc32 %08lx\n",
+                 tinyzo::status_name(boot.restore), (unsigned long)crc);
+  } else {
+    board_printf("BOOT no valid record: model weights, crc32 %08lx\n", (unsigned long)crc);
+  }
+  return boot.slot >= 0;
+}
+
+// One validation and the guard's decision (train with val=...).
+template <class Load>
+void validate(uint32_t steps_done, int groups, uint32_t n_samples, Load&& load, bool restored) {
+  float loss = 0.f;
+  Status s = fw::validation_loss(g_engine, *g_trainers[0], g_persist, n_samples, load, &loss);
+  if (s != Status::kOk) fail(kRunFailed, "validation", s);
+  fw::GuardEvent ev;
+  if (restored) {
+    g_guard.set_best(loss);  // the restored record is the best so far: nothing to save
+  } else {
+    s = fw::guard_step(g_persist.store[0] ? &g_store : nullptr, g_guard, g_trainers, groups, steps_done, loss, &ev);
+    if (s != Status::kOk) fail(kRunFailed, "saving or restoring the weights", s);
+  }
+  char a[24], b[24];
+  board_printf("VAL after %lu steps: loss=%s (0x%08lx) best=%s action=%s", (unsigned long)steps_done,
+               board_fixed(a, loss, 5), (unsigned long)board_float_bits(loss), board_fixed(b, g_guard.best(), 5),
+               restored ? "resume" : fw::action_name(ev.action));
+  if (ev.action != tinyzo::DivergenceGuard::Action::kNone && g_persist.store[0])
+    board_printf(" slot %c sequence %lu weights crc32 %08lx\n", slot_name(g_store.newest()),
+                 (unsigned long)ev.sequence, (unsigned long)tinyzo::weights_crc32(g_trainers, groups));
+  else
+    board_printf("\n");
+}
+
 int run_train(int argc, char** argv) {
   if (argc < 2) {
     board_printf("usage: train SAMPLES WEIGHTS_OUT [key=value ...]\n");
@@ -356,15 +437,21 @@ int run_train(int argc, char** argv) {
   }
   fw::RunConfig& c = g_config;
   for (int i = 2; i < argc; ++i) {
-    if (!fw::apply_token(&c, argv[i])) {
+    if (!fw::apply_token(&c, argv[i]) && !fw::apply_persist_token(&g_persist, argv[i])) {
       board_printf("FAIL: train: bad argument '%s'\n", argv[i]);
       return kUsage;
     }
   }
+  if (g_persist.margin >= 0.f && (g_persist.store[0] == 0 || g_persist.val_n == 0)) {
+    board_printf("FAIL: train: margin= needs store= and val= (the guard restores the best saved weights)\n");
+    return kUsage;
+  }
+  g_guard = tinyzo::DivergenceGuard(g_persist.margin);
   setup_engine();
   const int groups = prepare_training(c);
   SampleStream stream;
   open_stream(argv[0], &stream);
+  const bool restored = g_persist.store[0] != 0 && open_store(groups);
   Span<int8_t> sample_buffer;
   if (const size_t bytes = fw::sample_buffer_bytes(c, g_engine)) {
     const size_t before = g_arena.used();
@@ -379,6 +466,10 @@ int run_train(int argc, char** argv) {
     tz_fw_mark();  // per sample (and group): the cost report splits a step into samples and the update
     return load_sample(stream, index, input, label);
   };
+  auto load_val = [&](uint32_t index, Span<int8_t> input, int* label) {
+    return load_sample(stream, index, input, label);
+  };
+  if (g_persist.val_n) validate(0, groups, stream.h.n_samples, load_val, restored);
   auto on_step = [&](uint32_t step, float loss, float lr) {
     write_or_fail(out, &loss, 4);
     uint64_t macs = 0;
@@ -391,6 +482,8 @@ int run_train(int argc, char** argv) {
     board_printf("step %u/%u loss=%s (0x%08lx) lr=%s forward_macs=%s changed=%d\n", unsigned(step + 1),
                  unsigned(c.steps), board_fixed(a, loss, 5), (unsigned long)board_float_bits(loss),
                  board_fixed(b, lr, 7), board_u64(m, macs), changed);
+    if (g_persist.val_n && (step + 1) % g_persist.val_every == 0)
+      validate(step + 1, groups, stream.h.n_samples, load_val, false);
   };
   const Status s = fw::run_training(g_engine, g_trainers, groups, c, stream.h.n_samples, sample_buffer, load,
                                     on_step, tz_fw_mark);
@@ -398,7 +491,77 @@ int run_train(int argc, char** argv) {
   write_trained_layers(out, groups, argv[1]);
   sh_close(out);
   sh_close(stream.handle);
+  if (g_persist.store[0]) {
+    char best[24];
+    board_printf("PERSIST best validation loss %s, %d restore%s, newest slot %c sequence %lu\n",
+                 g_guard.has_best() ? board_fixed(best, g_guard.best(), 5) : "none",
+                 g_guard.n_restores(), g_guard.n_restores() == 1 ? "" : "s", slot_name(g_store.newest()),
+                 (unsigned long)(g_store.newest() >= 0 ? g_store.info(g_store.newest()).sequence : 0));
+    g_flash.close();
+  }
   print_memory("train");
+  return 0;
+}
+
+// The fault-injection mode (scripts/fw_powercut.sh): boots from the slots in
+// STORE like `train store=STORE` does, writes the weights it came up with to
+// DUMP_OUT (raw: per layer int8 weights then int32 biases), and with save=1
+// writes new weights: every trained weight and bias + 1 (wrapping), so every
+// byte differs from the last record and a mix of the two could not hide. The
+// marker tz_fw_mark() runs before the save, before every flash operation (each
+// program unit and erase chunk) and after the save: the sweep cuts the power
+// at instruction counts between them.
+int run_persist(int argc, char** argv) {
+  if (argc < 2) {
+    board_printf("usage: persist STORE DUMP_OUT [save=1] [slot_kb=N] [layers=...]\n");
+    return kUsage;
+  }
+  fw::RunConfig& c = g_config;
+  bool save = false;
+  for (int i = 2; i < argc; ++i) {
+    if (std::strcmp(argv[i], "save=1") == 0) {
+      save = true;
+      continue;
+    }
+    if (std::strcmp(argv[i], "save=0") == 0) continue;
+    if (!fw::apply_token(&c, argv[i]) && !fw::apply_persist_token(&g_persist, argv[i])) {
+      board_printf("FAIL: persist: bad argument '%s'\n", argv[i]);
+      return kUsage;
+    }
+  }
+  if (std::strlen(argv[0]) + 1 > sizeof g_persist.store) return kUsage;
+  std::strcpy(g_persist.store, argv[0]);
+  setup_engine();
+  const int groups = prepare_training(c);
+  open_store(groups);
+  const int out = create_output(argv[1]);
+  for (int g = 0; g < groups; ++g)
+    for (int i = 0; i < g_trainers[g]->n_layers(); ++i) {
+      write_or_fail(out, g_trainers[g]->weights(i).data(), g_trainers[g]->weights(i).size());
+      write_or_fail(out, g_trainers[g]->biases(i).data(), g_trainers[g]->biases(i).size_bytes());
+    }
+  sh_close(out);
+  if (save) {
+    for (int g = 0; g < groups; ++g)
+      for (int i = 0; i < g_trainers[g]->n_layers(); ++i) {
+        for (int8_t& w : g_trainers[g]->weights(i)) w = int8_t(uint8_t(w) + 1u);
+        for (int32_t& b : g_trainers[g]->biases(i)) b = int32_t(uint32_t(b) + 1u);
+      }
+    const int target = g_store.newest() < 0 ? 0 : 1 - g_store.newest();
+    const uint32_t sequence = g_store.next_sequence();
+    uint32_t meta[3];
+    fw::record_meta(0, 0.f, meta);
+    tz_fw_mark();
+    g_flash.set_op_hook(tz_fw_mark);
+    const Status s = tinyzo::save_weights(g_store, g_trainers, groups, meta);
+    g_flash.set_op_hook(nullptr);
+    tz_fw_mark();
+    if (s != Status::kOk) fail(kRunFailed, "saving the weights", s);
+    board_printf("SAVED slot %c sequence %lu: %lu bytes, weights crc32 %08lx\n", slot_name(target),
+                 (unsigned long)sequence, (unsigned long)g_store.info(target).payload_bytes,
+                 (unsigned long)tinyzo::weights_crc32(g_trainers, groups));
+  }
+  g_flash.close();
   return 0;
 }
 
@@ -474,6 +637,7 @@ int main() {
   if (std::strcmp(mode, "info") == 0) return run_info();
   if (std::strcmp(mode, "infer") == 0) return run_infer(g_argc - 2, g_argv + 2);
   if (std::strcmp(mode, "train") == 0) return run_train(g_argc - 2, g_argv + 2);
+  if (std::strcmp(mode, "persist") == 0) return run_persist(g_argc - 2, g_argv + 2);
   if (std::strcmp(mode, "size") == 0) return run_size(g_argc - 2, g_argv + 2);
   if (std::strncmp(mode, "fault-", 6) == 0) return run_fault(mode);
   if (std::strcmp(mode, "kernel-test") == 0) return run_kernel_test(g_argc - 2, g_argv + 2);

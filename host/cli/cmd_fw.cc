@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "../../firmware/common/fw_persist.h"
 #include "../../firmware/common/fw_protocol.h"
 #include "cifar10.h"
 #include "commands.h"
@@ -26,6 +27,8 @@
 #include "preprocess.h"
 #include "protocol.h"
 #include "train_config.h"
+#include "tinyzo/flash.h"
+#include "tinyzo/slot_store.h"
 #include "tzm_writer.h"
 
 namespace tinyzo::cli {
@@ -45,15 +48,42 @@ struct ArenaMemory {
   Arena arena() { return Arena(blocks.data(), blocks.size() * 16); }
 };
 
-fw::RunConfig parse_tokens(const std::vector<std::string>& tokens) {
+fw::RunConfig parse_tokens(const std::vector<std::string>& tokens, fw::PersistConfig* persist = nullptr) {
   fw::RunConfig c;
   for (const std::string& t : tokens)
-    if (!fw::apply_token(&c, t.c_str()))
+    if (!fw::apply_token(&c, t.c_str()) && !(persist && fw::apply_persist_token(persist, t.c_str())))
       throw CliError("bad key=value '" + t +
                      "' (keys: steps batch first qw qb qnp sigma_w sigma_b mu two_sided bias "
-                     "rounding estimation lr seed layers)");
+                     "rounding estimation lr seed layers" +
+                     std::string(persist ? "; persistence: store slot_kb val val_every margin)" : ")"));
   return c;
 }
+
+// The firmware's slot file on the host: the same flash geometry and bytes as
+// firmware/src/host_flash.cc (erased 0xFF when new), held in RAM by a RamFlash
+// (which also enforces the flash rules) and written back by save().
+class SlotFile {
+ public:
+  SlotFile(const std::string& path, uint32_t size) : path_(path), bytes_(size, 0xFF) {
+    if (is_regular_file(path)) {
+      // Bounded: a slot file is exactly `size` bytes; a larger one is refused unread.
+      std::vector<uint8_t> old = read_file_bytes(path, size, "slot file");
+      if (old.size() != size)
+        throw CliError(path + ": " + std::to_string(old.size()) + " bytes, a slot file of this layout has " +
+                       std::to_string(size));
+      bytes_ = std::move(old);
+    }
+    check(ram_.init(Span<uint8_t>(bytes_.data(), bytes_.size()), fw::kStoreEraseBytes, fw::kStoreProgramBytes),
+          path);
+  }
+  FlashDevice device() { return ram_.device(); }
+  void save() const { write_file_atomic(path_, bytes_.data(), bytes_.size()); }
+
+ private:
+  std::string path_;
+  std::vector<uint8_t> bytes_;
+  RamFlash ram_;
+};
 
 std::vector<TrainLayer> resolve(const ModelView& m, const char* spec) {
   std::vector<TrainLayer> layers(fw::kMaxRunLayers);
@@ -260,7 +290,10 @@ void run_ref_train(const RefOptions& o) {
   const LoadedModel model = load_model_arg(o.model);
   const ModelView& m = model.view();
   const Stream s = read_stream(o.samples, m);
-  const fw::RunConfig c = parse_tokens(o.tokens);
+  fw::PersistConfig p;
+  const fw::RunConfig c = parse_tokens(o.tokens, &p);
+  if (p.margin >= 0.f && (p.store[0] == 0 || p.val_n == 0))
+    throw CliError("margin= needs store= and val= (the guard restores the best saved weights)");
   const std::vector<TrainLayer> layers = resolve(m, c.layers);
   ArenaMemory mem(size_t(64) << 20);
   Arena arena = mem.arena();
@@ -282,11 +315,42 @@ void run_ref_train(const RefOptions& o) {
   auto load = [&](uint32_t index, Span<int8_t> input, int* label) {
     return load_from(s, index, input, label);
   };
+  // Power-safe weights and the divergence guard: the firmware's decisions (fw_persist.h).
+  std::unique_ptr<SlotFile> slot_file;
+  SlotStore store;
+  DivergenceGuard guard(p.margin);
+  bool restored = false;
+  if (p.store[0]) {
+    slot_file = std::make_unique<SlotFile>(p.store, fw::store_bytes(p));
+    check(store.init(slot_file->device(), 0, p.slot_kb * 1024u, fw::store_tag(m)), "slot store");
+    fw::BootReport boot;
+    check(fw::boot_weights(store, trainers, groups, &boot), "reading the slots");
+    restored = boot.slot >= 0;
+    std::printf("boot: %s\n", restored ? ("restored slot " + std::string(1, "AB"[boot.slot]) + " sequence " +
+                                            std::to_string(boot.sequence)).c_str()
+                                        : "no valid record for these layers: model weights");
+  }
+  auto validate = [&](uint32_t steps_done, bool resumed) {
+    float loss = 0.f;
+    check(fw::validation_loss(engine, *trainers[0], p, s.h.n_samples, load, &loss), "validation");
+    fw::GuardEvent ev;
+    if (resumed) {
+      guard.set_best(loss);
+    } else {
+      check(fw::guard_step(p.store[0] ? &store : nullptr, guard, trainers, groups, steps_done, loss, &ev),
+            "saving or restoring the weights");
+      if (slot_file && ev.action != DivergenceGuard::Action::kNone) slot_file->save();
+    }
+    std::printf("val after %u steps: loss=%.5f (0x%08x) best=%.5f action=%s\n", steps_done, double(loss),
+                fw::bits_of_float(loss), double(guard.best()), resumed ? "resume" : fw::action_name(ev.action));
+  };
+  if (p.val_n) validate(0, restored);
   auto on_step = [&](uint32_t step, float loss, float lr) {
     out.write(&loss, 4);
     uint32_t bits;
     std::memcpy(&bits, &loss, 4);
     std::printf("step %u/%u loss=%.5f (0x%08x) lr=%.7f\n", step + 1, c.steps, double(loss), bits, double(lr));
+    if (p.val_n && (step + 1) % p.val_every == 0) validate(step + 1, false);
   };
   Span<int8_t> sample_buffer;
   if (const size_t bytes = fw::sample_buffer_bytes(c, engine))
@@ -310,6 +374,7 @@ void run_ref_train(const RefOptions& o) {
     }
   }
   out.commit();
+  if (slot_file) slot_file->save();  // as the device leaves it (created erased when it was new)
   std::printf(
       "fw-ref train: %zu layers, %d trainer%s, %s kernels; trained weights crc32=%08x written to %s\n",
       layers.size(), groups, groups > 1 ? "s" : "", engine.kernels().name, checksum, o.out.c_str());
@@ -532,7 +597,9 @@ void register_fw_commands(CLI::App& app) {
   r->add_option("mode", *mode, "infer or train")->required()->check(CLI::IsMember({"infer", "train"}));
   r->add_option("samples", ref->samples, "sample stream (tinyzo fw-data)")->required();
   r->add_option("out", ref->out, "logits or trained-weights file to write")->required();
-  r->add_option("params", ref->tokens, "n=/first= (infer) or key=value run settings (train)");
+  r->add_option("params", ref->tokens,
+                "n=/first= (infer) or key=value run settings (train; also store=, slot_kb=, val=, val_every=, margin=: "
+                "power-safe weights, docs/mcu.md)");
   r->add_option("--model,-m", ref->model, "the model the firmware embeds")->capture_default_str();
   r->add_option("--kernels", ref->kernels, "best or ref (bit-identical)")
       ->check(CLI::IsMember({"best", "ref"}))

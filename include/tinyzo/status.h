@@ -11,6 +11,8 @@ enum class [[nodiscard]] Status : int {
   kOutOfRange,       // an index, offset or count outside its table
   kCorruptModel,     // the model bytes fail a format check
   kInternal,         // a broken invariant inside tinyzo
+  kCorruptData,      // stored data (not a model) fails a check: e.g. a weight slot for other layers
+  kIoError,          // a storage device failed or read back what was not written
 };
 
 // A short, static, human-readable name ("ok", "corrupt model", ...).

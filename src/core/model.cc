@@ -1,5 +1,6 @@
 #include "tinyzo/model.h"
 
+#include <cfloat>
 #include <cstring>
 
 namespace tinyzo {
@@ -99,6 +100,16 @@ Status ModelView::validate_tensors() {
         return fail("constant blob outside the data section or misaligned");
       if (t.data_size != n * dtype_size(dt)) return fail("constant blob size does not match its dims");
       if (t.flags & (kTensorInput | kTensorOutput)) return fail("a constant cannot be a model input/output");
+      if (dt == DType::kFloat32) {
+        // Float weights, biases and multipliers: a NaN or infinity is damage, not a model (and
+        // the kernels could not agree on it bit for bit: NaN payloads depend on operand order).
+        const uint8_t* blob = bytes_ + header_->data_offset + t.data_offset;
+        for (uint64_t k = 0; k < n; ++k) {
+          float v;
+          std::memcpy(&v, blob + 4 * k, 4);
+          if (!(v >= -FLT_MAX && v <= FLT_MAX)) return fail("float32 constant not finite");
+        }
+      }
     } else if (dt == DType::kInt8) {
       if (!finite_positive(t.scale)) return fail("activation scale not positive and finite");
       if (t.zero_point < -128 || t.zero_point > 127) return fail("activation zero point outside int8");

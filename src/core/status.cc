@@ -11,6 +11,8 @@ const char* status_name(Status s) {
     case Status::kOutOfRange: return "out of range";
     case Status::kCorruptModel: return "corrupt model";
     case Status::kInternal: return "internal error";
+    case Status::kCorruptData: return "corrupt data";
+    case Status::kIoError: return "storage error";
   }
   return "unknown status";
 }

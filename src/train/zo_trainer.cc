@@ -302,7 +302,8 @@ Status ZoTrainer::forward_loss(int first_op, int label, float* loss_out, int* pr
 Status ZoTrainer::loss(Span<const int8_t> input, int label, float* loss_out, int* predicted) {
   Span<int8_t> in = engine_->input();
   if (input.size() != in.size()) return Status::kInvalidArgument;
-  std::memcpy(in.data(), input.data(), in.size());
+  // The input may already be the engine's input tensor (a streamed sample).
+  if (in.data() != input.data()) std::memcpy(in.data(), input.data(), in.size());
   return forward_loss(0, label, loss_out, predicted);
 }
 

@@ -1,7 +1,7 @@
 /* insncount: a QEMU TCG plugin that counts executed guest instructions, for the
  * tinyzo firmware's cost report (docs/mcu.md).
  *
- *   qemu-system-arm ... -plugin libinsncount.so[,ranges=FILE][,mark=0xADDR][,out=FILE] -d plugin
+ *   qemu-system-arm ... -plugin libinsncount.so[,ranges=FILE][,mark=0xADDR][,out=FILE][,exact=on][,cut=N] -d plugin
  *
  * Reports (to `out`, or through qemu_plugin_outs, i.e. stderr with -d plugin):
  *   total <n>                      every executed guest instruction
@@ -10,6 +10,15 @@
  *                                  excluding callees: a flat profile
  *   mark <i> <total_at_mark_i>     the running total each time the instruction at ADDR executes
  *                                  (the firmware calls tz_fw_mark() between phases)
+ *
+ * Power cuts (the slot store's fault injection, scripts/fw_powercut.sh):
+ *   exact=on   count instruction by instruction (a callback per executed instruction, about
+ *              10x slower) instead of per translation block, so that a count names one
+ *              instruction: the total and the marks are then "instructions executed before it"
+ *   cut=N      (implies exact) cut the power after N instructions: before instruction N + 1
+ *              executes, QEMU ends at once with _exit(kCutStatus = 86), with no cleanup and no
+ *              report; what the firmware wrote to host files by then (semihosting writes are
+ *              synchronous) is all that survives, like a flash after a brown-out
  *
  * QEMU 7.2 exports the plugin API but Debian ships no qemu-plugin.h, so the few
  * declarations used are written out below from the API's documentation
@@ -20,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---- the subset of the QEMU plugin API this plugin uses */
 typedef uint64_t qemu_plugin_id_t;
@@ -70,6 +80,9 @@ static uint64_t mark_addr = UINT64_MAX;
 static uint64_t* marks;
 static size_t n_marks, cap_marks;
 static char out_path[512];
+static bool exact;
+static uint64_t cut_at = UINT64_MAX;
+enum { kCutStatus = 86 };
 
 static int by_lo(const void* a, const void* b) {
   const struct range *x = a, *y = b;
@@ -102,16 +115,32 @@ static void on_mark(unsigned int vcpu, void* userdata) {
   marks[n_marks++] = total;
 }
 
+/* exact mode: runs before every instruction; `total` counts the ones executed before it. */
+static void on_insn(unsigned int vcpu, void* userdata) {
+  (void)vcpu;
+  (void)userdata;
+  if (total == cut_at) {
+    static const char msg[] = "insncount: power cut\n";
+    if (write(2, msg, sizeof msg - 1) < 0) { /* nothing to do: the process ends either way */
+    }
+    _exit(kCutStatus);
+  }
+  ++total;
+}
+
 static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb* tb) {
   (void)id;
   const size_t n = qemu_plugin_tb_n_insns(tb);
-  qemu_plugin_register_vcpu_tb_exec_inline(tb, QEMU_PLUGIN_INLINE_ADD_U64, &total, n);
+  if (!exact) qemu_plugin_register_vcpu_tb_exec_inline(tb, QEMU_PLUGIN_INLINE_ADD_U64, &total, n);
   for (size_t i = 0; i < n; ++i) {
     struct qemu_plugin_insn* insn = qemu_plugin_tb_get_insn(tb, i);
     const uint64_t pc = qemu_plugin_insn_vaddr(insn);
     struct range* r = n_ranges ? find_range(pc) : NULL;
     if (r) qemu_plugin_register_vcpu_insn_exec_inline(insn, QEMU_PLUGIN_INLINE_ADD_U64, &r->count, 1);
+    /* Registered before on_insn: callbacks run in registration order, so in exact mode a mark
+       records the instructions executed before the marker. */
     if (pc == mark_addr) qemu_plugin_register_vcpu_insn_exec_cb(insn, on_mark, QEMU_PLUGIN_CB_NO_REGS, NULL);
+    if (exact) qemu_plugin_register_vcpu_insn_exec_cb(insn, on_insn, QEMU_PLUGIN_CB_NO_REGS, NULL);
   }
 }
 
@@ -179,8 +208,14 @@ __attribute__((visibility("default"))) int qemu_plugin_install(qemu_plugin_id_t 
       mark_addr = strtoull(argv[i] + 5, NULL, 0) & ~(uint64_t)1;
     } else if (!strncmp(argv[i], "out=", 4)) {
       snprintf(out_path, sizeof out_path, "%s", argv[i] + 4);
+    } else if (!strcmp(argv[i], "exact=on")) {
+      exact = true;
+    } else if (!strncmp(argv[i], "cut=", 4)) {
+      exact = true;
+      cut_at = strtoull(argv[i] + 4, NULL, 0);
     } else {
-      fprintf(stderr, "insncount: unknown argument %s (ranges=FILE mark=ADDR out=FILE)\n", argv[i]);
+      fprintf(stderr, "insncount: unknown argument %s (ranges=FILE mark=ADDR out=FILE exact=on cut=N)\n",
+              argv[i]);
       return -1;
     }
   }

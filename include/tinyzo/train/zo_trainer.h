@@ -122,7 +122,8 @@ class ZoTrainer {
   // NP layer estimated, so i must be the last NP layer.
   Status node_gradient(int i, Span<float> out) const;
 
-  // Loss of one sample with the current weights (one forward).
+  // Loss of one sample with the current weights (one forward). `input` may be
+  // the engine's input tensor itself.
   Status loss(Span<const int8_t> input, int label, float* loss_out, int* predicted = nullptr);
 
   int n_layers() const { return n_layers_; }
