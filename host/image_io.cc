@@ -143,7 +143,7 @@ bool png_chunk_past_end(const uint8_t* d, size_t n) {
 
 }  // namespace
 
-Image8 decode_image(const uint8_t* data, size_t size, int channels, const std::string& what) {
+Image8 decode_image(const uint8_t* data, size_t size, int channels, const std::string& what, uint64_t max_pixels) {
   if (channels < 0 || channels > 4 || channels == 2)
     throw CliError(what + ": unsupported channel count " + std::to_string(channels));
   if (size > size_t(INT32_MAX)) throw CliError(what + ": image file too large");
@@ -158,9 +158,9 @@ Image8 decode_image(const uint8_t* data, size_t size, int channels, const std::s
     const char* reason = stbi_failure_reason();
     throw CliError(what + ": cannot decode image (" + (reason ? reason : "unknown format") + ")");
   }
-  if (w <= 0 || h <= 0 || uint64_t(w) * uint64_t(h) > kMaxImagePixels)
+  if (w <= 0 || h <= 0 || uint64_t(w) * uint64_t(h) > max_pixels)
     throw CliError(what + ": " + std::to_string(w) + "x" + std::to_string(h) + " pixels, more than the " +
-                   std::to_string(kMaxImagePixels) + " an input image may have; not decoded");
+                   std::to_string(max_pixels) + " an input image may have; not decoded");
   std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
       stbi_load_from_memory(data, static_cast<int>(size), &w, &h, &in_channels, channels), stbi_image_free);
   if (!pixels) {

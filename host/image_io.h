@@ -32,9 +32,10 @@ Image8 read_image(const std::string& path, int channels = 0);
 
 // Decodes PNG or JPEG bytes held in memory; `what` names the source in errors.
 // Refused with a CliError before stb_image allocates anything: images over
-// kMaxImagePixels, PNG chunks that run past the end, JPEG Huffman tables over
-// 256 codes (which Debian's stb_image would overflow).
-Image8 decode_image(const uint8_t* data, size_t size, int channels, const std::string& what);
+// `max_pixels` (at most kMaxImagePixels), PNG chunks that run past the end,
+// JPEG Huffman tables over 256 codes (which Debian's stb_image would overflow).
+Image8 decode_image(const uint8_t* data, size_t size, int channels, const std::string& what,
+                    uint64_t max_pixels = kMaxImagePixels);
 
 // Encodes as PNG. Throws CliError when encoding fails.
 std::vector<uint8_t> encode_png(const Image8& image);

@@ -211,6 +211,25 @@ TEST(FuzzRegressions, PngChunkPastTheEndAndHugeImagesAreRefusedWithoutAllocating
   }
 }
 
+// tz_fuzz_image: a 1 KB JPEG whose header claims tens of megapixels (within
+// kMaxImagePixels) took seconds to decode; a caller that expects small images
+// bounds the pixels itself (the fuzz harness: 2^20), checked from the header.
+TEST(FuzzRegressions, DecodeImageTakesACallersPixelBound) {
+  Image8 im;
+  im.width = im.height = 64;
+  im.channels = 1;
+  im.pixels.assign(64 * 64, 90);
+  const std::vector<uint8_t> jpg = encode_jpeg(im, 90);
+  EXPECT_EQ(decode_image(jpg.data(), jpg.size(), 0, "a.jpg").width, 64);
+  EXPECT_EQ(decode_image(jpg.data(), jpg.size(), 0, "a.jpg", 4096).width, 64) << "64 x 64 = 4096: at the bound";
+  try {
+    decode_image(jpg.data(), jpg.size(), 0, "a.jpg", 4095);
+    FAIL() << "accepted";
+  } catch (const CliError& e) {
+    EXPECT_NE(std::string(e.what()).find("64x64 pixels, more than the 4095"), std::string::npos) << e.what();
+  }
+}
+
 // tz_fuzz_image: a JPEG Huffman table (DHT) whose 16 code counts sum past 256
 // made stb_image write past its tables (index 257 of size[257]). Such a file is
 // refused before stb sees it.
