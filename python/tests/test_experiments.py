@@ -240,6 +240,16 @@ class BatchesTest(unittest.TestCase):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def stop_all(procs):
+    """SIGTERM to each daemon's process group in turn, SIGKILL if it does not end within 20 s."""
+    for p in procs:
+        try:
+            os.killpg(p.pid, signal.SIGTERM)
+            p.wait(timeout=20)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(p.pid, signal.SIGKILL)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -283,12 +293,7 @@ class DaskTest(unittest.TestCase):
                 run = matrix.parse_run_id(rid)
                 self.assertEqual(records.load_record(run.record_path(os.path.join(tmp, "results")))["steps"], 2)
         finally:
-            for p in procs:
-                try:
-                    os.killpg(p.pid, signal.SIGTERM)
-                    p.wait(timeout=20)
-                except (ProcessLookupError, subprocess.TimeoutExpired):
-                    os.killpg(p.pid, signal.SIGKILL)
+            stop_all(procs)
             shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -379,12 +384,7 @@ class SlurmTest(unittest.TestCase):
                 run = matrix.parse_run_id(rid)
                 self.assertEqual(records.load_record(run.record_path(os.path.join(d, "results")))["steps"], 2)
         finally:
-            for p in reversed(procs):
-                try:
-                    os.killpg(p.pid, signal.SIGTERM)
-                    p.wait(timeout=20)
-                except (ProcessLookupError, subprocess.TimeoutExpired):
-                    os.killpg(p.pid, signal.SIGKILL)
+            stop_all(reversed(procs))
             shutil.rmtree(d, ignore_errors=True)
 
 
