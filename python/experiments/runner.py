@@ -108,6 +108,11 @@ def state_of(run, results, root):
     return "partial" if os.path.isdir(rd) else "missing"
 
 
+def collect_record(run, results, root):
+    """Copies the record a finished run left in its run directory into results/."""
+    records.write_record(run.record_path(results), records.load_record(os.path.join(run.run_dir(root), "record.json")))
+
+
 class Lock:
     """An exclusive flock on PATH, or None if another process holds it."""
 
@@ -207,7 +212,7 @@ def run_one(run, a, say=print):
     if st == "done":
         return "done"
     if st == "recorded":
-        records.write_record(run.record_path(results), records.load_record(os.path.join(rd, "record.json")))
+        collect_record(run, results, root)
         return "done"
     os.makedirs(rd, exist_ok=True)
     lock = Lock(os.path.join(rd, ".queue.lock"))
@@ -291,8 +296,7 @@ def cmd_collect(a):
     n = 0
     for r in select_runs(a.set, a.only, a.results):
         if state_of(r, a.results, a.runs) == "recorded":
-            records.write_record(r.record_path(a.results),
-                                 records.load_record(os.path.join(r.run_dir(a.runs), "record.json")))
+            collect_record(r, a.results, a.runs)
             n += 1
     print("collect: copied %d records into %s" % (n, a.results))
     return 0

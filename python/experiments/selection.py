@@ -6,7 +6,7 @@ best-validation accuracy; a tie goes to the lower final training loss, then to t
 accuracy is never looked at.
 """
 
-from . import matrix
+from . import matrix, records
 
 DENSE_METHODS = ("zo_dense", "bp_fp32_all", "bp_int8_all")
 GRID_SCHEDULE, GRID_CORRUPTION = "short", "gaussian_noise"
@@ -18,7 +18,7 @@ def grid_records(results, method):
     for x in matrix.LR_GRID:
         run = matrix.Run(GRID_SCHEDULE, GRID_CORRUPTION, "%s@lr%s" % (method, x))
         rec = results.get(run.id)
-        if rec is not None and rec.get("protocol") == matrix.PROTOCOL and rec.get("key") == run.key():
+        if rec is not None and records.record_is_current(rec, run):
             out[x] = rec
     return out
 
@@ -49,7 +49,7 @@ def augment_table(results):
             for aug in (False, True):
                 run = matrix.Run("short", c, m + ("_aug" if aug else ""))
                 rec = results.get(run.id)
-                if rec is not None and rec.get("protocol") == matrix.PROTOCOL and rec.get("key") == run.key():
+                if rec is not None and records.record_is_current(rec, run):
                     out[(c, m, aug)] = rec
     return out
 
