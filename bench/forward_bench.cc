@@ -9,7 +9,7 @@
 #include <random>
 #include <vector>
 
-#include "model_store.h"
+#include "models/model_store.h"
 
 namespace {
 

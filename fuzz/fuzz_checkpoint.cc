@@ -9,8 +9,8 @@
 #include <cstring>
 #include <vector>
 
-#include "checkpoint.h"
-#include "errors.h"
+#include "train/checkpoint.h"
+#include "util/errors.h"
 #include "tinyzo/model.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

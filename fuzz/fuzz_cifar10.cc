@@ -9,9 +9,9 @@
 #include <cstdio>
 #include <string>
 
-#include "cifar10.h"
-#include "errors.h"
-#include "file_util.h"
+#include "data/cifar10.h"
+#include "util/errors.h"
+#include "util/file_util.h"
 
 namespace {
 

@@ -10,8 +10,8 @@
 #include <cstdio>
 #include <string>
 
-#include "errors.h"
-#include "train_config.h"
+#include "util/errors.h"
+#include "train/train_config.h"
 
 namespace {
 

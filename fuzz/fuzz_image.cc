@@ -9,8 +9,8 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "errors.h"
-#include "image_io.h"
+#include "util/errors.h"
+#include "data/image_io.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;

@@ -14,11 +14,11 @@
 #include <string>
 #include <vector>
 
-#include "checkpoint.h"
-#include "cifar10.h"
-#include "image_io.h"
+#include "train/checkpoint.h"
+#include "data/cifar10.h"
+#include "data/image_io.h"
 #include "test_models.h"
-#include "train_config.h"
+#include "train/train_config.h"
 
 namespace {
 

@@ -15,12 +15,12 @@
 #include <string>
 #include <vector>
 
-#include "checkpoint.h"
-#include "cifar10.h"
-#include "errors.h"
-#include "file_util.h"
-#include "image_io.h"
-#include "model_store.h"
+#include "train/checkpoint.h"
+#include "data/cifar10.h"
+#include "util/errors.h"
+#include "util/file_util.h"
+#include "data/image_io.h"
+#include "models/model_store.h"
 #include "test_models.h"
 #include "tinyzo/model_format.h"
 

@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "cifar10.h"
-#include "errors.h"
-#include "file_util.h"
+#include "data/cifar10.h"
+#include "util/errors.h"
+#include "util/file_util.h"
 
 namespace tinyzo {
 namespace {

@@ -22,7 +22,7 @@
 #include <thread>
 #include <vector>
 
-#include "cifar10.h"
+#include "data/cifar10.h"
 
 extern char** environ;
 

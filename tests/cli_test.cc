@@ -19,12 +19,12 @@
 #include <string>
 #include <vector>
 
-#include "cifar10.h"
+#include "data/cifar10.h"
 #include "cli_support.h"
-#include "data_dir.h"
-#include "errors.h"
-#include "file_util.h"
-#include "tzm_writer.h"
+#include "data/data_dir.h"
+#include "util/errors.h"
+#include "util/file_util.h"
+#include "models/tzm_writer.h"
 
 namespace tinyzo {
 namespace {

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "cli_support.h"
-#include "file_util.h"
+#include "util/file_util.h"
 #include "test_models.h"
 
 namespace tinyzo {

@@ -1,6 +1,6 @@
 // The CIFAR-10-C corruptions (host/corruptions.h): determinism, seed
 // dependence, hand-checkable cases, and statistics that must move the right way.
-#include "corruptions.h"
+#include "data/corruptions.h"
 
 #include <gtest/gtest.h>
 
@@ -10,10 +10,10 @@
 #include <string>
 #include <vector>
 
-#include "corrupt_internal.h"
-#include "errors.h"
-#include "file_util.h"
-#include "rng.h"
+#include "data/corrupt_internal.h"
+#include "util/errors.h"
+#include "util/file_util.h"
+#include "util/rng.h"
 
 namespace tinyzo {
 namespace {

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "model_store.h"
+#include "models/model_store.h"
 #include "test_models.h"
 #include "tinyzo/arena.h"
 #include "tinyzo/engine.h"

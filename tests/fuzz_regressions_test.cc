@@ -12,11 +12,11 @@
 #include <string>
 #include <vector>
 
-#include "checkpoint.h"
-#include "errors.h"
-#include "image_io.h"
+#include "train/checkpoint.h"
+#include "util/errors.h"
+#include "data/image_io.h"
 #include "tinyzo/model.h"
-#include "train_config.h"
+#include "train/train_config.h"
 
 namespace tinyzo {
 namespace {

@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "errors.h"
-#include "lifetime_chart.h"
-#include "model_store.h"
+#include "util/errors.h"
+#include "models/lifetime_chart.h"
+#include "models/model_store.h"
 #include "tinyzo/arena.h"
 #include "tinyzo/engine.h"
 #include "tinyzo/model.h"

@@ -7,8 +7,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "errors.h"
-#include "pillow_resample.h"
+#include "util/errors.h"
+#include "data/pillow_resample.h"
 
 namespace tinyzo {
 namespace {

@@ -10,8 +10,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "errors.h"
-#include "preprocess.h"
+#include "util/errors.h"
+#include "data/preprocess.h"
 
 namespace tinyzo {
 namespace {

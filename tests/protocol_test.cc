@@ -1,7 +1,7 @@
 // The CIFAR-10-C protocol (host/protocol.h): split sizes, class balance and
 // determinism; corruption of the selected images only; augmentation bounds
 // and determinism; epoch order.
-#include "protocol.h"
+#include "data/protocol.h"
 
 #include <gtest/gtest.h>
 
@@ -10,9 +10,9 @@
 #include <map>
 #include <set>
 
-#include "corruptions.h"
-#include "errors.h"
-#include "preprocess.h"
+#include "data/corruptions.h"
+#include "util/errors.h"
+#include "data/preprocess.h"
 
 namespace tinyzo {
 namespace {

@@ -4,7 +4,7 @@
 // removed, and a resumed run whose checkpoint alone decides (a short, missing
 // or edited log.jsonl is cut back and the gap recorded). The end-to-end cases
 // through the binary (signals, two processes) are in cli_train_test.cc.
-#include "run_dir.h"
+#include "train/run_dir.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -16,11 +16,11 @@
 #include <string>
 #include <vector>
 
-#include "checkpoint.h"
-#include "errors.h"
-#include "file_util.h"
+#include "train/checkpoint.h"
+#include "util/errors.h"
+#include "util/file_util.h"
 #include "test_models.h"
-#include "trainer_run.h"
+#include "train/trainer_run.h"
 
 namespace tinyzo {
 namespace {

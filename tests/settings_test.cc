@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "errors.h"
-#include "train_config.h"
+#include "util/errors.h"
+#include "train/train_config.h"
 
 namespace tinyzo {
 namespace {

@@ -11,10 +11,10 @@
 #include <string>
 #include <vector>
 
-#include "cifar10.h"
+#include "data/cifar10.h"
 #include "tinyzo/model.h"
 #include "tinyzo/model_format.h"
-#include "tzm_writer.h"
+#include "models/tzm_writer.h"
 
 namespace tinyzo::testing {
 

@@ -1,7 +1,7 @@
 // The host side of `tinyzo train`: checkpoint format and atomic write, config
 // file handling, layer specs, and a short run on a small synthetic model that
 // must resume bit-identically and export a loadable best.tzm.
-#include "trainer_run.h"
+#include "train/trainer_run.h"
 
 #include <gtest/gtest.h>
 
@@ -13,11 +13,11 @@
 #include <fstream>
 #include <functional>
 
-#include "checkpoint.h"
-#include "errors.h"
-#include "file_util.h"
+#include "train/checkpoint.h"
+#include "util/errors.h"
+#include "util/file_util.h"
 #include "test_models.h"
-#include "train_config.h"
+#include "train/train_config.h"
 
 namespace tinyzo {
 namespace {

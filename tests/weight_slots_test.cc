@@ -14,7 +14,7 @@
 #include "tinyzo/slot_store.h"
 #include "tinyzo/train/weight_slots.h"
 #include "tinyzo/train/zo_trainer.h"
-#include "tzm_writer.h"
+#include "models/tzm_writer.h"
 
 namespace tinyzo {
 namespace {

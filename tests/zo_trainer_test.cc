@@ -16,7 +16,7 @@
 #include "tinyzo/train/fmath.h"
 #include "tinyzo/train/rng.h"
 #include "tinyzo/train/zo_trainer.h"
-#include "tzm_writer.h"
+#include "models/tzm_writer.h"
 
 namespace tinyzo {
 namespace {

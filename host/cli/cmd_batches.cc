@@ -18,15 +18,15 @@
 #include <string>
 #include <vector>
 
-#include "cifar10.h"
+#include "data/cifar10.h"
 #include "commands.h"
-#include "errors.h"
-#include "file_util.h"
-#include "model_store.h"
+#include "util/errors.h"
+#include "util/file_util.h"
+#include "models/model_store.h"
 #include "options.h"
-#include "preprocess.h"
-#include "protocol.h"
-#include "trainer_run.h"
+#include "data/preprocess.h"
+#include "data/protocol.h"
+#include "train/trainer_run.h"
 
 namespace tinyzo::cli {
 

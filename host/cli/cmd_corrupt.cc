@@ -16,13 +16,13 @@
 #include <string>
 #include <vector>
 
-#include "cifar10.h"
+#include "data/cifar10.h"
 #include "commands.h"
-#include "corruptions.h"
-#include "data_dir.h"
-#include "errors.h"
-#include "file_util.h"
-#include "image_io.h"
+#include "data/corruptions.h"
+#include "data/data_dir.h"
+#include "util/errors.h"
+#include "util/file_util.h"
+#include "data/image_io.h"
 #include "options.h"
 
 namespace tinyzo::cli {

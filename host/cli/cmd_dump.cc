@@ -10,14 +10,14 @@
 #include <string>
 #include <vector>
 
-#include "cifar10.h"
+#include "data/cifar10.h"
 #include "commands.h"
-#include "data_dir.h"
-#include "errors.h"
-#include "file_util.h"
-#include "model_store.h"
+#include "data/data_dir.h"
+#include "util/errors.h"
+#include "util/file_util.h"
+#include "models/model_store.h"
 #include "options.h"
-#include "preprocess.h"
+#include "data/preprocess.h"
 
 namespace tinyzo::cli {
 

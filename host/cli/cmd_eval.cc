@@ -13,14 +13,14 @@
 #include <thread>
 #include <vector>
 
-#include "cifar10.h"
+#include "data/cifar10.h"
 #include "commands.h"
-#include "data_dir.h"
-#include "errors.h"
-#include "model_store.h"
+#include "data/data_dir.h"
+#include "util/errors.h"
+#include "models/model_store.h"
 #include "options.h"
-#include "preprocess.h"
-#include "progress.h"
+#include "data/preprocess.h"
+#include "train/progress.h"
 
 namespace tinyzo::cli {
 

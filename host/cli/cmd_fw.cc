@@ -17,19 +17,19 @@
 
 #include "../../firmware/common/fw_persist.h"
 #include "../../firmware/common/fw_protocol.h"
-#include "cifar10.h"
+#include "data/cifar10.h"
 #include "commands.h"
-#include "data_dir.h"
-#include "errors.h"
-#include "file_util.h"
-#include "model_store.h"
+#include "data/data_dir.h"
+#include "util/errors.h"
+#include "util/file_util.h"
+#include "models/model_store.h"
 #include "options.h"
-#include "preprocess.h"
-#include "protocol.h"
-#include "train_config.h"
+#include "data/preprocess.h"
+#include "data/protocol.h"
+#include "train/train_config.h"
 #include "tinyzo/flash.h"
 #include "tinyzo/slot_store.h"
-#include "tzm_writer.h"
+#include "models/tzm_writer.h"
 
 namespace tinyzo::cli {
 namespace {

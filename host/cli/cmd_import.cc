@@ -6,10 +6,10 @@
 #include <string>
 
 #include "commands.h"
-#include "data_dir.h"
-#include "errors.h"
-#include "file_util.h"
-#include "model_store.h"
+#include "data/data_dir.h"
+#include "util/errors.h"
+#include "util/file_util.h"
+#include "models/model_store.h"
 
 namespace tinyzo::cli {
 

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "commands.h"
-#include "model_store.h"
+#include "models/model_store.h"
 
 namespace tinyzo::cli {
 

@@ -8,15 +8,15 @@
 #include <vector>
 
 #include "commands.h"
-#include "errors.h"
-#include "lifetime_chart.h"
-#include "model_store.h"
+#include "util/errors.h"
+#include "models/lifetime_chart.h"
+#include "models/model_store.h"
 #include "options.h"
 #include "tinyzo/arena.h"
 #include "tinyzo/engine.h"
 #include "tinyzo/train/memory_model.h"
 #include "tinyzo/train/zo_trainer.h"
-#include "train_config.h"
+#include "train/train_config.h"
 
 namespace tinyzo::cli {
 namespace {

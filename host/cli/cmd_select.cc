@@ -19,17 +19,17 @@
 #include <vector>
 
 #include "commands.h"
-#include "data_dir.h"
-#include "errors.h"
-#include "file_util.h"
-#include "model_store.h"
+#include "data/data_dir.h"
+#include "util/errors.h"
+#include "util/file_util.h"
+#include "models/model_store.h"
 #include "options.h"
-#include "progress.h"
-#include "protocol.h"
+#include "train/progress.h"
+#include "data/protocol.h"
 #include "tinyzo/train/fmath.h"
 #include "tinyzo/train/rng.h"
-#include "train_config.h"
-#include "trainer_run.h"
+#include "train/train_config.h"
+#include "train/trainer_run.h"
 
 namespace tinyzo::cli {
 

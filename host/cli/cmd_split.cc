@@ -17,14 +17,14 @@
 #include <string>
 #include <vector>
 
-#include "cifar10.h"
+#include "data/cifar10.h"
 #include "commands.h"
-#include "data_dir.h"
-#include "errors.h"
-#include "file_util.h"
+#include "data/data_dir.h"
+#include "util/errors.h"
+#include "util/file_util.h"
 #include "options.h"
-#include "protocol.h"
-#include "train_config.h"
+#include "data/protocol.h"
+#include "train/train_config.h"
 
 namespace tinyzo::cli {
 

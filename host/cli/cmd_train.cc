@@ -17,16 +17,16 @@
 #include <vector>
 
 #include "commands.h"
-#include "data_dir.h"
-#include "errors.h"
-#include "file_util.h"
-#include "model_store.h"
+#include "data/data_dir.h"
+#include "util/errors.h"
+#include "util/file_util.h"
+#include "models/model_store.h"
 #include "options.h"
-#include "progress.h"
-#include "protocol.h"
-#include "run_dir.h"
-#include "train_config.h"
-#include "trainer_run.h"
+#include "train/progress.h"
+#include "data/protocol.h"
+#include "train/run_dir.h"
+#include "train/train_config.h"
+#include "train/trainer_run.h"
 
 namespace tinyzo::cli {
 

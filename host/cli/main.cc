@@ -9,8 +9,8 @@
 #include <string>
 
 #include "commands.h"
-#include "data_dir.h"
-#include "errors.h"
+#include "data/data_dir.h"
+#include "util/errors.h"
 
 namespace tinyzo::cli {
 

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "train_config.h"
+#include "train/train_config.h"
 
 namespace tinyzo::cli {
 

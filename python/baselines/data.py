@@ -12,7 +12,7 @@ sys.path.insert(0, os.path.join(REPO, "python"))
 import reference  # noqa: E402  (the bit-exact numpy simulation: network builder and preprocess)
 
 RECORD = 1 + 3 * 32 * 32
-MAX_RECORDS = 80000  # the bound `tinyzo` reads CIFAR-10 files with (host/cifar10.h kMaxCifar10Bytes)
+MAX_RECORDS = 80000  # the bound `tinyzo` reads CIFAR-10 files with (host/data/cifar10.h kMaxCifar10Bytes)
 
 
 def load_records(path):

@@ -17,8 +17,8 @@
 #include <string>
 #include <vector>
 
-#include "pillow_resample.h"
-#include "preprocess.h"
+#include "data/pillow_resample.h"
+#include "data/preprocess.h"
 
 namespace {
 

@@ -1,9 +1,9 @@
-#include "data_dir.h"
+#include "data/data_dir.h"
 
 #include <cstdlib>
 
-#include "errors.h"
-#include "file_util.h"
+#include "util/errors.h"
+#include "util/file_util.h"
 
 #ifndef TINYZO_SOURCE_DIR
 #define TINYZO_SOURCE_DIR "."

@@ -1,4 +1,4 @@
-#include "model_store.h"
+#include "models/model_store.h"
 
 #include <fcntl.h>
 #include <sys/wait.h>
@@ -11,8 +11,8 @@
 #include <cstring>
 #include <filesystem>
 
-#include "errors.h"
-#include "file_util.h"
+#include "util/errors.h"
+#include "util/file_util.h"
 #include "tinyzo/model_format.h"
 
 #ifndef TINYZO_SOURCE_DIR

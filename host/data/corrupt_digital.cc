@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <cmath>
 
-#include "corrupt_internal.h"
-#include "errors.h"
-#include "image_io.h"
-#include "pillow_resample.h"
+#include "data/corrupt_internal.h"
+#include "util/errors.h"
+#include "data/image_io.h"
+#include "data/pillow_resample.h"
 
 namespace tinyzo::corrupt_detail {
 

@@ -1,10 +1,10 @@
-#include "image_io.h"
+#include "data/image_io.h"
 
 #include <cstring>
 #include <memory>
 
-#include "errors.h"
-#include "file_util.h"
+#include "util/errors.h"
+#include "util/file_util.h"
 
 // stb's implementations live in this translation unit only, with internal
 // linkage, so another file that also compiles stb cannot clash with them.

@@ -1,4 +1,4 @@
-#include "lifetime_chart.h"
+#include "models/lifetime_chart.h"
 
 #include <algorithm>
 #include <cstdarg>

@@ -1,4 +1,4 @@
-#include "trainer_run.h"
+#include "train/trainer_run.h"
 
 #include <algorithm>
 #include <atomic>
@@ -11,12 +11,12 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "errors.h"
-#include "file_util.h"
-#include "preprocess.h"
-#include "rng.h"
+#include "util/errors.h"
+#include "util/file_util.h"
+#include "data/preprocess.h"
+#include "util/rng.h"
 #include "tinyzo/train/fmath.h"
-#include "tzm_writer.h"
+#include "models/tzm_writer.h"
 
 namespace tinyzo {
 

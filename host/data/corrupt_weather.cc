@@ -3,7 +3,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "corrupt_internal.h"
+#include "data/corrupt_internal.h"
 
 namespace tinyzo::corrupt_detail {
 

@@ -1,4 +1,4 @@
-#include "rng.h"
+#include "util/rng.h"
 
 #include <cmath>
 

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "cifar10.h"
+#include "data/cifar10.h"
 
 namespace tinyzo {
 

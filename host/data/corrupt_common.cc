@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "corrupt_internal.h"
+#include "data/corrupt_internal.h"
 
 namespace tinyzo::corrupt_detail {
 

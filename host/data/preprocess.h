@@ -10,7 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "pillow_resample.h"
+#include "data/pillow_resample.h"
 #include "tinyzo/model_format.h"
 
 namespace tinyzo {

@@ -1,4 +1,4 @@
-#include "corruptions.h"
+#include "data/corruptions.h"
 
 #include <algorithm>
 #include <atomic>
@@ -7,9 +7,9 @@
 #include <mutex>
 #include <thread>
 
-#include "corrupt_internal.h"
-#include "errors.h"
-#include "file_util.h"
+#include "data/corrupt_internal.h"
+#include "util/errors.h"
+#include "util/file_util.h"
 
 namespace tinyzo {
 

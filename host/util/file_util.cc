@@ -1,4 +1,4 @@
-#include "file_util.h"
+#include "util/file_util.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -12,7 +12,7 @@
 #include <filesystem>
 #include <system_error>
 
-#include "errors.h"
+#include "util/errors.h"
 
 namespace tinyzo {
 

@@ -1,4 +1,4 @@
-#include "protocol.h"
+#include "data/protocol.h"
 
 #include <algorithm>
 #include <array>
@@ -8,10 +8,10 @@
 #include <optional>
 #include <thread>
 
-#include "corruptions.h"
-#include "errors.h"
-#include "preprocess.h"
-#include "rng.h"
+#include "data/corruptions.h"
+#include "util/errors.h"
+#include "data/preprocess.h"
+#include "util/rng.h"
 #include "tinyzo/train/fmath.h"
 
 namespace tinyzo {

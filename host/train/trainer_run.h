@@ -12,13 +12,13 @@
 #include <string>
 #include <vector>
 
-#include "checkpoint.h"
-#include "cifar10.h"
-#include "model_store.h"
-#include "protocol.h"
-#include "run_dir.h"
+#include "train/checkpoint.h"
+#include "data/cifar10.h"
+#include "models/model_store.h"
+#include "data/protocol.h"
+#include "train/run_dir.h"
 #include "tinyzo/train/zo_trainer.h"
-#include "train_config.h"
+#include "train/train_config.h"
 
 namespace tinyzo {
 

@@ -6,8 +6,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "corruptions.h"
-#include "rng.h"
+#include "data/corruptions.h"
+#include "util/rng.h"
 
 namespace tinyzo::corrupt_detail {
 

@@ -1,10 +1,10 @@
-#include "preprocess.h"
+#include "data/preprocess.h"
 
 #include <cmath>
 #include <cstdio>
 #include <string>
 
-#include "errors.h"
+#include "util/errors.h"
 
 namespace tinyzo {
 

@@ -1,10 +1,10 @@
-#include "checkpoint.h"
+#include "train/checkpoint.h"
 
 #include <cstring>
 #include <type_traits>
 
-#include "errors.h"
-#include "file_util.h"
+#include "util/errors.h"
+#include "util/file_util.h"
 #include "tinyzo/model.h"
 
 namespace tinyzo {

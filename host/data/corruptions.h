@@ -20,7 +20,7 @@
 #include <string_view>
 #include <vector>
 
-#include "image_io.h"
+#include "data/image_io.h"
 
 namespace tinyzo {
 

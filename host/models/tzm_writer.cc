@@ -1,11 +1,11 @@
-#include "tzm_writer.h"
+#include "models/tzm_writer.h"
 
 #include <zlib.h>
 
 #include <cstring>
 
-#include "errors.h"
-#include "file_util.h"
+#include "util/errors.h"
+#include "util/file_util.h"
 
 // The records are written by copying the in-memory structs, which is the file
 // layout only on a little-endian host (every host tinyzo builds on).

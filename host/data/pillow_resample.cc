@@ -1,10 +1,10 @@
-#include "pillow_resample.h"
+#include "data/pillow_resample.h"
 
 #include <algorithm>
 #include <cmath>
 #include <string>
 
-#include "errors.h"
+#include "util/errors.h"
 
 namespace tinyzo {
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "data_dir.h"
+#include "data/data_dir.h"
 #include "tinyzo/arena.h"
 #include "tinyzo/engine.h"
 #include "tinyzo/model.h"

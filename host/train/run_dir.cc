@@ -1,4 +1,4 @@
-#include "run_dir.h"
+#include "train/run_dir.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -11,10 +11,10 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "checkpoint.h"
-#include "errors.h"
-#include "file_util.h"
-#include "train_config.h"
+#include "train/checkpoint.h"
+#include "util/errors.h"
+#include "util/file_util.h"
+#include "train/train_config.h"
 
 namespace tinyzo {
 

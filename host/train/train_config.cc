@@ -1,4 +1,4 @@
-#include "train_config.h"
+#include "train/train_config.h"
 
 #include <algorithm>
 #include <charconv>
@@ -9,12 +9,12 @@
 #include <system_error>
 #include <type_traits>
 
-#include "cifar10.h"
-#include "corruptions.h"
-#include "errors.h"
-#include "file_util.h"
-#include "model_store.h"
-#include "rng.h"
+#include "data/cifar10.h"
+#include "data/corruptions.h"
+#include "util/errors.h"
+#include "util/file_util.h"
+#include "models/model_store.h"
+#include "util/rng.h"
 #include "tinyzo/train/memory_model.h"
 
 namespace tinyzo {

@@ -1,10 +1,10 @@
-#include "cifar10.h"
+#include "data/cifar10.h"
 
 #include <algorithm>
 
-#include "data_dir.h"
-#include "errors.h"
-#include "file_util.h"
+#include "data/data_dir.h"
+#include "util/errors.h"
+#include "util/file_util.h"
 
 namespace tinyzo {
 
