@@ -20,6 +20,7 @@
 
 #include "commands.h"
 #include "data/data_dir.h"
+#include "data/data_source.h"
 #include "util/errors.h"
 #include "util/file_util.h"
 #include "models/model_store.h"
@@ -239,6 +240,7 @@ void run_select(const SelectArgs& a) {
   SettingSources sources;
   if (!a.config_path.empty()) cfg = load_config_file(a.config_path, &sources);
   a.flags->apply(&cfg, &sources);
+  apply_data_defaults(&cfg, sources);
   validate_config(cfg, &sources);
   const int threads = a.threads > 0 ? a.threads : int(std::max(1u, std::thread::hardware_concurrency()));
 
@@ -259,12 +261,13 @@ void run_select(const SelectArgs& a) {
     cands.push_back(c);
   }
 
-  ProtocolSpec spec;
-  spec.corruption = cfg.corruption;
-  spec.severity = cfg.severity;
-  spec.corruption_seed = cfg.corruption_seed;
-  spec.split = SplitSpec{cfg.train_per_class, cfg.val_per_class, cfg.test_per_class, cfg.split_seed};
-  const TrainData data = prepare_train_data(load_protocol_data(resolve_data_dir(), spec, threads), view);
+  const ProtocolSpec spec = protocol_spec(cfg);
+  ProtocolData pdata =
+      load_protocol_data(protocol_needs_data_dir(spec) ? resolve_data_dir() : std::string(), spec, threads);
+  if (!pdata.skipped_summary.empty()) std::fprintf(stderr, "tinyzo: %s\n", pdata.skipped_summary.c_str());
+  check_class_count(pdata.description, pdata.class_names, tensor_elements(view.tensor(view.output_tensor())),
+                    model.path());
+  const TrainData data = prepare_train_data(std::move(pdata), view);
   std::vector<int> labels;
   const auto inputs = first_batch(data, view, cfg, &labels);
 
@@ -389,6 +392,8 @@ void register_select_command(CLI::App& app) {
   a->flags->add("model");
   a->flags->add("corruption");
   a->flags->add("severity");
+  a->flags->add("data");
+  a->flags->add("bad_images");
   cmd->add_option("--candidates", a->candidates, "layers to rank: all (default), paper, or op names");
   cmd->add_option("--method", a->method, "grad-norm (default) or test-pick")
       ->check(CLI::IsMember({"grad-norm", "test-pick"}));
