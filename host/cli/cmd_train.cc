@@ -180,6 +180,8 @@ void run_train(TrainArgs& a) {
   }
   cfg.out = dir.dir();
   apply_data_defaults(&cfg, sources);
+  // The saved config names the data absolutely, so --resume works from any directory.
+  if (cfg.data != TrainConfig{}.data) cfg.data = std::filesystem::absolute(cfg.data).lexically_normal().string();
   validate_config(cfg, &sources);
 
   StatusLine status(!a.no_progress);
