@@ -394,6 +394,9 @@ void register_select_command(CLI::App& app) {
   a->flags->add("severity");
   a->flags->add("data");
   a->flags->add("bad_images");
+  a->flags->add("train_per_class");
+  a->flags->add("val_per_class");
+  a->flags->add("test_per_class");
   cmd->add_option("--candidates", a->candidates, "layers to rank: all (default), paper, or op names");
   cmd->add_option("--method", a->method, "grad-norm (default) or test-pick")
       ->check(CLI::IsMember({"grad-norm", "test-pick"}));
