@@ -2,7 +2,9 @@
 // the (corrupted) CIFAR-10 test set, the training augmentation, and the order
 // of the training batches. Every random choice is a pure function of the seeds
 // and indices below, so a run (and a resumed run) sees the same images in the
-// same order on every machine. Exact definitions: docs/training.md.
+// same order on every machine. Exact definitions: docs/training.md. The data
+// come through a DataSource (host/data/data_source.h): the CIFAR-10 test batch
+// by default, or the user's own (--data; docs/data.md, "Your own data").
 #pragma once
 #include <cstddef>
 #include <cstdint>
