@@ -315,6 +315,7 @@ void run_select(const SelectArgs& a) {
   j["model"] = cfg.model;
   j["corruption"] = cfg.corruption;
   j["severity"] = cfg.severity;
+  if (cfg.data != TrainConfig{}.data) j["data"] = cfg.data;
   j["method"] = a.method;
   j["batch"] = inputs.size();
   j["queries"] = a.queries;
@@ -352,8 +353,10 @@ void run_select(const SelectArgs& a) {
     std::printf("%s\n", j.dump(2).c_str());
     return;
   }
+  const bool own_data = cfg.data != TrainConfig{}.data;
   std::printf("%s on %s%s: %s ranking of %zu convs (batch %zu, Q = %d)\n", cfg.model.c_str(),
-              cfg.corruption.c_str(), cfg.corruption == "none" ? "" : (" severity " + std::to_string(cfg.severity)).c_str(),
+              own_data && cfg.corruption == "none" ? cfg.data.c_str() : cfg.corruption.c_str(),
+              cfg.corruption == "none" ? "" : (" severity " + std::to_string(cfg.severity)).c_str(),
               a.method.c_str(), cands.size(), inputs.size(), a.queries);
   if (!grad) std::printf("start model: val %.1f%%, val loss %.4f\n", 100 * val_before, val_loss_before);
   std::printf("%4s  %-14s %4s %8s  %-28s %10s  %s\n", "rank", "op", "mode", "params",
