@@ -399,5 +399,43 @@ TEST(ImageFolder, SplitsLikeTheSameImagesAsRecords) {
   EXPECT_EQ(load_protocol_data("", bs, 1).train.dims[0].width, 40);
 }
 
+// The augmentation on a non-square source: torchvision's crop rule on H x W,
+// crops inside the image, and a constant image stays constant.
+TEST(Augment, NonSquareSourcesCropInsideTheImage) {
+  const AugmentSpec spec;
+  for (uint32_t i = 0; i < 500; ++i) {
+    const AugmentParams p = draw_augment(spec, augment_seed(3, 0, i), 20, 50);
+    ASSERT_GE(p.crop_y, 0);
+    ASSERT_GE(p.crop_x, 0);
+    ASSERT_LE(p.crop_y + p.crop_h, 20) << i;
+    ASSERT_LE(p.crop_x + p.crop_w, 50) << i;
+    const AugmentParams q = draw_augment(spec, augment_seed(3, 0, i), 20, 50);
+    ASSERT_EQ(p.crop_x, q.crop_x);
+    ASSERT_EQ(p.crop_w, q.crop_w);
+  }
+  // Square sources draw exactly as the square overload.
+  const AugmentParams a = draw_augment(spec, 77, 32), b = draw_augment(spec, 77, 32, 32);
+  EXPECT_EQ(a.crop_y, b.crop_y);
+  EXPECT_EQ(a.crop_w, b.crop_w);
+  EXPECT_EQ(a.brightness, b.brightness);
+  // A very wide image falls back to the whole height with the ratio clipped to 4/3.
+  AugmentSpec narrow = spec;
+  narrow.scale_min = narrow.scale_max = 1.f;
+  const AugmentParams w = draw_augment(narrow, 5, 10, 100);
+  EXPECT_EQ(w.crop_h, 10);
+  EXPECT_EQ(w.crop_w, 13);  // round(10 * 4/3)
+  EXPECT_EQ(w.crop_x, (100 - 13) / 2);
+  PlanarImage flat;
+  flat.channels = 3;
+  flat.height = 20;
+  flat.width = 50;
+  flat.pixels.assign(3000, 90);
+  AugmentParams p = draw_augment(spec, 9, 20, 50);
+  p.brightness = p.contrast = p.saturation = 1.f;
+  std::vector<uint8_t> px(8 * 6 * 3);
+  augment_rgb_pixels(view_of(flat), p, 8, 6, px.data());
+  for (uint8_t v : px) ASSERT_EQ(v, 90);
+}
+
 }  // namespace
 }  // namespace tinyzo
