@@ -18,7 +18,7 @@
 #       building TARGET must fail at link time with the RAM-budget message
 #
 # options: --tool TINYZO (host binary, required for infer/train), --model MODEL.tzm (what the
-# firmware embeds), --machine mps2-an386|mps2-an500, --work DIR (outputs; default: cwd),
+# firmware embeds), --machine mps2-an386|mps2-an500|mps2-an385, --work DIR (outputs; default: cwd),
 # --timeout SECONDS (QEMU, default 300). For infer/train the firmware's MEM line is checked too:
 # the stack peak must stay below the stack region, and the job's SRAM peak within the image's
 # RAM budget.

@@ -27,8 +27,11 @@ fw=$(realpath "$2")
 out=$(realpath -m "${3:-$fw/cost}")
 mkdir -p "$out"
 [[ -f $fw/CMakeCache.txt ]] || { echo "fw_cost.sh: $fw is not a configured firmware build" >&2; exit 2; }
-machine=mps2-an386
-grep -q '^TINYZO_MCU:STRING=cortex-m7$' "$fw/CMakeCache.txt" && machine=mps2-an500
+case $(sed -n 's/^TINYZO_MCU:STRING=//p' "$fw/CMakeCache.txt") in
+  cortex-m7) machine=mps2-an500 ;;
+  cortex-m3) machine=mps2-an385 ;;
+  *) machine=mps2-an386 ;;
+esac
 model=$fw/model/model.tzm
 batch=100
 
