@@ -8,14 +8,16 @@
  *   range <name> <n>               instructions executed inside each [lo, hi) of FILE
  *                                  (lines "lo hi name", hex addresses, e.g. from arm-none-eabi-nm -S),
  *                                  excluding callees: a flat profile
- *   mark <i> <total_at_mark_i> <float_at_mark_i>
- *                                  the running total (and the running count of instructions in
- *                                  soft-float ranges, below) each time the instruction at ADDR
- *                                  executes (the firmware calls tz_fw_mark() between phases)
+ *   mark <i> <total_at_mark_i> <float_insns_at_mark_i> <float_calls_at_mark_i>
+ *                                  the running total (and the running counts of instructions in
+ *                                  soft-float routines and of calls into them, below) each time
+ *                                  the instruction at ADDR executes (the firmware calls
+ *                                  tz_fw_mark() between phases)
  *
  * Soft-float (a Cortex-M without FPU: libgcc's __aeabi_fmul and friends): a line of FILE with a
  * fourth field "F" ("lo hi name F") marks a soft-float routine. Then also:
- *   float <n>                      instructions executed inside F ranges
+ *   float <insns> <calls>          instructions executed inside F ranges; calls into them from
+ *                                  outside (the sum of the fcaller calls)
  *   fentry <name> <n>              times an F routine's first instruction executed (its calls,
  *                                  including calls between soft-float routines)
  *   fcaller <name> <calls> <insns> per function outside the F ranges that calls them: the calls
@@ -98,8 +100,8 @@ struct range {
 static struct range* ranges;
 static size_t n_ranges, n_float_ranges;
 static uint64_t total;
-static uint64_t float_total;
-static uint64_t* float_marks;
+static uint64_t float_total, float_calls;
+static uint64_t *float_marks, *float_call_marks;
 /* The function whose call into soft-float is running (set at each decoded call site). */
 static struct range* float_caller;
 static uint64_t float_unattributed;
@@ -111,12 +113,38 @@ static bool exact;
 static uint64_t cut_at = UINT64_MAX;
 enum { kCutStatus = 86 };
 
+/* By start address; among aliases (same start) the __aeabi_ name first, then the longer. */
 static int by_lo(const void* a, const void* b) {
   const struct range *x = a, *y = b;
-  return x->lo < y->lo ? -1 : x->lo > y->lo;
+  if (x->lo != y->lo) return x->lo < y->lo ? -1 : 1;
+  const bool xa = !strncmp(x->name, "__aeabi_", 8), ya = !strncmp(y->name, "__aeabi_", 8);
+  if (xa != ya) return xa ? -1 : 1;
+  if (x->hi != y->hi) return x->hi > y->hi ? -1 : 1;
+  return strcmp(x->name, y->name);
 }
 
-/* The range holding pc (ranges are sorted and, from nm -S, disjoint), or NULL. */
+/* nm -S gives aliases (__aeabi_fmul and __mulsf3: one range twice) and nested entry points
+   (libgcc's __aeabi_frsub falls through into __aeabi_fsub and __aeabi_fadd, each symbol sized
+   to the common end). Make the ranges disjoint: one range per start address, each ending where
+   the next begins, so every address belongs to the innermost entry point before it. */
+static void make_disjoint(void) {
+  size_t k = 0;
+  for (size_t i = 0; i < n_ranges; ++i) {
+    if (k > 0 && ranges[i].lo == ranges[k - 1].lo) {
+      ranges[k - 1].is_float |= ranges[i].is_float;
+      continue;
+    }
+    ranges[k++] = ranges[i];
+  }
+  n_ranges = k;
+  n_float_ranges = 0;
+  for (size_t i = 0; i < n_ranges; ++i) {
+    if (i + 1 < n_ranges && ranges[i + 1].lo < ranges[i].hi) ranges[i].hi = ranges[i + 1].lo;
+    n_float_ranges += ranges[i].is_float;
+  }
+}
+
+/* The range holding pc (ranges are sorted and disjoint: make_disjoint), or NULL. */
 static struct range* find_range(uint64_t pc) {
   size_t lo = 0, hi = n_ranges;
   while (lo < hi) {
@@ -136,12 +164,14 @@ static void on_mark(unsigned int vcpu, void* userdata) {
     cap_marks = cap_marks ? 2 * cap_marks : 1024;
     marks = realloc(marks, cap_marks * sizeof *marks);
     float_marks = realloc(float_marks, cap_marks * sizeof *float_marks);
-    if (!marks || !float_marks) abort();
+    float_call_marks = realloc(float_call_marks, cap_marks * sizeof *float_call_marks);
+    if (!marks || !float_marks || !float_call_marks) abort();
   }
   /* `total` already holds this translation block's instructions (added at its
      entry); the marker starts its own block, so the offset is the same each time.
      `float_total` is added per instruction and the marker is no F routine: exact. */
   float_marks[n_marks] = float_total;
+  float_call_marks[n_marks] = float_calls;
   marks[n_marks++] = total;
 }
 
@@ -209,6 +239,7 @@ static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb* tb) {
       if (thumb_branch_target(insn, pc, &target) && (callee = find_range(target)) != NULL && callee->is_float &&
           target == callee->lo) {
         qemu_plugin_register_vcpu_insn_exec_inline(insn, QEMU_PLUGIN_INLINE_ADD_U64, &r->fcalls, 1);
+        qemu_plugin_register_vcpu_insn_exec_inline(insn, QEMU_PLUGIN_INLINE_ADD_U64, &float_calls, 1);
         qemu_plugin_register_vcpu_insn_exec_cb(insn, on_float_call, QEMU_PLUGIN_CB_NO_REGS, r);
       }
     }
@@ -242,11 +273,12 @@ static void on_exit_report(qemu_plugin_id_t id, void* userdata) {
     emit(f, line);
   }
   for (size_t i = 0; i < n_marks; ++i) {
-    snprintf(line, sizeof line, "mark %zu %" PRIu64 " %" PRIu64 "\n", i, marks[i], float_marks[i]);
+    snprintf(line, sizeof line, "mark %zu %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", i, marks[i], float_marks[i],
+             float_call_marks[i]);
     emit(f, line);
   }
   if (n_float_ranges) {
-    snprintf(line, sizeof line, "float %" PRIu64 "\n", float_total);
+    snprintf(line, sizeof line, "float %" PRIu64 " %" PRIu64 "\n", float_total, float_calls);
     emit(f, line);
     for (size_t i = 0; i < n_ranges; ++i) {
       if (ranges[i].is_float && ranges[i].entries) {
@@ -290,6 +322,7 @@ static int load_ranges(const char* path) {
   }
   fclose(f);
   qsort(ranges, n_ranges, sizeof *ranges, by_lo);
+  make_disjoint();
   return 0;
 }
 
