@@ -115,9 +115,10 @@ echo "== fw_cost: $(basename "$fw") on $machine; raw reports in $out"
 count infer "$fw/tz_256k.elf" infer clean2.bin infer.out n=2
 fwd=$(($(mark infer 2) - $(mark infer 1)))
 read -r _ macs pw dw cv _ < <(sed -n 's/^MACS per_forward=\([0-9]*\) pointwise=\([0-9]*\) depthwise=\([0-9]*\) conv=\([0-9]*\) other=\([0-9]*\)/x \1 \2 \3 \4 \5/p' "$out/infer.log")
-# The kernel table the image runs: armv7em-dsp unless built with -DTINYZO_KERNELS_REF.
+# The kernel table the image ran: armv7em-dsp on a DSP core unless built with
+# -DTINYZO_KERNELS_REF, else ref (the image links both: the kernel self-test calls armv7em).
 ns=ref
-(($(arm-none-eabi-nm -C "$fw/tz_256k.elf" | grep -c 'armv7em::pointwise_conv2d_s8'))) && ns=armv7em
+(($(kernel infer "armv7em::pointwise_conv2d_s8") > 0)) && ns=armv7em
 k_pw=$(kernel infer "${ns}::pointwise_conv2d_s8")
 k_dw=$(kernel infer "${ns}::depthwise_conv2d_s8")
 # "(": not the pointwise/depthwise names; the general conv's im2col helper counts with it.
