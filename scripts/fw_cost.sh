@@ -216,9 +216,13 @@ if ((softfloat)); then
     done
     cs=$(x25 "${per[cs1]}" "${per[cs2]}") is=$(x25 "${per[is1]}" "${per[is2]}")
     cr=$(x25 "${per[cr1]}" "${per[cr2]}") ir=$(x25 "${per[ir1]}" "${per[ir2]}")
-    echo "  soft-float called by the $g: per sample $cs calls, $is instructions; per update $cr calls, $ir" \
-      "instructions; step of B=$batch: $(calc %.3e "$batch * $cs + $cr") calls," \
-      "$(calc %.3e "$batch * $is + $ir") instructions ($(calc %.2f "100 * ($batch * $is + $ir) / $step") % of the step)"
+    # (The engine runs no forward outside the samples: its "rest" is only the sample-to-sample
+    # variation of the comparisons' short-circuits, so it is not printed.)
+    rest=""
+    [[ $g == trainer ]] && rest="; per step outside the samples (begin, update) $cr calls, $ir instructions"
+    echo "  soft-float called by the $g: per sample $cs calls, $is instructions$rest; step of B=$batch:" \
+      "$(calc %.3e "$batch * $cs + $cr") calls, $(calc %.3e "$batch * $is + $ir") instructions" \
+      "($(calc %.2f "100 * ($batch * $is + $ir) / $step") % of the step's instructions)"
     unset per
   done
   echo "  the trainer's soft-float callers in a batch-2 step at q=2 (calls, instructions):"
