@@ -134,6 +134,8 @@ if ((softfloat)); then
   echo "  soft-float (libgcc, no FPU): $f_insns instructions per forward ($(calc %.1f "100 * $f_insns / $fwd") %)" \
     "in $f_calls calls ($(calc %.1f "$f_insns / $f_calls") instructions per call); without them" \
     "$((fwd - f_insns)) instructions ($(calc %.2f "($fwd - $f_insns) / $macs") per MAC)"
+  lost=$(awk '$1 == "fcaller" && $2 == "?" { print $4 }' "$out/infer.count")
+  ((lost == 0)) || echo "  note: $lost soft-float instructions reached without a decoded call (callers incomplete)"
   echo "  soft-float calls per forward by caller (the requantization, inlined into each kernel):"
   awk '$1 == "fcaller" && $2 != "?" { print $3, $4, $2 }' "$out/infer.count" | c++filt |
     awk '/::ref::|armv7em::/ { c = $1; i = $2; $1 = ""; $2 = ""; sub(/\(.*/, ""); sub(/^ +/, "")
