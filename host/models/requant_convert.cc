@@ -1,7 +1,11 @@
 #include "models/requant_convert.h"
 
+#include <algorithm>
+#include <climits>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <map>
 #include <string>
 
 #include "models/tzm_writer.h"
@@ -45,9 +49,25 @@ bool float_scale_conv_or_fc(const TzmOp& op) {
 
 }  // namespace
 
-RequantConversion convert_to_fixed_point(const ModelView& m) {
+// max |acc| of each output channel of a conv / fully-connected op: sum |w| * max |x - z_x|.
+std::vector<int64_t> max_abs_acc(const ModelView& m, const TzmOp& op) {
+  const TzmTensor& w = m.tensor(op.inputs[1]);
+  const int64_t co = w.dims[0];
+  const int64_t per = int64_t(tensor_elements(w)) / co;
+  const int32_t zx = m.tensor(op.inputs[0]).zero_point;
+  const int64_t dx = std::max<int64_t>(127 - int64_t(zx), int64_t(zx) + 128);
+  const auto* wv = static_cast<const int8_t*>(m.data(op.inputs[1]));
+  std::vector<int64_t> out(size_t(co), 0);
+  for (int64_t o = 0; o < co; ++o)
+    for (int64_t k = 0; k < per; ++k) out[size_t(o)] += std::abs(int64_t(wv[o * per + k])) * dx;
+  return out;
+}
+
+RequantConversion convert_to_fixed_point(const ModelView& m, const ConvertOptions& options) {
   if (!m.valid()) throw CliError("convert: the model is not valid");
   RequantConversion out;
+  // Biases clamped so that acc + bias stays in int32 (tensor index -> new values).
+  std::map<int, std::vector<int32_t>> new_bias;
   // Which op converts each multiplier tensor.
   std::vector<int> converter(size_t(m.n_tensors()), -1);
   for (int i = 0; i < m.n_ops(); ++i) {
@@ -57,6 +77,23 @@ RequantConversion convert_to_fixed_point(const ModelView& m) {
       continue;
     }
     ++out.converted_ops;
+    const std::vector<int64_t> amax = max_abs_acc(m, op);
+    const auto* bias = static_cast<const int32_t*>(m.data(op.inputs[2]));
+    std::vector<int32_t> clamped(bias, bias + amax.size());
+    bool any = false;
+    for (size_t o = 0; o < amax.size(); ++o) {
+      const int64_t lo = int64_t(INT32_MIN) + amax[o], hi = int64_t(INT32_MAX) - amax[o];
+      if (int64_t(bias[o]) >= lo && int64_t(bias[o]) <= hi) continue;
+      ++out.wrapping_channels;
+      any = true;
+      clamped[o] = static_cast<int32_t>(bias[o] < lo ? lo : hi);
+    }
+    if (any && options.clamp_bias) {
+      if (new_bias.count(op.inputs[2]))
+        throw CliError("convert --clamp-bias: op '" + name_of(op.name) + "' shares its bias tensor");
+      for (size_t o = 0; o < amax.size(); ++o) out.clamped_biases += clamped[o] != bias[o];
+      new_bias[op.inputs[2]] = clamped;
+    }
     const int mt = op.inputs[3];
     if (converter[size_t(mt)] >= 0)
       throw CliError("convert: op '" + name_of(op.name) + "' shares its multiplier tensor with op '" +
@@ -76,7 +113,11 @@ RequantConversion convert_to_fixed_point(const ModelView& m) {
     std::vector<float> channel_scales;
     if (const float* s = m.channel_scales(i)) channel_scales.assign(s, s + t.quant_count);
     const int op_index = converter[size_t(i)];
-    if (op_index < 0) {
+    const auto nb = new_bias.find(i);
+    if (nb != new_bias.end()) {
+      b.add_constant(name, DType(t.dtype), dims_of(t), nb->second.data(), nb->second.size() * 4, flags,
+                     channel_scales);
+    } else if (op_index < 0) {
       b.add_constant(name, DType(t.dtype), dims_of(t), m.data(i), t.data_size, flags, channel_scales);
     } else {
       const TzmOp& op = m.op(op_index);
