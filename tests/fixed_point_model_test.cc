@@ -229,12 +229,12 @@ TEST(ConvertToFixedPoint, WrappingBiasesCountedAndClamped) {
   ASSERT_EQ(x.status, Status::kOk);
   const auto* b = static_cast<const int32_t*>(x.view.data(x.view.op(0).inputs[2]));
   const auto* b0 = static_cast<const int32_t*>(f.view.data(f.view.op(0).inputs[2]));
-  // max |acc| of channel 0: sum |w| * max |x - z_x| (the input zero point is -3: 131).
+  // max |acc| of channel 0: sum |w| * max |x - z_x| (the input zero point is -3: 127 + 3 = 130).
   const TzmTensor& wt = f.view.tensor(f.view.op(0).inputs[1]);
   const auto* w = static_cast<const int8_t*>(f.view.data(f.view.op(0).inputs[1]));
   const int per = static_cast<int>(tensor_elements(wt)) / wt.dims[0];
   int64_t a0 = 0, a1 = 0;
-  for (int k = 0; k < per; ++k) a0 += std::abs(int(w[k])) * 131, a1 += std::abs(int(w[per + k])) * 131;
+  for (int k = 0; k < per; ++k) a0 += std::abs(int(w[k])) * 130, a1 += std::abs(int(w[per + k])) * 130;
   EXPECT_EQ(b[0], int64_t(INT32_MIN) + a0);
   EXPECT_EQ(b[1], int64_t(INT32_MAX) - a1);
   for (int o = 2; o < 8; ++o) EXPECT_EQ(b[o], b0[o]);
