@@ -15,17 +15,17 @@ namespace tinyzo::cli {
 
 namespace {
 
-struct ConvertOptions {
+struct ConvertArgs {
   std::string model;
   std::string requant;
   std::string out;
   bool clamp_bias = false;
 };
 
-void run_convert(const ConvertOptions& o) {
+void run_convert(const ConvertArgs& o) {
   if (o.requant != "fixed") throw CliError("--requant: only 'fixed' is supported, got '" + o.requant + "'");
   const LoadedModel model = load_model_arg(o.model);
-  ConvertOptions opts;
+  tinyzo::ConvertOptions opts;
   opts.clamp_bias = o.clamp_bias;
   const RequantConversion c = convert_to_fixed_point(model.view(), opts);
   write_file_atomic(o.out, c.bytes.data(), c.bytes.size());
@@ -41,7 +41,7 @@ void run_convert(const ConvertOptions& o) {
 }  // namespace
 
 void register_convert_command(CLI::App& app) {
-  auto o = std::make_shared<ConvertOptions>();
+  auto o = std::make_shared<ConvertArgs>();
   CLI::App* cmd =
       app.add_subcommand("convert", "rewrite a model's conv/FC requantization as TFLite fixed-point (format 1.1)");
   cmd->add_option("model", o->model, "a .tzm file or a reference model name (mcunet-cifar10, ...)")->required();
