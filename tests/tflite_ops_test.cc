@@ -149,10 +149,10 @@ TEST(TflParamsTest, AddParamsByHand) {
 }
 
 TEST(TflParamsTest, MeanParamsFoldTheCount) {
-  // s_x = s_y: (2^30, 1). n = 49: k = floor(log2 49) = 5; M' = 2^35 / 49 = 701217615 (truncated);
+  // s_x = s_y: (2^30, 1). n = 49: k = floor(log2 49) = 5; M' = 2^35 / 49 = 701219150.37 -> 701219150;
   // shift 1 - 5 = -4.
   std::vector<int32_t> p = tflite_mean_params(0.02f, 0.02f, 49);
-  EXPECT_EQ(p[kTflMeanMult], 701217615);
+  EXPECT_EQ(p[kTflMeanMult], 701219150);
   EXPECT_EQ(p[kTflMeanShift], -4);
   // n = 4: k = 2, M' = 2^32 / 4 = 2^30, shift -1.
   p = tflite_mean_params(0.02f, 0.02f, 4);
