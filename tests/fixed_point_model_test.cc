@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "models/requant_convert.h"
+#include "models/tflite_params.h"
 #include "test_models.h"
 #include "tinyzo/arena.h"
 #include "tinyzo/engine.h"
@@ -27,6 +28,14 @@ namespace {
 using testing::edit_header;
 using testing::edit_op;
 using testing::make_tiny_cnn;
+
+// The converter uses the shared TFLite QuantizeMultiplier (host/models/tflite_params.h); these are
+// the values it must give for the conversion's inputs, by hand.
+void quantize_multiplier_tflite(double m, int32_t* q, int* s) {
+  const QuantizedMultiplier r = quantize_multiplier(m);
+  *q = r.multiplier;
+  *s = r.shift;
+}
 
 TEST(QuantizeMultiplierTflite, HandComputed) {
   int32_t q = -1;

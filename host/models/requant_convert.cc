@@ -8,31 +8,11 @@
 #include <map>
 #include <string>
 
+#include "models/tflite_params.h"
 #include "models/tzm_writer.h"
 #include "util/errors.h"
 
 namespace tinyzo {
-
-void quantize_multiplier_tflite(double m, int32_t* quantized, int* shift) {
-  if (m == 0.0) {
-    *quantized = 0;
-    *shift = 0;
-    return;
-  }
-  int e = 0;
-  const double q = std::frexp(m, &e);  // m = q * 2^e, |q| in [0.5, 1)
-  int64_t q_fixed = static_cast<int64_t>(std::round(q * static_cast<double>(int64_t{1} << 31)));
-  if (q_fixed == (int64_t{1} << 31)) {  // q rounded up to 1: renormalize
-    q_fixed /= 2;
-    ++e;
-  }
-  if (e < -31) {  // every bit would be shifted out: TFLite flushes to zero
-    e = 0;
-    q_fixed = 0;
-  }
-  *quantized = static_cast<int32_t>(q_fixed);
-  *shift = e;
-}
 
 namespace {
 
@@ -131,7 +111,9 @@ RequantConversion convert_to_fixed_point(const ModelView& m, const ConvertOption
         if (!(ratio >= 0.0) || !std::isfinite(ratio))
           throw CliError("convert: op '" + name_of(op.name) + "': multiplier / output scale of channel " +
                          std::to_string(o) + " is negative or not finite");
-        quantize_multiplier_tflite(ratio, &q[o], &shift);
+        const QuantizedMultiplier qm = quantize_multiplier(ratio);
+        q[o] = qm.multiplier;
+        shift = qm.shift;
         if (shift > 30)
           throw CliError("convert: op '" + name_of(op.name) + "': multiplier / output scale of channel " +
                          std::to_string(o) + " needs a left shift above 30");

@@ -8,12 +8,6 @@
 
 namespace tinyzo {
 
-// TFLite's QuantizeMultiplier: m = q * 2^(shift - 31) with q in [2^30, 2^31), computed as TFLite
-// does (frexp, std::round half away from zero, the carry q = 2^31 -> 2^30 with shift + 1, and
-// shift < -31 flushed to q = 0, shift = 0). m = 0 gives (0, 0). A private copy until the shared
-// one (host/models/tflite_params.h, branch tflite-ops) is merged.
-void quantize_multiplier_tflite(double m, int32_t* quantized, int* shift);
-
 struct RequantConversion {
   std::vector<uint8_t> bytes;  // the converted model (format 1.1)
   int converted_ops = 0;       // conv and fully-connected ops rewritten
@@ -36,7 +30,8 @@ struct ConvertOptions {
 
 // The model `m` with every Conv2d and FullyConnected op that uses the float-scale rule rewritten
 // to the fixed-point rule: its f32 multiplier operand mult [Co] replaced by an int32 [2, Co]
-// constant of the same name holding QuantizeMultiplier(double(mult[o]) / double(s_y)) (s_y the
+// constant of the same name holding TFLite's QuantizeMultiplier(double(mult[o]) / double(s_y))
+// (quantize_multiplier of host/models/tflite_params.h; s_y the
 // op's output scale). Tensor and op order, names, weights, biases, scales and every other op stay
 // as they are. Ops already fixed-point are kept. Throws CliError naming the op when a multiplier
 // is shared by two ops or a ratio is negative, not finite, or needs a shift above 30. With
