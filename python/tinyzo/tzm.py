@@ -16,7 +16,7 @@ import zlib
 
 MAGIC = 0x314D5A54  # the bytes "TZM1"
 VERSION_MAJOR = 1
-VERSION_MINOR = 0
+VERSION_MINOR = 1  # 1.1: fixed-point requantization; files without it are written as 1.0
 ALIGN = 16
 NAME_LEN = 32
 MAX_DIMS = 4
@@ -40,13 +40,22 @@ assert array.array("i").itemsize == 4 and array.array("f").itemsize == 4
 # tensor flags
 CONSTANT, TRAINABLE, INPUT, OUTPUT, PER_CHANNEL = 1, 2, 4, 8, 16
 
+# requantization kinds (conv params[11], fully-connected params[2]); docs/format.md
+REQUANT_FLOAT_SCALE, REQUANT_FIXED_POINT = 0, 1
+CONV_REQUANT, FC_REQUANT = 11, 2
+
 # op types
 CONV2D, ADD, GLOBAL_AVG_POOL, LINEAR_F32, FULLY_CONNECTED, MAX_POOL2D, AVG_POOL2D, DEQUANTIZE = range(1, 9)
 OP_NAME = {CONV2D: "Conv2d", ADD: "Add", GLOBAL_AVG_POOL: "GlobalAvgPool", LINEAR_F32: "LinearF32",
            FULLY_CONNECTED: "FullyConnected", MAX_POOL2D: "MaxPool2d", AVG_POOL2D: "AvgPool2d",
            DEQUANTIZE: "Dequantize"}
+# TFLite op types (TensorFlow Lite Micro reference semantics, docs/semantics.md "TFLite operators")
+ADD_TFL, AVG_POOL2D_TFL, MEAN_TFL, PAD, RESHAPE, TRANSPOSE, SOFTMAX_TFL, QUANTIZE = range(9, 17)
+OP_NAME.update({ADD_TFL: "AddTfl", AVG_POOL2D_TFL: "AvgPool2dTfl", MEAN_TFL: "MeanTfl", PAD: "Pad",
+                RESHAPE: "Reshape", TRANSPOSE: "Transpose", SOFTMAX_TFL: "SoftmaxTfl", QUANTIZE: "Quantize"})
 _N_INPUTS = {CONV2D: 4, FULLY_CONNECTED: 4, ADD: 2, LINEAR_F32: 3, GLOBAL_AVG_POOL: 1,
-             MAX_POOL2D: 1, AVG_POOL2D: 1, DEQUANTIZE: 1}
+             MAX_POOL2D: 1, AVG_POOL2D: 1, DEQUANTIZE: 1, ADD_TFL: 2, AVG_POOL2D_TFL: 1, MEAN_TFL: 1,
+             PAD: 1, RESHAPE: 1, TRANSPOSE: 1, SOFTMAX_TFL: 1, QUANTIZE: 1}
 
 
 class TzmError(ValueError):
@@ -237,12 +246,28 @@ class TzmBuilder:
 
         file_size = HEADER.size + len(body)
         crc = zlib.crc32(bytes(body)) & 0xFFFFFFFF
-        header = HEADER.pack(MAGIC, VERSION_MAJOR, VERSION_MINOR, HEADER.size, file_size, crc,
+        header = HEADER.pack(MAGIC, VERSION_MAJOR, _minor_version_needed(self.ops), HEADER.size, file_size, crc,
                              len(self.tensors), tensor_table, len(self.ops), op_table,
                              data_offset, len(data), self.input_tensor, self.output_tensor, 0, 0, 0)
         blob = header + bytes(body)
         read_tzm(blob)  # never hand out a file our own reader (and so the device) would reject
         return blob
+
+
+def _requant_kind(op):
+    """The requantization kind of a conv / fully-connected op (None for other ops)."""
+    params = list(op.params) + [0] * (MAX_PARAMS - len(op.params))
+    if op.type == CONV2D:
+        return params[CONV_REQUANT]
+    if op.type == FULLY_CONNECTED:
+        return params[FC_REQUANT]
+    return None
+
+
+def _minor_version_needed(ops):
+    """1 when an op uses the fixed-point requantization or a TFLite op type (format 1.1), else 0."""
+    return 1 if any(op.type > DEQUANTIZE or _requant_kind(op) not in (None, REQUANT_FLOAT_SCALE)
+                    for op in ops) else 0
 
 
 class TzmModel:
@@ -341,8 +366,9 @@ def read_tzm(blob):
     if not 0 <= h["input_tensor"] < n or not 0 <= h["output_tensor"] < n:
         _fail("input/output tensor index out of range")
     ti, to = tensors[h["input_tensor"]], tensors[h["output_tensor"]]
-    if ti.is_constant or ti.dtype != INT8 or not ti.flags & INPUT:
-        _fail("model input must be a non-constant int8 tensor flagged input")
+    # float32 is allowed for TFLite models that start with QUANTIZE (checked per op below)
+    if ti.is_constant or ti.dtype == INT32 or not ti.flags & INPUT:
+        _fail("model input must be a non-constant int8 (or float32) tensor flagged input")
     if to.is_constant or not to.flags & OUTPUT:
         _fail("model output must be a non-constant tensor flagged output")
 
@@ -364,10 +390,12 @@ def read_tzm(blob):
                 _fail("op %s: input index out of range" % name)
             if not tensors[x].is_constant and x not in produced:
                 _fail("op %s reads a tensor no earlier op produces" % name)
+            if x == h["input_tensor"] and tensors[x].dtype == FLOAT32 and type != QUANTIZE:
+                _fail("op %s: a float32 model input may only feed Quantize ops" % name)
         if not 0 <= output < n or tensors[output].is_constant or output in produced:
             _fail("op %s: bad output (constant, the input, or produced twice)" % name)
         op = Op(name, type, inputs[:n_in], output, params)
-        _check_shapes(op, tensors)
+        _check_shapes(op, tensors, h["version_minor"])
         produced.add(output)
         ops.append(op)
     if h["output_tensor"] not in produced or h["output_tensor"] == h["input_tensor"]:
@@ -375,7 +403,22 @@ def read_tzm(blob):
     return TzmModel(h, tensors, ops)
 
 
-def _check_shapes(op, tensors):
+def _check_requant_operand(need, m, kind, co, version_minor):
+    """The multiplier operand inputs[3] of a conv / fully-connected op for its requantization kind."""
+    if kind == REQUANT_FLOAT_SCALE:
+        need(m.dtype == FLOAT32 and m.is_constant and m.numel == co,
+             "float-scale multiplier must be a constant float32 [Co]")
+        return
+    need(kind == REQUANT_FIXED_POINT, "unknown requantization kind")
+    need(version_minor >= 1, "fixed-point requantization needs format 1.1")
+    need(m.dtype == INT32 and m.is_constant and tuple(m.dims) == (2, co),
+         "fixed-point requantization operand must be a constant int32 [2, Co]")
+    q = m.values()
+    need(all(v == 0 or v >= 1 << 30 for v in q[:co]), "fixed-point multiplier outside 0 or [2^30, 2^31)")
+    need(all(-31 <= v <= 30 for v in q[co:]), "fixed-point shift outside [-31, 30]")
+
+
+def _check_shapes(op, tensors, version_minor=VERSION_MINOR):
     """Shape/dtype rules per op type (format.md op table)."""
     x, y = tensors[op.inputs[0]], tensors[op.output]
     p = op.params
@@ -392,14 +435,14 @@ def _check_shapes(op, tensors):
              "conv input/output must be int8 [H, W, C]")
         need(w.dtype == INT8 and w.is_constant and len(w.dims) == 4 and w.flags & PER_CHANNEL,
              "conv weight must be a constant per-channel int8 [Co, kh, kw, Ci/g]")
-        need(b.dtype == INT32 and b.is_constant and m.dtype == FLOAT32 and m.is_constant,
-             "conv bias must be constant int32, multiplier constant float32")
+        need(b.dtype == INT32 and b.is_constant, "conv bias must be constant int32")
         need(kh >= 1 and kw >= 1 and sh >= 1 and sw >= 1, "kernel or stride out of range")
         need(0 <= pt < kh and 0 <= pb < kh and 0 <= pl < kw and 0 <= pr < kw, "padding out of range")
         ci, co = x.dims[2], y.dims[2]
         need(g >= 1 and ci % g == 0 and co % g == 0, "groups do not divide the channels")
         need(w.dims == (co, kh, kw, ci // g), "weight shape does not match the op")
-        need(b.numel == co and m.numel == co, "bias/multiplier length != output channels")
+        need(b.numel == co, "bias/multiplier length != output channels")
+        _check_requant_operand(need, m, p[CONV_REQUANT], co, version_minor)
         need(y.dims[0] == _window_out(x.dims[0], kh, sh, pt, pb)
              and y.dims[1] == _window_out(x.dims[1], kw, sw, pl, pr), "output shape does not chain")
         need(-128 <= lo <= hi <= 127, "activation range outside int8")
@@ -408,10 +451,9 @@ def _check_shapes(op, tensors):
         need(x.dtype == INT8 and y.dtype == INT8, "input/output must be int8")
         need(w.dtype == INT8 and w.is_constant and len(w.dims) == 2 and w.flags & PER_CHANNEL,
              "weight must be a constant per-channel int8 [Co, Ci]")
-        need(b.dtype == INT32 and b.is_constant and m.dtype == FLOAT32 and m.is_constant,
-             "bias must be constant int32, multiplier constant float32")
-        need(w.dims[1] == x.numel and w.dims[0] == y.numel and b.numel == w.dims[0] and m.numel == w.dims[0],
-             "shapes do not chain")
+        need(b.dtype == INT32 and b.is_constant, "bias must be constant int32")
+        need(w.dims[1] == x.numel and w.dims[0] == y.numel and b.numel == w.dims[0], "shapes do not chain")
+        _check_requant_operand(need, m, p[FC_REQUANT], w.dims[0], version_minor)
         need(-128 <= p[0] <= p[1] <= 127, "activation range outside int8")
     elif op.type == ADD:
         x2 = tensors[op.inputs[1]]
@@ -441,3 +483,50 @@ def _check_shapes(op, tensors):
     elif op.type == DEQUANTIZE:
         need(x.dtype == INT8 and y.dtype == FLOAT32 and x.numel == y.numel,
              "dequantize maps int8 to float32 of the same size")
+    elif op.type == ADD_TFL:
+        x2 = tensors[op.inputs[1]]
+        need(x.dtype == x2.dtype == y.dtype == INT8, "add needs int8 tensors")
+        need(x.dims == x2.dims == y.dims, "add shapes do not chain")
+        need(0 <= p[2] <= 20 and all(p[k] >= 0 and -31 <= p[k + 1] <= 0 for k in (3, 5, 7)),
+             "add fixed-point parameters out of range")
+        need(-128 <= p[0] <= p[1] <= 127, "activation range outside int8")
+    elif op.type == AVG_POOL2D_TFL:
+        kh, kw, sh, sw, pt, pl, pb, pr, lo, hi = p[:10]
+        need(x.dtype == y.dtype == INT8 and len(x.dims) == 3 and len(y.dims) == 3 and y.dims[2] == x.dims[2],
+             "pool input/output must be int8 [H, W, C]")
+        need(kh >= 1 and kw >= 1 and sh >= 1 and sw >= 1 and 0 <= pt < kh and 0 <= pb < kh
+             and 0 <= pl < kw and 0 <= pr < kw and kh * kw <= 65536, "pool window out of range")
+        need(y.dims[0] == _window_out(x.dims[0], kh, sh, pt, pb)
+             and y.dims[1] == _window_out(x.dims[1], kw, sw, pl, pr), "output shape does not chain")
+        need(-128 <= lo <= hi <= 127, "activation range outside int8")
+    elif op.type == MEAN_TFL:
+        need(x.dtype == y.dtype == INT8 and len(x.dims) == 3, "mean maps int8 [H, W, C] to int8")
+        need(y.dims in ((1, 1, x.dims[2]), (x.dims[2],)), "mean output must be [1, 1, C] or [C]")
+        need(p[0] >= 0 and -31 <= p[1] <= 30 and (255 * x.dims[0] * x.dims[1]) << max(p[1], 0) < 2 ** 31,
+             "mean fixed-point parameters out of range")
+    elif op.type == PAD:
+        need(x.dtype == y.dtype == INT8 and len(x.dims) == len(y.dims), "pad maps int8 to int8 of the same rank")
+        r = len(x.dims)
+        need(all(p[k] >= 0 and p[4 + k] >= 0 for k in range(4)) and all(p[k] == p[4 + k] == 0 for k in range(r, 4)),
+             "pad amounts out of range")
+        need(all(y.dims[k] == p[k] + x.dims[k] + p[4 + k] for k in range(r)), "pad output shape does not chain")
+        need(-128 <= p[8] <= 127, "pad value outside int8")
+    elif op.type == RESHAPE:
+        need(x.dtype == y.dtype and x.numel == y.numel, "reshape keeps the dtype and the element count")
+    elif op.type == TRANSPOSE:
+        need(x.dtype == y.dtype == INT8 and len(x.dims) == len(y.dims), "transpose maps int8 to int8 of the same rank")
+        r = len(x.dims)
+        need(sorted(p[:r]) == list(range(r)) and all(v == 0 for v in p[r:4]), "transpose permutation out of range")
+        need(all(y.dims[k] == x.dims[p[k]] for k in range(r)), "transpose output shape does not chain")
+    elif op.type == SOFTMAX_TFL:
+        need(x.dtype == y.dtype == INT8 and x.dims == y.dims, "softmax maps int8 to int8 of the same dims")
+        need(y.zero_point == -128 and y.scale == 1.0 / 256, "softmax output must have scale 1/256 and zero point -128")
+        need(x.dims[-1] <= 4095, "softmax axis longer than 4095")
+        need(p[0] >= 0 and 0 <= p[1] <= 31 and p[2] <= 0 and (-p[2]) << p[1] <= 31 << 26,
+             "softmax fixed-point parameters out of range")
+    elif op.type == QUANTIZE:
+        need(y.dtype == INT8 and x.numel == y.numel, "quantize maps to int8 of the same size")
+        need(x.dtype in (INT8, FLOAT32), "quantize reads int8 or float32")
+        if x.dtype == INT8:
+            need(p[0] >= 0 and -31 <= p[1] <= 30 and 255 << max(p[1], 0) < 2 ** 31,
+                 "quantize fixed-point parameters out of range")
