@@ -168,8 +168,9 @@ bool same_dims(const TzmTensor& a, const TzmTensor& b) {
 }
 // A TFLite Q31 multiplier (>= 0) with a shift in [lo, hi].
 bool multiplier_ok(int32_t mult, int32_t shift, int32_t lo, int32_t hi) { return mult >= 0 && shift >= lo && shift <= hi; }
-// |v| * 2^max(shift, 0) stays below 2^31 for |v| <= bound (TFLite's left shift never overflows).
-bool left_shift_fits(int64_t bound, int32_t shift) { return (bound << (shift > 0 ? shift : 0)) < (int64_t(1) << 31); }
+// |v| * 2^max(shift, 0) stays below 2^31 for |v| <= bound (TFLite's left shift never overflows);
+// shift <= 31 (callers check the range first).
+bool left_shift_fits(int64_t bound, int32_t shift) { return bound < ((int64_t(1) << 31) >> (shift > 0 ? shift : 0)); }
 bool window_ok(const int32_t* p) {
   const int32_t kh = p[kPoolKh], kw = p[kPoolKw];
   return kh >= 1 && kw >= 1 && p[kPoolStrideH] >= 1 && p[kPoolStrideW] >= 1 && p[kPoolPadTop] >= 0 &&
