@@ -112,13 +112,16 @@ class FixedPointRule {
   };
   explicit FixedPointRule(const ConvParams& p)
       : m_(p.fx_multiplier), s_(p.fx_shift), y_zero_(p.y_zero), lo_(p.act_min), hi_(p.act_max) {}
+  // The kernels' form, FloatScaleRule's arguments (the float multipliers are not used).
+  FixedPointRule(const ConvParams& p, const float* /*mult*/) : FixedPointRule(p) {}
   Channel channel(int o) const {
     const int32_t s = s_[o];
     const int32_t right = s > 0 ? 0 : -s;
     return {m_[o], s > 0 ? s : 0, right, static_cast<int32_t>((uint32_t{1} << right) - 1u)};
   }
   int8_t operator()(int32_t acc, int32_t bias, Channel c) const {
-    const int32_t x = static_cast<int32_t>((static_cast<uint32_t>(acc) + static_cast<uint32_t>(bias)) << c.left);
+    const int32_t x =
+        static_cast<int32_t>((static_cast<uint32_t>(acc) + static_cast<uint32_t>(bias)) << c.left);
     const int64_t p = static_cast<int64_t>(x) * c.multiplier + (int64_t{1} << 30);
     int32_t h = static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint64_t>(p) >> 31));
     if (h == INT32_MIN) h = INT32_MAX;
