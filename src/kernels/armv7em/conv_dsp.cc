@@ -215,7 +215,9 @@ TZ_ARMV7EM_NOINLINE void pointwise_impl(const ConvParams& p, const int8_t* x, co
 
 void pointwise_conv2d_s8(const ConvParams& p, const int8_t* x, const int8_t* w, const int32_t* bias,
                          const float* mult, int8_t* y) {
-  if (p.fx_multiplier != nullptr)
+  if (p.fx_multiplier != nullptr && FixedPointFastRule::applies(p, bias, p.in_c))
+    pointwise_impl<FixedPointFastRule>(p, x, w, bias, mult, y);
+  else if (p.fx_multiplier != nullptr)
     pointwise_impl<FixedPointRule>(p, x, w, bias, mult, y);
   else
     pointwise_impl<FloatScaleRule>(p, x, w, bias, mult, y);
@@ -386,7 +388,9 @@ void depthwise_conv2d_s8(const ConvParams& p, const int8_t* x, const int8_t* w, 
     ref::depthwise_conv2d_s8(p, x, w, bias, mult, y);
     return;
   }
-  if (p.fx_multiplier != nullptr)
+  if (p.fx_multiplier != nullptr && FixedPointFastRule::applies(p, bias, p.kh * p.kw))
+    depthwise_impl<FixedPointFastRule>(p, x, w, bias, mult, y);
+  else if (p.fx_multiplier != nullptr)
     depthwise_impl<FixedPointRule>(p, x, w, bias, mult, y);
   else
     depthwise_impl<FloatScaleRule>(p, x, w, bias, mult, y);
@@ -557,7 +561,9 @@ void conv2d_s8(const ConvParams& p, const int8_t* x, const int8_t* w, const int3
     ref::conv2d_s8(p, x, w, bias, mult, y);
     return;
   }
-  if (p.fx_multiplier != nullptr)
+  if (p.fx_multiplier != nullptr && FixedPointFastRule::applies(p, bias, k))
+    conv_impl<FixedPointFastRule>(p, x, w, bias, mult, y);
+  else if (p.fx_multiplier != nullptr)
     conv_impl<FixedPointRule>(p, x, w, bias, mult, y);
   else
     conv_impl<FloatScaleRule>(p, x, w, bias, mult, y);

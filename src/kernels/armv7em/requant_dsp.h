@@ -139,4 +139,60 @@ class FixedPointRule {
   int32_t y_zero_, lo_, hi_;
 };
 
+// FixedPointRule's fast form, for the calls where every channel meets its precondition (applies():
+// checked once per call, O(out_c); every MCUNet layer does): a right shift r = -shift in [1, 31] and
+// a bounded x = acc + bias, |x| < 2^29. The kernels' acc is the exact sum of at most k products
+// (x_i - z) w_i, |x_i - z| <= 128 + |z| and |w_i| <= 128, so |x| <= k 128 (128 + |z|) + |bias|.
+// Then, for every input, bit for bit with requantize_fixed():
+//  - no left shift, and SRDHM = floor((x M + 2^30) / 2^31) = (2x M + 2^31) >> 32 = SMMULR(2x, M):
+//    2x fits int32, and the saturating case (x = INT32_MIN) cannot occur; |h| <= |x| + 1 < 2^30;
+//  - RoundingDivideByPOT(h, r) = (h + 2^(r-1) - (h < 0)) >> r: with h = q 2^r + rem that is
+//    q + (rem >= 2^(r-1) + (h < 0)) = q + (rem > threshold), TFLite's form; the sum stays below
+//    2^29 + 2^30 + 1, no overflow;
+//  - then the same wrapping + y_zero and the two clamps as requantize_fixed().
+// Per output: one ADD (2x + 2 bias), SMMULR, ADD, SUB, ASR, then the zero point and the clamps.
+class FixedPointFastRule {
+ public:
+  static constexpr int64_t kMaxAbsX = int64_t{1} << 29;  // |acc + bias| < kMaxAbsX
+  struct Channel {
+    int32_t multiplier;
+    int32_t half;   // 2^(r - 1)
+    int32_t right;  // r = -shift, in [1, 31]
+  };
+  // Whether the fast form is exact for a conv whose outputs are sums of at most k products.
+  static bool applies(const ConvParams& p, const int32_t* bias, int k) {
+    const int64_t z = p.x_zero < 0 ? -int64_t{p.x_zero} : int64_t{p.x_zero};
+    if (k < 0 || k > kMaxAbsX || z > kMaxAbsX) return false;  // and no int64 overflow below
+    const int64_t acc_max = int64_t{k} * 128 * (128 + z);
+    if (acc_max >= kMaxAbsX) return false;
+    for (int o = 0; o < p.out_c; ++o) {
+      const int32_t s = p.fx_shift[o];
+      const int64_t b = bias[o] < 0 ? -int64_t{bias[o]} : int64_t{bias[o]};
+      if (s > -1 || s < -31 || acc_max + b >= kMaxAbsX) return false;
+    }
+    return true;
+  }
+  FixedPointFastRule(const ConvParams& p, const float* /*mult*/)
+      : m_(p.fx_multiplier), s_(p.fx_shift), y_zero_(p.y_zero), lo_(p.act_min), hi_(p.act_max) {}
+  Channel channel(int o) const {
+    const int32_t r = -s_[o];
+    return {m_[o], static_cast<int32_t>(uint32_t{1} << (r - 1)), r};
+  }
+  int8_t operator()(int32_t acc, int32_t bias, Channel c) const {
+    const int32_t x2 =
+        static_cast<int32_t>(2u * static_cast<uint32_t>(acc) + 2u * static_cast<uint32_t>(bias));
+    const int32_t h = dsp::smmulr(x2, c.multiplier);
+    const int32_t t = h + c.half - static_cast<int32_t>(static_cast<uint32_t>(h) >> 31);
+    int32_t q = static_cast<int32_t>(static_cast<uint32_t>(t >> c.right) + static_cast<uint32_t>(y_zero_));
+    q = q < lo_ ? lo_ : q;
+    q = q > hi_ ? hi_ : q;
+    return static_cast<int8_t>(q);
+  }
+
+ private:
+  const int32_t* m_;
+  const int32_t* s_;
+  int32_t y_zero_, lo_, hi_;
+};
+
 }  // namespace tinyzo::armv7em
