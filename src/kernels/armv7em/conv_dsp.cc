@@ -13,7 +13,7 @@
 
 #if defined(__GNUC__)
 #define TZ_ARMV7EM_INLINE inline __attribute__((always_inline))
-#define TZ_ARMV7EM_NOINLINE __attribute__((noinline))
+#define TZ_ARMV7EM_NOINLINE __attribute__((noinline, noclone))
 #else
 #define TZ_ARMV7EM_INLINE inline
 #define TZ_ARMV7EM_NOINLINE
@@ -42,6 +42,31 @@ TZ_ARMV7EM_INLINE int32_t wrap_mul(int32_t a, int32_t b) {
 // bodies together and reloaded the rule's constants; scripts/fw_cost.sh, docs/kernels.md). A rule
 // whose address is taken (passed on by reference) is no longer a plain local either: helpers that
 // need one (dw_scalar) construct their own.
+
+// The fixed-point rule by runs of output channels: run(fast, begin, end) for maximal runs of whole
+// groups of `group` channels (the kernel's channel block; the last group may be shorter), with
+// fast when every channel of the run meets FixedPointFastRule's precondition for sums of at most
+// k products. A dead channel (a saturated bias, as quantized models have) then costs only its own
+// group the general rule.
+template <class Run>
+void fixed_point_runs(const ConvParams& p, const int32_t* bias, int k, int group, Run&& run) {
+  const int64_t acc_max = FixedPointFastRule::acc_bound(p, k);
+  const int n = p.out_c;
+  int begin = 0;
+  bool begin_fast = false;
+  for (int g = 0; g < n; g += group) {
+    const int g_end = g + group < n ? g + group : n;
+    bool fast = acc_max >= 0;
+    for (int o = g; fast && o < g_end; ++o) fast = FixedPointFastRule::channel_ok(p, bias, acc_max, o);
+    if (g == 0) {
+      begin_fast = fast;
+    } else if (fast != begin_fast) {
+      run(begin_fast, begin, g);
+      begin = g, begin_fast = fast;
+    }
+  }
+  if (n > 0) run(begin_fast, begin, n);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Pointwise: out[s][o] = sum_c (x[s][c] - z) w[o][c]. The zero point is folded into the
@@ -151,14 +176,16 @@ namespace {
 
 template <class Rule>
 TZ_ARMV7EM_NOINLINE void pointwise_impl(const ConvParams& p, const int8_t* x, const int8_t* w,
-                                        const int32_t* bias, const float* mult, int8_t* y) {
+                                        const int32_t* bias, const float* mult, int8_t* y, int o_begin,
+                                        int o_end) {
   const Rule rq(p, mult);  // a local: int8 stores cannot alias its constants
+  if (!Rule::kChannelRuns) o_begin = 0, o_end = p.out_c;  // the float rule's code as it was
   const int cin = p.in_c, cout = p.out_c;
   const int n4 = cin & ~3;
   const int hw = p.out_h * p.out_w;
   const ptrdiff_t xs = cin, ys = cout;
-  int o = 0;
-  for (; o + 2 <= cout; o += 2) {
+  int o = o_begin;
+  for (; o + 2 <= o_end; o += 2) {
     const int8_t* w0 = w + static_cast<size_t>(o) * cin;
     const int8_t* w1 = w0 + cin;
     const int32_t s0 = zero_point_start(p.x_zero, w0, cin), s1 = zero_point_start(p.x_zero, w1, cin);
@@ -191,7 +218,7 @@ TZ_ARMV7EM_NOINLINE void pointwise_impl(const ConvParams& p, const int8_t* x, co
       yo[1] = rq(a1, b1, m1);
     }
   }
-  if (o < cout) {  // odd channel count: the last channel, 2 pixels at a time
+  if (o < o_end) {  // odd channel count: the last channel, 2 pixels at a time
     const int8_t* w0 = w + static_cast<size_t>(o) * cin;
     const int32_t s0 = zero_point_start(p.x_zero, w0, cin);
     const int32_t b0 = bias[o];
@@ -215,12 +242,16 @@ TZ_ARMV7EM_NOINLINE void pointwise_impl(const ConvParams& p, const int8_t* x, co
 
 void pointwise_conv2d_s8(const ConvParams& p, const int8_t* x, const int8_t* w, const int32_t* bias,
                          const float* mult, int8_t* y) {
-  if (p.fx_multiplier != nullptr && FixedPointFastRule::applies(p, bias, p.in_c))
-    pointwise_impl<FixedPointFastRule>(p, x, w, bias, mult, y);
-  else if (p.fx_multiplier != nullptr)
-    pointwise_impl<FixedPointRule>(p, x, w, bias, mult, y);
-  else
-    pointwise_impl<FloatScaleRule>(p, x, w, bias, mult, y);
+  if (p.fx_multiplier == nullptr) {
+    pointwise_impl<FloatScaleRule>(p, x, w, bias, mult, y, 0, p.out_c);
+    return;
+  }
+  fixed_point_runs(p, bias, p.in_c, 2, [&](bool fast, int begin, int end) {
+    if (fast)
+      pointwise_impl<FixedPointFastRule>(p, x, w, bias, mult, y, begin, end);
+    else
+      pointwise_impl<FixedPointRule>(p, x, w, bias, mult, y, begin, end);
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -317,15 +348,17 @@ TZ_ARMV7EM_INLINE int min_i(int a, int b) { return a < b ? a : b; }
 
 template <class Rule>
 TZ_ARMV7EM_NOINLINE void depthwise_impl(const ConvParams& p, const int8_t* x, const int8_t* w,
-                                        const int32_t* bias, const float* mult, int8_t* y) {
+                                        const int32_t* bias, const float* mult, int8_t* y, int c_begin,
+                                        int c_end) {
   const Rule rq(p, mult);  // a local: int8 stores cannot alias its constants
+  if (!Rule::kChannelRuns) c_begin = 0, c_end = p.out_c;  // the float rule's code as it was
   const int kh = p.kh, kw = p.kw, taps = kh * kw;
   const int cn = p.out_c;
-  const int c4 = cn & ~3;
+  const int c4 = c_begin + ((c_end - c_begin) & ~3);  // c_begin is a multiple of 4
   const ptrdiff_t col = cn, row = static_cast<ptrdiff_t>(p.in_w) * cn;
   const int32_t nz = -p.x_zero;
   alignas(8) uint32_t wt[2 * kDepthwiseMaxTaps];
-  for (int c = 0; c < c4; c += 4) {
+  for (int c = c_begin; c < c4; c += 4) {
     const int8_t* wc = w + static_cast<size_t>(c) * taps;
     int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
     for (int t = 0; t < taps; ++t) {
@@ -377,7 +410,7 @@ TZ_ARMV7EM_NOINLINE void depthwise_impl(const ConvParams& p, const int8_t* x, co
       }
     }
   }
-  if (c4 < cn) dw_scalar<Rule>(p, x, w, bias, mult, y, c4, cn);
+  if (c4 < c_end) dw_scalar<Rule>(p, x, w, bias, mult, y, c4, c_end);
 }
 
 }  // namespace
@@ -388,12 +421,16 @@ void depthwise_conv2d_s8(const ConvParams& p, const int8_t* x, const int8_t* w, 
     ref::depthwise_conv2d_s8(p, x, w, bias, mult, y);
     return;
   }
-  if (p.fx_multiplier != nullptr && FixedPointFastRule::applies(p, bias, p.kh * p.kw))
-    depthwise_impl<FixedPointFastRule>(p, x, w, bias, mult, y);
-  else if (p.fx_multiplier != nullptr)
-    depthwise_impl<FixedPointRule>(p, x, w, bias, mult, y);
-  else
-    depthwise_impl<FloatScaleRule>(p, x, w, bias, mult, y);
+  if (p.fx_multiplier == nullptr) {
+    depthwise_impl<FloatScaleRule>(p, x, w, bias, mult, y, 0, p.out_c);
+    return;
+  }
+  fixed_point_runs(p, bias, p.kh * p.kw, 4, [&](bool fast, int begin, int end) {
+    if (fast)
+      depthwise_impl<FixedPointFastRule>(p, x, w, bias, mult, y, begin, end);
+    else
+      depthwise_impl<FixedPointRule>(p, x, w, bias, mult, y, begin, end);
+  });
 }
 
 // ---------------------------------------------------------------------------------------------

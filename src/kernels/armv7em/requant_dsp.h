@@ -84,6 +84,7 @@ class Requantizer {
 class FloatScaleRule {
  public:
   using Channel = float;
+  static constexpr bool kChannelRuns = false;  // one rule for every channel of a call
   FloatScaleRule(const ConvParams& p, const float* mult) : rq_(p), mult_(mult) {}
   Channel channel(int o) const { return mult_[o]; }
   int8_t operator()(int32_t acc, int32_t bias, Channel m) const { return rq_(acc, bias, m); }
@@ -105,6 +106,7 @@ class FloatScaleRule {
 //  - RoundingDivideByPOT: (h >> r) + ((h & mask) > (mask >> 1) + (h < 0)).
 class FixedPointRule {
  public:
+  static constexpr bool kChannelRuns = true;  // runs of channels (with FixedPointFastRule)
   struct Channel {
     int32_t multiplier;
     int32_t left, right;  // max(shift, 0), max(-shift, 0)
@@ -154,22 +156,33 @@ class FixedPointRule {
 class FixedPointFastRule {
  public:
   static constexpr int64_t kMaxAbsX = int64_t{1} << 29;  // |acc + bias| < kMaxAbsX
+  static constexpr bool kChannelRuns = true;
   struct Channel {
     int32_t multiplier;
     int32_t half;   // 2^(r - 1)
     int32_t right;  // r = -shift, in [1, 31]
   };
-  // Whether the fast form is exact for a conv whose outputs are sums of at most k products.
-  static bool applies(const ConvParams& p, const int32_t* bias, int k) {
+  // A bound on |acc| for sums of at most k products (k 128 (128 + |z|)), or -1 when it is not
+  // below kMaxAbsX.
+  static int64_t acc_bound(const ConvParams& p, int k) {
     const int64_t z = p.x_zero < 0 ? -int64_t{p.x_zero} : int64_t{p.x_zero};
-    if (k < 0 || k > kMaxAbsX || z > kMaxAbsX) return false;  // and no int64 overflow below
+    if (k < 0 || k > kMaxAbsX || z > kMaxAbsX) return -1;  // and no int64 overflow below
     const int64_t acc_max = int64_t{k} * 128 * (128 + z);
-    if (acc_max >= kMaxAbsX) return false;
-    for (int o = 0; o < p.out_c; ++o) {
-      const int32_t s = p.fx_shift[o];
-      const int64_t b = bias[o] < 0 ? -int64_t{bias[o]} : int64_t{bias[o]};
-      if (s > -1 || s < -31 || acc_max + b >= kMaxAbsX) return false;
-    }
+    return acc_max < kMaxAbsX ? acc_max : -1;
+  }
+  // Whether channel o meets the precondition, for |acc| <= acc_max (>= 0).
+  static bool channel_ok(const ConvParams& p, const int32_t* bias, int64_t acc_max, int o) {
+    const int32_t s = p.fx_shift[o];
+    const int64_t b = bias[o] < 0 ? -int64_t{bias[o]} : int64_t{bias[o]};
+    return s <= -1 && s >= -31 && acc_max + b < kMaxAbsX;
+  }
+  // Whether the fast form is exact for every channel of a conv whose outputs are sums of at most
+  // k products.
+  static bool applies(const ConvParams& p, const int32_t* bias, int k) {
+    const int64_t acc_max = acc_bound(p, k);
+    if (acc_max < 0) return false;
+    for (int o = 0; o < p.out_c; ++o)
+      if (!channel_ok(p, bias, acc_max, o)) return false;
     return true;
   }
   FixedPointFastRule(const ConvParams& p, const float* /*mult*/)
