@@ -178,7 +178,7 @@ template <class Rule>
 TZ_ARMV7EM_NOINLINE void pointwise_impl(const ConvParams& p, const int8_t* x, const int8_t* w,
                                         const int32_t* bias, const float* mult, int8_t* y, int o_begin,
                                         int o_end) {
-  const Rule rq(p, mult);  // a local: int8 stores cannot alias its constants
+  const Rule rq(p, mult);                                 // a local: int8 stores cannot alias its constants
   if (!Rule::kChannelRuns) o_begin = 0, o_end = p.out_c;  // the float rule's code as it was
   const int cin = p.in_c, cout = p.out_c;
   const int n4 = cin & ~3;
@@ -346,16 +346,54 @@ void dw_scalar(const ConvParams& p, const int8_t* x, const int8_t* w, const int3
 TZ_ARMV7EM_INLINE int max_i(int a, int b) { return a > b ? a : b; }
 TZ_ARMV7EM_INLINE int min_i(int a, int b) { return a < b ? a : b; }
 
+// The output pixels of the channel block [c, c + 4) of depthwise_impl, for kernel width kKw
+// (3, 5, 7 unrolled; 0: any width). A template so that the width is chosen once per block.
+template <int kKw, class Rule, class Ch>
+TZ_ARMV7EM_INLINE void dw_pixels(const ConvParams& p, const int8_t* x, const uint32_t* wt, const Acc4& full,
+                                 int c, int32_t nz, const Rule& rq, int32_t b0, int32_t b1, int32_t b2,
+                                 int32_t b3, Ch m0, Ch m1, Ch m2, Ch m3, int8_t* yp) {
+  const int kh = p.kh, kw = kKw != 0 ? kKw : p.kw;
+  const int cn = p.out_c;
+  const ptrdiff_t col = cn, row = static_cast<ptrdiff_t>(p.in_w) * cn;
+  for (int oy = 0; oy < p.out_h; ++oy) {
+    const int iy0 = oy * p.stride_h - p.pad_top;
+    const int ky0 = max_i(0, -iy0), ky1 = min_i(kh, p.in_h - iy0);
+    for (int ox = 0; ox < p.out_w; ++ox, yp += cn) {
+      const int ix0 = ox * p.stride_w - p.pad_left;
+      const int kx0 = max_i(0, -ix0), kx1 = min_i(kw, p.in_w - ix0);
+      const int8_t* xw = x + ((static_cast<ptrdiff_t>(iy0) + ky0) * p.in_w + ix0 + kx0) * cn + c;
+      Acc4 a;
+      if (ky0 == 0 && ky1 == kh && kx0 == 0 && kx1 == kw) {
+        a = full;
+        if (kKw != 0)
+          dw_taps_full<kKw != 0 ? kKw : 1>(xw, row, col, wt, kh, a);
+        else
+          dw_taps<false>(xw, row, col, wt, kw, 0, kh, 0, kw, a, nullptr, nullptr);
+      } else {
+        a = {0, 0, 0, 0};
+        uint32_t sa = 0, sb = 0;
+        if (ky0 < ky1 && kx0 < kx1) dw_taps<true>(xw, row, col, wt, kw, ky0, ky1, kx0, kx1, a, &sa, &sb);
+        a.a0 = wrap_add(a.a0, wrap_mul(nz, dsp::pair_lo(sa)));
+        a.a2 = wrap_add(a.a2, wrap_mul(nz, dsp::pair_hi(sa)));
+        a.a1 = wrap_add(a.a1, wrap_mul(nz, dsp::pair_lo(sb)));
+        a.a3 = wrap_add(a.a3, wrap_mul(nz, dsp::pair_hi(sb)));
+      }
+      yp[0] = rq(a.a0, b0, m0);
+      yp[1] = rq(a.a1, b1, m1);
+      yp[2] = rq(a.a2, b2, m2);
+      yp[3] = rq(a.a3, b3, m3);
+    }
+  }
+}
+
 template <class Rule>
 TZ_ARMV7EM_NOINLINE void depthwise_impl(const ConvParams& p, const int8_t* x, const int8_t* w,
                                         const int32_t* bias, const float* mult, int8_t* y, int c_begin,
                                         int c_end) {
-  const Rule rq(p, mult);  // a local: int8 stores cannot alias its constants
+  const Rule rq(p, mult);                                 // a local: int8 stores cannot alias its constants
   if (!Rule::kChannelRuns) c_begin = 0, c_end = p.out_c;  // the float rule's code as it was
   const int kh = p.kh, kw = p.kw, taps = kh * kw;
-  const int cn = p.out_c;
   const int c4 = c_begin + ((c_end - c_begin) & ~3);  // c_begin is a multiple of 4
-  const ptrdiff_t col = cn, row = static_cast<ptrdiff_t>(p.in_w) * cn;
   const int32_t nz = -p.x_zero;
   alignas(8) uint32_t wt[2 * kDepthwiseMaxTaps];
   for (int c = c_begin; c < c4; c += 4) {
@@ -371,43 +409,18 @@ TZ_ARMV7EM_NOINLINE void depthwise_impl(const ConvParams& p, const int8_t* x, co
     const int32_t b0 = bias[c], b1 = bias[c + 1], b2 = bias[c + 2], b3 = bias[c + 3];
     const auto m0 = rq.channel(c), m1 = rq.channel(c + 1), m2 = rq.channel(c + 2), m3 = rq.channel(c + 3);
     int8_t* yp = y + c;
-    for (int oy = 0; oy < p.out_h; ++oy) {
-      const int iy0 = oy * p.stride_h - p.pad_top;
-      const int ky0 = max_i(0, -iy0), ky1 = min_i(kh, p.in_h - iy0);
-      for (int ox = 0; ox < p.out_w; ++ox, yp += cn) {
-        const int ix0 = ox * p.stride_w - p.pad_left;
-        const int kx0 = max_i(0, -ix0), kx1 = min_i(kw, p.in_w - ix0);
-        const int8_t* xw = x + ((static_cast<ptrdiff_t>(iy0) + ky0) * p.in_w + ix0 + kx0) * cn + c;
-        Acc4 a;
-        if (ky0 == 0 && ky1 == kh && kx0 == 0 && kx1 == kw) {
-          a = full;
-          switch (kw) {
-            case 3:
-              dw_taps_full<3>(xw, row, col, wt, kh, a);
-              break;
-            case 5:
-              dw_taps_full<5>(xw, row, col, wt, kh, a);
-              break;
-            case 7:
-              dw_taps_full<7>(xw, row, col, wt, kh, a);
-              break;
-            default:
-              dw_taps<false>(xw, row, col, wt, kw, 0, kh, 0, kw, a, nullptr, nullptr);
-          }
-        } else {
-          a = {0, 0, 0, 0};
-          uint32_t sa = 0, sb = 0;
-          if (ky0 < ky1 && kx0 < kx1) dw_taps<true>(xw, row, col, wt, kw, ky0, ky1, kx0, kx1, a, &sa, &sb);
-          a.a0 = wrap_add(a.a0, wrap_mul(nz, dsp::pair_lo(sa)));
-          a.a2 = wrap_add(a.a2, wrap_mul(nz, dsp::pair_hi(sa)));
-          a.a1 = wrap_add(a.a1, wrap_mul(nz, dsp::pair_lo(sb)));
-          a.a3 = wrap_add(a.a3, wrap_mul(nz, dsp::pair_hi(sb)));
-        }
-        yp[0] = rq(a.a0, b0, m0);
-        yp[1] = rq(a.a1, b1, m1);
-        yp[2] = rq(a.a2, b2, m2);
-        yp[3] = rq(a.a3, b3, m3);
-      }
+    switch (kw) {  // once per block: the pixel loops for the kernel width
+      case 3:
+        dw_pixels<3>(p, x, wt, full, c, nz, rq, b0, b1, b2, b3, m0, m1, m2, m3, yp);
+        break;
+      case 5:
+        dw_pixels<5>(p, x, wt, full, c, nz, rq, b0, b1, b2, b3, m0, m1, m2, m3, yp);
+        break;
+      case 7:
+        dw_pixels<7>(p, x, wt, full, c, nz, rq, b0, b1, b2, b3, m0, m1, m2, m3, yp);
+        break;
+      default:
+        dw_pixels<0>(p, x, wt, full, c, nz, rq, b0, b1, b2, b3, m0, m1, m2, m3, yp);
     }
   }
   if (c4 < c_end) dw_scalar<Rule>(p, x, w, bias, mult, y, c4, c_end);
