@@ -35,9 +35,21 @@ enum class OpType : uint16_t {
   kFullyConnected = 5,    // int8 fully-connected (a 1x1 conv on a vector)
   kMaxPool2d = 6,         // int8 max pool
   kAvgPool2d = 7,         // int8 average pool (count excludes padding), rounded half to even
-  kDequantize = 8,        // int8 -> float32 real values
+  kDequantize = 8,        // int8 -> float32 real values (also TFLite DEQUANTIZE: the same arithmetic)
+  // TensorFlow Lite Micro reference semantics (docs/semantics.md, "TFLite operators"). Every
+  // integer TFLM derives in Prepare is computed on the host at import and stored in the params,
+  // so the device needs no float for these int8 ops. TFLite MAX_POOL_2D maps to kMaxPool2d and
+  // DEQUANTIZE to kDequantize (identical arithmetic).
+  kAddTfl = 9,            // int8 ADD: TFLM's fixed-point rescale of both inputs (left shift 20)
+  kAvgPool2dTfl = 10,     // int8 AVERAGE_POOL_2D: integer mean, rounded half away from zero
+  kMeanTfl = 11,          // int8 MEAN over H and W: int32 sum, one fixed-point rescale
+  kPad = 12,              // constant PAD of any axis with a stored int8 value
+  kReshape = 13,          // same bytes, new dims (a copy)
+  kTranspose = 14,        // permutation of the axes (rank <= 4)
+  kSoftmaxTfl = 15,       // int8 SOFTMAX over the last axis, TFLM's fixed-point exp
+  kQuantize = 16,         // int8 -> int8 requantize, or float32 -> int8
 };
-constexpr uint16_t kOpTypeMax = 8;
+constexpr uint16_t kOpTypeMax = 16;
 
 // Op params by type (unused entries are 0):
 //   kConv2d:        [kh, kw, stride_h, stride_w, pad_top, pad_left, pad_bottom, pad_right, groups, act_min, act_max]
@@ -48,6 +60,31 @@ constexpr uint16_t kOpTypeMax = 8;
 //   kGlobalAvgPool: []; kDequantize: []
 //   kLinearF32:     []; inputs [x (int8), weight (f32 [N][C]), bias (f32 [N])]
 //   kMaxPool2d / kAvgPool2d: [kh, kw, stride_h, stride_w, pad_top, pad_left, pad_bottom, pad_right, act_min, act_max]
+//
+// TFLite ops (multipliers are TFLite's Q31 `quantized_multiplier`, >= 0; a shift > 0 shifts left):
+//   kAddTfl:        [act_min, act_max, left_shift, x1_mult, x1_shift, x2_mult, x2_shift, y_mult, y_shift]
+//                   inputs [x1, x2]: int8, same dims; y int8 of those dims. Offsets are the tensors'
+//                   zero points. left_shift in [0, 20], x*/y shifts in [-31, 0].
+//   kAvgPool2dTfl:  as kMaxPool2d; x, y int8 rank 3 [H, W, C].
+//   kMeanTfl:       [mult, shift]; x int8 [H, W, C]; y int8 [1, 1, C] (keep_dims) or [C].
+//                   mult/shift already include TFLM's 1/(H*W) fold (tflite_mean_params).
+//   kPad:           [before_0..before_3, after_0..after_3, value]; x int8 of rank r, y int8 of rank r with
+//                   y.dims[k] = before_k + x.dims[k] + after_k; entries for k >= r are 0; value in int8.
+//   kReshape:       []; x, y of one dtype and element count (a byte copy).
+//   kTranspose:     [perm_0..perm_3]; x, y int8 of one rank r, y.dims[k] = x.dims[perm_k];
+//                   perm_0..perm_{r-1} a permutation of 0..r-1, entries for k >= r are 0.
+//   kSoftmaxTfl:    [input_multiplier, input_left_shift, diff_min]; x, y int8 of the same dims, softmax
+//                   over the last axis; y quantization must be scale 1/256, zero point -128.
+//   kQuantize:      [mult, shift]; x int8 -> y int8 of the same element count (requantize), or
+//                   x float32 -> y int8 (params unused, 0; divides by y.scale in float32).
+enum TflAddParam : int {
+  kTflAddActMin = 0, kTflAddActMax, kTflAddLeftShift, kTflAddX1Mult, kTflAddX1Shift, kTflAddX2Mult,
+  kTflAddX2Shift, kTflAddYMult, kTflAddYShift
+};
+enum TflMeanParam : int { kTflMeanMult = 0, kTflMeanShift };
+enum PadParam : int { kPadBefore = 0, kPadAfter = 4, kPadValue = 8 };  // kPadBefore + axis, kPadAfter + axis
+enum TflSoftmaxParam : int { kTflSoftmaxMult = 0, kTflSoftmaxLeftShift, kTflSoftmaxDiffMin };
+enum QuantizeParam : int { kQuantizeMult = 0, kQuantizeShift };
 enum ConvParam : int {
   kConvKh = 0, kConvKw, kConvStrideH, kConvStrideW, kConvPadTop, kConvPadLeft, kConvPadBottom,
   kConvPadRight, kConvGroups, kConvActMin, kConvActMax
