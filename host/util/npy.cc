@@ -265,7 +265,7 @@ constexpr uint32_t kLocalSig = 0x04034b50, kCentralSig = 0x02014b50, kEndSig = 0
 constexpr uint32_t kEnd64LocatorSig = 0x07064b50, kEnd64Sig = 0x06064b50;
 
 std::vector<uint8_t> inflate_raw(const uint8_t* data, size_t size, uint64_t out_size, const std::string& what) {
-  std::vector<uint8_t> out(size_t(out_size));
+  std::vector<uint8_t> out(static_cast<size_t>(out_size));
   z_stream zs{};
   if (inflateInit2(&zs, -15) != Z_OK) fail(what, "zlib initialisation failed");
   zs.next_in = const_cast<Bytef*>(data);
