@@ -221,15 +221,10 @@ TfliteModel parse_tflite(std::vector<uint8_t> bytes, const std::string& what) {
       if (out.zero_points.size() != out.scales.size())
         fail(what, tensor_label(i, t) + ": " + std::to_string(out.scales.size()) + " scales but " +
                        std::to_string(out.zero_points.size()) + " zero points");
+      // Not checked against the shape here: converters leave stale values on tensors whose
+      // quantization nobody reads (person_detect's biases say dimension 3 of a rank-1 tensor,
+      // and TFLM ignores it). The importer checks it where it uses per-channel scales.
       out.quantized_dimension = q->quantized_dimension();
-      if (out.scales.size() > 1) {
-        if (out.quantized_dimension < 0 || size_t(out.quantized_dimension) >= out.shape.size())
-          fail(what, tensor_label(i, t) + ": quantized dimension " + std::to_string(out.quantized_dimension) +
-                         " outside its rank " + std::to_string(out.shape.size()));
-        if (int64_t(out.scales.size()) != out.shape[size_t(out.quantized_dimension)])
-          fail(what, tensor_label(i, t) + ": " + std::to_string(out.scales.size()) +
-                         " per-channel scales for dimension " + std::to_string(out.shape[size_t(out.quantized_dimension)]));
-      }
     }
   }
 

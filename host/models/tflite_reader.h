@@ -51,7 +51,7 @@ struct TflTensor {
   // Quantization: empty when absent. zero_points has the same length as scales.
   std::vector<float> scales;
   std::vector<int64_t> zero_points;
-  int32_t quantized_dimension = 0;  // in [0, rank) when scales.size() > 1
+  int32_t quantized_dimension = 0;  // as stored (unchecked: see tflite_reader.cc)
   bool is_constant() const { return data != nullptr; }
 };
 
