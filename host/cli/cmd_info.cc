@@ -68,6 +68,16 @@ std::string op_kind(const ModelView& m, const TzmOp& op) {
       return "avg_pool " + std::to_string(p[kPoolKh]) + "x" + std::to_string(p[kPoolKw]) + "/" +
              std::to_string(p[kPoolStrideH]);
     case OpType::kDequantize: return "dequantize";
+    case OpType::kAddTfl: return "add (tflite)";
+    case OpType::kAvgPool2dTfl:
+      return "avg_pool (tflite) " + std::to_string(p[kPoolKh]) + "x" + std::to_string(p[kPoolKw]) + "/" +
+             std::to_string(p[kPoolStrideH]);
+    case OpType::kMeanTfl: return "mean (tflite)";
+    case OpType::kPad: return "pad";
+    case OpType::kReshape: return "reshape";
+    case OpType::kTranspose: return "transpose";
+    case OpType::kSoftmaxTfl: return "softmax (tflite)";
+    case OpType::kQuantize: return "quantize";
   }
   return "op" + std::to_string(op.type);
 }

@@ -23,8 +23,8 @@ struct QuantizedMultiplier {
 
 // TFLite's QuantizeMultiplier: frexp, round half away from zero of q * 2^31, the
 // 2^31 carry into the exponent, 0 for a zero input and for |real| < ~2^-31
-// (shift < -31 flushes to multiplier 0, shift 0). Throws for a non-finite value
-// or a value so large the shift exceeds 30.
+// (shift < -31 flushes to multiplier 0, shift 0). Throws for a non-finite
+// value; any shift is returned (as TFLite does; callers bound it).
 QuantizedMultiplier quantize_multiplier(double real);
 // TFLite's QuantizeMultiplierSmallerThanOneExp: requires 0 < real < 1 (throws
 // otherwise); the shift is <= 0.

@@ -83,7 +83,7 @@ class TzmBuilder {
   int add_op(const std::string& name, OpType type, const std::vector<int>& inputs, int output,
              const std::vector<int32_t>& params);
 
-  // Marks the model input (non-constant int8) / output; sets the tensor flag.
+  // Marks the model input (non-constant int8, or float32 feeding Quantize ops) / output; sets the tensor flag.
   void set_input(int tensor);
   void set_output(int tensor);
 

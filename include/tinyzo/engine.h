@@ -52,7 +52,10 @@ class Engine {
   // The int8 input tensor, to be filled before every invoke(): the planner
   // reuses its bytes for later tensors once the input is dead, so a run
   // overwrites it.
+  // Empty when the model input is not int8.
   Span<int8_t> input(int item = 0);
+  // The float32 input of a model that starts with a Quantize op (empty otherwise).
+  Span<float> input_f32(int item = 0);
   // Runs every op over every item.
   Status invoke() { return invoke_range(0, model_->n_ops()); }
   // Runs ops [first_op, end_op) over every item. Every tensor live across

@@ -45,8 +45,13 @@ CONV2D, ADD, GLOBAL_AVG_POOL, LINEAR_F32, FULLY_CONNECTED, MAX_POOL2D, AVG_POOL2
 OP_NAME = {CONV2D: "Conv2d", ADD: "Add", GLOBAL_AVG_POOL: "GlobalAvgPool", LINEAR_F32: "LinearF32",
            FULLY_CONNECTED: "FullyConnected", MAX_POOL2D: "MaxPool2d", AVG_POOL2D: "AvgPool2d",
            DEQUANTIZE: "Dequantize"}
+# TFLite op types (TensorFlow Lite Micro reference semantics, docs/semantics.md "TFLite operators")
+ADD_TFL, AVG_POOL2D_TFL, MEAN_TFL, PAD, RESHAPE, TRANSPOSE, SOFTMAX_TFL, QUANTIZE = range(9, 17)
+OP_NAME.update({ADD_TFL: "AddTfl", AVG_POOL2D_TFL: "AvgPool2dTfl", MEAN_TFL: "MeanTfl", PAD: "Pad",
+                RESHAPE: "Reshape", TRANSPOSE: "Transpose", SOFTMAX_TFL: "SoftmaxTfl", QUANTIZE: "Quantize"})
 _N_INPUTS = {CONV2D: 4, FULLY_CONNECTED: 4, ADD: 2, LINEAR_F32: 3, GLOBAL_AVG_POOL: 1,
-             MAX_POOL2D: 1, AVG_POOL2D: 1, DEQUANTIZE: 1}
+             MAX_POOL2D: 1, AVG_POOL2D: 1, DEQUANTIZE: 1, ADD_TFL: 2, AVG_POOL2D_TFL: 1, MEAN_TFL: 1,
+             PAD: 1, RESHAPE: 1, TRANSPOSE: 1, SOFTMAX_TFL: 1, QUANTIZE: 1}
 
 
 class TzmError(ValueError):
@@ -341,8 +346,9 @@ def read_tzm(blob):
     if not 0 <= h["input_tensor"] < n or not 0 <= h["output_tensor"] < n:
         _fail("input/output tensor index out of range")
     ti, to = tensors[h["input_tensor"]], tensors[h["output_tensor"]]
-    if ti.is_constant or ti.dtype != INT8 or not ti.flags & INPUT:
-        _fail("model input must be a non-constant int8 tensor flagged input")
+    # float32 is allowed for TFLite models that start with QUANTIZE (checked per op below)
+    if ti.is_constant or ti.dtype == INT32 or not ti.flags & INPUT:
+        _fail("model input must be a non-constant int8 (or float32) tensor flagged input")
     if to.is_constant or not to.flags & OUTPUT:
         _fail("model output must be a non-constant tensor flagged output")
 
@@ -364,6 +370,8 @@ def read_tzm(blob):
                 _fail("op %s: input index out of range" % name)
             if not tensors[x].is_constant and x not in produced:
                 _fail("op %s reads a tensor no earlier op produces" % name)
+            if x == h["input_tensor"] and tensors[x].dtype == FLOAT32 and type != QUANTIZE:
+                _fail("op %s: a float32 model input may only feed Quantize ops" % name)
         if not 0 <= output < n or tensors[output].is_constant or output in produced:
             _fail("op %s: bad output (constant, the input, or produced twice)" % name)
         op = Op(name, type, inputs[:n_in], output, params)
@@ -441,3 +449,50 @@ def _check_shapes(op, tensors):
     elif op.type == DEQUANTIZE:
         need(x.dtype == INT8 and y.dtype == FLOAT32 and x.numel == y.numel,
              "dequantize maps int8 to float32 of the same size")
+    elif op.type == ADD_TFL:
+        x2 = tensors[op.inputs[1]]
+        need(x.dtype == x2.dtype == y.dtype == INT8, "add needs int8 tensors")
+        need(x.dims == x2.dims == y.dims, "add shapes do not chain")
+        need(0 <= p[2] <= 20 and all(p[k] >= 0 and -31 <= p[k + 1] <= 0 for k in (3, 5, 7)),
+             "add fixed-point parameters out of range")
+        need(-128 <= p[0] <= p[1] <= 127, "activation range outside int8")
+    elif op.type == AVG_POOL2D_TFL:
+        kh, kw, sh, sw, pt, pl, pb, pr, lo, hi = p[:10]
+        need(x.dtype == y.dtype == INT8 and len(x.dims) == 3 and len(y.dims) == 3 and y.dims[2] == x.dims[2],
+             "pool input/output must be int8 [H, W, C]")
+        need(kh >= 1 and kw >= 1 and sh >= 1 and sw >= 1 and 0 <= pt < kh and 0 <= pb < kh
+             and 0 <= pl < kw and 0 <= pr < kw and kh * kw <= 65536, "pool window out of range")
+        need(y.dims[0] == _window_out(x.dims[0], kh, sh, pt, pb)
+             and y.dims[1] == _window_out(x.dims[1], kw, sw, pl, pr), "output shape does not chain")
+        need(-128 <= lo <= hi <= 127, "activation range outside int8")
+    elif op.type == MEAN_TFL:
+        need(x.dtype == y.dtype == INT8 and len(x.dims) == 3, "mean maps int8 [H, W, C] to int8")
+        need(y.dims in ((1, 1, x.dims[2]), (x.dims[2],)), "mean output must be [1, 1, C] or [C]")
+        need(p[0] >= 0 and -31 <= p[1] <= 30 and (255 * x.dims[0] * x.dims[1]) << max(p[1], 0) < 2 ** 31,
+             "mean fixed-point parameters out of range")
+    elif op.type == PAD:
+        need(x.dtype == y.dtype == INT8 and len(x.dims) == len(y.dims), "pad maps int8 to int8 of the same rank")
+        r = len(x.dims)
+        need(all(p[k] >= 0 and p[4 + k] >= 0 for k in range(4)) and all(p[k] == p[4 + k] == 0 for k in range(r, 4)),
+             "pad amounts out of range")
+        need(all(y.dims[k] == p[k] + x.dims[k] + p[4 + k] for k in range(r)), "pad output shape does not chain")
+        need(-128 <= p[8] <= 127, "pad value outside int8")
+    elif op.type == RESHAPE:
+        need(x.dtype == y.dtype and x.numel == y.numel, "reshape keeps the dtype and the element count")
+    elif op.type == TRANSPOSE:
+        need(x.dtype == y.dtype == INT8 and len(x.dims) == len(y.dims), "transpose maps int8 to int8 of the same rank")
+        r = len(x.dims)
+        need(sorted(p[:r]) == list(range(r)) and all(v == 0 for v in p[r:4]), "transpose permutation out of range")
+        need(all(y.dims[k] == x.dims[p[k]] for k in range(r)), "transpose output shape does not chain")
+    elif op.type == SOFTMAX_TFL:
+        need(x.dtype == y.dtype == INT8 and x.dims == y.dims, "softmax maps int8 to int8 of the same dims")
+        need(y.zero_point == -128 and y.scale == 1.0 / 256, "softmax output must have scale 1/256 and zero point -128")
+        need(x.dims[-1] <= 4095, "softmax axis longer than 4095")
+        need(p[0] >= 0 and 0 <= p[1] <= 31 and p[2] <= 0 and (-p[2]) << p[1] <= 31 << 26,
+             "softmax fixed-point parameters out of range")
+    elif op.type == QUANTIZE:
+        need(y.dtype == INT8 and x.numel == y.numel, "quantize maps to int8 of the same size")
+        need(x.dtype in (INT8, FLOAT32), "quantize reads int8 or float32")
+        if x.dtype == INT8:
+            need(p[0] >= 0 and -31 <= p[1] <= 30 and 255 << max(p[1], 0) < 2 ** 31,
+                 "quantize fixed-point parameters out of range")

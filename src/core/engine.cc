@@ -31,6 +31,31 @@ PoolParams pool_params(const ModelView& m, const TzmOp& op) {
   return p;
 }
 
+// Pad / transpose shapes from the tensor records (rank <= 4).
+PadParams pad_params(const ModelView& m, const TzmOp& op) {
+  const TzmTensor& x = m.tensor(op.inputs[0]);
+  PadParams p;
+  p.rank = x.rank;
+  for (int d = 0; d < kTzmMaxDims; ++d) {
+    p.in_dims[d] = x.dims[d];
+    p.before[d] = op.params[kPadBefore + d];
+    p.after[d] = op.params[kPadAfter + d];
+  }
+  p.value = static_cast<int8_t>(op.params[kPadValue]);
+  return p;
+}
+
+TransposeParams transpose_params(const ModelView& m, const TzmOp& op) {
+  const TzmTensor& x = m.tensor(op.inputs[0]);
+  TransposeParams p;
+  p.rank = x.rank;
+  for (int d = 0; d < kTzmMaxDims; ++d) {
+    p.in_dims[d] = x.dims[d];
+    p.perm[d] = op.params[d];
+  }
+  return p;
+}
+
 }  // namespace
 
 ConvParams conv_params(const ModelView& m, const TzmOp& op) {
@@ -137,8 +162,16 @@ void* Engine::tensor_data(int tensor, int item) const {
 
 Span<int8_t> Engine::input(int item) {
   const int t = model_->input_tensor();
+  if (model_->tensor(t).dtype != uint8_t(DType::kInt8)) return {};
   auto* data = static_cast<int8_t*>(tensor_data(t, item));
   return data ? Span<int8_t>(data, tensor_elements(model_->tensor(t))) : Span<int8_t>();
+}
+
+Span<float> Engine::input_f32(int item) {
+  const int t = model_->input_tensor();
+  if (model_->tensor(t).dtype != uint8_t(DType::kFloat32)) return {};
+  auto* data = static_cast<float*>(tensor_data(t, item));
+  return data ? Span<float>(data, tensor_elements(model_->tensor(t))) : Span<float>();
 }
 
 Span<const float> Engine::output_f32(int item) const {
@@ -332,6 +365,87 @@ Status Engine::run_op(int i, int b0, int b1) {
       auto* f = static_cast<float*>(y);
       for (size_t k = 0, n = tensor_elements(xt) * size_t(n_items); k < n; ++k)
         f[k] = static_cast<float>(int32_t(q[k]) - xt.zero_point) * xt.scale;
+      break;
+    }
+    case OpType::kAddTfl: {
+      const int32_t* q = op.params;
+      TflAddParams p;
+      p.x1_offset = -m.tensor(op.inputs[0]).zero_point;
+      p.x2_offset = -m.tensor(op.inputs[1]).zero_point;
+      p.y_offset = yt.zero_point;
+      p.left_shift = q[kTflAddLeftShift];
+      p.x1_mult = q[kTflAddX1Mult];
+      p.x1_shift = q[kTflAddX1Shift];
+      p.x2_mult = q[kTflAddX2Mult];
+      p.x2_shift = q[kTflAddX2Shift];
+      p.y_mult = q[kTflAddYMult];
+      p.y_shift = q[kTflAddYShift];
+      p.act_min = q[kTflAddActMin];
+      p.act_max = q[kTflAddActMax];
+      kernels_->add_tfl(p, static_cast<const int8_t*>(x), static_cast<const int8_t*>(tensor_data(op.inputs[1], b0)),
+                        static_cast<int8_t*>(y), tensor_elements(yt) * size_t(n_items));
+      break;
+    }
+    case OpType::kAvgPool2dTfl: {
+      const PoolParams p = pool_params(m, op);
+      for (int k = 0; k < n_items; ++k)
+        kernels_->avg_pool2d_tfl(p, static_cast<const int8_t*>(x) + k * x_item, static_cast<int8_t*>(y) + k * y_item);
+      break;
+    }
+    case OpType::kMeanTfl: {
+      const TzmTensor& xt = m.tensor(op.inputs[0]);
+      TflMeanParams p;
+      p.rows = xt.dims[0] * xt.dims[1];
+      p.c = xt.dims[2];
+      p.x_zero = xt.zero_point;
+      p.y_zero = yt.zero_point;
+      p.mult = op.params[kTflMeanMult];
+      p.shift = op.params[kTflMeanShift];
+      for (int k = 0; k < n_items; ++k)
+        kernels_->mean_tfl(p, static_cast<const int8_t*>(x) + k * x_item, static_cast<int8_t*>(y) + k * y_item);
+      break;
+    }
+    case OpType::kPad: {
+      const PadParams p = pad_params(m, op);
+      for (int k = 0; k < n_items; ++k)
+        kernels_->pad(p, static_cast<const int8_t*>(x) + k * x_item, static_cast<int8_t*>(y) + k * y_item);
+      break;
+    }
+    case OpType::kReshape:
+      // Same bytes, new dims. memmove: a planner may one day alias the two.
+      std::memmove(y, x, y_item * size_t(n_items));
+      break;
+    case OpType::kTranspose: {
+      const TransposeParams p = transpose_params(m, op);
+      for (int k = 0; k < n_items; ++k)
+        kernels_->transpose(p, static_cast<const int8_t*>(x) + k * x_item, static_cast<int8_t*>(y) + k * y_item);
+      break;
+    }
+    case OpType::kSoftmaxTfl: {
+      // Rows of the last axis are independent: the items are more rows.
+      const TzmTensor& xt = m.tensor(op.inputs[0]);
+      TflSoftmaxParams p;
+      p.depth = xt.dims[xt.rank - 1];
+      p.outer = static_cast<int>(tensor_elements(xt) / size_t(p.depth)) * n_items;
+      p.input_multiplier = op.params[kTflSoftmaxMult];
+      p.input_left_shift = op.params[kTflSoftmaxLeftShift];
+      p.diff_min = op.params[kTflSoftmaxDiffMin];
+      kernels_->softmax_tfl(p, static_cast<const int8_t*>(x), static_cast<int8_t*>(y));
+      break;
+    }
+    case OpType::kQuantize: {
+      const TzmTensor& xt = m.tensor(op.inputs[0]);
+      QuantizeParams p;
+      p.x_zero = xt.zero_point;
+      p.y_zero = yt.zero_point;
+      p.mult = op.params[kQuantizeMult];
+      p.shift = op.params[kQuantizeShift];
+      p.y_scale = yt.scale;
+      const size_t n = tensor_elements(yt) * size_t(n_items);
+      if (xt.dtype == uint8_t(DType::kFloat32))
+        kernels_->quantize_f32(p, static_cast<const float*>(x), static_cast<int8_t*>(y), n);
+      else
+        kernels_->requantize(p, static_cast<const int8_t*>(x), static_cast<int8_t*>(y), n);
       break;
     }
   }

@@ -19,12 +19,20 @@ int expected_inputs(OpType t) {
   switch (t) {
     case OpType::kConv2d: return 4;
     case OpType::kFullyConnected: return 4;
-    case OpType::kAdd: return 2;
+    case OpType::kAdd:
+    case OpType::kAddTfl: return 2;
     case OpType::kLinearF32: return 3;
     case OpType::kGlobalAvgPool:
     case OpType::kMaxPool2d:
     case OpType::kAvgPool2d:
-    case OpType::kDequantize: return 1;
+    case OpType::kDequantize:
+    case OpType::kAvgPool2dTfl:
+    case OpType::kMeanTfl:
+    case OpType::kPad:
+    case OpType::kReshape:
+    case OpType::kTranspose:
+    case OpType::kSoftmaxTfl:
+    case OpType::kQuantize: return 1;
   }
   return -1;
 }
@@ -126,8 +134,10 @@ Status ModelView::validate_tensors() {
   const int in = header_->input_tensor, out = header_->output_tensor;
   if (in < 0 || in >= n_tensors() || out < 0 || out >= n_tensors()) return fail("input/output tensor index out of range");
   const TzmTensor& ti = tensors_[in];
-  if ((ti.flags & kTensorConstant) || ti.dtype != uint8_t(DType::kInt8) || !(ti.flags & kTensorInput))
-    return fail("model input must be a non-constant int8 tensor flagged input");
+  // A float32 input is allowed for TFLite models that start with QUANTIZE (validate_ops checks
+  // that only Quantize ops read it).
+  if ((ti.flags & kTensorConstant) || ti.dtype == uint8_t(DType::kInt32) || !(ti.flags & kTensorInput))
+    return fail("model input must be a non-constant int8 (or float32) tensor flagged input");
   if ((tensors_[out].flags & kTensorConstant) || !(tensors_[out].flags & kTensorOutput))
     return fail("model output must be a non-constant tensor flagged output");
   return Status::kOk;
@@ -150,6 +160,22 @@ namespace {
 bool is(const TzmTensor& t, DType dt) { return t.dtype == static_cast<uint8_t>(dt); }
 bool is_const(const TzmTensor& t) { return (t.flags & kTensorConstant) != 0; }
 bool act_range_ok(int32_t lo, int32_t hi) { return lo >= -128 && hi <= 127 && lo <= hi; }
+bool same_dims(const TzmTensor& a, const TzmTensor& b) {
+  if (a.rank != b.rank) return false;
+  for (int d = 0; d < kTzmMaxDims; ++d)
+    if (a.dims[d] != b.dims[d]) return false;
+  return true;
+}
+// A TFLite Q31 multiplier (>= 0) with a shift in [lo, hi].
+bool multiplier_ok(int32_t mult, int32_t shift, int32_t lo, int32_t hi) { return mult >= 0 && shift >= lo && shift <= hi; }
+// |v| * 2^max(shift, 0) stays below 2^31 for |v| <= bound (TFLite's left shift never overflows).
+bool left_shift_fits(int64_t bound, int32_t shift) { return (bound << (shift > 0 ? shift : 0)) < (int64_t(1) << 31); }
+bool window_ok(const int32_t* p) {
+  const int32_t kh = p[kPoolKh], kw = p[kPoolKw];
+  return kh >= 1 && kw >= 1 && p[kPoolStrideH] >= 1 && p[kPoolStrideW] >= 1 && p[kPoolPadTop] >= 0 &&
+         p[kPoolPadLeft] >= 0 && p[kPoolPadBottom] >= 0 && p[kPoolPadRight] >= 0 && p[kPoolPadTop] < kh &&
+         p[kPoolPadBottom] < kh && p[kPoolPadLeft] < kw && p[kPoolPadRight] < kw;
+}
 // Output size of a sliding window, or 0 when the window does not fit.
 int32_t window_out(int32_t in, int32_t k, int32_t stride, int32_t pad_a, int32_t pad_b) {
   const int64_t span = int64_t(in) + pad_a + pad_b - k;
@@ -178,8 +204,10 @@ Status ModelView::validate_ops() {
       if (t < 0 || t >= n_tensors()) return fail("op input tensor index out of range");
       // Activation slots (slot 0, and both inputs of an add) read the arena:
       // a constant there has no arena buffer.
-      const bool activation_slot = k == 0 || (type == OpType::kAdd && k == 1);
+      const bool activation_slot = k == 0 || ((type == OpType::kAdd || type == OpType::kAddTfl) && k == 1);
       if (activation_slot && is_const(tensors_[t])) return fail("op reads a constant where it needs an activation");
+      if (t == input_tensor() && tensors_[t].dtype == uint8_t(DType::kFloat32) && type != OpType::kQuantize)
+        return fail("a float32 model input may only feed Quantize ops");
       if (is_const(tensors_[t]) || t == input_tensor()) continue;
       int p = -1;
       for (int j = 0; j < i && p < 0; ++j)
@@ -286,6 +314,90 @@ Status ModelView::validate_ops() {
       case OpType::kDequantize:
         if (!is(x, DType::kInt8) || !is(y, DType::kFloat32) || tensor_elements(x) != tensor_elements(y))
           return fail("dequantize maps int8 to float32 of the same size");
+        break;
+      case OpType::kAddTfl: {
+        const TzmTensor& x2 = tensors_[op.inputs[1]];
+        if (!is(x, DType::kInt8) || !is(x2, DType::kInt8) || !is(y, DType::kInt8)) return fail("add needs int8 tensors");
+        if (!same_dims(x, x2) || !same_dims(x, y)) return fail("add shapes do not chain");
+        if (p[kTflAddLeftShift] < 0 || p[kTflAddLeftShift] > 20 ||
+            !multiplier_ok(p[kTflAddX1Mult], p[kTflAddX1Shift], -31, 0) ||
+            !multiplier_ok(p[kTflAddX2Mult], p[kTflAddX2Shift], -31, 0) ||
+            !multiplier_ok(p[kTflAddYMult], p[kTflAddYShift], -31, 0))
+          return fail("add fixed-point parameters out of range");
+        if (!act_range_ok(p[kTflAddActMin], p[kTflAddActMax])) return fail("add activation range outside int8");
+        break;
+      }
+      case OpType::kAvgPool2dTfl:
+        if (!is(x, DType::kInt8) || x.rank != 3 || !is(y, DType::kInt8) || y.rank != 3 || y.dims[2] != x.dims[2])
+          return fail("pool input/output must be int8 [H, W, C]");
+        if (!window_ok(p)) return fail("pool window out of range");
+        if (y.dims[0] != window_out(x.dims[0], p[kPoolKh], p[kPoolStrideH], p[kPoolPadTop], p[kPoolPadBottom]) ||
+            y.dims[1] != window_out(x.dims[1], p[kPoolKw], p[kPoolStrideW], p[kPoolPadLeft], p[kPoolPadRight]))
+          return fail("pool output shape does not chain");
+        // |sum| <= 128 * kh * kw must fit int32.
+        if (int64_t(p[kPoolKh]) * p[kPoolKw] > kMaxFanIn) return fail("pool window too large");
+        if (!act_range_ok(p[kPoolActMin], p[kPoolActMax])) return fail("pool activation range outside int8");
+        break;
+      case OpType::kMeanTfl: {
+        if (!is(x, DType::kInt8) || x.rank != 3 || !is(y, DType::kInt8)) return fail("mean maps int8 [H, W, C] to int8");
+        const bool keep_dims = y.rank == 3 && y.dims[0] == 1 && y.dims[1] == 1 && y.dims[2] == x.dims[2];
+        if (!keep_dims && !(y.rank == 1 && y.dims[0] == x.dims[2])) return fail("mean output must be [1, 1, C] or [C]");
+        const int64_t rows = int64_t(x.dims[0]) * x.dims[1];
+        if (!multiplier_ok(p[kTflMeanMult], p[kTflMeanShift], -31, 30) ||
+            !left_shift_fits(255 * rows, p[kTflMeanShift]))
+          return fail("mean fixed-point parameters out of range");
+        break;
+      }
+      case OpType::kPad: {
+        if (!is(x, DType::kInt8) || !is(y, DType::kInt8) || x.rank != y.rank) return fail("pad maps int8 to int8 of the same rank");
+        for (int d = 0; d < kTzmMaxDims; ++d) {
+          const int32_t before = p[kPadBefore + d], after = p[kPadAfter + d];
+          if (before < 0 || after < 0 || (d >= x.rank && (before != 0 || after != 0)))
+            return fail("pad amounts out of range");
+          if (int64_t(y.dims[d]) != int64_t(x.dims[d]) + before + after) return fail("pad output shape does not chain");
+        }
+        if (p[kPadValue] < -128 || p[kPadValue] > 127) return fail("pad value outside int8");
+        break;
+      }
+      case OpType::kReshape:
+        if (x.dtype != y.dtype || tensor_elements(x) != tensor_elements(y))
+          return fail("reshape keeps the dtype and the element count");
+        break;
+      case OpType::kTranspose: {
+        if (!is(x, DType::kInt8) || !is(y, DType::kInt8) || x.rank != y.rank)
+          return fail("transpose maps int8 to int8 of the same rank");
+        bool seen[kTzmMaxDims] = {false, false, false, false};
+        for (int d = 0; d < kTzmMaxDims; ++d) {
+          const int32_t from = p[d];
+          if (d >= x.rank) {
+            if (from != 0) return fail("transpose permutation out of range");
+            continue;
+          }
+          if (from < 0 || from >= x.rank || seen[from]) return fail("transpose permutation out of range");
+          seen[from] = true;
+          if (y.dims[d] != x.dims[from]) return fail("transpose output shape does not chain");
+        }
+        break;
+      }
+      case OpType::kSoftmaxTfl: {
+        if (!is(x, DType::kInt8) || !is(y, DType::kInt8) || !same_dims(x, y)) return fail("softmax maps int8 to int8 of the same dims");
+        if (y.zero_point != -128 || y.scale != 1.f / 256) return fail("softmax output must have scale 1/256 and zero point -128");
+        // The sum of exps (each <= 2^19 in Q12.19) must fit int32.
+        if (x.dims[x.rank - 1] > 4095) return fail("softmax axis longer than 4095");
+        const int32_t ls = p[kTflSoftmaxLeftShift], diff_min = p[kTflSoftmaxDiffMin];
+        if (p[kTflSoftmaxMult] < 0 || ls < 0 || ls > 31 || diff_min > 0 ||
+            (-int64_t(diff_min) << ls) > (int64_t(31) << 26))
+          return fail("softmax fixed-point parameters out of range");
+        break;
+      }
+      case OpType::kQuantize:
+        if (!is(y, DType::kInt8) || tensor_elements(x) != tensor_elements(y)) return fail("quantize maps to int8 of the same size");
+        if (is(x, DType::kInt8)) {
+          if (!multiplier_ok(p[kQuantizeMult], p[kQuantizeShift], -31, 30) || !left_shift_fits(255, p[kQuantizeShift]))
+            return fail("quantize fixed-point parameters out of range");
+        } else if (!is(x, DType::kFloat32)) {
+          return fail("quantize reads int8 or float32");
+        }
         break;
     }
   }

@@ -230,7 +230,7 @@ Status build_buffer_requests(const ModelView& model, Span<BufferRequest> request
   requests[model.output_tensor()].last_use = no;  // readable after invoke()
   for (int i = 0; i < no; ++i) {
     const TzmOp& op = model.op(i);
-    if (static_cast<OpType>(op.type) != OpType::kAdd) continue;
+    if (static_cast<OpType>(op.type) != OpType::kAdd && static_cast<OpType>(op.type) != OpType::kAddTfl) continue;
     // Add reads x1[e] and x2[e] before writing y[e]: it may run in place over
     // an input that dies here. Never over the model input: the caller fills it
     // before the run, so it must not be the add's output buffer as well.

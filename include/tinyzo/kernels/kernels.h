@@ -22,6 +22,16 @@ using PoolFn = void (*)(const PoolParams& p, const int8_t* x, int8_t* y);
 using LinearF32Fn = void (*)(const LinearF32Params& p, const int8_t* x, const float* w, const float* b,
                              float* y);
 
+// TFLite ops (docs/semantics.md, "TFLite operators"): n elements for the
+// element-wise ones; shapes in the params for the others.
+using TflAddFn = void (*)(const TflAddParams& p, const int8_t* x1, const int8_t* x2, int8_t* y, size_t n);
+using TflMeanFn = void (*)(const TflMeanParams& p, const int8_t* x, int8_t* y);
+using TflSoftmaxFn = void (*)(const TflSoftmaxParams& p, const int8_t* x, int8_t* y);
+using RequantizeFn = void (*)(const QuantizeParams& p, const int8_t* x, int8_t* y, size_t n);
+using QuantizeF32Fn = void (*)(const QuantizeParams& p, const float* x, int8_t* y, size_t n);
+using PadFn = void (*)(const PadParams& p, const int8_t* x, int8_t* y);
+using TransposeFn = void (*)(const TransposeParams& p, const int8_t* x, int8_t* y);
+
 struct KernelTable {
   const char* name;        // "ref", "avx2", "avx512vnni", "armv7em-dsp"
   ConvFn conv2d;           // general: any kernel/stride/padding/groups
@@ -32,6 +42,15 @@ struct KernelTable {
   PoolFn max_pool2d;
   PoolFn avg_pool2d;
   LinearF32Fn linear_f32;
+  // TFLite ops: every table may point at the ref:: versions (cheap, memory-bound ops).
+  TflAddFn add_tfl;
+  PoolFn avg_pool2d_tfl;
+  TflMeanFn mean_tfl;
+  TflSoftmaxFn softmax_tfl;
+  RequantizeFn requantize;
+  QuantizeF32Fn quantize_f32;
+  PadFn pad;
+  TransposeFn transpose;
 };
 
 namespace ref {
@@ -46,8 +65,23 @@ void global_avg_pool_s8(int hw, int c, const int8_t* x, int8_t* y);
 void max_pool2d_s8(const PoolParams& p, const int8_t* x, int8_t* y);
 void avg_pool2d_s8(const PoolParams& p, const int8_t* x, int8_t* y);
 void linear_f32(const LinearF32Params& p, const int8_t* x, const float* w, const float* b, float* y);
+void add_tfl_s8(const TflAddParams& p, const int8_t* x1, const int8_t* x2, int8_t* y, size_t n);
+void avg_pool2d_tfl_s8(const PoolParams& p, const int8_t* x, int8_t* y);
+void mean_tfl_s8(const TflMeanParams& p, const int8_t* x, int8_t* y);
+void softmax_tfl_s8(const TflSoftmaxParams& p, const int8_t* x, int8_t* y);
+void requantize_s8(const QuantizeParams& p, const int8_t* x, int8_t* y, size_t n);
+void quantize_f32_s8(const QuantizeParams& p, const float* x, int8_t* y, size_t n);
+void pad_s8(const PadParams& p, const int8_t* x, int8_t* y);
+void transpose_s8(const TransposeParams& p, const int8_t* x, int8_t* y);
 const KernelTable& table();
 }  // namespace ref
+
+// The TFLite-op entries of a KernelTable (the last eight members) when a table
+// uses the reference versions, as every table does today.
+#define TZ_REF_TFLITE_KERNELS                                                                          \
+  ::tinyzo::ref::add_tfl_s8, ::tinyzo::ref::avg_pool2d_tfl_s8, ::tinyzo::ref::mean_tfl_s8,             \
+      ::tinyzo::ref::softmax_tfl_s8, ::tinyzo::ref::requantize_s8, ::tinyzo::ref::quantize_f32_s8,     \
+      ::tinyzo::ref::pad_s8, ::tinyzo::ref::transpose_s8
 
 // The best table for this machine (host: by CPU features; device: compile time).
 const KernelTable& best_kernels();

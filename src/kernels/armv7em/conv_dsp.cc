@@ -519,7 +519,7 @@ void conv2d_s8(const ConvParams& p, const int8_t* x, const int8_t* w, const int3
 const KernelTable& table() {
   static const KernelTable kTable = {"armv7em-dsp",       conv2d_s8,          depthwise_conv2d_s8,
                                      pointwise_conv2d_s8, ref::add_s8,        ref::global_avg_pool_s8,
-                                     ref::max_pool2d_s8,  ref::avg_pool2d_s8, ref::linear_f32};
+                                     ref::max_pool2d_s8,  ref::avg_pool2d_s8, ref::linear_f32, TZ_REF_TFLITE_KERNELS};
   return kTable;
 }
 

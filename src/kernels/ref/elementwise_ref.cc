@@ -77,7 +77,7 @@ void linear_f32(const LinearF32Params& p, const int8_t* x, const float* w, const
 const KernelTable& table() {
   static const KernelTable kTable = {"ref",        conv2d_s8,          depthwise_conv2d_s8, pointwise_conv2d_s8,
                                      add_s8,       global_avg_pool_s8, max_pool2d_s8,       avg_pool2d_s8,
-                                     linear_f32};
+                                     linear_f32, TZ_REF_TFLITE_KERNELS};
   return kTable;
 }
 

@@ -26,7 +26,7 @@ const KernelTable& portable_table() {
                                      portable::global_avg_pool_s8,
                                      portable::max_pool2d_s8,
                                      portable::avg_pool2d_s8,
-                                     portable::linear_f32};
+                                     portable::linear_f32, TZ_REF_TFLITE_KERNELS};
   return kTable;
 }
 
@@ -34,7 +34,7 @@ const KernelTable& avx2_table() {
   static const KernelTable kTable = {
       "avx2",          avx2::conv2d_s8,          avx2::depthwise_conv2d_s8, avx2::conv2d_1x1_s8,
       avx2::add_s8,    avx2::global_avg_pool_s8, avx2::max_pool2d_s8,       avx2::avg_pool2d_s8,
-      avx2::linear_f32};
+      avx2::linear_f32, TZ_REF_TFLITE_KERNELS};
   return kTable;
 }
 
@@ -47,7 +47,7 @@ const KernelTable& avx512vnni_table() {
                                      avx512vnni::global_avg_pool_s8,
                                      avx512vnni::max_pool2d_s8,
                                      avx512vnni::avg_pool2d_s8,
-                                     avx512vnni::linear_f32};
+                                     avx512vnni::linear_f32, TZ_REF_TFLITE_KERNELS};
   return kTable;
 }
 
