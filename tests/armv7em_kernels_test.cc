@@ -288,5 +288,18 @@ TEST(Armv7emKernels, ZeroPointOutsideInt8) {
 
 TEST(Armv7emKernels, McunetLayers) { EXPECT_TRUE(check_mcunet_layers(dsp_table(), 4104)); }
 
+// TFLite's fixed-point requantization (ConvParams::fx_multiplier) through every entry, every mode
+// of fill_fixed (kernel_test_support.h).
+TEST(Armv7emKernels, PointwiseFixedPoint) {
+  EXPECT_TRUE(check_random_pointwise(dsp_table().pointwise_conv2d, 1601, 500, kPointwiseShapes, /*fixed=*/true));
+}
+TEST(Armv7emKernels, DepthwiseFixedPoint) {
+  EXPECT_TRUE(check_random_depthwise(dsp_table().depthwise_conv2d, 2602, 500, kShapes, /*fixed=*/true));
+}
+TEST(Armv7emKernels, ConvFixedPoint) {
+  EXPECT_TRUE(check_random_conv(dsp_table().conv2d, 3603, 400, kShapes, /*fixed=*/true));
+}
+TEST(Armv7emKernels, McunetLayersFixedPoint) { EXPECT_TRUE(check_mcunet_layers(dsp_table(), 4605, /*fixed=*/true)); }
+
 }  // namespace
 }  // namespace tinyzo

@@ -112,6 +112,26 @@ TEST_F(CliTest, BadModelFilesExitOne) {
   expect_one_error_line(run("info --model ckpt.pth"), 1, "tinyzo import");
 }
 
+TEST_F(CliTest, ConvertToFixedPoint) {
+  const RunResult r = run("convert m.tzm --requant fixed -o fx.tzm");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("1 conv/fully-connected ops converted"), std::string::npos) << r.out;
+  const std::string bytes = slurp(dir_.file("fx.tzm"));
+  AlignedModelBytes b(std::vector<uint8_t>(bytes.begin(), bytes.end()));
+  ModelView v;
+  ASSERT_EQ(v.init(b.data(), b.size()), Status::kOk) << v.error();
+  EXPECT_EQ(v.header().version_minor, 1);
+  EXPECT_EQ(v.op(0).params[kConvRequant], kRequantFixedPoint);
+  // The converted model evaluates like any other.
+  const RunResult e = run("eval --model fx.tzm --images images.bin");
+  EXPECT_EQ(e.code, 0) << e.err;
+  // Errors: one line, non-zero, no output file left behind.
+  expect_one_error_line(run("convert m.tzm --requant float -o bad.tzm"), 1, "only 'fixed'");
+  expect_one_error_line(run("convert missing.tzm --requant fixed -o bad.tzm"), 1, "missing.tzm: no such file");
+  expect_one_error_line(run("convert m.tzm -o bad.tzm"), 2, "--requant");
+  EXPECT_FALSE(std::filesystem::exists(dir_.file("bad.tzm")));
+}
+
 TEST_F(CliTest, MissingDataDirectoryExitsOne) {
   expect_one_error_line(run("--data-dir nowhere eval --model m.tzm"), 1, "--data-dir nowhere: no such directory");
   // $TINYZO_DATA points at a missing directory (see run()).

@@ -125,12 +125,15 @@ struct ConvCase {
   std::vector<int8_t> x, w;
   std::vector<int32_t> bias;
   std::vector<float> mult;
+  bool fixed = false;  // TFLite's fixed-point rule: p.fx_* point at fx_mult / fx_shift, mult unused
+  std::vector<int32_t> fx_mult, fx_shift;
   std::string describe() const {
     std::ostringstream s;
     s << "in " << p.in_h << "x" << p.in_w << "x" << p.in_c << " out " << p.out_h << "x" << p.out_w << "x"
       << p.out_c << " k " << p.kh << "x" << p.kw << " s " << p.stride_h << "," << p.stride_w << " pad "
       << p.pad_top << "," << p.pad_left << " g " << p.groups << " zx " << p.x_zero << " ys " << p.y_scale
-      << " zy " << p.y_zero << " act [" << p.act_min << "," << p.act_max << "] mode " << mode_name(mode);
+      << " zy " << p.y_zero << " act [" << p.act_min << "," << p.act_max << "] mode " << mode_name(mode)
+      << (fixed ? " fixed-point" : "");
     return s.str();
   }
 };
@@ -261,18 +264,88 @@ inline void fill_conv(Rng& r, ConvCase& c) {
   }
 }
 
+// TFLite's QuantizeMultiplier (frexp, round half away from zero, the 2^31 carry, tiny values to 0),
+// for drawing realistic fixed-point parameters.
+inline void quantize_multiplier(double m, int32_t* q, int32_t* shift) {
+  if (m == 0.0) {
+    *q = 0, *shift = 0;
+    return;
+  }
+  int e = 0;
+  int64_t f = static_cast<int64_t>(std::round(std::frexp(m, &e) * 2147483648.0));
+  if (f == (int64_t{1} << 31)) f /= 2, ++e;
+  if (e < -31) f = 0, e = 0;
+  *q = static_cast<int32_t>(f), *shift = e;
+}
+
+// Switches c (filled by fill_conv) to TFLite's fixed-point rule: per-channel multipliers and
+// shifts drawn by c.mode, and for some modes data or biases that reach the rule's edge cases:
+//   realistic  QuantizeMultiplier of the scales a real layer has (outputs spread over int8);
+//   ties       M = 2^30 (one half) and small right shifts on small exact sums: many exact halves
+//              in both roundings, of either sign;
+//   extreme    extreme data and biases (INT32_MAX, -INT32_MAX), any M in [2^30, 2^31), any shift
+//              in [-31, 30] (left shifts wrap, right shifts up to 31);
+//   large      left shifts 1..30 on large sums: the wrap of x * 2^shift;
+//   pathological  M in {0, INT32_MIN, INT32_MAX, 1, -1, random}, biases INT32_MIN with x = z (the
+//              saturating INT32_MIN * INT32_MIN), huge y_zero, act_min > act_max.
+inline void fill_fixed(Rng& r, ConvCase& c) {
+  ConvParams& p = c.p;
+  c.fixed = true;
+  const size_t n = static_cast<size_t>(p.out_c);
+  c.fx_mult.assign(n, 0);
+  c.fx_shift.assign(n, 0);
+  const int k = p.kh * p.kw * (p.in_c / p.groups);
+  const double acc_typ = std::sqrt(static_cast<double>(k)) * 80.0 * 74.0;
+  auto any_m = [&] { return static_cast<int32_t>((int64_t{1} << 30) + r.uniform(0, (1 << 30) - 1)); };
+  for (size_t o = 0; o < n; ++o) {
+    int32_t& m = c.fx_mult[o];
+    int32_t& sh = c.fx_shift[o];
+    switch (c.mode) {
+      case Mode::kRealistic:
+        quantize_multiplier(120.0 / acc_typ * r.uniform_f(0.3f, 3.f), &m, &sh);
+        break;
+      case Mode::kTies:
+        m = 1 << 30;
+        sh = r.uniform(-4, 1);
+        break;
+      case Mode::kExtreme:
+        m = any_m();
+        sh = r.uniform(-31, 30);
+        break;
+      case Mode::kLarge:
+        m = any_m();
+        sh = r.uniform(1, 30);
+        break;
+      case Mode::kPathological:
+        m = r.pick(std::vector<int32_t>{0, INT32_MIN, INT32_MAX, 1, -1, any_m(), -any_m()});
+        sh = r.pick(std::vector<int32_t>{-31, -30, -1, 0, 1, 30, r.uniform(-31, 30)});
+        if (r.chance(0.5)) c.bias[o] = INT32_MIN;
+        break;
+    }
+  }
+  if (c.mode == Mode::kPathological) {
+    if (r.chance(0.5))  // acc = 0: bias INT32_MIN reaches SaturatingRoundingDoublingHighMul as is
+      for (auto& v : c.x) v = static_cast<int8_t>(std::clamp<int32_t>(p.x_zero, -128, 127));
+    if (r.chance(0.2)) p.y_zero = r.pick(std::vector<int32_t>{INT32_MIN, INT32_MAX, -1000, 1 << 21});
+  }
+}
+
 // Runs fn on c (inputs and output guarded) and compares with the reference function.
 inline ::testing::AssertionResult check_conv(ConvFn fn, ConvFn ref_fn, const ConvCase& c) {
-  const ConvParams& p = c.p;
+  ConvParams p = c.p;
   const size_t n_y = static_cast<size_t>(p.out_h) * p.out_w * p.out_c;
   std::vector<int8_t> want(n_y);
-  ref_fn(p, c.x.data(), c.w.data(), c.bias.data(), c.mult.data(), want.data());
+  // The fixed-point rule must not read mult: both calls get nullptr.
+  const float* ref_mult = c.fixed ? nullptr : c.mult.data();
+  if (c.fixed) p.fx_multiplier = c.fx_mult.data(), p.fx_shift = c.fx_shift.data();
+  ref_fn(p, c.x.data(), c.w.data(), c.bias.data(), ref_mult, want.data());
   GuardedInput<int8_t> x(c.x), w(c.w);
-  GuardedInput<int32_t> bias(c.bias);
+  GuardedInput<int32_t> bias(c.bias), fx_mult(c.fx_mult), fx_shift(c.fx_shift);
   GuardedInput<float> mult(c.mult);
+  if (c.fixed) p.fx_multiplier = fx_mult.get(), p.fx_shift = fx_shift.get();
   Guarded y(n_y);
   std::memset(y.as<int8_t>(), 0x33, n_y);
-  fn(p, x.get(), w.get(), bias.get(), mult.get(), y.as<int8_t>());
+  fn(p, x.get(), w.get(), bias.get(), c.fixed ? nullptr : mult.get(), y.as<int8_t>());
   if (!y.sentinel_intact())
     return ::testing::AssertionFailure() << "wrote before the output: " << c.describe();
   const int8_t* got = y.as<int8_t>();
@@ -281,7 +354,11 @@ inline ::testing::AssertionResult check_conv(ConvFn fn, ConvFn ref_fn, const Con
       const size_t o = i % static_cast<size_t>(p.out_c);
       return ::testing::AssertionFailure() << "output " << i << " (pixel " << i / p.out_c << ", channel " << o
                                            << "): got " << int(got[i]) << " want " << int(want[i]) << " bias "
-                                           << c.bias[o] << " mult " << c.mult[o] << "; " << c.describe();
+                                           << c.bias[o] << " mult " << c.mult[o]
+                                           << (c.fixed ? " M " + std::to_string(c.fx_mult[o]) + " shift " +
+                                                             std::to_string(c.fx_shift[o])
+                                                       : std::string())
+                                           << "; " << c.describe();
     }
   }
   return ::testing::AssertionSuccess();
@@ -295,9 +372,10 @@ struct RandomShapes {
   double max_macs;       // shapes with more MACs are drawn again (the reference is slow)
 };
 
-// n_cases random pointwise convs (modes from random_mode) through fn, against ref::.
+// n_cases random pointwise convs (modes from random_mode) through fn, against ref::. With `fixed`,
+// every case uses TFLite's fixed-point rule (fill_fixed) instead of the float-scale one.
 inline ::testing::AssertionResult check_random_pointwise(ConvFn fn, uint32_t seed, int n_cases,
-                                                         const RandomShapes& s) {
+                                                         const RandomShapes& s, bool fixed = false) {
   Rng r(seed);
   for (int done = 0; done < n_cases;) {
     ConvCase c;
@@ -310,6 +388,7 @@ inline ::testing::AssertionResult check_random_pointwise(ConvFn fn, uint32_t see
     if (double(p.in_h) * p.in_w * p.in_c * p.out_c > s.max_macs) continue;
     c.mode = random_mode(r);
     fill_conv(r, c);
+    if (fixed) fill_fixed(r, c);
     ::testing::AssertionResult ok = check_conv(fn, ref::pointwise_conv2d_s8, c);
     if (!ok) return ok << " (case " << done << ")";
     ++done;
@@ -319,7 +398,7 @@ inline ::testing::AssertionResult check_random_pointwise(ConvFn fn, uint32_t see
 
 // n_cases random depthwise convs (random_depthwise) through fn, against ref::.
 inline ::testing::AssertionResult check_random_depthwise(ConvFn fn, uint32_t seed, int n_cases,
-                                                         const RandomShapes& s) {
+                                                         const RandomShapes& s, bool fixed = false) {
   Rng r(seed);
   for (int done = 0; done < n_cases;) {
     ConvCase c;
@@ -328,6 +407,7 @@ inline ::testing::AssertionResult check_random_depthwise(ConvFn fn, uint32_t see
     if (double(p.out_h) * p.out_w * p.out_c * p.kh * p.kw > s.max_macs) continue;
     c.mode = random_mode(r);
     fill_conv(r, c);
+    if (fixed) fill_fixed(r, c);
     ::testing::AssertionResult ok = check_conv(fn, ref::depthwise_conv2d_s8, c);
     if (!ok) return ok << " (case " << done << ")";
     ++done;
@@ -338,7 +418,7 @@ inline ::testing::AssertionResult check_random_depthwise(ConvFn fn, uint32_t see
 // n_cases random general convs (kernels 1..7 each way, strides 1..3, any padding split, 25 %
 // grouped) through fn, against ref::conv2d_s8.
 inline ::testing::AssertionResult check_random_conv(ConvFn fn, uint32_t seed, int n_cases,
-                                                    const RandomShapes& s) {
+                                                    const RandomShapes& s, bool fixed = false) {
   Rng r(seed);
   const std::vector<int> ci_list = {1, 2, 3, 4, 5, 8, 15, 16, 17, 24, 32, 33, 64, 129};
   for (int done = 0; done < n_cases;) {
@@ -358,6 +438,7 @@ inline ::testing::AssertionResult check_random_conv(ConvFn fn, uint32_t seed, in
     if (macs > s.max_macs) continue;
     c.mode = random_mode(r);
     fill_conv(r, c);
+    if (fixed) fill_fixed(r, c);
     ::testing::AssertionResult ok = check_conv(fn, ref::conv2d_s8, c);
     if (!ok) return ok << " (case " << done << ")";
     ++done;
@@ -403,7 +484,8 @@ inline ConvParams layer_params(const Layer& l) {
 
 // Every MCUNet-5fps conv layer, with realistic, tie-heavy and extreme data, through the table's
 // specialised entry (depthwise or pointwise) and through its general conv2d.
-inline ::testing::AssertionResult check_mcunet_layers(const KernelTable& t, uint32_t seed) {
+// With `fixed`, through TFLite's fixed-point rule (fill_fixed).
+inline ::testing::AssertionResult check_mcunet_layers(const KernelTable& t, uint32_t seed, bool fixed = false) {
   Rng r(seed);
   for (size_t i = 0; i < kMcunet.size(); ++i) {
     for (Mode mode : {Mode::kRealistic, Mode::kTies, Mode::kExtreme}) {
@@ -411,6 +493,7 @@ inline ::testing::AssertionResult check_mcunet_layers(const KernelTable& t, uint
       c.p = layer_params(kMcunet[i]);
       c.mode = mode;
       fill_conv(r, c);
+      if (fixed) fill_fixed(r, c);
       const ConvParams& p = c.p;
       ::testing::AssertionResult ok = ::testing::AssertionSuccess();
       if (p.groups > 1) {

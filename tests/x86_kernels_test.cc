@@ -68,6 +68,20 @@ TEST_P(X86Kernels, DepthwiseWide) {
 
 TEST_P(X86Kernels, ConvRandom) { EXPECT_TRUE(check_random_conv(table_->conv2d, 3003, 500, kShapes)); }
 
+// TFLite's fixed-point requantization (ConvParams::fx_multiplier) in every conv entry, every mode
+// of fill_fixed (realistic, exact ties, any shift in [-31, 30], wrapping left shifts, the
+// saturating INT32_MIN * INT32_MIN, act_min > act_max).
+TEST_P(X86Kernels, PointwiseFixedPoint) {
+  EXPECT_TRUE(check_random_pointwise(table_->pointwise_conv2d, 1501, 400, kShapes, /*fixed=*/true));
+}
+TEST_P(X86Kernels, DepthwiseFixedPoint) {
+  EXPECT_TRUE(check_random_depthwise(table_->depthwise_conv2d, 2502, 400, kShapes, /*fixed=*/true));
+}
+TEST_P(X86Kernels, ConvFixedPoint) {
+  EXPECT_TRUE(check_random_conv(table_->conv2d, 3503, 350, kShapes, /*fixed=*/true));
+}
+TEST_P(X86Kernels, McunetLayersFixedPoint) { EXPECT_TRUE(check_mcunet_layers(*table_, 4505, /*fixed=*/true)); }
+
 TEST_P(X86Kernels, ConvLargeReduction) {
   // K = kh*kw*C_in beyond the AVX kernels' staging buffers: their exact fallback must be taken.
   Rng r(3004);

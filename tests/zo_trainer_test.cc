@@ -16,6 +16,7 @@
 #include "tinyzo/train/fmath.h"
 #include "tinyzo/train/rng.h"
 #include "tinyzo/train/zo_trainer.h"
+#include "models/requant_convert.h"
 #include "models/tzm_writer.h"
 
 namespace tinyzo {
@@ -410,6 +411,82 @@ TEST(ZoTrainer, TrainingChangesOnlyTrainableCopies) {
   // The frozen conv still reads the model's own tensors; the trained one reads the copy.
   EXPECT_EQ(engine.param(0, 1), net.view.data(net.view.op(0).inputs[1]));
   EXPECT_EQ(engine.param(1, 1), static_cast<const void*>(t.weights(0).data()));
+}
+
+// ZO training on a model converted to TFLite's fixed-point requantization: weight (WP) and node
+// (NP) perturbation both run, change the trainable copies, and leave every model byte (the
+// fixed-point multipliers and shifts included) untouched; the frozen layer reads the model.
+TEST(ZoTrainer, TrainsFixedPointModelAndChangesOnlyTrainedCopies) {
+  const std::vector<uint8_t> float_model = build_tiny(2);
+  AlignedModelBytes fm(float_model);
+  ModelView fv;
+  ASSERT_EQ(fv.init(fm.data(), fm.size()), Status::kOk) << fv.error();
+  const RequantConversion c = convert_to_fixed_point(fv);
+  ASSERT_EQ(c.converted_ops, 2);
+  AlignedModelBytes bytes(c.bytes);
+  ModelView view;
+  ASSERT_EQ(view.init(bytes.data(), bytes.size()), Status::kOk) << view.error();
+  ASSERT_EQ(view.op(0).params[kConvRequant], kRequantFixedPoint);
+  const std::vector<uint8_t> before(bytes.data(), bytes.data() + bytes.size());
+  for (PerturbMode mode : {PerturbMode::kWeight, PerturbMode::kNode}) {
+    SCOPED_TRACE(mode == PerturbMode::kWeight ? "WP" : "NP");
+    ZoConfig cfg;
+    cfg.n_queries_w = cfg.n_queries_b = 8;
+    cfg.n_queries_np = 8;
+    std::vector<TrainLayer> layers = {{1, mode}};
+    std::vector<uint8_t> mem(1 << 20);
+    Arena arena(mem.data(), mem.size());
+    Engine engine;
+    ASSERT_EQ(engine.init(view, arena, ref::table()), Status::kOk);
+    ZoTrainer t;
+    ASSERT_EQ(t.init(engine, Span<const TrainLayer>(layers.data(), 1), cfg, arena), Status::kOk);
+    const auto* w0 = static_cast<const int8_t*>(view.data(view.op(1).inputs[1]));
+    const std::vector<int8_t> original(w0, w0 + t.weights(0).size());
+    auto inputs = make_inputs(4, engine.input().size(), 3);
+    int changed = 0;
+    for (int s = 0; s < 4; ++s) {
+      ASSERT_EQ(t.begin_step(s), Status::kOk);
+      for (int i = 0; i < 4; ++i)
+        ASSERT_EQ(t.accumulate_sample(Span<const int8_t>(inputs[i].data(), inputs[i].size()), i), Status::kOk);
+      ASSERT_EQ(t.end_step(0.5f), Status::kOk);
+      changed += t.last_step().weights_changed;
+    }
+    EXPECT_GT(changed, 0);
+    EXPECT_FALSE(std::equal(original.begin(), original.end(), t.weights(0).data()));
+    EXPECT_TRUE(std::equal(before.begin(), before.end(), bytes.data()));
+    EXPECT_EQ(engine.param(0, 1), view.data(view.op(0).inputs[1]));
+    EXPECT_EQ(engine.param(1, 1), static_cast<const void*>(t.weights(0).data()));
+  }
+}
+
+// The NP layer-local gradient of a fixed-point layer uses the rule's gain M * 2^(shift - 31),
+// which approximates the float-scale gain mult / s_y to 2^-31: the two gradients agree closely.
+TEST(ZoTrainer, FixedPointLocalGradientMatchesFloatScale) {
+  AlignedModelBytes fm(build_tiny(4));
+  ModelView fv;
+  ASSERT_EQ(fv.init(fm.data(), fm.size()), Status::kOk);
+  const RequantConversion c = convert_to_fixed_point(fv);
+  AlignedModelBytes xm(c.bytes);
+  ModelView xv;
+  ASSERT_EQ(xv.init(xm.data(), xm.size()), Status::kOk);
+  const ConvParams pf = conv_params(fv, fv.op(0)), px = conv_params(xv, xv.op(0));
+  ASSERT_EQ(pf.fx_multiplier, nullptr);
+  ASSERT_NE(px.fx_multiplier, nullptr);
+  const size_t n_y = size_t(pf.out_h) * pf.out_w * pf.out_c, n_w = size_t(pf.out_c) * 27;
+  std::mt19937 rng(9);
+  std::uniform_int_distribution<int> d(-128, 127);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  std::vector<int8_t> x(size_t(pf.in_h) * pf.in_w * pf.in_c), mask(n_y, 1);
+  for (auto& v : x) v = static_cast<int8_t>(d(rng));
+  std::vector<float> g(n_y);
+  for (auto& v : g) v = nd(rng);
+  std::vector<float> gw_f(n_w), gb_f(pf.out_c), gw_x(n_w), gb_x(pf.out_c);
+  const auto* mult = static_cast<const float*>(fv.data(fv.op(0).inputs[3]));
+  conv_local_gradient(pf, x.data(), g.data(), mask.data(), mult, gw_f.data(), gb_f.data());
+  conv_local_gradient(px, x.data(), g.data(), mask.data(), nullptr, gw_x.data(), gb_x.data());
+  for (size_t i = 0; i < n_w; ++i) EXPECT_NEAR(gw_x[i], gw_f[i], 1e-5f * (1.f + std::fabs(gw_f[i]))) << i;
+  for (int o = 0; o < pf.out_c; ++o) EXPECT_NEAR(gb_x[o], gb_f[o], 1e-5f * (1.f + std::fabs(gb_f[o]))) << o;
+  EXPECT_GT(std::fabs(gb_f[0]) + std::fabs(gb_f[1]), 0.f);
 }
 
 TEST(ZoTrainer, LayerWiseLossesMatchFullForward) {

@@ -4,8 +4,8 @@
 // Requantizer against requantize() on random and adversarial inputs (ties and their neighbours,
 // |v| around 2^23 / 2^30 / 2^31, saturation, NaN and infinities, lo > hi, huge zero points); then
 // random conv shapes (odd channel counts, strides, paddings, zero points, tie-heavy, saturating and
-// pathological requantization parameters) and a few MCUNet-5fps layer shapes, all buffers in the
-// arena. Prints one line per failure and "kernel-test PASS ..." or "kernel-test FAIL ...".
+// pathological requantization parameters; a third of them with TFLite's fixed-point
+// requantization) and a few MCUNet-5fps layer shapes, all buffers in the arena. Prints one line per failure and "kernel-test PASS ..." or "kernel-test FAIL ...".
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -167,6 +167,37 @@ void fill(Rng& r, ConvParams& p, int8_t* x, size_t n_x, int8_t* w, size_t n_w, i
   }
 }
 
+// Switches a filled case to TFLite's fixed-point requantization (ConvParams::fx_*), every third
+// case: realistic multipliers and shifts, exact ties (M = 2^30, small right shifts), any shift in
+// [-31, 30] (wrapping left shifts, right shifts up to 31), and the saturating INT32_MIN * INT32_MIN
+// (bias INT32_MIN with the input at the zero point, M = INT32_MIN).
+void fill_fixed(Rng& r, ConvParams& p, int8_t* x, size_t n_x, int32_t* bias, int32_t* fxm, int32_t* fxs) {
+  const int mode = r.uniform(0, 3);
+  for (int o = 0; o < p.out_c; ++o) {
+    const int32_t any_m = int32_t((1u << 30) + (r.next() >> 2));
+    switch (mode) {
+      case 0:  // realistic
+        fxm[o] = any_m, fxs[o] = r.uniform(-14, -6);
+        break;
+      case 1:  // ties
+        fxm[o] = 1 << 30, fxs[o] = r.uniform(-4, 1);
+        break;
+      case 2:  // any shift
+        fxm[o] = any_m, fxs[o] = r.uniform(-31, 30);
+        break;
+      default: {  // saturating and odd multipliers
+        const int32_t odd[] = {0, INT32_MIN, INT32_MAX, 1, -1, any_m};
+        fxm[o] = odd[r.uniform(0, 5)], fxs[o] = r.chance(50) ? r.uniform(-31, 30) : 0;
+        if (r.chance(50)) bias[o] = INT32_MIN;
+      }
+    }
+  }
+  if (mode == 3 && r.chance(50))
+    for (size_t i = 0; i < n_x; ++i) x[i] = int8_t(p.x_zero);  // acc = 0: bias reaches SRDHM as is
+  p.fx_multiplier = fxm;
+  p.fx_shift = fxs;
+}
+
 }  // namespace
 
 int run_kernel_test(int argc, char** argv) {
@@ -202,7 +233,9 @@ int run_kernel_test(int argc, char** argv) {
   int8_t* y_dsp = arena.allocate_array<int8_t>(kMaxY).data();
   int32_t* bias = arena.allocate_array<int32_t>(kMaxC).data();
   float* mult = arena.allocate_array<float>(kMaxC).data();
-  if (!x || !w || !y_ref || !y_dsp || !bias || !mult) {
+  int32_t* fxm = arena.allocate_array<int32_t>(kMaxC).data();
+  int32_t* fxs = arena.allocate_array<int32_t>(kMaxC).data();
+  if (!x || !w || !y_ref || !y_dsp || !bias || !mult || !fxm || !fxs) {
     board_printf("kernel-test FAIL: arena too small for the test buffers\n");
     return 2;
   }
@@ -215,6 +248,7 @@ int run_kernel_test(int argc, char** argv) {
   const int n_layers = int(sizeof kLayers / sizeof kLayers[0]);
   Rng r{seed ? seed : 1};
   int failed = rq_failed + (rmode != 0);
+  int n_fixed = 0;
   long long macs = 0;
   for (int n = 0; n < cases + n_layers; ++n) {
     ConvParams p;
@@ -264,6 +298,8 @@ int run_kernel_test(int argc, char** argv) {
       continue;
     }
     fill(r, p, x, n_x, w, n_w, bias, mult);
+    const bool fixed = n % 3 == 2;  // a third of the cases (and of the MCUNet layers): fixed-point
+    if (fixed) fill_fixed(r, p, x, n_x, bias, fxm, fxs), ++n_fixed;
     const ConvFn ref_fn = kind == kPointwise   ? tinyzo::ref::pointwise_conv2d_s8
                           : kind == kDepthwise ? tinyzo::ref::depthwise_conv2d_s8
                                                : tinyzo::ref::conv2d_s8;
@@ -284,12 +320,12 @@ int run_kernel_test(int argc, char** argv) {
     if (!ok) {
       ++failed;
       board_printf(
-          "kernel-test: case %d %s MISMATCH: in %dx%dx%d out %dx%dx%d k %dx%d s %d,%d pad %d,%d g %d zx %d\n",
-          n, kKindName[kind], p.in_h, p.in_w, p.in_c, p.out_h, p.out_w, p.out_c, p.kh, p.kw, p.stride_h,
-          p.stride_w, p.pad_top, p.pad_left, p.groups, int(p.x_zero));
+          "kernel-test: case %d %s%s MISMATCH: in %dx%dx%d out %dx%dx%d k %dx%d s %d,%d pad %d,%d g %d zx %d\n",
+          n, kKindName[kind], fixed ? " fixed-point" : "", p.in_h, p.in_w, p.in_c, p.out_h, p.out_w, p.out_c, p.kh,
+          p.kw, p.stride_h, p.stride_w, p.pad_top, p.pad_left, p.groups, int(p.x_zero));
     }
   }
-  board_printf("kernel-test %s: %d cases, %d mismatches, %u MMAC compared (%s vs ref)\n",
-               failed ? "FAIL" : "PASS", cases + n_layers, failed, unsigned(macs / 1000000), dsp.name);
+  board_printf("kernel-test %s: %d cases (%d fixed-point), %d mismatches, %u MMAC compared (%s vs ref)\n",
+               failed ? "FAIL" : "PASS", cases + n_layers, n_fixed, failed, unsigned(macs / 1000000), dsp.name);
   return failed ? 2 : 0;
 }

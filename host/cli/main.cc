@@ -79,6 +79,7 @@ int main(int argc, char** argv) {
   tinyzo::cli::register_select_command(app);
   tinyzo::cli::register_split_command(app);
   tinyzo::cli::register_batches_command(app);
+  tinyzo::cli::register_convert_command(app);
   tinyzo::cli::register_fw_commands(app);
 
   // CLI11 would call an unknown command a missing one ("A subcommand is required").

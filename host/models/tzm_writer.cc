@@ -45,6 +45,16 @@ uint32_t crc_of(const uint8_t* data, size_t n) {
 
 }  // namespace
 
+uint16_t tzm_minor_version_needed(const std::vector<TzmOp>& ops) {
+  for (const TzmOp& op : ops) {
+    const OpType t = static_cast<OpType>(op.type);
+    if ((t == OpType::kConv2d && op.params[kConvRequant] != kRequantFloatScale) ||
+        (t == OpType::kFullyConnected && op.params[kFcRequant] != kRequantFloatScale))
+      return 1;
+  }
+  return 0;
+}
+
 int32_t window_output_size(int32_t in, int32_t k, int32_t stride, int32_t pad_a, int32_t pad_b) {
   const int64_t span = int64_t(in) + pad_a + pad_b - k;
   if (span < 0 || stride < 1) return 0;
@@ -160,7 +170,8 @@ int TzmBuilder::add_conv2d(const std::string& name, int x, int weight, int bias,
   const TzmTensor& xt = checked(x, "conv input");
   const TzmTensor& wt = checked(weight, "conv weight");
   checked(bias, "conv bias");
-  checked(multiplier, "conv multiplier");
+  const int32_t requant =
+      checked(multiplier, "conv multiplier").dtype == uint8_t(DType::kInt32) ? kRequantFixedPoint : kRequantFloatScale;
   const int32_t kh = wt.dims[1], kw = wt.dims[2], co = wt.dims[0];
   const int32_t oh = window_output_size(xt.dims[0], kh, win.stride_h, win.pad_top, win.pad_bottom);
   const int32_t ow = window_output_size(xt.dims[1], kw, win.stride_w, win.pad_left, win.pad_right);
@@ -168,7 +179,7 @@ int TzmBuilder::add_conv2d(const std::string& name, int x, int weight, int bias,
   const int y = add_tensor(name, DType::kInt8, {oh, ow, co}, 0, y_scale, y_zero);
   add_op(name, OpType::kConv2d, {x, weight, bias, multiplier}, y,
          {kh, kw, win.stride_h, win.stride_w, win.pad_top, win.pad_left, win.pad_bottom, win.pad_right, groups,
-          act_min, act_max});
+          act_min, act_max, requant});
   return y;
 }
 
@@ -204,10 +215,12 @@ int TzmBuilder::add_fully_connected(const std::string& name, int x, int weight, 
                                     float y_scale, int32_t y_zero, int32_t act_min, int32_t act_max) {
   checked(x, "fully-connected input");
   checked(bias, "fully-connected bias");
-  checked(multiplier, "fully-connected multiplier");
+  const int32_t requant = checked(multiplier, "fully-connected multiplier").dtype == uint8_t(DType::kInt32)
+                              ? kRequantFixedPoint
+                              : kRequantFloatScale;
   const int32_t co = checked(weight, "fully-connected weight").dims[0];
   const int y = add_tensor(name, DType::kInt8, {co}, 0, y_scale, y_zero);
-  add_op(name, OpType::kFullyConnected, {x, weight, bias, multiplier}, y, {act_min, act_max});
+  add_op(name, OpType::kFullyConnected, {x, weight, bias, multiplier}, y, {act_min, act_max, requant});
   return y;
 }
 
@@ -283,7 +296,7 @@ std::vector<uint8_t> TzmBuilder::serialize_unchecked() const {
   std::memset(&h, 0, sizeof h);
   h.magic = kTzmMagic;
   h.version_major = kTzmVersionMajor;
-  h.version_minor = kTzmVersionMinor;
+  h.version_minor = tzm_minor_version_needed(ops_);
   h.header_size = sizeof(TzmHeader);
   h.file_size = checked_u32(out.size(), "file");
   h.n_tensors = checked_u32(records.size(), "tensor count");

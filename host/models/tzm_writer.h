@@ -29,6 +29,10 @@ int32_t window_output_size(int32_t in, int32_t k, int32_t stride, int32_t pad_a,
 // (docs/semantics.md, "Requantization").
 std::vector<float> conv_multipliers(float x_scale, const std::vector<float>& weight_scales);
 
+// The lowest minor version of format 1 that describes `ops`: 1 when an op uses the fixed-point
+// requantization (format 1.1), else 0 (so files without it stay byte-identical to 1.0 files).
+uint16_t tzm_minor_version_needed(const std::vector<TzmOp>& ops);
+
 // Builds a model in memory, then serializes it. Tensor and op indices are
 // assigned in call order (tensor i is the i-th add_*), and ops run in the order
 // they are added. The op helpers create their output tensor (shape computed
@@ -58,7 +62,9 @@ class TzmBuilder {
 
   // Conv2d over x [H, W, Ci] with weight [Co, kh, kw, Ci/groups] (the kernel
   // size is taken from the weight; window.kh/kw are ignored), bias int32 [Co]
-  // and multiplier f32 [Co]. Output: int8 [Ho, Wo, Co] with (y_scale, y_zero).
+  // and multiplier f32 [Co] (the float-scale rule) or int32 [2, Co] (TFLite's
+  // fixed-point rule: multipliers, then shifts; the op's kConvRequant is set
+  // from the multiplier's dtype). Output: int8 [Ho, Wo, Co] with (y_scale, y_zero).
   int add_conv2d(const std::string& name, int x, int weight, int bias, int multiplier, const WindowParams& window,
                  int32_t groups, float y_scale, int32_t y_zero, int32_t act_min = -128, int32_t act_max = 127);
   // Residual add: x1 + x2 (same shape), requantized to (y_scale, y_zero).
@@ -68,7 +74,8 @@ class TzmBuilder {
   int add_global_avg_pool(const std::string& name, int x);
   // Float head: int8 x (C elements) -> float32 [N] with weight f32 [N, C], bias f32 [N].
   int add_linear_f32(const std::string& name, int x, int weight, int bias);
-  // int8 fully-connected: x (Ci elements) -> int8 [Co], weight int8 [Co, Ci] per-channel.
+  // int8 fully-connected: x (Ci elements) -> int8 [Co], weight int8 [Co, Ci] per-channel;
+  // multiplier as add_conv2d's (f32 [Co] or fixed-point int32 [2, Co]).
   int add_fully_connected(const std::string& name, int x, int weight, int bias, int multiplier, float y_scale,
                           int32_t y_zero, int32_t act_min = -128, int32_t act_max = 127);
   // Pools over x [H, W, C], keeping x's quantization.

@@ -1,4 +1,4 @@
-// The tinyzo model file (.tzm), version 1: on-disk records, read in place.
+// The tinyzo model file (.tzm), version 1.1: on-disk records, read in place.
 // Byte-level description: docs/format.md. All integers little-endian; the
 // device library reads these structs directly from flash, so every record is
 // naturally aligned and every constant blob starts on a 16-byte boundary.
@@ -9,7 +9,7 @@ namespace tinyzo {
 
 constexpr uint32_t kTzmMagic = 0x314D5A54u;  // the bytes "TZM1"
 constexpr uint16_t kTzmVersionMajor = 1;
-constexpr uint16_t kTzmVersionMinor = 0;
+constexpr uint16_t kTzmVersionMinor = 1;  // 1.1: fixed-point requantization (readers take 1.0 too)
 constexpr uint32_t kTzmAlign = 16;      // alignment of the data section and every blob
 constexpr int kTzmMaxDims = 4;
 constexpr int kTzmMaxOpInputs = 4;
@@ -55,7 +55,12 @@ constexpr uint16_t kOpTypeMax = 16;
 //   kConv2d:        [kh, kw, stride_h, stride_w, pad_top, pad_left, pad_bottom, pad_right, groups, act_min, act_max]
 //                   inputs: [x, weight (int8 [Co][kh][kw][Ci/groups]), bias (int32 [Co]), multiplier (f32 [Co])]
 //                   multiplier[o] = float32(double(s_x) * double(s_w[o])), see docs/semantics.md
-//   kFullyConnected: [act_min, act_max]; inputs as kConv2d with weight [Co][Ci]
+//                   params[11] (kConvRequant): 0 = that float-scale rule; 1 = TFLite's fixed-point
+//                   rule (format 1.1): inputs[3] is then an int32 constant [2, Co], row 0 the
+//                   multipliers (0 or in [2^30, 2^31)), row 1 the shifts (> 0 left, in [-31, 30]);
+//                   see docs/semantics.md, "Fixed-point requantization (TFLite)"
+//   kFullyConnected: [act_min, act_max, requant]; inputs as kConv2d with weight [Co][Ci]; params[2]
+//                   (kFcRequant) as kConvRequant
 //   kAdd:           [act_min, act_max]; inputs [x1, x2]
 //   kGlobalAvgPool: []; kDequantize: []
 //   kLinearF32:     []; inputs [x (int8), weight (f32 [N][C]), bias (f32 [N])]
@@ -87,8 +92,11 @@ enum TflSoftmaxParam : int { kTflSoftmaxMult = 0, kTflSoftmaxLeftShift, kTflSoft
 enum QuantizeParam : int { kQuantizeMult = 0, kQuantizeShift };
 enum ConvParam : int {
   kConvKh = 0, kConvKw, kConvStrideH, kConvStrideW, kConvPadTop, kConvPadLeft, kConvPadBottom,
-  kConvPadRight, kConvGroups, kConvActMin, kConvActMax
+  kConvPadRight, kConvGroups, kConvActMin, kConvActMax, kConvRequant
 };
+enum FcParam : int { kFcActMin = 0, kFcActMax, kFcRequant };
+// Values of kConvRequant / kFcRequant.
+enum RequantKind : int32_t { kRequantFloatScale = 0, kRequantFixedPoint = 1 };
 enum PoolParam : int {
   kPoolKh = 0, kPoolKw, kPoolStrideH, kPoolStrideW, kPoolPadTop, kPoolPadLeft, kPoolPadBottom,
   kPoolPadRight, kPoolActMin, kPoolActMax

@@ -135,6 +135,43 @@ class TzmRoundTrip(unittest.TestCase):
             b.add_tensor("a", tzm.INT8, (2,), scale=0.0)
 
 
+def fixed_point_model(m_values=(1 << 30, 1717986918), shifts=(-3, 0), requant=tzm.REQUANT_FIXED_POINT):
+    """small_model() with its conv on TFLite's fixed-point requantization (format 1.1)."""
+    b = small_model()
+    b.tensors[3] = tzm.Tensor("c.mult", tzm.INT32, (2, 2), tzm.CONSTANT, list(m_values) + list(shifts))
+    op = b.ops[0]
+    params = list(op.params) + [0] * (tzm.MAX_PARAMS - len(op.params))
+    params[tzm.CONV_REQUANT] = requant
+    b.ops[0] = tzm.Op(op.name, op.type, op.inputs, op.output, tuple(params))
+    return b
+
+
+class TzmFixedPoint(unittest.TestCase):
+    def test_round_trip_is_version_1_1(self):
+        blob = fixed_point_model().to_bytes()
+        m = tzm.read_tzm(blob)
+        self.assertEqual(m.header["version_minor"], 1)
+        self.assertEqual(m.op("c").params[tzm.CONV_REQUANT], tzm.REQUANT_FIXED_POINT)
+        self.assertEqual(list(m.tensor("c.mult").values()), [1 << 30, 1717986918, -3, 0])
+        # Without a fixed-point op the writer keeps 1.0.
+        self.assertEqual(tzm.read_tzm(small_model().to_bytes()).header["version_minor"], 0)
+
+    def test_bad_operands_rejected(self):
+        for kwargs, why in (({"m_values": (5, 1 << 30)}, "fixed-point multiplier"),
+                            ({"shifts": (31, 0)}, "fixed-point shift"),
+                            ({"shifts": (0, -32)}, "fixed-point shift"),
+                            ({"requant": 2}, "unknown requantization kind"),
+                            ({"requant": tzm.REQUANT_FLOAT_SCALE}, "float-scale multiplier")):
+            with self.assertRaisesRegex(tzm.TzmError, why):
+                fixed_point_model(**kwargs).to_bytes()
+        # A fixed-point op in a file that says 1.0.
+        blob = bytearray(fixed_point_model().to_bytes())
+        blob[6:8] = struct.pack("<H", 0)
+        blob[8 + 4 + 4:8 + 4 + 8] = struct.pack("<I", zlib.crc32(bytes(blob[64:])) & 0xFFFFFFFF)
+        with self.assertRaisesRegex(tzm.TzmError, "needs format 1.1"):
+            tzm.read_tzm(bytes(blob))
+
+
 class ImportModels(unittest.TestCase):
     @classmethod
     def setUpClass(cls):

@@ -16,7 +16,7 @@ import zlib
 
 MAGIC = 0x314D5A54  # the bytes "TZM1"
 VERSION_MAJOR = 1
-VERSION_MINOR = 0
+VERSION_MINOR = 1  # 1.1: fixed-point requantization; files without it are written as 1.0
 ALIGN = 16
 NAME_LEN = 32
 MAX_DIMS = 4
@@ -39,6 +39,10 @@ assert array.array("i").itemsize == 4 and array.array("f").itemsize == 4
 
 # tensor flags
 CONSTANT, TRAINABLE, INPUT, OUTPUT, PER_CHANNEL = 1, 2, 4, 8, 16
+
+# requantization kinds (conv params[11], fully-connected params[2]); docs/format.md
+REQUANT_FLOAT_SCALE, REQUANT_FIXED_POINT = 0, 1
+CONV_REQUANT, FC_REQUANT = 11, 2
 
 # op types
 CONV2D, ADD, GLOBAL_AVG_POOL, LINEAR_F32, FULLY_CONNECTED, MAX_POOL2D, AVG_POOL2D, DEQUANTIZE = range(1, 9)
@@ -242,12 +246,27 @@ class TzmBuilder:
 
         file_size = HEADER.size + len(body)
         crc = zlib.crc32(bytes(body)) & 0xFFFFFFFF
-        header = HEADER.pack(MAGIC, VERSION_MAJOR, VERSION_MINOR, HEADER.size, file_size, crc,
+        header = HEADER.pack(MAGIC, VERSION_MAJOR, _minor_version_needed(self.ops), HEADER.size, file_size, crc,
                              len(self.tensors), tensor_table, len(self.ops), op_table,
                              data_offset, len(data), self.input_tensor, self.output_tensor, 0, 0, 0)
         blob = header + bytes(body)
         read_tzm(blob)  # never hand out a file our own reader (and so the device) would reject
         return blob
+
+
+def _requant_kind(op):
+    """The requantization kind of a conv / fully-connected op (None for other ops)."""
+    params = list(op.params) + [0] * (MAX_PARAMS - len(op.params))
+    if op.type == CONV2D:
+        return params[CONV_REQUANT]
+    if op.type == FULLY_CONNECTED:
+        return params[FC_REQUANT]
+    return None
+
+
+def _minor_version_needed(ops):
+    """1 when an op uses the fixed-point requantization (format 1.1), else 0."""
+    return 1 if any(_requant_kind(op) not in (None, REQUANT_FLOAT_SCALE) for op in ops) else 0
 
 
 class TzmModel:
@@ -375,7 +394,7 @@ def read_tzm(blob):
         if not 0 <= output < n or tensors[output].is_constant or output in produced:
             _fail("op %s: bad output (constant, the input, or produced twice)" % name)
         op = Op(name, type, inputs[:n_in], output, params)
-        _check_shapes(op, tensors)
+        _check_shapes(op, tensors, h["version_minor"])
         produced.add(output)
         ops.append(op)
     if h["output_tensor"] not in produced or h["output_tensor"] == h["input_tensor"]:
@@ -383,7 +402,22 @@ def read_tzm(blob):
     return TzmModel(h, tensors, ops)
 
 
-def _check_shapes(op, tensors):
+def _check_requant_operand(need, m, kind, co, version_minor):
+    """The multiplier operand inputs[3] of a conv / fully-connected op for its requantization kind."""
+    if kind == REQUANT_FLOAT_SCALE:
+        need(m.dtype == FLOAT32 and m.is_constant and m.numel == co,
+             "float-scale multiplier must be a constant float32 [Co]")
+        return
+    need(kind == REQUANT_FIXED_POINT, "unknown requantization kind")
+    need(version_minor >= 1, "fixed-point requantization needs format 1.1")
+    need(m.dtype == INT32 and m.is_constant and tuple(m.dims) == (2, co),
+         "fixed-point requantization operand must be a constant int32 [2, Co]")
+    q = m.values()
+    need(all(v == 0 or v >= 1 << 30 for v in q[:co]), "fixed-point multiplier outside 0 or [2^30, 2^31)")
+    need(all(-31 <= v <= 30 for v in q[co:]), "fixed-point shift outside [-31, 30]")
+
+
+def _check_shapes(op, tensors, version_minor=VERSION_MINOR):
     """Shape/dtype rules per op type (format.md op table)."""
     x, y = tensors[op.inputs[0]], tensors[op.output]
     p = op.params
@@ -400,14 +434,14 @@ def _check_shapes(op, tensors):
              "conv input/output must be int8 [H, W, C]")
         need(w.dtype == INT8 and w.is_constant and len(w.dims) == 4 and w.flags & PER_CHANNEL,
              "conv weight must be a constant per-channel int8 [Co, kh, kw, Ci/g]")
-        need(b.dtype == INT32 and b.is_constant and m.dtype == FLOAT32 and m.is_constant,
-             "conv bias must be constant int32, multiplier constant float32")
+        need(b.dtype == INT32 and b.is_constant, "conv bias must be constant int32")
         need(kh >= 1 and kw >= 1 and sh >= 1 and sw >= 1, "kernel or stride out of range")
         need(0 <= pt < kh and 0 <= pb < kh and 0 <= pl < kw and 0 <= pr < kw, "padding out of range")
         ci, co = x.dims[2], y.dims[2]
         need(g >= 1 and ci % g == 0 and co % g == 0, "groups do not divide the channels")
         need(w.dims == (co, kh, kw, ci // g), "weight shape does not match the op")
-        need(b.numel == co and m.numel == co, "bias/multiplier length != output channels")
+        need(b.numel == co, "bias/multiplier length != output channels")
+        _check_requant_operand(need, m, p[CONV_REQUANT], co, version_minor)
         need(y.dims[0] == _window_out(x.dims[0], kh, sh, pt, pb)
              and y.dims[1] == _window_out(x.dims[1], kw, sw, pl, pr), "output shape does not chain")
         need(-128 <= lo <= hi <= 127, "activation range outside int8")
@@ -416,10 +450,9 @@ def _check_shapes(op, tensors):
         need(x.dtype == INT8 and y.dtype == INT8, "input/output must be int8")
         need(w.dtype == INT8 and w.is_constant and len(w.dims) == 2 and w.flags & PER_CHANNEL,
              "weight must be a constant per-channel int8 [Co, Ci]")
-        need(b.dtype == INT32 and b.is_constant and m.dtype == FLOAT32 and m.is_constant,
-             "bias must be constant int32, multiplier constant float32")
-        need(w.dims[1] == x.numel and w.dims[0] == y.numel and b.numel == w.dims[0] and m.numel == w.dims[0],
-             "shapes do not chain")
+        need(b.dtype == INT32 and b.is_constant, "bias must be constant int32")
+        need(w.dims[1] == x.numel and w.dims[0] == y.numel and b.numel == w.dims[0], "shapes do not chain")
+        _check_requant_operand(need, m, p[FC_REQUANT], w.dims[0], version_minor)
         need(-128 <= p[0] <= p[1] <= 127, "activation range outside int8")
     elif op.type == ADD:
         x2 = tensors[op.inputs[1]]

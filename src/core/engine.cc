@@ -80,6 +80,12 @@ ConvParams conv_params(const ModelView& m, const TzmOp& op) {
   p.y_zero = y.zero_point;
   p.act_min = op.params[kConvActMin];
   p.act_max = op.params[kConvActMax];
+  if (op.params[kConvRequant] == kRequantFixedPoint) {
+    // inputs[3] is int32 [2, C_out]: the multipliers, then the shifts (validated at load).
+    const auto* q = static_cast<const int32_t*>(m.data(op.inputs[3]));
+    p.fx_multiplier = q;
+    p.fx_shift = q + p.out_c;
+  }
   return p;
 }
 
@@ -279,7 +285,8 @@ Status Engine::run_op(int i, int b0, int b1) {
       ConvParams p = conv_params(m, op);
       const auto* w = static_cast<const int8_t*>(param(i, 1));
       const auto* b = static_cast<const int32_t*>(param(i, 2));
-      const auto* mult = static_cast<const float*>(m.data(op.inputs[3]));
+      // The float-scale multipliers, or null for the fixed-point rule (p.fx_* set by conv_params).
+      const auto* mult = p.fx_multiplier != nullptr ? nullptr : static_cast<const float*>(m.data(op.inputs[3]));
       ConvFn fn = kernels_->conv2d;
       if (p.groups == p.in_c && p.in_c == p.out_c && p.groups > 1) {
         fn = kernels_->depthwise_conv2d;
@@ -307,11 +314,18 @@ Status Engine::run_op(int i, int b0, int b1) {
       p.x_zero = xt.zero_point;
       p.y_scale = yt.scale;
       p.y_zero = yt.zero_point;
-      p.act_min = op.params[0];
-      p.act_max = op.params[1];
+      p.act_min = op.params[kFcActMin];
+      p.act_max = op.params[kFcActMax];
+      const float* mult = nullptr;
+      if (op.params[kFcRequant] == kRequantFixedPoint) {
+        const auto* q = static_cast<const int32_t*>(m.data(op.inputs[3]));  // [2, C_out]
+        p.fx_multiplier = q;
+        p.fx_shift = q + p.out_c;
+      } else {
+        mult = static_cast<const float*>(m.data(op.inputs[3]));
+      }
       kernels_->pointwise_conv2d(p, static_cast<const int8_t*>(x), static_cast<const int8_t*>(param(i, 1)),
-                                 static_cast<const int32_t*>(param(i, 2)),
-                                 static_cast<const float*>(m.data(op.inputs[3])), static_cast<int8_t*>(y));
+                                 static_cast<const int32_t*>(param(i, 2)), mult, static_cast<int8_t*>(y));
       break;
     }
     case OpType::kAdd: {

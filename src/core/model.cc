@@ -176,6 +176,32 @@ bool window_ok(const int32_t* p) {
          p[kPoolPadLeft] >= 0 && p[kPoolPadBottom] >= 0 && p[kPoolPadRight] >= 0 && p[kPoolPadTop] < kh &&
          p[kPoolPadBottom] < kh && p[kPoolPadLeft] < kw && p[kPoolPadRight] < kw;
 }
+
+// The requantization operand inputs[3] of a conv / fully-connected op with `co` outputs, for the
+// rule `kind` (kConvRequant / kFcRequant): null when it is valid, else why not. Fixed-point:
+// int32 constant [2, co], multipliers 0 or in [2^30, 2^31), shifts in [-31, 30], and a file of
+// format 1.1 or later (a 1.0 reader would not know the rule).
+const char* requant_operand_error(const TzmHeader& h, const uint8_t* data, const TzmTensor& m, int32_t kind,
+                                  int32_t co) {
+  if (kind == kRequantFloatScale) {
+    if (!is(m, DType::kFloat32) || !is_const(m) || tensor_elements(m) != size_t(co))
+      return "float-scale multiplier must be a constant float32 [Co]";
+    return nullptr;
+  }
+  if (kind != kRequantFixedPoint) return "unknown requantization kind";
+  if (h.version_minor < 1) return "fixed-point requantization needs format 1.1";
+  if (!is(m, DType::kInt32) || !is_const(m) || m.rank != 2 || m.dims[0] != 2 || m.dims[1] != co)
+    return "fixed-point requantization operand must be a constant int32 [2, Co]";
+  const uint8_t* blob = data + m.data_offset;
+  for (int32_t o = 0; o < co; ++o) {
+    int32_t mult, shift;
+    std::memcpy(&mult, blob + 4 * size_t(o), 4);
+    std::memcpy(&shift, blob + 4 * (size_t(co) + size_t(o)), 4);
+    if (mult != 0 && mult < (int32_t{1} << 30)) return "fixed-point multiplier outside 0 or [2^30, 2^31)";
+    if (shift < -31 || shift > 30) return "fixed-point shift outside [-31, 30]";
+  }
+  return nullptr;
+}
 // Output size of a sliding window, or 0 when the window does not fit.
 int32_t window_out(int32_t in, int32_t k, int32_t stride, int32_t pad_a, int32_t pad_b) {
   const int64_t span = int64_t(in) + pad_a + pad_b - k;
@@ -231,8 +257,7 @@ Status ModelView::validate_ops() {
           return fail("conv input/output must be int8 [H, W, C]");
         if (!is(w, DType::kInt8) || !is_const(w) || w.rank != 4 || !(w.flags & kTensorPerChannel))
           return fail("conv weight must be a constant per-channel int8 [Co, kh, kw, Ci/g]");
-        if (!is(b, DType::kInt32) || !is_const(b) || !is(m, DType::kFloat32) || !is_const(m))
-          return fail("conv bias must be constant int32 and multiplier constant float32");
+        if (!is(b, DType::kInt32) || !is_const(b)) return fail("conv bias must be constant int32");
         const int32_t kh = p[kConvKh], kw = p[kConvKw], g = p[kConvGroups];
         if (kh < 1 || kw < 1 || kh > 64 || kw > 64 || p[kConvStrideH] < 1 || p[kConvStrideW] < 1)
           return fail("conv kernel or stride out of range");
@@ -245,8 +270,9 @@ Status ModelView::validate_ops() {
           return fail("conv weight shape does not match the op");
         // |acc| <= 255 * 128 * fan_in must fit int32.
         if (int64_t(kh) * kw * (ci / g) > kMaxFanIn) return fail("conv fan-in too large for int32 accumulation");
-        if (b.dims[0] != co || tensor_elements(b) != size_t(co) || tensor_elements(m) != size_t(co))
-          return fail("conv bias/multiplier length != output channels");
+        if (b.dims[0] != co || tensor_elements(b) != size_t(co)) return fail("conv bias/multiplier length != output channels");
+        if (const char* why = requant_operand_error(*header_, bytes_ + header_->data_offset, m, p[kConvRequant], co))
+          return fail(why);
         if (y.dims[0] != window_out(x.dims[0], kh, p[kConvStrideH], p[kConvPadTop], p[kConvPadBottom]) ||
             y.dims[1] != window_out(x.dims[1], kw, p[kConvStrideW], p[kConvPadLeft], p[kConvPadRight]))
           return fail("conv output shape does not chain");
@@ -260,13 +286,15 @@ Status ModelView::validate_ops() {
         if (!is(x, DType::kInt8) || !is(y, DType::kInt8)) return fail("fully-connected input/output must be int8");
         if (!is(w, DType::kInt8) || !is_const(w) || w.rank != 2 || !(w.flags & kTensorPerChannel))
           return fail("fully-connected weight must be a constant per-channel int8 [Co, Ci]");
-        if (!is(b, DType::kInt32) || !is_const(b) || !is(m, DType::kFloat32) || !is_const(m))
-          return fail("fully-connected bias must be constant int32 and multiplier constant float32");
+        if (!is(b, DType::kInt32) || !is_const(b)) return fail("fully-connected bias must be constant int32");
         if (size_t(w.dims[1]) != tensor_elements(x) || size_t(w.dims[0]) != tensor_elements(y) ||
-            tensor_elements(b) != size_t(w.dims[0]) || tensor_elements(m) != size_t(w.dims[0]))
+            tensor_elements(b) != size_t(w.dims[0]))
           return fail("fully-connected shapes do not chain");
+        if (const char* why =
+                requant_operand_error(*header_, bytes_ + header_->data_offset, m, p[kFcRequant], w.dims[0]))
+          return fail(why);
         if (w.dims[1] > kMaxFanIn) return fail("fully-connected fan-in too large for int32 accumulation");
-        if (!act_range_ok(p[0], p[1])) return fail("fully-connected activation range outside int8");
+        if (!act_range_ok(p[kFcActMin], p[kFcActMax])) return fail("fully-connected activation range outside int8");
         break;
       }
       case OpType::kAdd: {

@@ -112,7 +112,9 @@ Status ZoTrainer::init(Engine& engine, Span<const TrainLayer> layers, const ZoCo
     l.x_size = tensor_elements(x);
     l.y_size = tensor_elements(y);
     l.s_w = m.channel_scales(op.inputs[1]);
-    l.mult = static_cast<const float*>(m.data(op.inputs[3]));
+    // Fixed-point layers have no float multipliers: the local gradient reads the rule's own
+    // gain from conv_params (fixed_point_gain).
+    l.mult = op.params[kConvRequant] == kRequantFixedPoint ? nullptr : static_cast<const float*>(m.data(op.inputs[3]));
     l.s_x = x.scale;
     l.z_x = x.zero_point;
     l.s_y = y.scale;
@@ -547,12 +549,25 @@ void ZoTrainer::np_local_gradient(Layer& l) {
 }
 
 
+// d y / d acc of TFLite's fixed-point rule: M * 2^(shift - 31), as binary32. float(M) rounds to
+// nearest even (deterministic on host and device); the power of two is built from its exponent
+// bits (shift in [-31, 30]: 2^-62 .. 2^-1, all normal), so no libm.
+static float fixed_point_gain(int32_t multiplier, int32_t shift) {
+  const uint32_t bits = static_cast<uint32_t>(127 + shift - 31) << 23;
+  float pow2;
+  std::memcpy(&pow2, &bits, 4);
+  return static_cast<float>(multiplier) * pow2;
+}
+
 void conv_local_gradient_range(const ConvParams& p, const int8_t* x, const float* node_grad, const int8_t* mask,
                                const float* mult, size_t begin, size_t end, float* grad_w, float* grad_b) {
   const int cig = p.in_c / p.groups, cog = p.out_c / p.groups;
   for (size_t yi = begin; yi < end; ++yi) {
     if (!mask[yi - begin]) continue;
-    const float delta = node_grad[yi - begin] * (mult[yi % p.out_c] / p.y_scale);
+    const size_t oc = yi % p.out_c;
+    const float gain = p.fx_multiplier != nullptr ? fixed_point_gain(p.fx_multiplier[oc], p.fx_shift[oc])
+                                                  : mult[oc] / p.y_scale;
+    const float delta = node_grad[yi - begin] * gain;
     if (delta == 0.f) continue;
     const int o = static_cast<int>(yi % size_t(p.out_c));
     const size_t pos = yi / size_t(p.out_c);

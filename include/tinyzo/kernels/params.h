@@ -16,6 +16,12 @@ struct ConvParams {
   float y_scale = 1.f;  // output scale (the requantization divides by it)
   int32_t y_zero = 0;   // output zero point
   int32_t act_min = -128, act_max = 127;
+  // TFLite's fixed-point requantization (docs/semantics.md): when fx_multiplier is non-null, the
+  // kernel computes y = requantize_fixed(acc, bias[o], fx_multiplier[o], fx_shift[o], y_zero,
+  // act_min, act_max) and ignores `mult` (which may then be null) and y_scale. Both arrays have
+  // out_c entries: multipliers 0 or in [2^30, 2^31), shifts in [-31, 30].
+  const int32_t* fx_multiplier = nullptr;
+  const int32_t* fx_shift = nullptr;
 };
 
 struct AddParams {

@@ -47,7 +47,8 @@ struct ZoConfig {
 
 // The exact backward inside one conv layer (METHOD §3.2), used by NP:
 // delta[pos, o] = node_grad[pos, o] * mask[pos, o] * mult[o] / y_scale (the
-// gradient of the int32 accumulator), grad_b[o] += sum delta, grad_w[o, ky,
+// gradient of the int32 accumulator; for TFLite's fixed-point rule, p.fx_*
+// set and mult unused, the gain M[o] * 2^(shift[o] - 31) replaces mult / y_scale), grad_b[o] += sum delta, grad_w[o, ky,
 // kx, c] += sum delta * (x - x_zero). Accumulates into grad_w / grad_b.
 void conv_local_gradient(const ConvParams& p, const int8_t* x, const float* node_grad, const int8_t* mask,
                          const float* mult, float* grad_w, float* grad_b);

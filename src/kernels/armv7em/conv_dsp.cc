@@ -32,8 +32,8 @@ TZ_ARMV7EM_INLINE int32_t wrap_mul(int32_t a, int32_t b) {
   return static_cast<int32_t>(static_cast<uint32_t>(a) * static_cast<uint32_t>(b));
 }
 
-// Requantization: requantize() bit for bit, with VCVTR rounding (requant_dsp.h).
-using Requant = Requantizer;
+// Requantization: each kernel body is a template over the rule (requant_dsp.h): FloatScaleRule
+// (requantize() bit for bit, with VCVTR rounding) or FixedPointRule (requantize_fixed()).
 
 // ---------------------------------------------------------------------------------------------
 // Pointwise: out[s][o] = sum_c (x[s][c] - z) w[o][c]. The zero point is folded into the
@@ -139,20 +139,22 @@ TZ_ARMV7EM_INLINE int32_t mac_tail(const int8_t* x, const int8_t* w, int n4, int
 
 }  // namespace
 
-void pointwise_conv2d_s8(const ConvParams& p, const int8_t* x, const int8_t* w, const int32_t* bias,
-                         const float* mult, int8_t* y) {
+namespace {
+
+template <class Rule>
+void pointwise_impl(const ConvParams& p, const int8_t* x, const int8_t* w, const int32_t* bias, const Rule& rq,
+                    int8_t* y) {
   const int cin = p.in_c, cout = p.out_c;
   const int n4 = cin & ~3;
   const int hw = p.out_h * p.out_w;
   const ptrdiff_t xs = cin, ys = cout;
-  const Requant rq(p);
   int o = 0;
   for (; o + 2 <= cout; o += 2) {
     const int8_t* w0 = w + static_cast<size_t>(o) * cin;
     const int8_t* w1 = w0 + cin;
     const int32_t s0 = zero_point_start(p.x_zero, w0, cin), s1 = zero_point_start(p.x_zero, w1, cin);
     const int32_t b0 = bias[o], b1 = bias[o + 1];
-    const float m0 = mult[o], m1 = mult[o + 1];
+    const auto m0 = rq.channel(o), m1 = rq.channel(o + 1);
     const int8_t* x0 = x;
     int8_t* yo = y + o;
     int s = 0;
@@ -184,7 +186,7 @@ void pointwise_conv2d_s8(const ConvParams& p, const int8_t* x, const int8_t* w, 
     const int8_t* w0 = w + static_cast<size_t>(o) * cin;
     const int32_t s0 = zero_point_start(p.x_zero, w0, cin);
     const int32_t b0 = bias[o];
-    const float m0 = mult[o];
+    const auto m0 = rq.channel(o);
     const int8_t* x0 = x;
     int8_t* yo = y + o;
     int s = 0;
@@ -198,6 +200,16 @@ void pointwise_conv2d_s8(const ConvParams& p, const int8_t* x, const int8_t* w, 
     }
     if (s < hw) yo[0] = rq(mac_tail(x0, w0, n4, cin, mac_1x1(x0, w0, n4, s0)), b0, m0);
   }
+}
+
+}  // namespace
+
+void pointwise_conv2d_s8(const ConvParams& p, const int8_t* x, const int8_t* w, const int32_t* bias,
+                         const float* mult, int8_t* y) {
+  if (p.fx_multiplier != nullptr)
+    pointwise_impl(p, x, w, bias, FixedPointRule(p), y);
+  else
+    pointwise_impl(p, x, w, bias, FloatScaleRule(p, mult), y);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -266,9 +278,9 @@ TZ_ARMV7EM_INLINE void dw_taps_full(const int8_t* xw, ptrdiff_t row, ptrdiff_t c
 }
 
 // The channels [c0, c1) of every output pixel, one at a time, in the reference's order.
-void dw_scalar(const ConvParams& p, const int8_t* x, const int8_t* w, const int32_t* bias, const float* mult,
+template <class Rule>
+void dw_scalar(const ConvParams& p, const int8_t* x, const int8_t* w, const int32_t* bias, const Rule& rq,
                int8_t* y, int c0, int c1) {
-  const Requant rq(p);
   const int cn = p.out_c;
   for (int oy = 0; oy < p.out_h; ++oy)
     for (int ox = 0; ox < p.out_w; ++ox)
@@ -284,27 +296,21 @@ void dw_scalar(const ConvParams& p, const int8_t* x, const int8_t* w, const int3
             acc = wrap_add(acc, wrap_mul(xv - p.x_zero, w[(c * p.kh + ky) * p.kw + kx]));
           }
         }
-        y[(static_cast<size_t>(oy) * p.out_w + ox) * cn + c] = rq(acc, bias[c], mult[c]);
+        y[(static_cast<size_t>(oy) * p.out_w + ox) * cn + c] = rq(acc, bias[c], rq.channel(c));
       }
 }
 
 TZ_ARMV7EM_INLINE int max_i(int a, int b) { return a > b ? a : b; }
 TZ_ARMV7EM_INLINE int min_i(int a, int b) { return a < b ? a : b; }
 
-}  // namespace
-
-void depthwise_conv2d_s8(const ConvParams& p, const int8_t* x, const int8_t* w, const int32_t* bias,
-                         const float* mult, int8_t* y) {
+template <class Rule>
+void depthwise_impl(const ConvParams& p, const int8_t* x, const int8_t* w, const int32_t* bias, const Rule& rq,
+                    int8_t* y) {
   const int kh = p.kh, kw = p.kw, taps = kh * kw;
-  if (taps > kDepthwiseMaxTaps) {
-    ref::depthwise_conv2d_s8(p, x, w, bias, mult, y);
-    return;
-  }
   const int cn = p.out_c;
   const int c4 = cn & ~3;
   const ptrdiff_t col = cn, row = static_cast<ptrdiff_t>(p.in_w) * cn;
   const int32_t nz = -p.x_zero;
-  const Requant rq(p);
   alignas(8) uint32_t wt[2 * kDepthwiseMaxTaps];
   for (int c = 0; c < c4; c += 4) {
     const int8_t* wc = w + static_cast<size_t>(c) * taps;
@@ -317,7 +323,7 @@ void depthwise_conv2d_s8(const ConvParams& p, const int8_t* x, const int8_t* w, 
     }
     const Acc4 full = {wrap_mul(nz, s0), wrap_mul(nz, s1), wrap_mul(nz, s2), wrap_mul(nz, s3)};
     const int32_t b0 = bias[c], b1 = bias[c + 1], b2 = bias[c + 2], b3 = bias[c + 3];
-    const float m0 = mult[c], m1 = mult[c + 1], m2 = mult[c + 2], m3 = mult[c + 3];
+    const auto m0 = rq.channel(c), m1 = rq.channel(c + 1), m2 = rq.channel(c + 2), m3 = rq.channel(c + 3);
     int8_t* yp = y + c;
     for (int oy = 0; oy < p.out_h; ++oy) {
       const int iy0 = oy * p.stride_h - p.pad_top;
@@ -358,7 +364,21 @@ void depthwise_conv2d_s8(const ConvParams& p, const int8_t* x, const int8_t* w, 
       }
     }
   }
-  if (c4 < cn) dw_scalar(p, x, w, bias, mult, y, c4, cn);
+  if (c4 < cn) dw_scalar(p, x, w, bias, rq, y, c4, cn);
+}
+
+}  // namespace
+
+void depthwise_conv2d_s8(const ConvParams& p, const int8_t* x, const int8_t* w, const int32_t* bias,
+                         const float* mult, int8_t* y) {
+  if (p.kh * p.kw > kDepthwiseMaxTaps) {
+    ref::depthwise_conv2d_s8(p, x, w, bias, mult, y);
+    return;
+  }
+  if (p.fx_multiplier != nullptr)
+    depthwise_impl(p, x, w, bias, FixedPointRule(p), y);
+  else
+    depthwise_impl(p, x, w, bias, FloatScaleRule(p, mult), y);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -461,27 +481,16 @@ TZ_ARMV7EM_INLINE void mac_col_word(const int16_t* c0, const int16_t* c1, uint32
 
 }  // namespace
 
-void conv2d_s8(const ConvParams& p, const int8_t* x, const int8_t* w, const int32_t* bias, const float* mult,
+namespace {
+
+// The im2col path of conv2d_s8 (k4 <= kConvMaxReduction, int8 zero point).
+template <class Rule>
+void conv_impl(const ConvParams& p, const int8_t* x, const int8_t* w, const int32_t* bias, const Rule& rq,
                int8_t* y) {
-  if (p.groups == p.in_c && p.groups == p.out_c) {  // depthwise: the same sums as ref::conv2d_s8
-    depthwise_conv2d_s8(p, x, w, bias, mult, y);
-    return;
-  }
-  if (p.groups == 1 && p.kh == 1 && p.kw == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_top == 0 &&
-      p.pad_left == 0 && p.out_h == p.in_h && p.out_w == p.in_w) {
-    pointwise_conv2d_s8(p, x, w, bias, mult, y);
-    return;
-  }
   const int cig = p.in_c / p.groups, cog = p.out_c / p.groups;
   const int k = p.kh * p.kw * cig;
   const int k4 = (k + 3) & ~3;
-  // Staging pads with the byte z (an int8 zero point, as every model has).
-  if (k4 > kConvMaxReduction || p.x_zero < -128 || p.x_zero > 127) {
-    ref::conv2d_s8(p, x, w, bias, mult, y);
-    return;
-  }
   const int kf = k & ~3;  // whole weight words; the word at [kf, k4) is assembled
-  const Requant rq(p);
   const int hw = p.out_h * p.out_w;
   const ptrdiff_t ys = p.out_c;
   alignas(8) int16_t col[2][kConvMaxReduction];
@@ -505,15 +514,41 @@ void conv2d_s8(const ConvParams& p, const int8_t* x, const int8_t* w, const int3
           mac_col_word(col[0] + kf, c1 + kf, last_word(w0, k4, k), a00, a10);
           mac_col_word(col[0] + kf, c1 + kf, last_word(w1, k4, k), a01, a11);
         }
-        y0[o] = rq(a00, bias[o], mult[o]);
-        if (pair) y0[o + 1] = rq(a01, bias[o + 1], mult[o + 1]);
+        y0[o] = rq(a00, bias[o], rq.channel(o));
+        if (pair) y0[o + 1] = rq(a01, bias[o + 1], rq.channel(o + 1));
         if (two) {
-          y0[ys + o] = rq(a10, bias[o], mult[o]);
-          if (pair) y0[ys + o + 1] = rq(a11, bias[o + 1], mult[o + 1]);
+          y0[ys + o] = rq(a10, bias[o], rq.channel(o));
+          if (pair) y0[ys + o + 1] = rq(a11, bias[o + 1], rq.channel(o + 1));
         }
       }
     }
   }
+}
+
+}  // namespace
+
+void conv2d_s8(const ConvParams& p, const int8_t* x, const int8_t* w, const int32_t* bias, const float* mult,
+               int8_t* y) {
+  if (p.groups == p.in_c && p.groups == p.out_c) {  // depthwise: the same sums as ref::conv2d_s8
+    depthwise_conv2d_s8(p, x, w, bias, mult, y);
+    return;
+  }
+  if (p.groups == 1 && p.kh == 1 && p.kw == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_top == 0 &&
+      p.pad_left == 0 && p.out_h == p.in_h && p.out_w == p.in_w) {
+    pointwise_conv2d_s8(p, x, w, bias, mult, y);
+    return;
+  }
+  const int k = p.kh * p.kw * (p.in_c / p.groups);
+  const int k4 = (k + 3) & ~3;
+  // Staging pads with the byte z (an int8 zero point, as every model has).
+  if (k4 > kConvMaxReduction || p.x_zero < -128 || p.x_zero > 127) {
+    ref::conv2d_s8(p, x, w, bias, mult, y);
+    return;
+  }
+  if (p.fx_multiplier != nullptr)
+    conv_impl(p, x, w, bias, FixedPointRule(p), y);
+  else
+    conv_impl(p, x, w, bias, FloatScaleRule(p, mult), y);
 }
 
 const KernelTable& table() {

@@ -78,4 +78,39 @@ class Requantizer {
   bool clamp_form_;
 };
 
+// The two rules as the kernels use them: `channel(o)` gives output channel o's constant once
+// (hoisted out of the pixel loops), `rule(acc, bias, channel)` the int8 output. The kernels are
+// templates over the rule, so the float-scale path is exactly the code it was.
+class FloatScaleRule {
+ public:
+  using Channel = float;
+  FloatScaleRule(const ConvParams& p, const float* mult) : rq_(p), mult_(mult) {}
+  Channel channel(int o) const { return mult_[o]; }
+  int8_t operator()(int32_t acc, int32_t bias, Channel m) const { return rq_(acc, bias, m); }
+
+ private:
+  Requantizer rq_;
+  const float* mult_;
+};
+
+// TFLite's fixed-point rule (ConvParams::fx_multiplier): requantize_fixed() of requant.h, whose
+// 64-bit product compiles to one SMULL on the M4/M7.
+class FixedPointRule {
+ public:
+  struct Channel {
+    int32_t multiplier, shift;
+  };
+  explicit FixedPointRule(const ConvParams& p)
+      : m_(p.fx_multiplier), s_(p.fx_shift), y_zero_(p.y_zero), lo_(p.act_min), hi_(p.act_max) {}
+  Channel channel(int o) const { return {m_[o], s_[o]}; }
+  int8_t operator()(int32_t acc, int32_t bias, Channel c) const {
+    return requantize_fixed(acc, bias, c.multiplier, c.shift, y_zero_, lo_, hi_);
+  }
+
+ private:
+  const int32_t* m_;
+  const int32_t* s_;
+  int32_t y_zero_, lo_, hi_;
+};
+
 }  // namespace tinyzo::armv7em

@@ -27,7 +27,7 @@ void conv2d_s8(const ConvParams& p, const int8_t* x, const int8_t* w, const int3
           }
         }
         y[(static_cast<size_t>(oy) * p.out_w + ox) * p.out_c + o] =
-            requantize(acc, bias[o], mult[o], p.y_scale, p.y_zero, p.act_min, p.act_max);
+            requantize_conv(p, acc, bias, mult, o);
       }
     }
   }
@@ -52,7 +52,7 @@ void depthwise_conv2d_s8(const ConvParams& p, const int8_t* x, const int8_t* w, 
           }
         }
         y[(static_cast<size_t>(oy) * p.out_w + ox) * c_n + c] =
-            requantize(acc, bias[c], mult[c], p.y_scale, p.y_zero, p.act_min, p.act_max);
+            requantize_conv(p, acc, bias, mult, c);
       }
     }
   }
@@ -68,7 +68,7 @@ void pointwise_conv2d_s8(const ConvParams& p, const int8_t* x, const int8_t* w, 
       const int8_t* wo = w + static_cast<size_t>(o) * p.in_c;
       int32_t acc = 0;
       for (int c = 0; c < p.in_c; ++c) acc += (int32_t(xs[c]) - p.x_zero) * int32_t(wo[c]);
-      y[s * p.out_c + o] = requantize(acc, bias[o], mult[o], p.y_scale, p.y_zero, p.act_min, p.act_max);
+      y[s * p.out_c + o] = requantize_conv(p, acc, bias, mult, o);
     }
   }
 }

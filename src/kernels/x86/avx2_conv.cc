@@ -35,7 +35,9 @@ struct Tile {
   size_t a_stride;              // int16 values between consecutive pixels
   const int16_t* w;             // packed block: [n_seg][seg_pairs][V][8][2]
   const int32_t* bias;          // the block's first output
-  const float* mult;
+  const float* mult;            // float-scale rule (null for the fixed-point rule)
+  const int32_t* fx_mult;       // fixed-point rule: the block's multipliers and shifts
+  const int32_t* fx_shift;
   int n_out;  // valid outputs in the block (<= 8 * V)
   int8_t* y;  // output of the first pixel, first output of the block
   size_t y_stride;
@@ -71,6 +73,17 @@ TZ_TARGET_AVX2 void gemm_tile(const Tile& t) {
   int8_t* const y = t.y;
   const size_t y_stride = t.y_stride;
   const int n_out = t.n_out;
+  if (rq.fixed) {
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) {
+      const int n = n_out - v * 8;
+      const Fixed8 f = load_fixed8(t.bias + v * 8, t.fx_mult + v * 8, t.fx_shift + v * 8, n);
+#pragma GCC unroll 16
+      for (int p = 0; p < P; ++p)
+        store_n8(y + p * y_stride + v * 8, narrow8(requant_fixed8(acc[p][v], f, rq)), n);
+    }
+    return;
+  }
 #pragma GCC unroll 4
   for (int v = 0; v < V; ++v) {
     const int n = n_out - v * 8;
@@ -96,8 +109,9 @@ const std::array<TileFn, kMaxP + 1> kTiles[kMaxV + 1] = {
 };
 
 // Runs the tiles of n_pix pixels for every block of a packed chunk of nc outputs.
+// mult / fx_mult / fx_shift point at the chunk's first output (the unused rule's are null).
 TZ_TARGET_AVX2 void run_chunk(Tile t, int n_pix, int nc, int v_full, const int16_t* pack, const int32_t* bias,
-                              const float* mult, int8_t* y) {
+                              const float* mult, const int32_t* fx_mult, const int32_t* fx_shift, int8_t* y) {
   const int blk_out = v_full * 8;
   const size_t blk_elems = static_cast<size_t>(t.n_seg) * t.seg_pairs * 2 * blk_out;
   const int16_t* seg0[kMaxSeg];
@@ -107,7 +121,9 @@ TZ_TARGET_AVX2 void run_chunk(Tile t, int n_pix, int nc, int v_full, const int16
     const int v_n = (nb + 7) / 8;
     t.w = pack + static_cast<size_t>(b0 / blk_out) * blk_elems;
     t.bias = bias + b0;
-    t.mult = mult + b0;
+    t.mult = mult != nullptr ? mult + b0 : nullptr;
+    t.fx_mult = fx_mult != nullptr ? fx_mult + b0 : nullptr;
+    t.fx_shift = fx_shift != nullptr ? fx_shift + b0 : nullptr;
     t.n_out = nb;
     for (int r = 0; r < n_pix;) {
       const int pr = n_pix - r < kMaxRows[v_n] ? n_pix - r : kMaxRows[v_n];
@@ -281,7 +297,7 @@ __attribute__((noinline)) TZ_TARGET_AVX2 bool conv_staged(const ConvParams& p, c
 
   alignas(64) int16_t pack[kPackBytes / 2];
   alignas(64) int16_t stage[kStageBytes / 2];
-  const Requant8 rq = make_requant8(p.y_scale, p.y_zero, p.act_min, p.act_max, conv_fast_requant_ok(p, mult));
+  const Requant8 rq = make_requant8(p, mult);
   Tile t;
   t.n_seg = 1;
   t.seg_pairs = k2 / 2;
@@ -301,8 +317,8 @@ __attribute__((noinline)) TZ_TARGET_AVX2 bool conv_staged(const ConvParams& p, c
         else
           stage_im2col(p, x, g, s0, rows, k2, stage);
         t.seg[0] = stage;
-        run_chunk(t, rows, nc, plan.v_full, pack, bias + o0, mult + o0,
-                  y + static_cast<size_t>(s0) * p.out_c + o0);
+        run_chunk(t, rows, nc, plan.v_full, pack, bias + o0, offset(mult, o0), offset(p.fx_multiplier, o0),
+                  offset(p.fx_shift, o0), y + static_cast<size_t>(s0) * p.out_c + o0);
       }
     }
   }
@@ -332,7 +348,7 @@ __attribute__((noinline)) TZ_TARGET_AVX2 bool conv_direct(const ConvParams& p, c
   int16_t* zero_row = ring + static_cast<size_t>(p.kh) * row_elems;
   zero16(zero_row, static_cast<int>(row_elems));
   const int16_t z = static_cast<int16_t>(p.x_zero);
-  const Requant8 rq = make_requant8(p.y_scale, p.y_zero, p.act_min, p.act_max, conv_fast_requant_ok(p, mult));
+  const Requant8 rq = make_requant8(p, mult);
   Tile t;
   t.n_seg = p.kh;
   t.seg_pairs = seg2 / 2;
@@ -361,8 +377,8 @@ __attribute__((noinline)) TZ_TARGET_AVX2 bool conv_direct(const ConvParams& p, c
         }
         t.seg[ky] = row;
       }
-      run_chunk(t, p.out_w, nc, plan.v_full, pack, bias + c0, mult + c0,
-                y + static_cast<size_t>(oy) * p.out_w * p.out_c + c0);
+      run_chunk(t, p.out_w, nc, plan.v_full, pack, bias + c0, offset(mult, c0), offset(p.fx_multiplier, c0),
+                offset(p.fx_shift, c0), y + static_cast<size_t>(oy) * p.out_w * p.out_c + c0);
     }
   }
   return true;

@@ -31,6 +31,7 @@ struct Dw {
   const uint8_t* wpack;
   const uint8_t* rows[kMaxKh];
   __m256 bias_f[2], mult[2];
+  Fixed8 fx[2];  // the fixed-point rule's constants (rq->fixed)
   const Requant8* rq;
 };
 
@@ -155,8 +156,14 @@ TZ_TARGET_AVX2 void dw_tile(const Dw& d, int o, int8_t* y) {
     // lo holds channels {0-3, 8-11}, hi {4-7, 12-15}.
     const __m256i a = _mm256_permute2x128_si256(lo[r], hi[r], 0x20);
     const __m256i b = _mm256_permute2x128_si256(lo[r], hi[r], 0x31);
-    const __m128i qa = narrow8(requant8(a, d.bias_f[0], d.mult[0], *d.rq));
-    const __m128i qb = narrow8(requant8(b, d.bias_f[1], d.mult[1], *d.rq));
+    __m128i qa, qb;
+    if (d.rq->fixed) {
+      qa = narrow8(requant_fixed8(a, d.fx[0], *d.rq));
+      qb = narrow8(requant_fixed8(b, d.fx[1], *d.rq));
+    } else {
+      qa = narrow8(requant8(a, d.bias_f[0], d.mult[0], *d.rq));
+      qb = narrow8(requant8(b, d.bias_f[1], d.mult[1], *d.rq));
+    }
     int8_t* yp = y + static_cast<size_t>(r) * p.out_c;
     if (d.nc >= 16) {
       _mm_storeu_si128(reinterpret_cast<__m128i*>(yp), _mm_unpacklo_epi64(qa, qb));
@@ -195,7 +202,14 @@ TZ_TARGET_AVX2 void dw_block(const ConvParams& p, const int8_t* x, const int8_t*
   for (int h = 0; h < 2; ++h) {
     const int n = nc - 8 * h;
     d.bias_f[h] = _mm256_cvtepi32_ps(n > 0 ? load_n_i32(bias + c0 + 8 * h, n) : _mm256_setzero_si256());
-    d.mult[h] = n > 0 ? load_n_f32(mult + c0 + 8 * h, n) : _mm256_setzero_ps();
+    if (rq.fixed) {
+      d.mult[h] = _mm256_setzero_ps();
+      d.fx[h] = n > 0 ? load_fixed8(bias + c0 + 8 * h, p.fx_multiplier + c0 + 8 * h, p.fx_shift + c0 + 8 * h, n)
+                      : Fixed8{};
+    } else {
+      d.mult[h] = n > 0 ? load_n_f32(mult + c0 + 8 * h, n) : _mm256_setzero_ps();
+      d.fx[h] = Fixed8{};
+    }
   }
   const int span = 2 * d.npr - 1;
   const int max_width = kRingBytes / (p.kh * kPos);
@@ -244,7 +258,7 @@ void depthwise_conv2d_s8(const ConvParams& p, const int8_t* x, const int8_t* w, 
     return portable::depthwise_conv2d_s8(p, x, w, bias, mult, y);
   alignas(64) uint8_t ring[kRingBytes];
   alignas(64) uint8_t wpack[kWPackBytes];
-  const Requant8 rq = make_requant8(p.y_scale, p.y_zero, p.act_min, p.act_max, conv_fast_requant_ok(p, mult));
+  const Requant8 rq = make_requant8(p, mult);
   for (int c0 = 0; c0 < p.out_c; c0 += kC) {
     const int nc = p.out_c - c0 < kC ? p.out_c - c0 : kC;
     dw_block(p, x, w, bias, mult, y, c0, nc, rq, ring, wpack);

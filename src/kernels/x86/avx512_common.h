@@ -74,6 +74,50 @@ TZ_TARGET_AVX512 inline __m128i requant16_i8(__m512i acc, __m512 bias_f, __m512 
   }
 }
 
+// The per-channel constants of TFLite's fixed-point rule for 16 consecutive output channels.
+struct Fixed16 {
+  __m512i bias, mult, left, right;  // left = max(shift, 0), right = max(-shift, 0)
+  __m512i mask, half_mask;          // 2^right - 1 and its half (RoundingDivideByPOT)
+};
+
+// Lanes outside m are 0 (never read past the valid channels).
+TZ_TARGET_AVX512 inline Fixed16 load_fixed16(const int32_t* bias, const int32_t* mult, const int32_t* shift,
+                                             __mmask16 m) {
+  Fixed16 f;
+  f.bias = _mm512_maskz_loadu_epi32(m, bias);
+  f.mult = _mm512_maskz_loadu_epi32(m, mult);
+  const __m512i s = _mm512_maskz_loadu_epi32(m, shift);
+  const __m512i zero = _mm512_setzero_si512();
+  f.left = _mm512_max_epi32(s, zero);
+  f.right = _mm512_max_epi32(_mm512_sub_epi32(zero, s), zero);
+  const __m512i one = _mm512_set1_epi32(1);
+  f.mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, f.right), one);  // right = 31: 0x7FFFFFFF
+  f.half_mask = _mm512_srli_epi32(f.mask, 1);
+  return f;
+}
+
+// requantize_fixed() of 16 accumulators, bit for bit, as int8 (the low byte of the clamped int32,
+// static_cast<int8_t>). The steps and their exactness argument are requant_fixed8's
+// (avx2_common.h): SaturatingRoundingDoublingHighMul as bits 31..62 of the 64-bit a*b + 2^30 on
+// even / odd lanes, the lone overflow value 0x80000000 replaced by INT32_MAX, RoundingDivideByPOT
+// with per-lane shifts, then + y_zero (wrapping) and max / min with the act range.
+TZ_TARGET_AVX512 inline __m128i requant_fixed16_i8(__m512i acc, const Fixed16& f, const Requant16& r) {
+  const __m512i x = _mm512_sllv_epi32(_mm512_add_epi32(acc, f.bias), f.left);
+  const __m512i half = _mm512_set1_epi64(int64_t{1} << 30);
+  const __m512i even = _mm512_add_epi64(_mm512_mul_epi32(x, f.mult), half);
+  const __m512i odd =
+      _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), _mm512_srli_epi64(f.mult, 32)), half);
+  __m512i h = _mm512_mask_blend_epi32(__mmask16(0xAAAA), _mm512_srli_epi64(even, 31), _mm512_slli_epi64(odd, 1));
+  h = _mm512_mask_mov_epi32(h, _mm512_cmpeq_epi32_mask(h, _mm512_set1_epi32(INT32_MIN)),
+                            _mm512_set1_epi32(INT32_MAX));
+  const __m512i rem = _mm512_and_si512(h, f.mask);
+  const __m512i thr = _mm512_add_epi32(f.half_mask, _mm512_srli_epi32(h, 31));
+  __m512i q = _mm512_srav_epi32(h, f.right);
+  q = _mm512_mask_add_epi32(q, _mm512_cmpgt_epi32_mask(rem, thr), q, _mm512_set1_epi32(1));
+  q = _mm512_add_epi32(q, r.y_zero);
+  return _mm512_cvtepi32_epi8(_mm512_min_epi32(_mm512_max_epi32(q, r.lo), r.hi));
+}
+
 // vpdpbusd / vpdpwssd as inline asm with the accumulator tied to the destination. GCC 12's
 // intrinsics give the accumulator a separate destination register, and in a register-blocked
 // tile it then copies every accumulator and keeps the block on the stack (3x slower loops).

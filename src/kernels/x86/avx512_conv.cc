@@ -47,7 +47,9 @@ struct Tile {
   const int8_t* w;              // packed block: [n_seg][seg_groups][V][64]
   const int32_t* acc0;          // -(128 + z) * sum_k w[o][k] for the block's 16*V outputs
   const int32_t* bias;          // the block's first output
-  const float* mult;
+  const float* mult;            // float-scale rule (null for the fixed-point rule)
+  const int32_t* fx_mult;       // fixed-point rule: the block's multipliers and shifts
+  const int32_t* fx_shift;
   int n_out;        // valid outputs in the block (<= 16 * V)
   int8_t* y;        // output of the first pixel, first output of the block
   size_t y_stride;  // bytes between output pixels
@@ -88,6 +90,19 @@ TZ_TARGET_AVX512 void gemm_tile(const Tile& t) {
   const int n_out = t.n_out;
   const int32_t* const bias_p = t.bias;
   const float* const mult_p = t.mult;
+  if constexpr (kForm == RequantForm::kFixed) {
+    const int32_t* const fx_mult = t.fx_mult;
+    const int32_t* const fx_shift = t.fx_shift;
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) {
+      const __mmask16 m = mask16(n_out - v * 16);
+      const Fixed16 f = load_fixed16(bias_p + v * 16, fx_mult + v * 16, fx_shift + v * 16, m);
+#pragma GCC unroll 16
+      for (int p = 0; p < P; ++p)
+        _mm_mask_storeu_epi8(y + p * y_stride + v * 16, m, requant_fixed16_i8(acc[p][v], f, rq));
+    }
+    return;
+  }
 #pragma GCC unroll 4
   for (int v = 0; v < V; ++v) {
     const __mmask16 m = mask16(n_out - v * 16);
@@ -108,9 +123,10 @@ constexpr std::array<TileFn, kMaxP + 1> make_tiles(std::index_sequence<I...>) {
 }
 // Largest P per V (registers: P*V accumulators + V weights + 1 broadcast <= 32).
 constexpr int kMaxRows[5] = {0, 12, 12, 8, 6};
-// [kNarrow form][V][P]; the kLong form is left to the portable kernels.
-constexpr auto kClampForm = RequantForm::kClamp, kNarrowForm = RequantForm::kNarrow;
-const std::array<TileFn, kMaxP + 1> kTiles[2][5] = {
+// [form: kClamp, kNarrow, kFixed][V][P]; the kLong form is left to the portable kernels.
+constexpr auto kClampForm = RequantForm::kClamp, kNarrowForm = RequantForm::kNarrow,
+               kFixedForm = RequantForm::kFixed;
+const std::array<TileFn, kMaxP + 1> kTiles[3][5] = {
     {
         {},
         make_tiles<1, kClampForm>(std::make_index_sequence<12>()),
@@ -125,12 +141,24 @@ const std::array<TileFn, kMaxP + 1> kTiles[2][5] = {
         make_tiles<3, kNarrowForm>(std::make_index_sequence<8>()),
         make_tiles<4, kNarrowForm>(std::make_index_sequence<6>()),
     },
+    {
+        {},
+        make_tiles<1, kFixedForm>(std::make_index_sequence<12>()),
+        make_tiles<2, kFixedForm>(std::make_index_sequence<12>()),
+        make_tiles<3, kFixedForm>(std::make_index_sequence<8>()),
+        make_tiles<4, kFixedForm>(std::make_index_sequence<6>()),
+    },
 };
+inline int form_index(RequantForm f) {
+  return f == RequantForm::kFixed ? 2 : (f == RequantForm::kNarrow ? 1 : 0);
+}
 
 // Runs the tiles of `n_pix` pixels (a_stride / y_stride apart) for every block of a packed
 // chunk of nc outputs; t carries the segments of the first pixel and the shared fields.
+// mult / fx_mult / fx_shift point at the chunk's first output (the unused rule's are null).
 TZ_TARGET_AVX512 void run_chunk(Tile t, int n_pix, int nc, int v_full, const int8_t* pack,
-                                const int32_t* acc0, const int32_t* bias, const float* mult, int8_t* y) {
+                                const int32_t* acc0, const int32_t* bias, const float* mult,
+                                const int32_t* fx_mult, const int32_t* fx_shift, int8_t* y) {
   const int blk_out = v_full * 16;
   const size_t blk_bytes = static_cast<size_t>(t.n_seg) * t.seg_groups * 4 * blk_out;
   const uint8_t* seg0[kMaxSeg];
@@ -141,13 +169,15 @@ TZ_TARGET_AVX512 void run_chunk(Tile t, int n_pix, int nc, int v_full, const int
     t.w = pack + static_cast<size_t>(b0 / blk_out) * blk_bytes;
     t.acc0 = acc0 + b0;
     t.bias = bias + b0;
-    t.mult = mult + b0;
+    t.mult = offset(mult, b0);
+    t.fx_mult = offset(fx_mult, b0);
+    t.fx_shift = offset(fx_shift, b0);
     t.n_out = nb;
     for (int r = 0; r < n_pix;) {
       const int pr = n_pix - r < kMaxRows[v_n] ? n_pix - r : kMaxRows[v_n];
       for (int s = 0; s < t.n_seg; ++s) t.seg[s] = seg0[s] + r * t.a_stride;
       t.y = y + r * t.y_stride + b0;
-      kTiles[t.rq->form == RequantForm::kNarrow][v_n][pr](t);
+      kTiles[form_index(t.rq->form)][v_n][pr](t);
       r += pr;
     }
   }
@@ -347,8 +377,8 @@ __attribute__((noinline)) TZ_TARGET_AVX512 bool conv_staged(const ConvParams& p,
         else
           stage_im2col(p, x, g, s0, rows, k4, stage);
         t.seg[0] = stage;
-        run_chunk(t, rows, nc, plan.v_full, pack, acc0, bias + o0, mult + o0,
-                  y + static_cast<size_t>(s0) * p.out_c + o0);
+        run_chunk(t, rows, nc, plan.v_full, pack, acc0, bias + o0, offset(mult, o0), offset(p.fx_multiplier, o0),
+                  offset(p.fx_shift, o0), y + static_cast<size_t>(s0) * p.out_c + o0);
       }
     }
   }
@@ -414,8 +444,8 @@ __attribute__((noinline)) TZ_TARGET_AVX512 bool conv_direct(const ConvParams& p,
         }
         t.seg[ky] = row;
       }
-      run_chunk(t, p.out_w, nc, plan.v_full, pack, acc0, bias + c0, mult + c0,
-                y + static_cast<size_t>(oy) * p.out_w * p.out_c + c0);
+      run_chunk(t, p.out_w, nc, plan.v_full, pack, acc0, bias + c0, offset(mult, c0), offset(p.fx_multiplier, c0),
+                offset(p.fx_shift, c0), y + static_cast<size_t>(oy) * p.out_w * p.out_c + c0);
     }
   }
   return true;

@@ -43,6 +43,7 @@ struct Dw {
   const uint8_t* rows[kMaxKh];  // ring row of each ky for the current output row
   __m512i acc0;                 // -(128 + z) * sum_t w[c][t]
   __m512 bias_f, mult;
+  Fixed16 fx;  // the fixed-point rule's constants (rq->form == kFixed)
   const Requant16* rq;
 };
 
@@ -158,9 +159,15 @@ TZ_TARGET_AVX512 void dw_tile(const Dw& d, int o, int8_t* y) {
   const __m512 bias_f = d.bias_f, mult = d.mult;
   const __mmask16 m = mask16(d.nc);
   const size_t y_stride = static_cast<size_t>(p.out_c);
+  if constexpr (kForm == RequantForm::kFixed) {
+    const Fixed16 fx = d.fx;
 #pragma GCC unroll 8
-  for (int r = 0; r < R; ++r)
-    _mm_mask_storeu_epi8(y + r * y_stride, m, requant16_i8<kForm>(acc[r], bias_f, mult, rq));
+    for (int r = 0; r < R; ++r) _mm_mask_storeu_epi8(y + r * y_stride, m, requant_fixed16_i8(acc[r], fx, rq));
+  } else {
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r)
+      _mm_mask_storeu_epi8(y + r * y_stride, m, requant16_i8<kForm>(acc[r], bias_f, mult, rq));
+  }
 }
 
 template <RequantForm kForm>
@@ -203,7 +210,13 @@ TZ_TARGET_AVX512 void dw_block(const ConvParams& p, const int8_t* x, const int8_
   d.acc0 = pack_dw_weights(p, w, c0, nc, d.groups, wpack);
   const __mmask16 m = mask16(nc);
   d.bias_f = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(m, bias + c0));
-  d.mult = _mm512_maskz_loadu_ps(m, mult + c0);
+  if (rq.form == RequantForm::kFixed) {
+    d.mult = _mm512_setzero_ps();
+    d.fx = load_fixed16(bias + c0, p.fx_multiplier + c0, p.fx_shift + c0, m);
+  } else {
+    d.mult = _mm512_maskz_loadu_ps(m, mult + c0);
+    d.fx = Fixed16{};
+  }
   // Strip of output columns whose kh ring rows plus one padding row fit kRingBytes.
   const int max_width = kRingBytes / ((p.kh + 1) * kPos);
   int strip = (max_width - span(d.groups)) / p.stride_w + 1;
@@ -241,7 +254,9 @@ TZ_TARGET_AVX512 void dw_block(const ConvParams& p, const int8_t* x, const int8_
       int8_t* yrow = y + (static_cast<size_t>(oy) * p.out_w + ox0) * p.out_c + c0;
       for (int o = 0; o < n_ox; o += kMaxR) {
         const int n = n_ox - o < kMaxR ? n_ox - o : kMaxR;
-        if (rq.form == RequantForm::kNarrow)
+        if (rq.form == RequantForm::kFixed)
+          run_tile<RequantForm::kFixed>(d, o, n, yrow + static_cast<size_t>(o) * p.out_c);
+        else if (rq.form == RequantForm::kNarrow)
           run_tile<RequantForm::kNarrow>(d, o, n, yrow + static_cast<size_t>(o) * p.out_c);
         else
           run_tile<RequantForm::kClamp>(d, o, n, yrow + static_cast<size_t>(o) * p.out_c);

@@ -25,8 +25,19 @@ inline float rne_small(float v) { return (v + kRoundMagic) - kRoundMagic; }
 
 // Requantizes n accumulators (one pixel, consecutive output channels). `fast` as in
 // requant_fast_ok(); the loop then has no branch and vectorizes; otherwise the scalar rule.
-void requant_row(const int32_t* acc, int n, const int32_t* bias, const float* mult, float y_scale,
-                 int32_t y_zero, int32_t lo, int32_t hi, bool fast, int8_t* y) {
+// With p.fx_multiplier set: TFLite's fixed-point rule, per channel o0 + i (scalar; 64-bit products).
+void requant_row(const ConvParams& p, const int32_t* acc, int n, int o0, const int32_t* bias_all,
+                 const float* mult_all, bool fast, int8_t* y) {
+  const int32_t* bias = bias_all + o0;
+  const int32_t y_zero = p.y_zero, lo = p.act_min, hi = p.act_max;
+  if (p.fx_multiplier != nullptr) {
+    const int32_t* fm = p.fx_multiplier + o0;
+    const int32_t* fs = p.fx_shift + o0;
+    for (int i = 0; i < n; ++i) y[i] = requantize_fixed(acc[i], bias[i], fm[i], fs[i], y_zero, lo, hi);
+    return;
+  }
+  const float* mult = mult_all + o0;
+  const float y_scale = p.y_scale;
   if (!fast) {
     for (int i = 0; i < n; ++i) y[i] = requantize(acc[i], bias[i], mult[i], y_scale, y_zero, lo, hi);
     return;
@@ -93,7 +104,7 @@ void conv_gemm(const ConvParams& p, const int8_t* x, const int8_t* w, const int3
                int8_t* y) {
   const int ci_pg = p.in_c / p.groups, co_pg = p.out_c / p.groups;
   const int k_n = p.kh * p.kw * ci_pg;
-  const bool fast = conv_fast_requant_ok(p, mult);
+  const bool fast = p.fx_multiplier == nullptr && conv_fast_requant_ok(p, mult);
   alignas(64) int16_t stage[kRows * kMaxK];
   alignas(64) int32_t acc[kRows][kMaxChunkOutputs];
   const int hw = p.out_h * p.out_w;
@@ -110,8 +121,7 @@ void conv_gemm(const ConvParams& p, const int8_t* x, const int8_t* w, const int3
           for (int r = 0; r < rows; ++r) acc[r][o] = d[r];
         }
         for (int r = 0; r < rows; ++r)
-          requant_row(acc[r], nc, bias + o0, mult + o0, p.y_scale, p.y_zero, p.act_min, p.act_max, fast,
-                      y + static_cast<size_t>(s0 + r) * p.out_c + o0);
+          requant_row(p, acc[r], nc, o0, bias, mult, fast, y + static_cast<size_t>(s0 + r) * p.out_c + o0);
       }
     }
   }
@@ -139,7 +149,7 @@ void depthwise_conv2d_s8(const ConvParams& p, const int8_t* x, const int8_t* w, 
     return ref::conv2d_s8(p, x, w, bias, mult, y);
   }
   const int c_n = p.out_c;
-  const bool fast = conv_fast_requant_ok(p, mult);
+  const bool fast = p.fx_multiplier == nullptr && conv_fast_requant_ok(p, mult);
   const int16_t z = static_cast<int16_t>(p.x_zero);
   alignas(64) int16_t wt[kDwMaxTaps][kDwChunk];  // weights transposed to [tap][channel]
   alignas(64) int32_t acc[kDwChunk];
@@ -162,8 +172,7 @@ void depthwise_conv2d_s8(const ConvParams& p, const int8_t* x, const int8_t* w, 
             for (int c = 0; c < nc; ++c) acc[c] += int32_t(int16_t(xp[c] - z)) * int32_t(wp[c]);
           }
         }
-        requant_row(acc, nc, bias + c0, mult + c0, p.y_scale, p.y_zero, p.act_min, p.act_max, fast,
-                    y + (static_cast<size_t>(oy) * p.out_w + ox) * c_n + c0);
+        requant_row(p, acc, nc, c0, bias, mult, fast, y + (static_cast<size_t>(oy) * p.out_w + ox) * c_n + c0);
       }
     }
   }

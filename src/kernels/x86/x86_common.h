@@ -64,6 +64,12 @@ inline bool add_fast_requant_ok(const AddParams& p) {
   return requant_fast_ok(&none, 1, p.y_scale, p.y_zero, p.act_min, p.act_max);
 }
 
+// p + i, or null for a null p (the per-channel array of the rule a call does not use).
+template <typename T>
+inline const T* offset(const T* p, int i) {
+  return p != nullptr ? p + i : nullptr;
+}
+
 inline bool is_int8(int32_t v) { return v >= -128 && v <= 127; }
 
 // Which form of the requantization a vector kernel uses for a whole call:
@@ -73,8 +79,9 @@ inline bool is_int8(int32_t v) { return v >= -128 && v <= 127; }
 //           q = rne(v) + z fits int32 exactly, and with the act range inside int8,
 //           clamp(q, lo, hi) == clamp(saturate_int8(q), lo, hi): a signed-saturating narrow and
 //           an int8 clamp replace the two float clamps (fewer wide operations per output).
-// Real models are always kNarrow.
-enum class RequantForm { kLong, kClamp, kNarrow };
+//   kFixed  TFLite's fixed-point rule (ConvParams::fx_multiplier): integer only, one form.
+// Real float-scale models are always kNarrow.
+enum class RequantForm { kLong, kClamp, kNarrow, kFixed };
 
 // acc_max bounds |acc| (e.g. K * 128 * (128 + |z_x|) for K products of int8 (x - z_x) and w).
 inline RequantForm requant_form(const int32_t* bias, const float* mult, int n, float y_scale, int32_t y_zero,
@@ -94,7 +101,9 @@ inline RequantForm requant_form(const int32_t* bias, const float* mult, int n, f
 }
 
 // For a conv with k products per output.
+// kFixed whenever p.fx_multiplier is set (mult is then not read and may be null).
 inline RequantForm conv_requant_form(const ConvParams& p, const int32_t* bias, const float* mult, int k) {
+  if (p.fx_multiplier != nullptr) return RequantForm::kFixed;
   const double zx = p.x_zero < 0 ? -static_cast<double>(p.x_zero) : static_cast<double>(p.x_zero);
   return requant_form(bias, mult, p.out_c, p.y_scale, p.y_zero, p.act_min, p.act_max,
                       static_cast<double>(k) * 128.0 * (128.0 + zx));
