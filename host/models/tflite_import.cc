@@ -21,8 +21,8 @@ using tflite::TflType;
 
 // Contract 1 (docs/format.md, format 1.1): the params entry that marks a conv / fully-connected
 // op as fixed-point, and the value that means so.
-constexpr int kConvRequantParam = 11;
-constexpr int kFcRequantParam = 2;
+constexpr int kConvRequantParam = kConvRequant;
+constexpr int kFcRequantParam = kFcRequant;
 
 bool supported_builtin(int32_t code) {
   switch (code) {
@@ -382,7 +382,7 @@ class Importer {
     p[kConvGroups] = groups;
     p[kConvActMin] = act.min;
     p[kConvActMax] = act.max;
-    p[kConvRequantParam] = 1;
+    p[kConvRequantParam] = kRequantFixedPoint;
     b_.add_op(op_name(), OpType::kConv2d, {x, wi, bi, mi}, y, p);
   }
 
@@ -425,7 +425,7 @@ class Importer {
     std::vector<int32_t> p(kTzmMaxOpParams, 0);
     p[0] = act.min;
     p[1] = act.max;
-    p[kFcRequantParam] = 1;
+    p[kFcRequantParam] = kRequantFixedPoint;
     b_.add_op(op_name(), OpType::kFullyConnected, {x, wi, bi, mi}, y, p);
   }
 
