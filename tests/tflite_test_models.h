@@ -127,10 +127,10 @@ inline std::vector<uint8_t> conv_net(const ConvNetOptions& o = {}) {
   b.op(3, {x, w1, b1}, {y1}, tfl::BuiltinOptions_Conv2DOptions,
        tfl::CreateConv2DOptions(f, o.conv_padding, o.conv_stride, o.conv_stride, o.conv_act, o.dilation, o.dilation).Union());
   const int c2 = 4 * o.depth_multiplier;
-  std::vector<float> s2(size_t(c2));
+  std::vector<float> s2(static_cast<size_t>(c2));
   for (int i = 0; i < c2; ++i) s2[size_t(i)] = 0.01f + 0.002f * float(i);
   const int w2 = b.int8_const("dw/w", {1, 3, 3, c2}, ramp(size_t(9 * c2), 2), s2, 3);
-  std::vector<int32_t> bias2(size_t(c2));
+  std::vector<int32_t> bias2(static_cast<size_t>(c2));
   for (int i = 0; i < c2; ++i) bias2[size_t(i)] = 30 * i - 60;
   const int b2 = b.int32_const("dw/b", {c2}, bias2);
   const int y2 = b.int8_act("dw/y", {1, h1, ww1, c2}, 0.06f, 5);
