@@ -17,6 +17,10 @@
 #include <vector>
 
 #include "models/model_store.h"
+#include "models/tzm_writer.h"
+#include "tinyzo/train/zo_trainer.h"
+#include <cmath>
+#include <map>
 #include "models/tflite_import.h"
 #include "models/tflite_reader.h"
 #include "util/errors.h"
@@ -191,6 +195,102 @@ TEST(TfliteGoldenRefusal, TruncatedRealModelsAreCleanErrors) {
       std::vector<uint8_t> cut(bytes.begin(), bytes.begin() + long(n));
       EXPECT_THROW((void)tflite::parse_tflite(std::move(cut), "cut"), CliError) << g.name << " cut at " << n;
     }
+  }
+}
+
+}  // namespace
+}  // namespace tinyzo
+
+namespace tinyzo {
+namespace {
+
+// ZO training on an imported model (smoke, real data): person_detect's two last convs (WP on the
+// classifier, NP on the 1x1 conv before it; fixed-point requantization, scales from the TFLite
+// tensors for GNS and QAS) for a few steps on TFLM's golden inputs labelled by TFLM's own
+// prediction. The steps must run, move weights, keep the loss finite, and the trained copies
+// must run the same in a fresh engine over the rewritten model (export round trip).
+TEST(TfliteTrain, ZoStepsRunOnImportedPersonDetect) {
+  const std::string path = tflite_dir() + "/person_detect.tflite";
+  ASSERT_TRUE(is_regular_file(path)) << path << " is missing (set $TINYZO_DATA)";
+  const TfliteImport imp = import_tflite_file(path);
+  const LoadedModel model = LoadedModel::from_bytes(imp.tzm.data(), imp.tzm.size(), path);
+  const ModelView& view = model.view();
+  ASSERT_EQ(view.op(26).type, uint16_t(OpType::kConv2d));
+  ASSERT_EQ(view.op(28).type, uint16_t(OpType::kConv2d));
+
+  const std::string dir = tflite_dir() + "/goldens/person_detect";
+  std::vector<std::vector<int8_t>> inputs;
+  std::vector<int> labels;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string f = e.path().filename().string();
+    if (f.rfind("input_", 0) != 0) continue;
+    const NpyArray x = read_npy_file(e.path().string());
+    const NpyArray y = read_npy_file(dir + "/output_" + f.substr(6));
+    inputs.emplace_back(x.s8(), x.s8() + x.data.size());
+    labels.push_back(y.s8()[0] >= y.s8()[1] ? 0 : 1);
+  }
+  ASSERT_GE(inputs.size(), 22u);
+
+  std::vector<uint8_t> engine_mem(required_arena_bytes(view) + 64);
+  Arena engine_arena(engine_mem.data(), engine_mem.size());
+  Engine engine;
+  ASSERT_EQ(engine.init(view, engine_arena, ref::table()), Status::kOk);
+  const TrainLayer layers[] = {{26, PerturbMode::kNode}, {28, PerturbMode::kWeight}};
+  ZoConfig cfg;
+  cfg.n_queries_w = 8;
+  cfg.n_queries_b = 8;
+  cfg.n_queries_np = 8;
+  cfg.seed = 5;
+  std::vector<uint8_t> scratch_mem(64 << 20);
+  Arena scratch(scratch_mem.data(), scratch_mem.size());
+  size_t need = 0;
+  ASSERT_EQ(ZoTrainer::required_arena_bytes(engine, Span<const TrainLayer>(layers, 2), cfg, scratch, &need), Status::kOk);
+  std::vector<uint8_t> train_mem(need + 64);
+  Arena train_arena(train_mem.data(), train_mem.size());
+  ZoTrainer trainer;
+  ASSERT_EQ(trainer.init(engine, Span<const TrainLayer>(layers, 2), cfg, train_arena), Status::kOk);
+  const std::vector<int8_t> w0(trainer.weights(1).begin(), trainer.weights(1).end());
+  const std::vector<int8_t> w0np(trainer.weights(0).begin(), trainer.weights(0).end());
+
+  int moved = 0;
+  for (uint32_t step = 0; step < 4; ++step) {
+    ASSERT_EQ(trainer.begin_step(step), Status::kOk);
+    for (size_t i = 0; i < 8; ++i) {
+      const size_t s = (step * 8 + i) % inputs.size();
+      ASSERT_EQ(trainer.accumulate_sample(Span<const int8_t>(inputs[s].data(), inputs[s].size()), labels[s]), Status::kOk);
+    }
+    ASSERT_EQ(trainer.end_step(0.05f), Status::kOk);
+    EXPECT_TRUE(std::isfinite(trainer.last_step().mean_loss));
+    moved += trainer.last_step().weights_changed;
+    std::printf("[tflite train] person_detect step %u: loss %.4f, %d integer parameters moved\n", step,
+                double(trainer.last_step().mean_loss), trainer.last_step().weights_changed);
+  }
+  EXPECT_GT(moved, 0);
+  const std::vector<int8_t> w1(trainer.weights(1).begin(), trainer.weights(1).end());
+  const std::vector<int8_t> w1np(trainer.weights(0).begin(), trainer.weights(0).end());
+  EXPECT_TRUE(w1 != w0 || w1np != w0np);
+
+  // Export the trained copies and run both: the same output bytes.
+  std::map<int, std::vector<uint8_t>> repl;
+  for (int li = 0; li < 2; ++li) {
+    const TzmOp& op = view.op(trainer.layer(li).op);
+    const Span<int8_t> w = trainer.weights(li);
+    const Span<int32_t> b = trainer.biases(li);
+    repl[op.inputs[1]] = std::vector<uint8_t>(reinterpret_cast<const uint8_t*>(w.data()),
+                                              reinterpret_cast<const uint8_t*>(w.data()) + w.size());
+    repl[op.inputs[2]] = std::vector<uint8_t>(reinterpret_cast<const uint8_t*>(b.data()),
+                                              reinterpret_cast<const uint8_t*>(b.data()) + 4 * b.size());
+  }
+  const std::vector<uint8_t> trained = rewrite_with_constants(view, repl);
+  const LoadedModel tm = LoadedModel::from_bytes(trained.data(), trained.size(), "trained");
+  EngineInstance fresh(tm.view(), ref::table());
+  for (size_t s = 0; s < 3; ++s) {
+    std::memcpy(engine.input().data(), inputs[s].data(), inputs[s].size());
+    ASSERT_EQ(engine.invoke(), Status::kOk);
+    std::memcpy(fresh.engine().input().data(), inputs[s].data(), inputs[s].size());
+    fresh.invoke();
+    const Span<const int8_t> a = engine.output_s8(), c = fresh.engine().output_s8();
+    EXPECT_EQ(std::vector<int8_t>(a.begin(), a.end()), std::vector<int8_t>(c.begin(), c.end())) << s;
   }
 }
 
