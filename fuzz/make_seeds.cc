@@ -62,6 +62,7 @@ void models(const fs::path& dir) {
   put(dir, "tiny_cnn_7.tzm", tinyzo::testing::make_tiny_cnn(7).builder.serialize());
   put(dir, "small_conv.tzm", tinyzo::testing::make_small_conv(2, false).serialize());
   put(dir, "small_conv_dequant.tzm", tinyzo::testing::make_small_conv(3, true).serialize());
+  put(dir, "tflite_ops.tzm", tinyzo::testing::make_tflite_ops_model().serialize());
 }
 
 void checkpoints(const fs::path& dir) {

@@ -14,6 +14,7 @@
 #include "data/cifar10.h"
 #include "tinyzo/model.h"
 #include "tinyzo/model_format.h"
+#include "models/tflite_params.h"
 #include "models/tzm_writer.h"
 
 namespace tinyzo::testing {
@@ -214,6 +215,40 @@ inline TzmBuilder make_small_conv(uint64_t seed, bool dequantize_head) {
   } else {
     b.set_output(y);
   }
+  return b;
+}
+
+// Every TFLite op type in one chain (params from host/models/tflite_params.h):
+//   0 transpose (1, 2, 0)   [2, 4, 4] -> [4, 4, 2]      (an NCHW input made NHWC)
+//   1 pad H, W by 1 with 3  -> [6, 6, 2]
+//   2 avg_pool_tfl 2x2/2    -> [3, 3, 2]
+//   3 add_tfl (x + x), RELU -> [3, 3, 2] (0.08, -7)
+//   4 mean_tfl over H, W    -> [2] (0.03, 2)
+//   5 reshape               -> [1, 2]
+//   6 softmax_tfl           -> [1, 2] (1/256, -128)
+//   7 quantize (requantize) -> [2] (1/128, 0)
+inline TzmBuilder make_tflite_ops_model() {
+  TzmBuilder b;
+  const int in = b.add_tensor("in", DType::kInt8, {2, 4, 4}, 0, 0.05f, 3);
+  b.set_input(in);
+  const int tr = b.add_tensor("tr", DType::kInt8, {4, 4, 2}, 0, 0.05f, 3);
+  b.add_op("transpose", OpType::kTranspose, {in}, tr, tflite_transpose_params({1, 2, 0}));
+  const int pad = b.add_tensor("pad", DType::kInt8, {6, 6, 2}, 0, 0.05f, 3);
+  b.add_op("pad", OpType::kPad, {tr}, pad, tflite_pad_params({1, 1, 0}, {1, 1, 0}, 3));
+  const int pool = b.add_tensor("pool", DType::kInt8, {3, 3, 2}, 0, 0.05f, 3);
+  b.add_op("pool", OpType::kAvgPool2dTfl, {pad}, pool,
+           tflite_pool_params(2, 2, 2, 2, WindowAxis{3, 0, 0}, WindowAxis{3, 0, 0}, 0, 0.05f, 3));
+  const int add = b.add_tensor("add", DType::kInt8, {3, 3, 2}, 0, 0.08f, -7);
+  b.add_op("add", OpType::kAddTfl, {pool, pool}, add, tflite_add_params(0.05f, 0.05f, 0.08f, -7, 1));
+  const int mean = b.add_tensor("mean", DType::kInt8, {2}, 0, 0.03f, 2);
+  b.add_op("mean", OpType::kMeanTfl, {add}, mean, tflite_mean_params(0.08f, 0.03f, 9));
+  const int rs = b.add_tensor("rs", DType::kInt8, {1, 2}, 0, 0.03f, 2);
+  b.add_op("reshape", OpType::kReshape, {mean}, rs, {});
+  const int sm = b.add_tensor("sm", DType::kInt8, {1, 2}, 0, 1.f / 256, -128);
+  b.add_op("softmax", OpType::kSoftmaxTfl, {rs}, sm, tflite_softmax_params(1.f, 0.03f, 1.f / 256, -128));
+  const int out = b.add_tensor("out", DType::kInt8, {2}, 0, 1.f / 128, 0);
+  b.add_op("quantize", OpType::kQuantize, {sm}, out, tflite_requantize_params(1.f / 256, 1.f / 128));
+  b.set_output(out);
   return b;
 }
 

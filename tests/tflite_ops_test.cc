@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 #include <limits>
 #include <vector>
@@ -19,6 +20,7 @@
 #include "tinyzo/kernels/tfl_math.h"
 #include "tinyzo/kernels/x86.h"
 #include "util/errors.h"
+#include "kernels/armv7em/armv7em.h"
 
 namespace tinyzo {
 namespace {
@@ -149,10 +151,10 @@ TEST(TflParamsTest, AddParamsByHand) {
 }
 
 TEST(TflParamsTest, MeanParamsFoldTheCount) {
-  // s_x = s_y: (2^30, 1). n = 49: k = floor(log2 49) = 5; M' = 2^35 / 49 = 701217615 (truncated);
+  // s_x = s_y: (2^30, 1). n = 49: k = floor(log2 49) = 5; M' = 2^35 / 49 = 701219150.37 -> 701219150;
   // shift 1 - 5 = -4.
   std::vector<int32_t> p = tflite_mean_params(0.02f, 0.02f, 49);
-  EXPECT_EQ(p[kTflMeanMult], 701217615);
+  EXPECT_EQ(p[kTflMeanMult], 701219150);
   EXPECT_EQ(p[kTflMeanShift], -4);
   // n = 4: k = 2, M' = 2^32 / 4 = 2^30, shift -1.
   p = tflite_mean_params(0.02f, 0.02f, 4);
@@ -503,34 +505,9 @@ struct ArenaBlock {
   uint8_t* data() { return reinterpret_cast<uint8_t*>(v.data()); }
 };
 
-// A chain of every new op: input [2, 4, 4] (NCHW-like) -> Transpose (1, 2, 0) -> [4, 4, 2]
-// -> Pad (H, W by 1, 1) -> [6, 6, 2] -> AvgPool2dTfl 2x2/2 -> [3, 3, 2] -> AddTfl(x, x)
-// -> MeanTfl -> [2] -> Reshape [1, 2] -> SoftmaxTfl -> Quantize (requantize) -> [2].
+// The chain of testing::make_tflite_ops_model() (every new op type).
 struct ChainModel {
-  TzmBuilder b;
-  int in = -1, tr = -1, pad = -1, pool = -1, add = -1, mean = -1, rs = -1, sm = -1, out = -1;
-  ChainModel() {
-    in = b.add_tensor("in", DType::kInt8, {2, 4, 4}, 0, 0.05f, 3);
-    b.set_input(in);
-    tr = b.add_tensor("tr", DType::kInt8, {4, 4, 2}, 0, 0.05f, 3);
-    b.add_op("transpose", OpType::kTranspose, {in}, tr, tflite_transpose_params({1, 2, 0}));
-    pad = b.add_tensor("pad", DType::kInt8, {6, 6, 2}, 0, 0.05f, 3);
-    b.add_op("pad", OpType::kPad, {tr}, pad, tflite_pad_params({1, 1, 0}, {1, 1, 0}, 3));
-    pool = b.add_tensor("pool", DType::kInt8, {3, 3, 2}, 0, 0.05f, 3);
-    b.add_op("pool", OpType::kAvgPool2dTfl, {pad}, pool,
-             tflite_pool_params(2, 2, 2, 2, WindowAxis{3, 0, 0}, WindowAxis{3, 0, 0}, 0, 0.05f, 3));
-    add = b.add_tensor("add", DType::kInt8, {3, 3, 2}, 0, 0.08f, -7);
-    b.add_op("add", OpType::kAddTfl, {pool, pool}, add, tflite_add_params(0.05f, 0.05f, 0.08f, -7, 1));
-    mean = b.add_tensor("mean", DType::kInt8, {2}, 0, 0.03f, 2);
-    b.add_op("mean", OpType::kMeanTfl, {add}, mean, tflite_mean_params(0.08f, 0.03f, 9));
-    rs = b.add_tensor("rs", DType::kInt8, {1, 2}, 0, 0.03f, 2);
-    b.add_op("reshape", OpType::kReshape, {mean}, rs, {});
-    sm = b.add_tensor("sm", DType::kInt8, {1, 2}, 0, 1.f / 256, -128);
-    b.add_op("softmax", OpType::kSoftmaxTfl, {rs}, sm, tflite_softmax_params(1.f, 0.03f, 1.f / 256, -128));
-    out = b.add_tensor("out", DType::kInt8, {2}, 0, 1.f / 128, 0);
-    b.add_op("quantize", OpType::kQuantize, {sm}, out, tflite_requantize_params(1.f / 256, 1.f / 128));
-    b.set_output(out);
-  }
+  TzmBuilder b = testing::make_tflite_ops_model();
 };
 
 // The chain computed by calling the ref kernels directly.
@@ -611,7 +588,11 @@ TEST(TflEngineTest, ChainOfEveryNewOpMatchesTheKernelsCalledByHand) {
   ASSERT_EQ(view.init(bytes.data(), bytes.size()), Status::kOk) << view.error();
   TestRng rng(11);
   ArenaBlock mem(1 << 16);
-  const KernelTable* tables[] = {&ref::table(), &x86::portable_table(), &best_kernels()};
+  // Every table this machine runs (the TFLite entries are the ref kernels in each; this checks
+  // the wiring), including the Cortex-M table's host build.
+  std::vector<const KernelTable*> tables = {&ref::table(), &x86::portable_table(), &armv7em::table()};
+  for (const char* name : {"avx2", "avx512vnni"})
+    if (const KernelTable* t = x86::find_table(name)) tables.push_back(t);
   for (int sample = 0; sample < 20; ++sample) {
     V8 x(32);
     for (auto& v : x) v = static_cast<int8_t>(rng.uniform(-128, 127));
@@ -787,6 +768,66 @@ TEST(TflValidationTest, CorruptParamsAndShapesAreRejected) {
     EXPECT_EQ(check(c.m.b, &why), Status::kCorruptModel) << c.what;
     EXPECT_FALSE(why.empty()) << c.what;
   }
+}
+
+// A small in-test fuzzer: random params / dims / bytes of the chain model, CRC repaired. Every
+// model is either rejected with a message or runs, with the same output bits on every table.
+TEST(TflValidationTest, MutatedModelsAreRejectedOrRunIdenticallyOnEveryTable) {
+  const std::vector<uint8_t> base = testing::make_tflite_ops_model().serialize();
+  TzmHeader h;
+  std::memcpy(&h, base.data(), sizeof h);
+  TestRng rng(99);
+  const int32_t interesting[] = {-1, 0, 1, 2, 3, 20, 21, 30, 31, 32, -31, -32, 127, 128, -128, -129, 4095, 4096,
+                                 k2p30, tfl::kInt32Max, tfl::kInt32Min, -248, -100000};
+  int accepted = 0, rejected = 0;
+  ArenaBlock mem(1 << 20);
+  for (int it = 0; it < 4000; ++it) {
+    std::vector<uint8_t> bytes = base;
+    for (int k = rng.uniform(1, 3); k > 0; --k) {
+      int32_t v = rng.uniform(0, 3) == 0 ? rng.uniform(-300, 300) : interesting[rng.uniform(0, 22)];
+      size_t at = 0;
+      switch (rng.uniform(0, 2)) {
+        case 0:  // an op param
+          at = h.op_table_offset + size_t(rng.uniform(0, int32_t(h.n_ops) - 1)) * sizeof(TzmOp) +
+               offsetof(TzmOp, params) + 4 * size_t(rng.uniform(0, kTzmMaxOpParams - 1));
+          break;
+        case 1:  // a tensor dim
+          at = h.tensor_table_offset + size_t(rng.uniform(0, int32_t(h.n_tensors) - 1)) * sizeof(TzmTensor) +
+               offsetof(TzmTensor, dims) + 4 * size_t(rng.uniform(0, kTzmMaxDims - 1));
+          v = rng.uniform(0, 1) ? rng.uniform(0, 9) : v;
+          break;
+        default:  // any byte of the tables
+          at = h.tensor_table_offset + size_t(rng.uniform(0, int32_t(h.data_offset - h.tensor_table_offset) - 4));
+          v = (v & ~0xFF) | (bytes[at] ^ (1 << rng.uniform(0, 7)));
+          break;
+      }
+      std::memcpy(&bytes[at], &v, 4);
+    }
+    update_tzm_crc(bytes);
+    AlignedModelBytes model(bytes);
+    ModelView view;
+    if (view.init(model.data(), model.size()) != Status::kOk) {
+      ++rejected;
+      EXPECT_STRNE(view.error(), "");
+      continue;
+    }
+    ++accepted;
+    std::vector<std::vector<uint8_t>> outs;
+    for (const KernelTable* table : {&ref::table(), &x86::portable_table(), &best_kernels()}) {
+      Arena arena(mem.data(), 1 << 20);
+      Engine e;
+      if (e.init(view, arena, *table) != Status::kOk) break;  // too large for the arena
+      const Span<int8_t> in = e.input();
+      for (size_t i = 0; i < in.size(); ++i) in[i] = static_cast<int8_t>(i * 37 + it);
+      ASSERT_EQ(e.invoke(), Status::kOk);
+      const TzmTensor& out = e.output_info();
+      const auto* y = static_cast<const uint8_t*>(e.tensor_data(view.output_tensor()));
+      outs.emplace_back(y, y + tensor_elements(out) * dtype_size(DType(out.dtype)));
+    }
+    for (size_t k = 1; k < outs.size(); ++k) EXPECT_EQ(outs[k], outs[0]) << "mutation " << it;
+  }
+  EXPECT_GT(accepted, 100);
+  EXPECT_GT(rejected, 100);
 }
 
 TEST(TflValidationTest, Float32InputOnlyFeedsQuantize) {
