@@ -189,6 +189,52 @@ TEST(Armv7emRequant, EveryTieOfSmallValues) {
       }
 }
 
+TEST(Armv7emRequant, FixedPointRuleMatchesRequantizeFixed) {
+  // The kernels' FixedPointRule (floor form of SRDHM, per-channel mask) against the shared rule:
+  // random values of every magnitude, every shift in [-31, 30], multipliers in [2^30, 2^31) and
+  // the odd ones (0, INT32_MIN: the saturating case, negative), huge zero points, lo > hi.
+  Rng r(9111);
+  auto any32 = [&] {
+    const int u = r.uniform(0, 5);
+    if (u == 0) return static_cast<int32_t>(r.uniform(-1000, 1000));
+    if (u == 1) return r.pick(std::vector<int32_t>{INT32_MIN, INT32_MAX, INT32_MIN + 1, -1, 0, 1});
+    return static_cast<int32_t>((uint32_t(r.uniform(0, 0xFFFF)) << 16) ^ uint32_t(r.uniform(0, 0xFFFF)));
+  };
+  for (int i = 0; i < 2000000; ++i) {
+    ConvParams p;
+    const int32_t m = r.chance(0.8) ? static_cast<int32_t>((1 << 30) + r.uniform(0, (1 << 30) - 1)) : any32();
+    const int32_t shift = r.uniform(-31, 30);
+    p.fx_multiplier = &m;
+    p.fx_shift = &shift;
+    p.y_zero = r.chance(0.9) ? r.uniform(-128, 127) : any32();
+    p.act_min = r.uniform(-128, 127), p.act_max = r.uniform(-128, 127);
+    if (r.chance(0.7) && p.act_min > p.act_max) std::swap(p.act_min, p.act_max);
+    const int32_t acc = any32(), bias = r.chance(0.5) ? any32() : 0;
+    const armv7em::FixedPointRule rule(p);
+    ASSERT_EQ(int(requantize_fixed(acc, bias, m, shift, p.y_zero, p.act_min, p.act_max)),
+              int(rule(acc, bias, rule.channel(0))))
+        << "case " << i << ": acc " << acc << " bias " << bias << " M " << m << " shift " << shift;
+  }
+  // Every tie: M = 2^30 (one half) and right shifts 1..4 on |acc| <= 2^14, and INT32_MIN * INT32_MIN.
+  for (int32_t shift = -4; shift <= 1; ++shift)
+    for (int32_t acc = -(1 << 14); acc <= (1 << 14); ++acc) {
+      ConvParams p;
+      const int32_t m = 1 << 30;
+      p.fx_multiplier = &m;
+      p.fx_shift = &shift;
+      const armv7em::FixedPointRule rule(p);
+      ASSERT_EQ(int(requantize_fixed(acc, 0, m, shift, 0, -128, 127)), int(rule(acc, 0, rule.channel(0)))) << acc;
+    }
+  for (int32_t shift : {0, -1, -31}) {
+    ConvParams p;
+    const int32_t m = INT32_MIN;
+    p.fx_multiplier = &m;
+    p.fx_shift = &shift;
+    const armv7em::FixedPointRule rule(p);
+    EXPECT_EQ(int(rule(0, INT32_MIN, rule.channel(0))), int(requantize_fixed(0, INT32_MIN, m, shift, 0, -128, 127)));
+  }
+}
+
 TEST(Armv7emTable, Entries) {
   const KernelTable& t = dsp_table();
   EXPECT_STREQ("armv7em-dsp", t.name);

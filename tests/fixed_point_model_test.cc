@@ -5,12 +5,14 @@
 // `tinyzo convert` command.
 #include <gtest/gtest.h>
 
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "models/requant_convert.h"
+#include "models/tflite_params.h"
 #include "test_models.h"
 #include "tinyzo/arena.h"
 #include "tinyzo/engine.h"
@@ -26,6 +28,14 @@ namespace {
 using testing::edit_header;
 using testing::edit_op;
 using testing::make_tiny_cnn;
+
+// The converter uses the shared TFLite QuantizeMultiplier (host/models/tflite_params.h); these are
+// the values it must give for the conversion's inputs, by hand.
+void quantize_multiplier_tflite(double m, int32_t* q, int* s) {
+  const QuantizedMultiplier r = quantize_multiplier(m);
+  *q = r.multiplier;
+  *s = r.shift;
+}
 
 TEST(QuantizeMultiplierTflite, HandComputed) {
   int32_t q = -1;
@@ -198,6 +208,61 @@ TEST(FixedPointEngine, EveryTableBitExactAndCloseToFloatScale) {
   }
   // Not everything collapsed to a constant: the outputs spread.
   EXPECT_LT(differ, total / 4);
+}
+
+// Dead channels: biases at the int32 limits (as in the paper's checkpoints) make acc + bias wrap
+// under TFLite's int32 arithmetic, where the float-scale rule saturates. The conversion counts
+// them; clamp_bias clamps those biases so the fixed-point model saturates there too.
+TEST(ConvertToFixedPoint, WrappingBiasesCountedAndClamped) {
+  std::vector<uint8_t> fb = make_tiny_cnn(5).builder.serialize();
+  {
+    testing::LoadedModel m(fb);
+    const TzmTensor& bt = m.view.tensor(m.view.op(0).inputs[2]);
+    const size_t at = m.view.header().data_offset + bt.data_offset;
+    const int32_t lo = INT32_MIN, hi = INT32_MAX;
+    std::memcpy(fb.data() + at, &lo, 4);      // channel 0
+    std::memcpy(fb.data() + at + 4, &hi, 4);  // channel 1
+    update_tzm_crc(fb);
+  }
+  testing::LoadedModel f(fb);
+  ASSERT_EQ(f.status, Status::kOk);
+  const RequantConversion plain = convert_to_fixed_point(f.view);
+  EXPECT_EQ(plain.wrapping_channels, 2);
+  EXPECT_EQ(plain.clamped_biases, 0);
+  ConvertOptions opts;
+  opts.clamp_bias = true;
+  const RequantConversion clamped = convert_to_fixed_point(f.view, opts);
+  EXPECT_EQ(clamped.wrapping_channels, 2);
+  EXPECT_EQ(clamped.clamped_biases, 2);
+  testing::LoadedModel x(clamped.bytes), xp(plain.bytes);
+  ASSERT_EQ(x.status, Status::kOk);
+  const auto* b = static_cast<const int32_t*>(x.view.data(x.view.op(0).inputs[2]));
+  const auto* b0 = static_cast<const int32_t*>(f.view.data(f.view.op(0).inputs[2]));
+  // max |acc| of channel 0: sum |w| * max |x - z_x| (the input zero point is -3: 127 + 3 = 130).
+  const TzmTensor& wt = f.view.tensor(f.view.op(0).inputs[1]);
+  const auto* w = static_cast<const int8_t*>(f.view.data(f.view.op(0).inputs[1]));
+  const int per = static_cast<int>(tensor_elements(wt)) / wt.dims[0];
+  int64_t a0 = 0, a1 = 0;
+  for (int k = 0; k < per; ++k) a0 += std::abs(int(w[k])) * 130, a1 += std::abs(int(w[per + k])) * 130;
+  EXPECT_EQ(b[0], int64_t(INT32_MIN) + a0);
+  EXPECT_EQ(b[1], int64_t(INT32_MAX) - a1);
+  for (int o = 2; o < 8; ++o) EXPECT_EQ(b[o], b0[o]);
+  // Clamped: channels 0 and 1 saturate at act_min / act_max ([-128, 100]) as in the float model.
+  testing::TestRng rng(2);
+  const std::vector<int8_t> in = rng.s8(8 * 8 * 3);
+  const auto yf = run_all_ops(f.view, ref::table(), in)[0];
+  const auto yx = run_all_ops(x.view, ref::table(), in)[0];
+  const auto yp = run_all_ops(xp.view, ref::table(), in)[0];
+  int wrapped = 0;
+  for (size_t s = 0; s < yf.size(); s += 8) {
+    EXPECT_EQ(yf[s], -128);
+    EXPECT_EQ(yf[s + 1], 100);
+    EXPECT_EQ(yx[s], -128);
+    EXPECT_EQ(yx[s + 1], 100);
+    wrapped += yp[s] != -128 || yp[s + 1] != 100;
+  }
+  // Unclamped, TFLite's wrap shows: some pixel's acc has the sign that wraps.
+  EXPECT_GT(wrapped, 0);
 }
 
 // Corrupt fixed-point operands and flags are rejected with a reason.

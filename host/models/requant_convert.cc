@@ -1,34 +1,18 @@
 #include "models/requant_convert.h"
 
+#include <algorithm>
+#include <climits>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <map>
 #include <string>
 
+#include "models/tflite_params.h"
 #include "models/tzm_writer.h"
 #include "util/errors.h"
 
 namespace tinyzo {
-
-void quantize_multiplier_tflite(double m, int32_t* quantized, int* shift) {
-  if (m == 0.0) {
-    *quantized = 0;
-    *shift = 0;
-    return;
-  }
-  int e = 0;
-  const double q = std::frexp(m, &e);  // m = q * 2^e, |q| in [0.5, 1)
-  int64_t q_fixed = static_cast<int64_t>(std::round(q * static_cast<double>(int64_t{1} << 31)));
-  if (q_fixed == (int64_t{1} << 31)) {  // q rounded up to 1: renormalize
-    q_fixed /= 2;
-    ++e;
-  }
-  if (e < -31) {  // every bit would be shifted out: TFLite flushes to zero
-    e = 0;
-    q_fixed = 0;
-  }
-  *quantized = static_cast<int32_t>(q_fixed);
-  *shift = e;
-}
 
 namespace {
 
@@ -45,9 +29,25 @@ bool float_scale_conv_or_fc(const TzmOp& op) {
 
 }  // namespace
 
-RequantConversion convert_to_fixed_point(const ModelView& m) {
+// max |acc| of each output channel of a conv / fully-connected op: sum |w| * max |x - z_x|.
+std::vector<int64_t> max_abs_acc(const ModelView& m, const TzmOp& op) {
+  const TzmTensor& w = m.tensor(op.inputs[1]);
+  const int64_t co = w.dims[0];
+  const int64_t per = int64_t(tensor_elements(w)) / co;
+  const int32_t zx = m.tensor(op.inputs[0]).zero_point;
+  const int64_t dx = std::max<int64_t>(127 - int64_t(zx), int64_t(zx) + 128);
+  const auto* wv = static_cast<const int8_t*>(m.data(op.inputs[1]));
+  std::vector<int64_t> out(size_t(co), 0);
+  for (int64_t o = 0; o < co; ++o)
+    for (int64_t k = 0; k < per; ++k) out[size_t(o)] += std::abs(int64_t(wv[o * per + k])) * dx;
+  return out;
+}
+
+RequantConversion convert_to_fixed_point(const ModelView& m, const ConvertOptions& options) {
   if (!m.valid()) throw CliError("convert: the model is not valid");
   RequantConversion out;
+  // Biases clamped so that acc + bias stays in int32 (tensor index -> new values).
+  std::map<int, std::vector<int32_t>> new_bias;
   // Which op converts each multiplier tensor.
   std::vector<int> converter(size_t(m.n_tensors()), -1);
   for (int i = 0; i < m.n_ops(); ++i) {
@@ -57,6 +57,23 @@ RequantConversion convert_to_fixed_point(const ModelView& m) {
       continue;
     }
     ++out.converted_ops;
+    const std::vector<int64_t> amax = max_abs_acc(m, op);
+    const auto* bias = static_cast<const int32_t*>(m.data(op.inputs[2]));
+    std::vector<int32_t> clamped(bias, bias + amax.size());
+    bool any = false;
+    for (size_t o = 0; o < amax.size(); ++o) {
+      const int64_t lo = int64_t(INT32_MIN) + amax[o], hi = int64_t(INT32_MAX) - amax[o];
+      if (int64_t(bias[o]) >= lo && int64_t(bias[o]) <= hi) continue;
+      ++out.wrapping_channels;
+      any = true;
+      clamped[o] = static_cast<int32_t>(bias[o] < lo ? lo : hi);
+    }
+    if (any && options.clamp_bias) {
+      if (new_bias.count(op.inputs[2]))
+        throw CliError("convert --clamp-bias: op '" + name_of(op.name) + "' shares its bias tensor");
+      for (size_t o = 0; o < amax.size(); ++o) out.clamped_biases += clamped[o] != bias[o];
+      new_bias[op.inputs[2]] = clamped;
+    }
     const int mt = op.inputs[3];
     if (converter[size_t(mt)] >= 0)
       throw CliError("convert: op '" + name_of(op.name) + "' shares its multiplier tensor with op '" +
@@ -76,7 +93,11 @@ RequantConversion convert_to_fixed_point(const ModelView& m) {
     std::vector<float> channel_scales;
     if (const float* s = m.channel_scales(i)) channel_scales.assign(s, s + t.quant_count);
     const int op_index = converter[size_t(i)];
-    if (op_index < 0) {
+    const auto nb = new_bias.find(i);
+    if (nb != new_bias.end()) {
+      b.add_constant(name, DType(t.dtype), dims_of(t), nb->second.data(), nb->second.size() * 4, flags,
+                     channel_scales);
+    } else if (op_index < 0) {
       b.add_constant(name, DType(t.dtype), dims_of(t), m.data(i), t.data_size, flags, channel_scales);
     } else {
       const TzmOp& op = m.op(op_index);
@@ -90,7 +111,9 @@ RequantConversion convert_to_fixed_point(const ModelView& m) {
         if (!(ratio >= 0.0) || !std::isfinite(ratio))
           throw CliError("convert: op '" + name_of(op.name) + "': multiplier / output scale of channel " +
                          std::to_string(o) + " is negative or not finite");
-        quantize_multiplier_tflite(ratio, &q[o], &shift);
+        const QuantizedMultiplier qm = quantize_multiplier(ratio);
+        q[o] = qm.multiplier;
+        shift = qm.shift;
         if (shift > 30)
           throw CliError("convert: op '" + name_of(op.name) + "': multiplier / output scale of channel " +
                          std::to_string(o) + " needs a left shift above 30");

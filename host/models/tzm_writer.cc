@@ -47,6 +47,7 @@ uint32_t crc_of(const uint8_t* data, size_t n) {
 
 uint16_t tzm_minor_version_needed(const std::vector<TzmOp>& ops) {
   for (const TzmOp& op : ops) {
+    if (op.type > static_cast<uint16_t>(OpType::kDequantize)) return 1;  // the TFLite op types
     const OpType t = static_cast<OpType>(op.type);
     if ((t == OpType::kConv2d && op.params[kConvRequant] != kRequantFloatScale) ||
         (t == OpType::kFullyConnected && op.params[kFcRequant] != kRequantFloatScale))

@@ -30,7 +30,8 @@ int32_t window_output_size(int32_t in, int32_t k, int32_t stride, int32_t pad_a,
 std::vector<float> conv_multipliers(float x_scale, const std::vector<float>& weight_scales);
 
 // The lowest minor version of format 1 that describes `ops`: 1 when an op uses the fixed-point
-// requantization (format 1.1), else 0 (so files without it stay byte-identical to 1.0 files).
+// requantization or a TFLite op type (9 and up; format 1.1), else 0 (so files without them stay
+// byte-identical to 1.0 files).
 uint16_t tzm_minor_version_needed(const std::vector<TzmOp>& ops);
 
 // Builds a model in memory, then serializes it. Tensor and op indices are

@@ -265,8 +265,9 @@ def _requant_kind(op):
 
 
 def _minor_version_needed(ops):
-    """1 when an op uses the fixed-point requantization (format 1.1), else 0."""
-    return 1 if any(_requant_kind(op) not in (None, REQUANT_FLOAT_SCALE) for op in ops) else 0
+    """1 when an op uses the fixed-point requantization or a TFLite op type (format 1.1), else 0."""
+    return 1 if any(op.type > DEQUANTIZE or _requant_kind(op) not in (None, REQUANT_FLOAT_SCALE)
+                    for op in ops) else 0
 
 
 class TzmModel:

@@ -93,18 +93,41 @@ class FloatScaleRule {
   const float* mult_;
 };
 
-// TFLite's fixed-point rule (ConvParams::fx_multiplier): requantize_fixed() of requant.h, whose
-// 64-bit product compiles to one SMULL on the M4/M7.
+// TFLite's fixed-point rule (ConvParams::fx_multiplier): requantize_fixed() of requant.h, bit for
+// bit, in fewer instructions (tests/armv7em_kernels_test.cc and the firmware's kernel-test check it
+// against the shared rule):
+//  - channel(o) derives the shifts and RoundingDivideByPOT's mask once per channel;
+//  - SaturatingRoundingDoublingHighMul as floor((x * M + 2^30) / 2^31): for a product >= 0 that is
+//    TFLite's nudge 2^30 and truncation; for a product < 0, TFLite's trunc((p + 1 - 2^30) / 2^31)
+//    is the same floor (the truncation of a negative quotient rounds up: add 2^31 - 1, floor).
+//    One SMLAL-style multiply-add and a 64-bit shift; the result is 0x80000000 only for the
+//    overflow x = M = INT32_MIN, which becomes INT32_MAX;
+//  - RoundingDivideByPOT: (h >> r) + ((h & mask) > (mask >> 1) + (h < 0)).
 class FixedPointRule {
  public:
   struct Channel {
-    int32_t multiplier, shift;
+    int32_t multiplier;
+    int32_t left, right;  // max(shift, 0), max(-shift, 0)
+    int32_t mask;         // 2^right - 1 (0x7FFFFFFF for right = 31)
   };
   explicit FixedPointRule(const ConvParams& p)
       : m_(p.fx_multiplier), s_(p.fx_shift), y_zero_(p.y_zero), lo_(p.act_min), hi_(p.act_max) {}
-  Channel channel(int o) const { return {m_[o], s_[o]}; }
+  Channel channel(int o) const {
+    const int32_t s = s_[o];
+    const int32_t right = s > 0 ? 0 : -s;
+    return {m_[o], s > 0 ? s : 0, right, static_cast<int32_t>((uint32_t{1} << right) - 1u)};
+  }
   int8_t operator()(int32_t acc, int32_t bias, Channel c) const {
-    return requantize_fixed(acc, bias, c.multiplier, c.shift, y_zero_, lo_, hi_);
+    const int32_t x = static_cast<int32_t>((static_cast<uint32_t>(acc) + static_cast<uint32_t>(bias)) << c.left);
+    const int64_t p = static_cast<int64_t>(x) * c.multiplier + (int64_t{1} << 30);
+    int32_t h = static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint64_t>(p) >> 31));
+    if (h == INT32_MIN) h = INT32_MAX;
+    const int32_t threshold = (c.mask >> 1) + static_cast<int32_t>(static_cast<uint32_t>(h) >> 31);
+    int32_t q = (h >> c.right) + ((h & c.mask) > threshold ? 1 : 0);
+    q = static_cast<int32_t>(static_cast<uint32_t>(q) + static_cast<uint32_t>(y_zero_));
+    q = q < lo_ ? lo_ : q;
+    q = q > hi_ ? hi_ : q;
+    return static_cast<int8_t>(q);
   }
 
  private:
