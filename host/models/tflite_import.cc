@@ -278,7 +278,7 @@ class Importer {
   // The bias (input slot 2, optional) as an int32 [co] constant; zeros when absent.
   int bias_constant(const TflOperator& op, int32_t co) {
     std::vector<int32_t> v(size_t(co), 0);
-    std::string name = op_name() + ".bias";
+    std::string name = "op" + std::to_string(k_) + ".bias";  // short: op names can reach 24 chars
     if (op.inputs.size() > 2 && op.inputs[2] >= 0) {
       const int t = op.inputs[2];
       const TflTensor& b = input_constant(op, 2, "bias");
@@ -301,7 +301,7 @@ class Importer {
       v[size_t(o)] = q.multiplier;
       v[size_t(co + o)] = q.shift;
     }
-    return b_.add_constant_s32(op_name() + ".requant", {2, co}, v);
+    return b_.add_constant_s32("op" + std::to_string(k_) + ".requant", {2, co}, v);
   }
 
   void map_conv(const TflOperator& op, bool depthwise) {
