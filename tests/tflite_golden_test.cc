@@ -184,9 +184,14 @@ TEST(TfliteGoldenRefusal, KeywordScrambledIsRefusedNamingSvdf) {
   }
 }
 
-// The reader on every real model file: truncations anywhere are one CliError, never a crash.
-TEST(TfliteGoldenRefusal, TruncatedRealModelsAreCleanErrors) {
-  for (const GoldenModel& g : kModels) {
+// The reader on every real model file: truncations anywhere and random damage are one CliError
+// (or a model read), never a crash. Under the sanitizer build (debug-asan) this also checks every
+// read: keyword_scrambled's damaged copies once reached a misaligned int64 zero-point load (UBSan),
+// now copied out byte-wise.
+TEST(TfliteGoldenRefusal, TruncatedOrDamagedRealModelsAreCleanErrors) {
+  std::vector<GoldenModel> all(std::begin(kModels), std::end(kModels));
+  all.push_back({"keyword_scrambled", "keyword_scrambled.tflite", 15, 0});
+  for (const GoldenModel& g : all) {
     const std::string path = tflite_dir() + "/" + g.file;
     ASSERT_TRUE(is_regular_file(path)) << path;
     const std::vector<uint8_t> bytes = read_file_bytes(path, tflite::kMaxTfliteBytes);
@@ -195,6 +200,21 @@ TEST(TfliteGoldenRefusal, TruncatedRealModelsAreCleanErrors) {
       std::vector<uint8_t> cut(bytes.begin(), bytes.begin() + long(n));
       EXPECT_THROW((void)tflite::parse_tflite(std::move(cut), "cut"), CliError) << g.name << " cut at " << n;
     }
+    uint32_t r = 12345;
+    int read = 0;
+    for (int i = 0; i < 300; ++i) {
+      std::vector<uint8_t> b = bytes;
+      for (int k = 0; k < 4; ++k) {
+        r = r * 1103515245u + 12345u;
+        b[(r >> 3) % b.size()] = uint8_t(r >> 16);
+      }
+      try {
+        (void)tflite::parse_tflite(std::move(b), "damaged");
+        ++read;
+      } catch (const CliError&) {
+      }
+    }
+    RecordProperty(std::string(g.name) + "_damaged_read", read);
   }
 }
 

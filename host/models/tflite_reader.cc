@@ -214,7 +214,13 @@ TfliteModel parse_tflite(std::vector<uint8_t> bytes, const std::string& what) {
     if (const tfl::QuantizationParameters* q = t->quantization()) {
       if (q->details_type() != 0) fail(what, tensor_label(i, t) + ": custom quantization is not supported");
       if (q->scale() != nullptr) out.scales.assign(q->scale()->begin(), q->scale()->end());
-      if (q->zero_point() != nullptr) out.zero_points.assign(q->zero_point()->begin(), q->zero_point()->end());
+      if (const auto* zp = q->zero_point()) {
+        // The verifier aligns a vector's length field (4 bytes), not its 8-byte elements: a
+        // damaged file can place them anywhere, so they are copied out, never loaded in place.
+        const uint8_t* raw = reinterpret_cast<const uint8_t*>(zp) + sizeof(flatbuffers::uoffset_t);
+        out.zero_points.resize(zp->size());
+        for (size_t k = 0; k < out.zero_points.size(); ++k) std::memcpy(&out.zero_points[k], raw + 8 * k, 8);
+      }
       // TFLite writes an empty zero-point list as "all zero" only in hand-made files; a
       // converter always writes one per scale. Anything else is inconsistent.
       if (out.zero_points.empty() && !out.scales.empty()) out.zero_points.assign(out.scales.size(), 0);
