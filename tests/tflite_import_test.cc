@@ -226,6 +226,31 @@ TEST(TfliteImport, RefusalsNameTheOperatorAndTheReason) {
             std::string::npos);
 }
 
+// Found by tz_fuzz_tflite: a depth multiplier whose product with C_in overflows int32 (UBSan;
+// 1073741825 * 4 wraps to 4 = C_out and was accepted). Also: an int64 permutation entry that
+// would narrow into a valid axis.
+TEST(TfliteImport, HugeOptionValuesAreRefusedNotWrapped) {
+  TflBuilder b;
+  const int x = b.int8_act("x", {1, 2, 2, 4}, 0.1f, 0);
+  const int w = b.int8_const("w", {1, 1, 1, 4}, {1, 2, 3, 4}, {0.1f});
+  const int y = b.int8_act("y", {1, 2, 2, 4}, 0.1f, 0);
+  b.op(4, {x, w}, {y}, tfl::BuiltinOptions_DepthwiseConv2DOptions,
+       tfl::CreateDepthwiseConv2DOptions(b.fbb(), tfl::Padding_VALID, 1, 1, 1073741825).Union());
+  EXPECT_NE(error_of(b.finish({x}, {y})).find("operator 0 (DEPTHWISE_CONV_2D): depth multiplier 1073741825 does not match"),
+            std::string::npos);
+
+  TflBuilder t;
+  const int tx = t.int8_act("x", {1, 2, 3, 4}, 0.1f, 0);
+  std::vector<uint8_t> perm(32, 0);
+  const int64_t entries[4] = {0, (int64_t(1) << 32) + 2, (int64_t(1) << 32) + 3, (int64_t(1) << 32) + 1};
+  std::memcpy(perm.data(), entries, 32);
+  const int tp = t.tensor("perm", tfl::TensorType_INT64, {4}, {}, {}, 0, perm);
+  const int ty = t.int8_act("y", {1, 3, 4, 2}, 0.1f, 0);
+  t.op(39, {tx, tp}, {ty}, tfl::BuiltinOptions_TransposeOptions, tfl::CreateTransposeOptions(t.fbb()).Union());
+  EXPECT_NE(error_of(t.finish({tx}, {ty})).find("operator 0 (TRANSPOSE): permutation entry 4294967298 out of range"),
+            std::string::npos) << error_of(t.finish({tx}, {ty}));
+}
+
 TEST(Npy, RoundTripsAndRefusesMalformedFiles) {
   NpyArray a;
   a.type = NpyType::kInt32;

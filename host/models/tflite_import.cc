@@ -332,7 +332,7 @@ class Importer {
       co = w.shape[3];
       if (w.shape[0] != 1) op_fail("depthwise weight " + tensor_label(wt) + " " + shape_text(w.shape) + " is not [1, kh, kw, C]");
       if (ci < 1 || co % ci != 0) op_fail("depthwise output channels " + std::to_string(co) + " are not a multiple of the input's " + std::to_string(ci));
-      if (o.depth_multiplier != 0 && o.depth_multiplier * ci != co)
+      if (o.depth_multiplier != 0 && int64_t(o.depth_multiplier) * ci != co)
         op_fail("depth multiplier " + std::to_string(o.depth_multiplier) + " does not match " + std::to_string(ci) + " -> " + std::to_string(co) + " channels");
       groups = ci;
       const int8_t* src = reinterpret_cast<const int8_t*>(w.data);
@@ -580,12 +580,14 @@ class Importer {
     if (xs.shape.size() >= 2) {
       // The batch axis is dropped from the stored tensors, so it must stay in place.
       if (perm[0] != 0) op_fail("moves the batch axis; not supported");
-      for (size_t a = 1; a < perm.size(); ++a) stored.push_back(int32_t(perm[a] - 1));
-    } else {
-      for (int64_t a : perm) stored.push_back(int32_t(a));
     }
-    for (int32_t a : stored)
-      if (a < 0 || a >= int32_t(stored.size())) op_fail("permutation entry out of range");
+    // Range-checked before narrowing: an int64 entry must not wrap into a valid axis.
+    const size_t first = xs.shape.size() >= 2 ? 1 : 0;
+    for (size_t a = first; a < perm.size(); ++a) {
+      const int64_t axis = perm[a] - int64_t(first);
+      if (axis < 0 || axis >= int64_t(perm.size() - first)) op_fail("permutation entry " + std::to_string(perm[a]) + " out of range");
+      stored.push_back(int32_t(axis));
+    }
     float sx, sy;
     int32_t zx, zy;
     activation_quant(xt, "input", &sx, &zx);
