@@ -2,6 +2,7 @@
 #
 #   cmake --preset m4f      # TINYZO_MCU=cortex-m4f  (mps2-an386 under QEMU)
 #   cmake --preset m7       # TINYZO_MCU=cortex-m7   (mps2-an500 under QEMU)
+#   cmake --preset m3       # TINYZO_MCU=cortex-m3   (mps2-an385 under QEMU: no FPU, no DSP extension)
 #   cmake -B build/x -DCMAKE_TOOLCHAIN_FILE=cmake/arm-none-eabi.cmake -DTINYZO_MCU=cortex-m7 ...
 #
 # Sets, for every target of the build: the core's -mcpu/-mfpu/-mfloat-abi, Thumb code, one section
@@ -16,8 +17,8 @@ set(CMAKE_SYSTEM_NAME Generic)
 if(NOT TINYZO_MCU)
   set(TINYZO_MCU cortex-m4f)
 endif()
-set(TINYZO_MCU "${TINYZO_MCU}" CACHE STRING "Target core: cortex-m4f or cortex-m7" FORCE)
-set_property(CACHE TINYZO_MCU PROPERTY STRINGS cortex-m4f cortex-m7)
+set(TINYZO_MCU "${TINYZO_MCU}" CACHE STRING "Target core: cortex-m4f, cortex-m7 or cortex-m3" FORCE)
+set_property(CACHE TINYZO_MCU PROPERTY STRINGS cortex-m4f cortex-m7 cortex-m3)
 # try_compile projects re-read this file; hand them the same core.
 list(APPEND CMAKE_TRY_COMPILE_PLATFORM_VARIABLES TINYZO_MCU)
 
@@ -29,8 +30,14 @@ elseif(TINYZO_MCU STREQUAL "cortex-m7")
   set(CMAKE_SYSTEM_PROCESSOR cortex-m7)
   set(TINYZO_MCU_FLAGS "-mcpu=cortex-m7 -mfpu=fpv5-d16 -mfloat-abi=hard -mthumb")
   set(TINYZO_QEMU_MACHINE mps2-an500)
+elseif(TINYZO_MCU STREQUAL "cortex-m3")
+  # Armv7-M without the DSP extension and without an FPU: every float operation is a libgcc
+  # soft-float call (__aeabi_fmul, ...), and best_kernels() is ref:: (src/core/dispatch.cc).
+  set(CMAKE_SYSTEM_PROCESSOR cortex-m3)
+  set(TINYZO_MCU_FLAGS "-mcpu=cortex-m3 -mfloat-abi=soft -mthumb")
+  set(TINYZO_QEMU_MACHINE mps2-an385)
 else()
-  message(FATAL_ERROR "TINYZO_MCU='${TINYZO_MCU}': expected cortex-m4f or cortex-m7")
+  message(FATAL_ERROR "TINYZO_MCU='${TINYZO_MCU}': expected cortex-m4f, cortex-m7 or cortex-m3")
 endif()
 
 set(CMAKE_C_COMPILER arm-none-eabi-gcc)

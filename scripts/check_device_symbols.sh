@@ -156,11 +156,16 @@ void say(int x) { std::printf("%d\n", x); std::puts("x"); if (x == 3) std::abort
 EOF
   local -a expect=(malloc _Znaj:_Znam _ZdlPv printf puts abort __cxa_throw __gxx_personality_v0
     __dynamic_cast _ZTI __throw_length_error)
+  # Cortex-M4F (hard float) and Cortex-M3 (soft-float: the float code calls __aeabi_fmul and
+  # friends, which must pass as libgcc helpers).
   local -a toolchains=("g++")
-  command -v arm-none-eabi-g++ >/dev/null 2>&1 && toolchains+=("arm-none-eabi-g++")
-  for cxx in "${toolchains[@]}"; do
+  command -v arm-none-eabi-g++ >/dev/null 2>&1 && toolchains+=("arm-none-eabi-g++:m4f" "arm-none-eabi-g++:m3")
+  local tc
+  for tc in "${toolchains[@]}"; do
+    cxx=${tc%%:*}
     flags="-std=c++17 -O2 -ffunction-sections -fdata-sections -fno-threadsafe-statics"
-    [[ $cxx == arm-* ]] && flags+=" -mcpu=cortex-m4 -mfpu=fpv4-sp-d16 -mfloat-abi=hard -mthumb"
+    [[ $tc == *:m4f ]] && flags+=" -mcpu=cortex-m4 -mfpu=fpv4-sp-d16 -mfloat-abi=hard -mthumb"
+    [[ $tc == *:m3 ]] && flags+=" -mcpu=cortex-m3 -mfloat-abi=soft -mthumb"
     local ar=${cxx%g++}ar
     [[ $cxx == g++ ]] && ar=ar
     local o
@@ -173,9 +178,13 @@ EOF
     "$ar" rcs "$dir/good.a" "$dir/good.o"
     "$ar" rcs "$dir/bad.a" "$dir/good.o" "$dir/heap.o" "$dir/vdtor.o" "$dir/vec.o" "$dir/throws.o" \
       "$dir/rtti.o" "$dir/stdio.o"
-    echo "== self-test ($cxx): clean archive must pass"
+    echo "== self-test ($tc): clean archive must pass"
     check_one "$dir/good.a" || { echo "SELF-TEST FAILED: clean archive rejected"; rc=1; }
-    echo "== self-test ($cxx): archive with heap/exceptions/RTTI/stdio/abort must fail"
+    if [[ $tc == *:m3 ]] && ! arm-none-eabi-nm -u "$dir/good.o" | grep -q '__aeabi_[fd]'; then
+      echo "SELF-TEST FAILED: the soft-float object calls no __aeabi_ float helper (is it soft-float?)"
+      rc=1
+    fi
+    echo "== self-test ($tc): archive with heap/exceptions/RTTI/stdio/abort must fail"
     local report status=0
     report=$(check_one "$dir/bad.a") || status=$?
     echo "$report"

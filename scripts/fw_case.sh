@@ -12,13 +12,16 @@
 #       case: fresh slot files): weights, losses and the slot files bitwise identical to the host
 #       run; the guard must have restored the best weights at least once; a restart boots from the
 #       best record
+#   fw_case.sh [options] float-check IMAGE.elf [n=N] [seed=S]
+#       the firmware's binary32 digests (arithmetic, conversions, compares, requantization, the
+#       trainer's math: firmware/common/fw_floatcheck.h) == `tinyzo fw-floatcheck` on the host
 #   fw_case.sh [options] fault  IMAGE.elf fault-stack|fault-flash
 #       the MPU must stop the firmware with a MemManage fault report and exit status 99
 #   fw_case.sh [options] link-fails BUILD_DIR TARGET
 #       building TARGET must fail at link time with the RAM-budget message
 #
 # options: --tool TINYZO (host binary, required for infer/train), --model MODEL.tzm (what the
-# firmware embeds), --machine mps2-an386|mps2-an500, --work DIR (outputs; default: cwd),
+# firmware embeds), --machine mps2-an386|mps2-an500|mps2-an385, --work DIR (outputs; default: cwd),
 # --timeout SECONDS (QEMU, default 300). For infer/train the firmware's MEM line is checked too:
 # the stack peak must stay below the stack region, and the job's SRAM peak within the image's
 # RAM budget.
@@ -36,7 +39,7 @@ while [[ $# -gt 0 && $1 == --* ]]; do
   esac
   shift 2
 done
-(($# >= 3)) || { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+(($# >= 2)) || { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 case_name=$1
 shift
 mkdir -p "$work"
@@ -111,6 +114,17 @@ case $case_name in
       { echo "fw_case: the restart did not restore the best weights ($best)" >&2; exit 1; }
     check_mem "$log"
     echo "fw_case: guard restored $(grep -c action=restore "$log") times; restart came up with the best weights ($best)"
+    ;;
+  float-check)
+    [[ -x $tool ]] || { echo "fw_case: float-check needs --tool" >&2; exit 2; }
+    elf=$1
+    shift
+    device=$("$here/fw_qemu.sh" --machine "$machine" --timeout "$timeout" "$elf" float-check "$@" | grep '^float-check ')
+    host=$("$tool" fw-floatcheck "$@")
+    echo "device: $device"
+    echo "host:   $host"
+    [[ -n $device && $device == "$host" ]] || { echo "fw_case: float-check: device and host digests differ" >&2; exit 1; }
+    echo "fw_case: float-check: bitwise identical"
     ;;
   fault)
     elf=$1 kind=$2

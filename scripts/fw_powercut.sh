@@ -6,7 +6,7 @@
 #
 #   scripts/fw_powercut.sh [options] IMAGE.elf
 #
-# options: --machine mps2-an386|mps2-an500 (default mps2-an386), --cuts N (default 40: spread over
+# options: --machine mps2-an386|mps2-an500|mps2-an385 (default mps2-an386), --cuts N (default 40: spread over
 # the write, always including every boundary of the header program, the commit), --every-op (one
 # cut inside every flash operation of the write, about 2,750 cuts, ~10 min), --work DIR (default a
 # temporary directory), --plugin LIB (the insncount plugin; default: built from

@@ -2,14 +2,14 @@
 # Runs a tinyzo firmware image under QEMU with semihosting (console, command line, host files,
 # exit status) and returns the firmware's exit status.
 #
-#   scripts/fw_qemu.sh [--machine mps2-an386|mps2-an500] [--timeout SECONDS] [--plugin LIB[,k=v...]] \
-#                      IMAGE.elf [ARG...]
+#   scripts/fw_qemu.sh [--machine mps2-an386|mps2-an500|mps2-an385] [--timeout SECONDS] \
+#                      [--plugin LIB[,k=v...]] IMAGE.elf [ARG...]
 #
 # ARGs reach the firmware as its command line (argv[0] is the image name); host paths are
 # relative to the current directory. --plugin loads a TCG plugin (tools/qemu_plugin) and sends
 # its report to stderr. Default machine: $QEMU_MACHINE or mps2-an386 (Cortex-M4F); mps2-an500 is
-# the Cortex-M7. A hung or faulted firmware cannot block: the run ends after --timeout seconds
-# (default $QEMU_TIMEOUT or 300) with status 124.
+# the Cortex-M7, mps2-an385 the Cortex-M3 (no FPU). A hung or faulted firmware cannot block: the
+# run ends after --timeout seconds (default $QEMU_TIMEOUT or 300) with status 124.
 set -euo pipefail
 
 machine=${QEMU_MACHINE:-mps2-an386}

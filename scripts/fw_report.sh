@@ -17,8 +17,11 @@ fw=$(realpath "$2")
 out=$(realpath -m "${3:-$fw/report}")
 mkdir -p "$out"
 [[ -f $fw/CMakeCache.txt ]] || { echo "fw_report.sh: $fw is not a configured firmware build" >&2; exit 2; }
-machine=mps2-an386
-grep -q '^TINYZO_MCU:STRING=cortex-m7$' "$fw/CMakeCache.txt" && machine=mps2-an500
+case $(sed -n 's/^TINYZO_MCU:STRING=//p' "$fw/CMakeCache.txt") in
+  cortex-m7) machine=mps2-an500 ;;
+  cortex-m3) machine=mps2-an385 ;;
+  *) machine=mps2-an386 ;;
+esac
 model=$fw/model/model.tzm
 "$tool" fw-data --model "$model" -o "$out/clean1.bin" -n 1 >/dev/null
 "$tool" fw-data --model "$model" --split train -o "$out/train2.bin" -n 2 >/dev/null

@@ -733,6 +733,8 @@ TEST(TflValidationTest, CorruptParamsAndShapesAreRejected) {
     OneOp m = one_op(OpType::kMeanTfl, {64, 64, 3}, {3}, {k2p30, 20});  // 255 * 4096 << 20 overflows
     add_case("mean overflow", std::move(m));
   }
+  // 255 * 2^28 << 30 would overflow even int64: the check must not compute it.
+  add_case("mean huge", one_op(OpType::kMeanTfl, {16384, 16384, 1}, {1}, {k2p30, 30}));
   add_case("pad shape", one_op(OpType::kPad, {2, 2, 3}, {3, 2, 3}, tflite_pad_params({1, 0, 1}, {0, 0, 0}, 0)));
   add_case("pad negative", one_op(OpType::kPad, {2, 2, 3}, {1, 2, 3}, {-1, 0, 0, 0, 0, 0, 0, 0, 0}));
   add_case("pad beyond rank", one_op(OpType::kPad, {2, 2}, {2, 2}, {0, 0, 0, 1, 0, 0, 0, 0, 0}));

@@ -91,6 +91,8 @@ const char* board_core_name(void) {
   return "cortex-m7";  // fpv5-d16: double-precision FPU
 #elif defined(__ARM_ARCH_7EM__)
   return "cortex-m4f";
+#elif defined(__ARM_ARCH_7M__) && !defined(__ARM_FP)
+  return "cortex-m3";  // Armv7-M, no FPU, no DSP extension: soft-float
 #else
   return "unknown";
 #endif

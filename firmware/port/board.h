@@ -42,7 +42,7 @@ size_t board_stack_usable_bytes(void);
 // Prints `message` and ends the emulation with `code` (non-zero).
 __attribute__((noreturn)) void board_fail(int code, const char* message);
 
-// The core this image was built for ("cortex-m4f", "cortex-m7").
+// The core this image was built for ("cortex-m4f", "cortex-m7", "cortex-m3").
 const char* board_core_name(void);
 
 #ifdef __cplusplus

@@ -11,6 +11,7 @@
 //   <elf> size RSP_OUT [key=value ...]                  (the probe image: measures an arena)
 //   <elf> fault-stack | fault-flash                     (the MPU guards must fire: exit 99)
 //   <elf> kernel-test [cases=N] [seed=S]                (armv7em-dsp vs ref kernels: kernel_selftest.cc)
+//   <elf> float-check [n=N] [seed=S]                    (binary32 digests to compare with `tinyzo fw-floatcheck`)
 //
 // Placement, as on a real part: the .tzm model is `const` in flash (section
 // .model, read in place by ModelView; the MPU makes flash read-only); the only
@@ -22,9 +23,11 @@
 // a usage error, 2 for a failed run (host file, arena too small, ...).
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "board.h"
+#include "fw_floatcheck.h"
 #include "fw_persist.h"
 #include "fw_protocol.h"
 #include "host_flash.h"
@@ -604,6 +607,30 @@ int run_size(int argc, char** argv) {
   return 0;
 }
 
+// float-check [n=N] [seed=S]: the digests of fw::float_check (common/fw_floatcheck.h), printed as
+// the one line `tinyzo fw-floatcheck` prints on the host for the same arguments.
+int run_float_check(int argc, char** argv) {
+  uint32_t n = 20000, seed = 1;
+  for (int i = 0; i < argc; ++i) {
+    char* end = nullptr;
+    if (std::strncmp(argv[i], "n=", 2) == 0) {
+      n = uint32_t(std::strtoul(argv[i] + 2, &end, 10));
+    } else if (std::strncmp(argv[i], "seed=", 5) == 0) {
+      seed = uint32_t(std::strtoul(argv[i] + 5, &end, 10));
+    }
+    if (end == nullptr || *end != 0) {
+      board_printf("usage: float-check [n=N] [seed=S] (bad argument '%s')\n", argv[i]);
+      return kUsage;
+    }
+  }
+  const fw::FloatCheckResult r = fw::float_check(n, seed);
+  board_printf("float-check n=%lu seed=%lu", (unsigned long)n, (unsigned long)seed);
+  for (int c = 0; c < fw::kFcClasses; ++c)
+    board_printf(" %s=%08lx/%lu", fw::float_check_class_name(c), (unsigned long)r.crc[c], (unsigned long)r.values[c]);
+  board_printf("\n");
+  return 0;
+}
+
 // The guards must turn these into faults (exit 99), not silent corruption.
 __attribute__((noinline)) int recurse(int depth) {
   volatile char frame[512];
@@ -641,6 +668,7 @@ int main() {
   if (std::strcmp(mode, "size") == 0) return run_size(g_argc - 2, g_argv + 2);
   if (std::strncmp(mode, "fault-", 6) == 0) return run_fault(mode);
   if (std::strcmp(mode, "kernel-test") == 0) return run_kernel_test(g_argc - 2, g_argv + 2);
+  if (std::strcmp(mode, "float-check") == 0) return run_float_check(g_argc - 2, g_argv + 2);
   board_printf("unknown mode '%s'\n", mode);
   return kUsage;
 }

@@ -6,15 +6,19 @@
 //   tinyzo fw-ref    the host reference: the firmware's own loop
 //                    (firmware/common/fw_protocol.h) on the host, same files out;
 //   tinyzo fw-check  compares a device output with the host's bit for bit, and
-//                    exports trained weights as a .tzm for `tinyzo eval`.
+//                    exports trained weights as a .tzm for `tinyzo eval`;
+//   tinyzo fw-floatcheck  the digests of the firmware's float-check mode
+//                    (firmware/common/fw_floatcheck.h) computed on the host.
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "../../firmware/common/fw_floatcheck.h"
 #include "../../firmware/common/fw_persist.h"
 #include "../../firmware/common/fw_protocol.h"
 #include "data/cifar10.h"
@@ -559,6 +563,25 @@ void run_fw_check(const CheckOptions& o) {
   if (!ok) throw CliError("fw-check: " + o.actual + " differs from " + o.expected);
 }
 
+// tinyzo fw-floatcheck [n=N] [seed=S]: the line the firmware's float-check mode prints.
+void run_fw_floatcheck(const std::vector<std::string>& tokens) {
+  uint32_t n = 20000, seed = 1;
+  for (const std::string& t : tokens) {
+    const bool is_n = t.rfind("n=", 0) == 0, is_seed = t.rfind("seed=", 0) == 0;
+    const std::string v = is_n ? t.substr(2) : is_seed ? t.substr(5) : "";
+    char* end = nullptr;
+    const unsigned long x = v.empty() ? 0 : std::strtoul(v.c_str(), &end, 10);
+    if (v.empty() || end == nullptr || *end != 0 || v[0] == '-' || x > 0xffffffffUL)
+      throw CliError("fw-floatcheck: bad argument '" + t + "' (n=N seed=S)");
+    (is_n ? n : seed) = uint32_t(x);
+  }
+  const fw::FloatCheckResult r = fw::float_check(n, seed);
+  std::printf("float-check n=%lu seed=%lu", (unsigned long)n, (unsigned long)seed);
+  for (int c = 0; c < fw::kFcClasses; ++c)
+    std::printf(" %s=%08lx/%lu", fw::float_check_class_name(c), (unsigned long)r.crc[c], (unsigned long)r.values[c]);
+  std::printf("\n");
+}
+
 }  // namespace
 
 void register_fw_commands(CLI::App& app) {
@@ -610,6 +633,13 @@ void register_fw_commands(CLI::App& app) {
     else
       run_ref_train(*ref);
   });
+
+  auto fc_tokens = std::make_shared<std::vector<std::string>>();
+  CLI::App* fc = app.add_subcommand(
+      "fw-floatcheck", "binary32 digests (arithmetic, conversions, requantization, the trainer's math) "
+                       "to compare with the firmware's float-check mode");
+  fc->add_option("params", *fc_tokens, "n=N (rounds, default 20000) seed=S (default 1)");
+  fc->callback([fc_tokens]() { run_fw_floatcheck(*fc_tokens); });
 
   auto chk = std::make_shared<CheckOptions>();
   CLI::App* c =
