@@ -150,6 +150,26 @@ TEST(SettingsTable, NonFiniteValuesNeverReachTheSavedConfig) {
   EXPECT_EQ(config_fingerprint(d), config_fingerprint(e));
 }
 
+TEST(SettingsTable, KeysAddedLaterKeepOldFingerprintsAtTheirDefaults) {
+  // A run made before baseline / lr_wp / lr_np existed (tinyzo a926f12, the
+  // short schedule at 3 eta0, log.jsonl "start") had this fingerprint; its
+  // checkpoint must still resume, so the new keys at their defaults leave the
+  // digest alone, and any other value changes it.
+  TrainConfig c;
+  c.augment = false;
+  c.queries_w = c.queries_b = 5;
+  c.queries_np = 10;
+  c.epochs = 5;
+  c.lr = 0.01171875;
+  c.threads = 2;
+  EXPECT_EQ(config_fingerprint(c), "2d65257fadb6fbe2");
+  for (const char* key : {"baseline", "lr_wp", "lr_np"}) {
+    TrainConfig d = c;
+    set_setting_text(*find_setting(key), std::string(key) == "baseline" ? "mean" : "2", &d, key);
+    EXPECT_NE(config_fingerprint(d), config_fingerprint(c)) << key;
+  }
+}
+
 TEST(SettingsTable, StepCountsThatWouldWrapAreRefused) {
   TrainConfig c;
   c.epochs = 214748365;  // x 20 steps per epoch = 4294967300, which wrapped to 4 in 32 bits
