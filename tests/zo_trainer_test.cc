@@ -706,12 +706,16 @@ TEST(ZoTrainerBaseline, WpMeanBaselineRemovesOnlyTheCommonPart) {
   EXPECT_EQ(a, estimate(net, one, layers, 0));
 }
 
-TEST(ZoTrainerBaseline, NpMeanBaselineIsCloserToTheExactNodeGradient) {
-  // The smooth-head net of NpNodeGradientCosineRisesWithQueries, one-sided NP
-  // with mu = 6 LSB: each difference carries the curvature term mu^2 u^T H u / 2,
-  // the same for every u, which plain one-sided estimates spread over all nodes.
-  // The leave-one-out mean removes it: at the same Q its cosine with the exact
-  // dL/dy is higher (averaged over 12 seeds), and it still rises to > 0.9.
+TEST(ZoTrainerBaseline, NpMeanBaselineRemovesOnlyTheCommonPartAndStaysUnbiased) {
+  // The smooth-head net of NpNodeGradientCosineRisesWithQueries, one-sided NP.
+  // (1) The node gradient with the baseline differs from n / (n - 1) times the
+  // plain one by a multiple of sum_q u_q (same seed: same perturbations and
+  // losses), so only the coefficient transformation acts. (2) It stays an
+  // unbiased estimate: its cosine with the exact dL/dy passes 0.9 at Q = 400.
+  // On this net the loss is nearly linear in y over a few LSBs, the common
+  // offset is small and the baseline's own noise costs 0.01-0.04 of cosine at
+  // Q = 4..16 (measured over 40 seeds, mu = 2..40); whether the offset matters
+  // on MCUNet is the search's question (docs/zo-search.md).
   TzmBuilder b;
   std::mt19937 rng(31);
   std::uniform_int_distribution<int> di(-50, 50);
@@ -739,7 +743,13 @@ TEST(ZoTrainerBaseline, NpMeanBaselineIsCloserToTheExactNodeGradient) {
   for (auto& v : input) v = static_cast<int8_t>(di(rng));
   const int label = 1;
 
-  auto cosine_for = [&](int queries, Baseline base, uint64_t seed) {
+  // G (node_gradient), the unsaturated mask and the exact dL/dy of one run.
+  struct Out {
+    std::vector<float> g;
+    std::vector<double> exact;
+    std::vector<bool> live;
+  };
+  auto run = [&](int queries, Baseline base, uint64_t seed) {
     std::vector<uint8_t> mem(1 << 18);
     Arena arena(mem.data(), mem.size());
     Engine engine;
@@ -753,6 +763,9 @@ TEST(ZoTrainerBaseline, NpMeanBaselineIsCloserToTheExactNodeGradient) {
     ZoTrainer t;
     EXPECT_EQ(t.init(engine, Span<const TrainLayer>(&layer, 1), cfg, arena), Status::kOk);
     EXPECT_EQ(t.accumulate_sample(Span<const int8_t>(input.data(), input.size()), label), Status::kOk);
+    Out o;
+    o.g.resize(C);
+    EXPECT_EQ(t.node_gradient(0, Span<float>(o.g.data(), o.g.size())), Status::kOk);
     float l0;
     EXPECT_EQ(t.loss(Span<const int8_t>(input.data(), input.size()), label, &l0), Status::kOk);
     const float* lg = engine.output_f32().data();
@@ -762,27 +775,50 @@ TEST(ZoTrainerBaseline, NpMeanBaselineIsCloserToTheExactNodeGradient) {
     for (int k = 0; k < 4; ++k) z += std::exp(double(lg[k] - m));
     for (int k = 0; k < 4; ++k) pk[k] = std::exp(double(lg[k] - m)) / z - (k == label ? 1.0 : 0.0);
     const auto* yq = static_cast<const int8_t*>(engine.tensor_data(y));
-    std::vector<float> G(C);
-    EXPECT_EQ(t.node_gradient(0, Span<float>(G.data(), G.size())), Status::kOk);
-    double dot = 0, ne = 0, ng = 0;
     for (int c = 0; c < C; ++c) {
-      if (yq[c] <= -128 || yq[c] >= 127) continue;
-      double exact = 0;
-      for (int k = 0; k < 4; ++k) exact += pk[k] * hw[k * C + c];
-      exact *= sy;
-      dot += exact * G[c];
-      ne += double(G[c]) * G[c];
-      ng += exact * exact;
+      double e = 0;
+      for (int k = 0; k < 4; ++k) e += pk[k] * hw[k * C + c];
+      o.exact.push_back(e * sy);
+      o.live.push_back(yq[c] > -128 && yq[c] < 127);
     }
-    return dot / std::sqrt(ne * ng);
+    return o;
   };
-  double plain = 0, mean = 0;
-  for (uint64_t seed = 0; seed < 12; ++seed) {
-    plain += cosine_for(8, Baseline::kNone, seed) / 12;
-    mean += cosine_for(8, Baseline::kMean, seed) / 12;
+  // (1)
+  const int n = 8;
+  const Out plain = run(n, Baseline::kNone, 5), mean = run(n, Baseline::kMean, 5);
+  std::vector<double> v(C, 0.0);
+  for (int q = 0; q < n; ++q) {
+    PerturbKey k;
+    k.seed = 5;
+    k.layer = 0;
+    k.stream = RngStream::kNodePerturb;
+    k.query = uint32_t(q);
+    k.sample = 0;
+    const uint64_t key = key_hash(k);
+    for (int c = 0; c < C; ++c) v[c] += rademacher(key, c);
   }
-  EXPECT_GT(mean, plain + 0.02) << "plain " << plain << " mean " << mean;
-  EXPECT_GT(cosine_for(400, Baseline::kMean, 1), 0.9);
+  double rv = 0, rr = 0, vv = 0, dm = 0, pp = 0;
+  for (int c = 0; c < C; ++c) {
+    const double r = double(mean.g[c]) - double(n) / (n - 1) * plain.g[c];
+    rv += r * v[c];
+    rr += r * r;
+    vv += v[c] * v[c];
+    dm += (double(mean.g[c]) - plain.g[c]) * (double(mean.g[c]) - plain.g[c]);
+    pp += double(plain.g[c]) * plain.g[c];
+  }
+  ASSERT_GT(pp, 0.0);
+  EXPECT_GT(dm, 1e-6 * pp);
+  EXPECT_GT(std::fabs(rv) / std::sqrt(rr * vv), 0.999);
+  // (2)
+  const Out big = run(400, Baseline::kMean, 1);
+  double dot = 0, ne = 0, ng = 0;
+  for (int c = 0; c < C; ++c) {
+    if (!big.live[c]) continue;  // masked nodes carry no estimate
+    dot += big.exact[c] * big.g[c];
+    ne += double(big.g[c]) * big.g[c];
+    ng += big.exact[c] * big.exact[c];
+  }
+  EXPECT_GT(dot / std::sqrt(ne * ng), 0.9);
 }
 
 TEST(ZoTrainerBaseline, ModelWiseNpIsUnsupportedModelWiseWpRuns) {
