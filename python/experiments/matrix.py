@@ -93,8 +93,6 @@ _METHOD_RE = re.compile(r"^([a-z0-9_]+?)((?:\+[a-z0-9_.]+)*)(?:@lr([0-9.e-]+))?$
 #   wp<x>  --lr-wp <x>: the WP layers' learning-rate multiplier (per-layer learning rates by mode)
 #   np<x>  --lr-np <x>: the NP layers' multiplier
 #   mu<n>, sw<n>, sb<n>  perturbation sizes --mu, --sigma-w, --sigma-b
-#   sel5   the 5 layers `tinyzo select` (grad-norm, 256 KB) picks on gaussian_noise (SELECT5 below)
-SELECT5 = None  # filled in when the select runs are done; None: the option is refused
 _OPT_FIXED = {
     "cv": ["--baseline", "mean"],
     "gnssqrt": ["--gns", "sqrt"],
@@ -108,10 +106,6 @@ def option_args(opt):
     """The `tinyzo train` flags of one option (not the query options); raises ValueError."""
     if opt in _OPT_FIXED:
         return list(_OPT_FIXED[opt])
-    if opt == "sel5":
-        if not SELECT5:
-            raise ValueError("option sel5: no layer set recorded yet")
-        return ["--layers", SELECT5]
     m = re.match(r"^(wp|np|mu|sw|sb)([0-9.]+)$", opt)
     if m:
         v = m.group(2)
@@ -119,7 +113,7 @@ def option_args(opt):
             raise ValueError("option %r: an integer size" % opt)
         return [_OPT_VALUE[m.group(1)], v]
     raise ValueError("unknown option %r (known: half, anti, cv, gnssqrt, npall, wp<x>, np<x>, mu<n>, sw<n>, "
-                     "sb<n>, sel5)" % opt)
+                     "sb<n>)" % opt)
 
 
 def parse_method(method):
