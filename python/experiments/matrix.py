@@ -258,6 +258,10 @@ def run_set(name):
                                                                       "zo_sparse", "bp_fp32", "bp_int8")]
     if name == "search":  # issue 13: estimator options on the development corruptions' validation splits
         return [Run("short", c, m) for m in SEARCH for c in DEV_CORRUPTIONS]
+    if name == "zo_plus":  # issue 13 at the full schedule: confirm on the development corruptions, then the rest
+        held_out = [c for c in ALL_CORRUPTIONS if c not in DEV_CORRUPTIONS]
+        return ([Run("full", c, m) for c in DEV_CORRUPTIONS for m in (ZO_PLUS, ZO_PLUS_HALF)] +
+                [Run("full", c, ZO_PLUS) for c in held_out])
     if name == "smoke":
         return [Run("smoke", c, m) for c in ("gaussian_noise", "fog") for m in ("zo_sparse", "bp_fp32", "bp_int8")]
     raise ValueError("unknown run set %r (known: %s)" % (name, ", ".join(RUN_SETS)))
@@ -269,7 +273,10 @@ SEARCH = (
     "zo_sparse@lr10", "zo_sparse@lr3", "zo_sparse+cv@lr3", "zo_sparse+half@lr3", "zo_sparse+half+cv@lr3",
     "zo_sparse+anti@lr3",
 )
-RUN_SETS = ("clean", "augment", "main", "ablations", "dense-grid", "dense", "search", "smoke")
+# The configuration the search chose (configs/tinyzo-zo.json) and its half-forward-passes variant.
+ZO_PLUS = "zo_sparse@lr3"
+ZO_PLUS_HALF = "zo_sparse+half@lr3"
+RUN_SETS = ("clean", "augment", "main", "ablations", "dense-grid", "dense", "search", "zo_plus", "smoke")
 
 
 def parse_run_id(text):
