@@ -270,12 +270,12 @@ def run_set(name):
 LR_GRID = ("1", "0.1", "0.03", "0.01", "0.003")  # multipliers of eta0
 # Issue 13's search at the short schedule, in the order it ran (docs/zo-search.md gives the reasons).
 SEARCH = (
-    "zo_sparse@lr10", "zo_sparse@lr3", "zo_sparse+cv@lr3", "zo_sparse+half@lr3", "zo_sparse+half+cv@lr3",
-    "zo_sparse+anti@lr3", "zo_sparse+wp0.33@lr3",
+    "zo_sparse@lr10", "zo_sparse@lr3", "zo_sparse+cv@lr3", "zo_sparse+half+cv@lr3", "zo_sparse+cv+wp0.33@lr3",
+    "zo_sparse+anti+cv@lr3", "zo_sparse+half@lr3",
 )
 # The configuration the search chose (configs/tinyzo-zo.json) and its half-forward-passes variant.
-ZO_PLUS = "zo_sparse@lr3"
-ZO_PLUS_HALF = "zo_sparse+half@lr3"
+ZO_PLUS = "zo_sparse+cv@lr3"
+ZO_PLUS_HALF = "zo_sparse+half+cv@lr3"
 RUN_SETS = ("clean", "augment", "main", "ablations", "dense-grid", "dense", "search", "zo_plus", "smoke")
 
 
