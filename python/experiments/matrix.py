@@ -271,7 +271,7 @@ LR_GRID = ("1", "0.1", "0.03", "0.01", "0.003")  # multipliers of eta0
 # Issue 13's search at the short schedule, in the order it ran (docs/zo-search.md gives the reasons).
 SEARCH = (
     "zo_sparse@lr10", "zo_sparse@lr3", "zo_sparse+cv@lr3", "zo_sparse+half+cv@lr3", "zo_sparse+cv+wp0.33@lr3",
-    "zo_sparse+anti+cv@lr3", "zo_sparse+half@lr3",
+    "zo_sparse+anti+cv@lr3", "zo_sparse+half@lr3", "zo_sparse+cv@lr5",
 )
 # The configuration the search chose (configs/tinyzo-zo.json) and its half-forward-passes variant.
 ZO_PLUS = "zo_sparse+cv@lr3"
