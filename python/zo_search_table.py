@@ -5,7 +5,7 @@
 
 One row per method of matrix.SEARCH (plus the paper's zo_sparse and the BP baselines for reference)
 with a record on every development corruption: forward passes per sample and step, SRAM, mean best
-validation accuracy over the four (what chose), each corruption's best validation, mean test accuracy
+validation accuracy over the four (what chose), forward MACs per step (of the first corruption's record), each corruption's best validation, mean test accuracy
 after training (best-validation weights; chose nothing), mean final training loss. Methods missing a
 corruption are listed below the table with what they have.
 """
@@ -38,9 +38,9 @@ def main():
     a = ap.parse_args()
     methods = ["zo_sparse"] + list(matrix.SEARCH) + ["bp_int8", "bp_fp32"]
     corr = matrix.DEV_CORRUPTIONS
-    print("| method | fwd/sample | SRAM KB | mean val | " + " | ".join(c.split("_")[0] for c in corr) +
+    print("| method | fwd/sample | GMAC/step | SRAM KB | mean val | " + " | ".join(c.split("_")[0] for c in corr) +
           " | mean test | final loss |")
-    print("|---|---|---|---|" + "---|" * len(corr) + "---|---|")
+    print("|---|---|---|---|---|" + "---|" * len(corr) + "---|---|")
     partial = []
     for m in methods:
         recs = {}
@@ -58,11 +58,12 @@ def main():
         zo = "sram_bytes" in r0 and r0.get("modes")
         fwd = str(forwards(r0)) if zo else "-"
         sram = "%.1f" % (r0["sram_bytes"]["total"] / 1024) if zo else "-"
+        gmac = "%.1f" % (r0["macs_per_step"] / 1e9) if zo and r0.get("macs_per_step") else "-"
         val = [recs[c]["best_val"] for c in corr]
         test = [recs[c]["test_after"] for c in corr]
         loss = [recs[c]["final_loss"] for c in corr]
-        print("| `%s` | %s | %s | **%.2f** | %s | %.2f | %.3f |" % (
-            m, fwd, sram, 100 * sum(val) / len(val), " | ".join("%.0f" % (100 * v) for v in val),
+        print("| `%s` | %s | %s | %s | **%.2f** | %s | %.2f | %.3f |" % (
+            m, fwd, gmac, sram, 100 * sum(val) / len(val), " | ".join("%.0f" % (100 * v) for v in val),
             100 * sum(test) / len(test), sum(loss) / len(loss)))
     for p in partial:
         print("\nincomplete: " + p)
