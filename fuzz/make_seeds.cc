@@ -18,6 +18,7 @@
 #include "data/cifar10.h"
 #include "data/image_io.h"
 #include "test_models.h"
+#include "tflite_test_models.h"
 #include "train/train_config.h"
 
 namespace {
@@ -145,6 +146,24 @@ void images(const fs::path& dir) {
   put(dir, "gray6x6.bmp", with_mode(2, tinyzo::encode_bmp(image(6, 6, 1, true))));
 }
 
+// Synthetic TensorFlow Lite models (tests/tflite_test_models.h): every supported operator, a
+// depth multiplier, TRANSPOSE / PAD / QUANTIZE / DEQUANTIZE, and a few refused variants so the
+// fuzzer starts next to each refusal.
+void tflites(const fs::path& dir) {
+  using namespace tinyzo::tflite_testing;
+  put(dir, "conv_net.tflite", conv_net());
+  ConvNetOptions o;
+  o.conv_padding = tfl::Padding_VALID;
+  o.conv_stride = 1;
+  o.depth_multiplier = 1;
+  o.input_h = 5;
+  put(dir, "conv_net_valid.tflite", conv_net(o));
+  o = {};
+  o.dilation = 2;
+  put(dir, "conv_net_dilated.tflite", conv_net(o));
+  put(dir, "layout_net.tflite", layout_net());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -159,6 +178,7 @@ int main(int argc, char** argv) {
     configs(root / "config");
     cifar(root / "cifar10");
     images(root / "image");
+    tflites(root / "tflite");
   } catch (const std::exception& e) {
     std::fprintf(stderr, "make_seeds: %s\n", e.what());
     return 1;

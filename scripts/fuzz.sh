@@ -11,12 +11,12 @@
 # options: --seconds N (per target; default 25), --runs N (also stop after N executions), --build DIR (default build/fuzz, configured with
 # the fuzz preset when it is the default), --work DIR (working corpora and artifacts; default
 # build/fuzz-work; --ci uses a fresh temporary directory), --no-build. Targets: model checkpoint
-# config cifar10 image (default: all). The working corpus of a target starts from its committed
+# config cifar10 image tflite (default: all). The working corpus of a target starts from its committed
 # seeds and, outside --ci, keeps growing across runs. Crash, leak, timeout and OOM inputs are saved as
 # WORK/artifacts/<target>/crash-* etc. Exit status: 0 when no target crashed.
 set -euo pipefail
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-all_targets=(model checkpoint config cifar10 image)
+all_targets=(model checkpoint config cifar10 image tflite)
 seconds=25 runs=-1 build="" work="" mode=run do_build=1
 targets=()
 while (($#)); do

@@ -119,10 +119,15 @@ read -r _ macs pw dw cv _ < <(sed -n 's/^MACS per_forward=\([0-9]*\) pointwise=\
 # -DTINYZO_KERNELS_REF, else ref (the image links both: the kernel self-test calls armv7em).
 ns=ref
 (($(kernel infer "armv7em::pointwise_conv2d_s8") > 0)) && ns=armv7em
-k_pw=$(kernel infer "${ns}::pointwise_conv2d_s8")
-k_dw=$(kernel infer "${ns}::depthwise_conv2d_s8")
+# armv7em: each entry point runs a body templated over the requantization rule
+# (pointwise_impl<Rule>, ...; conv_dsp.cc), counted with it.
+anon="${ns}::(anonymous namespace)"
+k_pw=$(($(kernel infer "${ns}::pointwise_conv2d_s8") + $(kernel infer "$anon::pointwise_impl<")))
+k_dw=$(($(kernel infer "${ns}::depthwise_conv2d_s8") + $(kernel infer "$anon::depthwise_impl<") +
+  $(kernel infer "$anon::dw_scalar<")))
 # "(": not the pointwise/depthwise names; the general conv's im2col helper counts with it.
-k_cv=$(($(kernel infer "${ns}::conv2d_s8(") + $(kernel infer "${ns}::(anonymous namespace)::stage_window")))
+k_cv=$(($(kernel infer "${ns}::conv2d_s8(") + $(kernel infer "$anon::conv_impl<") +
+  $(kernel infer "$anon::stage_window")))
 echo "forward (MCUNet-5fps, 128x128): $macs MAC, $fwd instructions: $(calc %.2f "$fwd / $macs") instructions/MAC"
 echo "  pointwise conv ($ns): $(calc %.2f "$k_pw / 2 / $pw") instructions/MAC ($pw MAC per forward)"
 echo "  depthwise conv ($ns): $(calc %.2f "$k_dw / 2 / $dw") instructions/MAC ($dw MAC)"

@@ -12,6 +12,8 @@ packages=(
   cmake ninja-build g++ make pkg-config
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev libfmt-dev libstb-dev zlib1g-dev
+  # TensorFlow Lite import (host/models/tflite_reader.cc): flatc + the header-only FlatBuffers runtime
+  flatbuffers-compiler libflatbuffers-dev
   # coverage-guided fuzzing (fuzz/, docs/fuzzing.md): clang with libFuzzer's runtime
   clang clang-14 libclang-rt-14-dev
   # Cortex-M4F/M7 cross build and emulation

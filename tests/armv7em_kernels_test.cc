@@ -223,7 +223,8 @@ TEST(Armv7emRequant, FixedPointRuleMatchesRequantizeFixed) {
       p.fx_multiplier = &m;
       p.fx_shift = &shift;
       const armv7em::FixedPointRule rule(p);
-      ASSERT_EQ(int(requantize_fixed(acc, 0, m, shift, 0, -128, 127)), int(rule(acc, 0, rule.channel(0)))) << acc;
+      ASSERT_EQ(int(requantize_fixed(acc, 0, m, shift, 0, -128, 127)), int(rule(acc, 0, rule.channel(0))))
+          << acc;
     }
   for (int32_t shift : {0, -1, -31}) {
     ConvParams p;
@@ -231,8 +232,73 @@ TEST(Armv7emRequant, FixedPointRuleMatchesRequantizeFixed) {
     p.fx_multiplier = &m;
     p.fx_shift = &shift;
     const armv7em::FixedPointRule rule(p);
-    EXPECT_EQ(int(rule(0, INT32_MIN, rule.channel(0))), int(requantize_fixed(0, INT32_MIN, m, shift, 0, -128, 127)));
+    EXPECT_EQ(int(rule(0, INT32_MIN, rule.channel(0))),
+              int(requantize_fixed(0, INT32_MIN, m, shift, 0, -128, 127)));
   }
+}
+
+TEST(Armv7emRequant, FixedPointFastRuleMatchesRequantizeFixed) {
+  // The fast form within its precondition (right shifts 1..31, |acc + bias| < 2^29) against the
+  // shared rule: every multiplier (INT32_MIN, negative, 0 included), values up to the bound, huge
+  // zero points and lo > hi; then every tie of small values; then applies() on the bound's edges.
+  Rng r(9112);
+  constexpr int32_t kBound = (1 << 29) - 1;
+  auto any32 = [&] {
+    return static_cast<int32_t>((uint32_t(r.uniform(0, 0xFFFF)) << 16) ^ uint32_t(r.uniform(0, 0xFFFF)));
+  };
+  for (int i = 0; i < 2000000; ++i) {
+    ConvParams p;
+    const int32_t m = r.chance(0.8) ? static_cast<int32_t>((1 << 30) + r.uniform(0, (1 << 30) - 1))
+                                    : r.pick(std::vector<int32_t>{INT32_MIN, INT32_MAX, 0, 1, -1, any32()});
+    const int32_t shift = r.chance(0.5) ? r.uniform(-31, -1) : r.uniform(-14, -6);
+    p.fx_multiplier = &m;
+    p.fx_shift = &shift;
+    p.y_zero = r.chance(0.9) ? r.uniform(-128, 127) : any32();
+    p.act_min = r.uniform(-128, 127), p.act_max = r.uniform(-128, 127);
+    if (r.chance(0.7) && p.act_min > p.act_max) std::swap(p.act_min, p.act_max);
+    const int u = r.uniform(0, 2);
+    const int32_t x =
+        u == 0 ? r.uniform(-kBound, kBound)
+               : (u == 1 ? r.uniform(-100000, 100000) : r.pick(std::vector<int32_t>{-kBound, kBound}));
+    const int32_t bias = r.chance(0.5) ? r.uniform(-(1 << 20), 1 << 20) : 0;
+    const int32_t acc = x - bias;  // |acc + bias| = |x| < 2^29 (bias may push acc past it)
+    const armv7em::FixedPointFastRule rule(p, nullptr);
+    ASSERT_EQ(int(requantize_fixed(acc, bias, m, shift, p.y_zero, p.act_min, p.act_max)),
+              int(rule(acc, bias, rule.channel(0))))
+        << "case " << i << ": acc " << acc << " bias " << bias << " M " << m << " shift " << shift;
+  }
+  for (int32_t shift = -5; shift <= -1; ++shift)
+    for (int32_t m : {1 << 30, INT32_MIN, -(1 << 30)})
+      for (int32_t acc = -(1 << 14); acc <= (1 << 14); ++acc) {
+        ConvParams p;
+        p.fx_multiplier = &m;
+        p.fx_shift = &shift;
+        const armv7em::FixedPointFastRule rule(p, nullptr);
+        ASSERT_EQ(int(requantize_fixed(acc, 3, m, shift, 0, -128, 127)), int(rule(acc, 3, rule.channel(0))))
+            << acc;
+      }
+  // applies(): k (128 + |z|) 128 + |bias| < 2^29 for every channel, and every shift in [-31, -1].
+  ConvParams p;
+  p.out_c = 2;
+  int32_t shifts[2] = {-1, -31};
+  int32_t bias[2] = {0, 0};
+  p.fx_shift = shifts;
+  p.x_zero = -128;
+  const int k = ((1 << 29) - 1) / (128 * 256);  // 16383: the largest k at z = -128
+  EXPECT_TRUE(armv7em::FixedPointFastRule::applies(p, bias, k));
+  EXPECT_FALSE(armv7em::FixedPointFastRule::applies(p, bias, k + 1));
+  bias[1] = (1 << 29) - 1 - k * 128 * 256;
+  EXPECT_TRUE(armv7em::FixedPointFastRule::applies(p, bias, k));
+  bias[1] = -bias[1] - 1;
+  EXPECT_FALSE(armv7em::FixedPointFastRule::applies(p, bias, k));
+  bias[1] = 0;
+  shifts[0] = 0;
+  EXPECT_FALSE(armv7em::FixedPointFastRule::applies(p, bias, 1));
+  shifts[0] = -32;
+  EXPECT_FALSE(armv7em::FixedPointFastRule::applies(p, bias, 1));
+  shifts[0] = -5;
+  p.x_zero = INT32_MIN;
+  EXPECT_FALSE(armv7em::FixedPointFastRule::applies(p, bias, 1));
 }
 
 TEST(Armv7emTable, Entries) {
@@ -337,7 +403,8 @@ TEST(Armv7emKernels, McunetLayers) { EXPECT_TRUE(check_mcunet_layers(dsp_table()
 // TFLite's fixed-point requantization (ConvParams::fx_multiplier) through every entry, every mode
 // of fill_fixed (kernel_test_support.h).
 TEST(Armv7emKernels, PointwiseFixedPoint) {
-  EXPECT_TRUE(check_random_pointwise(dsp_table().pointwise_conv2d, 1601, 500, kPointwiseShapes, /*fixed=*/true));
+  EXPECT_TRUE(
+      check_random_pointwise(dsp_table().pointwise_conv2d, 1601, 500, kPointwiseShapes, /*fixed=*/true));
 }
 TEST(Armv7emKernels, DepthwiseFixedPoint) {
   EXPECT_TRUE(check_random_depthwise(dsp_table().depthwise_conv2d, 2602, 500, kShapes, /*fixed=*/true));
@@ -345,7 +412,9 @@ TEST(Armv7emKernels, DepthwiseFixedPoint) {
 TEST(Armv7emKernels, ConvFixedPoint) {
   EXPECT_TRUE(check_random_conv(dsp_table().conv2d, 3603, 400, kShapes, /*fixed=*/true));
 }
-TEST(Armv7emKernels, McunetLayersFixedPoint) { EXPECT_TRUE(check_mcunet_layers(dsp_table(), 4605, /*fixed=*/true)); }
+TEST(Armv7emKernels, McunetLayersFixedPoint) {
+  EXPECT_TRUE(check_mcunet_layers(dsp_table(), 4605, /*fixed=*/true));
+}
 
 }  // namespace
 }  // namespace tinyzo

@@ -20,6 +20,7 @@
 #include "tinyzo/kernels/tfl_math.h"
 #include "tinyzo/kernels/x86.h"
 #include "util/errors.h"
+#include "kernels/armv7em/armv7em.h"
 
 namespace tinyzo {
 namespace {
@@ -587,7 +588,11 @@ TEST(TflEngineTest, ChainOfEveryNewOpMatchesTheKernelsCalledByHand) {
   ASSERT_EQ(view.init(bytes.data(), bytes.size()), Status::kOk) << view.error();
   TestRng rng(11);
   ArenaBlock mem(1 << 16);
-  const KernelTable* tables[] = {&ref::table(), &x86::portable_table(), &best_kernels()};
+  // Every table this machine runs (the TFLite entries are the ref kernels in each; this checks
+  // the wiring), including the Cortex-M table's host build.
+  std::vector<const KernelTable*> tables = {&ref::table(), &x86::portable_table(), &armv7em::table()};
+  for (const char* name : {"avx2", "avx512vnni"})
+    if (const KernelTable* t = x86::find_table(name)) tables.push_back(t);
   for (int sample = 0; sample < 20; ++sample) {
     V8 x(32);
     for (auto& v : x) v = static_cast<int8_t>(rng.uniform(-128, 127));
@@ -728,6 +733,8 @@ TEST(TflValidationTest, CorruptParamsAndShapesAreRejected) {
     OneOp m = one_op(OpType::kMeanTfl, {64, 64, 3}, {3}, {k2p30, 20});  // 255 * 4096 << 20 overflows
     add_case("mean overflow", std::move(m));
   }
+  // 255 * 2^28 << 30 would overflow even int64: the check must not compute it.
+  add_case("mean huge", one_op(OpType::kMeanTfl, {16384, 16384, 1}, {1}, {k2p30, 30}));
   add_case("pad shape", one_op(OpType::kPad, {2, 2, 3}, {3, 2, 3}, tflite_pad_params({1, 0, 1}, {0, 0, 0}, 0)));
   add_case("pad negative", one_op(OpType::kPad, {2, 2, 3}, {1, 2, 3}, {-1, 0, 0, 0, 0, 0, 0, 0, 0}));
   add_case("pad beyond rank", one_op(OpType::kPad, {2, 2}, {2, 2}, {0, 0, 0, 1, 0, 0, 0, 0, 0}));

@@ -74,10 +74,14 @@ struct RunConfig {
   uint32_t stochastic_rounding = 0;
   uint32_t model_wise = 0;
   float lr = 0.f;  // eta0 of the cosine schedule; 0 = 0.01 * batch / 256 (METHOD §3.6)
+  // Beyond the paper (docs/zo-search.md): ZoConfig::baseline, lr_scale_wp, lr_scale_np.
+  uint32_t baseline = 0;  // Baseline: 0 none, 1 mean
+  float lr_wp = 1.f, lr_np = 1.f;
+  uint32_t reserved = 0;
   uint64_t seed = 0;
   char layers[kMaxSpecChars] = "paper";  // see resolve_layers()
 };
-static_assert(sizeof(RunConfig) == 160, "run configuration layout");
+static_assert(sizeof(RunConfig) == 176, "run configuration layout");
 
 // Trained weights (device or host -> file): this header, float32 mean loss of
 // every step, then per layer a LayerRecord, int8 weights[d_w] zero-padded to a
@@ -89,7 +93,7 @@ struct TrainedHeader {
   uint32_t n_samples;  // of the stream the run read
   RunConfig config;
 };
-static_assert(sizeof(TrainedHeader) == 176, "trained header layout");
+static_assert(sizeof(TrainedHeader) == 192, "trained header layout");
 
 struct LayerRecord {
   int32_t op;
@@ -113,6 +117,9 @@ inline ZoConfig zo_config(const RunConfig& c) {
   z.update_bias = c.update_bias != 0;
   z.rounding = c.stochastic_rounding ? Rounding::kStochastic : Rounding::kNearest;
   z.estimation = c.model_wise ? Estimation::kModelWise : Estimation::kLayerWise;
+  z.baseline = c.baseline ? Baseline::kMean : Baseline::kNone;
+  z.lr_scale_wp = c.lr_wp;
+  z.lr_scale_np = c.lr_np;
   z.seed = c.seed;
   return z;
 }
@@ -190,7 +197,8 @@ inline bool parse_float(const char* s, float* out) {
 
 // Applies one `key=value` token. Keys: steps, batch, first, qw, qb, qnp,
 // sigma_w, sigma_b, mu, two_sided (0/1), bias (0/1: update the biases),
-// rounding (nearest/stochastic), estimation (layer/model), lr, seed, layers.
+// rounding (nearest/stochastic), estimation (layer/model), lr, baseline
+// (none/mean), lr_wp, lr_np, seed, layers.
 // Returns false (config unchanged for that key) for an unknown key or a bad
 // value.
 inline bool apply_token(RunConfig* c, const char* token) {
@@ -251,6 +259,17 @@ inline bool apply_token(RunConfig* c, const char* token) {
     return true;
   }
   if (is("lr")) return detail::parse_float(v, &c->lr) && c->lr >= 0.f;
+  if (is("baseline")) {
+    if (std::strcmp(v, "none") == 0)
+      c->baseline = 0;
+    else if (std::strcmp(v, "mean") == 0)
+      c->baseline = 1;
+    else
+      return false;
+    return true;
+  }
+  if (is("lr_wp")) return detail::parse_float(v, &c->lr_wp) && c->lr_wp <= 1e6f;
+  if (is("lr_np")) return detail::parse_float(v, &c->lr_np) && c->lr_np <= 1e6f;
   if (is("seed")) {
     if (!detail::parse_u64(v, &u)) return false;
     c->seed = u;

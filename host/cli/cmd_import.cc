@@ -1,6 +1,9 @@
 // `tinyzo import SRC -o OUT.tzm`: converts an original model (the .pth / .pkl
-// files of the tiny-training repositories) with the Python importer, checks
-// the result with ModelView and only then puts it at OUT.
+// files of the tiny-training repositories) with the Python importer, or a
+// TensorFlow Lite int8 model (.tflite) with the C++ importer
+// (host/models/tflite_import.h), checks the result with ModelView and only
+// then puts it at OUT.
+#include <chrono>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -10,6 +13,8 @@
 #include "util/errors.h"
 #include "util/file_util.h"
 #include "models/model_store.h"
+#include "models/tflite_import.h"
+#include "models/tzm_writer.h"
 
 namespace tinyzo::cli {
 
@@ -32,6 +37,17 @@ void run_import(const ImportOptions& o) {
     }
   }
   if (is_directory(o.out)) throw CliError("-o " + o.out + ": is a directory");
+  if (looks_like_tflite(src)) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const TfliteImport imp = import_tflite_file(src);
+    write_file_atomic(o.out, imp.tzm.data(), imp.tzm.size());
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::string ops;
+    for (const auto& [name, count] : imp.op_counts) ops += (ops.empty() ? "" : ", ") + name + " " + std::to_string(count);
+    std::printf("wrote %s: %zu bytes, %d ops (%s), %d tensors (%.1f s)\n", o.out.c_str(), imp.tzm.size(), imp.n_ops,
+                ops.c_str(), imp.n_tensors, secs);
+    return;
+  }
   const double secs = run_importer(src, o.out);
   const LoadedModel m = LoadedModel::load(o.out);
   std::printf("wrote %s: %zu bytes, %d ops, %d tensors (%.1f s)\n", o.out.c_str(), m.size_bytes(), m.view().n_ops(),
@@ -42,8 +58,8 @@ void run_import(const ImportOptions& o) {
 
 void register_import_command(CLI::App& app) {
   auto opts = std::make_shared<ImportOptions>();
-  CLI::App* cmd = app.add_subcommand("import", "convert an original model (.pth/.pkl or a reference name) to .tzm");
-  cmd->add_option("src", opts->src, "the original model file, or a reference model name (mcunet-cifar10, ...)")
+  CLI::App* cmd = app.add_subcommand("import", "convert an original model (.pth/.pkl, a reference name, or TensorFlow Lite int8 .tflite) to .tzm");
+  cmd->add_option("src", opts->src, "the original model file (.pth, .pkl, .tflite), or a reference model name (mcunet-cifar10, ...)")
       ->required();
   cmd->add_option("-o,--out", opts->out, "the .tzm file to write")->required();
   cmd->callback([opts]() { run_import(*opts); });

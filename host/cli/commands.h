@@ -16,6 +16,7 @@ void register_train_command(CLI::App& app);
 void register_select_command(CLI::App& app);
 void register_split_command(CLI::App& app);
 void register_batches_command(CLI::App& app);
+void register_run_command(CLI::App& app);
 void register_convert_command(CLI::App& app);
 void register_fw_commands(CLI::App& app);  // fw-data, fw-size, fw-ref, fw-check
 

@@ -70,6 +70,7 @@ int main(int argc, char** argv) {
 
   tinyzo::cli::register_info_command(app);
   tinyzo::cli::register_eval_command(app);
+  tinyzo::cli::register_run_command(app);
   tinyzo::cli::register_dump_command(app);
   tinyzo::cli::register_import_command(app);
   tinyzo::cli::register_plan_command(app);

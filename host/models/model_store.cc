@@ -14,6 +14,9 @@
 #include "util/errors.h"
 #include "util/file_util.h"
 #include "tinyzo/model_format.h"
+#include "models/tflite_import.h"
+#include "models/tflite_reader.h"
+#include <zlib.h>
 
 #ifndef TINYZO_SOURCE_DIR
 #define TINYZO_SOURCE_DIR "."
@@ -356,16 +359,37 @@ std::string known_names() {
 
 }  // namespace
 
+std::string import_tflite_to_cache(const std::string& src, const PathOptions& options) {
+  // Keyed by the file's content (CRC-32 and size) and the importer's version: an edited model
+  // or a newer mapping never reuses a stale conversion, and the same bytes convert once.
+  const std::vector<uint8_t> bytes = read_file_bytes(src, tflite::kMaxTfliteBytes, "TensorFlow Lite model");
+  const uint32_t crc = uint32_t(::crc32(0L, bytes.data(), uInt(bytes.size())));
+  std::string stem = std::filesystem::path(src).stem().string();
+  if (stem.empty()) stem = "model";
+  char key[64];
+  std::snprintf(key, sizeof key, "-%08x-%zu-v%d.tzm", crc, bytes.size(), kTfliteImporterVersion);
+  const std::string cache_dir = resolve_cache_dir(options.cache_dir) + "/tflite";
+  const std::string cached = cache_dir + "/" + stem + key;
+  if (is_regular_file(cached) && cache_is_valid(cached)) return cached;
+  const auto t0 = std::chrono::steady_clock::now();
+  const TfliteImport imp = import_tflite(tflite::parse_tflite(std::vector<uint8_t>(bytes), src), src);
+  make_directories(cache_dir);
+  write_file_atomic(cached, imp.tzm.data(), imp.tzm.size());
+  std::fprintf(stderr, "tinyzo: imported %s (%d ops) -> %s in %.1f s\n", src.c_str(), imp.n_ops, cached.c_str(),
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  return cached;
+}
+
 std::string resolve_model_path(const std::string& arg, const PathOptions& options) {
-  if (arg.empty()) throw CliError("--model: empty (give a .tzm path or one of: " + known_names() + ")");
-  if (is_regular_file(arg)) return arg;
+  if (arg.empty()) throw CliError("--model: empty (give a .tzm or .tflite path or one of: " + known_names() + ")");
+  if (is_regular_file(arg)) return looks_like_tflite(arg) ? import_tflite_to_cache(arg, options) : arg;
   const std::string kind = non_regular_file_kind(arg);
   if (!kind.empty()) throw CliError(arg + ": is " + kind + ", expected a .tzm file");
   const KnownModel* known = find_known_model(arg);
   if (known == nullptr) {
     if (arg.find('/') != std::string::npos || arg.find('.') != std::string::npos)
       throw CliError(arg + ": no such file");
-    throw CliError("unknown model '" + arg + "' (known: " + known_names() + "; or a path to a .tzm file)");
+    throw CliError("unknown model '" + arg + "' (known: " + known_names() + "; or a path to a .tzm or .tflite file)");
   }
   const std::string cache_dir = resolve_cache_dir(options.cache_dir);
   const std::string cached = cache_dir + "/" + known->name + ".tzm";

@@ -104,13 +104,22 @@ int argmax(const std::vector<float>& v);
 // The entry for `name`, or nullptr.
 const KnownModel* find_known_model(const std::string& name);
 
-// Resolves a --model argument to a .tzm path: an existing file is returned as
-// is; a known name maps to <cache>/<name>.tzm, (re)converted from
+// Resolves a --model argument to a .tzm path: an existing .tzm file is returned as
+// is, a .tflite file is imported into the cache (import_tflite_to_cache); a known name maps to <cache>/<name>.tzm, (re)converted from
 // <data>/models/original/<file> when the cache is missing, older than the
 // source or the importer, or fails validation. Progress of a conversion goes
 // to stderr. Throws CliError for an unknown name, a missing file or a failed
 // conversion.
 std::string resolve_model_path(const std::string& arg, const PathOptions& options = global_path_options());
+
+// A TensorFlow Lite model (looks_like_tflite) imported into <cache>/tflite/<stem>-<crc32>-<size>-v<N>.tzm
+// (host/models/tflite_import.h), reused while that file validates. Progress goes to stderr.
+// Throws CliError naming the file and the unsupported operator.
+std::string import_tflite_to_cache(const std::string& src, const PathOptions& options = global_path_options());
+
+// The version of the TFLite mapping, part of the cache key: bump it whenever the .tzm that
+// import_tflite() makes for a given file changes.
+constexpr int kTfliteImporterVersion = 1;
 
 // resolve_model_path() then LoadedModel::load().
 LoadedModel load_model_arg(const std::string& arg, const PathOptions& options = global_path_options());

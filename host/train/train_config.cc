@@ -86,6 +86,14 @@ const std::vector<Setting>& train_settings() {
        "train the biases too (default on)"},
       {"qas", "--qas,!--no-qas", &TrainConfig::qas, 0, 0, nullptr,
        "quantization-aware scaling of the integer update (default on; off = the paper's ablation)"},
+      // Beyond the paper (docs/zo-search.md). config_fingerprint() leaves these out at their
+      // defaults, so the runs made before they existed keep their fingerprints.
+      {"baseline", "--baseline", &TrainConfig::baseline, 0, 0, "none|mean",
+       "control variate of the loss differences: none | mean (leave-one-out mean of the other queries)"},
+      {"lr_wp", "--lr-wp", &TrainConfig::lr_wp, 0, 1e6, nullptr,
+       "learning-rate multiplier of the WP layers, 0..1e6 (default 1)"},
+      {"lr_np", "--lr-np", &TrainConfig::lr_np, 0, 1e6, nullptr,
+       "learning-rate multiplier of the NP layers, 0..1e6 (default 1)"},
       {"batch", "--batch,-b", &TrainConfig::batch, 1, 100000, nullptr, "batch size B (default 100)"},
       {"epochs", "--epochs,-e", &TrainConfig::epochs, 1, kIntMax, nullptr, "epochs (default 50)"},
       // A float learning rate: beyond 1e6 nothing is left of an int8 weight anyway.
@@ -423,6 +431,10 @@ std::string config_fingerprint(const TrainConfig& c) {
   j.erase("engine_batch");
   j.erase("out");
   j.erase("kernels");  // every kernel set is bit-exact with the reference
+  // Keys added after runs existed: absent at their defaults (those runs trained exactly so).
+  if (c.baseline == "none") j.erase("baseline");
+  if (c.lr_wp == 1) j.erase("lr_wp");
+  if (c.lr_np == 1) j.erase("lr_np");
   char hex[17];
   std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash_name64(j.dump())));
   return hex;

@@ -45,6 +45,9 @@ struct TrainConfig {
   std::string estimation = "layer";   // layer | model
   bool update_bias = true;
   bool qas = true;                     // quantization-aware scaling of the update (METHOD §3.6); off for the ablation
+  // beyond the paper (issue 13, docs/zo-search.md); the defaults are the paper's
+  std::string baseline = "none";      // none | mean: control variate of the loss differences
+  double lr_wp = 1, lr_np = 1;        // learning-rate multipliers of the WP / NP layers
   // schedule
   int batch = 100;
   int epochs = 50;

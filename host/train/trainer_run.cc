@@ -140,6 +140,9 @@ ZoConfig make_zo_config(const TrainConfig& c) {
   z.estimation = c.estimation == "model" ? Estimation::kModelWise : Estimation::kLayerWise;
   z.update_bias = c.update_bias;
   z.qas = c.qas;
+  z.baseline = c.baseline == "mean" ? Baseline::kMean : Baseline::kNone;
+  z.lr_scale_wp = static_cast<float>(c.lr_wp);
+  z.lr_scale_np = static_cast<float>(c.lr_np);
   z.seed = c.seed;
   return z;
 }
@@ -156,6 +159,11 @@ TrainerHost::TrainerHost(const ModelView& model, const KernelTable& kernels, con
     tl.push_back(t);
   }
   const Span<const TrainLayer> spec(tl.data(), tl.size());
+  if (config.baseline != Baseline::kNone && config.estimation == Estimation::kModelWise)
+    for (const LayerChoice& l : layers)
+      if (l.node)
+        throw CliError("--baseline mean: not with --estimation model on an NP layer (model-wise NP folds every "
+                       "query into its node gradient at once); use --estimation layer or WP layers");
   // Measure the trainer's need in a scratch arena big enough (doubling), then
   // give it exactly that.
   size_t need = 0;

@@ -6,10 +6,11 @@
 // Batches (host): an engine initialised with batch N holds N items of every
 // activation tensor, item k of tensor t at tensor_data(t) + k * (its bytes),
 // and runs ops over a range of items at once. Ops whose kernel is the same
-// computation per pixel (pointwise convs, fully-connected, add, dequantize)
-// get all items in one kernel call (the weights are loaded once per call,
-// not once per image); the others loop over the items. Every item's result is
-// bitwise what a batch-1 engine computes for it. A device uses batch 1.
+// computation per pixel (pointwise convs, fully-connected, adds, dequantize,
+// quantize, reshape, softmax rows) get all items in one kernel call (the
+// weights are loaded once per call, not once per image); the others loop over
+// the items. Every item's result is bitwise what a batch-1 engine computes
+// for it. A device uses batch 1.
 #pragma once
 #include <cstddef>
 #include <cstdint>

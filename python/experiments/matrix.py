@@ -1,8 +1,8 @@
 """What can be run: schedules x corruptions x methods, and the exact command of each run.
 
-A run is named by its id "<schedule>/<corruption>/<method>". The method may carry a learning-rate
-multiplier, "<base>@lr<x>" (eta = x * eta0, eta0 = 0.01 B / 256), for the learning-rate grids of the
-dense-training selection. Nothing here executes anything.
+A run is named by its id "<schedule>/<corruption>/<method>". The method may carry estimator options,
+"<base>+<opt>+<opt>..." (OPTIONS below: issue 13's search), and a learning-rate multiplier,
+"...@lr<x>" (eta = x * eta0, eta0 = 0.01 B / 256). Nothing here executes anything.
 """
 
 import os
@@ -81,19 +81,63 @@ CLEAN_FILES = {
     "jpeg_all": ("cifar10/test_batch.bin.gz", 0),
 }
 
-_METHOD_RE = re.compile(r"^([a-z0-9_]+?)(?:@lr([0-9.e-]+))?$")
+_METHOD_RE = re.compile(r"^([a-z0-9_]+?)((?:\+[a-z0-9_.]+)*)(?:@lr([0-9.e-]+))?$")
+
+# Estimator options of ZO methods, "<base>+<opt>" (issue 13's search; docs/zo-search.md). Each maps to
+# `tinyzo train` flags, or (the query options) scales the schedule's query counts:
+#   half   one-sided, half the schedule's queries (rounded down, at least 1): half the forward passes
+#   anti   two-sided (antithetic +/- pairs) with half the queries: at most the schedule's passes
+#   cv     --baseline mean: leave-one-out mean of the other queries' loss differences as a control variate
+#   gnssqrt  --gns sqrt
+#   npall  NP on every trained layer (--mode np)
+#   wp<x>  --lr-wp <x>: the WP layers' learning-rate multiplier (per-layer learning rates by mode)
+#   np<x>  --lr-np <x>: the NP layers' multiplier
+#   mu<n>, sw<n>, sb<n>  perturbation sizes --mu, --sigma-w, --sigma-b
+_OPT_FIXED = {
+    "cv": ["--baseline", "mean"],
+    "gnssqrt": ["--gns", "sqrt"],
+    "npall": ["--mode", "np"],
+}
+_OPT_VALUE = {"wp": "--lr-wp", "np": "--lr-np", "mu": "--mu", "sw": "--sigma-w", "sb": "--sigma-b"}
+_OPT_QUERY = ("half", "anti")
+
+
+def option_args(opt):
+    """The `tinyzo train` flags of one option (not the query options); raises ValueError."""
+    if opt in _OPT_FIXED:
+        return list(_OPT_FIXED[opt])
+    m = re.match(r"^(wp|np|mu|sw|sb)([0-9.]+)$", opt)
+    if m:
+        v = m.group(2)
+        if m.group(1) in ("mu", "sw", "sb") and not v.isdigit():
+            raise ValueError("option %r: an integer size" % opt)
+        return [_OPT_VALUE[m.group(1)], v]
+    raise ValueError("unknown option %r (known: half, anti, cv, gnssqrt, npall, wp<x>, np<x>, mu<n>, sw<n>, "
+                     "sb<n>)" % opt)
 
 
 def parse_method(method):
-    """(base, lr multiplier or None) of "base[@lrX]"; raises ValueError for an unknown base."""
+    """(base, lr multiplier or None) of "base[+opt...][@lrX]"; raises ValueError for an unknown base."""
+    base, _, lr = parse_method_full(method)
+    return base, lr
+
+
+def parse_method_full(method):
+    """(base, options, lr multiplier or None) of "base[+opt...][@lrX]"; raises ValueError."""
     m = _METHOD_RE.match(method)
     if not m or m.group(1) not in METHODS:
-        raise ValueError("unknown method %r (known: %s, optionally with @lr<multiplier>)" %
+        raise ValueError("unknown method %r (known: %s, optionally with +<option>... and @lr<multiplier>)" %
                          (method, ", ".join(METHODS)))
-    lr = float(m.group(2)) if m.group(2) else None
+    lr = float(m.group(3)) if m.group(3) else None
     if lr is not None and not (lr > 0 and lr < 1e6):
         raise ValueError("method %r: the learning-rate multiplier must be a positive number" % method)
-    return m.group(1), lr
+    opts = [o for o in m.group(2).split("+") if o]
+    if opts and METHODS[m.group(1)][0] != "zo":
+        raise ValueError("method %r: options apply to ZO methods only" % method)
+    for o in opts:
+        if o not in _OPT_QUERY:
+            option_args(o)
+    return m.group(1), opts, lr
 
 
 class Run:
@@ -107,7 +151,7 @@ class Run:
             raise ValueError("unknown schedule %r (known: %s, clean)" % (schedule, ", ".join(SCHEDULES)))
         elif corruption not in ALL_CORRUPTIONS:
             raise ValueError("unknown corruption %r" % corruption)
-        self.base, self.lr_scale = parse_method(method)
+        self.base, self.opts, self.lr_scale = parse_method_full(method)
         if (schedule == "clean") != (self.base == "eval"):
             raise ValueError("the eval method runs on the clean schedule only, and only it does")
         self.schedule, self.corruption, self.method = schedule, corruption, method
@@ -143,10 +187,21 @@ class Run:
         s = SCHEDULES[self.schedule]
         augment = self.base.endswith("_aug")
         if self.kind == "zo":
+            queries, opt_args = s.query_args(), []
+            halve = sum(o in _OPT_QUERY for o in self.opts)
+            if halve:
+                # half / anti: the schedule's query counts halved (per option), rounded down, at least 1.
+                q = [max(1, n >> halve) for n in (s.queries_w, s.queries_b, s.queries_np)]
+                queries = ["--queries-w", str(q[0]), "--queries-b", str(q[1]), "--queries-np", str(q[2])]
+            if "anti" in self.opts:
+                opt_args.append("--two-sided")
+            for o in self.opts:
+                if o not in _OPT_QUERY:
+                    opt_args += option_args(o)
             return ([tinyzo, "train", "--config", os.path.join(REPO, "configs", "paper.json"), "--corruption",
                      self.corruption] + ([] if augment else ["--no-augment"]) +
                     ["--threads", str(threads), "--no-progress", "--out", out] +
-                    s.split_args() + s.sched_args() + s.query_args() + self.extra + lr)
+                    s.split_args() + s.sched_args() + queries + self.extra + opt_args + lr)
         # BP trains on tinyzo train's batches: its epoch order, and its augmented inputs when augmenting.
         return ([PY, BP_SCRIPT, "--split", self.split_dir(root), "--tinyzo", tinyzo] +
                 (["--augment"] if augment else []) + ["--threads", str(bp_threads), "--out", out] +
@@ -201,13 +256,27 @@ def run_set(name):
     if name == "dense":
         return [Run("short", c, m) for c in DEV_CORRUPTIONS for m in ("zo_dense", "bp_fp32_all", "bp_int8_all",
                                                                       "zo_sparse", "bp_fp32", "bp_int8")]
+    if name == "search":  # issue 13: estimator options on the development corruptions' validation splits
+        return [Run("short", c, m) for m in SEARCH for c in DEV_CORRUPTIONS]
+    if name == "zo_plus":  # issue 13 at the full schedule: confirm on the development corruptions, then the rest
+        held_out = [c for c in ALL_CORRUPTIONS if c not in DEV_CORRUPTIONS]
+        return ([Run("full", c, m) for c in DEV_CORRUPTIONS for m in (ZO_PLUS, ZO_PLUS_HALF)] +
+                [Run("full", c, ZO_PLUS) for c in held_out])
     if name == "smoke":
         return [Run("smoke", c, m) for c in ("gaussian_noise", "fog") for m in ("zo_sparse", "bp_fp32", "bp_int8")]
     raise ValueError("unknown run set %r (known: %s)" % (name, ", ".join(RUN_SETS)))
 
 
 LR_GRID = ("1", "0.1", "0.03", "0.01", "0.003")  # multipliers of eta0
-RUN_SETS = ("clean", "augment", "main", "ablations", "dense-grid", "dense", "smoke")
+# Issue 13's search at the short schedule, in the order it ran (docs/zo-search.md gives the reasons).
+SEARCH = (
+    "zo_sparse@lr10", "zo_sparse@lr3", "zo_sparse+cv@lr3", "zo_sparse+half+cv@lr3", "zo_sparse+cv+wp0.33@lr3",
+    "zo_sparse+anti+cv@lr3", "zo_sparse+half@lr3", "zo_sparse+cv@lr5",
+)
+# The configuration the search chose (configs/tinyzo-zo.json) and its half-forward-passes variant.
+ZO_PLUS = "zo_sparse+cv@lr3"
+ZO_PLUS_HALF = "zo_sparse+half+cv@lr3"
+RUN_SETS = ("clean", "augment", "main", "ablations", "dense-grid", "dense", "search", "zo_plus", "smoke")
 
 
 def parse_run_id(text):

@@ -48,6 +48,29 @@ class MatrixTest(unittest.TestCase):
         self.assertNotEqual(r.key(), matrix.Run("full", "fog", "zo_dense").key())
         self.assertEqual(matrix.parse_run_id("short/contrast/bp_int8").method, "bp_int8")
 
+    def test_estimator_options(self):
+        # issue 13's options: flags per option, query counts halved per query option, keys of plain methods kept
+        r = matrix.Run("short", "fog", "zo_sparse+anti+cv+wp0.5@lr3")
+        self.assertEqual((r.base, r.opts, r.lr_scale), ("zo_sparse", ["anti", "cv", "wp0.5"], 3.0))
+        c = r.command("tinyzo", "/r")
+        self.assertEqual(c[c.index("--queries-w") + 1], "2")
+        self.assertEqual(c[c.index("--queries-np") + 1], "5")
+        for flag in ("--two-sided", "--baseline", "--lr-wp"):
+            self.assertIn(flag, c)
+        self.assertEqual(c.count("--queries-w"), 1)
+        full = matrix.Run("full", "fog", "zo_sparse+half").command("tinyzo", "/r")
+        self.assertEqual([full[full.index(f) + 1] for f in ("--queries-w", "--queries-b", "--queries-np")],
+                         ["12", "12", "25"])
+        self.assertEqual(matrix.Run("short", "fog", "zo_sparse").key(),
+                         ["tinyzo", "train", "--config", "configs/paper.json", "--corruption", "fog", "--no-augment",
+                          "--no-progress", "--out", "<runs>/short/fog/zo_sparse/out", "--train-per-class", "100",
+                          "--val-per-class", "10", "--test-per-class", "90", "--epochs", "5", "--queries-w", "5",
+                          "--queries-b", "5", "--queries-np", "10"])
+        for bad in ("zo_sparse+nope", "zo_sparse+mu1.5", "bp_int8+cv", "zo_sparse+"):
+            with self.assertRaises(ValueError, msg=bad):
+                matrix.Run("short", "fog", bad)
+        self.assertEqual(len(matrix.run_set("search")), 4 * len(matrix.SEARCH))
+
     def test_bad_ids_are_refused(self):
         for bad in ("full/fog", "nope/fog/zo_sparse", "full/nope/zo_sparse", "full/fog/nope", "full/fog/zo_sparse@lr0",
                     "full/fog/zo_sparse@lrx", "clean/fog/eval", "clean/lossless_first932/zo_sparse"):

@@ -387,5 +387,47 @@ class TorchZip(unittest.TestCase):
         with self.assertRaisesRegex(torchzip.TorchZipError, "unsupported pickled object os.system"):
             torchzip.load(src)
 
+
+def tflite_chain(perm=(1, 2, 0), softmax_zero=-128, pad_after=1, input_dtype=tzm.INT8, first=tzm.TRANSPOSE):
+    """The shapes of tests/test_models.h make_tflite_ops_model() (every TFLite op type) with valid
+    fixed-point params (the reader checks ranges, not their derivation: tests/tflite_ops_test.cc)."""
+    b = tzm.TzmBuilder()
+    x = b.add_tensor("in", input_dtype, (2, 4, 4), tzm.INPUT, scale=0.05, zero_point=3)
+    t = b.add_tensor("tr", tzm.INT8, (4, 4, 2), scale=0.05, zero_point=3)
+    b.add_op("transpose", first, [x], t, list(perm) + [0] * (12 - len(perm)))
+    p = b.add_tensor("pad", tzm.INT8, (6, 6, 2), scale=0.05, zero_point=3)
+    b.add_op("pad", tzm.PAD, [t], p, [1, 1, 0, 0, 1, pad_after, 0, 0, 3, 0, 0, 0])
+    q = b.add_tensor("pool", tzm.INT8, (3, 3, 2), scale=0.05, zero_point=3)
+    b.add_op("pool", tzm.AVG_POOL2D_TFL, [p], q, [2, 2, 2, 2, 0, 0, 0, 0, -128, 127, 0, 0])
+    a = b.add_tensor("add", tzm.INT8, (3, 3, 2), scale=0.08, zero_point=-7)
+    b.add_op("add", tzm.ADD_TFL, [q, q], a, [-7, 127, 20, 1 << 30, 0, 1 << 30, 0, 1342177280, -19, 0, 0, 0])
+    m = b.add_tensor("mean", tzm.INT8, (2,), scale=0.03, zero_point=2)
+    b.add_op("mean", tzm.MEAN_TFL, [a], m, [1272582903, -1] + [0] * 10)
+    r = b.add_tensor("rs", tzm.INT8, (1, 2), scale=0.03, zero_point=2)
+    b.add_op("reshape", tzm.RESHAPE, [m], r, [0] * 12)
+    sm = b.add_tensor("sm", tzm.INT8, (1, 2), scale=1 / 256, zero_point=softmax_zero)
+    b.add_op("softmax", tzm.SOFTMAX_TFL, [r], sm, [1030792151, 21, -992] + [0] * 9)
+    o = b.add_tensor("out", tzm.INT8, (2,), tzm.OUTPUT, scale=1 / 128, zero_point=0)
+    b.add_op("quantize", tzm.QUANTIZE, [sm], o, [1 << 30, 0] + [0] * 10)
+    b.input_tensor, b.output_tensor = x, o
+    return b
+
+
+class TzmTfliteOps(unittest.TestCase):
+    def test_round_trip(self):
+        m = tzm.read_tzm(tflite_chain().to_bytes())
+        self.assertEqual([op.type for op in m.ops],
+                         [tzm.TRANSPOSE, tzm.PAD, tzm.AVG_POOL2D_TFL, tzm.ADD_TFL, tzm.MEAN_TFL, tzm.RESHAPE,
+                          tzm.SOFTMAX_TFL, tzm.QUANTIZE])
+        self.assertEqual(m.op("softmax").params[:3], (1030792151, 21, -992))
+        self.assertEqual(tzm.OP_NAME[tzm.MEAN_TFL], "MeanTfl")
+
+    def test_rejections(self):
+        for kwargs, why in (({"perm": (1, 1, 0)}, "permutation"), ({"softmax_zero": -127}, "1/256"),
+                            ({"pad_after": 2}, "does not chain"), ({"input_dtype": tzm.FLOAT32}, "float32")):
+            with self.assertRaisesRegex(tzm.TzmError, why):
+                tflite_chain(**kwargs).to_bytes()
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -160,6 +160,23 @@ namespace {
 bool is(const TzmTensor& t, DType dt) { return t.dtype == static_cast<uint8_t>(dt); }
 bool is_const(const TzmTensor& t) { return (t.flags & kTensorConstant) != 0; }
 bool act_range_ok(int32_t lo, int32_t hi) { return lo >= -128 && hi <= 127 && lo <= hi; }
+bool same_dims(const TzmTensor& a, const TzmTensor& b) {
+  if (a.rank != b.rank) return false;
+  for (int d = 0; d < kTzmMaxDims; ++d)
+    if (a.dims[d] != b.dims[d]) return false;
+  return true;
+}
+// A TFLite Q31 multiplier (>= 0) with a shift in [lo, hi].
+bool multiplier_ok(int32_t mult, int32_t shift, int32_t lo, int32_t hi) { return mult >= 0 && shift >= lo && shift <= hi; }
+// |v| * 2^max(shift, 0) stays below 2^31 for |v| <= bound (TFLite's left shift never overflows);
+// shift <= 31 (callers check the range first).
+bool left_shift_fits(int64_t bound, int32_t shift) { return bound < ((int64_t(1) << 31) >> (shift > 0 ? shift : 0)); }
+bool window_ok(const int32_t* p) {
+  const int32_t kh = p[kPoolKh], kw = p[kPoolKw];
+  return kh >= 1 && kw >= 1 && p[kPoolStrideH] >= 1 && p[kPoolStrideW] >= 1 && p[kPoolPadTop] >= 0 &&
+         p[kPoolPadLeft] >= 0 && p[kPoolPadBottom] >= 0 && p[kPoolPadRight] >= 0 && p[kPoolPadTop] < kh &&
+         p[kPoolPadBottom] < kh && p[kPoolPadLeft] < kw && p[kPoolPadRight] < kw;
+}
 
 // The requantization operand inputs[3] of a conv / fully-connected op with `co` outputs, for the
 // rule `kind` (kConvRequant / kFcRequant): null when it is valid, else why not. Fixed-point:
@@ -185,23 +202,6 @@ const char* requant_operand_error(const TzmHeader& h, const uint8_t* data, const
     if (shift < -31 || shift > 30) return "fixed-point shift outside [-31, 30]";
   }
   return nullptr;
-}
-
-bool same_dims(const TzmTensor& a, const TzmTensor& b) {
-  if (a.rank != b.rank) return false;
-  for (int d = 0; d < kTzmMaxDims; ++d)
-    if (a.dims[d] != b.dims[d]) return false;
-  return true;
-}
-// A TFLite Q31 multiplier (>= 0) with a shift in [lo, hi].
-bool multiplier_ok(int32_t mult, int32_t shift, int32_t lo, int32_t hi) { return mult >= 0 && shift >= lo && shift <= hi; }
-// |v| * 2^max(shift, 0) stays below 2^31 for |v| <= bound (TFLite's left shift never overflows).
-bool left_shift_fits(int64_t bound, int32_t shift) { return (bound << (shift > 0 ? shift : 0)) < (int64_t(1) << 31); }
-bool window_ok(const int32_t* p) {
-  const int32_t kh = p[kPoolKh], kw = p[kPoolKw];
-  return kh >= 1 && kw >= 1 && p[kPoolStrideH] >= 1 && p[kPoolStrideW] >= 1 && p[kPoolPadTop] >= 0 &&
-         p[kPoolPadLeft] >= 0 && p[kPoolPadBottom] >= 0 && p[kPoolPadRight] >= 0 && p[kPoolPadTop] < kh &&
-         p[kPoolPadBottom] < kh && p[kPoolPadLeft] < kw && p[kPoolPadRight] < kw;
 }
 // Output size of a sliding window, or 0 when the window does not fit.
 int32_t window_out(int32_t in, int32_t k, int32_t stride, int32_t pad_a, int32_t pad_b) {

@@ -13,7 +13,7 @@ bool is_trainable_type(OpType t) { return t == OpType::kConv2d || t == OpType::k
 // Ops whose int8 output went through a saturating clamp: back-propagating
 // through them needs to know which outputs saturated.
 bool clamps_output(OpType t) {
-  return t == OpType::kConv2d || t == OpType::kFullyConnected || t == OpType::kAdd;
+  return t == OpType::kConv2d || t == OpType::kFullyConnected || t == OpType::kAdd || t == OpType::kAddTfl;
 }
 
 bool layer_op_ok(const ModelView& m, int op) {

@@ -78,6 +78,13 @@ Status ZoTrainer::init(Engine& engine, Span<const TrainLayer> layers, const ZoCo
   if (config.n_queries_w < 1 || config.n_queries_w > kMaxQueries || config.n_queries_b > kMaxQueries || config.n_queries_b < 1 || config.n_queries_np < 1 || config.sigma_w_lsb < 1 ||
       config.sigma_w_lsb > 127 || config.sigma_b_lsb < 1 || config.mu_lsb < 1 || config.mu_lsb > 127)
     return Status::kInvalidArgument;
+  // Learning-rate multipliers: finite and non-negative (the comparisons are false for NaN).
+  if (!(config.lr_scale_wp >= 0.f && config.lr_scale_wp <= 1e6f) ||
+      !(config.lr_scale_np >= 0.f && config.lr_scale_np <= 1e6f))
+    return Status::kInvalidArgument;
+  if (config.baseline != Baseline::kNone && config.estimation == Estimation::kModelWise)
+    for (const TrainLayer& t : layers)
+      if (t.mode == PerturbMode::kNode) return Status::kUnsupported;  // model-wise NP folds each query at once
   engine_ = &engine;
   config_ = config;
   n_layers_ = 0;
@@ -592,6 +599,7 @@ void conv_local_gradient_range(const ConvParams& p, const int8_t* x, const float
 void ZoTrainer::np_local_gradient_regenerated(Layer& l, int li, const int8_t* x, const int8_t* y) {
   const ConvParams p = conv_params(engine_->model(), engine_->model().op(l.spec.op));
   const int nq = config_.n_queries_np;
+  apply_baseline(np_coef_, nq);  // this sample's Q coefficients (node_gradient() sees them so too)
   for (size_t base = 0; base < l.y_size; base += 64) {
     const size_t len = l.y_size - base < 64 ? l.y_size - base : 64;
     float g[64] = {0.f};
@@ -721,13 +729,21 @@ void ZoTrainer::for_each_gradient(const Layer& l, int li, FW&& fw, FB&& fb) cons
       if (n > kMaxQueries) n = kMaxQueries;
       const float c = gns_factor(config_.gns, static_cast<float>(n), static_cast<float>(d));
       const float scale = c / (static_cast<float>(n) * sigma * (sides == 2 ? 2.f : 1.f));
+      // The control variate needs the sum of all n coefficients (computed in
+      // query order, one pass over the n sums, no array).
+      float coef_sum = 0.f;
+      if (config_.baseline == Baseline::kMean && n >= 2)
+        for (int q = 0; q < n; ++q)
+          coef_sum += sides == 2 ? (sums[q] - sums[n + q]) / batch : (sums[q] - sum_l0_) / batch;
+      const float inv_others = n >= 2 ? 1.f / static_cast<float>(n - 1) : 0.f;
       // Coefficients and keys are recomputed per block of 64 elements rather
       // than kept in Q-sized arrays: a few hashes per block, no stack arrays.
       for (size_t base = 0; base < d; base += 64) {
         float g[64] = {0.f};
         const size_t len = d - base < 64 ? d - base : 64;
         for (int q = 0; q < n; ++q) {
-          const float coef = sides == 2 ? (sums[q] - sums[n + q]) / batch : (sums[q] - sum_l0_) / batch;
+          float coef = sides == 2 ? (sums[q] - sums[n + q]) / batch : (sums[q] - sum_l0_) / batch;
+          if (config_.baseline == Baseline::kMean && n >= 2) coef -= (coef_sum - coef) * inv_others;
           const uint64_t bitsq = random_block(key(li, stream, q, 0), base >> 6);
           for (size_t j = 0; j < len; ++j) g[j] += ((bitsq >> j) & 1u) ? coef : -coef;
         }
@@ -776,7 +792,18 @@ Status ZoTrainer::gradient(int i, Span<float> grad_w, Span<float> grad_b) const 
   return Status::kOk;
 }
 
+void ZoTrainer::apply_baseline(float* coef, int n) const {
+  if (config_.baseline != Baseline::kMean || n < 2) return;
+  float sum = 0.f;
+  for (int q = 0; q < n; ++q) sum += coef[q];
+  const float inv_others = 1.f / static_cast<float>(n - 1);
+  // Leave-one-out: d_q - mean of the others, from the unchanged sum.
+  for (int q = 0; q < n; ++q) coef[q] -= (sum - coef[q]) * inv_others;
+}
+
 void ZoTrainer::apply_update(Layer& l, int li, float lr) {
+  // Per-layer learning rate by mode (1 = the paper: lr * 1.f is lr, bit for bit).
+  lr *= l.spec.mode == PerturbMode::kWeight ? config_.lr_scale_wp : config_.lr_scale_np;
   const size_t per_ch = l.d_w / size_t(l.c_out);
   const uint64_t round_key_w = key(li, RngStream::kRounding, 0, 0);
   const uint64_t round_key_b = key(li, RngStream::kRounding, 1, 0);

@@ -90,7 +90,7 @@ __attribute__((visibility("default"))) int qemu_plugin_version = 1;
 /* ---- state (one vCPU: the mps2 boards are single-core) */
 struct range {
   uint64_t lo, hi;
-  char name[96];
+  char name[256]; /* long enough for templated kernels' mangled names (fw_cost.sh demangles them) */
   uint64_t count;
   bool is_float;      /* tagged F: a soft-float routine */
   uint64_t entries;   /* F ranges: executions of the first instruction */
@@ -264,7 +264,7 @@ static void on_exit_report(qemu_plugin_id_t id, void* userdata) {
   (void)id;
   (void)userdata;
   FILE* f = out_path[0] ? fopen(out_path, "w") : NULL;
-  char line[192];
+  char line[352];
   snprintf(line, sizeof line, "total %" PRIu64 "\n", total);
   emit(f, line);
   for (size_t i = 0; i < n_ranges; ++i) {
@@ -303,8 +303,8 @@ static int load_ranges(const char* path) {
   char buf[512];
   while (fgets(buf, sizeof buf, f)) {
     uint64_t lo, hi;
-    char name[96], tag[8] = "";
-    const int fields = sscanf(buf, "%" SCNx64 " %" SCNx64 " %95s %7s", &lo, &hi, name, tag);
+    char name[256], tag[8] = "";
+    const int fields = sscanf(buf, "%" SCNx64 " %" SCNx64 " %255s %7s", &lo, &hi, name, tag);
     if (fields < 3 || hi <= lo) continue;
     if (n_ranges == cap) {
       cap = cap ? 2 * cap : 256;

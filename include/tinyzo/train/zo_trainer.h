@@ -25,6 +25,17 @@ enum class PerturbMode : uint8_t { kWeight = 0, kNode = 1 };
 enum class Estimation : uint8_t { kLayerWise = 0, kModelWise = 1 };
 enum class GnsMode : uint8_t { kNone = 0, kLinear = 1, kSqrt = 2 };
 enum class Rounding : uint8_t { kNearest = 0, kStochastic = 1 };
+// A control variate for the per-query loss differences (docs/zo-search.md).
+// kMean: each query's difference d_q has the mean of the other queries'
+// differences subtracted, d_q - (sum_k d_k - d_q) / (n - 1), before it
+// weights u_q. The baseline is independent of u_q, so the estimate stays
+// unbiased; it removes the part of d_q that does not depend on the direction
+// (the curvature term sigma^2 u^T H u / 2 ~ sigma^2 tr(H) / 2 of a one-sided
+// difference, and the rounding noise common to all queries), which otherwise
+// adds |offset| sqrt(n) of noise to every coordinate. No memory: it works on
+// the Q coefficients the estimator keeps anyway. Needs n >= 2 (n = 1 leaves
+// the difference as it is).
+enum class Baseline : uint8_t { kNone = 0, kMean = 1 };
 
 struct ZoConfig {
   int n_queries_w = 25;   // WP queries for a weight tensor
@@ -42,6 +53,18 @@ struct ZoConfig {
   // s_w^2 (b_int: lr * g / (s_x s_w)^2). Off, the step is lr * g in integer
   // units, which rounds to zero almost everywhere (the paper's ablation).
   bool qas = true;
+  // Control variate of the loss differences (kMean: leave-one-out mean of the
+  // other queries). Layer-wise estimation, or model-wise with WP layers only
+  // (model-wise NP folds each query into G as it goes: init() returns
+  // kUnsupported).
+  Baseline baseline = Baseline::kNone;
+  // Per-layer learning rates by perturbation mode: the step of a WP layer
+  // uses lr * lr_scale_wp, of an NP layer lr * lr_scale_np. Gradient-norm
+  // scaling shrinks the two kinds very differently (WP: n / (n + d_w - 1) with
+  // n = Q, about 1 / 600 for the paper's WP layers at Q = 5; NP: n = B Q,
+  // about 1 / 6), so one learning rate cannot suit both. 1 = the paper.
+  float lr_scale_wp = 1.f;
+  float lr_scale_np = 1.f;
   uint64_t seed = 0;
 };
 
@@ -209,6 +232,8 @@ class ZoTrainer {
   Status& task_status(int worker) { return pool_ ? pool_->status[worker] : task_status0_; }
   uint64_t key(int li, RngStream s, int q, uint32_t sample) const;
   void apply_update(Layer& l, int li, float lr);
+  // Applies config_.baseline to n coefficients in place.
+  void apply_baseline(float* coef, int n) const;
   template <class FW, class FB>
   void for_each_gradient(const Layer& l, int li, FW&& fw, FB&& fb) const;
 

@@ -66,6 +66,12 @@ inline uint32_t sadd16(uint32_t a, uint32_t b) {
 inline uint32_t ssub16(uint32_t a, uint32_t b) {
   return static_cast<uint32_t>(__ssub16(static_cast<int32_t>(a), static_cast<int32_t>(b)));
 }
+// SMMULR: the high word of a * b, rounded: (a * b + 2^31) >> 32 (<arm_acle.h> has no intrinsic).
+inline int32_t smmulr(int32_t a, int32_t b) {
+  int32_t r;
+  __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+  return r;
+}
 
 #else  // exact C models of the same instructions
 
@@ -101,6 +107,9 @@ inline uint32_t sadd16(uint32_t a, uint32_t b) {
 }
 inline uint32_t ssub16(uint32_t a, uint32_t b) {
   return detail::pair(detail::lo16(a) - detail::lo16(b), detail::hi16(a) - detail::hi16(b));
+}
+inline int32_t smmulr(int32_t a, int32_t b) {  // |a * b| <= 2^62: no overflow
+  return static_cast<int32_t>((static_cast<int64_t>(a) * b + (int64_t{1} << 31)) >> 32);
 }
 
 #endif

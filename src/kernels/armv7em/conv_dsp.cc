@@ -13,8 +13,10 @@
 
 #if defined(__GNUC__)
 #define TZ_ARMV7EM_INLINE inline __attribute__((always_inline))
+#define TZ_ARMV7EM_NOINLINE __attribute__((noinline, noclone))
 #else
 #define TZ_ARMV7EM_INLINE inline
+#define TZ_ARMV7EM_NOINLINE
 #endif
 
 namespace tinyzo::armv7em {
@@ -34,6 +36,37 @@ TZ_ARMV7EM_INLINE int32_t wrap_mul(int32_t a, int32_t b) {
 
 // Requantization: each kernel body is a template over the rule (requant_dsp.h): FloatScaleRule
 // (requantize() bit for bit, with VCVTR rounding) or FixedPointRule (requantize_fixed()).
+// Each body is its own (noinline) function that constructs its rule as a local from (p, mult):
+// both bodies inlined into one entry point, with the rule passed by reference, cost the float-scale
+// forward 73.5 M instead of 69.2 M instructions on the M7 (GCC allocated registers for the two
+// bodies together and reloaded the rule's constants; scripts/fw_cost.sh, docs/kernels.md). A rule
+// whose address is taken (passed on by reference) is no longer a plain local either: helpers that
+// need one (dw_scalar) construct their own.
+
+// The fixed-point rule by runs of output channels: run(fast, begin, end) for maximal runs of whole
+// groups of `group` channels (the kernel's channel block; the last group may be shorter), with
+// fast when every channel of the run meets FixedPointFastRule's precondition for sums of at most
+// k products. A dead channel (a saturated bias, as quantized models have) then costs only its own
+// group the general rule.
+template <class Run>
+void fixed_point_runs(const ConvParams& p, const int32_t* bias, int k, int group, Run&& run) {
+  const int64_t acc_max = FixedPointFastRule::acc_bound(p, k);
+  const int n = p.out_c;
+  int begin = 0;
+  bool begin_fast = false;
+  for (int g = 0; g < n; g += group) {
+    const int g_end = g + group < n ? g + group : n;
+    bool fast = acc_max >= 0;
+    for (int o = g; fast && o < g_end; ++o) fast = FixedPointFastRule::channel_ok(p, bias, acc_max, o);
+    if (g == 0) {
+      begin_fast = fast;
+    } else if (fast != begin_fast) {
+      run(begin_fast, begin, g);
+      begin = g, begin_fast = fast;
+    }
+  }
+  if (n > 0) run(begin_fast, begin, n);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Pointwise: out[s][o] = sum_c (x[s][c] - z) w[o][c]. The zero point is folded into the
@@ -142,14 +175,17 @@ TZ_ARMV7EM_INLINE int32_t mac_tail(const int8_t* x, const int8_t* w, int n4, int
 namespace {
 
 template <class Rule>
-void pointwise_impl(const ConvParams& p, const int8_t* x, const int8_t* w, const int32_t* bias, const Rule& rq,
-                    int8_t* y) {
+TZ_ARMV7EM_NOINLINE void pointwise_impl(const ConvParams& p, const int8_t* x, const int8_t* w,
+                                        const int32_t* bias, const float* mult, int8_t* y, int o_begin,
+                                        int o_end) {
+  const Rule rq(p, mult);                                 // a local: int8 stores cannot alias its constants
+  if (!Rule::kChannelRuns) o_begin = 0, o_end = p.out_c;  // the float rule's code as it was
   const int cin = p.in_c, cout = p.out_c;
   const int n4 = cin & ~3;
   const int hw = p.out_h * p.out_w;
   const ptrdiff_t xs = cin, ys = cout;
-  int o = 0;
-  for (; o + 2 <= cout; o += 2) {
+  int o = o_begin;
+  for (; o + 2 <= o_end; o += 2) {
     const int8_t* w0 = w + static_cast<size_t>(o) * cin;
     const int8_t* w1 = w0 + cin;
     const int32_t s0 = zero_point_start(p.x_zero, w0, cin), s1 = zero_point_start(p.x_zero, w1, cin);
@@ -182,7 +218,7 @@ void pointwise_impl(const ConvParams& p, const int8_t* x, const int8_t* w, const
       yo[1] = rq(a1, b1, m1);
     }
   }
-  if (o < cout) {  // odd channel count: the last channel, 2 pixels at a time
+  if (o < o_end) {  // odd channel count: the last channel, 2 pixels at a time
     const int8_t* w0 = w + static_cast<size_t>(o) * cin;
     const int32_t s0 = zero_point_start(p.x_zero, w0, cin);
     const int32_t b0 = bias[o];
@@ -206,10 +242,16 @@ void pointwise_impl(const ConvParams& p, const int8_t* x, const int8_t* w, const
 
 void pointwise_conv2d_s8(const ConvParams& p, const int8_t* x, const int8_t* w, const int32_t* bias,
                          const float* mult, int8_t* y) {
-  if (p.fx_multiplier != nullptr)
-    pointwise_impl(p, x, w, bias, FixedPointRule(p), y);
-  else
-    pointwise_impl(p, x, w, bias, FloatScaleRule(p, mult), y);
+  if (p.fx_multiplier == nullptr) {
+    pointwise_impl<FloatScaleRule>(p, x, w, bias, mult, y, 0, p.out_c);
+    return;
+  }
+  fixed_point_runs(p, bias, p.in_c, 2, [&](bool fast, int begin, int end) {
+    if (fast)
+      pointwise_impl<FixedPointFastRule>(p, x, w, bias, mult, y, begin, end);
+    else
+      pointwise_impl<FixedPointRule>(p, x, w, bias, mult, y, begin, end);
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -279,8 +321,9 @@ TZ_ARMV7EM_INLINE void dw_taps_full(const int8_t* xw, ptrdiff_t row, ptrdiff_t c
 
 // The channels [c0, c1) of every output pixel, one at a time, in the reference's order.
 template <class Rule>
-void dw_scalar(const ConvParams& p, const int8_t* x, const int8_t* w, const int32_t* bias, const Rule& rq,
+void dw_scalar(const ConvParams& p, const int8_t* x, const int8_t* w, const int32_t* bias, const float* mult,
                int8_t* y, int c0, int c1) {
+  const Rule rq(p, mult);
   const int cn = p.out_c;
   for (int oy = 0; oy < p.out_h; ++oy)
     for (int ox = 0; ox < p.out_w; ++ox)
@@ -303,16 +346,57 @@ void dw_scalar(const ConvParams& p, const int8_t* x, const int8_t* w, const int3
 TZ_ARMV7EM_INLINE int max_i(int a, int b) { return a > b ? a : b; }
 TZ_ARMV7EM_INLINE int min_i(int a, int b) { return a < b ? a : b; }
 
-template <class Rule>
-void depthwise_impl(const ConvParams& p, const int8_t* x, const int8_t* w, const int32_t* bias, const Rule& rq,
-                    int8_t* y) {
-  const int kh = p.kh, kw = p.kw, taps = kh * kw;
+// The output pixels of the channel block [c, c + 4) of depthwise_impl, for kernel width kKw
+// (3, 5, 7 unrolled; 0: any width). A template so that the width is chosen once per block.
+template <int kKw, class Rule, class Ch>
+TZ_ARMV7EM_INLINE void dw_pixels(const ConvParams& p, const int8_t* x, const uint32_t* wt, const Acc4& full,
+                                 int c, int32_t nz, const Rule& rq, int32_t b0, int32_t b1, int32_t b2,
+                                 int32_t b3, Ch m0, Ch m1, Ch m2, Ch m3, int8_t* yp) {
+  const int kh = p.kh, kw = kKw != 0 ? kKw : p.kw;
   const int cn = p.out_c;
-  const int c4 = cn & ~3;
   const ptrdiff_t col = cn, row = static_cast<ptrdiff_t>(p.in_w) * cn;
+  for (int oy = 0; oy < p.out_h; ++oy) {
+    const int iy0 = oy * p.stride_h - p.pad_top;
+    const int ky0 = max_i(0, -iy0), ky1 = min_i(kh, p.in_h - iy0);
+    for (int ox = 0; ox < p.out_w; ++ox, yp += cn) {
+      const int ix0 = ox * p.stride_w - p.pad_left;
+      const int kx0 = max_i(0, -ix0), kx1 = min_i(kw, p.in_w - ix0);
+      const int8_t* xw = x + ((static_cast<ptrdiff_t>(iy0) + ky0) * p.in_w + ix0 + kx0) * cn + c;
+      Acc4 a;
+      if (ky0 == 0 && ky1 == kh && kx0 == 0 && kx1 == kw) {
+        a = full;
+        if (kKw != 0)
+          dw_taps_full<kKw != 0 ? kKw : 1>(xw, row, col, wt, kh, a);
+        else
+          dw_taps<false>(xw, row, col, wt, kw, 0, kh, 0, kw, a, nullptr, nullptr);
+      } else {
+        a = {0, 0, 0, 0};
+        uint32_t sa = 0, sb = 0;
+        if (ky0 < ky1 && kx0 < kx1) dw_taps<true>(xw, row, col, wt, kw, ky0, ky1, kx0, kx1, a, &sa, &sb);
+        a.a0 = wrap_add(a.a0, wrap_mul(nz, dsp::pair_lo(sa)));
+        a.a2 = wrap_add(a.a2, wrap_mul(nz, dsp::pair_hi(sa)));
+        a.a1 = wrap_add(a.a1, wrap_mul(nz, dsp::pair_lo(sb)));
+        a.a3 = wrap_add(a.a3, wrap_mul(nz, dsp::pair_hi(sb)));
+      }
+      yp[0] = rq(a.a0, b0, m0);
+      yp[1] = rq(a.a1, b1, m1);
+      yp[2] = rq(a.a2, b2, m2);
+      yp[3] = rq(a.a3, b3, m3);
+    }
+  }
+}
+
+template <class Rule>
+TZ_ARMV7EM_NOINLINE void depthwise_impl(const ConvParams& p, const int8_t* x, const int8_t* w,
+                                        const int32_t* bias, const float* mult, int8_t* y, int c_begin,
+                                        int c_end) {
+  const Rule rq(p, mult);                                 // a local: int8 stores cannot alias its constants
+  if (!Rule::kChannelRuns) c_begin = 0, c_end = p.out_c;  // the float rule's code as it was
+  const int kh = p.kh, kw = p.kw, taps = kh * kw;
+  const int c4 = c_begin + ((c_end - c_begin) & ~3);  // c_begin is a multiple of 4
   const int32_t nz = -p.x_zero;
   alignas(8) uint32_t wt[2 * kDepthwiseMaxTaps];
-  for (int c = 0; c < c4; c += 4) {
+  for (int c = c_begin; c < c4; c += 4) {
     const int8_t* wc = w + static_cast<size_t>(c) * taps;
     int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
     for (int t = 0; t < taps; ++t) {
@@ -325,46 +409,21 @@ void depthwise_impl(const ConvParams& p, const int8_t* x, const int8_t* w, const
     const int32_t b0 = bias[c], b1 = bias[c + 1], b2 = bias[c + 2], b3 = bias[c + 3];
     const auto m0 = rq.channel(c), m1 = rq.channel(c + 1), m2 = rq.channel(c + 2), m3 = rq.channel(c + 3);
     int8_t* yp = y + c;
-    for (int oy = 0; oy < p.out_h; ++oy) {
-      const int iy0 = oy * p.stride_h - p.pad_top;
-      const int ky0 = max_i(0, -iy0), ky1 = min_i(kh, p.in_h - iy0);
-      for (int ox = 0; ox < p.out_w; ++ox, yp += cn) {
-        const int ix0 = ox * p.stride_w - p.pad_left;
-        const int kx0 = max_i(0, -ix0), kx1 = min_i(kw, p.in_w - ix0);
-        const int8_t* xw = x + ((static_cast<ptrdiff_t>(iy0) + ky0) * p.in_w + ix0 + kx0) * cn + c;
-        Acc4 a;
-        if (ky0 == 0 && ky1 == kh && kx0 == 0 && kx1 == kw) {
-          a = full;
-          switch (kw) {
-            case 3:
-              dw_taps_full<3>(xw, row, col, wt, kh, a);
-              break;
-            case 5:
-              dw_taps_full<5>(xw, row, col, wt, kh, a);
-              break;
-            case 7:
-              dw_taps_full<7>(xw, row, col, wt, kh, a);
-              break;
-            default:
-              dw_taps<false>(xw, row, col, wt, kw, 0, kh, 0, kw, a, nullptr, nullptr);
-          }
-        } else {
-          a = {0, 0, 0, 0};
-          uint32_t sa = 0, sb = 0;
-          if (ky0 < ky1 && kx0 < kx1) dw_taps<true>(xw, row, col, wt, kw, ky0, ky1, kx0, kx1, a, &sa, &sb);
-          a.a0 = wrap_add(a.a0, wrap_mul(nz, dsp::pair_lo(sa)));
-          a.a2 = wrap_add(a.a2, wrap_mul(nz, dsp::pair_hi(sa)));
-          a.a1 = wrap_add(a.a1, wrap_mul(nz, dsp::pair_lo(sb)));
-          a.a3 = wrap_add(a.a3, wrap_mul(nz, dsp::pair_hi(sb)));
-        }
-        yp[0] = rq(a.a0, b0, m0);
-        yp[1] = rq(a.a1, b1, m1);
-        yp[2] = rq(a.a2, b2, m2);
-        yp[3] = rq(a.a3, b3, m3);
-      }
+    switch (kw) {  // once per block: the pixel loops for the kernel width
+      case 3:
+        dw_pixels<3>(p, x, wt, full, c, nz, rq, b0, b1, b2, b3, m0, m1, m2, m3, yp);
+        break;
+      case 5:
+        dw_pixels<5>(p, x, wt, full, c, nz, rq, b0, b1, b2, b3, m0, m1, m2, m3, yp);
+        break;
+      case 7:
+        dw_pixels<7>(p, x, wt, full, c, nz, rq, b0, b1, b2, b3, m0, m1, m2, m3, yp);
+        break;
+      default:
+        dw_pixels<0>(p, x, wt, full, c, nz, rq, b0, b1, b2, b3, m0, m1, m2, m3, yp);
     }
   }
-  if (c4 < cn) dw_scalar(p, x, w, bias, rq, y, c4, cn);
+  if (c4 < c_end) dw_scalar<Rule>(p, x, w, bias, mult, y, c4, c_end);
 }
 
 }  // namespace
@@ -375,10 +434,16 @@ void depthwise_conv2d_s8(const ConvParams& p, const int8_t* x, const int8_t* w, 
     ref::depthwise_conv2d_s8(p, x, w, bias, mult, y);
     return;
   }
-  if (p.fx_multiplier != nullptr)
-    depthwise_impl(p, x, w, bias, FixedPointRule(p), y);
-  else
-    depthwise_impl(p, x, w, bias, FloatScaleRule(p, mult), y);
+  if (p.fx_multiplier == nullptr) {
+    depthwise_impl<FloatScaleRule>(p, x, w, bias, mult, y, 0, p.out_c);
+    return;
+  }
+  fixed_point_runs(p, bias, p.kh * p.kw, 4, [&](bool fast, int begin, int end) {
+    if (fast)
+      depthwise_impl<FixedPointFastRule>(p, x, w, bias, mult, y, begin, end);
+    else
+      depthwise_impl<FixedPointRule>(p, x, w, bias, mult, y, begin, end);
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -485,8 +550,9 @@ namespace {
 
 // The im2col path of conv2d_s8 (k4 <= kConvMaxReduction, int8 zero point).
 template <class Rule>
-void conv_impl(const ConvParams& p, const int8_t* x, const int8_t* w, const int32_t* bias, const Rule& rq,
-               int8_t* y) {
+TZ_ARMV7EM_NOINLINE void conv_impl(const ConvParams& p, const int8_t* x, const int8_t* w, const int32_t* bias,
+                                   const float* mult, int8_t* y) {
+  const Rule rq(p, mult);  // a local: int8 stores cannot alias its constants
   const int cig = p.in_c / p.groups, cog = p.out_c / p.groups;
   const int k = p.kh * p.kw * cig;
   const int k4 = (k + 3) & ~3;
@@ -545,16 +611,19 @@ void conv2d_s8(const ConvParams& p, const int8_t* x, const int8_t* w, const int3
     ref::conv2d_s8(p, x, w, bias, mult, y);
     return;
   }
-  if (p.fx_multiplier != nullptr)
-    conv_impl(p, x, w, bias, FixedPointRule(p), y);
+  if (p.fx_multiplier != nullptr && FixedPointFastRule::applies(p, bias, k))
+    conv_impl<FixedPointFastRule>(p, x, w, bias, mult, y);
+  else if (p.fx_multiplier != nullptr)
+    conv_impl<FixedPointRule>(p, x, w, bias, mult, y);
   else
-    conv_impl(p, x, w, bias, FloatScaleRule(p, mult), y);
+    conv_impl<FloatScaleRule>(p, x, w, bias, mult, y);
 }
 
 const KernelTable& table() {
-  static const KernelTable kTable = {"armv7em-dsp",       conv2d_s8,          depthwise_conv2d_s8,
-                                     pointwise_conv2d_s8, ref::add_s8,        ref::global_avg_pool_s8,
-                                     ref::max_pool2d_s8,  ref::avg_pool2d_s8, ref::linear_f32, TZ_REF_TFLITE_KERNELS};
+  static const KernelTable kTable = {"armv7em-dsp",        conv2d_s8,          depthwise_conv2d_s8,
+                                     pointwise_conv2d_s8,  ref::add_s8,        ref::global_avg_pool_s8,
+                                     ref::max_pool2d_s8,   ref::avg_pool2d_s8, ref::linear_f32,
+                                     TZ_REF_TFLITE_KERNELS};
   return kTable;
 }
 

@@ -84,6 +84,7 @@ class Requantizer {
 class FloatScaleRule {
  public:
   using Channel = float;
+  static constexpr bool kChannelRuns = false;  // one rule for every channel of a call
   FloatScaleRule(const ConvParams& p, const float* mult) : rq_(p), mult_(mult) {}
   Channel channel(int o) const { return mult_[o]; }
   int8_t operator()(int32_t acc, int32_t bias, Channel m) const { return rq_(acc, bias, m); }
@@ -105,6 +106,7 @@ class FloatScaleRule {
 //  - RoundingDivideByPOT: (h >> r) + ((h & mask) > (mask >> 1) + (h < 0)).
 class FixedPointRule {
  public:
+  static constexpr bool kChannelRuns = true;  // runs of channels (with FixedPointFastRule)
   struct Channel {
     int32_t multiplier;
     int32_t left, right;  // max(shift, 0), max(-shift, 0)
@@ -112,19 +114,89 @@ class FixedPointRule {
   };
   explicit FixedPointRule(const ConvParams& p)
       : m_(p.fx_multiplier), s_(p.fx_shift), y_zero_(p.y_zero), lo_(p.act_min), hi_(p.act_max) {}
+  // The kernels' form, FloatScaleRule's arguments (the float multipliers are not used).
+  FixedPointRule(const ConvParams& p, const float* /*mult*/) : FixedPointRule(p) {}
   Channel channel(int o) const {
     const int32_t s = s_[o];
     const int32_t right = s > 0 ? 0 : -s;
     return {m_[o], s > 0 ? s : 0, right, static_cast<int32_t>((uint32_t{1} << right) - 1u)};
   }
   int8_t operator()(int32_t acc, int32_t bias, Channel c) const {
-    const int32_t x = static_cast<int32_t>((static_cast<uint32_t>(acc) + static_cast<uint32_t>(bias)) << c.left);
+    const int32_t x =
+        static_cast<int32_t>((static_cast<uint32_t>(acc) + static_cast<uint32_t>(bias)) << c.left);
     const int64_t p = static_cast<int64_t>(x) * c.multiplier + (int64_t{1} << 30);
     int32_t h = static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint64_t>(p) >> 31));
     if (h == INT32_MIN) h = INT32_MAX;
     const int32_t threshold = (c.mask >> 1) + static_cast<int32_t>(static_cast<uint32_t>(h) >> 31);
     int32_t q = (h >> c.right) + ((h & c.mask) > threshold ? 1 : 0);
     q = static_cast<int32_t>(static_cast<uint32_t>(q) + static_cast<uint32_t>(y_zero_));
+    q = q < lo_ ? lo_ : q;
+    q = q > hi_ ? hi_ : q;
+    return static_cast<int8_t>(q);
+  }
+
+ private:
+  const int32_t* m_;
+  const int32_t* s_;
+  int32_t y_zero_, lo_, hi_;
+};
+
+// FixedPointRule's fast form, for the calls where every channel meets its precondition (applies():
+// checked once per call, O(out_c); every MCUNet layer does): a right shift r = -shift in [1, 31] and
+// a bounded x = acc + bias, |x| < 2^29. The kernels' acc is the exact sum of at most k products
+// (x_i - z) w_i, |x_i - z| <= 128 + |z| and |w_i| <= 128, so |x| <= k 128 (128 + |z|) + |bias|.
+// Then, for every input, bit for bit with requantize_fixed():
+//  - no left shift, and SRDHM = floor((x M + 2^30) / 2^31) = (2x M + 2^31) >> 32 = SMMULR(2x, M):
+//    2x fits int32, and the saturating case (x = INT32_MIN) cannot occur; |h| <= |x| + 1 < 2^30;
+//  - RoundingDivideByPOT(h, r) = (h + 2^(r-1) - (h < 0)) >> r: with h = q 2^r + rem that is
+//    q + (rem >= 2^(r-1) + (h < 0)) = q + (rem > threshold), TFLite's form; the sum stays below
+//    2^29 + 2^30 + 1, no overflow;
+//  - then the same wrapping + y_zero and the two clamps as requantize_fixed().
+// Per output: one ADD (2x + 2 bias), SMMULR, ADD, SUB, ASR, then the zero point and the clamps.
+class FixedPointFastRule {
+ public:
+  static constexpr int64_t kMaxAbsX = int64_t{1} << 29;  // |acc + bias| < kMaxAbsX
+  static constexpr bool kChannelRuns = true;
+  struct Channel {
+    int32_t multiplier;
+    int32_t half;   // 2^(r - 1)
+    int32_t right;  // r = -shift, in [1, 31]
+  };
+  // A bound on |acc| for sums of at most k products (k 128 (128 + |z|)), or -1 when it is not
+  // below kMaxAbsX.
+  static int64_t acc_bound(const ConvParams& p, int k) {
+    const int64_t z = p.x_zero < 0 ? -int64_t{p.x_zero} : int64_t{p.x_zero};
+    if (k < 0 || k > kMaxAbsX || z > kMaxAbsX) return -1;  // and no int64 overflow below
+    const int64_t acc_max = int64_t{k} * 128 * (128 + z);
+    return acc_max < kMaxAbsX ? acc_max : -1;
+  }
+  // Whether channel o meets the precondition, for |acc| <= acc_max (>= 0).
+  static bool channel_ok(const ConvParams& p, const int32_t* bias, int64_t acc_max, int o) {
+    const int32_t s = p.fx_shift[o];
+    const int64_t b = bias[o] < 0 ? -int64_t{bias[o]} : int64_t{bias[o]};
+    return s <= -1 && s >= -31 && acc_max + b < kMaxAbsX;
+  }
+  // Whether the fast form is exact for every channel of a conv whose outputs are sums of at most
+  // k products.
+  static bool applies(const ConvParams& p, const int32_t* bias, int k) {
+    const int64_t acc_max = acc_bound(p, k);
+    if (acc_max < 0) return false;
+    for (int o = 0; o < p.out_c; ++o)
+      if (!channel_ok(p, bias, acc_max, o)) return false;
+    return true;
+  }
+  FixedPointFastRule(const ConvParams& p, const float* /*mult*/)
+      : m_(p.fx_multiplier), s_(p.fx_shift), y_zero_(p.y_zero), lo_(p.act_min), hi_(p.act_max) {}
+  Channel channel(int o) const {
+    const int32_t r = -s_[o];
+    return {m_[o], static_cast<int32_t>(uint32_t{1} << (r - 1)), r};
+  }
+  int8_t operator()(int32_t acc, int32_t bias, Channel c) const {
+    const int32_t x2 =
+        static_cast<int32_t>(2u * static_cast<uint32_t>(acc) + 2u * static_cast<uint32_t>(bias));
+    const int32_t h = dsp::smmulr(x2, c.multiplier);
+    const int32_t t = h + c.half - static_cast<int32_t>(static_cast<uint32_t>(h) >> 31);
+    int32_t q = static_cast<int32_t>(static_cast<uint32_t>(t >> c.right) + static_cast<uint32_t>(y_zero_));
     q = q < lo_ ? lo_ : q;
     q = q > hi_ ? hi_ : q;
     return static_cast<int8_t>(q);
