@@ -192,6 +192,38 @@ TEST(TfliteExport, RefusesWhatIsNotAnAdaptation) {
                                          " 'op0.requant': constant values differ (only conv / fully-connected weights and biases may change)");
 }
 
+// One CONV_2D without a bias tensor (the importer gives it a zero bias constant).
+std::vector<uint8_t> no_bias_net() {
+  TflBuilder b;
+  auto& f = b.fbb();
+  const int x = b.int8_act("input", {1, 4, 4, 2}, 0.05f, 1);
+  const int w = b.int8_const("conv/w", {2, 3, 3, 2}, ramp(36, 4), {0.01f, 0.02f}, 0);
+  const int y = b.int8_act("conv/y", {1, 2, 2, 2}, 0.04f, -3);
+  b.op(3, {x, w, -1}, {y}, tfl::BuiltinOptions_Conv2DOptions,
+       tfl::CreateConv2DOptions(f, tfl::Padding_VALID, 1, 1).Union());
+  return b.finish({x}, {y});
+}
+
+TEST(TfliteExport, AnAbsentBiasMustStayZero) {
+  const std::vector<uint8_t> orig = no_bias_net();
+  const std::vector<uint8_t> tzm = import_bytes(orig);
+  int n = 0;
+  const std::string err = export_error(adapt(tzm, &n), orig);
+  EXPECT_EQ(err.rfind("orig.tflite: operator 0 (CONV_2D) has no bias tensor, so the adapted bias of tensor ", 0), 0u) << err;
+  // The weights alone go back.
+  const LoadedModel m = LoadedModel::from_bytes(tzm.data(), tzm.size(), "m");
+  const int wi = m.view().op(0).inputs[1];
+  std::vector<uint8_t> wb(static_cast<const uint8_t*>(m.view().data(wi)),
+                          static_cast<const uint8_t*>(m.view().data(wi)) + m.view().tensor(wi).data_size);
+  for (auto& v : wb) v = uint8_t(int8_t(std::clamp(int(int8_t(v)) + 1, -127, 127)));
+  const std::vector<uint8_t> adapted = rewrite_with_constants(m.view(), {{wi, wb}});
+  const LoadedModel ma = LoadedModel::from_bytes(adapted.data(), adapted.size(), "adapted");
+  const TfliteExport e =
+      export_tflite(ma.view(), "adapted.tzm", tflite::parse_tflite(std::vector<uint8_t>(orig), "o"), "orig.tflite");
+  EXPECT_EQ(e.n_tensors_changed, 1);
+  EXPECT_EQ(import_bytes(e.bytes), adapted);
+}
+
 TEST(TfliteExport, RefusesDamagedOriginals) {
   const std::vector<uint8_t> orig = conv_net();
   const std::vector<uint8_t> tzm = import_bytes(orig);
