@@ -224,6 +224,47 @@ TEST(TfliteExport, AnAbsentBiasMustStayZero) {
   EXPECT_EQ(import_bytes(e.bytes), adapted);
 }
 
+// Two CONV_2Ds reading the same weight and bias tensors (one TFLite buffer each); the importer
+// gives each op its own copies.
+std::vector<uint8_t> shared_weight_net() {
+  TflBuilder b;
+  auto& f = b.fbb();
+  const int x = b.int8_act("input", {1, 4, 4, 2}, 0.05f, 1);
+  const int w = b.int8_const("conv/w", {2, 3, 3, 2}, ramp(36, 5), {0.01f, 0.02f}, 0);
+  const int bias = b.int32_const("conv/b", {2}, {5, -5});
+  const int y1 = b.int8_act("conv1/y", {1, 4, 4, 2}, 0.05f, 1);
+  b.op(3, {x, w, bias}, {y1}, tfl::BuiltinOptions_Conv2DOptions, tfl::CreateConv2DOptions(f, tfl::Padding_SAME, 1, 1).Union());
+  const int y2 = b.int8_act("conv2/y", {1, 4, 4, 2}, 0.05f, 1);
+  b.op(3, {y1, w, bias}, {y2}, tfl::BuiltinOptions_Conv2DOptions, tfl::CreateConv2DOptions(f, tfl::Padding_SAME, 1, 1).Union());
+  return b.finish({x}, {y2});
+}
+
+TEST(TfliteExport, SharedWeightsMustStayShared) {
+  const std::vector<uint8_t> orig = shared_weight_net();
+  const std::vector<uint8_t> tzm = import_bytes(orig);
+  int n = 0;
+  // adapt() nudges each op's copy by a different pattern: one buffer cannot hold both.
+  const std::string err = export_error(adapt(tzm, &n), orig);
+  EXPECT_EQ(err, "orig.tflite: tensor 1 is shared by operators 0 and 1, whose copies were adapted to different values") << err;
+  // The same new values in both copies go back once.
+  const LoadedModel m = LoadedModel::from_bytes(tzm.data(), tzm.size(), "m");
+  std::map<int, std::vector<uint8_t>> repl;
+  for (int k = 0; k < 2; ++k) {
+    const int wi = m.view().op(k).inputs[1];
+    std::vector<uint8_t> wb(static_cast<const uint8_t*>(m.view().data(wi)),
+                            static_cast<const uint8_t*>(m.view().data(wi)) + m.view().tensor(wi).data_size);
+    wb[3] = uint8_t(int8_t(wb[3]) + 1);
+    repl[wi] = wb;
+  }
+  const std::vector<uint8_t> adapted = rewrite_with_constants(m.view(), repl);
+  const LoadedModel ma = LoadedModel::from_bytes(adapted.data(), adapted.size(), "adapted");
+  const TfliteExport e =
+      export_tflite(ma.view(), "adapted.tzm", tflite::parse_tflite(std::vector<uint8_t>(orig), "o"), "orig.tflite");
+  EXPECT_EQ(e.n_tensors_changed, 1);
+  EXPECT_EQ(e.n_bytes_changed, 1u);
+  EXPECT_EQ(import_bytes(e.bytes), adapted);
+}
+
 TEST(TfliteExport, RefusesDamagedOriginals) {
   const std::vector<uint8_t> orig = conv_net();
   const std::vector<uint8_t> tzm = import_bytes(orig);

@@ -73,6 +73,7 @@ std::string first_difference(const ModelView& m, const ModelView& r, const std::
 // One pending write: TFLite tensor `tensor` gets `bytes` (its data size).
 struct Write {
   int tensor = 0;
+  int op = 0;  // the operator whose .tzm copy it comes from
   std::vector<uint8_t> bytes;
 };
 
@@ -114,7 +115,7 @@ TfliteExport export_tflite(const ModelView& model, const std::string& model_what
     const int wt = op.inputs[1];
     const TflTensor& w = orig.tensors[size_t(wt)];
     const uint8_t* mw = static_cast<const uint8_t*>(model.data(wi));
-    Write ww{wt, std::vector<uint8_t>(w.data_size)};
+    Write ww{wt, k, std::vector<uint8_t>(w.data_size)};
     if (ww.bytes.size() != model.tensor(wi).data_size) throw CliError(where + ": internal: weight size mismatch");
     if (depthwise) {
       const int32_t kh = w.shape[1], kw = w.shape[2], co = w.shape[3];
@@ -130,7 +131,7 @@ TfliteExport export_tflite(const ModelView& model, const std::string& model_what
     const uint8_t* mb = static_cast<const uint8_t*>(model.data(bi));
     const size_t nb = model.tensor(bi).data_size;
     if (op.inputs.size() > 2 && op.inputs[2] >= 0) {
-      writes.push_back(Write{op.inputs[2], std::vector<uint8_t>(mb, mb + nb)});
+      writes.push_back(Write{op.inputs[2], k, std::vector<uint8_t>(mb, mb + nb)});
     } else if (std::memcmp(mb, r.data(bi), nb) != 0) {
       throw CliError(where + " has no bias tensor, so the adapted bias of " + tensor_text(model, bi) +
                      " cannot be written back (export supports changed values, not new tensors)");
@@ -148,9 +149,14 @@ TfliteExport export_tflite(const ModelView& model, const std::string& model_what
     written.insert(wr.tensor);
     const uint32_t buf = orig.tensors[size_t(wr.tensor)].buffer;
     auto [it, fresh] = by_buffer.emplace(buf, &wr);
-    if (!fresh && it->second->bytes != wr.bytes)
+    if (!fresh && it->second->bytes != wr.bytes) {
+      if (it->second->tensor == wr.tensor)
+        throw CliError(orig_what + ": tensor " + std::to_string(wr.tensor) + " is shared by operators " +
+                       std::to_string(it->second->op) + " and " + std::to_string(wr.op) +
+                       ", whose copies were adapted to different values");
       throw CliError(orig_what + ": tensors " + std::to_string(it->second->tensor) + " and " + std::to_string(wr.tensor) +
                      " share buffer " + std::to_string(buf) + " but were adapted to different values");
+    }
   }
   TfliteExport out;
   out.bytes = orig.bytes;
