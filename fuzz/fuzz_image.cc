@@ -1,4 +1,4 @@
-// libFuzzer target: the PNG / JPEG decoders (decode_image, host/image_io.cc,
+// libFuzzer target: the PNG / JPEG / BMP decoders (decode_image, host/image_io.cc,
 // stb_image). Every input must decode or be refused with a CliError; a decoded
 // image must have a sane shape and exactly width x height x channels bytes.
 // The first byte picks the channel conversion (0 keep, 1, 3 or 4), the rest is

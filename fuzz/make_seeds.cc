@@ -142,6 +142,8 @@ void images(const fs::path& dir) {
   put(dir, "rgb16_q75.jpg", with_mode(0, tinyzo::encode_jpeg(image(16, 16, 3, true), 75)));
   put(dir, "rgb9x13_q95.jpg", with_mode(1, tinyzo::encode_jpeg(image(9, 13, 3, false), 95)));
   put(dir, "gray8_q50.jpg", with_mode(2, tinyzo::encode_jpeg(image(8, 8, 1, true), 50)));
+  put(dir, "rgb7x5.bmp", with_mode(0, tinyzo::encode_bmp(image(7, 5, 3, false))));
+  put(dir, "gray6x6.bmp", with_mode(2, tinyzo::encode_bmp(image(6, 6, 1, true))));
 }
 
 // Synthetic TensorFlow Lite models (tests/tflite_test_models.h): every supported operator, a

@@ -69,7 +69,7 @@ void run_batches(const BatchesOptions& o) {
   if (o.out.empty()) throw CliError("--out PREFIX is required");
   if (o.epoch < 0 || o.epoch > 1000000) throw CliError("--epoch must be in 0..1000000");
   TrainData data;
-  data.train = load_cifar10(o.split + "/train.bin");
+  data.train = to_image_set(load_cifar10(o.split + "/train.bin"));
   const size_t n = data.train.size();
   const std::vector<uint32_t> order = epoch_order(n, o.seed, static_cast<uint32_t>(o.epoch));
   write_npy(o.out + ".order.npy", "<u4", {n}, order.data(), n * sizeof(uint32_t));

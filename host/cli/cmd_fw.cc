@@ -165,7 +165,9 @@ void run_fw_data(const DataOptions& o) {
     spec.severity = o.severity;
     spec.corruption_seed = o.corruption_seed;
     ProtocolData d = load_protocol_data(data_dir, spec);
-    set = o.split == "train" ? std::move(d.train) : o.split == "val" ? std::move(d.val) : std::move(d.test);
+    const ImageSet& part = o.split == "train" ? d.train : o.split == "val" ? d.val : d.test;
+    set.labels = part.labels;
+    set.pixels = part.pixels;  // CIFAR-10 images: the 3072-byte records back to back
     what = "protocol " + o.split + " split of " + o.corruption + "-" + std::to_string(o.severity);
   }
   if (o.first >= set.size())

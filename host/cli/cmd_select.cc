@@ -20,6 +20,7 @@
 
 #include "commands.h"
 #include "data/data_dir.h"
+#include "data/data_source.h"
 #include "util/errors.h"
 #include "util/file_util.h"
 #include "models/model_store.h"
@@ -239,6 +240,7 @@ void run_select(const SelectArgs& a) {
   SettingSources sources;
   if (!a.config_path.empty()) cfg = load_config_file(a.config_path, &sources);
   a.flags->apply(&cfg, &sources);
+  apply_data_defaults(&cfg, sources);
   validate_config(cfg, &sources);
   const int threads = a.threads > 0 ? a.threads : int(std::max(1u, std::thread::hardware_concurrency()));
 
@@ -259,12 +261,13 @@ void run_select(const SelectArgs& a) {
     cands.push_back(c);
   }
 
-  ProtocolSpec spec;
-  spec.corruption = cfg.corruption;
-  spec.severity = cfg.severity;
-  spec.corruption_seed = cfg.corruption_seed;
-  spec.split = SplitSpec{cfg.train_per_class, cfg.val_per_class, cfg.test_per_class, cfg.split_seed};
-  const TrainData data = prepare_train_data(load_protocol_data(resolve_data_dir(), spec, threads), view);
+  const ProtocolSpec spec = protocol_spec(cfg);
+  ProtocolData pdata =
+      load_protocol_data(protocol_needs_data_dir(spec) ? resolve_data_dir() : std::string(), spec, threads);
+  if (!pdata.skipped_summary.empty()) std::fprintf(stderr, "tinyzo: %s\n", pdata.skipped_summary.c_str());
+  check_class_count(pdata.description, pdata.class_names, tensor_elements(view.tensor(view.output_tensor())),
+                    model.path());
+  const TrainData data = prepare_train_data(std::move(pdata), view);
   std::vector<int> labels;
   const auto inputs = first_batch(data, view, cfg, &labels);
 
@@ -312,6 +315,7 @@ void run_select(const SelectArgs& a) {
   j["model"] = cfg.model;
   j["corruption"] = cfg.corruption;
   j["severity"] = cfg.severity;
+  if (cfg.data != TrainConfig{}.data) j["data"] = cfg.data;
   j["method"] = a.method;
   j["batch"] = inputs.size();
   j["queries"] = a.queries;
@@ -349,8 +353,10 @@ void run_select(const SelectArgs& a) {
     std::printf("%s\n", j.dump(2).c_str());
     return;
   }
+  const bool own_data = cfg.data != TrainConfig{}.data;
   std::printf("%s on %s%s: %s ranking of %zu convs (batch %zu, Q = %d)\n", cfg.model.c_str(),
-              cfg.corruption.c_str(), cfg.corruption == "none" ? "" : (" severity " + std::to_string(cfg.severity)).c_str(),
+              own_data && cfg.corruption == "none" ? cfg.data.c_str() : cfg.corruption.c_str(),
+              cfg.corruption == "none" ? "" : (" severity " + std::to_string(cfg.severity)).c_str(),
               a.method.c_str(), cands.size(), inputs.size(), a.queries);
   if (!grad) std::printf("start model: val %.1f%%, val loss %.4f\n", 100 * val_before, val_loss_before);
   std::printf("%4s  %-14s %4s %8s  %-28s %10s  %s\n", "rank", "op", "mode", "params",
@@ -389,6 +395,11 @@ void register_select_command(CLI::App& app) {
   a->flags->add("model");
   a->flags->add("corruption");
   a->flags->add("severity");
+  a->flags->add("data");
+  a->flags->add("bad_images");
+  a->flags->add("train_per_class");
+  a->flags->add("val_per_class");
+  a->flags->add("test_per_class");
   cmd->add_option("--candidates", a->candidates, "layers to rank: all (default), paper, or op names");
   cmd->add_option("--method", a->method, "grad-norm (default) or test-pick")
       ->check(CLI::IsMember({"grad-norm", "test-pick"}));

@@ -4,8 +4,12 @@
 //
 //   tinyzo split [--corruption gaussian_noise] [--severity 5] [--corruption-seed 0]
 //                [--split-seed 0] [--train-per-class 100] [--val-per-class 10]
-//                [--test-per-class 90] --out DIR
+//                [--test-per-class 90] [--data DIR [--bad-images stop|skip]] --out DIR
 //
+// With --data an image folder, DIR receives image folders instead of .bin
+// files: DIR/{train,val,test}/<class>/<file>.png (the decoded pixels, lossless;
+// <file> is the source's path below its class folder with '/' as '__' and
+// .png appended), plus split.json with the source path of every image.
 // DIR receives train.bin, val.bin and test.bin in the CIFAR-10 binary layout
 // (per image: label byte + 3072 planar R, G, B bytes, 32x32), in the order
 // `tinyzo train` holds them (ascending test-batch index), and split.json with
@@ -17,7 +21,11 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "data/cifar10.h"
+#include "data/image_folder.h"
+#include "data/image_io.h"
 #include "commands.h"
 #include "data/data_dir.h"
 #include "util/errors.h"
@@ -25,6 +33,7 @@
 #include "options.h"
 #include "data/protocol.h"
 #include "train/train_config.h"
+#include "train/trainer_run.h"
 
 namespace tinyzo::cli {
 
@@ -36,10 +45,37 @@ struct SplitOptions {
   int threads = 0;
 };
 
-void write_records(AtomicFileWriter& w, const Cifar10Set& set) {
+void write_records(AtomicFileWriter& w, const ImageSet& set) {
   for (size_t i = 0; i < set.size(); ++i) {
     w.write_u8(set.labels[i]);
     w.write(set.image(i), kCifar10ImageBytes);
+  }
+}
+
+// An image as interleaved 8-bit pixels for the PNG writer.
+Image8 to_image8(const ImageView& v) {
+  Image8 im;
+  im.width = v.width;
+  im.height = v.height;
+  im.channels = v.channels;
+  im.pixels.resize(size_t(v.width) * size_t(v.height) * size_t(v.channels));
+  const size_t plane = size_t(v.width) * size_t(v.height);
+  for (size_t i = 0; i < plane; ++i)
+    for (int c = 0; c < v.channels; ++c) im.pixels[i * size_t(v.channels) + size_t(c)] = v.pixels[size_t(c) * plane + i];
+  return im;
+}
+
+std::string json_string(const std::string& s) { return nlohmann::json(s).dump(); }
+
+// One split of a folder source as DIR/<split>/<class>/<file>.png.
+void write_folder_split(const std::string& dir, const ImageSet& set, const std::vector<uint32_t>& idx,
+                        const ImageFolderSource& source) {
+  for (size_t k = 0; k < set.size(); ++k) {
+    const std::string cls = source.class_names()[set.labels[k]];
+    std::string name = source.relative_path(idx[k]);
+    for (size_t p; (p = name.find('/')) != std::string::npos;) name.replace(p, 1, "__");
+    make_directories(dir + "/" + cls);
+    write_png(dir + "/" + cls + "/" + name + ".png", to_image8(set.view(k)));
   }
 }
 
@@ -57,14 +93,15 @@ void run_split(const SplitOptions& o) {
   TrainConfig cfg;
   SettingSources sources;
   o.flags->apply(&cfg, &sources);
+  apply_data_defaults(&cfg, sources);
   validate_config(cfg, &sources);
-  ProtocolSpec spec;
-  spec.corruption = cfg.corruption;
-  spec.severity = cfg.severity;
-  spec.corruption_seed = cfg.corruption_seed;
-  spec.split = SplitSpec{cfg.train_per_class, cfg.val_per_class, cfg.test_per_class, cfg.split_seed};
+  const ProtocolSpec spec = protocol_spec(cfg);
   make_directories(o.out);
-  const ProtocolData data = load_protocol_data(resolve_data_dir(), spec, o.threads);
+  const std::string data_dir = protocol_needs_data_dir(spec) ? resolve_data_dir() : std::string();
+  const std::unique_ptr<DataSource> source = open_protocol_source(data_dir, spec, o.threads);
+  const ProtocolData data = make_protocol_data(*source, spec, data_dir, o.threads);
+  if (!data.skipped_summary.empty()) std::fprintf(stderr, "tinyzo: %s\n", data.skipped_summary.c_str());
+  const auto* folder = dynamic_cast<const ImageFolderSource*>(source.get());
 
   const SplitSpec& s = spec.split;
   std::string meta =
@@ -74,10 +111,36 @@ void run_split(const SplitOptions& o) {
       ",\"train_per_class\":" + std::to_string(s.train_per_class) +
       ",\"val_per_class\":" + std::to_string(s.val_per_class) +
       ",\"test_per_class\":" + std::to_string(s.test_per_class) +
-      ",\"layout\":\"cifar10-binary: label byte + 3072 planar bytes\"" +
+      (folder ? ",\"data\":" + json_string(spec.data) + ",\"classes\":" + nlohmann::json(data.class_names).dump() +
+                    ",\"layout\":\"image folders: <split>/<class>/<file>.png\""
+              : std::string(",\"layout\":\"cifar10-binary: label byte + 3072 planar bytes\"")) +
       ",\"indices\":{\"train\":" + json_indices(data.indices.train) +
       ",\"val\":" + json_indices(data.indices.val) + ",\"test\":" + json_indices(data.indices.test) + "}}\n";
 
+  if (folder) {
+    nlohmann::json files;
+    for (auto [name, idx] : {std::pair{"train", &data.indices.train}, std::pair{"val", &data.indices.val},
+                             std::pair{"test", &data.indices.test}}) {
+      nlohmann::json list = nlohmann::json::array();
+      for (uint32_t i : *idx) list.push_back(folder->item_name(i));
+      files[name] = list;
+    }
+    meta.pop_back();  // "\n"
+    meta.pop_back();  // "}"
+    meta += ",\"files\":" + files.dump() + "}\n";
+    write_folder_split(o.out + "/train", data.train, data.indices.train, *folder);
+    write_folder_split(o.out + "/val", data.val, data.indices.val, *folder);
+    write_folder_split(o.out + "/test", data.test, data.indices.test, *folder);
+    write_file_atomic(o.out + "/split.json", meta.data(), meta.size());
+    std::printf("wrote %s/{train,val,test}/<class>/*.png (%zu / %zu / %zu images of %s) and split.json\n",
+                o.out.c_str(), data.train.size(), data.val.size(), data.test.size(), data.description.c_str());
+    return;
+  }
+  // CIFAR-10 records: every image must be 3x32x32.
+  for (const ImageSet* set : {&data.train, &data.val, &data.test})
+    for (const ImageSet::Dims& d : set->dims)
+      if (d.channels != 3 || d.height != kCifar10Side || d.width != kCifar10Side)
+        throw CliError("split: not a CIFAR-10 image");
   // All four files are complete before the first rename.
   AtomicFileWriter train(o.out + "/train.bin"), val(o.out + "/val.bin"), test(o.out + "/test.bin"),
       json(o.out + "/split.json");
@@ -102,7 +165,7 @@ void register_split_command(CLI::App& app) {
       "split", "write the protocol's corrupted train/val/test split (CIFAR-10 binary layout) into a directory");
   o->flags = std::make_unique<SettingFlags>(cmd);
   for (const char* key : {"corruption", "severity", "corruption_seed", "split_seed", "train_per_class",
-                          "val_per_class", "test_per_class"})
+                          "val_per_class", "test_per_class", "data", "bad_images"})
     o->flags->add(key);
   add_int_option(cmd, "--threads", &o->threads, 0, 1024,
                  "corruption threads (default 0 = all cores; no effect on the bytes)");

@@ -18,6 +18,7 @@
 
 #include "commands.h"
 #include "data/data_dir.h"
+#include "data/data_source.h"
 #include "util/errors.h"
 #include "util/file_util.h"
 #include "models/model_store.h"
@@ -178,6 +179,9 @@ void run_train(TrainArgs& a) {
     sources = saved_sources;
   }
   cfg.out = dir.dir();
+  apply_data_defaults(&cfg, sources);
+  // The saved config names the data absolutely, so --resume works from any directory.
+  if (cfg.data != TrainConfig{}.data) cfg.data = std::filesystem::absolute(cfg.data).lexically_normal().string();
   validate_config(cfg, &sources);
 
   StatusLine status(!a.no_progress);
@@ -198,20 +202,26 @@ void run_train(TrainArgs& a) {
   opt.stop_after_steps = uint32_t(a.stop_after);
   opt.checkpoint_every = uint32_t(a.checkpoint_every);
 
-  ProtocolSpec spec;
-  spec.corruption = cfg.corruption;
-  spec.severity = cfg.severity;
-  spec.corruption_seed = cfg.corruption_seed;
-  spec.split.train_per_class = cfg.train_per_class;
-  spec.split.val_per_class = cfg.val_per_class;
-  spec.split.test_per_class = cfg.test_per_class;
-  spec.split.seed = cfg.split_seed;
-  const std::string data_name =
+  const ProtocolSpec spec = protocol_spec(cfg);
+  const bool own_data = cfg.data != TrainConfig{}.data;
+  std::string data_name =
       cfg.corruption == "none" ? std::string("clean CIFAR-10") : cfg.corruption + " severity " + std::to_string(cfg.severity);
-  status.message("preparing " + data_name + " (" + std::to_string(10 * cfg.train_per_class) + " train / " +
-                 std::to_string(10 * cfg.val_per_class) + " val / " + std::to_string(10 * cfg.test_per_class) +
-                 " test)");
-  const TrainData data = prepare_train_data(load_protocol_data(resolve_data_dir(), spec, 0), view);
+  if (own_data) {
+    data_name = cfg.data + (cfg.corruption == "none" ? std::string()
+                                                     : " (" + cfg.corruption + " severity " + std::to_string(cfg.severity) + ")");
+    status.message("preparing " + data_name + " (" + std::to_string(cfg.train_per_class) + " train / " +
+                   std::to_string(cfg.val_per_class) + " val / " + std::to_string(cfg.test_per_class) +
+                   " test per class)");
+  } else {
+    status.message("preparing " + data_name + " (" + std::to_string(10 * cfg.train_per_class) + " train / " +
+                   std::to_string(10 * cfg.val_per_class) + " val / " + std::to_string(10 * cfg.test_per_class) +
+                   " test)");
+  }
+  ProtocolData pdata = load_protocol_data(protocol_needs_data_dir(spec) ? resolve_data_dir() : std::string(), spec, 0);
+  if (!pdata.skipped_summary.empty()) status.message(pdata.skipped_summary);
+  check_class_count(pdata.description, pdata.class_names, tensor_elements(view.tensor(view.output_tensor())),
+                    model.path());
+  const TrainData data = prepare_train_data(std::move(pdata), view);
 
   size_t n_params = 0;
   for (const LayerChoice& l : opt.layers) {
@@ -304,7 +314,8 @@ void run_train(TrainArgs& a) {
 
 void register_train_command(CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
-  CLI::App* cmd = app.add_subcommand("train", "ZO-adapt a model to a CIFAR-10-C corruption (METHOD §6)");
+  CLI::App* cmd = app.add_subcommand(
+      "train", "ZO-adapt a model to a CIFAR-10-C corruption (METHOD §6), or to your own data (--data DIR)");
   cmd->add_option("--config", a->config_path, "JSON settings (keys as in docs/training.md); flags override it");
   CLI::Option* resume =
       cmd->add_flag("--resume", a->resume, "continue the run in --out from its checkpoint (bit-identical)");

@@ -61,4 +61,59 @@ const char* cifar10_class_name(int label) {
   return label >= 0 && label < kCifar10Classes ? kNames[label] : "?";
 }
 
+Cifar10Source::Cifar10Source(Cifar10Set set, std::vector<Part> parts) : set_(std::move(set)), parts_(std::move(parts)) {
+  labels_ = set_.labels;
+  for (int c = 0; c < kCifar10Classes; ++c) class_names_.push_back(cifar10_class_name(c));
+}
+
+PlanarImage Cifar10Source::image(size_t i) const {
+  if (i >= set_.size()) throw CliError(item_name(i) + ": out of range");
+  PlanarImage im;
+  im.channels = kCifar10Channels;
+  im.height = im.width = kCifar10Side;
+  im.pixels.assign(set_.image(i), set_.image(i) + kCifar10ImageBytes);
+  return im;
+}
+
+std::string Cifar10Source::item_name(size_t i) const {
+  size_t k = i;
+  for (const Part& p : parts_) {
+    if (k < p.records) return p.path + " record " + std::to_string(k);
+    k -= p.records;
+  }
+  return "CIFAR-10 record " + std::to_string(i);
+}
+
+std::string Cifar10Source::description() const {
+  if (parts_.empty()) return "CIFAR-10 records";
+  if (parts_.size() == 1) return parts_[0].path;
+  std::string s = std::to_string(parts_.size()) + " CIFAR-10 files (" + parts_[0].path;
+  for (size_t k = 1; k < parts_.size(); ++k) s += ", " + parts_[k].path;
+  return s + ")";
+}
+
+ImageSet to_image_set(const Cifar10Set& set) {
+  ImageSet out;
+  out.labels = set.labels;
+  out.pixels = set.pixels;
+  out.dims.resize(set.size());
+  for (size_t i = 0; i < set.size(); ++i)
+    out.dims[i] = ImageSet::Dims{kCifar10Channels, kCifar10Side, kCifar10Side, i * kCifar10ImageBytes};
+  return out;
+}
+
+std::unique_ptr<Cifar10Source> open_cifar10_files(const std::vector<std::string>& paths) {
+  Cifar10Set all;
+  std::vector<Cifar10Source::Part> parts;
+  for (const std::string& path : paths) {
+    Cifar10Set s = load_cifar10(path);
+    if (all.size() + s.size() > 80000)
+      throw CliError(path + ": more than 80,000 CIFAR-10 records in all (the most tinyzo reads)");
+    parts.push_back({path, s.size()});
+    all.labels.insert(all.labels.end(), s.labels.begin(), s.labels.end());
+    all.pixels.insert(all.pixels.end(), s.pixels.begin(), s.pixels.end());
+  }
+  return std::make_unique<Cifar10Source>(std::move(all), std::move(parts));
+}
+
 }  // namespace tinyzo

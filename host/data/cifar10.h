@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "data/data_source.h"
+
 namespace tinyzo {
 
 constexpr int kCifar10Side = 32;
@@ -48,5 +50,32 @@ std::string cifar10_test_batch_path(const std::string& data_dir);
 
 // "airplane", "automobile", ... for 0..9; "?" otherwise.
 const char* cifar10_class_name(int label);
+
+// CIFAR-10 records as a DataSource: 10 classes named as above, item i the
+// planar 3x32x32 image of record i, byte for byte. `parts` name the files the
+// records came from, in order, with their record counts (item names: "FILE
+// record K"); empty = one unnamed part ("CIFAR-10 record K").
+class Cifar10Source : public DataSource {
+ public:
+  struct Part {
+    std::string path;
+    size_t records = 0;
+  };
+  explicit Cifar10Source(Cifar10Set set, std::vector<Part> parts = {});
+  PlanarImage image(size_t i) const override;
+  std::string item_name(size_t i) const override;
+  std::string description() const override;
+  const Cifar10Set& set() const { return set_; }
+
+ private:
+  Cifar10Set set_;
+  std::vector<Part> parts_;
+};
+
+// The set as an ImageSet: the same labels and pixel bytes, each image 3x32x32.
+ImageSet to_image_set(const Cifar10Set& set);
+
+// Loads CIFAR-10 files (each plain or gzip) as one source, in the given order.
+std::unique_ptr<Cifar10Source> open_cifar10_files(const std::vector<std::string>& paths);
 
 }  // namespace tinyzo

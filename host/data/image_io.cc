@@ -12,6 +12,7 @@
 #define STB_IMAGE_IMPLEMENTATION
 #define STBI_ONLY_PNG
 #define STBI_ONLY_JPEG
+#define STBI_ONLY_BMP
 #define STB_IMAGE_WRITE_STATIC
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #pragma GCC diagnostic push
@@ -198,6 +199,14 @@ std::vector<uint8_t> encode_jpeg(const Image8& image, int quality) {
   if (!stbi_write_jpg_to_func(append_bytes, &out, image.width, image.height, image.channels,
                               image.pixels.data(), quality))
     throw CliError("JPEG encoder failed");
+  return out;
+}
+
+std::vector<uint8_t> encode_bmp(const Image8& image) {
+  check_image(image, "BMP encoder");
+  std::vector<uint8_t> out;
+  if (!stbi_write_bmp_to_func(append_bytes, &out, image.width, image.height, image.channels, image.pixels.data()))
+    throw CliError("BMP encoder failed");
   return out;
 }
 

@@ -1,4 +1,4 @@
-// Reading and writing small images on the host (PNG and JPEG through the stb
+// Reading and writing small images on the host (PNG, JPEG and BMP through the stb
 // single-file libraries, Debian's libstb-dev). Images are 8 bits per value,
 // interleaved (HWC): pixel (y, x) channel c at pixels[(y * width + x) * channels + c].
 #pragma once
@@ -24,13 +24,13 @@ struct Image8 {
 constexpr uint64_t kMaxImageFileBytes = uint64_t(64) << 20;
 constexpr uint64_t kMaxImagePixels = uint64_t(1) << 26;
 
-// Decodes a PNG or JPEG file (8-bit; 16-bit PNGs are reduced to 8 bits).
+// Decodes a PNG, JPEG or BMP file (8-bit; 16-bit PNGs are reduced to 8 bits).
 // `channels` 0 keeps the file's channel count; 1, 3 or 4 converts (3 from
 // RGBA drops alpha without compositing, as OpenCV's imread does). Throws
 // CliError "<path>: <reason>" when the file is missing or not a decodable image.
 Image8 read_image(const std::string& path, int channels = 0);
 
-// Decodes PNG or JPEG bytes held in memory; `what` names the source in errors.
+// Decodes PNG, JPEG or BMP bytes held in memory; `what` names the source in errors.
 // Refused with a CliError before stb_image allocates anything: images over
 // `max_pixels` (at most kMaxImagePixels), PNG chunks that run past the end,
 // JPEG Huffman tables over 256 codes (which Debian's stb_image would overflow).
@@ -44,6 +44,10 @@ std::vector<uint8_t> encode_png(const Image8& image);
 // encoder: 4:2:0 chroma subsampling at quality <= 90, 4:4:4 above. `image`
 // has 1 or 3 channels. Throws CliError when encoding fails.
 std::vector<uint8_t> encode_jpeg(const Image8& image, int quality);
+
+// Encodes as an uncompressed BMP with stb's writer (24 bits per pixel for
+// gray and RGB). Throws CliError when encoding fails.
+std::vector<uint8_t> encode_bmp(const Image8& image);
 
 // Writes a PNG atomically (temporary file + rename). Throws CliError.
 void write_png(const std::string& path, const Image8& image);

@@ -108,6 +108,11 @@ const std::vector<Setting>& train_settings() {
       {"engine_batch", "--engine-batch", &TrainConfig::engine_batch, 1, 64, nullptr,
        "queries each thread runs as one batch through the network, 1..64 (default 16; no effect on results)"},
       {"out", "--out,-o", &TrainConfig::out, 0, 0, nullptr, "the run directory (default runs/train)"},
+      {"data", "--data", &TrainConfig::data, 0, 0, nullptr,
+       "cifar10 (default: the data directory's CIFAR-10 test batch, the paper's protocol), an image folder "
+       "(DIR/<class>/<image>.png|jpg|bmp) or CIFAR-10 binary files (docs/data.md)"},
+      {"bad_images", "--bad-images", &TrainConfig::bad_images, 0, 0, "stop|skip",
+       "an unreadable image in --data: stop (default: fail naming it) or skip (leave it out, list it)"},
   };
   return kSettings;
 }
@@ -414,8 +419,14 @@ void validate_config(const TrainConfig& c, const SettingSources* sources) {
 
 double effective_lr(const TrainConfig& c) { return c.lr > 0 ? c.lr : 0.01 * double(c.batch) / 256.0; }
 
+void apply_data_defaults(TrainConfig* c, const SettingSources& sources) {
+  if (c->data != TrainConfig{}.data && !sources.has("corruption")) c->corruption = "none";
+}
+
 std::string config_fingerprint(const TrainConfig& c) {
   nlohmann::ordered_json j = config_to_json(c);
+  if (c.data == TrainConfig{}.data) j.erase("data");
+  if (c.bad_images == TrainConfig{}.bad_images) j.erase("bad_images");
   j.erase("threads");
   j.erase("engine_batch");
   j.erase("out");

@@ -58,6 +58,9 @@ struct TrainConfig {
   int threads = 1;     // evaluation engines
   int engine_batch = 16;  // queries a worker engine runs as one batch
   std::string out = "runs/train";
+  // data (after `out`: keys added later go last, so older keys keep their order)
+  std::string data = "cifar10";      // the data directory's CIFAR-10 test batch, or an image folder / CIFAR-10 files
+  std::string bad_images = "stop";   // stop | skip: an unreadable image in a folder (docs/data.md)
 };
 
 // ------------------------------------------------------------------ settings
@@ -92,6 +95,8 @@ class SettingSources {
  public:
   void set(const std::string& key, std::string where) { where_[key] = std::move(where); }
   std::string describe(const std::string& key) const;
+  // True when the value of `key` was set by a flag or a file.
+  bool has(const std::string& key) const { return where_.count(key) != 0; }
 
  private:
   std::map<std::string, std::string> where_;
@@ -138,12 +143,19 @@ void validate_config(const TrainConfig& c, const SettingSources* sources = nullp
 // The most steps a run may have (the step counter and the cosine schedule
 // use int32).
 constexpr uint64_t kMaxTrainingSteps = INT32_MAX;
+// Data other than the default CIFAR-10 is the user's own, already as it
+// should be: its corruption is "none" unless `sources` says the corruption
+// was given (a flag or a config key). Call after the flags and the file are
+// applied, before validate_config.
+void apply_data_defaults(TrainConfig* c, const SettingSources& sources);
 // The protocol's training images for a config: 10 classes x train_per_class.
 size_t config_train_images(const TrainConfig& c);
 // The learning rate eta0: c.lr, or 0.01 * batch / 256 when c.lr is 0.
 double effective_lr(const TrainConfig& c);
 // A hex digest of every key that changes the trained weights (all but
-// threads and out): a checkpoint only resumes a run with the same digest.
+// threads and out; data and bad_images only when not the defaults, so that
+// digests of runs from before those keys existed stay the same): a checkpoint
+// only resumes a run with the same digest.
 std::string config_fingerprint(const TrainConfig& c);
 
 // ------------------------------------------------------------------ layers

@@ -32,13 +32,15 @@ double seconds_since(Clock::time_point t0) { return std::chrono::duration<double
 // ------------------------------------------------------------------ data
 
 TrainData prepare_train_data(ProtocolData data, const ModelView& model) {
-  const InputPreprocessor prep(model.tensor(model.input_tensor()));
+  const ImagePreprocessor prep(model.tensor(model.input_tensor()));
   TrainData d;
   d.input_size = prep.output_elements();
-  d.input_side = prep.spec().crop;
-  auto run = [&](const Cifar10Set& set, std::vector<int8_t>* inputs, std::vector<uint8_t>* labels) {
+  d.input_side = prep.height();
+  d.input_width = prep.width();
+  d.input_channels = prep.channels();
+  auto run = [&](const ImageSet& set, std::vector<int8_t>* inputs, std::vector<uint8_t>* labels) {
     inputs->resize(set.size() * d.input_size);
-    for (size_t i = 0; i < set.size(); ++i) prep.run(set.image(i), inputs->data() + i * d.input_size);
+    for (size_t i = 0; i < set.size(); ++i) prep.run(set.view(i), inputs->data() + i * d.input_size);
     *labels = set.labels;
   };
   run(data.val, &d.val_inputs, &d.val_labels);
@@ -47,16 +49,37 @@ TrainData prepare_train_data(ProtocolData data, const ModelView& model) {
   return d;
 }
 
+ProtocolSpec protocol_spec(const TrainConfig& c) {
+  ProtocolSpec spec;
+  spec.corruption = c.corruption;
+  spec.severity = c.severity;
+  spec.corruption_seed = c.corruption_seed;
+  spec.split = SplitSpec{c.train_per_class, c.val_per_class, c.test_per_class, c.split_seed};
+  spec.data = c.data;
+  spec.bad_images = parse_bad_images(c.bad_images);
+  return spec;
+}
+
 void train_input(const TrainData& data, const ModelView& model, const AugmentSpec& augment, uint64_t seed,
                  uint32_t epoch, uint32_t image, int8_t* out) {
+  // Rebuilt per call: the table and the checks are cheap next to the forwards.
+  const ImagePreprocessor prep(model.tensor(model.input_tensor()));
+  const ImageView src = data.train.view(image);
   if (!augment.enabled) {
-    // Rebuilt per call: a tap table for one image is cheap next to the forwards.
-    const InputPreprocessor prep(model.tensor(model.input_tensor()));
-    prep.run(data.train.image(image), out);
+    prep.run(src, out);
     return;
   }
-  const AugmentParams p = draw_augment(augment, augment_seed(seed, epoch, image), kCifar10Side);
-  augment_image(data.train.image(image), kCifar10Side, p, data.input_side, out);
+  // The augmentation works on RGB (colour jitter); other images are made RGB first.
+  PlanarImage rgb;
+  ImageView v = src;
+  if (src.channels != 3) {
+    rgb = convert_channels(src, 3);
+    v = view_of(rgb);
+  }
+  const AugmentParams p = draw_augment(augment, augment_seed(seed, epoch, image), v.height, v.width);
+  std::vector<uint8_t> px(size_t(prep.height()) * size_t(prep.width()) * 3);
+  augment_rgb_pixels(v, p, prep.height(), prep.width(), px.data());
+  prep.quantize_rgb(px.data(), out);
 }
 
 // ------------------------------------------------------------------ evaluation

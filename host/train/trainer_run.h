@@ -27,17 +27,23 @@ namespace tinyzo {
 // The protocol's images ready for the model: train kept as raw CIFAR-10
 // (augmented on the fly), val and test through the eval preprocessing.
 struct TrainData {
-  Cifar10Set train;
+  ImageSet train;  // decoded, before any preprocessing (augmented per epoch)
   std::vector<int8_t> val_inputs, test_inputs;  // n x input_size, NHWC int8
   std::vector<uint8_t> val_labels, test_labels;
   size_t input_size = 0;
-  int input_side = 0;
+  int input_side = 0;  // the model input's height (= width for square inputs)
+  int input_width = 0, input_channels = 0;
   size_t n_val() const { return val_labels.size(); }
   size_t n_test() const { return test_labels.size(); }
 };
-// Throws CliError when the model input is not the paper's [S, S, 3] int8 with
-// scale 1/127.5, zero point 0 (InputPreprocessor's check).
+// Inputs are made by ImagePreprocessor (host/data/preprocess.h): for CIFAR-10
+// data and the paper's model exactly the eval preprocessing of METHOD §6.
+// Throws CliError when the model input is not an int8 image tensor with a
+// supported quantization.
 TrainData prepare_train_data(ProtocolData data, const ModelView& model);
+
+// The protocol settings of a config (corruption, split, data, bad images).
+ProtocolSpec protocol_spec(const TrainConfig& c);
 
 // The model input of training image `image` in `epoch`: the augmentation when
 // `augment.enabled`, the eval preprocessing otherwise. `out` has input_size.
