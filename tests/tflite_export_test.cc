@@ -19,8 +19,10 @@
 #include "models/tzm_writer.h"
 #include "tflite_test_models.h"
 #include "tinyzo/kernels/kernels.h"
+#include "tinyzo/train/zo_trainer.h"
 #include "util/errors.h"
 #include "util/file_util.h"
+#include "util/npy.h"
 
 namespace tinyzo {
 namespace {
@@ -279,6 +281,72 @@ TEST(TfliteExport, PersonDetectRoundTripIsBitExact) {
   ASSERT_TRUE(is_regular_file(path)) << path << " is missing (set $TINYZO_DATA)";
   const std::vector<uint8_t> orig = read_file_bytes(path, tflite::kMaxTfliteBytes, "person_detect");
   check_round_trip(orig, ramp_inputs(96 * 96, 3));
+}
+
+// As training adapts it: a few ZO steps (NP on op 26, WP on op 28, as TfliteTrain does) on
+// TFLM's golden inputs, the trained copies written into the .tzm, exported, imported back: the
+// same .tzm bit for bit and the same outputs.
+TEST(TfliteExport, ZoTrainedPersonDetectRoundTrip) {
+  const std::string path = tflite_dir() + "/person_detect.tflite";
+  ASSERT_TRUE(is_regular_file(path)) << path << " is missing (set $TINYZO_DATA)";
+  const std::vector<uint8_t> orig = read_file_bytes(path, tflite::kMaxTfliteBytes, "person_detect");
+  const std::vector<uint8_t> tzm0 = import_bytes(orig);
+  const LoadedModel model = LoadedModel::from_bytes(tzm0.data(), tzm0.size(), path);
+  const ModelView& view = model.view();
+  std::vector<std::vector<int8_t>> inputs;
+  std::vector<int> labels;
+  for (const char* label : {"person", "no_person", "random_00", "random_01", "random_02", "random_03"}) {
+    const std::string dir = tflite_dir() + "/goldens/person_detect/";
+    const NpyArray x = read_npy_file(dir + "input_" + label + ".npy");
+    const NpyArray y = read_npy_file(dir + "output_" + label + ".npy");
+    inputs.emplace_back(x.s8(), x.s8() + x.data.size());
+    labels.push_back(y.s8()[0] >= y.s8()[1] ? 0 : 1);
+  }
+  EngineInstance engine(view, ref::table());
+  const TrainLayer layers[] = {{26, PerturbMode::kNode}, {28, PerturbMode::kWeight}};
+  ZoConfig cfg;
+  cfg.n_queries_w = 8;
+  cfg.n_queries_b = 8;
+  cfg.n_queries_np = 8;
+  cfg.seed = 7;
+  std::vector<uint8_t> scratch_mem(64 << 20);
+  Arena scratch(scratch_mem.data(), scratch_mem.size());
+  size_t need = 0;
+  ASSERT_EQ(ZoTrainer::required_arena_bytes(engine.engine(), Span<const TrainLayer>(layers, 2), cfg, scratch, &need),
+            Status::kOk);
+  std::vector<uint8_t> train_mem(need + 64);
+  Arena train_arena(train_mem.data(), train_mem.size());
+  ZoTrainer trainer;
+  ASSERT_EQ(trainer.init(engine.engine(), Span<const TrainLayer>(layers, 2), cfg, train_arena), Status::kOk);
+  int moved = 0;
+  for (uint32_t step = 0; step < 4; ++step) {
+    ASSERT_EQ(trainer.begin_step(step), Status::kOk);
+    for (size_t i = 0; i < inputs.size(); ++i)
+      ASSERT_EQ(trainer.accumulate_sample(Span<const int8_t>(inputs[i].data(), inputs[i].size()), labels[i]), Status::kOk);
+    ASSERT_EQ(trainer.end_step(0.05f), Status::kOk);
+    moved += trainer.last_step().weights_changed;
+  }
+  ASSERT_GT(moved, 0);
+  std::map<int, std::vector<uint8_t>> repl;
+  for (int li = 0; li < 2; ++li) {
+    const TzmOp& op = view.op(trainer.layer(li).op);
+    const Span<int8_t> w = trainer.weights(li);
+    const Span<int32_t> b = trainer.biases(li);
+    repl[op.inputs[1]] = std::vector<uint8_t>(reinterpret_cast<const uint8_t*>(w.data()),
+                                              reinterpret_cast<const uint8_t*>(w.data()) + w.size());
+    repl[op.inputs[2]] = std::vector<uint8_t>(reinterpret_cast<const uint8_t*>(b.data()),
+                                              reinterpret_cast<const uint8_t*>(b.data()) + 4 * b.size());
+  }
+  const std::vector<uint8_t> trained = rewrite_with_constants(view, repl);
+  ASSERT_NE(trained, tzm0);
+  const LoadedModel tm = LoadedModel::from_bytes(trained.data(), trained.size(), "trained");
+  const TfliteExport e =
+      export_tflite(tm.view(), "trained.tzm", tflite::parse_tflite(std::vector<uint8_t>(orig), "o"), "person_detect.tflite");
+  EXPECT_GT(e.n_tensors_changed, 0);
+  EXPECT_LE(e.n_tensors_changed, 4);
+  const std::vector<uint8_t> back = import_bytes(e.bytes);
+  EXPECT_EQ(back, trained);
+  EXPECT_EQ(run_outputs(back, inputs), run_outputs(trained, inputs));
 }
 
 TEST(TfliteExport, CliExportsAndRefuses) {
