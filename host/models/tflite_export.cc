@@ -105,9 +105,11 @@ TfliteExport export_tflite(const ModelView& model, const std::string& model_what
     const int wi = rop.inputs[1], bi = rop.inputs[2];
     free_data.insert(wi);
     free_data.insert(bi);
-    if (wi >= model.n_tensors() || bi >= model.n_tensors() || model.tensor(wi).data_size != r.tensor(wi).data_size ||
-        model.tensor(bi).data_size != r.tensor(bi).data_size)
-      continue;  // first_difference reports it
+    auto same_constant = [&](int i) {
+      return i >= 0 && i < model.n_tensors() && (model.tensor(i).flags & kTensorConstant) != 0 &&
+             model.tensor(i).data_size == r.tensor(i).data_size;
+    };
+    if (!same_constant(wi) || !same_constant(bi)) continue;  // first_difference reports it
     const std::string where = orig_what + ": operator " + std::to_string(k) + " (" + tflite::builtin_name(op.builtin) + ")";
 
     // Weight: TFLite's OHWI / [C_out, C_in] is tinyzo's layout; a depthwise [1, kh, kw, C_out]
