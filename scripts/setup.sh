@@ -24,6 +24,8 @@ packages=(
   python3 python3-numpy python3-torch python3-matplotlib python3-pil python3-torchvision
   # the run queue on a Dask cluster (python/experiments/executors.py; its test starts a local one)
   python3-distributed
+  # Arm NN, an independent TFLite loader for the `tinyzo export --tflite` check (python/tests/test_tflite_export_armnn.py)
+  python3-pyarmnn libarmnn-cpuref-backend22
   # ... and on Slurm job arrays (its test starts a private single-node Slurm: munged, slurmctld, slurmd)
   slurm-wlm munge
 )

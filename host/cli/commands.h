@@ -10,6 +10,7 @@ void register_info_command(CLI::App& app);
 void register_eval_command(CLI::App& app);
 void register_dump_command(CLI::App& app);
 void register_import_command(CLI::App& app);
+void register_export_command(CLI::App& app);
 void register_plan_command(CLI::App& app);
 void register_corrupt_command(CLI::App& app);
 void register_train_command(CLI::App& app);

@@ -73,6 +73,7 @@ int main(int argc, char** argv) {
   tinyzo::cli::register_run_command(app);
   tinyzo::cli::register_dump_command(app);
   tinyzo::cli::register_import_command(app);
+  tinyzo::cli::register_export_command(app);
   tinyzo::cli::register_plan_command(app);
   tinyzo::cli::register_corrupt_command(app);
   tinyzo::cli::register_train_command(app);
