@@ -50,7 +50,7 @@ class Guarded {
   }
   template <class T>
   void fill(const std::vector<T>& v) {
-    std::memcpy(data_, v.data(), v.size() * sizeof(T));
+    if (!v.empty()) std::memcpy(data_, v.data(), v.size() * sizeof(T));  // data() may be null when empty
   }
   bool sentinel_intact() const {
     for (size_t i = 1; i <= kSentinel; ++i)
