@@ -22,8 +22,8 @@ TZ_TARGET_AVX2 inline Requant8 make_requant8(float y_scale, int32_t y_zero, int3
                                              bool fast) {
   Requant8 r;
   r.y_scale = _mm256_set1_ps(y_scale);
-  r.lo_f = _mm256_set1_ps(static_cast<float>(lo - y_zero));
-  r.hi_f = _mm256_set1_ps(static_cast<float>(hi - y_zero));
+  r.lo_f = _mm256_set1_ps(static_cast<float>(int64_t{lo} - y_zero));
+  r.hi_f = _mm256_set1_ps(static_cast<float>(int64_t{hi} - y_zero));
   r.y_zero = _mm256_set1_epi32(y_zero);
   r.lo = _mm256_set1_epi32(lo);
   r.hi = _mm256_set1_epi32(hi);

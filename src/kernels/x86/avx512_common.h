@@ -24,8 +24,8 @@ TZ_TARGET_AVX512 inline Requant16 make_requant16(float y_scale, int32_t y_zero, 
                                                  RequantForm form) {
   Requant16 r;
   r.y_scale = _mm512_set1_ps(y_scale);
-  r.lo_f = _mm512_set1_ps(static_cast<float>(lo - y_zero));
-  r.hi_f = _mm512_set1_ps(static_cast<float>(hi - y_zero));
+  r.lo_f = _mm512_set1_ps(static_cast<float>(int64_t{lo} - y_zero));
+  r.hi_f = _mm512_set1_ps(static_cast<float>(int64_t{hi} - y_zero));
   r.y_zero = _mm512_set1_epi32(y_zero);
   r.lo = _mm512_set1_epi32(lo);
   r.hi = _mm512_set1_epi32(hi);
