@@ -115,11 +115,39 @@ Status build_fused_requests(const ModelView& m, Span<const FusedBlock> blocks, S
 
 namespace {
 
-// Live-bytes peak of `blocks` fused and the first op where it is reached.
-size_t fused_peak(const ModelView& m, Span<const FusedBlock> blocks, Span<BufferRequest> work, int* at) {
+// How good a plan of these blocks can be: its live-bytes peak (the planner's
+// lower bound), the first op where it is reached and at how many ops. Fewer
+// peak ops is progress too: a peak reached at two ops falls only once both
+// are fixed.
+struct Peak {
+  size_t bytes = ~size_t(0);
+  int at = 0;
+  int count = 0;
+  bool better_than(const Peak& o) const { return bytes < o.bytes || (bytes == o.bytes && count < o.count); }
+};
+
+Peak fused_peak(const ModelView& m, Span<const FusedBlock> blocks, Span<BufferRequest> work) {
+  Peak p;
   const size_t nt = size_t(m.n_tensors());
-  if (build_fused_requests(m, blocks, work) != Status::kOk) return ~size_t(0);
-  return plan_lower_bound_at(Span<const BufferRequest>(work.data(), nt + blocks.size()), at);
+  if (build_fused_requests(m, blocks, work) != Status::kOk) return p;
+  const Span<const BufferRequest> r(work.data(), nt + blocks.size());
+  p.bytes = plan_lower_bound_at(r, &p.at);
+  // Distinct ops reaching the peak: live bytes only grow at a first use.
+  const int n = static_cast<int>(r.size());
+  for (int t = -1; t <= m.n_ops(); ++t) {
+    bool born = false;
+    for (int i = 0; i < n && !born; ++i) born = r[i].size_bytes != 0 && r[i].first_use == t;
+    if (!born) continue;
+    size_t live = 0;
+    for (int i = 0; i < n; ++i) {
+      if (r[i].size_bytes == 0 || r[i].first_use > t || r[i].last_use < t) continue;
+      const int q = r[i].share_with;
+      if (q >= 0 && q < n && r[i].first_use == t && is_inplace_pair(r, i, q)) continue;
+      live += align16(r[i].size_bytes);
+    }
+    p.count += live == p.bytes;
+  }
+  return p;
 }
 
 // `blocks` with [a, e) added (band_rows 1), merged with the blocks it
@@ -167,31 +195,31 @@ Status choose_fused_blocks(const ModelView& m, Span<const int> unfused, Span<Buf
       candidate.size() < cap || blocks.size() < cap)
     return Status::kInvalidArgument;
   int nb = 0;
-  int peak_op = 0;
-  size_t peak = fused_peak(m, Span<const FusedBlock>(blocks.data(), 0), work, &peak_op);
+  Peak peak = fused_peak(m, Span<const FusedBlock>(blocks.data(), 0), work);
+  const size_t unfused_peak = peak.bytes;
   auto in_chain = [&](int op) { return conv_ok(m, op) && !listed(unfused, op); };
-  for (int iter = 0; iter < no; ++iter) {
-    const int p = peak_op;
+  for (int iter = 0; iter < 4 * no; ++iter) {
+    const int p = peak.at;
     if (p < 0 || !in_chain(p)) break;
     // The maximal chain of fusable links around the peak op.
     int c0 = p, c1 = p + 1;
     while (c0 > 0 && in_chain(c0 - 1) && fusable_link(m, c0 - 1)) --c0;
     while (c1 < no && in_chain(c1) && fusable_link(m, c1 - 1)) ++c1;
     // Only a block that contains op p removes a tensor alive at p (the output
-    // of p - 1 or of p); try every one and keep the lowest peak.
-    size_t best = peak;
-    int best_a = -1, best_e = -1, best_at = 0;
+    // of p - 1 or of p); try every one and keep the best (shortest among equals).
+    Peak best = peak;
+    int best_a = -1, best_e = -1;
     for (int a = c0; a <= p; ++a)
       for (int e = p + 1; e <= c1; ++e) {
         if (e - a < 2 || e - a > kMaxFusedOps) continue;
-        int n = 0, at = 0;
+        int n = 0;
         if (!with_block(Span<const FusedBlock>(blocks.data(), size_t(nb)), a, e, candidate, &n)) continue;
-        const size_t v = fused_peak(m, Span<const FusedBlock>(candidate.data(), size_t(n)), work, &at);
-        if (v < best || (v == best && best_a >= 0 && e - a < best_e - best_a)) {
+        const Peak v = fused_peak(m, Span<const FusedBlock>(candidate.data(), size_t(n)), work);
+        if (v.better_than(best) ||
+            (best_a >= 0 && !best.better_than(v) && v.bytes == best.bytes && e - a < best_e - best_a)) {
           best = v;
           best_a = a;
           best_e = e;
-          best_at = at;
         }
       }
     if (best_a < 0) break;
@@ -200,7 +228,19 @@ Status choose_fused_blocks(const ModelView& m, Span<const int> unfused, Span<Buf
     for (int k = 0; k < n; ++k) blocks[k] = candidate[k];
     nb = n;
     peak = best;
-    peak_op = best_at;
+  }
+  // Fusion costs time: drop the blocks whose removal keeps the peak (those
+  // that only cut a peak op that another op still reaches), and none at all
+  // when the peak did not fall.
+  if (peak.bytes >= unfused_peak) nb = 0;
+  for (int k = nb - 1; k >= 0; --k) {
+    int n = 0;
+    for (int i = 0; i < nb; ++i)
+      if (i != k) candidate[n++] = blocks[i];
+    if (fused_peak(m, Span<const FusedBlock>(candidate.data(), size_t(n)), work).bytes <= peak.bytes) {
+      for (int i = 0; i < n; ++i) blocks[i] = candidate[i];
+      nb = n;
+    }
   }
   // Larger bands: fewer kernel calls and window moves, while the peak holds.
   for (int k = 0; k < nb; ++k) {
@@ -208,8 +248,7 @@ Status choose_fused_blocks(const ModelView& m, Span<const int> unfused, Span<Buf
     while (blocks[k].band_rows < h) {
       const int prev = blocks[k].band_rows;
       blocks[k].band_rows = prev * 2 < h ? prev * 2 : h;
-      int at = 0;
-      if (fused_peak(m, Span<const FusedBlock>(blocks.data(), size_t(nb)), work, &at) > peak) {
+      if (fused_peak(m, Span<const FusedBlock>(blocks.data(), size_t(nb)), work).bytes > peak.bytes) {
         blocks[k].band_rows = prev;
         break;
       }
