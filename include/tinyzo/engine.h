@@ -41,6 +41,9 @@ struct EngineOptions {
   // a run may not start or stop inside a block (is_cut), and the observer
   // sees only a block's last op.
   bool fuse = false;
+  // Bytes the planned peak may exceed its minimum by for taller bands
+  // (choose_fused_blocks' slack_bytes): fewer kernel calls, less time.
+  size_t band_slack_bytes = 0;
   // Explicit blocks instead of choose_fused_blocks' (tests, benchmarks):
   // used as given when non-empty (fused_blocks_valid, else kInvalidArgument),
   // with or without `fuse`.

@@ -69,13 +69,16 @@ constexpr size_t choose_fused_requests_size(size_t n_tensors, size_t n_ops) { re
 // (plan_lower_bound_bytes) sits inside a chain of fusable_link ops, it fuses
 // the sub-chain around the peak op that lowers the peak most (the shortest
 // among equals; it merges with blocks already chosen there), and stops when
-// no block lowers it. Then each block's band_rows doubles as long as the
-// peak does not grow (fewer, larger kernel calls). Ops listed in `unfused_ops`
+// no block lowers it; blocks that then no longer lower the peak are dropped.
+// Then each block's band_rows doubles as long as the peak stays within
+// `slack_bytes` of that minimum (fewer kernel calls and window moves: time
+// for memory, see docs/memory.md). Ops listed in `unfused_ops`
 // stay outside every block. Writes the blocks (sorted) to `blocks`, which
 // needs n_ops / 2 + 1 entries, and their count to `*n_blocks`; `work` needs
 // choose_fused_requests_size() requests and `candidate` n_ops / 2 + 1
 // blocks. Deterministic, integer only.
 Status choose_fused_blocks(const ModelView& model, Span<const int> unfused_ops, Span<BufferRequest> work,
-                           Span<FusedBlock> candidate, Span<FusedBlock> blocks, int* n_blocks);
+                           Span<FusedBlock> candidate, Span<FusedBlock> blocks, int* n_blocks,
+                           size_t slack_bytes = 0);
 
 }  // namespace tinyzo

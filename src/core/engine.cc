@@ -149,7 +149,7 @@ Status Engine::init(const ModelView& model, Arena& arena, const KernelTable& ker
     // Chosen on batch-1 sizes: a batch scales every tensor alike.
     TZ_RETURN_IF_ERROR(choose_fused_blocks(model, options.unfused_ops, Span<BufferRequest>(requests, nr),
                                            Span<FusedBlock>(candidate, nb_cap), Span<FusedBlock>(blocks_, nb_cap),
-                                           &n_blocks_));
+                                           &n_blocks_, options.band_slack_bytes));
   }
   const size_t n_req = nt + size_t(n_blocks_);
   TZ_RETURN_IF_ERROR(build_fused_requests(model, Span<const FusedBlock>(blocks_, size_t(n_blocks_)),

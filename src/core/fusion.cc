@@ -188,7 +188,8 @@ bool with_block(Span<const FusedBlock> blocks, int a, int e, Span<FusedBlock> ou
 }  // namespace
 
 Status choose_fused_blocks(const ModelView& m, Span<const int> unfused, Span<BufferRequest> work,
-                           Span<FusedBlock> candidate, Span<FusedBlock> blocks, int* n_blocks) {
+                           Span<FusedBlock> candidate, Span<FusedBlock> blocks, int* n_blocks,
+                           size_t slack_bytes) {
   const int no = m.n_ops();
   const size_t cap = size_t(no) / 2 + 1;
   if (!m.valid() || n_blocks == nullptr || work.size() < choose_fused_requests_size(size_t(m.n_tensors()), size_t(no)) ||
@@ -242,13 +243,14 @@ Status choose_fused_blocks(const ModelView& m, Span<const int> unfused, Span<Buf
       nb = n;
     }
   }
-  // Larger bands: fewer kernel calls and window moves, while the peak holds.
+  // Larger bands: fewer kernel calls and window moves, while the peak holds
+  // (within the slack the caller grants).
   for (int k = 0; k < nb; ++k) {
     const int h = out_rows(m, blocks[k].end_op - 1);
     while (blocks[k].band_rows < h) {
       const int prev = blocks[k].band_rows;
       blocks[k].band_rows = prev * 2 < h ? prev * 2 : h;
-      if (fused_peak(m, Span<const FusedBlock>(blocks.data(), size_t(nb)), work).bytes > peak.bytes) {
+      if (fused_peak(m, Span<const FusedBlock>(blocks.data(), size_t(nb)), work).bytes > peak.bytes + slack_bytes) {
         blocks[k].band_rows = prev;
         break;
       }
