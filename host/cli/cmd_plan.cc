@@ -683,6 +683,13 @@ void run_plan(const PlanArgs& a) {
         line("    at the peak: %s", p.second.c_str());
       block_lines(ft);
       Json jz;
+      if (trainer_why.empty()) {
+        // The trainer's buffers do not depend on fusion (its cuts are never inside a block).
+        const size_t measured = ft.required_bytes + trainer_bytes;
+        line("  %-32s %10s %10s %10zu %12zu %9.1f %10s  %s", "ZoTrainer, fused engine (measured)", "", "",
+             trainer_bytes, measured, kb(measured), "", fits(measured).c_str());
+        jz["measured_total_bytes"] = measured;
+      }
       jz["inference_total_bytes"] = ft.required_bytes;
       jz["activation_bytes"] = ft.activation_bytes;
       jz["peak_op"] = ft.peak_op;
