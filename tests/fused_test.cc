@@ -338,6 +338,62 @@ TEST(Fused, ReferenceModelsBitExactAndSmaller) {
   if (n_models == 0) GTEST_SKIP() << "no reference model available";
 }
 
+// Ops listed as unfused stay outside every block the planner chooses, and
+// the choice still lowers the arena (on the reference models the paper's
+// layers are after the chosen blocks). Without any fusable chain at the peak
+// nothing is fused.
+TEST(Fused, UnfusedOpsStayOutAndChoiceIsMinimal) {
+  int n_models = 0;
+  for (const char* name : kReferenceModels) {
+    const auto ref_model = load_reference(name);
+    if (!ref_model) continue;
+    ++n_models;
+    const ModelView& v = ref_model->view();
+    std::vector<int> keep;
+    for (int i = 0; i < v.n_ops(); i += 3)
+      if (static_cast<OpType>(v.op(i).type) == OpType::kConv2d) keep.push_back(i);
+    std::vector<uint8_t> mem(4 << 20);
+    Arena arena(mem.data(), mem.size());
+    Engine plain, fused;
+    ASSERT_EQ(plain.init(v, arena, ref::table()), Status::kOk);
+    EngineOptions o;
+    o.fuse = true;
+    o.unfused_ops = Span<const int>(keep.data(), keep.size());
+    ASSERT_EQ(fused.init(v, arena, ref::table(), 1, o), Status::kOk);
+    for (int k = 0; k < fused.n_fused_blocks(); ++k)
+      for (const int op : keep)
+        EXPECT_FALSE(op >= fused.fused_block(k).first_op && op < fused.fused_block(k).end_op) << name << " op " << op;
+    EXPECT_LE(fused.activation_bytes(), plain.activation_bytes()) << name;
+    // Every chosen block is needed: removing any one raises the planned peak.
+    std::vector<FusedBlock> blocks;
+    for (int k = 0; k < fused.n_fused_blocks(); ++k) blocks.push_back(fused.fused_block(k));
+    for (size_t drop = 0; drop < blocks.size(); ++drop) {
+      std::vector<FusedBlock> fewer = blocks;
+      fewer.erase(fewer.begin() + long(drop));
+      std::vector<BufferRequest> req(size_t(v.n_tensors()) + fewer.size());
+      ASSERT_EQ(build_fused_requests(v, Span<const FusedBlock>(fewer.data(), fewer.size()),
+                                     Span<BufferRequest>(req.data(), req.size())),
+                Status::kOk);
+      EXPECT_GT(plan_lower_bound_bytes(Span<const BufferRequest>(req.data(), req.size())), fused.activation_bytes())
+          << name << " block " << drop;
+    }
+  }
+  if (n_models == 0) GTEST_SKIP() << "no reference model available";
+  // A model whose peak is not inside a chain of convolutions: nothing to fuse.
+  testing::TinyCnn tiny = testing::make_tiny_cnn(3);
+  Model m;
+  m.load(tiny.builder.serialize());
+  std::vector<uint8_t> mem(1 << 20);
+  Arena arena(mem.data(), mem.size());
+  Engine plain, fused;
+  ASSERT_EQ(plain.init(m.view, arena, ref::table()), Status::kOk);
+  EngineOptions o;
+  o.fuse = true;
+  ASSERT_EQ(fused.init(m.view, arena, ref::table(), 1, o), Status::kOk);
+  EXPECT_LE(fused.activation_bytes(), plain.activation_bytes());
+  if (fused.n_fused_blocks() == 0) EXPECT_EQ(fused.activation_bytes(), plain.activation_bytes());
+}
+
 // Layer-wise ZO training through a fused engine (the trainable layers kept
 // outside the blocks) ends with bitwise the weights of the unfused engine.
 TEST(Fused, ZoTrainingSameWeightsAfterKSteps) {
