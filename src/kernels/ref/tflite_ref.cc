@@ -112,7 +112,7 @@ void softmax_tfl_s8(const TflSoftmaxParams& p, const int8_t* x, int8_t* y) {
       const int32_t scaled = tfl::multiply_by_quantized_multiplier_greater_than_one(diff, p.input_multiplier,
                                                                                     p.input_left_shift);
       const int32_t e = tfl::exp_on_negative_values_q5(scaled);
-      const int32_t unsat = tfl::rounding_divide_by_pot(tfl::sat_rounding_doubling_high_mul(shifted_scale, e), exponent);
+      const int32_t unsat = tfl::rounding_divide_by_pot_wide(tfl::saturating_rounding_doubling_high_mul(shifted_scale, e), exponent);
       out[c] = saturate_s8(unsat - 128);
     }
   }
