@@ -418,7 +418,9 @@ TEST(Fused, ZoTrainingSameWeightsAfterKSteps) {
     o.fuse = fused == 1;
     o.unfused_ops = Span<const int>(unfused);
     ASSERT_EQ(e.init(v, arena, best_kernels(), 1, o), Status::kOk);
-    if (fused) EXPECT_GT(e.n_fused_blocks(), 0);
+    if (fused) {
+      EXPECT_GT(e.n_fused_blocks(), 0);
+    }
     arena_bytes[fused] = e.activation_bytes();
     ZoTrainer t;
     ASSERT_EQ(t.init(e, Span<const TrainLayer>(layers), cfg, arena), Status::kOk);
