@@ -319,7 +319,9 @@ TEST(Fused, ReferenceModelsBitExactAndSmaller) {
       } recorded[] = {{"mcunet-cifar10", 82432}, {"mcunet-5fps", 82432}, {"mbv2-w0.35", 77824},
                       {"proxyless-w0.3", 88832}};
       for (const auto& r : recorded)
-        if (rule == 0 && std::string(r.name) == name) EXPECT_LE(fused.activation_bytes(), r.bytes) << name;
+        if (rule == 0 && std::string(r.name) == name) {
+          EXPECT_LE(fused.activation_bytes(), r.bytes) << name;
+        }
       if (rule == 0)
         std::printf("[ INFO     ] %s: activations %zu -> %zu bytes, %d fused blocks\n", name,
                     plain.activation_bytes(), fused.activation_bytes(), fused.n_fused_blocks());
@@ -391,7 +393,9 @@ TEST(Fused, UnfusedOpsStayOutAndChoiceIsMinimal) {
   o.fuse = true;
   ASSERT_EQ(fused.init(m.view, arena, ref::table(), 1, o), Status::kOk);
   EXPECT_LE(fused.activation_bytes(), plain.activation_bytes());
-  if (fused.n_fused_blocks() == 0) EXPECT_EQ(fused.activation_bytes(), plain.activation_bytes());
+  if (fused.n_fused_blocks() == 0) {
+    EXPECT_EQ(fused.activation_bytes(), plain.activation_bytes());
+  }
 }
 
 // Layer-wise ZO training through a fused engine (the trainable layers kept
