@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -227,6 +228,25 @@ TEST(TfliteWriter, ConvertedMcunetRoundTripBitExact) {
   const TfliteExport e = export_tflite(b.view(), "re.tzm", orig, "mcunet.tflite");
   EXPECT_EQ(e.bytes, w.bytes);
   EXPECT_EQ(e.n_tensors_changed, 0);
+}
+
+std::string tflite_dir() {
+  const char* env = std::getenv("TINYZO_DATA");
+  const std::string data = env != nullptr && *env != '\0' ? std::string(env) : std::string(TINYZO_SOURCE_DIR) + "/../shared/data";
+  return data + "/models/tflite";
+}
+
+// The TFLM example models (read from the data directory at run time; missing = failure):
+// imported, exported as new files, imported again: op for op, every output bit-exact.
+TEST(TfliteWriter, RealModelsRoundTripBitExact) {
+  for (const char* name : {"person_detect", "micro_speech_quantized", "hello_world_int8",
+                           "mobilenet_v2_quantized_1x3x224x224"}) {
+    const std::string path = tflite_dir() + "/" + name + ".tflite";
+    ASSERT_TRUE(is_regular_file(path)) << path << " is missing (the shared data directory; set TINYZO_DATA)";
+    const std::vector<uint8_t> m = import_tflite_file(path).tzm;
+    const LoadedModel a = LoadedModel::from_bytes(m.data(), m.size(), name);
+    EXPECT_EQ(expect_round_trip_exact(m, 3, name), a.view().n_ops()) << name;
+  }
 }
 
 // convert --tflite refuses what stays inexpressible (an act range no fused activation gives, a
