@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "tensorflow/lite/kernels/kernel_util.h"
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/micro/micro_log.h"
 #include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
@@ -156,7 +157,7 @@ int main(int argc, char** argv) {
   if (single) {
     for (int i = 0; i < out->dims->size; ++i) shape.push_back(out->dims->data[i]);
   } else {
-    shape = {int64_t(n), int64_t(out->bytes / TfLiteTypeGetSize(out->type))};
+    shape = {int64_t(n), int64_t(out->bytes / size_t(tflite::TfLiteTypeGetSize(out->type)))};
   }
   write_npy(argv[3], descr_of(out->type), shape, y.data(), y.size());
   std::printf("tflm: %s: %zu item%s, arena %zu bytes used\n", argv[1], n, n == 1 ? "" : "s", interp.arena_used_bytes());
