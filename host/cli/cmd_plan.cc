@@ -190,10 +190,9 @@ std::string measure_trainer(const ModelView& m, const Inference& inf, const std:
   need += engine.boundary_size_bytes(0) + inf.mem.activation_bytes;
   std::vector<Block> scratch_mem(need / 16 + 1);
   Arena scratch(scratch_mem.data(), scratch_mem.size() * 16);
-  ZoConfig cfg;
-  cfg.n_queries_w = std::max(1, (queries + 1) / 2);
-  cfg.n_queries_b = std::max(1, queries / 2);
-  cfg.n_queries_np = queries;
+  ZoSettings zs;
+  zs.n_queries = queries;
+  const ZoConfig cfg = zo_trainer_config(zs);  // the query split the memory model assumes
   if (queries > ZoTrainer::kMaxQueries) return "more queries than the trainer takes";
   const Status s = ZoTrainer::required_arena_bytes(engine, Span<const TrainLayer>(layers.data(), layers.size()), cfg,
                                                    scratch, bytes);
@@ -279,6 +278,8 @@ Json layer_json(const ModelView& m, const ZoLayerMemory& l) {
   j["node_grad_bytes"] = l.node_grad_bytes;
   j["mask_bytes"] = l.mask_bytes;
   j["loss_bytes"] = l.loss_bytes;
+  j["record_bytes"] = l.record_bytes;
+  j["query_loss_bytes"] = l.query_loss_bytes;
   j["persistent_bytes"] = l.persistent_bytes();
   j["transient_bytes"] = l.transient_bytes();
   j["extra_bytes"] = l.extra_bytes();
@@ -570,13 +571,15 @@ void run_plan(const PlanArgs& a) {
     line("   activation gradients up to %zu B each.)", bfull.max_grad_bytes);
     line("");
     line("Selected ZO extra, itemized:");
-    size_t w = 0, b = 0, sc = 0, g = 0;
+    size_t w = 0, b = 0, sc = 0, g = 0, rec = 0;
     for (const ZoLayerMemory& l : per) {
+      rec += l.record_bytes;
       w += l.weight_bytes;
       b += l.bias_bytes;
       sc += l.scalar_bytes;
       g += l.grad_bytes;
     }
+    line("  trainer layer table (%zu records)     %10zu B", per.size(), rec);
     line("  trainable int8 weights in SRAM        %10zu B", w);
     line("  trainable int32 biases in SRAM        %10zu B", b);
     line("  WP per-query loss sums (float32)      %10zu B", sc);
@@ -587,13 +590,11 @@ void run_plan(const PlanArgs& a) {
       line("    boundary cache                      %10zu B", l.boundary_bytes);
       if (l.mode == PerturbMode::kWeight) {
         line("    perturbed W or b                    %10zu B", l.perturbed_bytes);
+        line("    losses of one tensor's queries      %10zu B", l.query_loss_bytes);
       } else {
-        line("    int8 node offsets                   %10zu B", l.offset_bytes);
         if (l.node_grad_bytes) line("    float32 node gradient G             %10zu B", l.node_grad_bytes);
         else line("    per-query (Lq - L0) / mu of the sample %7zu B  (G never materialized)", l.sample_scalar_bytes);
-        line("    saturation mask (1 bit)             %10zu B", l.mask_bytes);
       }
-      line("    L0 of the sample                    %10zu B", l.loss_bytes);
     }
     if (a.mode == "auto")
       line("  (--mode auto: NP where inference + ZO still fits %.0f KB, WP elsewhere)", a.budget_kb);

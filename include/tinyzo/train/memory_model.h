@@ -65,6 +65,10 @@ inline const char* zo_mode_name(PerturbMode m) { return perturb_mode_name(m); }
 struct ZoSettings {
   int n_queries = 50;  // Q per layer (WP splits it between W and b, NP uses all Q on the output)
   int batch = 100;     // B; streamed one sample at a time, so it changes no buffer size
+  // The trainer's own query counts; 0 = from Q: (Q + 1) / 2 on W, Q / 2 on b
+  // (at least 1 each), Q for NP.
+  int n_queries_w = 0, n_queries_b = 0, n_queries_np = 0;
+  bool two_sided = false;  // antithetic queries: two losses per query
   // NP: keep the node gradient G of the sample as a float32 buffer of the
   // output's size. By default it is never materialized: the sample's Q
   // scalars (Lq[b] - L0[b]) / mu are kept and the in-layer backward
@@ -72,7 +76,13 @@ struct ZoSettings {
   bool np_materialize_grad = false;
 };
 
-// Extra SRAM of one trainable layer, beyond the inference arena.
+// The ZoTrainer configuration these settings describe (query counts, sides;
+// everything else default).
+ZoConfig zo_trainer_config(const ZoSettings& settings);
+
+// Extra SRAM of one trainable layer, beyond the inference arena. Every figure
+// is what ZoTrainer takes from its arena, to the byte: each buffer is rounded
+// up to the arena's 16-byte alignment.
 // Persistent buffers live for a whole step (every layer is estimated at the
 // same weights, then all are updated); transient ones only while this layer
 // is estimated on one sample, in the shared ZO workspace.
@@ -83,23 +93,25 @@ struct ZoLayerMemory {
   size_t n_bias = 0;             // C_out
   size_t n_outputs = 0;          // D: output elements per sample
   // persistent
+  size_t record_bytes = 0;       // the trainer's layer-table record (ZoTrainer::layer_record_bytes())
   size_t weight_bytes = 0;       // SRAM copy of the int8 weights (d_w)
   size_t bias_bytes = 0;         // SRAM copy of the int32 bias (4 C_out)
-  size_t scalar_bytes = 0;       // WP: float32 sum over samples of (Lq - L0), one per query (4 Q)
-  size_t grad_bytes = 0;         // NP: float32 dW and db accumulators + uint32 unmasked count (4 (d_w + C_out) + 4)
-  // transient
+  size_t scalar_bytes = 0;       // WP: float32 batch sums of Lq, one per query and side (4 Q_w + 4 Q_b)
+  size_t grad_bytes = 0;         // NP: float32 dW and db accumulators (4 d_w + 4 C_out)
+  // transient (in the trainer's one workspace)
   size_t boundary_bytes = 0;     // cache of the tensors alive across the cut before `op`
   size_t perturbed_bytes = 0;    // WP: clamp(P + sigma u_q), max(d_w, 4 C_out): what the engine reads
-  size_t offset_bytes = 0;       // NP: int8 mu * m * u_q handed to Engine::set_output_offset (D)
+  size_t query_loss_bytes = 0;   // WP: float32 loss of each query (and side) of the tensor being estimated
+  size_t offset_bytes = 0;       // NP: 0, the perturbation is written into the layer output in place
   size_t sample_scalar_bytes = 0; // NP: float32 (Lq[b] - L0[b]) / mu of this sample, one per query (4 Q)
-  size_t node_grad_bytes = 0;    // NP with np_materialize_grad: float32 G of this sample (4 D)
-  size_t mask_bytes = 0;         // NP: 1 bit per output, not saturated ((D + 7) / 8)
-  size_t loss_bytes = 0;         // float32 L0 of this sample (4)
+  size_t node_grad_bytes = 0;    // NP with np_materialize_grad: float32 G of this sample (4 D); hypothetical
+  size_t mask_bytes = 0;         // NP: 0, saturation is read off the unperturbed output
+  size_t loss_bytes = 0;         // 0: L0 of the sample is a scalar of the trainer's stack frame
 
-  size_t persistent_bytes() const { return weight_bytes + bias_bytes + scalar_bytes + grad_bytes; }
+  size_t persistent_bytes() const { return record_bytes + weight_bytes + bias_bytes + scalar_bytes + grad_bytes; }
   size_t transient_bytes() const {
-    return boundary_bytes + perturbed_bytes + offset_bytes + sample_scalar_bytes + node_grad_bytes + mask_bytes +
-           loss_bytes;
+    return boundary_bytes + perturbed_bytes + query_loss_bytes + offset_bytes + sample_scalar_bytes +
+           node_grad_bytes + mask_bytes + loss_bytes;
   }
   // Extra SRAM if this were the only trainable layer.
   size_t extra_bytes() const { return persistent_bytes() + transient_bytes(); }
