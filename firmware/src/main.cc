@@ -106,7 +106,9 @@ void print_memory(const char* job) {
   const size_t arena = size_t(__arena_end__ - __arena_start__);
   const size_t used_end = size_t(__arena_end__ - __ram_origin__);
   // The stack lives in the RAM region (mps2) or in a memory of its own (the STM32F405's CCM).
-  const bool stack_in_ram = __stack_limit__ >= __ram_origin__ && __stack_limit__ < __ram_origin__ + ram;
+  const uintptr_t stack_lo = reinterpret_cast<uintptr_t>(__stack_limit__);
+  const uintptr_t ram_lo = reinterpret_cast<uintptr_t>(__ram_origin__);
+  const bool stack_in_ram = stack_lo >= ram_lo && stack_lo < ram_lo + ram;
   board_printf(
       "MEM job=%s core=%s ram_budget=%u ram_linked=%u stack_region=%u stack_guard=%u stack_peak=%u "
       "stack_in=%s data_bss=%u arena_reserved=%u arena_used=%u engine_arena=%u trainer_arena=%u "

@@ -24,9 +24,14 @@ set_tests_properties(fw.${tz_b}.data fw.${tz_b}.data_train PROPERTIES FIXTURES_S
 
 # Boot on the part's map: reset through the flash alias, VTOR at flash, the stack in CCM, the DSP
 # kernels; the clock line says how far the RCC answered (QEMU 7.2 models none of it).
+if(TINYZO_FW_STACK STREQUAL "ccm")
+  set(tz_stack "stack \\[0x10000000, 0x10001200\\).*stack_in=ccm ")
+else()
+  set(tz_stack "stack \\[0x20000000, 0x20001200\\).*stack_in=ram ")
+endif()
 add_test(NAME fw.${tz_b}.boot_memory_map COMMAND ${TZ_QEMU} --machine ${TZ_BOARD_MACHINE} --timeout 60 ${tz_128k} info)
 set_tests_properties(fw.${tz_b}.boot_memory_map PROPERTIES PASS_REGULAR_EXPRESSION
-  "kernels: armv7em-dsp.*clock: [^;]+; flash at 0x8000000, RAM at 0x20000000, stack \\[0x10000000, 0x10001200\\).*MEM job=info core=cortex-m4f ram_budget=131072 .*stack_in=ccm ")
+  "kernels: armv7em-dsp.*clock: [^;]+; flash at 0x8000000, RAM at 0x20000000, ${tz_stack}")
 
 # (a) inference: device logits == host logits.
 add_test(NAME fw.${tz_b}.infer_bitexact COMMAND ${tz_case} ${tz_args} infer ${tz_128k} ${tz_data}/clean4.bin 4)
