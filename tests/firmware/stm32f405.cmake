@@ -40,7 +40,7 @@ add_test(NAME fw.${tz_b}.infer_bitexact COMMAND ${tz_case} ${tz_args} infer ${tz
 # .tzm bit for bit with the host; the job's main-SRAM peak within 128 KB (fw_case.sh checks the MEM line).
 add_test(NAME fw.${tz_b}.sparse_paper_128k_bitexact
   COMMAND ${tz_case} ${tz_args} train ${tz_128k} ${tz_data}/gn_train8.bin
-          layers=paper steps=2 batch=1 qw=25 qb=25 qnp=50 seed=7)
+          layers=paper steps=2 batch=1 qw=25 qb=25 qnp=50 lr=0.05 seed=7)
 # The same set at small query counts over more samples (2 steps x 2 samples).
 add_test(NAME fw.${tz_b}.sparse_paper_small_q_bitexact
   COMMAND ${tz_case} ${tz_args} train ${tz_128k} ${tz_data}/gn_train8.bin
