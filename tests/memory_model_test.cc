@@ -352,6 +352,45 @@ TEST(MemoryModel, LayerSetSharesOneWorkspace) {
   EXPECT_EQ(trainer, z.extra_bytes);
 }
 
+TEST(MemoryModel, WorkspaceGapByHand) {
+  // Offsets 0..1024: a [0, 256) dies at op 1, b [256, 512) lives to op 5, c [512, 1024) from op 2
+  // to op 3, d [0, 256) over a from op 4 on (a later tensor in a's bytes).
+  std::vector<BufferRequest> r(4);
+  r[0] = BufferRequest{256, -1, 1, -1};
+  r[1] = BufferRequest{256, 0, 5, -1};
+  r[2] = BufferRequest{512, 2, 3, -1};
+  r[3] = BufferRequest{256, 4, 5, -1};
+  const std::vector<size_t> off = {0, 256, 512, 0};
+  const Span<const BufferRequest> req(r.data(), r.size());
+  const Span<const size_t> o(off.data(), off.size());
+  size_t at = 99;
+  // From op 2: b, c, d alive: nothing free.
+  EXPECT_FALSE(zo_workspace_gap(req, o, 2, 16, &at));
+  // From op 4: c is dead: [512, 1024) free, the first 16-aligned fit is 512.
+  EXPECT_TRUE(zo_workspace_gap(req, o, 4, 512, &at));
+  EXPECT_EQ(at, 512u);
+  EXPECT_FALSE(zo_workspace_gap(req, o, 4, 513, &at));  // never past the plan's end
+  // From op 5 only b and d: the same. Origin-independent: shifted offsets shift the answer.
+  const std::vector<size_t> off2 = {4096, 4352, 4608, 4096};
+  EXPECT_TRUE(zo_workspace_gap(req, Span<const size_t>(off2.data(), off2.size()), 4, 100, &at));
+  EXPECT_EQ(at, 4608u);
+  // Everything dead from op 6 on: the lowest offset.
+  EXPECT_TRUE(zo_workspace_gap(req, o, 6, 1024, &at));
+  EXPECT_EQ(at, 0u);
+  EXPECT_FALSE(zo_workspace_gap(req, o, 6, 1025, &at));
+  // zo_place_workspace drops the workspace from the extra bytes only when it fits.
+  ZoMemory z;
+  z.persistent_bytes = 100;
+  z.workspace_bytes = 512;
+  ASSERT_EQ(zo_place_workspace(req, o, 4, &z), Status::kOk);
+  EXPECT_TRUE(z.workspace_in_arena);
+  EXPECT_EQ(z.extra_bytes, 100u);
+  z.workspace_bytes = 600;
+  ASSERT_EQ(zo_place_workspace(req, o, 4, &z), Status::kOk);
+  EXPECT_FALSE(z.workspace_in_arena);
+  EXPECT_EQ(z.extra_bytes, 700u);
+}
+
 TEST(MemoryModel, RejectsBadLayers) {
   TinyModel t;
   Plan p(t.view);
@@ -547,7 +586,13 @@ TEST(MemoryModel, ReferenceModelsDoNotGrow) {
     // 480 + 640 + 640, WP sums 4 x 112, NP dW/db 2 x (25,600 + 640)) + 4 layer records.
     EXPECT_EQ(z.persistent_bytes, 73728u + 4 * ZoTrainer::layer_record_bytes());
     EXPECT_EQ(z.workspace_bytes, 9136u);  // 1.4.conv.0 WP: boundary 6,144 + perturbed 2,880 + losses 112
-    EXPECT_LE(p.mem.activation_bytes + z.extra_bytes, 256u * 1024 - 3392) << "the paper set no longer fits 256 KB";
+    EXPECT_EQ(z.extra_bytes, z.persistent_bytes + z.workspace_bytes);
+    // From op 13 on only small tensors are alive: the plan's early 160 KB have room for the workspace.
+    const Span<const size_t> offs(p.offsets.data(), p.offsets.size());
+    ASSERT_EQ(zo_place_workspace(p.req(), offs, 13, &z), Status::kOk);
+    EXPECT_TRUE(z.workspace_in_arena) << r.name;
+    EXPECT_EQ(z.extra_bytes, z.persistent_bytes);
+    EXPECT_LE(p.mem.activation_bytes + z.extra_bytes, 256u * 1024 - 12544) << "the paper set no longer fits 256 KB";
     // The trainer as built, measured: the engine's arena plus the trainer's
     // buffers for the paper's configuration (25 + 25 WP queries, 50 NP).
     std::vector<uint8_t> mem(2 << 20);
@@ -579,6 +624,9 @@ TEST(MemoryModel, ReferenceModelsDoNotGrow) {
       ASSERT_EQ(ZoTrainer::required_arena_bytes(engine, Span<const TrainLayer>(all.data(), all.size()), ZoConfig{},
                                                 arena, &dense),
                 Status::kOk);
+      // Op 0 is trained: every tensor is alive from the first trained op on, no gap.
+      ASSERT_EQ(zo_place_workspace(p.req(), offs, 0, &za), Status::kOk);
+      EXPECT_FALSE(za.workspace_in_arena);
       EXPECT_EQ(dense, za.extra_bytes) << r.name << ": dense set";
       ZoSettings odd;
       odd.n_queries_w = 7;
@@ -592,6 +640,7 @@ TEST(MemoryModel, ReferenceModelsDoNotGrow) {
       ASSERT_EQ(ZoTrainer::required_arena_bytes(engine, Span<const TrainLayer>(layers), zo_trainer_config(odd), arena,
                                                 &odd_bytes),
                 Status::kOk);
+      ASSERT_EQ(zo_place_workspace(p.req(), offs, 13, &zo), Status::kOk);
       EXPECT_EQ(odd_bytes, zo.extra_bytes) << r.name << ": 7/3/13 queries, two-sided";
       EXPECT_NE(odd_bytes, trainer);
     }

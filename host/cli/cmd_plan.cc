@@ -144,6 +144,11 @@ ZoMemory zo_for(const ModelView& m, const Inference& inf, const std::vector<Trai
   check(zo_memory(m, inf.req(), Span<const TrainLayer>(layers.data(), layers.size()), s,
                   Span<ZoLayerMemory>(per->data(), per->size()), &z),
         "ZO accounting");
+  // Where the trainer puts the workspace: a gap of the inference plan if there is one.
+  int first = m.n_ops();
+  for (const TrainLayer& l : layers) first = std::min(first, l.op);
+  check(zo_place_workspace(inf.req(), Span<const size_t>(inf.offsets.data(), inf.offsets.size()), first, &z),
+        "placing the ZO workspace");
   return z;
 }
 
@@ -292,6 +297,7 @@ Json zo_json(const ModelView& m, const ZoMemory& z, size_t inference_bytes, size
   j["persistent_bytes"] = z.persistent_bytes;
   j["workspace_bytes"] = z.workspace_bytes;
   j["workspace_op"] = z.workspace_op >= 0 ? Json(m.op(z.workspace_op).name) : Json(nullptr);
+  j["workspace_in_arena"] = z.workspace_in_arena;
   j["extra_bytes"] = z.extra_bytes;
   j["total_bytes"] = inference_bytes + z.extra_bytes;
   return j;
@@ -544,6 +550,10 @@ void run_plan(const PlanArgs& a) {
            zsel, shared_sel);
     zo_row("ZO, all WP", zwp, shared_wp);
     zo_row("ZO, all NP", znp, shared_np);
+    if (zsel.workspace_in_arena || zwp.workspace_in_arena || znp.workspace_in_arena)
+      line("  (ZO rows with the workspace in a gap of the inference plan (bytes only the prefix uses), not in"
+           " extra:%s%s%s)", zsel.workspace_in_arena ? " selected" : "", zwp.workspace_in_arena ? " all-WP" : "",
+           znp.workspace_in_arena ? " all-NP" : "");
     size_t trainer_bytes = 0;
     const std::string trainer_why = measure_trainer(m, inf, layers, a.queries, &trainer_bytes);
     if (trainer_why.empty()) {

@@ -643,6 +643,11 @@ MemoryPrediction predict_training_memory(const ModelView& m, const std::vector<L
   check_status(zo_memory(m, Span<const BufferRequest>(requests.data(), nt), Span<const TrainLayer>(tl.data(), tl.size()), s,
                   Span<ZoLayerMemory>(per.data(), per.size()), &z),
         "memory model: ZO accounting");
+  int first = m.n_ops();
+  for (const TrainLayer& l : tl) first = std::min(first, l.op);
+  check_status(zo_place_workspace(Span<const BufferRequest>(requests.data(), nt), Span<const size_t>(offsets.data(), nt),
+                                  first, &z),
+               "memory model: placing the ZO workspace");
   MemoryPrediction p;
   p.inference_bytes = required_arena_bytes(m);
   p.zo_extra_bytes = z.extra_bytes;

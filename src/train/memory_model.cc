@@ -1,5 +1,7 @@
 #include "tinyzo/train/memory_model.h"
 
+#include <cstdint>
+
 namespace tinyzo {
 namespace {
 
@@ -192,6 +194,46 @@ Status zo_memory(const ModelView& model, Span<const BufferRequest> requests, Spa
   }
   z.extra_bytes = z.persistent_bytes + z.workspace_bytes;
   *out = z;
+  return Status::kOk;
+}
+
+bool zo_workspace_gap(Span<const BufferRequest> r, Span<const size_t> offsets, int first_op, size_t bytes,
+                      size_t* offset) {
+  const size_t n = r.size() < offsets.size() ? r.size() : offsets.size();
+  size_t lo = SIZE_MAX, hi = 0;
+  for (size_t k = 0; k < n; ++k) {
+    if (r[k].size_bytes == 0) continue;
+    lo = offsets[k] < lo ? offsets[k] : lo;
+    hi = offsets[k] + r[k].size_bytes > hi ? offsets[k] + r[k].size_bytes : hi;
+  }
+  if (lo == SIZE_MAX || bytes == 0) return false;
+  auto late = [&](size_t k) { return r[k].size_bytes != 0 && r[k].last_use >= first_op; };
+  // Candidates: the start of the span and the 16-aligned end of every late
+  // buffer (the lowest gap starts at one of them). O(n^2), once per init().
+  bool found = false;
+  size_t best = 0;
+  for (size_t c = 0; c <= n; ++c) {
+    if (c < n && !late(c)) continue;
+    const size_t at = c == n ? lo : lo + align16(offsets[c] + r[c].size_bytes - lo);
+    if (at + bytes > hi || (found && at >= best)) continue;
+    bool clear = true;
+    for (size_t k = 0; k < n && clear; ++k)
+      clear = !late(k) || offsets[k] >= at + bytes || offsets[k] + r[k].size_bytes <= at;
+    if (clear) {
+      best = at;
+      found = true;
+    }
+  }
+  if (found) *offset = best;
+  return found;
+}
+
+Status zo_place_workspace(Span<const BufferRequest> requests, Span<const size_t> offsets, int first_op,
+                          ZoMemory* z) {
+  if (z == nullptr || first_op < 0) return Status::kInvalidArgument;
+  size_t at = 0;
+  z->workspace_in_arena = zo_workspace_gap(requests, offsets, first_op, z->workspace_bytes, &at);
+  z->extra_bytes = z->persistent_bytes + (z->workspace_in_arena ? 0 : z->workspace_bytes);
   return Status::kOk;
 }
 

@@ -4,6 +4,8 @@
 #include <new>
 
 #include "tinyzo/kernels/requant.h"
+#include "tinyzo/planner.h"
+#include "tinyzo/train/memory_model.h"
 #include "tinyzo/train/fmath.h"
 #include "tinyzo/train/rng.h"
 
@@ -173,6 +175,30 @@ void ZoTrainer::bind_workspace(int li) {
   }
 }
 
+// The engine's plan, as the memory model sees it (zo_workspace_gap): its
+// requests and the addresses it gave them, in scratch from the top of `arena`
+// that is released again.
+int8_t* ZoTrainer::workspace_in_engine(Arena& arena, size_t bytes) {
+  const ModelView& m = engine_->model();
+  const size_t n = static_cast<size_t>(m.n_tensors());
+  const size_t mark = arena.mark();
+  auto* req = static_cast<BufferRequest*>(arena.allocate(n * sizeof(BufferRequest), alignof(BufferRequest)));
+  auto* at = static_cast<size_t*>(arena.allocate(n * sizeof(size_t), alignof(size_t)));
+  int8_t* gap = nullptr;
+  if (req != nullptr && at != nullptr) {
+    for (size_t k = 0; k < n; ++k) new (&req[k]) BufferRequest{};
+    if (build_buffer_requests(m, Span<BufferRequest>(req, n)) == Status::kOk) {
+      for (size_t k = 0; k < n; ++k)
+        at[k] = req[k].size_bytes != 0 ? reinterpret_cast<uintptr_t>(engine_->tensor_data(static_cast<int>(k))) : 0;
+      size_t o = 0;
+      if (zo_workspace_gap(Span<const BufferRequest>(req, n), Span<const size_t>(at, n), layers_[0].spec.op, bytes, &o))
+        gap = reinterpret_cast<int8_t*>(o);
+    }
+  }
+  arena.reset_to(mark);
+  return gap;
+}
+
 Status ZoTrainer::allocate(Arena& arena) {
   const size_t start = arena.used();
   const bool model_wise = config_.estimation == Estimation::kModelWise;
@@ -205,7 +231,11 @@ Status ZoTrainer::allocate(Arena& arena) {
         pert_bytes_ = pert > pert_bytes_ ? pert : pert_bytes_;
       }
     }
-    workspace_ = static_cast<int8_t*>(take(ws));
+    // In a gap of the engine's activations when the plan has one (bytes only
+    // the prefix before the first trained op uses: docs/memory.md §2), else
+    // a buffer of its own.
+    workspace_ = workspace_in_engine(arena, ws);
+    if (workspace_ == nullptr) workspace_ = static_cast<int8_t*>(take(ws));
   }
   for (int i = 0; i < n_layers_ && ok; ++i) {
     Layer& l = layers_[i];

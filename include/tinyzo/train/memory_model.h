@@ -126,11 +126,32 @@ struct ZoMemory {
   size_t persistent_bytes = 0;  // sum over layers of the persistent buffers
   size_t workspace_bytes = 0;   // max over layers of the transient buffers (one shared workspace)
   size_t extra_bytes = 0;       // persistent + workspace: what ZO adds to the inference SRAM
+                                // (persistent only once zo_place_workspace found a gap for it)
   int workspace_op = -1;        // the layer that sizes the workspace
+  bool workspace_in_arena = false;  // zo_place_workspace: the workspace sits in a gap of the plan
 };
 // A set of layers (distinct ops, any order). `per_layer` gets layers.size() entries.
 Status zo_memory(const ModelView& model, Span<const BufferRequest> requests, Span<const TrainLayer> layers,
                  const ZoSettings& settings, Span<ZoLayerMemory> per_layer, ZoMemory* out);
+
+// Where ZoTrainer puts its workspace (layer-wise estimation): inside the
+// inference plan when the plan has a gap for it. The workspace holds nothing
+// across samples, and the next sample's prefix [0, first_op) is the only run
+// that writes tensors not alive at or after first_op, so the bytes of those
+// tensors are free for it from first_op on. Finds the lowest 16-aligned
+// offset o with [o, o + bytes) inside [lowest offset, highest end) of the
+// planned (nonzero) requests and overlapping no request with last_use >=
+// first_op; `offsets` may have any common origin (ZoTrainer passes the
+// engine's addresses). Returns false when there is no such gap (then the
+// workspace is a buffer of its own beside the arena).
+bool zo_workspace_gap(Span<const BufferRequest> requests, Span<const size_t> offsets, int first_op, size_t bytes,
+                      size_t* offset);
+// Applies that rule to a set's figures: `z` from zo_memory() for layers whose
+// earliest op is `first_op`, `offsets` the inference plan (plan_inference).
+// Sets z->workspace_in_arena and, when the gap exists, drops the workspace
+// from z->extra_bytes (it costs no SRAM then).
+Status zo_place_workspace(Span<const BufferRequest> requests, Span<const size_t> offsets, int first_op,
+                          ZoMemory* z);
 
 // The ZO workspace is per sample: nothing in it survives into the next
 // sample's prefix run [0, first_op). So it may also sit in activation-arena

@@ -156,7 +156,11 @@ class ZoTrainer {
   // workspace of the largest workspace_bytes_for() over the layers, where
   // `boundary_bytes` is Engine::boundary_size_bytes(op) (the boundary cache,
   // then WP: the perturbed copy and the query losses, NP: the sample's Q
-  // coefficients, each rounded up to 16 bytes).
+  // coefficients, each rounded up to 16 bytes). The workspace goes into a
+  // gap of the engine's activations when zo_workspace_gap() finds one (then
+  // it takes no arena), else into the arena. Its contents live for one
+  // layer of one sample: any other forward on the engine (loss(), a full
+  // invoke) may overwrite them.
   static size_t layer_record_bytes();
   static size_t workspace_bytes_for(size_t boundary_bytes, PerturbMode mode, size_t d_w, size_t c_out,
                                     const ZoConfig& config);
@@ -212,6 +216,7 @@ class ZoTrainer {
 
   Status allocate(Arena& arena);
   void bind_workspace(int li);
+  int8_t* workspace_in_engine(Arena& arena, size_t bytes);
   Status forward_loss(int first_op, int label, float* loss_out, int* predicted);
   Status layer_wise_sample(int label);
   Status model_wise_sample(int label);
