@@ -143,7 +143,9 @@ class ZoTrainer {
   // the layer output, summed over queries (not yet divided by Q), regenerated
   // from the kept per-query coefficients into `out` (the output's element
   // count). Layer-wise estimation only: the coefficients sit in the shared
-  // workspace, which every later layer reuses, so i must be the last layer.
+  // workspace, which every later layer reuses, so i must be the last layer,
+  // and the workspace may lie in the engine's activations, so call it before
+  // any other forward on the engine (loss(), an evaluation).
   Status node_gradient(int i, Span<float> out) const;
 
   // Loss of one sample with the current weights (one forward). `input` may be
