@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -547,6 +548,96 @@ TEST(MemoryModel, BackPropCostsMoreThanZo) {
 // The recorded figures of docs/memory.md: a test fails when the planned
 // arena of a reference model, or the paper set's ZO total, grows past them.
 // Skipped when the shared data (or the Python importer) is not available.
+// The workspace in a gap of the engine's activations changes where bytes live,
+// never what is computed: two steps of the paper set give bitwise the same
+// weights with it in the activations and in the trainer's own arena, and the
+// trainer's arena differs by exactly the workspace.
+TEST(MemoryModel, WorkspaceInTheActivationsTrainsBitwiseTheSame) {
+  std::string path;
+  try {
+    path = resolve_model_path("mcunet-cifar10");
+  } catch (const std::exception& e) {
+    GTEST_SKIP() << "mcunet-cifar10 not available: " << e.what();
+  }
+  const LoadedModel model = LoadedModel::load(path);
+  const TrainLayer layers[] = {
+      {13, PerturbMode::kWeight}, {17, PerturbMode::kWeight}, {20, PerturbMode::kNode}, {24, PerturbMode::kNode}};
+  struct Result {
+    std::vector<int8_t> w;
+    std::vector<int32_t> b;
+    size_t trainer_bytes = 0;
+    uintptr_t workspace_lo = 0;
+  };
+  auto run = [&](bool in_activations) {
+    Result res;
+    std::vector<uint8_t> mem(1 << 20);
+    Arena arena(mem.data(), mem.size());
+    Engine engine;
+    EXPECT_EQ(engine.init(model.view(), arena, ref::table()), Status::kOk);
+    ZoConfig cfg;
+    cfg.n_queries_w = 2;
+    cfg.n_queries_b = 2;
+    cfg.n_queries_np = 3;
+    cfg.seed = 9;
+    cfg.workspace_in_activations = in_activations;
+    ZoTrainer t;
+    EXPECT_EQ(t.init(engine, Span<const TrainLayer>(layers), cfg, arena), Status::kOk);
+    res.trainer_bytes = t.arena_bytes();
+    uint64_t x = 12345;
+    for (uint32_t step = 0; step < 2; ++step) {
+      EXPECT_EQ(t.begin_step(step), Status::kOk);
+      for (int k = 0; k < 2; ++k) {
+        Span<int8_t> in = engine.input();  // a streamed sample, written into the engine's input
+        for (size_t i = 0; i < in.size(); ++i) {
+          x = x * 6364136223846793005ull + 1442695040888963407ull;
+          in[i] = static_cast<int8_t>(x >> 56);
+        }
+        EXPECT_EQ(t.accumulate_sample(Span<const int8_t>(in.data(), in.size()), int(step * 2 + k) % 10), Status::kOk);
+      }
+      EXPECT_EQ(t.end_step(0.05f), Status::kOk);
+    }
+    for (int i = 0; i < t.n_layers(); ++i) {
+      res.w.insert(res.w.end(), t.weights(i).begin(), t.weights(i).end());
+      res.b.insert(res.b.end(), t.biases(i).begin(), t.biases(i).end());
+    }
+    return res;
+  };
+  const Result gap = run(true), own = run(false);
+  EXPECT_EQ(gap.w, own.w);
+  EXPECT_EQ(gap.b, own.b);
+  // The step moved weights (so equality says something).
+  const std::vector<int8_t> w0 = [&] {
+    std::vector<int8_t> v;
+    for (const TrainLayer& l : layers) {
+      const TzmOp& op = model.view().op(l.op);
+      const auto* p = static_cast<const int8_t*>(model.view().data(op.inputs[1]));
+      v.insert(v.end(), p, p + tensor_elements(model.view().tensor(op.inputs[1])));
+    }
+    return v;
+  }();
+  ASSERT_EQ(w0.size(), gap.w.size());
+  EXPECT_NE(w0, gap.w);
+  // The trainer's own arena is smaller by exactly the workspace: the largest per-layer sum,
+  // recomputed here.
+  size_t ws = 0;
+  std::vector<uint8_t> mem(1 << 20);
+  Arena arena(mem.data(), mem.size());
+  Engine engine;
+  ASSERT_EQ(engine.init(model.view(), arena, ref::table()), Status::kOk);
+  ZoConfig cfg;
+  cfg.n_queries_w = 2;
+  cfg.n_queries_b = 2;
+  cfg.n_queries_np = 3;
+  for (const TrainLayer& l : layers) {
+    const TzmOp& op = model.view().op(l.op);
+    ws = std::max(ws, ZoTrainer::workspace_bytes_for(engine.boundary_size_bytes(l.op), l.mode,
+                                                     tensor_elements(model.view().tensor(op.inputs[1])),
+                                                     tensor_elements(model.view().tensor(op.inputs[2])), cfg));
+  }
+  EXPECT_GT(ws, 0u);
+  EXPECT_EQ(own.trainer_bytes, gap.trainer_bytes + ws);
+}
+
 TEST(MemoryModel, ReferenceModelsDoNotGrow) {
   struct Recorded {
     const char* name;

@@ -234,7 +234,7 @@ Status ZoTrainer::allocate(Arena& arena) {
     // In a gap of the engine's activations when the plan has one (bytes only
     // the prefix before the first trained op uses: docs/memory.md §2), else
     // a buffer of its own.
-    workspace_ = workspace_in_engine(arena, ws);
+    workspace_ = config_.workspace_in_activations ? workspace_in_engine(arena, ws) : nullptr;
     if (workspace_ == nullptr) workspace_ = static_cast<int8_t*>(take(ws));
   }
   for (int i = 0; i < n_layers_ && ok; ++i) {

@@ -66,6 +66,12 @@ struct ZoConfig {
   float lr_scale_wp = 1.f;
   float lr_scale_np = 1.f;
   uint64_t seed = 0;
+  // Layer-wise: put the per-layer workspace (boundary cache, perturbed copy,
+  // query losses or NP coefficients) into a gap of the engine's activations
+  // when the plan has one (docs/memory.md §2), so it costs no arena. false
+  // keeps it in the trainer's arena (the same weights, bit for bit; for
+  // callers that run other forwards on the engine in the middle of a sample).
+  bool workspace_in_activations = true;
 };
 
 // The exact backward inside one conv layer (METHOD §3.2), used by NP:
