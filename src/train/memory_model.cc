@@ -198,8 +198,11 @@ Status zo_memory(const ModelView& model, Span<const BufferRequest> requests, Spa
 }
 
 bool zo_workspace_gap(Span<const BufferRequest> r, Span<const size_t> offsets, int first_op, size_t bytes,
-                      size_t* offset) {
-  const size_t n = r.size() < offsets.size() ? r.size() : offsets.size();
+                      size_t* offset, size_t n_tensors) {
+  size_t n = r.size() < offsets.size() ? r.size() : offsets.size();
+  for (size_t k = n_tensors; k < n; ++k)
+    if (r[k].size_bytes != 0 && r[k].last_use >= first_op) return false;  // a block running in the suffix
+  n = n < n_tensors ? n : n_tensors;
   size_t lo = SIZE_MAX, hi = 0;
   for (size_t k = 0; k < n; ++k) {
     if (r[k].size_bytes == 0) continue;
@@ -229,10 +232,10 @@ bool zo_workspace_gap(Span<const BufferRequest> r, Span<const size_t> offsets, i
 }
 
 Status zo_place_workspace(Span<const BufferRequest> requests, Span<const size_t> offsets, int first_op,
-                          ZoMemory* z) {
+                          ZoMemory* z, size_t n_tensors) {
   if (z == nullptr || first_op < 0) return Status::kInvalidArgument;
   size_t at = 0;
-  z->workspace_in_arena = zo_workspace_gap(requests, offsets, first_op, z->workspace_bytes, &at);
+  z->workspace_in_arena = zo_workspace_gap(requests, offsets, first_op, z->workspace_bytes, &at, n_tensors);
   z->extra_bytes = z->persistent_bytes + (z->workspace_in_arena ? 0 : z->workspace_bytes);
   return Status::kOk;
 }

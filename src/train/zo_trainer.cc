@@ -4,6 +4,7 @@
 #include <new>
 
 #include "tinyzo/kernels/requant.h"
+#include "tinyzo/fusion.h"
 #include "tinyzo/planner.h"
 #include "tinyzo/train/memory_model.h"
 #include "tinyzo/train/fmath.h"
@@ -103,6 +104,9 @@ Status ZoTrainer::init(Engine& engine, Span<const TrainLayer> layers, const ZoCo
   for (const TrainLayer& t : layers) {
     if (t.op < 0 || t.op >= m.n_ops() || static_cast<OpType>(m.op(t.op).type) != OpType::kConv2d)
       return Status::kInvalidArgument;
+    // A layer inside a fused block has no input boundary and no full output:
+    // the engine must keep it unfused (EngineOptions::unfused_ops).
+    if (engine.fused_block_of(t.op) >= 0) return Status::kInvalidArgument;
     // Insert sorted by op index; duplicates are a caller error.
     int at = n_layers_;
     while (at > 0 && layers_[at - 1].spec.op > t.op) {
@@ -175,26 +179,41 @@ void ZoTrainer::bind_workspace(int li) {
   }
 }
 
-// The engine's plan, as the memory model sees it (zo_workspace_gap): its
-// requests and the addresses it gave them, in scratch from the top of `arena`
-// that is released again.
+// The engine's plan, as the memory model sees it (zo_workspace_gap): the
+// requests the engine planned (with fused blocks: build_fused_requests, the
+// blocks' intermediates of size 0 and one scratch request per block) and the
+// addresses it gave them, in scratch from the top of `arena` that is released
+// again. A block's scratch has no public address: a block that runs at or
+// after the first trained op (its scratch is written in the suffix runs)
+// makes the search give up; an earlier block's scratch is prefix-only memory
+// and no obstacle.
 int8_t* ZoTrainer::workspace_in_engine(Arena& arena, size_t bytes) {
   const ModelView& m = engine_->model();
+  const int first_op = layers_[0].spec.op;
   const size_t n = static_cast<size_t>(m.n_tensors());
+  const size_t nb = static_cast<size_t>(engine_->n_fused_blocks());
   const size_t mark = arena.mark();
-  auto* req = static_cast<BufferRequest*>(arena.allocate(n * sizeof(BufferRequest), alignof(BufferRequest)));
-  auto* at = static_cast<size_t*>(arena.allocate(n * sizeof(size_t), alignof(size_t)));
+  auto* req = static_cast<BufferRequest*>(arena.allocate((n + nb) * sizeof(BufferRequest), alignof(BufferRequest)));
+  auto* at = static_cast<size_t*>(arena.allocate((n + nb) * sizeof(size_t), alignof(size_t)));
   int8_t* gap = nullptr;
-  if (req != nullptr && at != nullptr) {
-    for (size_t k = 0; k < n; ++k) new (&req[k]) BufferRequest{};
-    if (build_buffer_requests(m, Span<BufferRequest>(req, n)) == Status::kOk) {
-      for (size_t k = 0; k < n; ++k)
-        at[k] = req[k].size_bytes != 0 ? reinterpret_cast<uintptr_t>(engine_->tensor_data(static_cast<int>(k))) : 0;
-      size_t o = 0;
-      if (zo_workspace_gap(Span<const BufferRequest>(req, n), Span<const size_t>(at, n), layers_[0].spec.op, bytes, &o))
-        gap = reinterpret_cast<int8_t*>(o);
-    }
+  bool ok = req != nullptr && at != nullptr;
+  if (ok) {
+    for (size_t k = 0; k < n + nb; ++k) new (&req[k]) BufferRequest{};
+    ok = nb == 0 ? build_buffer_requests(m, Span<BufferRequest>(req, n)) == Status::kOk
+                 : build_fused_requests(m, Span<const FusedBlock>(&engine_->fused_block(0), nb),
+                                        Span<BufferRequest>(req, n + nb)) == Status::kOk;
   }
+  for (size_t k = 0; ok && k < n + nb; ++k) {
+    at[k] = 0;
+    if (k >= n || req[k].size_bytes == 0) continue;  // block scratch: zo_workspace_gap's rule
+    const void* p = engine_->tensor_data(static_cast<int>(k));
+    ok = p != nullptr;
+    at[k] = reinterpret_cast<uintptr_t>(p);
+  }
+  size_t o = 0;
+  if (ok && zo_workspace_gap(Span<const BufferRequest>(req, n + nb), Span<const size_t>(at, n + nb), first_op, bytes,
+                             &o, n))
+    gap = reinterpret_cast<int8_t*>(o);
   arena.reset_to(mark);
   return gap;
 }
@@ -689,11 +708,13 @@ Status ZoTrainer::model_wise_sample(int label) {
   const int n = engine_->model().n_ops();
   // Unperturbed forward, op by op, keeping each NP layer's input and mask.
   int li = 0;
-  for (int i = 0; i < n; ++i) {
+  // A fused block runs whole (trainable layers are never inside one).
+  for (int i = 0, next = 0; i < n; i = next) {
+    next = engine_->next_cut(i);
     while (li < n_layers_ && layers_[li].spec.op < i) ++li;
     Layer* l = (li < n_layers_ && layers_[li].spec.op == i) ? &layers_[li] : nullptr;
     if (l && l->spec.mode == PerturbMode::kNode) std::memcpy(l->x_cache, engine_->tensor_data(l->x_tensor), l->x_size);
-    TZ_RETURN_IF_ERROR(engine_->invoke_range(i, i + 1));
+    TZ_RETURN_IF_ERROR(engine_->invoke_range(i, next));
     if (l && l->spec.mode == PerturbMode::kNode) prepare_mask(*l);
   }
   macs_ += engine_->macs(0, n);

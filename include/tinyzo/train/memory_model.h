@@ -142,16 +142,19 @@ Status zo_memory(const ModelView& model, Span<const BufferRequest> requests, Spa
 // offset o with [o, o + bytes) inside [lowest offset, highest end) of the
 // planned (nonzero) requests and overlapping no request with last_use >=
 // first_op; `offsets` may have any common origin (ZoTrainer passes the
-// engine's addresses). Returns false when there is no such gap (then the
-// workspace is a buffer of its own beside the arena).
+// engine's addresses). Requests from index `n_tensors` on are fused-block
+// scratch (build_fused_requests): one alive at or after first_op means no gap
+// (the trainer cannot see where the engine put it), an earlier one is
+// prefix-only memory and no obstacle. Returns false when there is no such gap
+// (then the workspace is a buffer of its own beside the arena).
 bool zo_workspace_gap(Span<const BufferRequest> requests, Span<const size_t> offsets, int first_op, size_t bytes,
-                      size_t* offset);
+                      size_t* offset, size_t n_tensors = SIZE_MAX);
 // Applies that rule to a set's figures: `z` from zo_memory() for layers whose
 // earliest op is `first_op`, `offsets` the inference plan (plan_inference).
 // Sets z->workspace_in_arena and, when the gap exists, drops the workspace
 // from z->extra_bytes (it costs no SRAM then).
 Status zo_place_workspace(Span<const BufferRequest> requests, Span<const size_t> offsets, int first_op,
-                          ZoMemory* z);
+                          ZoMemory* z, size_t n_tensors = SIZE_MAX);
 
 // The ZO workspace is per sample: nothing in it survives into the next
 // sample's prefix run [0, first_op). So it may also sit in activation-arena
