@@ -3,11 +3,21 @@
 # (scripts/fw_test.sh ... stm32f405). The image tz_128k is linked into the part's real memory map:
 # vector table and code in the 1 MB flash at 0x08000000, static data and the whole tinyzo arena in
 # the 128 KB main SRAM at 0x20000000, the stack in the 64 KB CCM at 0x10000000 (ld/stm32f405.ld).
-if(NOT TARGET tz_128k OR NOT TARGET tz_dense_128k)
+if(TINYZO_FW_FUSE)
+  # The fused engine: the paper's 128x128 model; the paper's layers all WP fit, the 2 WP + 2 NP set
+  # must not link (firmware/CMakeLists.txt).
+  set(tz_b stm32f405-fused)
+  set(tz_layers paper-wp)
+  set(tz_over tz_paper_128k)
+else()
+  set(tz_b stm32f405)
+  set(tz_layers paper)
+  set(tz_over tz_dense_128k)
+endif()
+if(NOT TARGET tz_128k OR NOT TARGET ${tz_over})
   message(STATUS "firmware tests (stm32f405): need the default images (TINYZO_FW_IMAGES / _OVERSIZED changed): no tests")
   return()
 endif()
-set(tz_b stm32f405)
 set(tz_case ${CMAKE_CURRENT_SOURCE_DIR}/../../scripts/fw_case.sh)
 set(tz_data ${CMAKE_BINARY_DIR}/test-data)
 set(tz_args --tool ${TINYZO_HOST_TOOL} --model ${TZ_MODEL} --machine ${TZ_BOARD_MACHINE}
@@ -40,18 +50,19 @@ add_test(NAME fw.${tz_b}.infer_bitexact COMMAND ${tz_case} ${tz_args} infer ${tz
 # .tzm bit for bit with the host; the job's main-SRAM peak within 128 KB (fw_case.sh checks the MEM line).
 add_test(NAME fw.${tz_b}.sparse_paper_128k_bitexact
   COMMAND ${tz_case} ${tz_args} train ${tz_128k} ${tz_data}/gn_train8.bin
-          layers=paper steps=2 batch=1 qw=25 qb=25 qnp=50 lr=0.05 seed=7)
+          layers=${tz_layers} steps=2 batch=1 qw=25 qb=25 qnp=50 lr=0.05 seed=7)
 # The same set at small query counts over more samples (2 steps x 2 samples).
 add_test(NAME fw.${tz_b}.sparse_paper_small_q_bitexact
   COMMAND ${tz_case} ${tz_args} train ${tz_128k} ${tz_data}/gn_train8.bin
-          layers=paper steps=2 batch=2 qw=2 qb=2 qnp=4 seed=3)
+          layers=${tz_layers} steps=2 batch=2 qw=2 qb=2 qnp=4 seed=3)
 set_tests_properties(fw.${tz_b}.infer_bitexact fw.${tz_b}.sparse_paper_128k_bitexact
   fw.${tz_b}.sparse_paper_small_q_bitexact PROPERTIES FIXTURES_REQUIRED fw_data_${tz_b})
 # The MPU: a stack overflow out of CCM hits the guard below 0x10000000; writes to flash fault.
 add_test(NAME fw.${tz_b}.fault_stack_guard COMMAND ${tz_case} ${tz_args} fault ${tz_128k} fault-stack)
 add_test(NAME fw.${tz_b}.fault_flash_readonly COMMAND ${tz_case} ${tz_args} fault ${tz_128k} fault-flash)
-# Dense ZO of every conv does not fit the 128 KB main SRAM: the link must fail.
-add_test(NAME fw.${tz_b}.oversized_fails_to_link COMMAND ${tz_case} link-fails ${CMAKE_BINARY_DIR} tz_dense_128k)
+# Dense ZO of every conv (fused: the paper's 2 WP + 2 NP set at 128x128) does not fit the 128 KB
+# main SRAM: the link must fail.
+add_test(NAME fw.${tz_b}.oversized_fails_to_link COMMAND ${tz_case} link-fails ${CMAKE_BINARY_DIR} ${tz_over})
 set_tests_properties(fw.${tz_b}.oversized_fails_to_link PROPERTIES RUN_SERIAL TRUE)
 
 get_property(tz_tests DIRECTORY PROPERTY TESTS)
