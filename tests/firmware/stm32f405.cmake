@@ -2,7 +2,8 @@
 # netduinoplus2), included by tests/firmware/CMakeLists.txt when TINYZO_FW_BOARD=stm32f405
 # (scripts/fw_test.sh ... stm32f405). The image tz_128k is linked into the part's real memory map:
 # vector table and code in the 1 MB flash at 0x08000000, static data and the whole tinyzo arena in
-# the 128 KB main SRAM at 0x20000000, the stack in the 64 KB CCM at 0x10000000 (ld/stm32f405.ld).
+# the 128 KB main SRAM at 0x20000000, the stack at the bottom of main SRAM (TINYZO_FW_STACK=ram, the
+# default: QEMU 7.2 maps no CCM) or of the 64 KB CCM at 0x10000000 (=ccm; ld/stm32f405.ld).
 if(TINYZO_FW_FUSE)
   # The fused engine: the paper's 128x128 model; the paper's layers all WP fit, the 2 WP + 2 NP set
   # must not link (firmware/CMakeLists.txt).
@@ -32,7 +33,7 @@ add_test(NAME fw.${tz_b}.data_train
   COMMAND ${TINYZO_HOST_TOOL} fw-data --model ${TZ_MODEL} --split train -o ${tz_data}/gn_train8.bin -n 8)
 set_tests_properties(fw.${tz_b}.data fw.${tz_b}.data_train PROPERTIES FIXTURES_SETUP fw_data_${tz_b})
 
-# Boot on the part's map: reset through the flash alias, VTOR at flash, the stack in CCM, the DSP
+# Boot on the part's map: reset through the flash alias, VTOR at flash, the stack where configured, the DSP
 # kernels; the clock line says how far the RCC answered (QEMU 7.2 models none of it).
 if(TINYZO_FW_STACK STREQUAL "ccm")
   set(tz_stack "stack \\[0x10000000, 0x10001200\\).*stack_in=ccm ")
