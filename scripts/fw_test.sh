@@ -8,8 +8,9 @@
 # BUILD_ROOT default: build-fw (each core builds in BUILD_ROOT/CORE); CORE: m4f, m7, m3, or one of
 # them with -fixed (the model converted to fixed-point requantization at build time,
 # TINYZO_FW_REQUANT=fixed; its bit-exactness cases only) or -fused (the engine with fused row-band
-# blocks, TINYZO_FW_FUSE=ON; its bit-exactness cases only). Default: m4f m7, the cores of the ctest
-# case firmware_qemu; firmware_qemu_m3 runs m3 m3-fixed.
+# blocks, TINYZO_FW_FUSE=ON; its bit-exactness cases only), or stm32f405 (the Netduino Plus 2 board,
+# a Cortex-M4F on QEMU netduinoplus2, TINYZO_FW_BOARD=stm32f405). Default: m4f m7, the cores of the
+# ctest case firmware_qemu; firmware_qemu_m3 runs m3 m3-fixed, firmware_qemu_stm32f405 stm32f405.
 #
 # The host binary imports the model from the data directory ($TINYZO_DATA or ../shared/data) and
 # is the reference the device is compared with. Needs arm-none-eabi-gcc + newlib and
@@ -24,7 +25,7 @@ cores=("$@")
 ((${#cores[@]})) || cores=(m4f m7)
 for core in "${cores[@]}"; do
   base=${core%-fixed}
-  case ${base%-fused} in m4f | m7 | m3) ;; *) echo "fw_test.sh: unknown core '$core' (m4f, m7, m3[-fixed|-fused])" >&2; exit 2 ;; esac
+  case ${base%-fused} in m4f | m7 | m3 | stm32f405) ;; *) echo "fw_test.sh: unknown core '$core' (m4f, m7, m3[-fixed|-fused], stm32f405)" >&2; exit 2 ;; esac
 done
 [[ -x $tool ]] || { echo "fw_test.sh: $1 is not an executable" >&2; exit 2; }
 for t in arm-none-eabi-g++ qemu-system-arm cmake; do
@@ -39,8 +40,12 @@ for core in "${cores[@]}"; do
   dir=$root/$core
   echo "==== firmware $core: configure + build ($dir)"
   # -U: a build directory made by an older checkout must not keep stale image lists.
+  base=${core%-fixed}
+  base=${base%-fused}
+  mcu=cortex-$base board=mps2
+  [[ $base == stm32f405 ]] && mcu=cortex-m4f board=stm32f405
   cmake -S "$src/firmware" -B "$dir" "${gen[@]}" -U 'TINYZO_FW_*' \
-    -DCMAKE_TOOLCHAIN_FILE="$src/cmake/arm-none-eabi.cmake" -DTINYZO_MCU="cortex-$(base=${core%-fixed}; echo "${base%-fused}")" \
+    -DCMAKE_TOOLCHAIN_FILE="$src/cmake/arm-none-eabi.cmake" -DTINYZO_MCU="$mcu" -DTINYZO_FW_BOARD="$board" \
     -DTINYZO_FW_FUSE="$([[ $core == *-fused ]] && echo ON || echo OFF)" \
     -DTINYZO_FW_REQUANT="$([[ $core == *-fixed ]] && echo fixed || echo float)" \
     -DTINYZO_HOST_TOOL="$tool" >/dev/null

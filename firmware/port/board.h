@@ -19,6 +19,11 @@ extern char __arena_start__[], __arena_end__[];
 extern char __data_start__[], __data_end__[], __bss_start__[], __bss_end__[];
 extern char __text_end__[];
 
+// The system clock set-up's outcome (port/startup.c): on the STM32F405 what the
+// RCC reported ("PLL 168 MHz (HSE 25 MHz)", or which step never became ready);
+// on the mps2 boards "fixed by the board".
+const char* board_clock_name(void);
+
 // printf-style output to the emulator console (no heap, no FILE; at most 255
 // characters per call; no %f: use board_fixed()).
 void board_printf(const char* fmt, ...) __attribute__((format(printf, 1, 2)));

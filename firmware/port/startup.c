@@ -10,6 +10,11 @@
 //             no RAM);
 //   region 1: the whole flash region, read-only (the model is `const` in flash
 //             as on a real part, where QEMU's "flash" is really writable RAM).
+// With TZ_BOARD_STM32F405 (the Netduino Plus 2, QEMU netduinoplus2; ld/stm32f405.ld)
+// the stack is at the bottom of CCM instead, so region 0 lies just below CCM;
+// the vector table is the part's (16 + 82 entries, VTOR set to flash), and
+// the clock tree is programmed for 168 MHz from the 25 MHz crystal, as far as
+// the chip answers (board_clock_init below).
 // Every fault prints its cause through semihosting and exits with status 99.
 // The fault handlers turn the MPU off and run on the bottom of the stack: see below.
 #include <stdint.h>
@@ -64,6 +69,54 @@ static void mpu_init(void) {
   __asm__ volatile("dsb\n isb" ::: "memory");
 }
 
+#if defined(TZ_BOARD_STM32F405)
+#define SCB_VTOR REG(0xE000ED08u)
+#define RCC_CR REG(0x40023800u)
+#define RCC_PLLCFGR REG(0x40023804u)
+#define RCC_CFGR REG(0x40023808u)
+#define FLASH_ACR REG(0x40023C00u)
+
+enum { kClockPollLimit = 100000 };  // a real HSE starts in ~2 ms (HSE_STARTUP_TIMEOUT in ST's code)
+
+static int poll_set(volatile uint32_t* reg, uint32_t mask, uint32_t want) {
+  for (int i = 0; i < kClockPollLimit; ++i)
+    if ((*reg & mask) == want) return 1;
+  return 0;
+}
+
+// SYSCLK 168 MHz from the Netduino Plus 2's 25 MHz crystal: PLL M = 25, N = 336,
+// P = 2 (VCO 336 MHz), Q = 7 (48 MHz USB); AHB /1, APB1 /4 (42 MHz), APB2 /2
+// (84 MHz); flash 5 wait states with prefetch and caches (RM0090 table 10, 2.7-3.6 V).
+// Every wait is bounded: a part whose HSE or PLL never reports ready stays on
+// the 16 MHz HSI, and `info` says which. QEMU 7.2's STM32F405 has no RCC model
+// (the block reads as zero), so there the wait for HSERDY runs out; QEMU
+// itself clocks the core (and SysTick) at a fixed 168 MHz.
+static const char* g_clock = "not set up";
+
+static void board_clock_init(void) {
+  RCC_CR |= 1u << 16;  // HSEON
+  if (!poll_set(&RCC_CR, 1u << 17, 1u << 17)) {
+    RCC_CR &= ~(1u << 16);
+    g_clock = "HSI 16 MHz: HSE never ready (RCC not modelled?)";
+    return;
+  }
+  FLASH_ACR = 5u | (1u << 8) /* PRFTEN */ | (1u << 9) /* ICEN */ | (1u << 10) /* DCEN */;
+  RCC_PLLCFGR = 25u | (336u << 6) | (0u << 16) /* P = 2 */ | (1u << 22) /* HSE */ | (7u << 24);
+  RCC_CR |= 1u << 24;  // PLLON
+  if (!poll_set(&RCC_CR, 1u << 25, 1u << 25)) {
+    g_clock = "HSE 25 MHz: PLL never locked";
+    RCC_CFGR = (RCC_CFGR & ~3u) | 1u;  // SW = HSE
+    return;
+  }
+  RCC_CFGR = (RCC_CFGR & ~0xFCF3u) | (5u << 10) /* APB1 /4 */ | (4u << 13) /* APB2 /2 */ | 2u /* SW = PLL */;
+  g_clock = poll_set(&RCC_CFGR, 0xCu, 0x8u) ? "PLL 168 MHz (HSE 25 MHz)" : "PLL locked, switch not confirmed";
+}
+
+const char* board_clock_name(void) { return g_clock; }
+#else
+const char* board_clock_name(void) { return "fixed by the board"; }
+#endif
+
 void Reset_Handler(void) {
   uint32_t* dst = (uint32_t*)__data_start__;
   const uint32_t* src = __data_load__;
@@ -72,6 +125,10 @@ void Reset_Handler(void) {
 #if defined(__ARM_FP)
   SCB_CPACR |= 0xFu << 20;  // CP10, CP11: full access to the FPU
   __asm__ volatile("dsb\n isb" ::: "memory");
+#endif
+#if defined(TZ_BOARD_STM32F405)
+  SCB_VTOR = (uint32_t)(uintptr_t)__flash_origin__;  // booted through the 0x0 alias of flash
+  board_clock_init();
 #endif
   SCB_SHCSR |= 7u << 16;  // MemManage, BusFault, UsageFault get their own handlers
   SCB_CCR |= 1u << 4;     // DIV_0_TRP: integer division by zero faults instead of giving 0
@@ -178,7 +235,12 @@ TZ_FAULT_HANDLER(UsageFault_Handler, 3)
 void Default_Handler(void) { board_fail(98, "unexpected exception or interrupt"); }
 
 typedef void (*Vector)(void);
-__attribute__((section(".isr_vector"), used)) const Vector tz_vectors[16 + 16] = {
+#if defined(TZ_BOARD_STM32F405)
+enum { kDeviceVectors = 82 };  // STM32F405: IRQ 0 (WWDG) .. 81 (FPU), RM0090 table 61
+#else
+enum { kDeviceVectors = 16 };
+#endif
+__attribute__((section(".isr_vector"), used)) const Vector tz_vectors[16 + kDeviceVectors] = {
     (Vector)(uintptr_t)__stack_top__,  // initial MSP
     Reset_Handler,
     Default_Handler,  // NMI
@@ -195,20 +257,5 @@ __attribute__((section(".isr_vector"), used)) const Vector tz_vectors[16 + 16] =
     0,
     Default_Handler,  // PendSV
     Default_Handler,  // SysTick
-    Default_Handler,
-    Default_Handler,
-    Default_Handler,
-    Default_Handler,
-    Default_Handler,
-    Default_Handler,
-    Default_Handler,
-    Default_Handler,
-    Default_Handler,
-    Default_Handler,
-    Default_Handler,
-    Default_Handler,
-    Default_Handler,
-    Default_Handler,
-    Default_Handler,
-    Default_Handler,
+    [16 ... 16 + kDeviceVectors - 1] = Default_Handler,  // device interrupts: none enabled
 };

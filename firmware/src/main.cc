@@ -105,16 +105,21 @@ void print_memory(const char* job) {
   const size_t stack = size_t(__stack_top__ - __stack_limit__);
   const size_t arena = size_t(__arena_end__ - __arena_start__);
   const size_t used_end = size_t(__arena_end__ - __ram_origin__);
+  // The stack lives in the RAM region (mps2) or in a memory of its own (the STM32F405's CCM).
+  const uintptr_t stack_lo = reinterpret_cast<uintptr_t>(__stack_limit__);
+  const uintptr_t ram_lo = reinterpret_cast<uintptr_t>(__ram_origin__);
+  const bool stack_in_ram = stack_lo >= ram_lo && stack_lo < ram_lo + ram;
   board_printf(
       "MEM job=%s core=%s ram_budget=%u ram_linked=%u stack_region=%u stack_guard=%u stack_peak=%u "
-      "data_bss=%u arena_reserved=%u arena_used=%u engine_arena=%u trainer_arena=%u "
+      "stack_in=%s data_bss=%u arena_reserved=%u arena_used=%u engine_arena=%u trainer_arena=%u "
       "peak_sram=%u model_flash=%u\n",
       job, board_core_name(), unsigned(ram), unsigned(used_end), unsigned(stack),
-      unsigned(size_t(__stack_guard_size__)), unsigned(board_stack_peak_bytes()),
+      unsigned(size_t(__stack_guard_size__)), unsigned(board_stack_peak_bytes()), stack_in_ram ? "ram" : "ccm",
       unsigned(static_ram_bytes()), unsigned(arena), unsigned(g_arena.high_water()), unsigned(g_engine_bytes),
       unsigned(g_trainer_bytes),
-      // What this job actually needed: static data + used arena + deepest stack (the guard is not RAM).
-      unsigned(static_ram_bytes() + g_arena.high_water() + board_stack_peak_bytes()),
+      // What this job actually needed of the RAM region: static data + used arena + the deepest
+      // stack when the stack is in it (the guard is not RAM).
+      unsigned(static_ram_bytes() + g_arena.high_water() + (stack_in_ram ? board_stack_peak_bytes() : 0)),
       unsigned(size_t(tz_model_end - tz_model_start)));
 }
 
@@ -257,6 +262,9 @@ int run_info() {
                g_model.n_ops(), g_model.n_tensors(), unsigned(g_engine.input().size()), n_classes());
   board_printf("kernels: %s; engine arena %u bytes (activations %u)\n", g_engine.kernels().name,
                unsigned(g_engine.arena_bytes()), unsigned(g_engine.activation_bytes()));
+  board_printf("clock: %s; flash at %p, RAM at %p, stack [%p, %p)\n", board_clock_name(),
+               static_cast<const void*>(__flash_origin__), static_cast<const void*>(__ram_origin__),
+               static_cast<const void*>(__stack_limit__), static_cast<const void*>(__stack_top__));
   print_macs();
   print_memory("info");
   return 0;

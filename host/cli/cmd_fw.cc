@@ -234,7 +234,8 @@ void run_fw_size(const SizeOptions& o) {
     std::vector<LayerChoice> lc;
     for (const TrainLayer& l : layers) lc.push_back(LayerChoice{l.op, l.mode == PerturbMode::kNode});
     try {
-      const MemoryPrediction p = predict_training_memory(m, lc, c.queries_w + c.queries_b, int(c.batch));
+      const ZoConfig zc = fw::zo_config(c);
+      const MemoryPrediction p = predict_training_memory(m, lc, c.queries_w + c.queries_b, int(c.batch), &zc);
       std::printf("fw-size: memory model (tinyzo plan): inference=%zu zo_extra=%zu total=%zu\n",
                   p.inference_bytes, p.zo_extra_bytes, p.total_bytes());
     } catch (const CliError& e) {

@@ -23,6 +23,7 @@ namespace {
 struct ImportOptions {
   std::string src;
   std::string out;
+  int input_size = 0;  // 0: the source's resolution
 };
 
 void run_import(const ImportOptions& o) {
@@ -38,6 +39,7 @@ void run_import(const ImportOptions& o) {
   }
   if (is_directory(o.out)) throw CliError("-o " + o.out + ": is a directory");
   if (looks_like_tflite(src)) {
+    if (o.input_size > 0) throw CliError("--input-size: only for .pth/.pkl models (a .tflite graph keeps its shapes)");
     const auto t0 = std::chrono::steady_clock::now();
     const TfliteImport imp = import_tflite_file(src);
     write_file_atomic(o.out, imp.tzm.data(), imp.tzm.size());
@@ -48,7 +50,7 @@ void run_import(const ImportOptions& o) {
                 ops.c_str(), imp.n_tensors, secs);
     return;
   }
-  const double secs = run_importer(src, o.out);
+  const double secs = run_importer(src, o.out, o.input_size);
   const LoadedModel m = LoadedModel::load(o.out);
   std::printf("wrote %s: %zu bytes, %d ops, %d tensors (%.1f s)\n", o.out.c_str(), m.size_bytes(), m.view().n_ops(),
               m.view().n_tensors(), secs);
@@ -62,6 +64,10 @@ void register_import_command(CLI::App& app) {
   cmd->add_option("src", opts->src, "the original model file (.pth, .pkl, .tflite), or a reference model name (mcunet-cifar10, ...)")
       ->required();
   cmd->add_option("-o,--out", opts->out, "the .tzm file to write")->required();
+  cmd->add_option("--input-size", opts->input_size,
+                  "build the graph for an S x S input instead of the source's resolution (.pth/.pkl: the "
+                  "convolutions and the global pool work at any size; the same weights), 32..1024")
+      ->check(CLI::Range(32, 1024));
   cmd->callback([opts]() { run_import(*opts); });
 }
 

@@ -145,6 +145,11 @@ ZoMemory zo_for(const ModelView& m, const Inference& inf, const std::vector<Trai
   check(zo_memory(m, inf.req(), Span<const TrainLayer>(layers.data(), layers.size()), s,
                   Span<ZoLayerMemory>(per->data(), per->size()), &z),
         "ZO accounting");
+  // Where the trainer puts the workspace: a gap of the inference plan if there is one.
+  int first = m.n_ops();
+  for (const TrainLayer& l : layers) first = std::min(first, l.op);
+  check(zo_place_workspace(inf.req(), Span<const size_t>(inf.offsets.data(), inf.offsets.size()), first, &z),
+        "placing the ZO workspace");
   return z;
 }
 
@@ -170,7 +175,7 @@ size_t zo_shared_total(const ModelView& m, const Inference& inf, const std::vect
 // takes from an arena, measured by a trial init beside a real engine. Empty
 // when the trainer cannot take this set (too many layers, a non-Conv2d op).
 std::string measure_trainer(const ModelView& m, const Inference& inf, const std::vector<TrainLayer>& layers,
-                            int queries, size_t* bytes) {
+                            int queries, size_t* bytes, bool fused = false) {
   if (layers.size() > size_t(ZoTrainer::kMaxLayers))
     return "the trainer takes at most " + std::to_string(ZoTrainer::kMaxLayers) + " layers";
   for (const TrainLayer& l : layers)
@@ -178,10 +183,16 @@ std::string measure_trainer(const ModelView& m, const Inference& inf, const std:
   struct alignas(16) Block {
     uint8_t b[16];
   };
-  std::vector<Block> engine_mem(inf.required_bytes / 16 + 1);
+  // (The fused engine's tables are larger, its activations smaller: 64 KB of margin is plenty.)
+  std::vector<Block> engine_mem(inf.required_bytes / 16 + 4097);
   Arena engine_arena(engine_mem.data(), engine_mem.size() * 16);
   Engine engine;
-  check(engine.init(m, engine_arena), "engine init");
+  std::vector<int> unfused;
+  for (const TrainLayer& l : layers) unfused.push_back(l.op);
+  EngineOptions eo;
+  eo.fuse = fused;  // the trained layers kept out of the blocks, as the trainer requires
+  eo.unfused_ops = Span<const int>(unfused.data(), unfused.size());
+  check(engine.init(m, engine_arena, best_kernels(), 1, eo), "engine init");
   size_t need = 1 << 20;
   for (const TrainLayer& l : layers) {
     const TzmOp& op = m.op(l.op);
@@ -191,10 +202,9 @@ std::string measure_trainer(const ModelView& m, const Inference& inf, const std:
   need += engine.boundary_size_bytes(0) + inf.mem.activation_bytes;
   std::vector<Block> scratch_mem(need / 16 + 1);
   Arena scratch(scratch_mem.data(), scratch_mem.size() * 16);
-  ZoConfig cfg;
-  cfg.n_queries_w = std::max(1, (queries + 1) / 2);
-  cfg.n_queries_b = std::max(1, queries / 2);
-  cfg.n_queries_np = queries;
+  ZoSettings zs;
+  zs.n_queries = queries;
+  const ZoConfig cfg = zo_trainer_config(zs);  // the query split the memory model assumes
   if (queries > ZoTrainer::kMaxQueries) return "more queries than the trainer takes";
   const Status s = ZoTrainer::required_arena_bytes(engine, Span<const TrainLayer>(layers.data(), layers.size()), cfg,
                                                    scratch, bytes);
@@ -351,6 +361,8 @@ Json layer_json(const ModelView& m, const ZoLayerMemory& l) {
   j["node_grad_bytes"] = l.node_grad_bytes;
   j["mask_bytes"] = l.mask_bytes;
   j["loss_bytes"] = l.loss_bytes;
+  j["record_bytes"] = l.record_bytes;
+  j["query_loss_bytes"] = l.query_loss_bytes;
   j["persistent_bytes"] = l.persistent_bytes();
   j["transient_bytes"] = l.transient_bytes();
   j["extra_bytes"] = l.extra_bytes();
@@ -363,6 +375,7 @@ Json zo_json(const ModelView& m, const ZoMemory& z, size_t inference_bytes, size
   j["persistent_bytes"] = z.persistent_bytes;
   j["workspace_bytes"] = z.workspace_bytes;
   j["workspace_op"] = z.workspace_op >= 0 ? Json(m.op(z.workspace_op).name) : Json(nullptr);
+  j["workspace_in_arena"] = z.workspace_in_arena;
   j["extra_bytes"] = z.extra_bytes;
   j["total_bytes"] = inference_bytes + z.extra_bytes;
   return j;
@@ -647,6 +660,10 @@ void run_plan(const PlanArgs& a) {
            zsel, shared_sel);
     zo_row("ZO, all WP", zwp, shared_wp);
     zo_row("ZO, all NP", znp, shared_np);
+    if (zsel.workspace_in_arena || zwp.workspace_in_arena || znp.workspace_in_arena)
+      line("  (ZO rows with the workspace in a gap of the inference plan (bytes only the prefix uses), not in"
+           " extra:%s%s%s)", zsel.workspace_in_arena ? " selected" : "", zwp.workspace_in_arena ? " all-WP" : "",
+           znp.workspace_in_arena ? " all-NP" : "");
     size_t trainer_bytes = 0;
     const std::string trainer_why = measure_trainer(m, inf, layers, a.queries, &trainer_bytes);
     if (trainer_why.empty()) {
@@ -672,9 +689,23 @@ void run_plan(const PlanArgs& a) {
       std::vector<int> unfused;
       for (const TrainLayer& l : layers) unfused.push_back(l.op);
       const FusedInference ft = plan_fused_host(m, inf, unfused);
-      const size_t total = ft.required_bytes + zsel.extra_bytes;
-      line("  %-32s %10zu %10zu %10zu %12zu %9.1f %10s  %s", "ZO, selected, fused engine", zsel.persistent_bytes,
-           zsel.workspace_bytes, zsel.extra_bytes, total, kb(total), "", fits(total).c_str());
+      // The workspace's gap in the fused plan (the engine plans these requests with plan_buffers).
+      ZoMemory zfu = zsel;
+      {
+        std::vector<size_t> off(ft.requests.size());
+        std::vector<int> sc(plan_buffers_scratch_size(ft.requests.size()));
+        size_t total_act = 0;
+        check(plan_buffers(ft.req(), Span<size_t>(off.data(), off.size()), Span<int>(sc.data(), sc.size()), &total_act),
+              "planning the fused requests");
+        int first = m.n_ops();
+        for (const TrainLayer& l : layers) first = std::min(first, l.op);
+        check(zo_place_workspace(ft.req(), Span<const size_t>(off.data(), off.size()), first, &zfu,
+                                 size_t(m.n_tensors())),
+              "placing the ZO workspace (fused)");
+      }
+      const size_t total = ft.required_bytes + zfu.extra_bytes;
+      line("  %-32s %10zu %10zu %10zu %12zu %9.1f %10s  %s", "ZO, selected, fused engine", zfu.persistent_bytes,
+           zfu.workspace_bytes, zfu.extra_bytes, total, kb(total), "", fits(total).c_str());
       line("    fused-engine inference %zu B (%.1f KB; peak at op %d %s); training / inference peak = %.3f",
            ft.required_bytes, kb(ft.required_bytes), ft.peak_op,
            ft.peak_op >= 0 && ft.peak_op < m.n_ops() ? m.op(ft.peak_op).name : "-",
@@ -683,11 +714,14 @@ void run_plan(const PlanArgs& a) {
         line("    at the peak: %s", p.second.c_str());
       block_lines(ft);
       Json jz;
-      if (trainer_why.empty()) {
-        // The trainer's buffers do not depend on fusion (its cuts are never inside a block).
-        const size_t measured = ft.required_bytes + trainer_bytes;
+      size_t fused_trainer_bytes = 0;
+      if (trainer_why.empty() &&
+          measure_trainer(m, inf, layers, a.queries, &fused_trainer_bytes, /*fused=*/true).empty()) {
+        // Measured beside the fused engine: the buffers are those of the unfused engine, the
+        // workspace goes into the fused plan's gap if it has one.
+        const size_t measured = ft.required_bytes + fused_trainer_bytes;
         line("  %-32s %10s %10s %10zu %12zu %9.1f %10s  %s", "ZoTrainer, fused engine (measured)", "", "",
-             trainer_bytes, measured, kb(measured), "", fits(measured).c_str());
+             fused_trainer_bytes, measured, kb(measured), "", fits(measured).c_str());
         jz["measured_total_bytes"] = measured;
       }
       jz["inference_total_bytes"] = ft.required_bytes;
@@ -705,13 +739,15 @@ void run_plan(const PlanArgs& a) {
     line("   activation gradients up to %zu B each.)", bfull.max_grad_bytes);
     line("");
     line("Selected ZO extra, itemized:");
-    size_t w = 0, b = 0, sc = 0, g = 0;
+    size_t w = 0, b = 0, sc = 0, g = 0, rec = 0;
     for (const ZoLayerMemory& l : per) {
+      rec += l.record_bytes;
       w += l.weight_bytes;
       b += l.bias_bytes;
       sc += l.scalar_bytes;
       g += l.grad_bytes;
     }
+    line("  trainer layer table (%zu records)     %10zu B", per.size(), rec);
     line("  trainable int8 weights in SRAM        %10zu B", w);
     line("  trainable int32 biases in SRAM        %10zu B", b);
     line("  WP per-query loss sums (float32)      %10zu B", sc);
@@ -722,13 +758,11 @@ void run_plan(const PlanArgs& a) {
       line("    boundary cache                      %10zu B", l.boundary_bytes);
       if (l.mode == PerturbMode::kWeight) {
         line("    perturbed W or b                    %10zu B", l.perturbed_bytes);
+        line("    losses of one tensor's queries      %10zu B", l.query_loss_bytes);
       } else {
-        line("    int8 node offsets                   %10zu B", l.offset_bytes);
         if (l.node_grad_bytes) line("    float32 node gradient G             %10zu B", l.node_grad_bytes);
         else line("    per-query (Lq - L0) / mu of the sample %7zu B  (G never materialized)", l.sample_scalar_bytes);
-        line("    saturation mask (1 bit)             %10zu B", l.mask_bytes);
       }
-      line("    L0 of the sample                    %10zu B", l.loss_bytes);
     }
     if (a.mode == "auto")
       line("  (--mode auto: NP where inference + ZO still fits %.0f KB, WP elsewhere)", a.budget_kb);

@@ -289,7 +289,7 @@ std::string importer_script_path() {
   return python_package_dir() + "/tinyzo/importer.py";
 }
 
-double run_importer(const std::string& src, const std::string& out) {
+double run_importer(const std::string& src, const std::string& out, int input_size) {
   const auto t0 = std::chrono::steady_clock::now();
   if (!is_regular_file(src)) throw CliError(src + ": no such file");
   const std::string script = importer_script_path();
@@ -303,7 +303,9 @@ double run_importer(const std::string& src, const std::string& out) {
   const std::string tmp = sibling_temp_path(out);
   std::string failure;
   for (const std::string& python : pythons) {
-    ProcessResult r = run_process({python, script, src, "-o", tmp}, python_package_dir());
+    std::vector<std::string> argv = {python, script, src, "-o", tmp};
+    if (input_size > 0) argv.insert(argv.end(), {"--input-size", std::to_string(input_size)});
+    ProcessResult r = run_process(argv, python_package_dir());
     if (r.exit_code == 0 && is_regular_file(tmp)) {
       failure.clear();
       break;

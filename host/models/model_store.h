@@ -131,8 +131,9 @@ LoadedModel load_model_arg(const std::string& arg, const PathOptions& options = 
 // python3 from PATH, then /usr/bin/python3 when the first is missing or
 // fails (Debian's python3-torch imports only under /usr/bin/python3). Throws
 // CliError with the importer's last line of output. Returns the seconds the
-// conversion took.
-double run_importer(const std::string& src, const std::string& out);
+// conversion took. `input_size` > 0 builds the graph for an S x S input
+// instead of the source's resolution (the importer's --input-size).
+double run_importer(const std::string& src, const std::string& out, int input_size = 0);
 
 // The importer script that run_importer() uses.
 std::string importer_script_path();

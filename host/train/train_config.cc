@@ -618,7 +618,7 @@ std::string layers_to_string(const ModelView& m, const std::vector<LayerChoice>&
 // ------------------------------------------------------------------ memory
 
 MemoryPrediction predict_training_memory(const ModelView& m, const std::vector<LayerChoice>& layers, int n_queries,
-                                         int batch) {
+                                         int batch, const ZoConfig* trainer) {
   const size_t nt = size_t(m.n_tensors());
   std::vector<BufferRequest> requests(nt);
   std::vector<size_t> offsets(nt);
@@ -633,10 +633,21 @@ MemoryPrediction predict_training_memory(const ModelView& m, const std::vector<L
   ZoSettings s;
   s.n_queries = n_queries;
   s.batch = batch;
+  if (trainer != nullptr) {
+    s.n_queries_w = trainer->n_queries_w;
+    s.n_queries_b = trainer->n_queries_b;
+    s.n_queries_np = trainer->n_queries_np;
+    s.two_sided = trainer->two_sided;
+  }
   ZoMemory z;
   check_status(zo_memory(m, Span<const BufferRequest>(requests.data(), nt), Span<const TrainLayer>(tl.data(), tl.size()), s,
                   Span<ZoLayerMemory>(per.data(), per.size()), &z),
         "memory model: ZO accounting");
+  int first = m.n_ops();
+  for (const TrainLayer& l : tl) first = std::min(first, l.op);
+  check_status(zo_place_workspace(Span<const BufferRequest>(requests.data(), nt), Span<const size_t>(offsets.data(), nt),
+                                  first, &z),
+               "memory model: placing the ZO workspace");
   MemoryPrediction p;
   p.inference_bytes = required_arena_bytes(m);
   p.zo_extra_bytes = z.extra_bytes;

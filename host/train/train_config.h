@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "tinyzo/model.h"
+#include "tinyzo/train/zo_trainer.h"
 #include "tinyzo/status.h"
 
 namespace tinyzo {
@@ -227,7 +228,10 @@ struct MemoryPrediction {
   size_t total_bytes() const { return inference_bytes + zo_extra_bytes; }
 };
 // Throws CliError when the memory model rejects the set.
+// With `trainer`, its query counts (W, b, NP) and sides are the ones accounted
+// (what that trainer takes, byte for byte); without, Q is split as
+// zo_trainer_config() does.
 MemoryPrediction predict_training_memory(const ModelView& m, const std::vector<LayerChoice>& layers, int n_queries,
-                                         int batch);
+                                         int batch, const ZoConfig* trainer = nullptr);
 
 }  // namespace tinyzo

@@ -400,7 +400,7 @@ RunResult run_training(const ModelView& model, const TrainData& data, const RunO
   res.engine_arena_bytes = host.engine_arena_bytes();
   res.trainer_arena_bytes = host.trainer_arena_bytes();
   res.predicted = predict_training_memory(model, opt.layers, std::max(cfg.queries_w + cfg.queries_b, cfg.queries_np),
-                                          cfg.batch);
+                                          cfg.batch, &zc);
   res.full_rerun_macs_per_step = host.full_rerun_macs_per_sample() * uint64_t(std::min<size_t>(n_train, cfg.batch));
 
   // Best-validation copies of the trainable parameters.

@@ -253,6 +253,29 @@ class ImportModels(unittest.TestCase):
         add = m.op("1.2.q_add")
         self.assertEqual([m.tensors[i].name for i in add.inputs], ["1.1.conv.2", "1.2.conv.2"])
 
+    def test_input_size(self):
+        # --input-size S: the same graph and weights for an S x S input; every activation shape
+        # follows (k // 2 padding, stride s: ceil(h / s)), the pool and head are unchanged.
+        _, _, full = self.import_ok("mcunet_in1_cifar10.pth")
+        out = os.path.join(self.tmp.name, "s64.tzm")
+        r = run_importer(model_path("mcunet_in1_cifar10.pth"), "-o", out, "--input-size", "64")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(out, "rb") as f:
+            small = tzm.read_tzm(f.read())
+        self.assertEqual(small.tensors[small.input_tensor].dims, (64, 64, 3))
+        self.assertEqual([op.name for op in small.ops], [op.name for op in full.ops])
+        for a, b in zip(full.tensors, small.tensors):
+            self.assertEqual(a.name, b.name)
+            if a.flags & tzm.CONSTANT:
+                self.assertEqual((a.dims, list(a.values())), (b.dims, list(b.values())), a.name)
+            elif len(a.dims) == 3:  # activations: half the side (128 -> 64) at every resolution
+                self.assertEqual((b.dims[0], b.dims[1], b.dims[2]),
+                                 ((a.dims[0] + 1) // 2, (a.dims[1] + 1) // 2, a.dims[2]), a.name)
+        self.assertEqual(small.tensor("pool").dims, (1, 1, 160))
+        for bad in ("16", "2048"):
+            self.assertIn("--input-size", self.assert_clean_failure(model_path("mcunet_in1_cifar10.pth"),
+                                                                      "--input-size", bad))
+
     def test_module_entry_point(self):
         line, _, m = self.import_ok("mbv2-w0.35.pkl", module=True)
         self.assertIn("64 ops", line)

@@ -462,10 +462,15 @@ def _emit(net):
 
 # ---------------------------------------------------------------------------------------------
 
-def import_model(src, arch=None):
+def import_model(src, arch=None, input_size=None):
     """Import `src`; returns (tzm bytes, summary dict with ops, tensors, params, bytes).
     `arch` is the .pkl giving the architecture of a .pth checkpoint (default: mcunet-5fps.pkl
-    beside it). Raises ImportError_ or torchzip.TorchZipError with a one-line message."""
+    beside it). `input_size` S builds the graph for an S x S input instead of the source's
+    resolution (the same weights: every conv is padded k // 2 and the head follows a global
+    average pool, so any S >= 32 gives a valid graph; S a multiple of 32 keeps every stride-2
+    stage exact). Raises ImportError_ or torchzip.TorchZipError with a one-line message."""
+    if input_size is not None and not 32 <= input_size <= 1024:
+        _fail("--input-size %r: expected 32..1024" % (input_size,))
     obj = torchzip.load(src)
     if not isinstance(obj, dict):
         _fail("%s: unrecognised content (%s)" % (src, type(obj).__name__))
@@ -484,6 +489,8 @@ def import_model(src, arch=None):
             if not isinstance(arch_obj, dict) or "first_conv" not in arch_obj:
                 _fail("%s is not a tiny-training .pkl model" % arch)
             net = _from_pth(state, arch_obj, arch)
+        if input_size is not None:
+            net.input_hw = input_size
         return _emit(net)
     except ImportError_ as e:
         raise ImportError_("%s: %s" % (os.path.basename(src), e)) from None
@@ -518,9 +525,10 @@ def main(argv=None):
     ap.add_argument("-o", "--output", required=True, help="output .tzm path")
     ap.add_argument("--name", help="model name for messages (default: the source file name)")
     ap.add_argument("--arch", help="architecture .pkl for a .pth checkpoint (default: mcunet-5fps.pkl beside it)")
+    ap.add_argument("--input-size", type=int, help="build the graph for an S x S input (default: the source's)")
     args = ap.parse_args(argv)
     try:
-        blob, s = import_model(args.src, args.arch)
+        blob, s = import_model(args.src, args.arch, args.input_size)
         write_atomic(args.output, blob)
     except (ImportError_, torchzip.TorchZipError) as e:
         print("importer: error: %s" % e, file=sys.stderr)

@@ -1,5 +1,7 @@
 #include "tinyzo/train/memory_model.h"
 
+#include <cstdint>
+
 namespace tinyzo {
 namespace {
 
@@ -15,6 +17,8 @@ bool is_trainable_type(OpType t) { return t == OpType::kConv2d || t == OpType::k
 bool clamps_output(OpType t) {
   return t == OpType::kConv2d || t == OpType::kFullyConnected || t == OpType::kAdd || t == OpType::kAddTfl;
 }
+
+size_t align16(size_t n) { return (n + 15) & ~size_t(15); }
 
 bool layer_op_ok(const ModelView& m, int op) {
   return op >= 0 && op < m.n_ops() && is_trainable_type(static_cast<OpType>(m.op(op).type));
@@ -104,11 +108,25 @@ Status plan_inference(const ModelView& model, Span<BufferRequest> requests, Span
   return Status::kOk;
 }
 
+ZoConfig zo_trainer_config(const ZoSettings& s) {
+  ZoConfig c;
+  const int q = s.n_queries;
+  c.n_queries_w = s.n_queries_w > 0 ? s.n_queries_w : ((q + 1) / 2 > 1 ? (q + 1) / 2 : 1);
+  c.n_queries_b = s.n_queries_b > 0 ? s.n_queries_b : (q / 2 > 1 ? q / 2 : 1);
+  c.n_queries_np = s.n_queries_np > 0 ? s.n_queries_np : q;
+  c.two_sided = s.two_sided;
+  return c;
+}
+
 Status zo_layer_memory(const ModelView& model, Span<const BufferRequest> requests, int op, PerturbMode mode,
                        const ZoSettings& settings, ZoLayerMemory* out) {
   if (!model.valid() || out == nullptr || !layer_op_ok(model, op)) return Status::kInvalidArgument;
-  if (settings.n_queries < 1 || settings.batch < 1) return Status::kInvalidArgument;
+  if (settings.n_queries < 1 || settings.batch < 1 || settings.n_queries_w < 0 || settings.n_queries_b < 0 ||
+      settings.n_queries_np < 0)
+    return Status::kInvalidArgument;
   if (requests.size() < static_cast<size_t>(model.n_tensors())) return Status::kInvalidArgument;
+  const ZoConfig cfg = zo_trainer_config(settings);
+  const size_t sides = cfg.two_sided ? 2 : 1;
   const TzmOp& o = model.op(op);
   ZoLayerMemory m;
   m.op = op;
@@ -116,39 +134,44 @@ Status zo_layer_memory(const ModelView& model, Span<const BufferRequest> request
   m.n_weights = tensor_elements(model.tensor(o.inputs[1]));
   m.n_bias = tensor_elements(model.tensor(o.inputs[2]));
   m.n_outputs = tensor_elements(model.tensor(o.output));
-  m.weight_bytes = tensor_bytes(model.tensor(o.inputs[1]));
-  m.bias_bytes = tensor_bytes(model.tensor(o.inputs[2]));
+  m.record_bytes = ZoTrainer::layer_record_bytes();
+  const size_t w_bytes = tensor_bytes(model.tensor(o.inputs[1]));
+  const size_t b_bytes = tensor_bytes(model.tensor(o.inputs[2]));
+  m.weight_bytes = align16(w_bytes);
+  m.bias_bytes = align16(b_bytes);
   // Both modes restore the tensors alive across the cut before `op` and run
   // the suffix from `op`: WP because op reads the perturbed weights, NP
   // because op's output is recomputed and perturbed in place before the rest
   // of the suffix. The cache also holds op's input x, which NP's in-layer
   // backward reads after the queries.
-  m.boundary_bytes = boundary_bytes(requests, op);
-  m.loss_bytes = sizeof(float);
-  const size_t q = static_cast<size_t>(settings.n_queries);
+  const size_t cut = boundary_bytes(requests, op);
+  m.boundary_bytes = align16(cut);
   if (mode == PerturbMode::kWeight) {
     // u_q is regenerated from its seed at update time, so the step keeps only
-    // sum_b (Lq[b] - L0[b]) per query (METHOD §3.7). The engine reads a
-    // whole perturbed tensor: W and b are perturbed one at a time, so one
-    // buffer of the larger of the two.
-    m.scalar_bytes = q * sizeof(float);
-    m.perturbed_bytes = m.weight_bytes > m.bias_bytes ? m.weight_bytes : m.bias_bytes;
+    // the batch sum of Lq per query (METHOD §3.7). The engine reads a whole
+    // perturbed tensor: W and b are perturbed one at a time, so one buffer of
+    // the larger of the two; the losses of one tensor's queries are folded
+    // into the sums in query order after they all ran.
+    m.scalar_bytes = align16(size_t(cfg.n_queries_w) * sides * 4) + align16(size_t(cfg.n_queries_b) * sides * 4);
+    m.perturbed_bytes = align16(w_bytes > b_bytes ? w_bytes : b_bytes);
+    const size_t max_q = size_t(cfg.n_queries_w > cfg.n_queries_b ? cfg.n_queries_w : cfg.n_queries_b);
+    m.query_loss_bytes = align16(max_q * sides * 4);
   } else {
     // dW sums over the batch of per-sample terms G[b] (x) im2col(x[b]); with
     // samples streamed one at a time that sum needs a d_w-sized accumulator
-    // (the GNS factor needs the batch's unmasked count: one uint32).
-    m.grad_bytes = (m.n_weights + m.n_bias) * sizeof(float) + sizeof(uint32_t);
+    // (the GNS factor's count of unmasked outputs is a field of the record).
+    m.grad_bytes = align16(m.n_weights * sizeof(float)) + align16(m.n_bias * sizeof(float));
     // The trainer writes y + mu * u_q straight into op's output in the arena
     // (after re-running op from the cached boundary) and tests saturation on
     // the unperturbed y there too: no offset or mask buffer.
-    m.offset_bytes = 0;
     // G[b] = sum_q (Lq[b] - L0[b]) / mu * m * u_q is linear in the Q scalars:
     // keeping them and regenerating u_q element by element in the backward
     // costs Q generator calls per output (as many as the queries themselves
-    // drew) instead of a float per output.
+    // drew) instead of a float per output. They cannot be streamed (folded
+    // into dW query by query) without changing the float summation order of G
+    // (and the leave-one-out baseline needs all Q first), and cost only 4 Q.
     if (settings.np_materialize_grad) m.node_grad_bytes = m.n_outputs * sizeof(float);
-    else m.sample_scalar_bytes = q * sizeof(float);
-    m.mask_bytes = 0;
+    else m.sample_scalar_bytes = align16(size_t(cfg.n_queries_np) * 4);
   }
   *out = m;
   return Status::kOk;
@@ -171,6 +194,49 @@ Status zo_memory(const ModelView& model, Span<const BufferRequest> requests, Spa
   }
   z.extra_bytes = z.persistent_bytes + z.workspace_bytes;
   *out = z;
+  return Status::kOk;
+}
+
+bool zo_workspace_gap(Span<const BufferRequest> r, Span<const size_t> offsets, int first_op, size_t bytes,
+                      size_t* offset, size_t n_tensors) {
+  size_t n = r.size() < offsets.size() ? r.size() : offsets.size();
+  for (size_t k = n_tensors; k < n; ++k)
+    if (r[k].size_bytes != 0 && r[k].last_use >= first_op) return false;  // a block running in the suffix
+  n = n < n_tensors ? n : n_tensors;
+  size_t lo = SIZE_MAX, hi = 0;
+  for (size_t k = 0; k < n; ++k) {
+    if (r[k].size_bytes == 0) continue;
+    lo = offsets[k] < lo ? offsets[k] : lo;
+    hi = offsets[k] + r[k].size_bytes > hi ? offsets[k] + r[k].size_bytes : hi;
+  }
+  if (lo == SIZE_MAX || bytes == 0) return false;
+  auto late = [&](size_t k) { return r[k].size_bytes != 0 && r[k].last_use >= first_op; };
+  // Candidates: the start of the span and the 16-aligned end of every late
+  // buffer (the lowest gap starts at one of them). O(n^2), once per init().
+  bool found = false;
+  size_t best = 0;
+  for (size_t c = 0; c <= n; ++c) {
+    if (c < n && !late(c)) continue;
+    const size_t at = c == n ? lo : lo + align16(offsets[c] + r[c].size_bytes - lo);
+    if (at + bytes > hi || (found && at >= best)) continue;
+    bool clear = true;
+    for (size_t k = 0; k < n && clear; ++k)
+      clear = !late(k) || offsets[k] >= at + bytes || offsets[k] + r[k].size_bytes <= at;
+    if (clear) {
+      best = at;
+      found = true;
+    }
+  }
+  if (found) *offset = best;
+  return found;
+}
+
+Status zo_place_workspace(Span<const BufferRequest> requests, Span<const size_t> offsets, int first_op,
+                          ZoMemory* z, size_t n_tensors) {
+  if (z == nullptr || first_op < 0) return Status::kInvalidArgument;
+  size_t at = 0;
+  z->workspace_in_arena = zo_workspace_gap(requests, offsets, first_op, z->workspace_bytes, &at, n_tensors);
+  z->extra_bytes = z->persistent_bytes + (z->workspace_in_arena ? 0 : z->workspace_bytes);
   return Status::kOk;
 }
 

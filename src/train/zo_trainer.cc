@@ -4,6 +4,9 @@
 #include <new>
 
 #include "tinyzo/kernels/requant.h"
+#include "tinyzo/fusion.h"
+#include "tinyzo/planner.h"
+#include "tinyzo/train/memory_model.h"
 #include "tinyzo/train/fmath.h"
 #include "tinyzo/train/rng.h"
 
@@ -17,6 +20,8 @@ int8_t clamp_s8(int32_t v) { return static_cast<int8_t>(clamp_i32(v, -128, 127))
 int32_t clamp_s32(int64_t v) {
   return static_cast<int32_t>(v < INT32_MIN ? INT32_MIN : (v > INT32_MAX ? INT32_MAX : v));
 }
+size_t align16(size_t n) { return (n + 15) & ~size_t(15); }
+
 // floor() without libm.
 float floor_f(float v) {
   if (!(v < 8388608.f && v > -8388608.f)) return v;  // already integral (or NaN)
@@ -90,6 +95,9 @@ Status ZoTrainer::init(Engine& engine, Span<const TrainLayer> layers, const ZoCo
   n_layers_ = 0;
   // The layer table lives in the arena: its size follows the layer count (no
   // fixed maximum in the trainer object).
+  // Counted from the first 16-byte boundary: what arena_bytes() reports does
+  // not depend on where the caller's last allocation ended.
+  (void)arena.allocate(0, 16);
   const size_t start = arena.used();
   layers_ = static_cast<Layer*>(arena.allocate(layers.size() * sizeof(Layer), alignof(Layer)));
   if (layers_ == nullptr) return Status::kOutOfMemory;
@@ -136,49 +144,117 @@ Status ZoTrainer::init(Engine& engine, Span<const TrainLayer> layers, const ZoCo
   return Status::kOk;
 }
 
+size_t ZoTrainer::layer_record_bytes() { return sizeof(Layer); }
+
+size_t ZoTrainer::workspace_bytes_for(size_t boundary_bytes, PerturbMode mode, size_t d_w, size_t c_out,
+                                      const ZoConfig& config) {
+  const int sides = config.two_sided ? 2 : 1;
+  size_t bytes = align16(boundary_bytes);
+  if (mode == PerturbMode::kWeight) {
+    // W and b are perturbed one at a time: one copy of the larger serves both;
+    // then one loss per (query, side) of the tensor being estimated.
+    bytes += align16(d_w > c_out * 4 ? d_w : c_out * 4);
+    const int max_q = config.n_queries_w > config.n_queries_b ? config.n_queries_w : config.n_queries_b;
+    bytes += align16(size_t(max_q) * size_t(sides) * 4);
+  } else {
+    bytes += align16(size_t(config.n_queries_np) * 4);  // the sample's Q coefficients
+  }
+  return bytes;
+}
+
+// The workspace of layer `li` (layer-wise estimation): the boundary cache at
+// its start, then the layer's own buffers. Called before the layer is
+// estimated on a sample; the pointers stay valid until the next call.
+void ZoTrainer::bind_workspace(int li) {
+  const Layer& l = layers_[li];
+  boundary_ = workspace_;
+  boundary_bytes_ = engine_->boundary_size_bytes(l.spec.op);
+  uint8_t* tail = reinterpret_cast<uint8_t*>(workspace_) + align16(boundary_bytes_);
+  if (l.spec.mode == PerturbMode::kWeight) {
+    shared_pert_ = reinterpret_cast<int8_t*>(tail);
+    const size_t pert = l.d_w > size_t(l.c_out) * 4 ? l.d_w : size_t(l.c_out) * 4;
+    results_ = reinterpret_cast<float*>(tail + align16(pert));
+  } else {
+    np_coef_ = reinterpret_cast<float*>(tail);
+  }
+}
+
+// The engine's plan, as the memory model sees it (zo_workspace_gap): the
+// requests the engine planned (with fused blocks: build_fused_requests, the
+// blocks' intermediates of size 0 and one scratch request per block) and the
+// addresses it gave them, in scratch from the top of `arena` that is released
+// again. A block's scratch has no public address: a block that runs at or
+// after the first trained op (its scratch is written in the suffix runs)
+// makes the search give up; an earlier block's scratch is prefix-only memory
+// and no obstacle.
+int8_t* ZoTrainer::workspace_in_engine(Arena& arena, size_t bytes) {
+  const ModelView& m = engine_->model();
+  const int first_op = layers_[0].spec.op;
+  const size_t n = static_cast<size_t>(m.n_tensors());
+  const size_t nb = static_cast<size_t>(engine_->n_fused_blocks());
+  const size_t mark = arena.mark();
+  auto* req = static_cast<BufferRequest*>(arena.allocate((n + nb) * sizeof(BufferRequest), alignof(BufferRequest)));
+  auto* at = static_cast<size_t*>(arena.allocate((n + nb) * sizeof(size_t), alignof(size_t)));
+  int8_t* gap = nullptr;
+  bool ok = req != nullptr && at != nullptr;
+  if (ok) {
+    for (size_t k = 0; k < n + nb; ++k) new (&req[k]) BufferRequest{};
+    ok = nb == 0 ? build_buffer_requests(m, Span<BufferRequest>(req, n)) == Status::kOk
+                 : build_fused_requests(m, Span<const FusedBlock>(&engine_->fused_block(0), nb),
+                                        Span<BufferRequest>(req, n + nb)) == Status::kOk;
+  }
+  for (size_t k = 0; ok && k < n + nb; ++k) {
+    at[k] = 0;
+    if (k >= n || req[k].size_bytes == 0) continue;  // block scratch: zo_workspace_gap's rule
+    const void* p = engine_->tensor_data(static_cast<int>(k));
+    ok = p != nullptr;
+    at[k] = reinterpret_cast<uintptr_t>(p);
+  }
+  size_t o = 0;
+  if (ok && zo_workspace_gap(Span<const BufferRequest>(req, n + nb), Span<const size_t>(at, n + nb), first_op, bytes,
+                             &o, n))
+    gap = reinterpret_cast<int8_t*>(o);
+  arena.reset_to(mark);
+  return gap;
+}
+
 Status ZoTrainer::allocate(Arena& arena) {
   const size_t start = arena.used();
   const bool model_wise = config_.estimation == Estimation::kModelWise;
   const int sides = config_.two_sided ? 2 : 1;
   const ModelView& m = engine_->model();
-  size_t max_dw = 0, max_cout = 0, max_x = 0, max_y = 0;
-  boundary_bytes_ = 0;
-  for (int i = 0; i < n_layers_; ++i) {
-    const Layer& l = layers_[i];
-    if (l.spec.mode == PerturbMode::kWeight) {  // only WP layers need a perturbed copy
-      max_dw = l.d_w > max_dw ? l.d_w : max_dw;
-      max_cout = size_t(l.c_out) > max_cout ? size_t(l.c_out) : max_cout;
-    }
-    if (l.spec.mode == PerturbMode::kNode) {
-      max_x = l.x_size > max_x ? l.x_size : max_x;
-      max_y = l.y_size > max_y ? l.y_size : max_y;
-    }
-    const size_t bb = engine_->boundary_size_bytes(l.spec.op);
-    if (!model_wise && bb > boundary_bytes_) boundary_bytes_ = bb;
-  }
   bool ok = true;
   auto take = [&](size_t bytes) -> void* {
     void* p = arena.allocate(bytes ? bytes : 1);
     ok = ok && p != nullptr;
     return p;
   };
-  // Shared work buffers (layer-wise mode: one layer is estimated at a time).
-  // Layer-wise NP keeps no output-sized buffer: the perturbation is written
-  // straight into the layer output in the arena, and the node gradient G is
-  // regenerated from the Q per-query coefficients in the in-layer backward.
-  int8_t* shared_pert_w = nullptr;
-  int32_t* shared_pert_b = nullptr;
+  // Layer-wise estimation works on one layer of one sample at a time, so one
+  // workspace serves every layer: sized by the largest per-layer sum of
+  // boundary cache + perturbed copy + query losses (WP) or + Q coefficients
+  // (NP), not by the sum of each buffer's own maximum. Layer-wise NP keeps no
+  // output-sized buffer: the perturbation is written straight into the layer
+  // output in the arena, and the node gradient G is regenerated from the Q
+  // per-query coefficients in the in-layer backward.
+  pert_bytes_ = 0;
+  workspace_ = nullptr;
   if (!model_wise) {
-    // W and b are perturbed one at a time: one buffer serves both.
-    const size_t pert_bytes = max_dw > max_cout * 4 ? max_dw : max_cout * 4;
-    shared_pert_w = static_cast<int8_t*>(take(pert_bytes));
-    shared_pert_b = reinterpret_cast<int32_t*>(shared_pert_w);  // 16-byte aligned by the arena
-    shared_pert_ = shared_pert_w;
-    if (max_y) np_coef_ = static_cast<float*>(take(size_t(config_.n_queries_np) * 4));
-    const int max_q = config_.n_queries_w > config_.n_queries_b ? config_.n_queries_w : config_.n_queries_b;
-    results_ = static_cast<float*>(take(size_t(max_q) * 2 * 4));
-    pert_bytes_ = pert_bytes;
-    boundary_ = static_cast<int8_t*>(take(boundary_bytes_));
+    size_t ws = 0;
+    for (int i = 0; i < n_layers_; ++i) {
+      const Layer& l = layers_[i];
+      const size_t b = workspace_bytes_for(engine_->boundary_size_bytes(l.spec.op), l.spec.mode, l.d_w,
+                                           size_t(l.c_out), config_);
+      ws = b > ws ? b : ws;
+      if (l.spec.mode == PerturbMode::kWeight) {  // the host workers' per-item stride (set_workers)
+        const size_t pert = l.d_w > size_t(l.c_out) * 4 ? l.d_w : size_t(l.c_out) * 4;
+        pert_bytes_ = pert > pert_bytes_ ? pert : pert_bytes_;
+      }
+    }
+    // In a gap of the engine's activations when the plan has one (bytes only
+    // the prefix before the first trained op uses: docs/memory.md §2), else
+    // a buffer of its own.
+    workspace_ = config_.workspace_in_activations ? workspace_in_engine(arena, ws) : nullptr;
+    if (workspace_ == nullptr) workspace_ = static_cast<int8_t*>(take(ws));
   }
   for (int i = 0; i < n_layers_ && ok; ++i) {
     Layer& l = layers_[i];
@@ -191,8 +267,10 @@ Status ZoTrainer::allocate(Arena& arena) {
     if (l.spec.mode == PerturbMode::kWeight) {
       l.sum_lw = static_cast<float*>(take(size_t(config_.n_queries_w) * sides * 4));
       l.sum_lb = static_cast<float*>(take(size_t(config_.n_queries_b) * sides * 4));
-      l.pert_w = model_wise ? static_cast<int8_t*>(take(l.d_w)) : shared_pert_w;
-      l.pert_b = model_wise ? static_cast<int32_t*>(take(size_t(l.c_out) * 4)) : shared_pert_b;
+      if (model_wise) {
+        l.pert_w = static_cast<int8_t*>(take(l.d_w));
+        l.pert_b = static_cast<int32_t*>(take(size_t(l.c_out) * 4));
+      }
     } else {
       l.grad_w = static_cast<float*>(take(l.d_w * 4));
       l.grad_b = static_cast<float*>(take(size_t(l.c_out) * 4));
@@ -208,6 +286,8 @@ Status ZoTrainer::allocate(Arena& arena) {
     arena.reset_to(start);
     return Status::kOutOfMemory;
   }
+  (void)arena.allocate(0, 16);  // the last buffer's padding counts too (the memory model's a16 rule)
+  if (!model_wise) bind_workspace(0);
   for (int i = 0; i < n_layers_; ++i) {
     TZ_RETURN_IF_ERROR(engine_->set_param_override(layers_[i].spec.op, 1, layers_[i].w));
     TZ_RETURN_IF_ERROR(engine_->set_param_override(layers_[i].spec.op, 2, layers_[i].b));
@@ -336,10 +416,11 @@ Status ZoTrainer::layer_wise_sample(int label) {
   int cur = 0;
   bool have_l0 = false;
   float l0 = 0.f;
-  const Span<int8_t> cache(boundary_, boundary_bytes_);
   for (int li = 0; li < n_layers_; ++li) {
     Layer& l = layers_[li];
     const int op = l.spec.op;
+    bind_workspace(li);  // this layer's cache and buffers in the shared workspace
+    const Span<int8_t> cache(boundary_, boundary_bytes_);
     TZ_RETURN_IF_ERROR(engine_->invoke_range(cur, op));
     macs_ += engine_->macs(cur, op);
     cur = op;
@@ -777,8 +858,8 @@ Status ZoTrainer::node_gradient(int i, Span<float> out) const {
   if (i < 0 || i >= n_layers_ || sample_ == 0 || np_coef_ == nullptr) return Status::kInvalidArgument;
   const Layer& l = layers_[i];
   if (l.spec.mode != PerturbMode::kNode || out.size() < l.y_size) return Status::kInvalidArgument;
-  for (int k = i + 1; k < n_layers_; ++k)
-    if (layers_[k].spec.mode == PerturbMode::kNode) return Status::kInvalidArgument;  // coefficients overwritten
+  // Every later layer reuses the workspace the coefficients sit in.
+  if (i != n_layers_ - 1) return Status::kInvalidArgument;
   for (size_t e = 0; e < l.y_size; ++e) out[e] = 0.f;
   for (int q = 0; q < config_.n_queries_np; ++q) {
     const uint64_t k = key(i, RngStream::kNodePerturb, q, sample_ - 1);

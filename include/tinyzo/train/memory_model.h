@@ -65,6 +65,10 @@ inline const char* zo_mode_name(PerturbMode m) { return perturb_mode_name(m); }
 struct ZoSettings {
   int n_queries = 50;  // Q per layer (WP splits it between W and b, NP uses all Q on the output)
   int batch = 100;     // B; streamed one sample at a time, so it changes no buffer size
+  // The trainer's own query counts; 0 = from Q: (Q + 1) / 2 on W, Q / 2 on b
+  // (at least 1 each), Q for NP.
+  int n_queries_w = 0, n_queries_b = 0, n_queries_np = 0;
+  bool two_sided = false;  // antithetic queries: two losses per query
   // NP: keep the node gradient G of the sample as a float32 buffer of the
   // output's size. By default it is never materialized: the sample's Q
   // scalars (Lq[b] - L0[b]) / mu are kept and the in-layer backward
@@ -72,7 +76,13 @@ struct ZoSettings {
   bool np_materialize_grad = false;
 };
 
-// Extra SRAM of one trainable layer, beyond the inference arena.
+// The ZoTrainer configuration these settings describe (query counts, sides;
+// everything else default).
+ZoConfig zo_trainer_config(const ZoSettings& settings);
+
+// Extra SRAM of one trainable layer, beyond the inference arena. Every figure
+// is what ZoTrainer takes from its arena, to the byte: each buffer is rounded
+// up to the arena's 16-byte alignment.
 // Persistent buffers live for a whole step (every layer is estimated at the
 // same weights, then all are updated); transient ones only while this layer
 // is estimated on one sample, in the shared ZO workspace.
@@ -83,23 +93,25 @@ struct ZoLayerMemory {
   size_t n_bias = 0;             // C_out
   size_t n_outputs = 0;          // D: output elements per sample
   // persistent
+  size_t record_bytes = 0;       // the trainer's layer-table record (ZoTrainer::layer_record_bytes())
   size_t weight_bytes = 0;       // SRAM copy of the int8 weights (d_w)
   size_t bias_bytes = 0;         // SRAM copy of the int32 bias (4 C_out)
-  size_t scalar_bytes = 0;       // WP: float32 sum over samples of (Lq - L0), one per query (4 Q)
-  size_t grad_bytes = 0;         // NP: float32 dW and db accumulators + uint32 unmasked count (4 (d_w + C_out) + 4)
-  // transient
+  size_t scalar_bytes = 0;       // WP: float32 batch sums of Lq, one per query and side (4 Q_w + 4 Q_b)
+  size_t grad_bytes = 0;         // NP: float32 dW and db accumulators (4 d_w + 4 C_out)
+  // transient (in the trainer's one workspace)
   size_t boundary_bytes = 0;     // cache of the tensors alive across the cut before `op`
   size_t perturbed_bytes = 0;    // WP: clamp(P + sigma u_q), max(d_w, 4 C_out): what the engine reads
-  size_t offset_bytes = 0;       // NP: int8 mu * m * u_q handed to Engine::set_output_offset (D)
+  size_t query_loss_bytes = 0;   // WP: float32 loss of each query (and side) of the tensor being estimated
+  size_t offset_bytes = 0;       // NP: 0, the perturbation is written into the layer output in place
   size_t sample_scalar_bytes = 0; // NP: float32 (Lq[b] - L0[b]) / mu of this sample, one per query (4 Q)
-  size_t node_grad_bytes = 0;    // NP with np_materialize_grad: float32 G of this sample (4 D)
-  size_t mask_bytes = 0;         // NP: 1 bit per output, not saturated ((D + 7) / 8)
-  size_t loss_bytes = 0;         // float32 L0 of this sample (4)
+  size_t node_grad_bytes = 0;    // NP with np_materialize_grad: float32 G of this sample (4 D); hypothetical
+  size_t mask_bytes = 0;         // NP: 0, saturation is read off the unperturbed output
+  size_t loss_bytes = 0;         // 0: L0 of the sample is a scalar of the trainer's stack frame
 
-  size_t persistent_bytes() const { return weight_bytes + bias_bytes + scalar_bytes + grad_bytes; }
+  size_t persistent_bytes() const { return record_bytes + weight_bytes + bias_bytes + scalar_bytes + grad_bytes; }
   size_t transient_bytes() const {
-    return boundary_bytes + perturbed_bytes + offset_bytes + sample_scalar_bytes + node_grad_bytes + mask_bytes +
-           loss_bytes;
+    return boundary_bytes + perturbed_bytes + query_loss_bytes + offset_bytes + sample_scalar_bytes +
+           node_grad_bytes + mask_bytes + loss_bytes;
   }
   // Extra SRAM if this were the only trainable layer.
   size_t extra_bytes() const { return persistent_bytes() + transient_bytes(); }
@@ -114,11 +126,35 @@ struct ZoMemory {
   size_t persistent_bytes = 0;  // sum over layers of the persistent buffers
   size_t workspace_bytes = 0;   // max over layers of the transient buffers (one shared workspace)
   size_t extra_bytes = 0;       // persistent + workspace: what ZO adds to the inference SRAM
+                                // (persistent only once zo_place_workspace found a gap for it)
   int workspace_op = -1;        // the layer that sizes the workspace
+  bool workspace_in_arena = false;  // zo_place_workspace: the workspace sits in a gap of the plan
 };
 // A set of layers (distinct ops, any order). `per_layer` gets layers.size() entries.
 Status zo_memory(const ModelView& model, Span<const BufferRequest> requests, Span<const TrainLayer> layers,
                  const ZoSettings& settings, Span<ZoLayerMemory> per_layer, ZoMemory* out);
+
+// Where ZoTrainer puts its workspace (layer-wise estimation): inside the
+// inference plan when the plan has a gap for it. The workspace holds nothing
+// across samples, and the next sample's prefix [0, first_op) is the only run
+// that writes tensors not alive at or after first_op, so the bytes of those
+// tensors are free for it from first_op on. Finds the lowest 16-aligned
+// offset o with [o, o + bytes) inside [lowest offset, highest end) of the
+// planned (nonzero) requests and overlapping no request with last_use >=
+// first_op; `offsets` may have any common origin (ZoTrainer passes the
+// engine's addresses). Requests from index `n_tensors` on are fused-block
+// scratch (build_fused_requests): one alive at or after first_op means no gap
+// (the trainer cannot see where the engine put it), an earlier one is
+// prefix-only memory and no obstacle. Returns false when there is no such gap
+// (then the workspace is a buffer of its own beside the arena).
+bool zo_workspace_gap(Span<const BufferRequest> requests, Span<const size_t> offsets, int first_op, size_t bytes,
+                      size_t* offset, size_t n_tensors = SIZE_MAX);
+// Applies that rule to a set's figures: `z` from zo_memory() for layers whose
+// earliest op is `first_op`, `offsets` the inference plan (plan_inference).
+// Sets z->workspace_in_arena and, when the gap exists, drops the workspace
+// from z->extra_bytes (it costs no SRAM then).
+Status zo_place_workspace(Span<const BufferRequest> requests, Span<const size_t> offsets, int first_op,
+                          ZoMemory* z, size_t n_tensors = SIZE_MAX);
 
 // The ZO workspace is per sample: nothing in it survives into the next
 // sample's prefix run [0, first_op). So it may also sit in activation-arena

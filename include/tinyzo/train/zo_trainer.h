@@ -66,6 +66,12 @@ struct ZoConfig {
   float lr_scale_wp = 1.f;
   float lr_scale_np = 1.f;
   uint64_t seed = 0;
+  // Layer-wise: put the per-layer workspace (boundary cache, perturbed copy,
+  // query losses or NP coefficients) into a gap of the engine's activations
+  // when the plan has one (docs/memory.md §2), so it costs no arena. false
+  // keeps it in the trainer's arena (the same weights, bit for bit; for
+  // callers that run other forwards on the engine in the middle of a sample).
+  bool workspace_in_activations = true;
 };
 
 // The exact backward inside one conv layer (METHOD §3.2), used by NP:
@@ -142,13 +148,30 @@ class ZoTrainer {
   // Node gradient G of NP layer i for the last accumulated sample, per LSB of
   // the layer output, summed over queries (not yet divided by Q), regenerated
   // from the kept per-query coefficients into `out` (the output's element
-  // count). Layer-wise estimation only: it keeps the coefficients of the last
-  // NP layer estimated, so i must be the last NP layer.
+  // count). Layer-wise estimation only: the coefficients sit in the shared
+  // workspace, which every later layer reuses, so i must be the last layer,
+  // and the workspace may lie in the engine's activations, so call it before
+  // any other forward on the engine (loss(), an evaluation).
   Status node_gradient(int i, Span<float> out) const;
 
   // Loss of one sample with the current weights (one forward). `input` may be
   // the engine's input tensor itself.
   Status loss(Span<const int8_t> input, int label, float* loss_out, int* predicted = nullptr);
+
+  // What init() takes, for the memory model (docs/memory.md §2), which
+  // accounts for the trainer byte for byte: the layer table has one record
+  // of layer_record_bytes() per layer; layer-wise estimation keeps one
+  // workspace of the largest workspace_bytes_for() over the layers, where
+  // `boundary_bytes` is Engine::boundary_size_bytes(op) (the boundary cache,
+  // then WP: the perturbed copy and the query losses, NP: the sample's Q
+  // coefficients, each rounded up to 16 bytes). The workspace goes into a
+  // gap of the engine's activations when zo_workspace_gap() finds one (then
+  // it takes no arena), else into the arena. Its contents live for one
+  // layer of one sample: any other forward on the engine (loss(), a full
+  // invoke) may overwrite them.
+  static size_t layer_record_bytes();
+  static size_t workspace_bytes_for(size_t boundary_bytes, PerturbMode mode, size_t d_w, size_t c_out,
+                                    const ZoConfig& config);
 
   int n_layers() const { return n_layers_; }
   const TrainLayer& layer(int i) const { return layers_[i].spec; }
@@ -171,7 +194,8 @@ class ZoTrainer {
   static int32_t updated_bias(int32_t b, float lr, float g, float s_x, float s_w, Rounding r, float u);
 
  private:
-  struct Layer {
+  // 16-aligned, so the table is a whole number of the arena's 16-byte units.
+  struct alignas(16) Layer {
     TrainLayer spec;
     int x_tensor = -1, y_tensor = -1;
     size_t d_w = 0;              // weight elements
@@ -186,7 +210,7 @@ class ZoTrainer {
     // WP: per query, the batch sum of L(P + sigma u_q) (then of L(P - sigma u_q) when two-sided).
     float* sum_lw = nullptr;
     float* sum_lb = nullptr;
-    int8_t* pert_w = nullptr;    // WP: a perturbed weight copy (shared in layer-wise mode)
+    int8_t* pert_w = nullptr;    // model-wise WP: a perturbed weight copy (layer-wise: in the workspace)
     int32_t* pert_b = nullptr;
     // NP buffers (shared between layers in layer-wise mode).
     int8_t* x_cache = nullptr;   // the layer input of the current sample
@@ -199,6 +223,8 @@ class ZoTrainer {
   };
 
   Status allocate(Arena& arena);
+  void bind_workspace(int li);
+  int8_t* workspace_in_engine(Arena& arena, size_t bytes);
   Status forward_loss(int first_op, int label, float* loss_out, int* predicted);
   Status layer_wise_sample(int label);
   Status model_wise_sample(int label);
@@ -241,8 +267,10 @@ class ZoTrainer {
   ZoConfig config_;
   Layer* layers_ = nullptr;  // n_layers_ entries, from the arena
   int n_layers_ = 0;
-  int8_t* boundary_ = nullptr;   // cached input boundary of the layer being estimated
-  float* np_coef_ = nullptr;     // layer-wise NP: the Q loss-difference coefficients of one sample
+  // Layer-wise: one workspace for the layer being estimated (bind_workspace):
+  int8_t* workspace_ = nullptr;
+  int8_t* boundary_ = nullptr;   // its cached input boundary (at the workspace's start)
+  float* np_coef_ = nullptr;     // NP: the Q loss-difference coefficients of one sample
   size_t boundary_bytes_ = 0;
   size_t arena_bytes_ = 0;
   uint32_t step_ = 0;
