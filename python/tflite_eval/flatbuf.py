@@ -85,3 +85,99 @@ def zero_rank1_quantized_dimension(data):
                 struct.pack_into("<i", b, qd, 0)
                 patched += 1
     return bytes(b), patched
+
+
+TENSOR_TYPES = {0: "float32", 2: "int32", 3: "uint8", 4: "int64", 7: "int16", 9: "int8"}
+# BuiltinOperator codes of the operators whose inputs 1 and 2 are the trainable weights and bias.
+WEIGHTED_OPERATORS = {3: "CONV_2D", 4: "DEPTHWISE_CONV_2D", 9: "FULLY_CONNECTED"}
+
+
+def _subgraph0(b):
+    root = deref(b, 0)
+    return root, deref(b, vector(b, field(b, root, 2))[0])
+
+
+def _ints(b, at, fmt="<i", size=4):
+    if at is None:
+        return []
+    v = deref(b, at)
+    n = _u32(b, v)
+    return [struct.unpack_from(fmt, b, v + 4 + size * i)[0] for i in range(n)]
+
+
+def tensor_quantization(b, index):
+    """(dtype name, scale, zero point) of tensor `index` of subgraph 0 (scale 0.0 when absent)."""
+    _, sg = _subgraph0(b)
+    t = deref(b, vector(b, field(b, sg, 0))[index])
+    ty = field(b, t, 1)
+    dtype = TENSOR_TYPES.get(b[ty] if ty is not None else 0, "other")
+    q = field(b, t, 4)
+    if q is None:
+        return dtype, 0.0, 0
+    q = deref(b, q)
+    scales = _ints(b, field(b, q, 2), "<f")
+    zeros = _ints(b, field(b, q, 3), "<q", 8)
+    return dtype, (scales[0] if scales else 0.0), (zeros[0] if zeros else 0)
+
+
+def output_tensor(b):
+    """Index of subgraph 0's (first) output tensor."""
+    _, sg = _subgraph0(b)
+    return _ints(b, field(b, sg, 2))[0]
+
+
+def operators(b):
+    """Per operator of subgraph 0: dict(index, code (BuiltinOperator), inputs, outputs)."""
+    root, sg = _subgraph0(b)
+    codes = []
+    for slot in vector(b, field(b, root, 1)):                # Model.operator_codes
+        oc = deref(b, slot)
+        dep = field(b, oc, 0)                                # deprecated_builtin_code (int8)
+        new = field(b, oc, 3)                                # builtin_code (int32)
+        c_dep = struct.unpack_from("<b", b, dep)[0] if dep is not None else 0
+        c_new = struct.unpack_from("<i", b, new)[0] if new is not None else 0
+        codes.append(max(c_dep, c_new))
+    out = []
+    for k, slot in enumerate(vector(b, field(b, sg, 3))):    # SubGraph.operators
+        op = deref(b, slot)
+        oi = field(b, op, 0)
+        out.append({"index": k, "code": codes[_u32(b, oi) if oi is not None else 0],
+                    "inputs": _ints(b, field(b, op, 1)), "outputs": _ints(b, field(b, op, 2))})
+    return out
+
+
+def differing_buffers(a, b):
+    """Compares two files of the same graph. Returns (changed buffer indices, bytes that differ outside
+    every buffer's data, and the weighted operators (index, name) whose weight or bias buffer changed)."""
+    if len(a) != len(b):
+        raise ValueError(f"sizes differ: {len(a)} vs {len(b)} bytes")
+    diff = [i for i in range(len(a)) if a[i] != b[i]] if a != b else []
+    ranges = buffer_ranges(a)
+    if ranges != buffer_ranges(b):
+        raise ValueError("the buffers lie at different places")
+    changed, outside = set(), 0
+    for i in diff:
+        hit = [k for k, (s, n) in enumerate(ranges) if s <= i < s + n]
+        if hit:
+            changed.add(hit[0])
+        else:
+            outside += 1
+    ts = tensors(a)
+    weighted = []
+    for op in operators(a):
+        if op["code"] in WEIGHTED_OPERATORS:
+            bufs = {ts[t]["buffer"] for t in op["inputs"][1:3] if t >= 0}
+            if bufs & changed:
+                weighted.append((op["index"], WEIGHTED_OPERATORS[op["code"]]))
+    return changed, outside, weighted
+
+
+def weight_and_bias_buffers(b):
+    """Buffer indices holding the weights or biases (inputs 1 and 2) of CONV_2D / DEPTHWISE_CONV_2D /
+    FULLY_CONNECTED operators."""
+    ts = tensors(b)
+    out = set()
+    for op in operators(b):
+        if op["code"] in WEIGHTED_OPERATORS:
+            out |= {ts[t]["buffer"] for t in op["inputs"][1:3] if t >= 0}
+    return out

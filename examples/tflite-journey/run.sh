@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# The user's journey with TensorFlow Lite, end to end (README.md beside this file):
+# the paper's MCUNet as a .tflite that a real TFLite runtime (Arm NN) loads, a folder of
+# corrupted images, `tinyzo train --model mcunet.tflite --data DIR`, the adapted model exported
+# back to .tflite, and both files scored by tinyzo and by Arm NN on the same test images.
+#
+#   examples/tflite-journey/run.sh [--quick] [--out DIR] [--data-dir DIR] [--tinyzo BIN] [--threads N]
+#
+# --quick: a small run for CI (ctest tflite_journey_quick): 1,000 images, a 10 / 10 / 5 per-class
+# split, 10 short steps; the full run: the paper's 100 / 10 / 90 split of all 10,000 fog images
+# and the schedule chosen on the validation split (README.md). Everything goes to --out (default
+# ./tflite-journey, or ./tflite-journey-quick); nothing is written into the repository.
+# Needs the data directory (--data-dir, else $TINYZO_DATA, else ../shared/data) and Debian's
+# /usr/bin/python3 with numpy and python3-pyarmnn (scripts/setup.sh installs them).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+quick=0
+out=""
+data_dir=""
+tinyzo="${TINYZO_BIN:-$repo/build/release/tinyzo}"
+threads=2
+py=/usr/bin/python3
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) quick=1 ;;
+    --out) out="$2"; shift ;;
+    --data-dir) data_dir="$2"; shift ;;
+    --tinyzo) tinyzo="$2"; shift ;;
+    --threads) threads="$2"; shift ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    *) echo "run.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+[ -n "$out" ] || { [ "$quick" = 1 ] && out=tflite-journey-quick || out=tflite-journey; }
+[ -x "$tinyzo" ] || { echo "run.sh: $tinyzo is not an executable (build first, or --tinyzo BIN)" >&2; exit 1; }
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+
+# The corruption and the schedule (see README.md for how the schedule was chosen).
+corruption=(--corruption fog --severity 5)
+if [ "$quick" = 1 ]; then
+  count=(--count 1000)
+  split=(--train-per-class 10 --val-per-class 10 --test-per-class 5)
+  schedule=(--no-augment --batch 20 --epochs 2 --queries-w 5 --queries-b 5 --queries-np 10 --lr 0.01171875 --baseline mean)
+else
+  count=()
+  split=(--train-per-class 100 --val-per-class 10 --test-per-class 90)
+  schedule=(--no-augment --batch 100 --epochs 5 --queries-w 5 --queries-b 5 --queries-np 10)
+fi
+
+tz() {
+  echo "+ tinyzo $*" >&2
+  if [ -n "$data_dir" ]; then "$tinyzo" --data-dir "$data_dir" "$@"; else "$tinyzo" "$@"; fi
+}
+say() { echo "== $*" >&2; }
+
+say "1. the paper's MCUNet, switched to TFLite's fixed-point requantization, exported as a new .tflite"
+tz convert mcunet-cifar10 --requant fixed --clamp-bias -o "$out/mcunet-fx.tzm"
+tz export "$out/mcunet-fx.tzm" --tflite "$out/mcunet.tflite"
+
+say "2. a folder of corrupted images (one subfolder per class)"
+rm -rf "$out/fog5"
+tz corrupt "${corruption[@]}" --format png "${count[@]}" --out "$out/fog5"
+
+say "3. the split train uses, and the int8 inputs it evaluates, for the other runtime"
+rm -rf "$out/split"
+tz split --data "$out/fog5" "${split[@]}" --inputs-for "$out/mcunet.tflite" --out "$out/split"
+
+say "4. adapt the .tflite on the folder"
+rm -rf "$out/run"
+tz train --model "$out/mcunet.tflite" --data "$out/fog5" "${split[@]}" "${schedule[@]}" \
+  --threads "$threads" --no-progress --out "$out/run" --json > "$out/train.json"
+
+say "5. export the adapted model as the original .tflite with new weights and biases"
+tz export "$out/run/best.tzm" --tflite "$out/adapted.tflite" --from "$out/mcunet.tflite"
+
+say "6. tinyzo and Arm NN run both files on the same val / test inputs"
+for m in mcunet adapted; do
+  for s in val test; do
+    tz run --model "$out/$m.tflite" --input "$out/split/${s}_inputs.npy" --output "$out/tinyzo_${m}_${s}.npy" >&2
+  done
+  # Arm NN scores the test split; one process per model (one Arm NN runtime per process).
+  echo "+ python/tflite_eval/score.py $m.tflite (Arm NN CpuRef)" >&2
+  "$py" "$repo/python/tflite_eval/score.py" "$out/$m.tflite" --inputs "$out/split/test_inputs.npy" \
+    --labels "$out/split/test_labels.npy" --reference "$out/tinyzo_${m}_test.npy" \
+    --save-outputs "$out/armnn_${m}_test.npy" --json > "$out/armnn_${m}_test.json" 2> >(grep -v "Skipped I" >&2)
+done
+
+say "7. summary"
+"$py" "$repo/python/tflite_eval/journey.py" "$out"
