@@ -3,7 +3,8 @@
 files it leaves (ctest tflite_journey_quick; docs/import.md, "The journey end to end"):
 
 1. the paper's MCUNet exported as a new .tflite and the adapted export both load in Arm NN
-   (python3-pyarmnn, CpuRef) and give one 10-class int8 output per test image;
+   (python3-pyarmnn, CpuRef) and give one 10-class output (int8, or float32 dequantized from the head's int8) per
+   test image, of the dtype tinyzo gives;
 2. Arm NN's outputs agree with `tinyzo run`'s on the same inputs: at most MAX_LSB apart per value
    and the same top-1 on at least MIN_AGREE of the items (Arm NN is not bit-exact with TFLite
    Micro's reference kernels, which tinyzo is; measured on the full run: README.md there);
@@ -91,7 +92,14 @@ def verify(out):
               f"tinyzo {yt.dtype} {yt.shape} for {n} test images")
         if ya.shape != yt.reshape(n, -1).shape:
             continue
-        d = np.abs(ya.astype(np.int64) - yt.reshape(n, -1).astype(np.int64))
+        lsb = flatbuf.output_lsb(open(p(f"{m}.tflite"), "rb").read())
+        if ya.dtype == np.int8:
+            d = np.abs(ya.astype(np.int64) - yt.reshape(n, -1).astype(np.int64))
+        else:  # float logits dequantized from the head's int8 output: the difference in its LSB
+            check(lsb is not None and lsb > 0, f"{m}.tflite: float output dequantized from int8 (LSB {lsb})")
+            if not lsb:
+                continue
+            d = np.rint(np.abs(ya.astype(np.float64) - yt.reshape(n, -1).astype(np.float64)) / lsb).astype(np.int64)
         agree = int((ya.argmax(1) == yt.reshape(n, -1).argmax(1)).sum())
         check(int(d.max()) <= MAX_LSB, f"{m}.tflite: Arm NN within {MAX_LSB} LSB of tinyzo (max {int(d.max())}, "
               f"{int((d != 0).sum())}/{d.size} values differ)")

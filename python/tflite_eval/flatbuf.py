@@ -181,3 +181,21 @@ def weight_and_bias_buffers(b):
         if op["code"] in WEIGHTED_OPERATORS:
             out |= {ts[t]["buffer"] for t in op["inputs"][1:3] if t >= 0}
     return out
+
+
+DEQUANTIZE = 6
+
+
+def output_lsb(b):
+    """The real value of one LSB of the model's last int8 result: the output's scale when the output is
+    int8, the scale of a final DEQUANTIZE's int8 input when the output is float32 made by one; None
+    otherwise (a float output computed in float)."""
+    out = output_tensor(b)
+    dtype, scale, _ = tensor_quantization(b, out)
+    if dtype == "int8":
+        return scale
+    for op in operators(b):
+        if out in op["outputs"] and op["code"] == DEQUANTIZE:
+            in_dtype, in_scale, _ = tensor_quantization(b, op["inputs"][0])
+            return in_scale if in_dtype == "int8" else None
+    return None

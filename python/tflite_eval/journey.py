@@ -19,9 +19,9 @@ from tflite_eval import flatbuf  # noqa: E402
 
 def logits(y, tflite_bytes):
     """Real-valued logits of a model's outputs (int8 dequantized with the output tensor's scale)."""
-    dtype, scale, zero = flatbuf.tensor_quantization(tflite_bytes, flatbuf.output_tensor(tflite_bytes))
     y = y.reshape(len(y), -1)
     if y.dtype == np.int8:
+        _, scale, zero = flatbuf.tensor_quantization(tflite_bytes, flatbuf.output_tensor(tflite_bytes))
         return (y.astype(np.float64) - zero) * scale
     return y.astype(np.float64)
 

@@ -20,14 +20,19 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def compare(outputs, reference):
-    """Arm NN's outputs against another runtime's on the same inputs (same shapes)."""
+def compare(outputs, reference, lsb=None):
+    """Arm NN's outputs against another runtime's on the same inputs (same shapes). Differences are in
+    LSB of the model's last int8 result: the values themselves for int8 outputs, float differences
+    divided by `lsb` (flatbuf.output_lsb) and rounded for a dequantized output; raw float
+    differences when lsb is None."""
     a = outputs.reshape(len(outputs), -1)
     b = reference.reshape(len(reference), -1)
     if a.shape != b.shape:
         raise ValueError(f"outputs {a.shape} vs reference {b.shape}")
     if a.dtype.kind in "iu" and b.dtype.kind in "iu":
         d = np.abs(a.astype(np.int64) - b.astype(np.int64))
+    elif lsb:
+        d = np.rint(np.abs(a.astype(np.float64) - b.astype(np.float64)) / lsb).astype(np.int64)
     else:
         d = np.abs(a.astype(np.float64) - b.astype(np.float64))
     from tflite_eval.armnn_runner import top1
@@ -90,7 +95,8 @@ def main(argv=None):
         ref = np.load(a.reference)
         if a.limit:
             ref = ref[:a.limit]
-        result["vs_reference"] = compare(ys, ref)
+        from tflite_eval import flatbuf
+        result["vs_reference"] = compare(ys, ref, flatbuf.output_lsb(open(a.tflite, "rb").read()))
     if a.json:
         print(json.dumps(result, indent=2))
         return 0
