@@ -119,7 +119,7 @@ std::string import_tflite_to_cache(const std::string& src, const PathOptions& op
 
 // The version of the TFLite mapping, part of the cache key: bump it whenever the .tzm that
 // import_tflite() makes for a given file changes.
-constexpr int kTfliteImporterVersion = 1;
+constexpr int kTfliteImporterVersion = 2;  // 2: op names from short output tensor names
 
 // resolve_model_path() then LoadedModel::load().
 LoadedModel load_model_arg(const std::string& arg, const PathOptions& options = global_path_options());

@@ -103,7 +103,40 @@ class Importer {
     const TflTensor& x = m_.tensors[size_t(t)];
     return "tensor " + std::to_string(t) + (x.name.empty() ? std::string() : " '" + x.name + "'");
   }
-  std::string op_name() const { return "op" + std::to_string(k_) + "." + tflite::builtin_name(m_.ops[size_t(k_)].builtin); }
+  // The current operator's .tzm name: its output tensor's TFLite name when that is a short,
+  // plain name (at most 31 characters of [A-Za-z0-9_.-], as tinyzo's own names are, e.g. the
+  // "1.4.conv.0" of an exported MCUNet) used by no other operator's output, else
+  // "op<k>.<OPERATOR>". Converter names ("model/conv2d/Relu6;...", "StatefulPartitionedCall:0")
+  // contain other characters, so imports of converter files keep the "op<k>" names.
+  std::string op_name() const {
+    const TflOperator& op = m_.ops[size_t(k_)];
+    if (op.outputs.size() == 1 && op.outputs[0] >= 0) {
+      const std::string& n = m_.tensors[size_t(op.outputs[0])].name;
+      if (plain_name(n) && output_name_count(n) == 1 && !generated_name(n)) return n;
+    }
+    return "op" + std::to_string(k_) + "." + tflite::builtin_name(op.builtin);
+  }
+  static bool plain_name(const std::string& n) {
+    if (n.empty() || n.size() >= size_t(kTzmNameLen)) return false;
+    for (char c : n)
+      if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-')) return false;
+    return true;
+  }
+  // Names of the form op<digits>.<anything>: reserved for the generated names.
+  static bool generated_name(const std::string& n) {
+    if (n.size() < 3 || n.compare(0, 2, "op") != 0 || !std::isdigit(static_cast<unsigned char>(n[2]))) return false;
+    size_t i = 2;
+    while (i < n.size() && std::isdigit(static_cast<unsigned char>(n[i]))) ++i;
+    return i < n.size() && n[i] == '.';
+  }
+  int output_name_count(const std::string& n) const {
+    if (name_counts_.empty())
+      for (const TflOperator& o : m_.ops)
+        for (int32_t t : o.outputs)
+          if (t >= 0) ++name_counts_[m_.tensors[size_t(t)].name];
+    const auto it = name_counts_.find(n);
+    return it == name_counts_.end() ? 0 : it->second;
+  }
   std::string shape_text(const std::vector<int32_t>& s) const {
     std::string r = "[";
     for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
@@ -656,6 +689,7 @@ class Importer {
   int k_ = -1;                  // the operator being mapped (-1: none)
   int tz_input_ = -1;
   std::map<int, int> produced_; // TFLite tensor -> .tzm tensor, for operator outputs
+  mutable std::map<std::string, int> name_counts_;  // operator output name -> operators writing it
 };
 
 }  // namespace
