@@ -82,14 +82,15 @@ Head quantize_head(const ModelView& m, int op_index, const ConvertOptions& optio
   h.w_scales.resize(size_t(n));
   h.bias.resize(size_t(n));
   const double dx = std::max(127.0 - x.zero_point, x.zero_point + 128.0);
+  // One weight scale for the whole head (per-tensor), as TFLite's converter quantizes
+  // FULLY_CONNECTED weights: runtimes without per-channel FC (Arm NN 20.08, older TFLM) load it.
+  double amax = 0.0;
+  for (size_t i = 0; i < size_t(n) * size_t(c); ++i) amax = std::max(amax, std::fabs(double(w[i])));
+  const float s = amax > 0.0 ? float(amax / 127.0) : 1.f;
   double bound = 0.0;
   for (int32_t o = 0; o < n; ++o) {
-    double amax = 0.0, sum = 0.0;
-    for (int32_t k = 0; k < c; ++k) {
-      amax = std::max(amax, std::fabs(double(w[size_t(o) * c + k])));
-      sum += std::fabs(double(w[size_t(o) * c + k]));
-    }
-    const float s = amax > 0.0 ? float(amax / 127.0) : 1.f;
+    double sum = 0.0;
+    for (int32_t k = 0; k < c; ++k) sum += std::fabs(double(w[size_t(o) * c + k]));
     h.w_scales[size_t(o)] = s;
     for (int32_t k = 0; k < c; ++k)
       h.weight[size_t(o) * c + k] =

@@ -40,8 +40,9 @@ struct ConvertOptions {
   //   AvgPool2d -> AvgPool2dTfl, with params from the scales as TFLite derives them
   //   (host/models/tflite_params.h); act ranges kept (they must be a TFLite fused activation);
   // * a LinearF32 head -> int8 FullyConnected (fixed point) + Dequantize to the same float32
-  //   output tensor: weights per output channel s_w[n] = max_c |W[n,c]| / 127, w = round(W / s_w)
-  //   (half away from zero), bias = round(b / (s_x s_w[n])) int32, output quantization
+  //   output tensor: one weight scale s_w = max |W| / 127 (per tensor, as TFLite's converter
+  //   quantizes FC weights), w = round(W / s_w) (half away from zero), bias = round(b / (s_x s_w))
+  //   int32, output quantization
   //   (head_scale, head_zero) when head_scale > 0, else symmetric over the largest logit
   //   magnitude the weights allow (data-free: s_x * sum_c |W[n,c]| * max|q - z_x| + |b[n]|,
   //   over n, / 127).

@@ -274,6 +274,15 @@ class Writer {
     return ws;
   }
 
+  // Per-tensor quantization when every channel has the same scale (what converters write for
+  // fully-connected weights; older runtimes such as Arm NN 20.08 take FC weights only that way),
+  // else per channel; the importer reads both back to the same per-channel scales.
+  static std::vector<float> compact(const std::vector<float>& s) {
+    for (float v : s)
+      if (v != s[0]) return s;
+    return {s[0]};
+  }
+
   // The bias as TFLite int32 [C_out] with the scales s_x * s_w[o] that the converter writes.
   int bias_tensor(const TzmOp& op, float sx, const std::vector<float>& ws) {
     const int b = op.inputs[2];
@@ -281,8 +290,9 @@ class Writer {
     if (bt.dtype != uint8_t(DType::kInt32)) fail("bias is not int32");
     std::vector<float> scales(ws.size());
     for (size_t o = 0; o < ws.size(); ++o) scales[o] = float(double(sx) * double(ws[o]));
+    scales = compact(scales);
     return add_tensor(name_of(bt.name), tfl::TensorType_INT32, {int32_t(ws.size())}, m_.data(b), bt.data_size, scales,
-                      std::vector<int64_t>(ws.size(), 0), 0);
+                      std::vector<int64_t>(scales.size(), 0), 0);
   }
 
   void map_conv(const TzmOp& op) {
@@ -321,16 +331,17 @@ class Writer {
       padding = tfl::Padding_VALID;
     }
     const auto* wv = static_cast<const int8_t*>(m_.data(op.inputs[1]));
-    const std::vector<int64_t> zeros(size_t(co), 0);
+    const std::vector<float> wq = compact(ws);
+    const std::vector<int64_t> zeros(wq.size(), 0);
     int wt;
     if (depthwise) {
       // tinyzo [C_out, kh, kw, 1] -> TFLite [1, kh, kw, C_out] (quantized along dimension 3).
       std::vector<int8_t> t(size_t(co) * kh * kw);
       for (int32_t o = 0; o < co; ++o)
         for (int32_t i = 0; i < kh * kw; ++i) t[size_t(i) * co + o] = wv[size_t(o) * kh * kw + i];
-      wt = add_tensor(name_of(w.name), tfl::TensorType_INT8, {1, kh, kw, co}, t.data(), t.size(), ws, zeros, 3);
+      wt = add_tensor(name_of(w.name), tfl::TensorType_INT8, {1, kh, kw, co}, t.data(), t.size(), wq, zeros, 3);
     } else {
-      wt = add_tensor(name_of(w.name), tfl::TensorType_INT8, {co, kh, kw, w.dims[3]}, wv, w.data_size, ws, zeros, 0);
+      wt = add_tensor(name_of(w.name), tfl::TensorType_INT8, {co, kh, kw, w.dims[3]}, wv, w.data_size, wq, zeros, 0);
     }
     const int bt = bias_tensor(op, x.scale, ws);
     const int yt = output(op);
@@ -351,8 +362,9 @@ class Writer {
     const int act = fused_activation(op.params[kFcActMin], op.params[kFcActMax], y.scale, y.zero_point);
     const int xin = input(op, 0);
     const int32_t co = w.dims[0];
+    const std::vector<float> wq = compact(ws);
     const int wt = add_tensor(name_of(w.name), tfl::TensorType_INT8, {co, w.dims[1]}, m_.data(op.inputs[1]), w.data_size,
-                              ws, std::vector<int64_t>(size_t(co), 0), 0);
+                              wq, std::vector<int64_t>(wq.size(), 0), 0);
     const int bt = bias_tensor(op, x.scale, ws);
     const int yt = output(op);
     add_operator(tflite::kOpFullyConnected, {xin, wt, bt}, yt, tfl::BuiltinOptions_FullyConnectedOptions,
