@@ -199,3 +199,39 @@ def output_lsb(b):
             in_dtype, in_scale, _ = tensor_quantization(b, op["inputs"][0])
             return in_scale if in_dtype == "int8" else None
     return None
+
+
+PAD = 34
+
+
+def with_output(data, tensor_index):
+    """A copy of the model bytes whose (first) subgraph output is tensor `tensor_index`: a runtime then
+    computes the graph up to that tensor (to compare an intermediate result). Changes one int32."""
+    b = bytearray(data)
+    _, sg = _subgraph0(b)
+    v = deref(b, field(b, sg, 2))                            # SubGraph.outputs
+    struct.pack_into("<i", b, v + 4, tensor_index)
+    return bytes(b)
+
+
+def pads_with_nonzero_zero_point(b):
+    """Indices of the PAD operators whose output zero point is not 0: TFLite fills with the zero point
+    (real 0); Arm NN 20.08 fills int8 tensors with the value 0 instead."""
+    out = []
+    for op in operators(b):
+        if op["code"] == PAD and tensor_quantization(b, op["outputs"][0])[2] != 0:
+            out.append(op["index"])
+    return out
+
+
+def constant_int32(b, tensor_index):
+    """The values of a constant int32 tensor (from its buffer), as a flat list."""
+    t = tensors(b)[tensor_index]
+    start, n = buffer_ranges(b)[t["buffer"]]
+    return list(struct.unpack_from(f"<{n // 4}i", b, start))
+
+
+def pad_amounts(b, op_index):
+    """[(before, after)] per dimension of a PAD operator's paddings."""
+    v = constant_int32(b, operators(b)[op_index]["inputs"][1])
+    return [(v[2 * i], v[2 * i + 1]) for i in range(len(v) // 2)]
