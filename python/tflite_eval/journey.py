@@ -51,6 +51,13 @@ def summarize(out):
             y = np.load(p(f"tinyzo_{m}_{split}.npy"))
             r[f"tinyzo_{split}_correct"] = top1(y, labels[split])
             r[f"tinyzo_{split}_loss"] = cross_entropy(logits(y, data), labels[split])
+        for split in ("val", "test"):  # TensorFlow Lite Micro (run.sh --tflm-driver)
+            if os.path.isfile(p(f"tflm_{m}_{split}.npy")):
+                y = np.load(p(f"tflm_{m}_{split}.npy")).reshape(len(labels[split]), -1)
+                yt = np.load(p(f"tinyzo_{m}_{split}.npy")).reshape(len(labels[split]), -1)
+                r[f"tflm_{split}_correct"] = top1(y, labels[split])
+                r[f"tflm_{split}_items_bit_exact"] = int((y.view(np.uint8).reshape(len(y), -1) ==
+                                                          yt.view(np.uint8).reshape(len(y), -1)).all(axis=1).sum())
         a = json.load(open(p(f"armnn_{m}_test.json")))
         ya = np.load(p(f"armnn_{m}_test.npy"))
         r["armnn_test_correct"] = a["correct"]
@@ -79,13 +86,16 @@ def main():
           f"{100 * t['best_val']:.2f} % (epoch {t['best_epoch']}), test {100 * t['test_before']:.2f} % -> "
           f"{100 * t.get('test_after', float('nan')):.2f} %")
     print()
-    print("| model | tinyzo val top-1 | tinyzo val loss | tinyzo test top-1 | Arm NN test top-1 | "
-          "Arm NN vs tinyzo: max diff, predictions agree |")
-    print("|---|---|---|---|---|---|")
+    tflm = "tflm_test_correct" in s["models"]["mcunet"]
+    print("| model | tinyzo val top-1 | tinyzo val loss | tinyzo test top-1 | " +
+          ("TFLM test top-1 (bit-exact with tinyzo) | " if tflm else "") +
+          "Arm NN test top-1 | Arm NN vs tinyzo with Arm NN's PAD: max diff, same top-1 |")
+    print("|---|---|---|---|" + ("---|" if tflm else "") + "---|---|")
     for m, r in s["models"].items():
         c = r["armnn_vs_tinyzo"]
+        t = (f"{pct(r['tflm_test_correct'], nt)} ({r['tflm_test_items_bit_exact']}/{nt}) | " if tflm else "")
         print(f"| {m}.tflite | {pct(r['tinyzo_val_correct'], nv)} | {r['tinyzo_val_loss']:.4f} | "
-              f"{pct(r['tinyzo_test_correct'], nt)} | {pct(r['armnn_test_correct'], nt)} | "
+              f"{pct(r['tinyzo_test_correct'], nt)} | {t}{pct(r['armnn_test_correct'], nt)} | "
               f"{c['max_abs_diff']:g} LSB, {c['predictions_agree']}/{c['items']} |")
     d = s["export_diff"]
     print()
