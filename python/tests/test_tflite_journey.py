@@ -3,11 +3,15 @@
 files it leaves (ctest tflite_journey_quick; docs/import.md, "The journey end to end"):
 
 1. the paper's MCUNet exported as a new .tflite and the adapted export both load in Arm NN
-   (python3-pyarmnn, CpuRef) and give one 10-class output (int8, or float32 dequantized from the head's int8) per
-   test image, of the dtype tinyzo gives;
-2. Arm NN's outputs agree with `tinyzo run`'s on the same inputs: at most MAX_LSB apart per value
-   and the same top-1 on at least MIN_AGREE of the items (Arm NN is not bit-exact with TFLite
-   Micro's reference kernels, which tinyzo is; measured on the full run: README.md there);
+   (python3-pyarmnn 20.08, CpuRef) and give one 10-class output per test image, of tinyzo's dtype;
+2. Arm NN's outputs agree with tinyzo's on the same inputs: at most MAX_LSB apart per logit (in
+   LSB of the int8 head) and the same top-1 on at least MIN_AGREE of the images. Arm NN 20.08 fills
+   an int8 PAD with 0 where TFLite fills with the zero point, and the export has such PADs (the
+   paper's stride-2 convs), so the reference is `tinyzo run` on the model with its Pad ops filling
+   0 (python/tflite_eval/armnn_pads.py); every other operator is compared as TFLite defines it.
+   That premise is checked too: up to the first such PAD Arm NN is within PREFIX_MAX_LSB of tinyzo,
+   and at that PAD it differs exactly in the padded values (0 against the zero point). Arm NN is
+   not bit-exact anyway (CpuRef requantizes in float); TFLM is, with tinyzo (README.md there);
 3. the adapted .tflite has the original's size and differs from it only inside the data of
    weight / bias buffers of the conv operators train adapted (at most the 4 paper layers), none
    outside any buffer;
@@ -45,7 +49,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, os.path.join(REPO, "python"))
 from tflite_eval import flatbuf  # noqa: E402
 
-MAX_LSB = 8        # per output value, Arm NN vs tinyzo (int8 logits)
+MAX_LSB = 12       # per logit, in LSB of the int8 head (tflite_newexport_armnn measured max 7 on 200 images)
 MIN_AGREE = 0.9    # fraction of items with the same top-1
 MAX_LAYERS = 4     # the paper's layers (--layers paper)
 N_PREFIX = 10          # test images for the comparison up to the first PAD Arm NN gets wrong
@@ -94,14 +98,17 @@ def lsb_diff(a, b, lsb):
     return np.rint(np.abs(a.astype(np.float64) - b.astype(np.float64)) / lsb).astype(np.int64)
 
 
-def compare_full(p, m, n):
+def compare_full(p, m, n, reference):
     """Whole-model outputs: at most MAX_LSB apart, the same top-1 on at least MIN_AGREE of the items."""
-    ya, yt = np.load(p(f"armnn_{m}_test.npy")), np.load(p(f"tinyzo_{m}_test.npy")).reshape(n, -1)
+    ya, yt = np.load(p(f"armnn_{m}_test.npy")), np.load(p(f"{reference}_{m}_test.npy")).reshape(n, -1)
     lsb = flatbuf.output_lsb(open(p(f"{m}.tflite"), "rb").read())
     d = lsb_diff(ya, yt, lsb)
     agree = int((ya.argmax(1) == yt.argmax(1)).sum())
-    check(int(d.max()) <= MAX_LSB, f"{m}.tflite: Arm NN within {MAX_LSB} LSB of tinyzo (max {int(d.max())})")
-    check(agree >= MIN_AGREE * n, f"{m}.tflite: same top-1 in Arm NN and tinyzo on {agree}/{n} images")
+    what = "tinyzo" + (" with Arm NN's PAD fill" if reference != "tinyzo" else "")
+    check(int(d.max()) <= MAX_LSB, f"{m}.tflite: Arm NN within {MAX_LSB} LSB of {what} (max {int(d.max())}, "
+          f"mean {d.mean():.2f})")
+    check(agree >= MIN_AGREE * n, f"{m}.tflite: same top-1 in Arm NN and {what} on {agree}/{n} images "
+          f"(>= {MIN_AGREE:.0%})")
 
 
 def compare_up_to_pad(out, model, k):
@@ -162,15 +169,14 @@ def verify(out):
         check(ya.shape == (n, 10) and ya.dtype == yt.dtype and yt.shape == (n, 10),
               f"{m}.tflite: Arm NN gives {ya.dtype} {ya.shape}, tinyzo {yt.dtype} {yt.shape} for {n} test images")
 
-    # 2: Arm NN against tinyzo on the same inputs.
+    # 2: Arm NN against tinyzo on the same inputs. Arm NN 20.08 fills an int8 PAD with 0 instead of
+    # the zero point; where the model has such PADs, tinyzo's reference for Arm NN is the model with
+    # its Pad ops filling 0 (run.sh: armnn_pads.py), and that premise is checked on the first one.
     pads = flatbuf.pads_with_nonzero_zero_point(orig)
-    if not pads:
-        for m in ("mcunet", "adapted"):
-            compare_full(p, m, n)
-    else:
+    for m in ("mcunet", "adapted"):
+        compare_full(p, m, n, "tinyzo_armnnpads" if pads else "tinyzo")
+    if pads:
         compare_up_to_pad(out, orig, pads[0])
-        print(f"NOT ASSERTED: Arm NN's whole-model outputs (PAD operators {pads} have a nonzero zero point, "
-              "which Arm NN 20.08 does not fill with; README.md of the example)")
 
     # 3: only weight / bias bytes of at most the trained convs changed.
     check(len(orig) == len(adapted), f"adapted.tflite has the original's size ({len(adapted)} vs {len(orig)} bytes)")
