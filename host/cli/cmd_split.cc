@@ -157,7 +157,7 @@ void run_split(const SplitOptions& o) {
     check_class_count(data.description, data.class_names, tensor_elements(v.tensor(v.output_tensor())),
                       model->path());
     inputs = model_inputs(data, v);
-    inputs_note = " and {val,test}_{inputs,labels}.npy for " + model->path();
+    inputs_note = " and {val,test}_{inputs,labels}.npy for " + o.inputs_for;
   }
   make_directories(o.out);
 
@@ -169,7 +169,7 @@ void run_split(const SplitOptions& o) {
       ",\"train_per_class\":" + std::to_string(s.train_per_class) +
       ",\"val_per_class\":" + std::to_string(s.val_per_class) +
       ",\"test_per_class\":" + std::to_string(s.test_per_class) +
-      (model ? ",\"inputs_for\":" + json_string(model->path()) : std::string()) +
+      (model ? ",\"inputs_for\":" + json_string(o.inputs_for) : std::string()) +
       (folder ? ",\"data\":" + json_string(spec.data) + ",\"classes\":" + nlohmann::json(data.class_names).dump() +
                     ",\"layout\":\"image folders: <split>/<class>/<file>.png\""
               : std::string(",\"layout\":\"cifar10-binary: label byte + 3072 planar bytes\"")) +
