@@ -88,12 +88,13 @@ def main():
     print()
     tflm = "tflm_test_correct" in s["models"]["mcunet"]
     print("| model | tinyzo val top-1 | tinyzo val loss | tinyzo test top-1 | " +
-          ("TFLM test top-1 (bit-exact with tinyzo) | " if tflm else "") +
+          ("TFLM test top-1 (outputs bit-exact with tinyzo: test, val) | " if tflm else "") +
           "Arm NN test top-1 | Arm NN vs tinyzo with Arm NN's PAD: max diff, same top-1 |")
     print("|---|---|---|---|" + ("---|" if tflm else "") + "---|---|")
     for m, r in s["models"].items():
         c = r["armnn_vs_tinyzo"]
-        t = (f"{pct(r['tflm_test_correct'], nt)} ({r['tflm_test_items_bit_exact']}/{nt}) | " if tflm else "")
+        t = (f"{pct(r['tflm_test_correct'], nt)} ({r['tflm_test_items_bit_exact']}/{nt}, "
+             f"{r.get('tflm_val_items_bit_exact', 0)}/{nv}) | " if tflm else "")
         print(f"| {m}.tflite | {pct(r['tinyzo_val_correct'], nv)} | {r['tinyzo_val_loss']:.4f} | "
               f"{pct(r['tinyzo_test_correct'], nt)} | {t}{pct(r['armnn_test_correct'], nt)} | "
               f"{c['max_abs_diff']:g} LSB, {c['predictions_agree']}/{c['items']} |")
