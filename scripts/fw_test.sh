@@ -7,7 +7,8 @@
 #
 # BUILD_ROOT default: build-fw (each core builds in BUILD_ROOT/CORE); CORE: m4f, m7, m3, or one of
 # them with -fixed (the model converted to fixed-point requantization at build time,
-# TINYZO_FW_REQUANT=fixed; its bit-exactness cases only). Default: m4f m7, the cores of the ctest
+# TINYZO_FW_REQUANT=fixed; its bit-exactness cases only) or -fused (the engine with fused row-band
+# blocks, TINYZO_FW_FUSE=ON; its bit-exactness cases only). Default: m4f m7, the cores of the ctest
 # case firmware_qemu; firmware_qemu_m3 runs m3 m3-fixed.
 #
 # The host binary imports the model from the data directory ($TINYZO_DATA or ../shared/data) and
@@ -22,7 +23,8 @@ shift $(($# >= 2 ? 2 : 1))
 cores=("$@")
 ((${#cores[@]})) || cores=(m4f m7)
 for core in "${cores[@]}"; do
-  case ${core%-fixed} in m4f | m7 | m3) ;; *) echo "fw_test.sh: unknown core '$core' (m4f, m7, m3[-fixed])" >&2; exit 2 ;; esac
+  base=${core%-fixed}
+  case ${base%-fused} in m4f | m7 | m3) ;; *) echo "fw_test.sh: unknown core '$core' (m4f, m7, m3[-fixed|-fused])" >&2; exit 2 ;; esac
 done
 [[ -x $tool ]] || { echo "fw_test.sh: $1 is not an executable" >&2; exit 2; }
 for t in arm-none-eabi-g++ qemu-system-arm cmake; do
@@ -38,7 +40,8 @@ for core in "${cores[@]}"; do
   echo "==== firmware $core: configure + build ($dir)"
   # -U: a build directory made by an older checkout must not keep stale image lists.
   cmake -S "$src/firmware" -B "$dir" "${gen[@]}" -U 'TINYZO_FW_*' \
-    -DCMAKE_TOOLCHAIN_FILE="$src/cmake/arm-none-eabi.cmake" -DTINYZO_MCU="cortex-${core%-fixed}" \
+    -DCMAKE_TOOLCHAIN_FILE="$src/cmake/arm-none-eabi.cmake" -DTINYZO_MCU="cortex-$(base=${core%-fixed}; echo "${base%-fused}")" \
+    -DTINYZO_FW_FUSE="$([[ $core == *-fused ]] && echo ON || echo OFF)" \
     -DTINYZO_FW_REQUANT="$([[ $core == *-fixed ]] && echo fixed || echo float)" \
     -DTINYZO_HOST_TOOL="$tool" >/dev/null
   cmake --build "$dir" -j "$jobs"

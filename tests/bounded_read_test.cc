@@ -15,33 +15,22 @@
 #include <string>
 #include <vector>
 
-#include "train/checkpoint.h"
 #include "data/cifar10.h"
-#include "util/errors.h"
-#include "util/file_util.h"
 #include "data/image_io.h"
 #include "models/model_store.h"
+#include "temp_dir.h"
 #include "test_models.h"
 #include "tinyzo/model_format.h"
+#include "train/checkpoint.h"
+#include "util/errors.h"
+#include "util/file_util.h"
 
 namespace tinyzo {
 namespace {
 
 namespace fs = std::filesystem;
 
-struct Dir {
-  fs::path path;
-  Dir() {
-    path = fs::temp_directory_path() / ("tinyzo_bounded_" + std::to_string(::getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~Dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
+using Dir = test::TempDir;
 
 void write(const std::string& path, const std::vector<uint8_t>& bytes) {
   std::ofstream(path, std::ios::binary)
@@ -77,7 +66,7 @@ TEST(InputFile, RefusesWhatIsNotARegularFileWithoutBlocking) {
             std::string::npos);
   EXPECT_NE(error_of([&] { InputFile("/dev/null", "model"); }).find("/dev/null: is a character device"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { InputFile(d.path.string(), "model"); }).find("is a directory"), std::string::npos);
+  EXPECT_NE(error_of([&] { InputFile(d.path(), "model"); }).find("is a directory"), std::string::npos);
   EXPECT_NE(error_of([&] { InputFile(d.file("missing"), "model"); }).find("No such file"), std::string::npos);
   EXPECT_EQ(non_regular_file_kind(fifo), "a FIFO (named pipe)");
   EXPECT_EQ(non_regular_file_kind(d.file("missing")), "");
@@ -163,7 +152,7 @@ TEST(BoundedCheckpoint, SizeAndHeadBeforeTheBody) {
   write_sparse(d.file("zeros.bin"), {}, k5GB);
   EXPECT_NE(error_of([&] { load_checkpoint(d.file("zeros.bin")); }).find("not a tinyzo checkpoint"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { peek_checkpoint(d.path.string()); }).find("is a directory"), std::string::npos);
+  EXPECT_NE(error_of([&] { peek_checkpoint(d.path()); }).find("is a directory"), std::string::npos);
 }
 
 TEST(BoundedCifar, SizeBeforeReadingAndDecompression) {

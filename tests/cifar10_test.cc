@@ -1,6 +1,8 @@
 // CIFAR-10 loader and gzip reader: synthetic files in a temporary directory,
 // plus one test on the real test batch that fails (never skips) when the data
 // is missing.
+#include "data/cifar10.h"
+
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -12,29 +14,14 @@
 #include <string>
 #include <vector>
 
-#include "data/cifar10.h"
+#include "temp_dir.h"
 #include "util/errors.h"
 #include "util/file_util.h"
 
 namespace tinyzo {
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "tinyzo_cifar_XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using test::TempDir;
 
 // n records; record i has label i % 10 and pixel j = (i * 7 + j) & 255.
 std::vector<uint8_t> synthetic_records(size_t n) {
@@ -204,7 +191,8 @@ TEST(Cifar10RealData, TestBatchHas1000ImagesPerClass) {
   try {
     path = cifar10_test_batch_path(data_dir);
   } catch (const CliError& e) {
-    FAIL() << "the CIFAR-10 test batch is missing (set $TINYZO_DATA to the shared data directory): " << e.what();
+    FAIL() << "the CIFAR-10 test batch is missing (set $TINYZO_DATA to the shared data directory): "
+           << e.what();
   }
   const Cifar10Set set = load_cifar10(path);
   ASSERT_EQ(set.size(), 10000u);

@@ -6,13 +6,13 @@
 #include "data/data_source.h"
 
 #include <gtest/gtest.h>
+#include <stdlib.h>
 
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <stdlib.h>
 #include <string>
 #include <vector>
 
@@ -22,31 +22,16 @@
 #include "data/pillow_resample.h"
 #include "data/preprocess.h"
 #include "data/protocol.h"
-#include "util/errors.h"
+#include "temp_dir.h"
 #include "test_models.h"
+#include "util/errors.h"
 
 namespace tinyzo {
 namespace {
 
 namespace fs = std::filesystem;
 
-class TempFolder {
- public:
-  TempFolder() {
-    std::string tmpl = (fs::temp_directory_path() / "tinyzo_data_XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempFolder() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& rel) const { return path_ + "/" + rel; }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using TempFolder = test::TempDir;
 
 void write_file(const std::string& path, const std::vector<uint8_t>& bytes) {
   fs::create_directories(fs::path(path).parent_path());
@@ -63,7 +48,8 @@ Image8 pattern(int w, int h, int channels, int seed) {
   im.pixels.resize(size_t(w) * h * channels);
   for (int y = 0; y < h; ++y)
     for (int x = 0; x < w; ++x)
-      for (int c = 0; c < channels; ++c) im.at(y, x, c) = uint8_t((seed * 37 + x * 11 + y * 23 + c * 71) % 256);
+      for (int c = 0; c < channels; ++c)
+        im.at(y, x, c) = uint8_t((seed * 37 + x * 11 + y * 23 + c * 71) % 256);
   return im;
 }
 
@@ -181,7 +167,8 @@ TEST(ImagePreprocessor, ResizesTheShorterSideThenCropsTheCentre) {
         pillow_resize_plane(p.pixels.data() + size_t(c) * 800, 40, 20, 20, 10, PillowFilter::kBilinear);
     for (int y = 0; y < 8; ++y)
       for (int x = 0; x < 8; ++x)  // [0, 1] range, scale 1/255, zero point -128: q = p - 128
-        ASSERT_EQ(int(out[(size_t(y) * 8 + x) * 3 + c]), int(full[size_t(y + 1) * 20 + x + 6]) - 128) << y << x << c;
+        ASSERT_EQ(int(out[(size_t(y) * 8 + x) * 3 + c]), int(full[size_t(y + 1) * 20 + x + 6]) - 128)
+            << y << x << c;
   }
   // Portrait images the other way round.
   resize_shorter_side(45, 30, 10, &rh, &rw);
@@ -200,7 +187,9 @@ TEST(ImagePreprocessor, ConvertsChannelsToTheModels) {
     EXPECT_TRUE(std::equal(gray.pixels.begin(), gray.pixels.end(), g3.pixels.begin() + c * 20));
   const PlanarImage l = convert_channels(view_of(rgb), 1);
   const size_t i = 77;
-  EXPECT_EQ(l.pixels[i], (19595u * rgb.pixels[i] + 38470u * rgb.pixels[1024 + i] + 7471u * rgb.pixels[2048 + i] + 32768u) >> 16);
+  EXPECT_EQ(
+      l.pixels[i],
+      (19595u * rgb.pixels[i] + 38470u * rgb.pixels[1024 + i] + 7471u * rgb.pixels[2048 + i] + 32768u) >> 16);
   EXPECT_EQ(convert_channels(ImageView{std::vector<uint8_t>(3, 255).data(), 3, 1, 1}, 1).pixels[0], 255);
   // A gray model reads the luma of RGB images.
   const ImagePreprocessor prep(input_tensor(8, 8, 1, 1.f / 255.f, -128));
@@ -321,7 +310,8 @@ TEST(ImageFolder, RefusesWhatIsNotData) {
   EXPECT_NE(error_of([&] { open_data_source(d.path(), BadImages::kStop); }).find("neither class folders"),
             std::string::npos);
   fs::create_directories(d.file("empty_class"));
-  EXPECT_NE(error_of([&] { open_data_source(d.path(), BadImages::kStop); }).find("no images"), std::string::npos);
+  EXPECT_NE(error_of([&] { open_data_source(d.path(), BadImages::kStop); }).find("no images"),
+            std::string::npos);
 }
 
 TEST(DataSource, ADirectoryOfCifarFilesIsOneSet) {
@@ -394,7 +384,8 @@ TEST(ImageFolder, SplitsLikeTheSameImagesAsRecords) {
   bs.corruption = "gaussian_noise";
   bs.split = SplitSpec{1, 0, 1, 0};
   bs.data = big.path();
-  EXPECT_NE(error_of([&] { load_protocol_data("", bs, 1); }).find("32x32 RGB images only"), std::string::npos);
+  EXPECT_NE(error_of([&] { load_protocol_data("", bs, 1); }).find("32x32 RGB images only"),
+            std::string::npos);
   bs.corruption = "none";
   EXPECT_EQ(load_protocol_data("", bs, 1).train.dims[0].width, 40);
 }

@@ -16,38 +16,19 @@
 #include <string>
 #include <vector>
 
+#include "temp_dir.h"
+#include "test_models.h"
 #include "train/checkpoint.h"
+#include "train/trainer_run.h"
 #include "util/errors.h"
 #include "util/file_util.h"
-#include "test_models.h"
-#include "train/trainer_run.h"
 
 namespace tinyzo {
 namespace {
 
 namespace fs = std::filesystem;
 
-struct Dir {
-  fs::path path;
-  explicit Dir(const std::string& name) {
-    path = fs::temp_directory_path() / ("tinyzo_rundir_" + name + "_" + std::to_string(::getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~Dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string str(const std::string& rel = "") const {
-    return rel.empty() ? path.string() : (path / rel).string();
-  }
-  std::vector<std::string> entries() const {
-    std::vector<std::string> out;
-    for (const auto& e : fs::directory_iterator(path)) out.push_back(e.path().filename().string());
-    std::sort(out.begin(), out.end());
-    return out;
-  }
-};
+using Dir = test::TempDir;
 
 void touch(const std::string& path, const std::string& text = "x") { std::ofstream(path) << text; }
 std::string slurp(const std::string& path) {
@@ -78,7 +59,7 @@ void make_run(const std::string& dir, RunDirectory::State state) {
 
 TEST(RunDirectory, OneWriterAtATime) {
   Dir dir("lock");
-  const std::string out = dir.str("run");
+  const std::string out = dir.file("run");
   RunDirectory first(out, Mode::kStart);
   first.begin("0123456789abcdef", 0, 8);
   // flock locks belong to open files: a second open in this process conflicts like another process.
@@ -94,7 +75,7 @@ TEST(RunDirectory, OneWriterAtATime) {
 
 TEST(RunDirectory, ManifestListsTheRunsFiles) {
   Dir dir("manifest");
-  const std::string out = dir.str("run");
+  const std::string out = dir.file("run");
   make_run(out, RunDirectory::State::kStopped);
   const nlohmann::json m = nlohmann::json::parse(slurp(out + "/run.json"));
   EXPECT_EQ(m["format"], "tinyzo-run");
@@ -107,7 +88,7 @@ TEST(RunDirectory, ManifestListsTheRunsFiles) {
 
 TEST(RunDirectory, ANewRunNeverLandsOnAnotherRun) {
   Dir dir("start");
-  const std::string out = dir.str("run");
+  const std::string out = dir.file("run");
   make_run(out, RunDirectory::State::kFinished);
   // Finished, and its checkpoint deleted: still a run (the manifest says so), not overwritten.
   const std::string why = error_of([&] { RunDirectory d(out, Mode::kStart); });
@@ -120,7 +101,7 @@ TEST(RunDirectory, ANewRunNeverLandsOnAnotherRun) {
 // restarts a job without a checkpoint as a new run keeps working.
 TEST(RunDirectory, ARunThatDiedBeforeItsFirstCheckpointIsReplaced) {
   Dir dir("dead");
-  const std::string out = dir.str("run");
+  const std::string out = dir.file("run");
   {
     RunDirectory d(out, Mode::kStart);
     d.begin("0123456789abcdef", 0, 8);
@@ -137,46 +118,46 @@ TEST(RunDirectory, ARunThatDiedBeforeItsFirstCheckpointIsReplaced) {
 
 TEST(RunDirectory, FilesNoRunOwnsAreRefusedAndLeftAlone) {
   Dir dir("foreign");
-  touch(dir.str("config.json"), "{\"mine\": true}");
-  touch(dir.str("log.jsonl"), "my notes\n");
+  touch(dir.file("config.json"), "{\"mine\": true}");
+  touch(dir.file("log.jsonl"), "my notes\n");
   for (Mode m : {Mode::kStart, Mode::kOverwrite}) {
-    const std::string why = error_of([&] { RunDirectory d(dir.str(), m); });
+    const std::string why = error_of([&] { RunDirectory d(dir.path(), m); });
     EXPECT_NE(why.find("holds log.jsonl, config.json that no tinyzo run there owns"), std::string::npos)
         << why;
   }
-  EXPECT_NE(error_of([&] { RunDirectory d(dir.str(), Mode::kResume); }).find("holds no run"),
+  EXPECT_NE(error_of([&] { RunDirectory d(dir.path(), Mode::kResume); }).find("holds no run"),
             std::string::npos);
-  EXPECT_EQ(slurp(dir.str("config.json")), "{\"mine\": true}");
-  EXPECT_EQ(slurp(dir.str("log.jsonl")), "my notes\n");
+  EXPECT_EQ(slurp(dir.file("config.json")), "{\"mine\": true}");
+  EXPECT_EQ(slurp(dir.file("log.jsonl")), "my notes\n");
   // A refused open leaves nothing behind (no lock file).
   EXPECT_EQ(dir.entries(), (std::vector<std::string>{"config.json", "log.jsonl"}));
   // Files with other names do not stop a run and are never touched.
   Dir other("other");
-  touch(other.str("stdout.txt"), "tee'd output");
+  touch(other.file("stdout.txt"), "tee'd output");
   {
-    RunDirectory d(other.str(), Mode::kStart);
+    RunDirectory d(other.path(), Mode::kStart);
     d.begin("0123456789abcdef", 0, 8);
   }
-  EXPECT_EQ(slurp(other.str("stdout.txt")), "tee'd output");
+  EXPECT_EQ(slurp(other.file("stdout.txt")), "tee'd output");
 }
 
 TEST(RunDirectory, AnOpenThatNeverBeganLeavesNoTrace) {
   Dir dir("trace");
-  const std::string out = dir.str("new/run");
+  const std::string out = dir.file("new/run");
   { RunDirectory d(out, Mode::kStart); }  // e.g. the model failed to load
   EXPECT_FALSE(fs::exists(out));
-  EXPECT_NE(error_of([&] { RunDirectory d(dir.str("none"), Mode::kResume); }).find("does not exist"),
+  EXPECT_NE(error_of([&] { RunDirectory d(dir.file("none"), Mode::kResume); }).find("does not exist"),
             std::string::npos);
-  EXPECT_FALSE(fs::exists(dir.str("none")));
-  touch(dir.str("file"));
-  EXPECT_NE(error_of([&] { RunDirectory d(dir.str("file"), Mode::kStart); }).find("is not a directory"),
+  EXPECT_FALSE(fs::exists(dir.file("none")));
+  touch(dir.file("file"));
+  EXPECT_NE(error_of([&] { RunDirectory d(dir.file("file"), Mode::kStart); }).find("is not a directory"),
             std::string::npos);
   EXPECT_NE(error_of([&] { RunDirectory d("", Mode::kStart); }).find("--out: is empty"), std::string::npos);
 }
 
 TEST(RunDirectory, OverwriteRemovesExactlyTheOldRunsFiles) {
   Dir dir("overwrite");
-  const std::string out = dir.str("run");
+  const std::string out = dir.file("run");
   make_run(out, RunDirectory::State::kFinished);
   touch(out + "/checkpoint.bin");
   touch(out + "/notes.md", "the user's");
@@ -193,7 +174,7 @@ TEST(RunDirectory, OverwriteRemovesExactlyTheOldRunsFiles) {
 
 TEST(RunDirectory, StaleTemporariesAreRemoved) {
   Dir dir("tmp");
-  const std::string out = dir.str("run");
+  const std::string out = dir.file("run");
   make_run(out, RunDirectory::State::kStopped);
   touch(out + "/checkpoint.bin");
   touch(out + "/checkpoint.bin.tmp.12345.0");
@@ -207,7 +188,7 @@ TEST(RunDirectory, StaleTemporariesAreRemoved) {
 
 TEST(RunDirectory, ResumeNeedsACheckpoint) {
   Dir dir("resume");
-  const std::string out = dir.str("run");
+  const std::string out = dir.file("run");
   make_run(out, RunDirectory::State::kStopped);
   const std::string why = error_of([&] { RunDirectory d(out, Mode::kResume); });
   EXPECT_NE(why.find("without a checkpoint.bin"), std::string::npos) << why;
@@ -216,11 +197,11 @@ TEST(RunDirectory, ResumeNeedsACheckpoint) {
 
 TEST(RunDirectory, ADamagedManifestIsNotGuessedAt) {
   Dir dir("damaged");
-  touch(dir.str("run.json"), "{\"format\": \"tinyzo-run\", \"version\": 1, \"files\": [\"../../etc\"]}");
+  touch(dir.file("run.json"), "{\"format\": \"tinyzo-run\", \"version\": 1, \"files\": [\"../../etc\"]}");
   for (Mode m : {Mode::kStart, Mode::kResume, Mode::kOverwrite})
-    EXPECT_NE(error_of([&] { RunDirectory d(dir.str(), m); }).find("run.json"), std::string::npos);
-  touch(dir.str("run.json"), "{\"format\": \"tinyzo-run\", \"files\": [], \"files\": []}");
-  EXPECT_NE(error_of([&] { RunDirectory d(dir.str(), Mode::kOverwrite); }).find("appears twice"),
+    EXPECT_NE(error_of([&] { RunDirectory d(dir.path(), m); }).find("run.json"), std::string::npos);
+  touch(dir.file("run.json"), "{\"format\": \"tinyzo-run\", \"files\": [], \"files\": []}");
+  EXPECT_NE(error_of([&] { RunDirectory d(dir.path(), Mode::kOverwrite); }).find("appears twice"),
             std::string::npos);
 }
 
@@ -275,30 +256,30 @@ TEST(RunTraining, AStopSavesCheckpointBestModelAndSummary) {
   RunHooks hooks;
   hooks.on_step = [&](const StepReport&) { ++steps; };
   hooks.should_stop = [&] { return steps >= 5; };  // like Ctrl-C during step 4
-  const RunResult res = r.run(dir.str("run"), false, 0, false, hooks);
+  const RunResult res = r.run(dir.file("run"), false, 0, false, hooks);
   EXPECT_FALSE(res.finished);
   EXPECT_TRUE(res.stopped_by_hook);
   EXPECT_EQ(res.steps_done, 5u);
-  EXPECT_EQ(peek_checkpoint(dir.str("run/checkpoint.bin")).step, 5u);
-  EXPECT_TRUE(is_regular_file(dir.str("run/best.tzm")));
-  const nlohmann::json s = nlohmann::json::parse(slurp(dir.str("run/summary.json")));
+  EXPECT_EQ(peek_checkpoint(dir.file("run/checkpoint.bin")).step, 5u);
+  EXPECT_TRUE(is_regular_file(dir.file("run/best.tzm")));
+  const nlohmann::json s = nlohmann::json::parse(slurp(dir.file("run/summary.json")));
   EXPECT_EQ(s["finished"], false);
   EXPECT_EQ(s["steps"], 5);
   EXPECT_EQ(s["best_epoch"], 1);
-  EXPECT_EQ(nlohmann::json::parse(slurp(dir.str("run/run.json")))["state"], "stopped");
+  EXPECT_EQ(nlohmann::json::parse(slurp(dir.file("run/run.json")))["state"], "stopped");
   // best.tzm is a valid model holding the best weights so far.
-  EXPECT_EQ(LoadedModel::load(dir.str("run/best.tzm")).size_bytes(), r.bytes.size());
+  EXPECT_EQ(LoadedModel::load(dir.file("run/best.tzm")).size_bytes(), r.bytes.size());
   // The resumed run ends as an uninterrupted one would.
   Dir ref("stop_ref");
-  const RunResult full = r.run(ref.str("run"), false);
-  const RunResult rest = r.run(dir.str("run"), true);
+  const RunResult full = r.run(ref.file("run"), false);
+  const RunResult rest = r.run(dir.file("run"), true);
   ASSERT_TRUE(rest.finished);
   EXPECT_EQ(rest.layers[0].weights, full.layers[0].weights);
   EXPECT_EQ(rest.test_after, full.test_after);
-  EXPECT_EQ(read_file_bytes(dir.str("run/best.tzm"), kMaxModelBytes),
-            read_file_bytes(ref.str("run/best.tzm"), kMaxModelBytes));
-  EXPECT_EQ(nlohmann::json::parse(slurp(dir.str("run/summary.json")))["finished"], true);
-  EXPECT_EQ(nlohmann::json::parse(slurp(dir.str("run/run.json")))["state"], "finished");
+  EXPECT_EQ(read_file_bytes(dir.file("run/best.tzm"), kMaxModelBytes),
+            read_file_bytes(ref.file("run/best.tzm"), kMaxModelBytes));
+  EXPECT_EQ(nlohmann::json::parse(slurp(dir.file("run/summary.json")))["finished"], true);
+  EXPECT_EQ(nlohmann::json::parse(slurp(dir.file("run/run.json")))["state"], "finished");
 }
 
 // The checkpoint alone decides: a log that is short, missing or edited does
@@ -306,10 +287,10 @@ TEST(RunTraining, AStopSavesCheckpointBestModelAndSummary) {
 TEST(RunTraining, ResumeRepairsTheLog) {
   SmallRun r;
   Dir ref("log_ref");
-  const RunResult full = r.run(ref.str("run"), false);
+  const RunResult full = r.run(ref.file("run"), false);
   for (const std::string damage : {"short", "missing", "edited", "longer"}) {
     Dir dir("log_" + damage);
-    const std::string out = dir.str("run"), log = out + "/log.jsonl";
+    const std::string out = dir.file("run"), log = out + "/log.jsonl";
     r.run(out, false, 6);
     const std::string text = slurp(log);
     if (damage == "short") fs::resize_file(log, text.size() / 2);
@@ -348,7 +329,7 @@ TEST(RunTraining, ResumeRepairsTheLog) {
 TEST(RunTraining, OverwriteReplacesAFinishedRunOnlyWhenAsked) {
   SmallRun r;
   Dir dir("rerun");
-  const std::string out = dir.str("run");
+  const std::string out = dir.file("run");
   r.run(out, false);
   EXPECT_NE(error_of([&] { r.run(out, false); }).find("already holds a finished run"), std::string::npos);
   touch(out + "/notes.md", "mine");
@@ -373,7 +354,7 @@ TEST(RunTraining, OverwriteReplacesAFinishedRunOnlyWhenAsked) {
 TEST(RunTraining, ARunBeforeManifestsIsStillResumable) {
   SmallRun r;
   Dir dir("legacy");
-  const std::string out = dir.str("run");
+  const std::string out = dir.file("run");
   r.run(out, false, 3);
   // What an older tinyzo left: no manifest, no lock.
   fs::remove(out + "/run.json");

@@ -217,13 +217,13 @@ TEST(TflParamsTest, RequantizePadTransposeParams) {
 // ---- device: fixed-point helpers ----
 
 TEST(TflMathTest, DoublingHighMulRoundsHalfUp) {
-  using tfl::sat_rounding_doubling_high_mul;
-  EXPECT_EQ(sat_rounding_doubling_high_mul(3, k2p30), 2);    // 1.5 -> 2
-  EXPECT_EQ(sat_rounding_doubling_high_mul(-3, k2p30), -1);  // -1.5 -> -1 (VQRDMULH rounds ties up)
-  EXPECT_EQ(sat_rounding_doubling_high_mul(-5, k2p30), -2);  // -2.5 -> -2
-  EXPECT_EQ(sat_rounding_doubling_high_mul(7, k2p30), 4);    // 3.5 -> 4
-  EXPECT_EQ(sat_rounding_doubling_high_mul(tfl::kInt32Min, tfl::kInt32Min), tfl::kInt32Max);
-  EXPECT_EQ(sat_rounding_doubling_high_mul(tfl::kInt32Max, tfl::kInt32Max), tfl::kInt32Max - 1);
+  using tfl::saturating_rounding_doubling_high_mul;
+  EXPECT_EQ(saturating_rounding_doubling_high_mul(3, k2p30), 2);    // 1.5 -> 2
+  EXPECT_EQ(saturating_rounding_doubling_high_mul(-3, k2p30), -1);  // -1.5 -> -1 (VQRDMULH rounds ties up)
+  EXPECT_EQ(saturating_rounding_doubling_high_mul(-5, k2p30), -2);  // -2.5 -> -2
+  EXPECT_EQ(saturating_rounding_doubling_high_mul(7, k2p30), 4);    // 3.5 -> 4
+  EXPECT_EQ(saturating_rounding_doubling_high_mul(tfl::kInt32Min, tfl::kInt32Min), tfl::kInt32Max);
+  EXPECT_EQ(saturating_rounding_doubling_high_mul(tfl::kInt32Max, tfl::kInt32Max), tfl::kInt32Max - 1);
 }
 
 TEST(TflMathTest, RoundingDivideByPotTiesAwayFromZero) {
@@ -238,7 +238,13 @@ TEST(TflMathTest, RoundingDivideByPotTiesAwayFromZero) {
   EXPECT_EQ(rounding_divide_by_pot(9, 0), 9);
   EXPECT_EQ(rounding_divide_by_pot(tfl::kInt32Max, 31), 1);
   EXPECT_EQ(rounding_divide_by_pot(tfl::kInt32Min, 31), -1);
-  EXPECT_EQ(rounding_divide_by_pot(tfl::kInt32Max, 40), 0);
+  // The wide variant (softmax's final division) agrees up to 31 and goes on to 62.
+  for (int e = 0; e <= 31; ++e)
+    for (int32_t v : {tfl::kInt32Min, -12345679, -3, -1, 0, 1, 5, 1 << 20, tfl::kInt32Max})
+      EXPECT_EQ(tfl::rounding_divide_by_pot_wide(v, e), rounding_divide_by_pot(v, e)) << v << " " << e;
+  EXPECT_EQ(tfl::rounding_divide_by_pot_wide(tfl::kInt32Max, 40), 0);
+  EXPECT_EQ(tfl::rounding_divide_by_pot_wide(tfl::kInt32Min, 32), -1);  // -0.5 -> -1
+  EXPECT_EQ(tfl::rounding_divide_by_pot_wide(tfl::kInt32Min, 33), 0);   // -0.25
 }
 
 TEST(TflMathTest, MultiplyByQuantizedMultiplierDoubleRounding) {

@@ -1,10 +1,7 @@
 // The host side of `tinyzo train`: checkpoint format and atomic write, config
 // file handling, layer specs, and a short run on a small synthetic model that
 // must resume bit-identically and export a loadable best.tzm.
-#include "train/trainer_run.h"
-
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,31 +10,20 @@
 #include <fstream>
 #include <functional>
 
+#include "temp_dir.h"
+#include "test_models.h"
 #include "train/checkpoint.h"
+#include "train/train_config.h"
+#include "train/trainer_run.h"
 #include "util/errors.h"
 #include "util/file_util.h"
-#include "test_models.h"
-#include "train/train_config.h"
 
 namespace tinyzo {
 namespace {
 
 namespace fs = std::filesystem;
 
-// A fresh directory under the system temp dir, removed at scope exit.
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name) {
-    path = fs::temp_directory_path() / ("tinyzo_" + name + "_" + std::to_string(::getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string str(const std::string& rel = "") const { return rel.empty() ? path.string() : (path / rel).string(); }
-};
+using test::TempDir;
 
 Checkpoint sample_checkpoint() {
   Checkpoint c;
@@ -111,7 +97,7 @@ TEST(Checkpoint, RejectsDamage) {
 
 TEST(Checkpoint, AtomicSaveReplacesAndLeavesNoTemporaries) {
   TempDir dir("ckpt");
-  const std::string path = dir.str("checkpoint.bin");
+  const std::string path = dir.file("checkpoint.bin");
   Checkpoint c = sample_checkpoint();
   save_checkpoint(path, c);
   c.step = 99;
@@ -119,15 +105,15 @@ TEST(Checkpoint, AtomicSaveReplacesAndLeavesNoTemporaries) {
   save_checkpoint(path, c);
   expect_same(c, load_checkpoint(path));
   int files = 0;
-  for (const auto& e : fs::directory_iterator(dir.path)) {
+  for (const auto& e : fs::directory_iterator(dir.path())) {
     ++files;
     EXPECT_EQ(e.path().filename(), "checkpoint.bin");
   }
   EXPECT_EQ(files, 1);
   // A write that cannot happen throws and leaves the old checkpoint intact.
-  EXPECT_THROW(save_checkpoint(dir.str("no_such_dir/checkpoint.bin"), c), CliError);
+  EXPECT_THROW(save_checkpoint(dir.file("no_such_dir/checkpoint.bin"), c), CliError);
   expect_same(c, load_checkpoint(path));
-  EXPECT_THROW(load_checkpoint(dir.str("missing.bin")), CliError);
+  EXPECT_THROW(load_checkpoint(dir.file("missing.bin")), CliError);
 }
 
 TEST(TrainConfig, JsonRoundTripAndStrictKeys) {
@@ -145,7 +131,8 @@ TEST(TrainConfig, JsonRoundTripAndStrictKeys) {
   EXPECT_THROW(apply_config_json(nlohmann::json{{"queries_w", 2.5}}, &d, "test"), CliError);
   EXPECT_THROW(apply_config_json(nlohmann::json{{"seed", -1}}, &d, "test"), CliError);
   EXPECT_THROW(apply_config_json(nlohmann::json::array(), &d, "test"), CliError);
-  apply_config_json(nlohmann::json{{"_comment", "free text"}, {"lr", 1}}, &d, "test");  // ints are numbers too
+  apply_config_json(nlohmann::json{{"_comment", "free text"}, {"lr", 1}}, &d,
+                    "test");  // ints are numbers too
   EXPECT_EQ(d.lr, 1.0);
 }
 
@@ -212,9 +199,9 @@ struct SmallRun {
     cfg.queries_w = 3;
     cfg.queries_b = 2;
     cfg.queries_np = 3;
-    cfg.batch = 8;     // 30 train images: 4 steps per epoch (the last has 6)
-    cfg.epochs = 2;    // 8 steps
-    cfg.lr = 2.0;      // large: the synthetic layers must really move
+    cfg.batch = 8;   // 30 train images: 4 steps per epoch (the last has 6)
+    cfg.epochs = 2;  // 8 steps
+    cfg.lr = 2.0;    // large: the synthetic layers must really move
     cfg.rounding = "stochastic";
     cfg.seed = 11;
     cfg.threads = 2;
@@ -259,7 +246,7 @@ TEST(TrainRun, ResumeEqualsUninterrupted) {
   RunOptions opt;
   opt.config = r.cfg;
   opt.layers = r.layers;
-  opt.out_dir = a.str();
+  opt.out_dir = a.path();
   const RunResult full = run_training(r.view, r.data, opt);
   ASSERT_TRUE(full.finished);
   EXPECT_EQ(full.steps_done, 8u);
@@ -274,7 +261,7 @@ TEST(TrainRun, ResumeEqualsUninterrupted) {
   EXPECT_TRUE(moved);
 
   // Interrupted mid-epoch (after step 3 of the first epoch's 4), then resumed.
-  opt.out_dir = b.str();
+  opt.out_dir = b.path();
   opt.stop_after_steps = 3;
   const RunResult part = run_training(r.view, r.data, opt);
   EXPECT_FALSE(part.finished);
@@ -295,8 +282,8 @@ TEST(TrainRun, ResumeEqualsUninterrupted) {
   EXPECT_EQ(rest.test_after, full.test_after);
   EXPECT_EQ(rest.test_before, full.test_before);
   EXPECT_EQ(rest.total_macs, full.total_macs);
-  EXPECT_EQ(read_file_bytes(a.str("best.tzm"), kMaxModelBytes),
-            read_file_bytes(b.str("best.tzm"), kMaxModelBytes));
+  EXPECT_EQ(read_file_bytes(a.file("best.tzm"), kMaxModelBytes),
+            read_file_bytes(b.file("best.tzm"), kMaxModelBytes));
 
   // The logs hold the same step records (the resumed one has a "resume" line).
   auto steps = [](const std::string& path) {
@@ -304,13 +291,14 @@ TEST(TrainRun, ResumeEqualsUninterrupted) {
     std::ifstream in(path);
     for (std::string line; std::getline(in, line);) {
       nlohmann::json j = nlohmann::json::parse(line);
-      if (j["type"] == "step") out.push_back(std::to_string(j["step"].get<int>()) + ":" + j["loss"].dump() + ":" +
-                                             j["weights_changed"].dump());
+      if (j["type"] == "step")
+        out.push_back(std::to_string(j["step"].get<int>()) + ":" + j["loss"].dump() + ":" +
+                      j["weights_changed"].dump());
     }
     return out;
   };
-  EXPECT_EQ(steps(a.str("log.jsonl")), steps(b.str("log.jsonl")));
-  EXPECT_EQ(steps(a.str("log.jsonl")).size(), 8u);
+  EXPECT_EQ(steps(a.file("log.jsonl")), steps(b.file("log.jsonl")));
+  EXPECT_EQ(steps(a.file("log.jsonl")).size(), 8u);
 
   // A different config must not resume this run.
   opt.config.lr = 1.0;
@@ -324,7 +312,7 @@ TEST(TrainRun, ExportedModelHoldsTheBestWeights) {
   opt.config = r.cfg;
   opt.config.max_steps = 3;  // one epoch of 4 steps cut to 3: the cosine spans 3
   opt.layers = r.layers;
-  opt.out_dir = dir.str();
+  opt.out_dir = dir.path();
   const RunResult res = run_training(r.view, r.data, opt);
   ASSERT_TRUE(res.finished);
   EXPECT_EQ(res.total_steps, 3u);
@@ -356,7 +344,7 @@ TEST(TrainRun, ExportedModelHoldsTheBestWeights) {
                                  r.data.n_test(), {}),
                    res.test_after);
   // Log: start, before, 3 steps, 1 epoch, summary.
-  std::ifstream in(dir.str("log.jsonl"));
+  std::ifstream in(dir.file("log.jsonl"));
   std::vector<std::string> types;
   for (std::string line; std::getline(in, line);) types.push_back(nlohmann::json::parse(line)["type"]);
   EXPECT_EQ(types, (std::vector<std::string>{"start", "before", "step", "step", "step", "epoch", "summary"}));

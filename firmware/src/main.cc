@@ -120,6 +120,8 @@ void print_memory(const char* job) {
 
 // ------------------------------------------------------------------ setup
 
+fw::RunConfig g_config;  // static: keeps run_train's frame (on the deepest stack path) small
+
 void setup_engine() {
   const size_t model_bytes = size_t(tz_model_end - tz_model_start);
   const Status s = g_model.init(tz_model_start, model_bytes);
@@ -128,7 +130,24 @@ void setup_engine() {
     sh_exit(kRunFailed);
   }
   g_arena = Arena(__arena_start__, size_t(__arena_end__ - __arena_start__));
+#if defined(TZ_FW_FUSE)
+  // Fused blocks where they lower the arena, the run's trained layers (layers=...) kept out of
+  // them: the trainer needs their input boundary and full output.
+  static int unfused[fw::kMaxRunLayers];
+  int n_unfused = 0;
+  if (g_config.layers[0]) {
+    tinyzo::TrainLayer layers[fw::kMaxRunLayers];
+    if (fw::resolve_layers(g_model, g_config.layers, layers, fw::kMaxRunLayers, &n_unfused) != Status::kOk)
+      n_unfused = 0;  // reported by prepare_training
+    for (int i = 0; i < n_unfused; ++i) unfused[i] = layers[i].op;
+  }
+  tinyzo::EngineOptions options;
+  options.fuse = true;
+  options.unfused_ops = tinyzo::Span<const int>(unfused, size_t(n_unfused));
+  const Status e = g_engine.init(g_model, g_arena, tinyzo::best_kernels(), 1, options);
+#else
   const Status e = g_engine.init(g_model, g_arena, tinyzo::best_kernels());
+#endif
   if (e != Status::kOk) {
     board_printf("FAIL: engine init: %s (arena %u bytes)\n", tinyzo::status_name(e),
                  unsigned(__arena_end__ - __arena_start__));
@@ -360,7 +379,6 @@ __attribute__((noinline)) void write_trained_layers(int out, int groups, const c
   board_printf("trained weights crc32=%08lx written to %s\n", (unsigned long)checksum, path);
 }
 
-fw::RunConfig g_config;  // static: keeps run_train's frame (on the deepest stack path) small
 
 // ------------------------------------------------------------------ power-safe weights
 

@@ -14,6 +14,7 @@
 #include "options.h"
 #include "tinyzo/arena.h"
 #include "tinyzo/engine.h"
+#include "tinyzo/fusion.h"
 #include "tinyzo/train/memory_model.h"
 #include "tinyzo/train/zo_trainer.h"
 #include "train/train_config.h"
@@ -258,6 +259,77 @@ std::string op_kind(const ModelView& m, int i) {
   return kind;
 }
 
+// Inference with fused row-band blocks (EngineOptions::fuse): the blocks the
+// engine chooses with `unfused` ops kept out, its measured arena and the
+// requests it plans (tensors, then one scratch request per block).
+struct FusedInference {
+  std::vector<FusedBlock> blocks;
+  std::vector<BufferRequest> requests;
+  size_t activation_bytes = 0;  // what the engine planned
+  size_t required_bytes = 0;    // everything its init took (activations + tables)
+  size_t peak_live_bytes = 0;
+  int peak_op = 0;
+  Span<const BufferRequest> req() const { return Span<const BufferRequest>(requests.data(), requests.size()); }
+};
+
+FusedInference plan_fused_host(const ModelView& m, const Inference& plain, const std::vector<int>& unfused) {
+  FusedInference f;
+  struct alignas(16) Block {
+    uint8_t b[16];
+  };
+  std::vector<Block> mem((plain.required_bytes + 64 * size_t(m.n_ops() + m.n_tensors()) + 4096) / 16 * 2 + 1);
+  Arena arena(mem.data(), mem.size() * 16);
+  Engine e;
+  EngineOptions o;
+  o.fuse = true;
+  o.unfused_ops = Span<const int>(unfused.data(), unfused.size());
+  check(e.init(m, arena, best_kernels(), 1, o), "engine init with fused blocks");
+  for (int k = 0; k < e.n_fused_blocks(); ++k) f.blocks.push_back(e.fused_block(k));
+  f.activation_bytes = e.activation_bytes();
+  f.required_bytes = e.arena_bytes();
+  f.requests.resize(size_t(m.n_tensors()) + f.blocks.size());
+  check(build_fused_requests(m, Span<const FusedBlock>(f.blocks.data(), f.blocks.size()),
+                             Span<BufferRequest>(f.requests.data(), f.requests.size())),
+        "fused requests");
+  f.peak_live_bytes = plan_lower_bound_at(f.req(), &f.peak_op);
+  return f;
+}
+
+// The ops where `req` reaches `peak` live bytes, each with the buffers alive
+// there (requests past the tensors are fused-block scratch).
+std::vector<std::pair<int, std::string>> peak_texts(const ModelView& m, Span<const BufferRequest> req, size_t peak,
+                                                    const std::vector<FusedBlock>& blocks = {}) {
+  std::vector<std::pair<int, std::string>> out;
+  const std::vector<size_t> live = live_bytes_per_step(req, m.n_ops());
+  for (int step = -1; step <= m.n_ops(); ++step) {
+    if (live[size_t(step + 1)] != peak) continue;
+    std::string t = "op " + std::to_string(step);
+    if (step >= 0 && step < m.n_ops()) {
+      const TzmOp& op = m.op(step);
+      t += " " + std::string(op.name);
+      const OpType type = static_cast<OpType>(op.type);
+      if (type == OpType::kConv2d || type == OpType::kFullyConnected) t += " " + op_kind(m, step);
+      t += " " + shape(m.tensor(op.inputs[0])) + " -> " + shape(m.tensor(op.output));
+    } else {
+      t += step < 0 ? " (model input)" : " (model output)";
+    }
+    t += ", alive:";
+    for (size_t r = 0; r < req.size(); ++r) {
+      const BufferRequest& q = req[r];
+      if (q.size_bytes == 0 || q.first_use > step || q.last_use < step) continue;
+      if (q.share_with >= 0 && q.first_use == step && is_inplace_pair(req, int(r), q.share_with)) continue;
+      const size_t nt = size_t(m.n_tensors());
+      const std::string name = r < nt ? std::string(m.tensor(int(r)).name)
+                                      : "scratch of block " + std::string(m.op(blocks[r - nt].first_op).name) + ".." +
+                                            m.op(blocks[r - nt].end_op - 1).name;
+      t += " " + name + " " + format_bytes(q.size_bytes) + ",";
+    }
+    t.pop_back();
+    out.emplace_back(step, t);
+  }
+  return out;
+}
+
 double kb(size_t b) { return double(b) / 1024.0; }
 
 Json layer_json(const ModelView& m, const ZoLayerMemory& l) {
@@ -435,6 +507,38 @@ void run_plan(const PlanArgs& a) {
        kb(inf.mem.sum_tensor_bytes));
   line("  engine tables                                %10zu B  %8.1f KB", inf.table_bytes, kb(inf.table_bytes));
   line("  kernel scratch                               %10d B            (no kernel needs scratch)", 0);
+  // Fused row-band blocks (docs/memory.md, "Fused blocks").
+  const FusedInference fused = plan_fused_host(m, inf, {});
+  auto block_lines = [&](const FusedInference& f) {
+    for (const FusedBlock& b : f.blocks)
+      line("    block ops %d..%d (%s .. %s), bands of %d output rows, scratch %zu B", b.first_op, b.end_op - 1,
+           m.op(b.first_op).name, m.op(b.end_op - 1).name, b.band_rows, fused_scratch_bytes(m, b));
+  };
+  line("Inference SRAM with fused blocks               %10zu B  %8.1f KB  (%+.1f KB)", fused.required_bytes,
+       kb(fused.required_bytes), kb(fused.required_bytes) - kb(inf.required_bytes));
+  line("  activation arena (planned)                   %10zu B  %8.1f KB", fused.activation_bytes,
+       kb(fused.activation_bytes));
+  line("    lower bound: peak live bytes at op %-4d    %10zu B  %8.1f KB  (%s)", fused.peak_op,
+       fused.peak_live_bytes, kb(fused.peak_live_bytes),
+       fused.peak_op >= 0 && fused.peak_op < m.n_ops() ? m.op(fused.peak_op).name : "-");
+  for (const auto& p : peak_texts(m, fused.req(), fused.peak_live_bytes, fused.blocks))
+    line("    at the peak: %s", p.second.c_str());
+  block_lines(fused);
+  {
+    Json jfu;
+    jfu["activation_bytes"] = fused.activation_bytes;
+    jfu["peak_live_bytes"] = fused.peak_live_bytes;
+    jfu["peak_op"] = fused.peak_op;
+    jfu["total_bytes"] = fused.required_bytes;
+    Json jb = Json::array();
+    for (const FusedBlock& b : fused.blocks)
+      jb.push_back(Json{{"first_op", b.first_op},
+                        {"last_op", b.end_op - 1},
+                        {"band_rows", b.band_rows},
+                        {"scratch_bytes", fused_scratch_bytes(m, b)}});
+    jfu["blocks"] = jb;
+    j["inference_fused"] = jfu;
+  }
   line("Flash (the .tzm, read in place)                %10zu B  %8.1f KB", inf.flash.file_bytes,
        kb(inf.flash.file_bytes));
   line("  int8 weights                                 %10zu B  %8.1f KB", inf.flash.weight_bytes,
@@ -562,6 +666,37 @@ void run_plan(const PlanArgs& a) {
     };
     bp_row("BP (every op input kept)", bfull);
     bp_row("sparse BP (MIT-style)", bsparse);
+    {
+      // The same set on an engine with fused blocks; the trained layers stay
+      // outside them (the trainer needs their input boundary and full output).
+      std::vector<int> unfused;
+      for (const TrainLayer& l : layers) unfused.push_back(l.op);
+      const FusedInference ft = plan_fused_host(m, inf, unfused);
+      const size_t total = ft.required_bytes + zsel.extra_bytes;
+      line("  %-32s %10zu %10zu %10zu %12zu %9.1f %10s  %s", "ZO, selected, fused engine", zsel.persistent_bytes,
+           zsel.workspace_bytes, zsel.extra_bytes, total, kb(total), "", fits(total).c_str());
+      line("    fused-engine inference %zu B (%.1f KB; peak at op %d %s); training / inference peak = %.3f",
+           ft.required_bytes, kb(ft.required_bytes), ft.peak_op,
+           ft.peak_op >= 0 && ft.peak_op < m.n_ops() ? m.op(ft.peak_op).name : "-",
+           double(total) / double(fused.required_bytes));
+      for (const auto& p : peak_texts(m, ft.req(), ft.peak_live_bytes, ft.blocks))
+        line("    at the peak: %s", p.second.c_str());
+      block_lines(ft);
+      Json jz;
+      if (trainer_why.empty()) {
+        // The trainer's buffers do not depend on fusion (its cuts are never inside a block).
+        const size_t measured = ft.required_bytes + trainer_bytes;
+        line("  %-32s %10s %10s %10zu %12zu %9.1f %10s  %s", "ZoTrainer, fused engine (measured)", "", "",
+             trainer_bytes, measured, kb(measured), "", fits(measured).c_str());
+        jz["measured_total_bytes"] = measured;
+      }
+      jz["inference_total_bytes"] = ft.required_bytes;
+      jz["activation_bytes"] = ft.activation_bytes;
+      jz["peak_op"] = ft.peak_op;
+      jz["total_bytes"] = total;
+      jz["training_over_inference"] = double(total) / double(fused.required_bytes);
+      j["training"]["zo_fused"] = jz;
+    }
     line("  (ZO: workspace = one per-sample buffer beside the arena; 'shared' = the same buffer planned into");
     line("   arena bytes only the prefix before the earliest trained op uses.");
     line("   BP: persistent = trained weights + float32 weight gradients; workspace = growth of the arena planned");

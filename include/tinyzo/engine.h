@@ -16,6 +16,7 @@
 #include <cstdint>
 
 #include "tinyzo/arena.h"
+#include "tinyzo/fusion.h"
 #include "tinyzo/kernels/kernels.h"
 #include "tinyzo/model.h"
 #include "tinyzo/span.h"
@@ -31,6 +32,27 @@ ConvParams conv_params(const ModelView& m, const TzmOp& op);
 // output tensor, valid only during the call.
 using OpObserver = void (*)(void* ctx, int op_index, const void* out, size_t size_bytes);
 
+// How Engine::init plans the model.
+struct EngineOptions {
+  // Fused row-band blocks (fusion.h, docs/memory.md "Fused blocks"): chains of
+  // convolutions chosen by choose_fused_blocks where that lowers the planned
+  // arena; results are bitwise those of the unfused ops. A fused block's
+  // intermediate tensors never exist in full: tensor_data() is null for them,
+  // a run may not start or stop inside a block (is_cut), and the observer
+  // sees only a block's last op.
+  bool fuse = false;
+  // Bytes the planned peak may exceed its minimum by for taller bands
+  // (choose_fused_blocks' slack_bytes): fewer kernel calls, less time.
+  size_t band_slack_bytes = 0;
+  // Explicit blocks instead of choose_fused_blocks' (tests, benchmarks):
+  // used as given when non-empty (fused_blocks_valid, else kInvalidArgument),
+  // with or without `fuse`.
+  Span<const FusedBlock> blocks;
+  // Ops kept outside every fused block (e.g. trainable layers, whose input
+  // boundary and full output the trainer needs). Read only during init().
+  Span<const int> unfused_ops;
+};
+
 class Engine {
  public:
   Engine() = default;
@@ -42,13 +64,15 @@ class Engine {
   // (required_arena_bytes() then tells how much is needed). `model` must
   // outlive the engine.
   // `batch` (>= 1) items per tensor; the arena need grows about N times.
-  Status init(const ModelView& model, Arena& arena, const KernelTable& kernels = best_kernels(), int batch = 1);
+  Status init(const ModelView& model, Arena& arena, const KernelTable& kernels = best_kernels(), int batch = 1,
+              const EngineOptions& options = EngineOptions());
 
   // Bytes of arena that init() takes for `model` (activations + tables),
   // measured by a trial init() in `scratch` (which must be large enough; it is
   // left as it was). The planner's temporaries reuse the activation space, so
   // the need is max(tables + planner scratch, tables + activations).
-  static Status required_arena_bytes(const ModelView& model, Arena& scratch, size_t* bytes, int batch = 1);
+  static Status required_arena_bytes(const ModelView& model, Arena& scratch, size_t* bytes, int batch = 1,
+                                     const EngineOptions& options = EngineOptions());
 
   // The int8 input tensor, to be filled before every invoke(): the planner
   // reuses its bytes for later tensors once the input is dead, so a run
@@ -61,12 +85,23 @@ class Engine {
   Status invoke() { return invoke_range(0, model_->n_ops()); }
   // Runs ops [first_op, end_op) over every item. Every tensor live across
   // `first_op` must hold what an earlier run wrote (restore_boundary() puts it
-  // back).
+  // back). kInvalidArgument when first_op or end_op is not a cut (is_cut).
   Status invoke_range(int first_op, int end_op) { return invoke_items(first_op, end_op, 0, batch_); }
   // Runs ops [first_op, end_op) over items [item_begin, item_end) only. As
   // with any run, memory of tensors dead at those ops may be reused, in every
   // item: other items' tensors survive only while they are live.
   Status invoke_items(int first_op, int end_op, int item_begin, int item_end);
+  // True when a run may start or stop before op `op` (0 <= op <= n_ops): op
+  // is not strictly inside a fused block.
+  bool is_cut(int op) const;
+  // The next cut after op `op` (a cut): the end of the fused block that
+  // starts at op, else op + 1.
+  int next_cut(int op) const;
+  // The fused blocks init() chose (none unless options.fuse).
+  int n_fused_blocks() const { return n_blocks_; }
+  const FusedBlock& fused_block(int k) const { return blocks_[k]; }
+  // Index of the fused block containing op `op`, or -1.
+  int fused_block_of(int op) const { return block_of_ ? block_of_[op] : -1; }
   // Items per tensor (1 unless init() was given a batch).
   int batch() const { return batch_; }
 
@@ -77,11 +112,12 @@ class Engine {
   Span<const int8_t> output_s8(int item = 0) const;
 
   // The arena memory of item `item` of a non-constant tensor (valid while it
-  // is live).
+  // is live); null for a fused block's intermediate tensors.
   void* tensor_data(int tensor, int item = 0) const;
 
   // Bytes of all tensors alive across the boundary before `op` (produced
   // before it and read at or after it): what a suffix run from `op` needs.
+  // save/restore_boundary return kInvalidArgument when op is not a cut.
   size_t boundary_size_bytes(int op) const;
   // Copies those tensors of item `item` to / from `cache`
   // (boundary_size_bytes(op) bytes). save_boundary(op) is meaningful right
@@ -119,6 +155,8 @@ class Engine {
 
  private:
   Status run_op(int i, int item_begin, int item_end);
+  Status run_fused(int block, int item_begin, int item_end);
+  void run_rows(int op, int a, int e, const int8_t* src, int src_lo, int8_t* dst);
   size_t item_bytes(int tensor) const;
 
   const ModelView* model_ = nullptr;
@@ -131,6 +169,9 @@ class Engine {
   int* last_use_ = nullptr;               // per tensor: last op reading it (-1 if none)
   const void** overrides_ = nullptr;      // per op: [slot 1, slot 2]
   const int8_t** output_offsets_ = nullptr;  // per op: node-perturbation offsets or nullptr
+  FusedBlock* blocks_ = nullptr;          // fused blocks (sorted), n_blocks_ of them
+  int n_blocks_ = 0;
+  int* block_of_ = nullptr;               // per op: its fused block or -1 (null without fusion)
   OpObserver observer_ = nullptr;
   void* observer_ctx_ = nullptr;
 };

@@ -54,6 +54,9 @@ constexpr int kPlanRounds = 32;
 // in-place pair (is_inplace_pair) that hands over at that op counted once.
 // Equals the peak live bytes when every size is a multiple of kPlanAlign.
 size_t plan_lower_bound_bytes(Span<const BufferRequest> requests);
+// The same bound, and in `*at` the earliest op where it is reached (-1: before
+// op 0; 0 when there are no buffers).
+size_t plan_lower_bound_at(Span<const BufferRequest> requests, int* at);
 
 // True when requests ia and ib are alive at the same op (inclusive intervals).
 bool lifetimes_overlap(Span<const BufferRequest> requests, int ia, int ib);

@@ -89,42 +89,74 @@ ConvParams conv_params(const ModelView& m, const TzmOp& op) {
   return p;
 }
 
-Status Engine::required_arena_bytes(const ModelView& model, Arena& scratch, size_t* bytes, int batch) {
+Status Engine::required_arena_bytes(const ModelView& model, Arena& scratch, size_t* bytes, int batch,
+                                   const EngineOptions& options) {
   if (!model.valid() || bytes == nullptr) return Status::kInvalidArgument;
   const size_t mark = scratch.mark();
   Engine probe;
-  const Status s = probe.init(model, scratch, best_kernels(), batch);
+  const Status s = probe.init(model, scratch, best_kernels(), batch, options);
   *bytes = s == Status::kOk ? probe.arena_bytes() : 0;
   scratch.reset_to(mark);
   return s;
 }
 
-Status Engine::init(const ModelView& model, Arena& arena, const KernelTable& kernels, int batch) {
+Status Engine::init(const ModelView& model, Arena& arena, const KernelTable& kernels, int batch,
+                    const EngineOptions& options) {
   if (!model.valid() || batch < 1) return Status::kInvalidArgument;
   model_ = &model;
   kernels_ = &kernels;
   batch_ = batch;
+  n_blocks_ = 0;
+  blocks_ = nullptr;
+  block_of_ = nullptr;
   const size_t start = arena.used();
   const size_t nt = size_t(model.n_tensors()), no = size_t(model.n_ops());
+  // With fusion: room for the most blocks a model can have (two ops each) and
+  // one scratch request per block after the tensors' requests. Without it the
+  // tables are exactly the unfused engine's.
+  const bool fuse = options.fuse || !options.blocks.empty();
+  const size_t nb_cap = fuse ? no / 2 + 1 : 0;
+  if (!options.blocks.empty() &&
+      (options.blocks.size() > nb_cap || !fused_blocks_valid(model, options.blocks)))
+    return Status::kInvalidArgument;
+  const size_t nr = nt + nb_cap;
 
   // Persistent tables first, then the planner's temporary arrays at the top;
   // the activations go where the temporaries were (planned size known by then).
-  offsets_ = static_cast<size_t*>(arena.allocate(nt * sizeof(size_t)));
+  offsets_ = static_cast<size_t*>(arena.allocate(nr * sizeof(size_t)));
   last_use_ = static_cast<int*>(arena.allocate(nt * sizeof(int)));
   overrides_ = static_cast<const void**>(arena.allocate(no * kOverrideSlots * sizeof(void*)));
   output_offsets_ = static_cast<const int8_t**>(arena.allocate(no * sizeof(int8_t*)));
+  if (nb_cap) {
+    blocks_ = static_cast<FusedBlock*>(arena.allocate(nb_cap * sizeof(FusedBlock)));
+    block_of_ = static_cast<int*>(arena.allocate(no * sizeof(int)));
+  }
   const size_t tables_mark = arena.mark();
-  auto* requests = static_cast<BufferRequest*>(arena.allocate(nt * sizeof(BufferRequest)));
-  int* order = static_cast<int*>(arena.allocate(plan_buffers_scratch_size(nt) * sizeof(int)));
+  auto* requests = static_cast<BufferRequest*>(arena.allocate(nr * sizeof(BufferRequest)));
+  int* order = static_cast<int*>(arena.allocate(plan_buffers_scratch_size(nr) * sizeof(int)));
+  auto* candidate = nb_cap ? static_cast<FusedBlock*>(arena.allocate(nb_cap * sizeof(FusedBlock))) : nullptr;
   const size_t planner_end = arena.used();
-  if (!offsets_ || !last_use_ || !overrides_ || !output_offsets_ || !requests || !order) {
+  if (!offsets_ || !last_use_ || !overrides_ || !output_offsets_ || !requests || !order ||
+      (nb_cap && (!blocks_ || !block_of_ || !candidate))) {
     arena.reset_to(start);
     model_ = nullptr;
     return Status::kOutOfMemory;
   }
-  TZ_RETURN_IF_ERROR(build_buffer_requests(model, Span<BufferRequest>(requests, nt)));
+  if (!options.blocks.empty()) {
+    n_blocks_ = static_cast<int>(options.blocks.size());
+    for (int k = 0; k < n_blocks_; ++k) blocks_[k] = options.blocks[size_t(k)];
+  } else if (nb_cap) {
+    // Chosen on batch-1 sizes: a batch scales every tensor alike.
+    TZ_RETURN_IF_ERROR(choose_fused_blocks(model, options.unfused_ops, Span<BufferRequest>(requests, nr),
+                                           Span<FusedBlock>(candidate, nb_cap), Span<FusedBlock>(blocks_, nb_cap),
+                                           &n_blocks_, options.band_slack_bytes));
+  }
+  const size_t n_req = nt + size_t(n_blocks_);
+  TZ_RETURN_IF_ERROR(build_fused_requests(model, Span<const FusedBlock>(blocks_, size_t(n_blocks_)),
+                                          Span<BufferRequest>(requests, n_req)));
   // A batch stores the items of a tensor back to back: N times the bytes, the
   // same lifetimes (and the same in-place pairs: items line up element-wise).
+  // A block's scratch serves one item at a time.
   if (batch > 1)
     for (size_t t = 0; t < nt; ++t) {
       if (requests[t].size_bytes > SIZE_MAX / size_t(batch)) {
@@ -134,9 +166,17 @@ Status Engine::init(const ModelView& model, Arena& arena, const KernelTable& ker
       }
       requests[t].size_bytes *= size_t(batch);
     }
-  TZ_RETURN_IF_ERROR(plan_buffers(Span<const BufferRequest>(requests, nt), Span<size_t>(offsets_, nt),
-                                  Span<int>(order, plan_buffers_scratch_size(nt)), &activation_bytes_));
+  TZ_RETURN_IF_ERROR(plan_buffers(Span<const BufferRequest>(requests, n_req), Span<size_t>(offsets_, n_req),
+                                  Span<int>(order, plan_buffers_scratch_size(n_req)), &activation_bytes_));
   for (size_t t = 0; t < nt; ++t) last_use_[t] = requests[t].size_bytes ? requests[t].last_use : -1;
+  if (block_of_ != nullptr) {
+    for (size_t i = 0; i < no; ++i) block_of_[i] = -1;
+    for (int k = 0; k < n_blocks_; ++k)
+      for (int i = blocks_[k].first_op; i < blocks_[k].end_op; ++i) {
+        block_of_[i] = k;
+        if (i + 1 < blocks_[k].end_op) offsets_[model.op(i).output] = SIZE_MAX;  // never in full
+      }
+  }
   arena.reset_to(tables_mark);
   activations_ = static_cast<uint8_t*>(arena.allocate(activation_bytes_, kPlanAlign));
   if (activations_ == nullptr) {
@@ -155,6 +195,18 @@ Status Engine::init(const ModelView& model, Arena& arena, const KernelTable& ker
   return Status::kOk;
 }
 
+bool Engine::is_cut(int op) const {
+  if (model_ == nullptr || op < 0 || op > model_->n_ops()) return false;
+  if (block_of_ == nullptr || op == model_->n_ops()) return true;
+  const int k = block_of_[op];
+  return k < 0 || blocks_[k].first_op == op;
+}
+
+int Engine::next_cut(int op) const {
+  const int k = block_of_ != nullptr ? block_of_[op] : -1;
+  return k >= 0 ? blocks_[k].end_op : op + 1;
+}
+
 size_t Engine::item_bytes(int tensor) const {
   const TzmTensor& t = model_->tensor(tensor);
   return tensor_elements(t) * dtype_size(DType(t.dtype));
@@ -162,7 +214,7 @@ size_t Engine::item_bytes(int tensor) const {
 
 void* Engine::tensor_data(int tensor, int item) const {
   const TzmTensor& t = model_->tensor(tensor);
-  if ((t.flags & kTensorConstant) || item < 0 || item >= batch_) return nullptr;
+  if ((t.flags & kTensorConstant) || item < 0 || item >= batch_ || offsets_[tensor] == SIZE_MAX) return nullptr;
   return activations_ + offsets_[tensor] + size_t(item) * item_bytes(tensor);
 }
 
@@ -227,6 +279,7 @@ size_t Engine::boundary_size_bytes(int op) const {
 
 Status Engine::save_boundary(int op, Span<int8_t> cache, int item) const {
   if (model_ == nullptr || op < 0 || op > model_->n_ops() || item < 0 || item >= batch_) return Status::kOutOfRange;
+  if (!is_cut(op)) return Status::kInvalidArgument;
   if (cache.size() < boundary_size_bytes(op)) return Status::kInvalidArgument;
   size_t at = 0;
   for (int t = 0; t < model_->n_tensors(); ++t) {
@@ -242,6 +295,7 @@ Status Engine::save_boundary(int op, Span<int8_t> cache, int item) const {
 
 Status Engine::restore_boundary(int op, Span<const int8_t> cache, int item) {
   if (model_ == nullptr || op < 0 || op > model_->n_ops() || item < 0 || item >= batch_) return Status::kOutOfRange;
+  if (!is_cut(op)) return Status::kInvalidArgument;
   if (cache.size() < boundary_size_bytes(op)) return Status::kInvalidArgument;
   size_t at = 0;
   for (int t = 0; t < model_->n_tensors(); ++t) {
@@ -265,7 +319,114 @@ Status Engine::invoke_items(int first_op, int end_op, int item_begin, int item_e
   if (model_ == nullptr) return Status::kInvalidArgument;
   if (first_op < 0 || end_op > model_->n_ops() || first_op > end_op) return Status::kOutOfRange;
   if (item_begin < 0 || item_end > batch_ || item_begin >= item_end) return Status::kOutOfRange;
-  for (int i = first_op; i < end_op; ++i) TZ_RETURN_IF_ERROR(run_op(i, item_begin, item_end));
+  if (!is_cut(first_op) || !is_cut(end_op)) return Status::kInvalidArgument;
+  for (int i = first_op; i < end_op;) {
+    const int k = block_of_ != nullptr ? block_of_[i] : -1;
+    if (k >= 0) {
+      TZ_RETURN_IF_ERROR(run_fused(k, item_begin, item_end));
+      i = blocks_[k].end_op;
+    } else {
+      TZ_RETURN_IF_ERROR(run_op(i, item_begin, item_end));
+      ++i;
+    }
+  }
+  return Status::kOk;
+}
+
+// Output rows [a, e) of Conv2d op `op`, reading its input rows from `src`
+// (which holds input rows from `src_lo` on, at least the ones these output
+// rows read) and writing them to `dst` (the row-a position). The band is an
+// ordinary kernel call over a shorter image: the input rows before the band
+// become pad_top (only at the image top, where they are real padding) and
+// the rows after it are implied bottom padding only when they are past the
+// input, so every output element reads the same inputs as in the full op.
+void Engine::run_rows(int op, int a, int e, const int8_t* src, int src_lo, int8_t* dst) {
+  const ModelView& m = *model_;
+  const TzmOp& o = m.op(op);
+  ConvParams p = conv_params(m, o);
+  int lo = 0, hi = 0;
+  conv_input_rows(m, op, a, e, &lo, &hi);
+  const int first_row = a * p.stride_h - p.pad_top;
+  const size_t in_row = size_t(p.in_w) * size_t(p.in_c), out_row = size_t(p.out_w) * size_t(p.out_c);
+  const bool pointwise = p.kh == 1 && p.kw == 1 && p.stride_h == 1 && p.stride_w == 1 && p.groups == 1 &&
+                         p.pad_top == 0 && p.pad_left == 0 && p.out_h == p.in_h && p.out_w == p.in_w;
+  p.pad_top = lo - first_row;
+  p.in_h = hi - lo;
+  p.out_h = e - a;
+  const auto* w = static_cast<const int8_t*>(param(op, 1));
+  const auto* b = static_cast<const int32_t*>(param(op, 2));
+  const auto* mult = p.fx_multiplier != nullptr ? nullptr : static_cast<const float*>(m.data(o.inputs[3]));
+  const int8_t* x = src + size_t(lo - src_lo) * in_row;
+  if (p.groups == p.in_c && p.in_c == p.out_c && p.groups > 1)
+    kernels_->depthwise_conv2d(p, x, w, b, mult, dst);
+  else if (pointwise)
+    kernels_->pointwise_conv2d(p, x, w, b, mult, dst);
+  else
+    kernels_->conv2d(p, x, w, b, mult, dst);
+  if (const int8_t* offsets = output_offsets_[op]) {
+    const int8_t* off = offsets + size_t(a) * out_row;
+    for (size_t k = 0, n = size_t(e - a) * out_row; k < n; ++k)
+      dst[k] = static_cast<int8_t>(clamp_i32(int32_t(dst[k]) + off[k], -128, 127));
+  }
+}
+
+// Fused block `k` over items [b0, b1), one item at a time (the windows are
+// one item's). Level j is the output of op first + j - 1 (level 0 the block
+// input, level n its output, both full tensors); levels 1..n-1 are windows
+// in the block's scratch holding rows [lo[j], hi[j]). For each band of
+// output rows, the rows every level needs are computed top-down; a window
+// drops the rows no later band reads, moves the rest to its top and computes
+// only the rows it does not hold yet.
+Status Engine::run_fused(int k, int b0, int b1) {
+  const ModelView& m = *model_;
+  const FusedBlock& blk = blocks_[k];
+  const int n = blk.end_op - blk.first_op;
+  int rows[kMaxFusedOps];
+  TZ_RETURN_IF_ERROR(fused_window_rows(m, blk, Span<int>(rows, kMaxFusedOps)));
+  int8_t* win[kMaxFusedOps + 1] = {};
+  size_t row_bytes[kMaxFusedOps + 1];
+  uint8_t* at = activations_ + offsets_[size_t(m.n_tensors()) + size_t(k)];
+  for (int j = 0; j <= n; ++j) {
+    const TzmTensor& t = m.tensor(j == 0 ? m.op(blk.first_op).inputs[0] : m.op(blk.first_op + j - 1).output);
+    row_bytes[j] = size_t(t.dims[1]) * size_t(t.dims[2]);
+    if (j > 0 && j < n) {
+      win[j] = reinterpret_cast<int8_t*>(at);
+      at += (size_t(rows[j - 1]) * row_bytes[j] + kPlanAlign - 1) & ~(kPlanAlign - 1);
+    }
+  }
+  const int in_t = m.op(blk.first_op).inputs[0], out_t = m.op(blk.end_op - 1).output;
+  const int h_out = m.tensor(out_t).dims[0];
+  for (int item = b0; item < b1; ++item) {
+    win[0] = static_cast<int8_t*>(tensor_data(in_t, item));
+    auto* y = static_cast<int8_t*>(tensor_data(out_t, item));
+    int lo[kMaxFusedOps + 1] = {}, hi[kMaxFusedOps + 1] = {};
+    for (int o0 = 0; o0 < h_out; o0 += blk.band_rows) {
+      int need_lo[kMaxFusedOps + 1], need_hi[kMaxFusedOps + 1];
+      need_lo[n] = o0;
+      need_hi[n] = o0 + blk.band_rows < h_out ? o0 + blk.band_rows : h_out;
+      for (int j = n; j >= 1; --j)
+        conv_input_rows(m, blk.first_op + j - 1, need_lo[j], need_hi[j], &need_lo[j - 1], &need_hi[j - 1]);
+      for (int j = 1; j < n; ++j) {
+        if (need_lo[j] >= hi[j]) {
+          lo[j] = hi[j] = need_lo[j];
+        } else if (need_lo[j] > lo[j]) {
+          // Rows two bands share are kept (moved up), not recomputed.
+          std::memmove(win[j], win[j] + size_t(need_lo[j] - lo[j]) * row_bytes[j],
+                       size_t(hi[j] - need_lo[j]) * row_bytes[j]);
+          lo[j] = need_lo[j];
+        }
+        if (need_hi[j] > hi[j]) {
+          run_rows(blk.first_op + j - 1, hi[j], need_hi[j], win[j - 1], lo[j - 1],
+                   win[j] + size_t(hi[j] - lo[j]) * row_bytes[j]);
+          hi[j] = need_hi[j];
+        }
+      }
+      run_rows(blk.end_op - 1, need_lo[n], need_hi[n], win[n - 1], lo[n - 1],
+               y + size_t(need_lo[n]) * row_bytes[n]);
+    }
+  }
+  if (observer_ != nullptr)
+    observer_(observer_ctx_, blk.end_op - 1, tensor_data(out_t, b0), item_bytes(out_t) * size_t(b1 - b0));
   return Status::kOk;
 }
 

@@ -37,9 +37,15 @@ bool plan_is_valid(Span<const BufferRequest> r, Span<const size_t> offsets, size
 }
 
 size_t plan_lower_bound_bytes(Span<const BufferRequest> r) {
+  int at = 0;
+  return plan_lower_bound_at(r, &at);
+}
+
+size_t plan_lower_bound_at(Span<const BufferRequest> r, int* at) {
   // Live bytes only grow when a buffer is born, so the max is at some first use.
   const int n = static_cast<int>(r.size());
   size_t best = 0;
+  int best_t = 0;
   for (int a = 0; a < n; ++a) {
     if (r[a].size_bytes == 0) continue;
     const int t = r[a].first_use;
@@ -50,8 +56,12 @@ size_t plan_lower_bound_bytes(Span<const BufferRequest> r) {
       if (p >= 0 && p < n && r[i].first_use == t && is_inplace_pair(r, i, p)) continue;  // inside p
       live += align_up(r[i].size_bytes);
     }
-    if (live > best) best = live;
+    if (live > best || (live == best && t < best_t)) {
+      best = live;
+      best_t = t;
+    }
   }
+  *at = best_t;
   return best;
 }
 

@@ -96,6 +96,9 @@ Status ZoTrainer::init(Engine& engine, Span<const TrainLayer> layers, const ZoCo
   for (const TrainLayer& t : layers) {
     if (t.op < 0 || t.op >= m.n_ops() || static_cast<OpType>(m.op(t.op).type) != OpType::kConv2d)
       return Status::kInvalidArgument;
+    // A layer inside a fused block has no input boundary and no full output:
+    // the engine must keep it unfused (EngineOptions::unfused_ops).
+    if (engine.fused_block_of(t.op) >= 0) return Status::kInvalidArgument;
     // Insert sorted by op index; duplicates are a caller error.
     int at = n_layers_;
     while (at > 0 && layers_[at - 1].spec.op > t.op) {
@@ -624,11 +627,13 @@ Status ZoTrainer::model_wise_sample(int label) {
   const int n = engine_->model().n_ops();
   // Unperturbed forward, op by op, keeping each NP layer's input and mask.
   int li = 0;
-  for (int i = 0; i < n; ++i) {
+  // A fused block runs whole (trainable layers are never inside one).
+  for (int i = 0, next = 0; i < n; i = next) {
+    next = engine_->next_cut(i);
     while (li < n_layers_ && layers_[li].spec.op < i) ++li;
     Layer* l = (li < n_layers_ && layers_[li].spec.op == i) ? &layers_[li] : nullptr;
     if (l && l->spec.mode == PerturbMode::kNode) std::memcpy(l->x_cache, engine_->tensor_data(l->x_tensor), l->x_size);
-    TZ_RETURN_IF_ERROR(engine_->invoke_range(i, i + 1));
+    TZ_RETURN_IF_ERROR(engine_->invoke_range(i, next));
     if (l && l->spec.mode == PerturbMode::kNode) prepare_mask(*l);
   }
   macs_ += engine_->macs(0, n);

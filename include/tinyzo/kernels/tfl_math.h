@@ -7,54 +7,42 @@
 #pragma once
 #include <cstdint>
 
+#include "tinyzo/kernels/requant.h"
+
 namespace tinyzo::tfl {
 
 constexpr int32_t kInt32Min = -2147483647 - 1;
 constexpr int32_t kInt32Max = 2147483647;
 
-// gemmlowp SaturatingRoundingDoublingHighMul (Arm VQRDMULH): the high 32 bits
-// of 2*a*b, rounded half away from zero; a == b == INT32_MIN saturates to
-// INT32_MAX. The division truncates toward zero after adding the +-2^30 nudge.
-inline int32_t sat_rounding_doubling_high_mul(int32_t a, int32_t b) {
-  if (a == b && a == kInt32Min) return kInt32Max;
-  const int64_t ab = int64_t(a) * int64_t(b);
-  const int64_t nudge = ab >= 0 ? (int64_t(1) << 30) : 1 - (int64_t(1) << 30);
-  return static_cast<int32_t>((ab + nudge) / (int64_t(1) << 31));
-}
+// The three primitives every fixed-point kernel shares (gemmlowp's
+// SaturatingRoundingDoublingHighMul and RoundingDivideByPOT, TFLite's
+// MultiplyByQuantizedMultiplier) live in requant.h; these are the same
+// functions, not copies.
+using ::tinyzo::multiply_by_quantized_multiplier;
+using ::tinyzo::rounding_divide_by_pot;
+using ::tinyzo::saturating_rounding_doubling_high_mul;
 
-// gemmlowp RoundingDivideByPOT: x / 2^exponent rounded to nearest, ties away
-// from zero. Defined here for exponent in [0, 62] (gemmlowp: [0, 31], where it
-// agrees; larger exponents give the same rounding rule, i.e. 0 or +-1).
-inline int32_t rounding_divide_by_pot(int32_t x, int exponent) {
+// RoundingDivideByPOT for exponent in [0, 62] (requant.h's covers [0, 31],
+// where the two agree; larger exponents give the same rounding rule, i.e. 0
+// or +-1). Softmax's final division needs the wider range.
+inline int32_t rounding_divide_by_pot_wide(int32_t x, int exponent) {
   const int64_t mask = (int64_t(1) << exponent) - 1;
   const int64_t remainder = int64_t(x) & mask;
   const int64_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
   return static_cast<int32_t>((int64_t(x) >> exponent) + (remainder > threshold ? 1 : 0));
 }
 
-// TFLite MultiplyByQuantizedMultiplier (double rounding, TFLITE_SINGLE_ROUNDING
-// off): rounding_divide_by_pot(srdhm(x * 2^max(shift, 0), m), max(-shift, 0)).
-// shift in [-31, 30]. The left shift is computed in int64 and wrapped to int32
-// as the two's-complement machines TFLM runs on do (model validation bounds
-// the inputs so it never wraps for a valid model).
-inline int32_t multiply_by_quantized_multiplier(int32_t x, int32_t multiplier, int shift) {
-  const int left = shift > 0 ? shift : 0;
-  const int right = shift > 0 ? 0 : -shift;
-  const int32_t shifted = static_cast<int32_t>(static_cast<uint32_t>(x) << left);
-  return rounding_divide_by_pot(sat_rounding_doubling_high_mul(shifted, multiplier), right);
-}
-
 // TFLite MultiplyByQuantizedMultiplierSmallerThanOneExp (shift <= 0): the
 // same rounding as above without a left shift.
 inline int32_t multiply_by_quantized_multiplier_smaller_than_one_exp(int32_t x, int32_t multiplier, int shift) {
-  return rounding_divide_by_pot(sat_rounding_doubling_high_mul(x, multiplier), -shift);
+  return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, multiplier), -shift);
 }
 
 // TFLite MultiplyByQuantizedMultiplierGreaterThanOne (left_shift >= 0):
 // srdhm(x * 2^left_shift, m), the product wrapped to int32 as above.
 inline int32_t multiply_by_quantized_multiplier_greater_than_one(int32_t x, int32_t multiplier, int left_shift) {
   const int32_t shifted = static_cast<int32_t>(static_cast<uint32_t>(x) << left_shift);
-  return sat_rounding_doubling_high_mul(shifted, multiplier);
+  return saturating_rounding_doubling_high_mul(shifted, multiplier);
 }
 
 // gemmlowp SaturatingRoundingMultiplyByPOT<exponent> for exponent > 0: a
@@ -82,13 +70,13 @@ inline int32_t exp_on_interval_between_negative_one_quarter_and_0_excl(int32_t a
   constexpr int32_t kExpMinusOneEighth = 1895147668;  // exp(-1/8) in Q0.31
   constexpr int32_t kOneThird = 715827883;            // 1/3 in Q0.31
   const int32_t x = a + (int32_t(1) << 28);           // a + 1/8
-  const int32_t x2 = sat_rounding_doubling_high_mul(x, x);
-  const int32_t x3 = sat_rounding_doubling_high_mul(x2, x);
-  const int32_t x4 = sat_rounding_doubling_high_mul(x2, x2);
+  const int32_t x2 = saturating_rounding_doubling_high_mul(x, x);
+  const int32_t x3 = saturating_rounding_doubling_high_mul(x2, x);
+  const int32_t x4 = saturating_rounding_doubling_high_mul(x2, x2);
   const int32_t x4_over_4 = rounding_divide_by_pot(x4, 2);
   const int32_t poly =
-      rounding_divide_by_pot(sat_rounding_doubling_high_mul(x4_over_4 + x3, kOneThird) + x2, 1);
-  return kExpMinusOneEighth + sat_rounding_doubling_high_mul(kExpMinusOneEighth, x + poly);
+      rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x4_over_4 + x3, kOneThird) + x2, 1);
+  return kExpMinusOneEighth + saturating_rounding_doubling_high_mul(kExpMinusOneEighth, x + poly);
 }
 
 // gemmlowp exp_on_negative_values for a Q5.26 input (softmax's scaled
@@ -106,7 +94,7 @@ inline int32_t exp_on_negative_values_q5(int32_t a) {
   constexpr int32_t kMultipliers[7] = {1672461947, 1302514674, 790015084, 290630308, 39332535, 720401, 242};
   for (int k = -2; k <= 4; ++k)
     if (remainder & (int32_t(1) << (kFractionalBits + k)))
-      result = sat_rounding_doubling_high_mul(result, kMultipliers[k + 2]);
+      result = saturating_rounding_doubling_high_mul(result, kMultipliers[k + 2]);
   // Five integer bits: gemmlowp's clamp below -32 does not apply.
   return a == 0 ? kInt32Max : result;
 }
@@ -118,11 +106,11 @@ inline int32_t one_over_one_plus_x_for_x_in_0_1(int32_t a) {
   constexpr int32_t kMinusThirtyTwoOver17 = -1010580540;  // -32/17 in Q2.29
   constexpr int32_t kOneQ2 = int32_t(1) << 29;
   const int32_t half_denominator = rounding_half_sum(a, kInt32Max);  // (1 + a) / 2 in Q0.31
-  int32_t x = kFortyEightOver17 + sat_rounding_doubling_high_mul(half_denominator, kMinusThirtyTwoOver17);
+  int32_t x = kFortyEightOver17 + saturating_rounding_doubling_high_mul(half_denominator, kMinusThirtyTwoOver17);
   for (int i = 0; i < 3; ++i) {
-    const int32_t half_denominator_times_x = sat_rounding_doubling_high_mul(half_denominator, x);  // Q2.29
+    const int32_t half_denominator_times_x = saturating_rounding_doubling_high_mul(half_denominator, x);  // Q2.29
     const int32_t one_minus = kOneQ2 - half_denominator_times_x;
-    x = x + saturating_left_shift(sat_rounding_doubling_high_mul(x, one_minus), 2);  // Q4.27 -> Q2.29
+    x = x + saturating_left_shift(saturating_rounding_doubling_high_mul(x, one_minus), 2);  // Q4.27 -> Q2.29
   }
   return saturating_left_shift(x, 1);  // x / 2 read as Q1.30, rescaled to Q0.31
 }

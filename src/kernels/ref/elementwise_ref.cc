@@ -1,4 +1,5 @@
 // Reference add, pooling and the float head (docs/semantics.md).
+#include "kernels/ref/pool_window.h"
 #include "tinyzo/kernels/kernels.h"
 #include "tinyzo/kernels/requant.h"
 
@@ -38,28 +39,15 @@ void max_pool2d_s8(const PoolParams& p, const int8_t* x, int8_t* y) {
             if (v > m) m = v;
           }
         }
-        y[(static_cast<size_t>(oy) * p.out_w + ox) * p.c + c] = static_cast<int8_t>(clamp_i32(m, p.act_min, p.act_max));
+        y[(static_cast<size_t>(oy) * p.out_w + ox) * p.c + c] =
+            static_cast<int8_t>(clamp_i32(m, p.act_min, p.act_max));
       }
 }
 
 void avg_pool2d_s8(const PoolParams& p, const int8_t* x, int8_t* y) {
-  for (int oy = 0; oy < p.out_h; ++oy)
-    for (int ox = 0; ox < p.out_w; ++ox)
-      for (int c = 0; c < p.c; ++c) {
-        int32_t sum = 0, count = 0;
-        for (int ky = 0; ky < p.kh; ++ky) {
-          const int iy = oy * p.stride_h - p.pad_top + ky;
-          if (iy < 0 || iy >= p.in_h) continue;
-          for (int kx = 0; kx < p.kw; ++kx) {
-            const int ix = ox * p.stride_w - p.pad_left + kx;
-            if (ix < 0 || ix >= p.in_w) continue;
-            sum += x[(static_cast<size_t>(iy) * p.in_w + ix) * p.c + c];
-            ++count;
-          }
-        }
-        const int32_t q = count ? round_half_even(static_cast<float>(sum) / static_cast<float>(count)) : 0;
-        y[(static_cast<size_t>(oy) * p.out_w + ox) * p.c + c] = static_cast<int8_t>(clamp_i32(q, p.act_min, p.act_max));
-      }
+  ref_detail::avg_pool2d_windows(p, x, y, [](int32_t sum, int32_t count) {
+    return round_half_even(static_cast<float>(sum) / static_cast<float>(count));
+  });
 }
 
 void linear_f32(const LinearF32Params& p, const int8_t* x, const float* w, const float* b, float* y) {
@@ -75,9 +63,9 @@ void linear_f32(const LinearF32Params& p, const int8_t* x, const float* w, const
 }
 
 const KernelTable& table() {
-  static const KernelTable kTable = {"ref",        conv2d_s8,          depthwise_conv2d_s8, pointwise_conv2d_s8,
-                                     add_s8,       global_avg_pool_s8, max_pool2d_s8,       avg_pool2d_s8,
-                                     linear_f32, TZ_REF_TFLITE_KERNELS};
+  static const KernelTable kTable = {
+      "ref",         conv2d_s8,     depthwise_conv2d_s8, pointwise_conv2d_s8,  add_s8, global_avg_pool_s8,
+      max_pool2d_s8, avg_pool2d_s8, linear_f32,          TZ_REF_TFLITE_KERNELS};
   return kTable;
 }
 

@@ -1,6 +1,7 @@
 // Reference kernels of the TFLite op types: what TensorFlow Lite Micro's
 // reference kernels compute, bit for bit (docs/semantics.md, "TFLite
 // operators"). Every table points at these: the ops are cheap and memory-bound.
+#include "kernels/ref/pool_window.h"
 #include "tinyzo/kernels/kernels.h"
 #include "tinyzo/kernels/requant.h"
 #include "tinyzo/kernels/tfl_math.h"
@@ -45,31 +46,15 @@ void add_tfl_s8(const TflAddParams& p, const int8_t* x1, const int8_t* x2, int8_
     const int32_t b = (int32_t(x2[i]) + p.x2_offset) * (int32_t(1) << p.left_shift);
     const int32_t sa = tfl::multiply_by_quantized_multiplier_smaller_than_one_exp(a, p.x1_mult, p.x1_shift);
     const int32_t sb = tfl::multiply_by_quantized_multiplier_smaller_than_one_exp(b, p.x2_mult, p.x2_shift);
-    const int32_t raw = tfl::multiply_by_quantized_multiplier_smaller_than_one_exp(sa + sb, p.y_mult, p.y_shift) +
-                        p.y_offset;
+    const int32_t raw =
+        tfl::multiply_by_quantized_multiplier_smaller_than_one_exp(sa + sb, p.y_mult, p.y_shift) + p.y_offset;
     y[i] = static_cast<int8_t>(clamp_i32(raw, p.act_min, p.act_max));
   }
 }
 
 void avg_pool2d_tfl_s8(const PoolParams& p, const int8_t* x, int8_t* y) {
-  for (int oy = 0; oy < p.out_h; ++oy)
-    for (int ox = 0; ox < p.out_w; ++ox)
-      for (int c = 0; c < p.c; ++c) {
-        int32_t sum = 0, count = 0;
-        for (int ky = 0; ky < p.kh; ++ky) {
-          const int iy = oy * p.stride_h - p.pad_top + ky;
-          if (iy < 0 || iy >= p.in_h) continue;
-          for (int kx = 0; kx < p.kw; ++kx) {
-            const int ix = ox * p.stride_w - p.pad_left + kx;
-            if (ix < 0 || ix >= p.in_w) continue;
-            sum += x[(static_cast<size_t>(iy) * p.in_w + ix) * p.c + c];
-            ++count;
-          }
-        }
-        // Validation keeps every window overlapping the input (padding < kernel), so count >= 1.
-        const int32_t q = count ? divide_round_away(sum, count) : 0;
-        y[(static_cast<size_t>(oy) * p.out_w + ox) * p.c + c] = static_cast<int8_t>(clamp_i32(q, p.act_min, p.act_max));
-      }
+  // Validation keeps every window overlapping the input (padding < kernel), so count >= 1.
+  ref_detail::avg_pool2d_windows(p, x, y, divide_round_away);
 }
 
 void mean_tfl_s8(const TflMeanParams& p, const int8_t* x, int8_t* y) {
@@ -96,10 +81,12 @@ void softmax_tfl_s8(const TflSoftmaxParams& p, const int8_t* x, int8_t* y) {
       if (diff < p.diff_min) continue;
       const int32_t scaled = tfl::multiply_by_quantized_multiplier_greater_than_one(diff, p.input_multiplier,
                                                                                     p.input_left_shift);
-      sum_of_exps += tfl::rounding_divide_by_pot(tfl::exp_on_negative_values_q5(scaled), kAccumulationIntegerBits);
+      sum_of_exps +=
+          tfl::rounding_divide_by_pot(tfl::exp_on_negative_values_q5(scaled), kAccumulationIntegerBits);
     }
     int num_bits_over_unit = 0;
-    const int32_t shifted_scale = tfl::get_reciprocal(sum_of_exps, kAccumulationIntegerBits, &num_bits_over_unit);
+    const int32_t shifted_scale =
+        tfl::get_reciprocal(sum_of_exps, kAccumulationIntegerBits, &num_bits_over_unit);
     // TFLM checks 0 <= exponent <= 31 (it aborts beyond, when the sum reaches 2^28, i.e. only with
     // hundreds of near-equal classes); the rounding division is defined up to 62 here.
     const int exponent = num_bits_over_unit + 31 - 8;
@@ -112,7 +99,8 @@ void softmax_tfl_s8(const TflSoftmaxParams& p, const int8_t* x, int8_t* y) {
       const int32_t scaled = tfl::multiply_by_quantized_multiplier_greater_than_one(diff, p.input_multiplier,
                                                                                     p.input_left_shift);
       const int32_t e = tfl::exp_on_negative_values_q5(scaled);
-      const int32_t unsat = tfl::rounding_divide_by_pot(tfl::sat_rounding_doubling_high_mul(shifted_scale, e), exponent);
+      const int32_t unsat = tfl::rounding_divide_by_pot_wide(
+          tfl::saturating_rounding_doubling_high_mul(shifted_scale, e), exponent);
       out[c] = saturate_s8(unsat - 128);
     }
   }
@@ -120,7 +108,8 @@ void softmax_tfl_s8(const TflSoftmaxParams& p, const int8_t* x, int8_t* y) {
 
 void requantize_s8(const QuantizeParams& p, const int8_t* x, int8_t* y, size_t n) {
   for (size_t i = 0; i < n; ++i)
-    y[i] = saturate_s8(tfl::multiply_by_quantized_multiplier(int32_t(x[i]) - p.x_zero, p.mult, p.shift) + p.y_zero);
+    y[i] = saturate_s8(tfl::multiply_by_quantized_multiplier(int32_t(x[i]) - p.x_zero, p.mult, p.shift) +
+                       p.y_zero);
 }
 
 void quantize_f32_s8(const QuantizeParams& p, const float* x, int8_t* y, size_t n) {
@@ -143,8 +132,8 @@ void pad_s8(const PadParams& p, const int8_t* x, int8_t* y) {
       for (int c = 0; c < out[2]; ++c)
         for (int d = 0; d < out[3]; ++d, ++at) {
           const int ia = a - before[0], ib = b - before[1], ic = c - before[2], id = d - before[3];
-          const bool inside = ia >= 0 && ia < in[0] && ib >= 0 && ib < in[1] && ic >= 0 && ic < in[2] && id >= 0 &&
-                              id < in[3];
+          const bool inside = ia >= 0 && ia < in[0] && ib >= 0 && ib < in[1] && ic >= 0 && ic < in[2] &&
+                              id >= 0 && id < in[3];
           y[at] = inside ? x[((static_cast<size_t>(ia) * in[1] + ib) * in[2] + ic) * in[3] + id] : p.value;
         }
 }
@@ -168,8 +157,7 @@ void transpose_s8(const TransposeParams& p, const int8_t* x, int8_t* y) {
   for (int a = 0; a < out[0]; ++a)
     for (int b = 0; b < out[1]; ++b)
       for (int c = 0; c < out[2]; ++c)
-        for (int d = 0; d < out[3]; ++d)
-          y[at++] = x[a * step[0] + b * step[1] + c * step[2] + d * step[3]];
+        for (int d = 0; d < out[3]; ++d) y[at++] = x[a * step[0] + b * step[1] + c * step[2] + d * step[3]];
 }
 
 }  // namespace tinyzo::ref
