@@ -13,6 +13,7 @@
 #include "cli_support.h"
 #include "data/image_io.h"
 #include "util/file_util.h"
+#include "util/npy.h"
 #include "test_models.h"
 
 namespace tinyzo {
@@ -93,6 +94,63 @@ TEST_F(CliDataTest, CorruptToAFolderThenEvalAndTrainOnIt) {
   EXPECT_EQ(n_train, 30u);
   const nlohmann::json sj = nlohmann::json::parse(slurp(dir_.file("sp/split.json")));
   EXPECT_EQ(sj["files"]["test"].size(), 20u);
+}
+
+// `split --inputs-for MODEL` writes the int8 inputs `train` evaluates: run on them, the model
+// scores exactly train's val / test accuracy before training, on folders and on records.
+TEST_F(CliDataTest, SplitInputsForAModelAreWhatTrainEvaluates) {
+  ASSERT_EQ(run("corrupt --corruption fog --severity 2 --format png --out fog").code, 0);
+  ASSERT_EQ(run("corrupt --corruption fog --severity 2 --out fog.bin").code, 0);
+  const std::string counts = " --train-per-class 3 --val-per-class 1 --test-per-class 2";  // as tiny()
+  for (const std::string data : {"fog", "fog.bin"}) {
+    SCOPED_TRACE(data);
+    const std::string out = "sp_" + data;
+    const RunResult s = run("split --data " + data + counts + " --inputs-for m.tzm --out " + out);
+    ASSERT_EQ(s.code, 0) << s.err;
+    EXPECT_NE(s.out.find("{val,test}_{inputs,labels}.npy for m.tzm"), std::string::npos) << s.out;
+    const nlohmann::json t = json_of(run("train " + tiny() + " --data " + data + " --out run_" + data + " --json"));
+    const nlohmann::json sj = nlohmann::json::parse(slurp(dir_.file(out + "/split.json")));
+    EXPECT_EQ(sj["inputs_for"], "m.tzm");
+    for (const std::string split : {"val", "test"}) {
+      SCOPED_TRACE(split);
+      const NpyArray x = read_npy_file(dir_.file(out + "/" + split + "_inputs.npy"));
+      const NpyArray y = read_npy_file(dir_.file(out + "/" + split + "_labels.npy"));
+      const int64_t n = split == "val" ? 10 : 20;
+      ASSERT_EQ(x.type, NpyType::kInt8);
+      ASSERT_EQ(y.type, NpyType::kUint8);
+      ASSERT_EQ(y.shape, std::vector<int64_t>{n});
+      ASSERT_EQ(x.shape.size(), 4u);  // [N, H, W, C]
+      EXPECT_EQ(x.shape[0], n);
+      // The labels follow the split's order: ascending source index, in a folder by class.
+      if (data == "fog") {
+        for (int64_t i = 1; i < n; ++i) EXPECT_LE(y.data[size_t(i - 1)], y.data[size_t(i)]);
+      }
+      const RunResult r = run("run --model m.tzm --input " + out + "/" + split + "_inputs.npy --output " + out +
+                              "/" + split + "_y.npy");
+      ASSERT_EQ(r.code, 0) << r.err;
+      const NpyArray logits = read_npy_file(dir_.file(out + "/" + split + "_y.npy"));
+      ASSERT_EQ(logits.shape.size(), 2u);
+      ASSERT_EQ(logits.shape[0], n);
+      const int64_t k = logits.shape[1];
+      int correct = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        int best = 0;
+        for (int64_t c = 1; c < k; ++c) {
+          const bool more = logits.type == NpyType::kFloat32
+                                ? reinterpret_cast<const float*>(logits.data.data())[i * k + c] >
+                                      reinterpret_cast<const float*>(logits.data.data())[i * k + best]
+                                : logits.s8()[i * k + c] > logits.s8()[i * k + best];
+          if (more) best = int(c);
+        }
+        correct += best == y.data[size_t(i)];
+      }
+      EXPECT_DOUBLE_EQ(double(correct) / double(n), t[split + "_before"].get<double>());
+    }
+  }
+  // A model that does not fit the data is refused before anything is written.
+  write_bytes(dir_.file("bad.tzm"), {1, 2, 3});
+  expect_one_error_line(run("split --data fog" + counts + " --inputs-for bad.tzm --out sp_bad"), 1, "bad.tzm");
+  EXPECT_FALSE(fs::exists(dir_.file("sp_bad")));
 }
 
 TEST_F(CliDataTest, BadImagesStopByDefaultOrAreSkippedInOneLine) {

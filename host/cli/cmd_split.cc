@@ -16,9 +16,17 @@
 // the settings and the test-batch index of every image. Every file is written
 // to a temporary file first and all four are renamed into place only after all
 // of them were written completely, so a failure leaves no torn file.
+//
+// --inputs-for MODEL also writes what MODEL is fed: DIR/{val,test}_inputs.npy
+// (int8 [N, H, W, C], the val / test images through the model's eval
+// preprocessing, made by the very code `tinyzo train` measures its val / test
+// accuracy with) and DIR/{val,test}_labels.npy (uint8 [N]), in split order, so
+// another runtime (Arm NN, TFLM) scores a .tflite on exactly train's inputs
+// (examples/tflite-journey).
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -30,7 +38,10 @@
 #include "data/data_dir.h"
 #include "util/errors.h"
 #include "util/file_util.h"
+#include "models/model_store.h"
 #include "options.h"
+#include "util/npy.h"
+#include "data/preprocess.h"
 #include "data/protocol.h"
 #include "train/train_config.h"
 #include "train/trainer_run.h"
@@ -42,6 +53,7 @@ namespace {
 struct SplitOptions {
   std::unique_ptr<SettingFlags> flags;  // the split's settings, as `train` takes them
   std::string out;
+  std::string inputs_for;  // a model: also write its val / test inputs as .npy
   int threads = 0;
 };
 
@@ -79,6 +91,36 @@ void write_folder_split(const std::string& dir, const ImageSet& set, const std::
   }
 }
 
+// The val / test inputs of `model` (prepare_train_data, as `tinyzo train`) and labels as .npy
+// arrays, keyed by file name.
+std::vector<std::pair<std::string, NpyArray>> model_inputs(const ProtocolData& data, const ModelView& model) {
+  ProtocolData eval_only;  // train's images are augmented per epoch, not written
+  eval_only.val = data.val;
+  eval_only.test = data.test;
+  const TrainData d = prepare_train_data(std::move(eval_only), model);
+  std::vector<int64_t> item_dims;
+  const TzmTensor& in = model.tensor(model.input_tensor());
+  for (int k = 0; k < in.rank; ++k) item_dims.push_back(in.dims[k]);
+  std::vector<std::pair<std::string, NpyArray>> out;
+  auto add = [&](const std::string& name, const std::vector<int8_t>& inputs, const std::vector<uint8_t>& labels) {
+    NpyArray x;
+    x.type = NpyType::kInt8;
+    x.shape = item_dims;
+    x.shape.insert(x.shape.begin(), int64_t(labels.size()));
+    x.data.assign(reinterpret_cast<const uint8_t*>(inputs.data()),
+                  reinterpret_cast<const uint8_t*>(inputs.data()) + inputs.size());
+    NpyArray y;
+    y.type = NpyType::kUint8;
+    y.shape = {int64_t(labels.size())};
+    y.data = labels;
+    out.emplace_back(name + "_inputs.npy", std::move(x));
+    out.emplace_back(name + "_labels.npy", std::move(y));
+  };
+  add("val", d.val_inputs, d.val_labels);
+  add("test", d.test_inputs, d.test_labels);
+  return out;
+}
+
 std::string json_indices(const std::vector<uint32_t>& v) {
   std::string s = "[";
   for (size_t i = 0; i < v.size(); ++i) {
@@ -96,12 +138,28 @@ void run_split(const SplitOptions& o) {
   apply_data_defaults(&cfg, sources);
   validate_config(cfg, &sources);
   const ProtocolSpec spec = protocol_spec(cfg);
-  make_directories(o.out);
+  // The model is loaded and its input checked before anything is written.
+  std::unique_ptr<LoadedModel> model;
+  if (!o.inputs_for.empty()) {
+    model = std::make_unique<LoadedModel>(load_model_arg(o.inputs_for));
+    const ModelView& v = model->view();
+    (void)ImagePreprocessor(v.tensor(v.input_tensor()));  // throws for an input it cannot feed
+  }
   const std::string data_dir = protocol_needs_data_dir(spec) ? resolve_data_dir() : std::string();
   const std::unique_ptr<DataSource> source = open_protocol_source(data_dir, spec, o.threads);
   const ProtocolData data = make_protocol_data(*source, spec, data_dir, o.threads);
   if (!data.skipped_summary.empty()) std::fprintf(stderr, "tinyzo: %s\n", data.skipped_summary.c_str());
   const auto* folder = dynamic_cast<const ImageFolderSource*>(source.get());
+  std::vector<std::pair<std::string, NpyArray>> inputs;
+  std::string inputs_note;
+  if (model) {
+    const ModelView& v = model->view();
+    check_class_count(data.description, data.class_names, tensor_elements(v.tensor(v.output_tensor())),
+                      model->path());
+    inputs = model_inputs(data, v);
+    inputs_note = " and {val,test}_{inputs,labels}.npy for " + o.inputs_for;
+  }
+  make_directories(o.out);
 
   const SplitSpec& s = spec.split;
   std::string meta =
@@ -111,6 +169,7 @@ void run_split(const SplitOptions& o) {
       ",\"train_per_class\":" + std::to_string(s.train_per_class) +
       ",\"val_per_class\":" + std::to_string(s.val_per_class) +
       ",\"test_per_class\":" + std::to_string(s.test_per_class) +
+      (model ? ",\"inputs_for\":" + json_string(o.inputs_for) : std::string()) +
       (folder ? ",\"data\":" + json_string(spec.data) + ",\"classes\":" + nlohmann::json(data.class_names).dump() +
                     ",\"layout\":\"image folders: <split>/<class>/<file>.png\""
               : std::string(",\"layout\":\"cifar10-binary: label byte + 3072 planar bytes\"")) +
@@ -131,9 +190,11 @@ void run_split(const SplitOptions& o) {
     write_folder_split(o.out + "/train", data.train, data.indices.train, *folder);
     write_folder_split(o.out + "/val", data.val, data.indices.val, *folder);
     write_folder_split(o.out + "/test", data.test, data.indices.test, *folder);
+    for (const auto& [name, a] : inputs) write_npy_file(o.out + "/" + name, a);
     write_file_atomic(o.out + "/split.json", meta.data(), meta.size());
-    std::printf("wrote %s/{train,val,test}/<class>/*.png (%zu / %zu / %zu images of %s) and split.json\n",
-                o.out.c_str(), data.train.size(), data.val.size(), data.test.size(), data.description.c_str());
+    std::printf("wrote %s/{train,val,test}/<class>/*.png (%zu / %zu / %zu images of %s), split.json%s\n",
+                o.out.c_str(), data.train.size(), data.val.size(), data.test.size(), data.description.c_str(),
+                inputs_note.c_str());
     return;
   }
   // CIFAR-10 records: every image must be 3x32x32.
@@ -148,13 +209,14 @@ void run_split(const SplitOptions& o) {
   write_records(val, data.val);
   write_records(test, data.test);
   json.write(meta.data(), meta.size());
+  for (const auto& [name, a] : inputs) write_npy_file(o.out + "/" + name, a);
   train.commit();
   val.commit();
   test.commit();
   json.commit();
-  std::printf("wrote %s/{train,val,test}.bin (%zu / %zu / %zu images, %s severity %d) and split.json\n",
+  std::printf("wrote %s/{train,val,test}.bin (%zu / %zu / %zu images, %s severity %d), split.json%s\n",
               o.out.c_str(), data.train.size(), data.val.size(), data.test.size(), spec.corruption.c_str(),
-              spec.severity);
+              spec.severity, inputs_note.c_str());
 }
 
 }  // namespace
@@ -170,6 +232,9 @@ void register_split_command(CLI::App& app) {
   add_int_option(cmd, "--threads", &o->threads, 0, 1024,
                  "corruption threads (default 0 = all cores; no effect on the bytes)");
   cmd->add_option("--out", o->out, "output directory (created if missing)")->required();
+  cmd->add_option("--inputs-for", o->inputs_for,
+                  "a model (.tzm, .tflite or a name): also write {val,test}_inputs.npy (its int8 inputs, exactly "
+                  "as `tinyzo train` evaluates them) and {val,test}_labels.npy");
   cmd->callback([o] { run_split(*o); });
 }
 
