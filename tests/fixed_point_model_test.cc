@@ -145,8 +145,9 @@ TEST(ConvertToFixedPoint, TinyCnn) {
     EXPECT_EQ(0, std::memcmp(a.dims, b.dims, sizeof a.dims));
     EXPECT_EQ(a.scale, b.scale);
     EXPECT_EQ(a.zero_point, b.zero_point);
-    if (a.flags & kTensorConstant)
+    if (a.flags & kTensorConstant) {
       EXPECT_EQ(0, std::memcmp(f.view.data(i), x.view.data(i), a.data_size)) << a.name;
+    }
   }
   // Converting again keeps everything (nothing left to convert).
   const RequantConversion again = convert_to_fixed_point(x.view);

@@ -74,7 +74,7 @@ void run_batches(const BatchesOptions& o) {
   const std::vector<uint32_t> order = epoch_order(n, o.seed, static_cast<uint32_t>(o.epoch));
   write_npy(o.out + ".order.npy", "<u4", {n}, order.data(), n * sizeof(uint32_t));
   if (o.order_only) {
-    std::printf("wrote %s.order.npy (%zu images, epoch %lld)\n", o.out.c_str(), n, o.epoch);
+    std::printf("wrote %s.order.npy (%zu images, epoch %lld)\n", o.out.c_str(), n, static_cast<long long>(o.epoch));
     return;
   }
   const LoadedModel model = load_model_arg(o.model);
@@ -94,7 +94,7 @@ void run_batches(const BatchesOptions& o) {
   write_npy(o.out + ".inputs.npy", "|i1", {n, side, side, 3}, inputs.data(), inputs.size());
   write_npy(o.out + ".labels.npy", "|u1", {n}, labels.data(), labels.size());
   std::printf("wrote %s.{order,inputs,labels}.npy (%zu images of %zux%zux3, epoch %lld, %s)\n", o.out.c_str(), n,
-              side, side, o.epoch, o.augment ? "augmented" : "eval preprocessing");
+              side, side, static_cast<long long>(o.epoch), o.augment ? "augmented" : "eval preprocessing");
 }
 
 }  // namespace
