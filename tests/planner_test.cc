@@ -192,6 +192,49 @@ TEST(PlannerTest, InPlaceAddSharesItsDyingInput) {
   EXPECT_EQ(p.total, live_bytes_lower_bound(r));
 }
 
+// An overlap pair (a fused block's output over its dying input): placed at
+// exactly its offset, counted as the bytes the pair spans, and refused when
+// it would save nothing or its offset is not 16-aligned.
+TEST(PlannerTest, OverlapPairSitsAtItsOffset) {
+  for (const ptrdiff_t off : {ptrdiff_t(0), ptrdiff_t(32), ptrdiff_t(-32)}) {
+    std::vector<BufferRequest> r = {req(96, -1, 2), req(64, 0, 4), req(48, 3, 4)};
+    r[1].overlap_with = 0;
+    r[1].overlap_offset = off;
+    const Span<const BufferRequest> s(r.data(), r.size());
+    ASSERT_TRUE(is_overlap_pair(s, 1)) << off;
+    const size_t span = size_t(std::max<ptrdiff_t>(96, off + 64) - std::min<ptrdiff_t>(0, off));
+    EXPECT_EQ(overlap_saving(s, 1, true), 96 + 64 - span) << off;
+    EXPECT_EQ(live_contribution(s, 1, 1, true), span - 96) << off;  // partner alive
+    EXPECT_EQ(live_contribution(s, 1, 3, true), 64u) << off;        // partner dead
+    // Op 0..2: the pair; op 3..4: 64 + 48.
+    EXPECT_EQ(plan_lower_bound_bytes(s), std::max<size_t>(span, 112)) << off;
+    const Plan p = plan(r);
+    ASSERT_EQ(p.status, Status::kOk);
+    EXPECT_TRUE(valid(r, p)) << off;
+    EXPECT_EQ(ptrdiff_t(p.offsets[1]) - ptrdiff_t(p.offsets[0]), off) << off;
+    EXPECT_GE(p.total, std::max<size_t>(span, 112)) << off;
+    // The pair alone takes exactly its span.
+    const std::vector<BufferRequest> pair(r.begin(), r.begin() + 2);
+    const Plan q = plan(pair);
+    EXPECT_TRUE(valid(pair, q)) << off;
+    EXPECT_EQ(q.total, span) << off;
+    // Any other overlapping position is invalid.
+    std::vector<size_t> bad = p.offsets;
+    bad[1] += 16;
+    EXPECT_FALSE(plan_is_valid(s, Span<const size_t>(bad.data(), bad.size()), p.total + 16)) << off;
+  }
+  std::vector<BufferRequest> r = {req(96, -1, 2), req(64, 0, 4)};
+  r[1].overlap_with = 0;
+  r[1].overlap_offset = 8;  // not aligned
+  EXPECT_FALSE(is_overlap_pair(Span<const BufferRequest>(r.data(), r.size()), 1));
+  r[1].overlap_offset = 96;  // past the partner: saves nothing
+  EXPECT_FALSE(is_overlap_pair(Span<const BufferRequest>(r.data(), r.size()), 1));
+  r[1].overlap_offset = 0;
+  r[0].last_use = -1;  // lifetimes apart: no pair
+  r[1].first_use = 0;
+  EXPECT_FALSE(is_overlap_pair(Span<const BufferRequest>(r.data(), r.size()), 1));
+}
+
 TEST(PlannerTest, InPlaceRefusedWhenPartnerOutlivesTheOp) {
   // x is still read after op 1, so y cannot overwrite it.
   const std::vector<BufferRequest> r = {req(64, 0, 2), req(64, 1, 3, 0)};

@@ -332,7 +332,11 @@ std::vector<std::pair<int, std::string>> peak_texts(const ModelView& m, Span<con
       const std::string name = r < nt ? std::string(m.tensor(int(r)).name)
                                       : "scratch of block " + std::string(m.op(blocks[r - nt].first_op).name) + ".." +
                                             m.op(blocks[r - nt].end_op - 1).name;
-      t += " " + name + " " + format_bytes(q.size_bytes) + ",";
+      const size_t counted = live_contribution(req, int(r), step, false);
+      t += " " + name + " " + format_bytes(counted);
+      if (counted != q.size_bytes && q.overlap_with >= 0)
+        t += " (of " + format_bytes(q.size_bytes) + ", over " + std::string(m.tensor(q.overlap_with).name) + ")";
+      t += ",";
     }
     t.pop_back();
     out.emplace_back(step, t);

@@ -54,11 +54,21 @@ void conv_input_rows(const ModelView& model, int op, int a, int e, int* lo, int*
 // fusable_link ops with 2..kMaxFusedOps ops and band_rows >= 1.
 bool fused_blocks_valid(const ModelView& model, Span<const FusedBlock> blocks);
 
+// Where a block's output may start relative to its input when the input dies
+// at the block: `*offset` bytes after the input's start (16-aligned, may be
+// negative), the largest such offset, capped at in_bytes - out_bytes, for
+// which no band writes an output byte that a later band still reads as
+// input (replaying run_fused's schedule, items one at a time). False for an
+// invalid block.
+bool fused_output_offset(const ModelView& model, const FusedBlock& block, ptrdiff_t* offset);
+
 // Requests for the model with `blocks` fused: build_buffer_requests' n_tensors
 // requests, then one scratch request per block (index n_tensors + k). A
 // block's intermediate tensors get size 0, its input lives to its last op,
 // its output from its first op (both are in use while the bands run), its
-// scratch from its first to its last op. `requests` needs n_tensors +
+// scratch from its first to its last op. When the block's input dies at the
+// block, the output is an overlap pair with it (BufferRequest::overlap_with,
+// fused_output_offset). `requests` needs n_tensors +
 // blocks.size() entries.
 Status build_fused_requests(const ModelView& model, Span<const FusedBlock> blocks, Span<BufferRequest> requests);
 

@@ -27,6 +27,15 @@ struct BufferRequest {
   // must be at least this size (an element-wise op that reads element i before
   // writing element i). -1 for none.
   int share_with = -1;
+  // Index of another request whose bytes this one may overlap while both are
+  // alive, placed exactly `overlap_offset` bytes (a multiple of kPlanAlign,
+  // may be negative) after the partner's start: the caller guarantees that
+  // no byte of this buffer is written while the partner still needs it (a
+  // fused block's output over its dying input, fusion.h). Honoured only when
+  // the pair then spans fewer bytes than the two apart (is_overlap_pair).
+  // -1 for none.
+  int overlap_with = -1;
+  ptrdiff_t overlap_offset = 0;
 };
 
 // Ints of scratch plan_buffers needs for `n_requests` requests: the order
@@ -62,8 +71,22 @@ size_t plan_lower_bound_at(Span<const BufferRequest> requests, int* at);
 bool lifetimes_overlap(Span<const BufferRequest> requests, int ia, int ib);
 // True when ia and ib are an in-place pair (one may take the other's memory).
 bool is_inplace_pair(Span<const BufferRequest> requests, int ia, int ib);
+// True when `y` may overlap its partner r[y].overlap_with (see BufferRequest)
+// and that saves bytes.
+bool is_overlap_pair(Span<const BufferRequest> requests, int y);
+// Bytes an overlap pair saves over placing the two apart: size(x) + size(y)
+// minus the bytes the pair spans (each size rounded up to kPlanAlign when
+// `aligned`); 0 when `y` is no overlap pair.
+size_t overlap_saving(Span<const BufferRequest> requests, int y, bool aligned);
+// What request `i` adds to the bytes alive at op `op` (0 when it is not alive
+// then): its size (rounded up to kPlanAlign when `aligned`), nothing when it
+// takes over an in-place partner at that op, and less the overlap saving
+// while its overlap partner is alive too. The sum over requests is what the
+// planner's lower bound, `tinyzo plan` and the memory model count.
+size_t live_contribution(Span<const BufferRequest> requests, int i, int op, bool aligned);
 // Checks a plan: no two buffers that are alive at the same time share a byte,
-// except an in-place pair placed at the same offset; all fit in total_bytes.
+// except an in-place pair placed at the same offset and an overlap pair placed
+// at its offset; all fit in total_bytes.
 bool plan_is_valid(Span<const BufferRequest> requests, Span<const size_t> offsets, size_t total_bytes);
 
 class ModelView;

@@ -157,6 +157,10 @@ Status Engine::init(const ModelView& model, Arena& arena, const KernelTable& ker
   // A batch stores the items of a tensor back to back: N times the bytes, the
   // same lifetimes (and the same in-place pairs: items line up element-wise).
   // A block's scratch serves one item at a time.
+  // A block's output over its input is safe only for one item: the bands of
+  // item 0 would write over item 1's input. A batch keeps them apart.
+  if (batch > 1)
+    for (size_t t = 0; t < nt; ++t) requests[t].overlap_with = -1;
   if (batch > 1)
     for (size_t t = 0; t < nt; ++t) {
       if (requests[t].size_bytes > SIZE_MAX / size_t(batch)) {

@@ -1,5 +1,7 @@
 #include "tinyzo/fusion.h"
 
+#include <cstdint>
+
 namespace tinyzo {
 namespace {
 
@@ -92,6 +94,69 @@ size_t fused_scratch_bytes(const ModelView& m, const FusedBlock& b) {
   return total;
 }
 
+bool fused_output_offset(const ModelView& m, const FusedBlock& b, ptrdiff_t* offset) {
+  if (offset == nullptr || !fused_blocks_valid(m, Span<const FusedBlock>(&b, 1))) return false;
+  const int n = b.end_op - b.first_op;
+  const TzmTensor& xt = m.tensor(m.op(b.first_op).inputs[0]);
+  const TzmTensor& yt = m.tensor(m.op(b.end_op - 1).output);
+  const ptrdiff_t in_row = ptrdiff_t(xt.dims[1]) * xt.dims[2], out_row = ptrdiff_t(yt.dims[1]) * yt.dims[2];
+  const ptrdiff_t in_bytes = in_row * xt.dims[0], out_bytes = out_row * yt.dims[0];
+  const int h_out = yt.dims[0];
+  // Replay run_fused's schedule (row ranges only) twice: band t reads input
+  // rows [read_lo, ...) through its level-1 run_rows and, after that, writes
+  // output rows [need_lo[n], need_hi[n]). The output may start `d` bytes after
+  // the input when every band's write ends at or before the first input byte
+  // any later band reads: d + write_hi(t) <= min over t' > t of read_lo(t').
+  // A band reads before it writes, so its own reads do not count.
+  ptrdiff_t best = PTRDIFF_MAX;
+  ptrdiff_t later_read_lo = PTRDIFF_MAX;  // min read_lo over the bands after the current one
+  // Walk the bands backwards: collect each band's read and write first.
+  const int n_bands = (h_out + b.band_rows - 1) / b.band_rows;
+  for (int band = n_bands - 1; band >= 0; --band) {
+    // The window state before this band: replay from the start (h_out / band_rows
+    // bands, so quadratic in bands; a few thousand steps at most).
+    int lo[kMaxFusedOps + 1] = {}, hi[kMaxFusedOps + 1] = {};
+    int read_lo = -1, w_hi = 0;
+    for (int t = 0; t <= band; ++t) {
+      int need_lo[kMaxFusedOps + 1], need_hi[kMaxFusedOps + 1];
+      const int o0 = t * b.band_rows;
+      need_lo[n] = o0;
+      need_hi[n] = o0 + b.band_rows < h_out ? o0 + b.band_rows : h_out;
+      for (int j = n; j >= 1; --j)
+        conv_input_rows(m, b.first_op + j - 1, need_lo[j], need_hi[j], &need_lo[j - 1], &need_hi[j - 1]);
+      read_lo = -1;
+      for (int j = 1; j < n; ++j) {
+        if (need_lo[j] >= hi[j]) {
+          lo[j] = hi[j] = need_lo[j];
+        } else if (need_lo[j] > lo[j]) {
+          lo[j] = need_lo[j];
+        }
+        if (need_hi[j] > hi[j]) {
+          if (j == 1) {
+            int rl = 0, rh = 0;
+            conv_input_rows(m, b.first_op, hi[j], need_hi[j], &rl, &rh);
+            if (rh > rl) read_lo = rl;
+          }
+          hi[j] = need_hi[j];
+        }
+      }
+      w_hi = need_hi[n];
+    }
+    if (later_read_lo != PTRDIFF_MAX && later_read_lo - w_hi * out_row < best) best = later_read_lo - w_hi * out_row;
+    if (read_lo >= 0 && read_lo * in_row < later_read_lo) later_read_lo = read_lo * in_row;
+  }
+  // Any offset up to `best` is safe; past in_bytes - out_bytes the output
+  // sticks out of the input's end for nothing.
+  ptrdiff_t d = best;
+  const ptrdiff_t flush = in_bytes - out_bytes > 0 ? in_bytes - out_bytes : 0;
+  if (d > flush) d = flush;
+  // Round down to kPlanAlign (towards minus infinity).
+  const ptrdiff_t a = ptrdiff_t(kPlanAlign);
+  d = d >= 0 ? d / a * a : -((-d + a - 1) / a) * a;
+  *offset = d;
+  return true;
+}
+
 Status build_fused_requests(const ModelView& m, Span<const FusedBlock> blocks, Span<BufferRequest> r) {
   const size_t nt = size_t(m.n_tensors());
   if (r.size() < nt + blocks.size() || !fused_blocks_valid(m, blocks)) return Status::kInvalidArgument;
@@ -101,9 +166,20 @@ Status build_fused_requests(const ModelView& m, Span<const FusedBlock> blocks, S
     for (int i = b.first_op; i + 1 < b.end_op; ++i) r[size_t(m.op(i).output)] = BufferRequest{};
     // The bands read the input and write the output from the first op to the
     // last: both are alive over the whole block.
-    BufferRequest& in = r[size_t(m.op(b.first_op).inputs[0])];
+    const int in_t = m.op(b.first_op).inputs[0], out_t = m.op(b.end_op - 1).output;
+    BufferRequest& in = r[size_t(in_t)];
+    const bool in_dies = in.last_use <= b.first_op && in_t != m.output_tensor();
     if (in.last_use < b.end_op - 1) in.last_use = b.end_op - 1;
-    r[size_t(m.op(b.end_op - 1).output)].first_use = b.first_op;
+    BufferRequest& out = r[size_t(out_t)];
+    out.first_use = b.first_op;
+    // An input that dies at the block may take the output over the rows the
+    // bands are done with (fused_output_offset).
+    ptrdiff_t off = 0;
+    if (in_dies && fused_output_offset(m, b, &off)) {
+      out.overlap_with = in_t;
+      out.overlap_offset = off;
+      if (!is_overlap_pair(Span<const BufferRequest>(r.data(), nt), out_t)) out.overlap_with = -1;
+    }
     BufferRequest& s = r[nt + k];
     s = BufferRequest{};
     s.size_bytes = fused_scratch_bytes(m, b);
@@ -139,12 +215,7 @@ Peak fused_peak(const ModelView& m, Span<const FusedBlock> blocks, Span<BufferRe
     for (int i = 0; i < n && !born; ++i) born = r[i].size_bytes != 0 && r[i].first_use == t;
     if (!born) continue;
     size_t live = 0;
-    for (int i = 0; i < n; ++i) {
-      if (r[i].size_bytes == 0 || r[i].first_use > t || r[i].last_use < t) continue;
-      const int q = r[i].share_with;
-      if (q >= 0 && q < n && r[i].first_use == t && is_inplace_pair(r, i, q)) continue;
-      live += align16(r[i].size_bytes);
-    }
+    for (int i = 0; i < n; ++i) live += live_contribution(r, i, t, true);
     p.count += live == p.bytes;
   }
   return p;

@@ -21,6 +21,37 @@ bool is_inplace_pair(Span<const BufferRequest> r, int ia, int ib) {
   return takes_over(ia, ib) || takes_over(ib, ia);
 }
 
+bool is_overlap_pair(Span<const BufferRequest> r, int y) {
+  const int n = static_cast<int>(r.size());
+  const int x = r[y].overlap_with;
+  if (x < 0 || x >= n || x == y || r[x].size_bytes == 0 || r[y].size_bytes == 0) return false;
+  if (r[y].overlap_offset % ptrdiff_t(kPlanAlign) != 0 || !lifetimes_overlap(r, x, y)) return false;
+  return overlap_saving(r, y, true) > 0;
+}
+
+size_t overlap_saving(Span<const BufferRequest> r, int y, bool aligned) {
+  const int n = static_cast<int>(r.size());
+  const int x = r[y].overlap_with;
+  if (x < 0 || x >= n || x == y || r[x].size_bytes == 0 || r[y].size_bytes == 0) return 0;
+  const ptrdiff_t sx = ptrdiff_t(aligned ? align_up(r[x].size_bytes) : r[x].size_bytes);
+  const ptrdiff_t sy = ptrdiff_t(aligned ? align_up(r[y].size_bytes) : r[y].size_bytes);
+  const ptrdiff_t off = r[y].overlap_offset;
+  const ptrdiff_t lo = off < 0 ? off : 0, hi = off + sy > sx ? off + sy : sx;
+  return hi - lo < sx + sy ? size_t(sx + sy - (hi - lo)) : 0;
+}
+
+size_t live_contribution(Span<const BufferRequest> r, int i, int op, bool aligned) {
+  const int n = static_cast<int>(r.size());
+  if (r[i].size_bytes == 0 || r[i].first_use > op || r[i].last_use < op) return 0;
+  const int p = r[i].share_with;
+  if (p >= 0 && p < n && r[i].first_use == op && is_inplace_pair(r, i, p)) return 0;  // inside p
+  size_t bytes = aligned ? align_up(r[i].size_bytes) : r[i].size_bytes;
+  const int x = r[i].overlap_with;
+  if (x >= 0 && x < n && r[x].first_use <= op && r[x].last_use >= op && is_overlap_pair(r, i))
+    bytes -= overlap_saving(r, i, aligned);
+  return bytes;
+}
+
 bool plan_is_valid(Span<const BufferRequest> r, Span<const size_t> offsets, size_t total_bytes) {
   const int n = static_cast<int>(r.size());
   for (int a = 0; a < n; ++a) {
@@ -30,6 +61,10 @@ bool plan_is_valid(Span<const BufferRequest> r, Span<const size_t> offsets, size
       if (r[b].size_bytes == 0 || !lifetimes_overlap(r, a, b)) continue;
       if (!bytes_overlap(offsets[a], r[a].size_bytes, offsets[b], r[b].size_bytes)) continue;
       if (is_inplace_pair(r, a, b) && offsets[a] == offsets[b]) continue;
+      if (r[a].overlap_with == b && is_overlap_pair(r, a) && ptrdiff_t(offsets[a] - offsets[b]) == r[a].overlap_offset)
+        continue;
+      if (r[b].overlap_with == a && is_overlap_pair(r, b) && ptrdiff_t(offsets[b] - offsets[a]) == r[b].overlap_offset)
+        continue;
       return false;
     }
   }
@@ -50,12 +85,7 @@ size_t plan_lower_bound_at(Span<const BufferRequest> r, int* at) {
     if (r[a].size_bytes == 0) continue;
     const int t = r[a].first_use;
     size_t live = 0;
-    for (int i = 0; i < n; ++i) {
-      if (r[i].size_bytes == 0 || r[i].first_use > t || r[i].last_use < t) continue;
-      const int p = r[i].share_with;
-      if (p >= 0 && p < n && r[i].first_use == t && is_inplace_pair(r, i, p)) continue;  // inside p
-      live += align_up(r[i].size_bytes);
-    }
+    for (int i = 0; i < n; ++i) live += live_contribution(r, i, t, true);
     if (live > best || (live == best && t < best_t)) {
       best = live;
       best_t = t;
@@ -124,18 +154,34 @@ size_t place(Span<const BufferRequest> r, const int* order, Span<size_t> offsets
     if (size == 0) continue;
     // The placed buffers alive with i, sorted by offset, and i's placed
     // in-place partner (either side of the pair may be placed first).
+    // An overlap partner (either side) gives a fixed position relative to it.
     int nc = 0, partner = -1;
+    size_t partner_at = kUnplaced;
     for (int k = 0; k < n; ++k) {
       if (k == i || offsets[k] == kUnplaced || r[k].size_bytes == 0 || !lifetimes_overlap(r, i, k)) continue;
-      if (partner < 0 && (r[i].share_with == k || r[k].share_with == i) && is_inplace_pair(r, i, k))
+      if (partner < 0 && (r[i].share_with == k || r[k].share_with == i) && is_inplace_pair(r, i, k)) {
         partner = k;
+        partner_at = offsets[k];
+      } else if (partner < 0 && r[i].overlap_with == k && is_overlap_pair(r, i)) {
+        const ptrdiff_t v = ptrdiff_t(offsets[k]) + r[i].overlap_offset;
+        if (v >= 0) {
+          partner = k;
+          partner_at = size_t(v);
+        }
+      } else if (partner < 0 && r[k].overlap_with == i && is_overlap_pair(r, k)) {
+        const ptrdiff_t v = ptrdiff_t(offsets[k]) - r[k].overlap_offset;
+        if (v >= 0) {
+          partner = k;
+          partner_at = size_t(v);
+        }
+      }
       int j = nc++;
       for (; j > 0 && offsets[work[j - 1]] > offsets[k]; --j) work[j] = work[j - 1];
       work[j] = k;
     }
     size_t at = kUnplaced;
     if (partner >= 0) {
-      at = offsets[partner];
+      at = partner_at;
       for (int c = 0; c < nc && at != kUnplaced; ++c) {
         const int k = work[c];
         if (k != partner && bytes_overlap(at, size, offsets[k], r[k].size_bytes)) at = kUnplaced;

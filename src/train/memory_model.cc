@@ -67,12 +67,10 @@ size_t live_bytes_at(Span<const BufferRequest> r, int op) {
   size_t sum = 0;
   const int n = static_cast<int>(r.size());
   for (int i = 0; i < n; ++i) {
-    if (r[i].size_bytes == 0 || r[i].first_use > op || r[i].last_use < op) continue;
     // An output that takes over its dying input in place adds nothing at the
-    // hand-over op (the planner gives both the same bytes).
-    const int p = r[i].share_with;
-    if (p >= 0 && r[i].first_use == op && is_inplace_pair(r, i, p)) continue;
-    sum += r[i].size_bytes;
+    // hand-over op (the planner gives both the same bytes); a fused block's
+    // output over its input adds only what sticks out (planner.h).
+    sum += live_contribution(r, i, op, false);
   }
   return sum;
 }
