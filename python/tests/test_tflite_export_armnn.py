@@ -35,6 +35,8 @@ except ImportError as e:  # only this import may skip the test
     sys.exit(77)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO, "python"))
+from tflite_eval import flatbuf  # noqa: E402  (the read-only TFLite walker)
 
 
 def data_dir():
@@ -66,54 +68,6 @@ def adapt_tzm(src, dst):
     struct.pack_into("<I", b, 16, zlib.crc32(bytes(b[hsize:])) & 0xFFFFFFFF)
     open(dst, "wb").write(bytes(b))
     return changed
-
-
-# --- A minimal FlatBuffer walk over TFLite's schema (field ids from TensorFlow Lite's schema.fbs) --
-
-def _u32(b, at):
-    return struct.unpack_from("<I", b, at)[0]
-
-
-def _field(b, table, field_id):
-    """Absolute position of a table field's value, or None when absent (default)."""
-    vt = table - struct.unpack_from("<i", b, table)[0]
-    vt_size = struct.unpack_from("<H", b, vt)[0]
-    slot = 4 + 2 * field_id
-    if slot >= vt_size:
-        return None
-    off = struct.unpack_from("<H", b, vt + slot)[0]
-    return table + off if off else None
-
-
-def _deref(b, at):
-    return at + _u32(b, at)
-
-
-def _vector(b, at):
-    v = _deref(b, at)
-    return [v + 4 + 4 * i for i in range(_u32(b, v))]
-
-
-def zero_bias_quantized_dimension(src, dst):
-    """Copies src to dst with quantized_dimension = 0 on every rank-1 tensor (Arm NN 20.08 checks it
-    against the rank; TFLite ignores it on biases). Returns how many were patched."""
-    b = bytearray(open(src, "rb").read())
-    root = _deref(b, 0)
-    patched = 0
-    for sg_slot in _vector(b, _field(b, root, 2)):           # Model.subgraphs
-        sg = _deref(b, sg_slot)
-        for t_slot in _vector(b, _field(b, sg, 0)):          # SubGraph.tensors
-            t = _deref(b, t_slot)
-            shape = _field(b, t, 0)                           # Tensor.shape
-            q = _field(b, t, 4)                               # Tensor.quantization
-            if shape is None or q is None or len(_vector(b, shape)) != 1:
-                continue
-            qd = _field(b, _deref(b, q), 6)                   # QuantizationParameters.quantized_dimension
-            if qd is not None and struct.unpack_from("<i", b, qd)[0] != 0:
-                struct.pack_into("<i", b, qd, 0)
-                patched += 1
-    open(dst, "wb").write(bytes(b))
-    return patched
 
 
 def run_armnn(path, x):
@@ -165,7 +119,8 @@ def main():
         tz("run", "--model", p("adapted.tzm"), "--input", p("x.npy"), "--output", p("y.npy"))
         y_tz = np.load(p("y.npy"))
 
-        patched = zero_bias_quantized_dimension(p("adapted.tflite"), p("armnn.tflite"))
+        patched_bytes, patched = flatbuf.zero_rank1_quantized_dimension(open(p("adapted.tflite"), "rb").read())
+        open(p("armnn.tflite"), "wb").write(patched_bytes)
         print(f"armnn copy: quantized_dimension reset on {patched} rank-1 tensors")
         y = run_armnn(p("armnn.tflite"), x)
         print(f"Arm NN output {y.dtype} {tuple(y.shape)}: {y.ravel().tolist()}; tinyzo run: {y_tz.ravel().tolist()}; "
