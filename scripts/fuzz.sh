@@ -47,7 +47,8 @@ fi
 bin=$build/fuzz
 
 if [[ $mode == seeds ]]; then
-  rm -rf "$src/fuzz/corpus"
+  # Regenerate the synthetic seeds; keep the regress-* inputs (what crashed a target once).
+  [[ -d $src/fuzz/corpus ]] && find "$src/fuzz/corpus" -type f ! -name 'regress-*' -delete
   exec "$bin/tz_make_seeds" "$src/fuzz/corpus"
 fi
 if [[ $mode == reproduce ]]; then

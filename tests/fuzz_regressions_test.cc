@@ -272,6 +272,45 @@ TEST(FuzzRegressions, JpegHuffmanTableOver256CodesIsRefused) {
   }
 }
 
+// tz_fuzz_image (CI, stop 17): a JPEG whose DC predictions add up past what a
+// 16-bit quantizer times the prediction fits in an int made stb_image overflow
+// int (UBSan: "65534 * 65535 cannot be represented in type 'int'",
+// stbi__jpeg_decode_block). The file is corrupt but parseable; it must decode
+// without undefined behaviour (image_io.cc compiles stb with -fwrapv; the
+// sanitizer builds of this test abort on any UBSan report).
+TEST(FuzzRegressions, JpegDcOverflowDecodesWithoutUndefinedBehaviour) {
+  auto segment = [](uint8_t marker, std::vector<uint8_t> body) {
+    std::vector<uint8_t> s = {0xFF, marker, uint8_t((body.size() + 2) >> 8), uint8_t(body.size() + 2)};
+    s.insert(s.end(), body.begin(), body.end());
+    return s;
+  };
+  std::vector<uint8_t> dqt = {0x10};  // 16-bit table 0: every quantizer 65535
+  dqt.insert(dqt.end(), 128, 0xFF);
+  // SOF0: 8-bit, 8 rows x 16 columns (two blocks), one component using table 0.
+  const std::vector<uint8_t> sof = {8, 0, 8, 0, 16, 1, 1, 0x11, 0};
+  std::vector<uint8_t> dc_table = {0x00, 1}, ac_table = {0x10, 1};  // one 1-bit code each
+  dc_table.insert(dc_table.end(), 15, 0);
+  ac_table.insert(ac_table.end(), 15, 0);
+  dc_table.push_back(15);  // DC: a 15-bit difference
+  ac_table.push_back(0);   // AC: end of block
+  const std::vector<uint8_t> sos = {1, 1, 0x00, 0, 63, 0};
+  // Each block: DC code 0, difference +32767 (15 one bits), EOB code 0; then
+  // one-bit padding. 0x7F FF 00 (stuffed) 3F FF 00 BF.
+  const std::vector<uint8_t> scan = {0x7F, 0xFF, 0x00, 0x3F, 0xFF, 0x00, 0xBF};
+  std::vector<uint8_t> jpg = {0xFF, 0xD8};
+  for (const auto& s : {segment(0xDB, dqt), segment(0xC0, sof), segment(0xC4, dc_table), segment(0xC4, ac_table),
+                        segment(0xDA, sos)})
+    jpg.insert(jpg.end(), s.begin(), s.end());
+  jpg.insert(jpg.end(), scan.begin(), scan.end());
+  jpg.push_back(0xFF);
+  jpg.push_back(0xD9);
+  const Image8 im = decode_image(jpg.data(), jpg.size(), 0, "dc.jpg");
+  EXPECT_EQ(im.width, 16);
+  EXPECT_EQ(im.height, 8);
+  EXPECT_EQ(im.channels, 1);
+  EXPECT_EQ(im.pixels.size(), 16u * 8u);
+}
+
 // tz_fuzz_config: a number that overflows a double ({"lr": 1e400}) escaped
 // load_config_file as nlohmann's out_of_range, not a CliError naming the file
 // (fixed by the settings rewrite of issue 14 item 2, host/train_config.cc).

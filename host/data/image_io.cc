@@ -31,7 +31,36 @@ static inline void* tz_stb_memcpy(void* dst, const void* src, size_t n) {
   return n ? memcpy(dst, src, n) : dst;
 }
 #define memcpy(dst, src, n) tz_stb_memcpy(dst, src, n)
+// A corrupt JPEG overflows stb_image's int arithmetic: DC predictions add up
+// without bound and are multiplied by 16-bit quantizers (stbi__jpeg_decode_block:
+// 65534 * 65535; upstream stb_image 2.28 refuses such files, Debian's snapshot
+// does not). This file is compiled with -fwrapv (CMakeLists.txt), which makes
+// signed overflow wrap, so such a file decodes to defined garbage pixels, as any
+// corrupt-but-parseable image does. UBSan checks signed overflow even under
+// -fwrapv, so stb_image's functions get no_sanitize("signed-integer-overflow");
+// ASan still checks every memory access. The C headers stb includes come first
+// so the attribute reaches stb's own functions only.
+#include <assert.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((no_sanitize("signed-integer-overflow"))), apply_to = function)
 #include <stb/stb_image.h>
+#pragma clang attribute pop
+#else
+#pragma GCC diagnostic ignored "-Wattributes"
+#define static static __attribute__((no_sanitize("signed-integer-overflow")))
+#include <stb/stb_image.h>
+#undef static
+#endif
 #undef memcpy
 // stb's JPEG bit writer shifts a signed int left past its sign bit
 // (stbiw__jpg_writeBits, harmless: only bits 16..23 are used), which UBSan
