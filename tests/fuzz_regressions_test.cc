@@ -280,8 +280,12 @@ TEST(FuzzRegressions, JpegHuffmanTableOver256CodesIsRefused) {
 // sanitizer builds of this test abort on any UBSan report).
 TEST(FuzzRegressions, JpegDcOverflowDecodesWithoutUndefinedBehaviour) {
   auto segment = [](uint8_t marker, std::vector<uint8_t> body) {
-    std::vector<uint8_t> s = {0xFF, marker, uint8_t((body.size() + 2) >> 8), uint8_t(body.size() + 2)};
-    s.insert(s.end(), body.begin(), body.end());
+    std::vector<uint8_t> s(4 + body.size());
+    s[0] = 0xFF;
+    s[1] = marker;
+    s[2] = uint8_t((body.size() + 2) >> 8);
+    s[3] = uint8_t(body.size() + 2);
+    std::copy(body.begin(), body.end(), s.begin() + 4);
     return s;
   };
   std::vector<uint8_t> dqt = {0x10};  // 16-bit table 0: every quantizer 65535
@@ -309,6 +313,41 @@ TEST(FuzzRegressions, JpegDcOverflowDecodesWithoutUndefinedBehaviour) {
   EXPECT_EQ(im.height, 8);
   EXPECT_EQ(im.channels, 1);
   EXPECT_EQ(im.pixels.size(), 16u * 8u);
+}
+
+// tz_fuzz_image: a JPEG whose scan uses a Huffman table no DHT defines made
+// stb_image decode with its never-built table (uninitialised heap; an assertion
+// in stbi__jpeg_huff_decode fired or not with the heap's contents). Such a file
+// is refused before stb sees it, naming the table.
+TEST(FuzzRegressions, JpegScanWithUndefinedHuffmanTableIsRefused) {
+  Image8 im;
+  im.width = im.height = 8;
+  im.channels = 3;
+  for (int i = 0; i < 8 * 8 * 3; ++i) im.pixels.push_back(uint8_t(i * 7));
+  const std::vector<uint8_t> good = encode_jpeg(im, 80);
+  size_t sos = 0;
+  for (size_t i = 2; i + 1 < good.size(); ++i)
+    if (good[i] == 0xFF && good[i + 1] == 0xDA) {
+      sos = i;
+      break;
+    }
+  ASSERT_GT(sos, 0u);
+  // FF DA, length (2), Ns, then the first component's id and Td << 4 | Ta.
+  ASSERT_GE(good[sos + 4], 1);
+  const uint8_t tables = good[sos + 6];
+  for (const auto& [byte, expected] : {std::pair<uint8_t, std::string>{uint8_t(0x30 | (tables & 15)), "DC Huffman table 3"},
+                                       std::pair<uint8_t, std::string>{uint8_t((tables & 0xF0) | 3), "AC Huffman table 3"}}) {
+    std::vector<uint8_t> bad = good;
+    bad[sos + 6] = byte;
+    try {
+      decode_image(bad.data(), bad.size(), 0, "bad.jpg");
+      FAIL() << "accepted a scan using " << expected;
+    } catch (const CliError& e) {
+      EXPECT_NE(std::string(e.what()).find("corrupt JPEG: a scan uses " + expected + ", which no DHT before it defines"),
+                std::string::npos)
+          << e.what();
+    }
+  }
 }
 
 // tz_fuzz_config: a number that overflows a double ({"lr": 1e400}) escaped

@@ -13,6 +13,12 @@
 #define STBI_ONLY_PNG
 #define STBI_ONLY_JPEG
 #define STBI_ONLY_BMP
+// stb's allocations start zeroed: state a corrupt file leaves unset (a table
+// no marker defined) reads as zeros, the same on every run, not as whatever the
+// heap held (decode_image also refuses the one such case the fuzzer found).
+#define STBI_MALLOC(sz) calloc(1, sz)
+#define STBI_REALLOC(p, newsz) realloc(p, newsz)
+#define STBI_FREE(p) free(p)
 #define STB_IMAGE_WRITE_STATIC
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #pragma GCC diagnostic push
@@ -104,24 +110,35 @@ void check_image(const Image8& image, const char* what) {
                    std::to_string(image.pixels.size()) + " bytes)");
 }
 
-// Debian's stb_image (the 2022-09 snapshot) does not check that the 16 code
-// counts of a JPEG Huffman table (DHT) sum to at most 256; with a larger sum it
-// writes past its fixed tables (a heap overflow on a crafted file; upstream
-// stb_image 2.28 added the check). So every DHT table stb would read is checked
-// here first: walk the marker segments as stbi__decode_jpeg_image does (segment
-// lengths, fill bytes, the entropy-coded data after SOS up to the next marker)
-// and read each DHT's tables the way stbi__process_marker does, counting bytes
-// past the end as 0 (stbi__get8 at EOF). The walk visits every DHT stb can
-// reach (and possibly more, e.g. after a restart marker stb stops at); a valid
-// file never has a table over 256 codes. Returns the first bad sum, or 0.
-size_t jpeg_bad_huffman_sum(const uint8_t* d, size_t n) {
+// Two checks of a JPEG's Huffman tables that Debian's stb_image (the 2022-09
+// snapshot) does not make, so every table stb would read or use is checked here
+// first:
+//  - the 16 code counts of a table (DHT) must sum to at most 256; with a larger
+//    sum stb writes past its fixed tables (a heap overflow on a crafted file;
+//    upstream stb_image 2.28 added the check);
+//  - a scan (SOS) may only use tables a DHT before it defined; stb decodes with
+//    whatever its never-built tables hold (uninitialised heap: a fuzzer found
+//    an assertion in stbi__jpeg_huff_decode that fired or not with the heap's
+//    contents, and a release build would index with the garbage).
+// The walk goes over the marker segments as stbi__decode_jpeg_image does
+// (segment lengths, fill bytes, the entropy-coded data after SOS up to the next
+// marker) and reads each DHT the way stbi__process_marker does, counting bytes
+// past the end as 0 (stbi__get8 at EOF). It visits every DHT and SOS stb can
+// reach (and possibly more, e.g. after a restart marker stb stops at). Which
+// tables a scan uses: a baseline scan both of each component's; a progressive
+// one (SOF2) its DC table in a first DC scan (Ss = 0, Ah = 0), none in a DC
+// refinement, its AC table in an AC scan (Ss > 0), as stbi__parse_entropy_coded_data
+// does. Returns what is wrong (for "corrupt JPEG: ..."), or "" when nothing is.
+std::string jpeg_huffman_problem(const uint8_t* d, size_t n) {
   // SOI as stbi__get_marker finds it: 0xFF, any number of 0xFF fill bytes, 0xD8.
   size_t i = 0;
-  if (n < 2 || d[0] != 0xFF) return 0;  // not a JPEG
+  if (n < 2 || d[0] != 0xFF) return "";  // not a JPEG
   while (i < n && d[i] == 0xFF) ++i;
-  if (i >= n || d[i] != 0xD8) return 0;
+  if (i >= n || d[i] != 0xD8) return "";
   ++i;
   auto at = [&](size_t k) -> size_t { return k < n ? d[k] : 0; };
+  bool defined[2][4] = {};  // [class: 0 DC, 1 AC][id]
+  bool progressive = false;
   while (i + 1 < n) {
     if (d[i] != 0xFF) {  // junk, or entropy-coded data: skip to the next marker
       ++i;
@@ -132,8 +149,9 @@ size_t jpeg_bad_huffman_sum(const uint8_t* d, size_t n) {
       i += m == 0xFF ? 1 : 2;  // fill byte, stuffed zero, RSTn, TEM, SOI: no segment
       continue;
     }
-    if (m == 0xD9) return 0;  // EOI
+    if (m == 0xD9) return "";  // EOI
     const size_t len = (at(i + 2) << 8) | at(i + 3);
+    if (m == 0xC2) progressive = true;
     if (m == 0xC4) {
       // stb: L = len - 2; while (L > 0) { class/id, 16 counts (sum s), s values; L -= 17 + s; }
       long left = long(len) - 2;
@@ -141,15 +159,31 @@ size_t jpeg_bad_huffman_sum(const uint8_t* d, size_t n) {
       while (left > 0) {
         size_t sum = 0;
         for (size_t k = 1; k <= 16; ++k) sum += at(p + k);
-        if (sum > 256) return sum;
+        if (sum > 256) return "a Huffman table with " + std::to_string(sum) + " codes, at most 256";
+        const size_t tc = at(p) >> 4, th = at(p) & 15;
+        if (tc <= 1 && th <= 3) defined[tc][th] = true;  // stb refuses other ids
         p += 17 + sum;
         left -= long(17 + sum);
         if (p >= n) break;
       }
     }
+    if (m == 0xDA) {
+      // Ns, then Ns x (component id, Td << 4 | Ta), then Ss, Se, Ah << 4 | Al.
+      const size_t ns = at(i + 4);
+      const size_t ss = at(i + 5 + 2 * ns), ah = at(i + 7 + 2 * ns) >> 4;
+      const bool uses_dc = !progressive || (ss == 0 && ah == 0);
+      const bool uses_ac = !progressive || ss > 0;
+      for (size_t c = 0; c < ns && c < 4; ++c) {
+        const size_t tables = at(i + 6 + 2 * c), td = tables >> 4, ta = tables & 15;
+        if (uses_dc && td <= 3 && !defined[0][td])
+          return "a scan uses DC Huffman table " + std::to_string(td) + ", which no DHT before it defines";
+        if (uses_ac && ta <= 3 && !defined[1][ta])
+          return "a scan uses AC Huffman table " + std::to_string(ta) + ", which no DHT before it defines";
+      }
+    }
     i += 2 + len;
   }
-  return 0;
+  return "";
 }
 
 // stb_image allocates a PNG's IDAT buffer from the chunk's declared length
@@ -177,9 +211,8 @@ Image8 decode_image(const uint8_t* data, size_t size, int channels, const std::s
   if (channels < 0 || channels > 4 || channels == 2)
     throw CliError(what + ": unsupported channel count " + std::to_string(channels));
   if (size > size_t(INT32_MAX)) throw CliError(what + ": image file too large");
-  if (const size_t sum = jpeg_bad_huffman_sum(data, size))
-    throw CliError(what + ": cannot decode image (corrupt JPEG: a Huffman table with " + std::to_string(sum) +
-                   " codes, at most 256)");
+  const std::string huffman = jpeg_huffman_problem(data, size);
+  if (!huffman.empty()) throw CliError(what + ": cannot decode image (corrupt JPEG: " + huffman + ")");
   if (png_chunk_past_end(data, size))
     throw CliError(what + ": cannot decode image (corrupt or truncated PNG: a chunk runs past the end of the file)");
   int w = 0, h = 0, in_channels = 0;
