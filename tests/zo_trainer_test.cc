@@ -98,9 +98,16 @@ std::vector<int64_t> train(const ZoConfig& cfg, const std::vector<TrainLayer>& l
   auto inputs = make_inputs(8, engine.input().size(), 7);
   for (int s = 0; s < steps; ++s) {
     EXPECT_EQ(trainer.begin_step(s), Status::kOk);
-    for (int i = 0; i < 8; ++i)
-      EXPECT_EQ(trainer.accumulate_sample(Span<const int8_t>(inputs[i].data(), inputs[i].size()), i % 4), Status::kOk);
-    EXPECT_EQ(trainer.end_step(cosine_lr(0.05f, s, steps)), Status::kOk);
+    const float lr = cosine_lr(0.05f, s, steps);
+    for (int p = 0; p < trainer.n_passes(); ++p) {  // one pass unless cfg.one_layer_per_pass
+      if (p > 0) {
+        EXPECT_EQ(trainer.next_pass(lr), Status::kOk);
+      }
+      for (int i = 0; i < 8; ++i)
+        EXPECT_EQ(trainer.accumulate_sample(Span<const int8_t>(inputs[i].data(), inputs[i].size()), i % 4),
+                  Status::kOk);
+    }
+    EXPECT_EQ(trainer.end_step(lr), Status::kOk);
   }
   std::vector<int64_t> all;
   for (int l = 0; l < trainer.n_layers(); ++l) {
@@ -380,6 +387,90 @@ TEST(ZoTrainer, SameSeedSameWeightsDifferentSeedDifferent) {
   cfg.seed = 43;
   const auto c = train(cfg, layers, 3, net);
   EXPECT_NE(a, c);
+}
+
+// One layer per pass (ZoConfig::one_layer_per_pass) streams the batch once
+// per layer and shares one NP accumulator: the weights must be bitwise those of
+// one pass, for every mix of modes and the options that touch the estimate.
+TEST(ZoTrainer, OneLayerPerPassGivesBitwiseTheSameWeights) {
+  TinyNet net;
+  load(net, 3);
+  const std::vector<std::vector<TrainLayer>> sets = {
+      {{0, PerturbMode::kNode}, {1, PerturbMode::kNode}},    // the first NP layer's update waits for end_step
+      {{0, PerturbMode::kWeight}, {1, PerturbMode::kNode}},
+      {{0, PerturbMode::kNode}, {1, PerturbMode::kWeight}},
+      {{0, PerturbMode::kWeight}, {1, PerturbMode::kWeight}}};
+  for (int variant = 0; variant < 4; ++variant) {
+    ZoConfig cfg;
+    cfg.n_queries_w = 3;
+    cfg.n_queries_b = 2;
+    cfg.n_queries_np = 4;
+    cfg.seed = 21 + uint64_t(variant);
+    cfg.two_sided = variant == 1;
+    cfg.baseline = variant == 2 ? Baseline::kMean : Baseline::kNone;
+    cfg.rounding = variant == 3 ? Rounding::kStochastic : Rounding::kNearest;
+    cfg.update_bias = variant != 3;
+    for (const auto& layers : sets) {
+      const auto one = train(cfg, layers, 3, net);
+      ZoConfig per_pass = cfg;
+      per_pass.one_layer_per_pass = true;
+      const auto passes = train(per_pass, layers, 3, net);
+      EXPECT_EQ(one, passes) << "variant " << variant << ", first layer " << (layers[0].mode == PerturbMode::kNode ? "NP" : "WP");
+      // Training moved something, so the equality says something.
+      EXPECT_NE(one, train(cfg, layers, 0, net)) << "variant " << variant;
+    }
+  }
+}
+
+// The pass protocol: next_pass only with one_layer_per_pass and before the
+// last pass, end_step only after it, every pass the same number of samples;
+// model-wise estimation has no passes.
+TEST(ZoTrainer, OneLayerPerPassChecksTheProtocol) {
+  TinyNet net;
+  load(net, 4);
+  std::vector<uint8_t> mem(1 << 20);
+  Arena arena(mem.data(), mem.size());
+  Engine engine;
+  ASSERT_EQ(engine.init(net.view, arena, ref::table()), Status::kOk);
+  const std::vector<TrainLayer> layers = {{0, PerturbMode::kNode}, {1, PerturbMode::kWeight}};
+  auto inputs = make_inputs(3, engine.input().size(), 5);
+  auto feed = [&](ZoTrainer& t, int n) {
+    for (int i = 0; i < n; ++i)
+      ASSERT_EQ(t.accumulate_sample(Span<const int8_t>(inputs[i].data(), inputs[i].size()), i % 4), Status::kOk);
+  };
+  {
+    ZoTrainer t;  // one pass: no next_pass
+    ASSERT_EQ(t.init(engine, Span<const TrainLayer>(layers.data(), layers.size()), ZoConfig{}, arena), Status::kOk);
+    EXPECT_EQ(t.n_passes(), 1);
+    ASSERT_EQ(t.begin_step(0), Status::kOk);
+    feed(t, 2);
+    EXPECT_EQ(t.next_pass(0.1f), Status::kInvalidArgument);
+    EXPECT_EQ(t.end_step(0.1f), Status::kOk);
+  }
+  ZoConfig cfg;
+  cfg.one_layer_per_pass = true;
+  ZoTrainer t;
+  ASSERT_EQ(t.init(engine, Span<const TrainLayer>(layers.data(), layers.size()), cfg, arena), Status::kOk);
+  EXPECT_EQ(t.n_passes(), 2);
+  ASSERT_EQ(t.begin_step(0), Status::kOk);
+  EXPECT_EQ(t.next_pass(0.1f), Status::kInvalidArgument);  // no sample yet
+  feed(t, 2);
+  EXPECT_EQ(t.end_step(0.1f), Status::kInvalidArgument);   // one pass left
+  ASSERT_EQ(t.next_pass(0.1f), Status::kOk);
+  EXPECT_EQ(t.next_pass(0.1f), Status::kInvalidArgument);  // already the last pass
+  feed(t, 3);
+  EXPECT_EQ(t.end_step(0.1f), Status::kInvalidArgument);   // 3 samples, the first pass had 2
+  ASSERT_EQ(t.begin_step(1), Status::kOk);                  // a new step starts over
+  feed(t, 2);
+  ASSERT_EQ(t.next_pass(0.1f), Status::kOk);
+  feed(t, 2);
+  EXPECT_EQ(t.end_step(0.1f), Status::kOk);
+  EXPECT_EQ(t.last_step().n_samples, 2);
+  ZoConfig mw = cfg;
+  mw.estimation = Estimation::kModelWise;
+  ZoTrainer m;
+  const std::vector<TrainLayer> wp = {{1, PerturbMode::kWeight}};
+  EXPECT_EQ(m.init(engine, Span<const TrainLayer>(wp.data(), wp.size()), mw, arena), Status::kUnsupported);
 }
 
 TEST(ZoTrainer, TrainingChangesOnlyTrainableCopies) {

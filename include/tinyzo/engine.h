@@ -100,6 +100,9 @@ class Engine {
   // The fused blocks init() chose (none unless options.fuse).
   int n_fused_blocks() const { return n_blocks_; }
   const FusedBlock& fused_block(int k) const { return blocks_[k]; }
+  // Where fused block `k`'s scratch (its windows) lives in the arena; null
+  // for a block without scratch or k out of range.
+  const void* fused_scratch(int k) const;
   // Index of the fused block containing op `op`, or -1.
   int fused_block_of(int op) const { return block_of_ ? block_of_[op] : -1; }
   // Items per tensor (1 unless init() was given a batch).

@@ -374,6 +374,11 @@ void Engine::run_rows(int op, int a, int e, const int8_t* src, int src_lo, int8_
   }
 }
 
+const void* Engine::fused_scratch(int k) const {
+  if (k < 0 || k >= n_blocks_ || model_ == nullptr || fused_scratch_bytes(*model_, blocks_[k]) == 0) return nullptr;
+  return activations_ + offsets_[size_t(model_->n_tensors()) + size_t(k)];
+}
+
 // Fused block `k` over items [b0, b1), one item at a time (the windows are
 // one item's). Level j is the output of op first + j - 1 (level 0 the block
 // input, level n its output, both full tensors); levels 1..n-1 are windows

@@ -196,11 +196,9 @@ Status zo_memory(const ModelView& model, Span<const BufferRequest> requests, Spa
 }
 
 bool zo_workspace_gap(Span<const BufferRequest> r, Span<const size_t> offsets, int first_op, size_t bytes,
-                      size_t* offset, size_t n_tensors) {
-  size_t n = r.size() < offsets.size() ? r.size() : offsets.size();
-  for (size_t k = n_tensors; k < n; ++k)
-    if (r[k].size_bytes != 0 && r[k].last_use >= first_op) return false;  // a block running in the suffix
-  n = n < n_tensors ? n : n_tensors;
+                      size_t* offset, size_t /*n_tensors*/) {
+  // Tensors and fused-block scratch alike: each has its offset and lifetime.
+  const size_t n = r.size() < offsets.size() ? r.size() : offsets.size();
   size_t lo = SIZE_MAX, hi = 0;
   for (size_t k = 0; k < n; ++k) {
     if (r[k].size_bytes == 0) continue;

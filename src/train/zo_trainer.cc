@@ -90,6 +90,7 @@ Status ZoTrainer::init(Engine& engine, Span<const TrainLayer> layers, const ZoCo
   if (config.baseline != Baseline::kNone && config.estimation == Estimation::kModelWise)
     for (const TrainLayer& t : layers)
       if (t.mode == PerturbMode::kNode) return Status::kUnsupported;  // model-wise NP folds each query at once
+  if (config.one_layer_per_pass && config.estimation == Estimation::kModelWise) return Status::kUnsupported;
   engine_ = &engine;
   config_ = config;
   n_layers_ = 0;
@@ -182,11 +183,8 @@ void ZoTrainer::bind_workspace(int li) {
 // The engine's plan, as the memory model sees it (zo_workspace_gap): the
 // requests the engine planned (with fused blocks: build_fused_requests, the
 // blocks' intermediates of size 0 and one scratch request per block) and the
-// addresses it gave them, in scratch from the top of `arena` that is released
-// again. A block's scratch has no public address: a block that runs at or
-// after the first trained op (its scratch is written in the suffix runs)
-// makes the search give up; an earlier block's scratch is prefix-only memory
-// and no obstacle.
+// addresses it gave them (a block's scratch: Engine::fused_scratch), in
+// scratch from the top of `arena` that is released again.
 int8_t* ZoTrainer::workspace_in_engine(Arena& arena, size_t bytes) {
   const ModelView& m = engine_->model();
   const int first_op = layers_[0].spec.op;
@@ -205,8 +203,8 @@ int8_t* ZoTrainer::workspace_in_engine(Arena& arena, size_t bytes) {
   }
   for (size_t k = 0; ok && k < n + nb; ++k) {
     at[k] = 0;
-    if (k >= n || req[k].size_bytes == 0) continue;  // block scratch: zo_workspace_gap's rule
-    const void* p = engine_->tensor_data(static_cast<int>(k));
+    if (req[k].size_bytes == 0) continue;
+    const void* p = k < n ? engine_->tensor_data(static_cast<int>(k)) : engine_->fused_scratch(static_cast<int>(k - n));
     ok = p != nullptr;
     at[k] = reinterpret_cast<uintptr_t>(p);
   }
@@ -256,6 +254,26 @@ Status ZoTrainer::allocate(Arena& arena) {
     workspace_ = config_.workspace_in_activations ? workspace_in_engine(arena, ws) : nullptr;
     if (workspace_ == nullptr) workspace_ = static_cast<int8_t*>(take(ws));
   }
+  // One layer per pass: the NP layers share one dW/db accumulator (each
+  // part sized by the largest NP layer's), and every NP layer but the last
+  // keeps its updated parameters from the end of its pass to end_step.
+  float* shared_grad_w = nullptr;
+  float* shared_grad_b = nullptr;
+  int last_np = -1;
+  if (config_.one_layer_per_pass) {
+    size_t max_dw = 0, max_c = 0;
+    for (int i = 0; i < n_layers_; ++i) {
+      const Layer& l = layers_[i];
+      if (l.spec.mode != PerturbMode::kNode) continue;
+      last_np = i;
+      max_dw = l.d_w > max_dw ? l.d_w : max_dw;
+      max_c = size_t(l.c_out) > max_c ? size_t(l.c_out) : max_c;
+    }
+    if (last_np >= 0) {
+      shared_grad_w = static_cast<float*>(take(max_dw * 4));
+      shared_grad_b = static_cast<float*>(take(max_c * 4));
+    }
+  }
   for (int i = 0; i < n_layers_ && ok; ++i) {
     Layer& l = layers_[i];
     const TzmOp& op = m.op(l.spec.op);
@@ -270,6 +288,13 @@ Status ZoTrainer::allocate(Arena& arena) {
       if (model_wise) {
         l.pert_w = static_cast<int8_t*>(take(l.d_w));
         l.pert_b = static_cast<int32_t*>(take(size_t(l.c_out) * 4));
+      }
+    } else if (config_.one_layer_per_pass) {
+      l.grad_w = shared_grad_w;
+      l.grad_b = shared_grad_b;
+      if (i != last_np) {
+        l.next_w = static_cast<int8_t*>(take(l.d_w));
+        l.next_b = static_cast<int32_t*>(take(size_t(l.c_out) * 4));
       }
     } else {
       l.grad_w = static_cast<float*>(take(l.d_w * 4));
@@ -330,6 +355,9 @@ Status ZoTrainer::begin_step(uint32_t step) {
   if (engine_ == nullptr) return Status::kInvalidArgument;
   step_ = step;
   sample_ = 0;
+  pass_ = 0;
+  pass_samples_ = 0;
+  changed_early_ = 0;
   sum_l0_ = 0.f;
   macs_ = 0;
   const int sides = config_.two_sided ? 2 : 1;
@@ -413,6 +441,28 @@ Status ZoTrainer::accumulate_sample(Span<const int8_t> input, int label) {
 // Layer-wise estimation with prefix reuse (METHOD §3.4): the prefix up to each
 // layer runs once; every query runs only the suffix from the cached boundary.
 Status ZoTrainer::layer_wise_sample(int label) {
+  if (config_.one_layer_per_pass) {
+    // One layer per pass: the prefix up to this pass's layer, then its
+    // queries. L0 (the same value from any boundary: the forward is
+    // deterministic) is summed in the first pass and recomputed by NP layers,
+    // whose one-sided coefficients need it.
+    Layer& l = layers_[pass_];
+    const int op = l.spec.op;
+    bind_workspace(pass_);
+    const Span<int8_t> cache(boundary_, boundary_bytes_);
+    TZ_RETURN_IF_ERROR(engine_->invoke_range(0, op));
+    macs_ += engine_->macs(0, op);
+    TZ_RETURN_IF_ERROR(engine_->save_boundary(op, cache));
+    float l0 = 0.f;
+    if (pass_ == 0 || l.spec.mode == PerturbMode::kNode) {
+      TZ_RETURN_IF_ERROR(forward_loss(op, label, &l0, nullptr));
+      TZ_RETURN_IF_ERROR(engine_->restore_boundary(op, cache));
+      if (pass_ == 0) sum_l0_ += l0;
+    }
+    TZ_RETURN_IF_ERROR(l.spec.mode == PerturbMode::kWeight ? wp_queries(l, pass_, label, l0)
+                                                           : np_queries(l, pass_, label, l0));
+    return engine_->restore_boundary(op, cache);
+  }
   int cur = 0;
   bool have_l0 = false;
   float l0 = 0.f;
@@ -775,12 +825,45 @@ Status ZoTrainer::model_wise_sample(int label) {
   return Status::kOk;
 }
 
+Status ZoTrainer::next_pass(float lr) {
+  if (engine_ == nullptr || !config_.one_layer_per_pass || pass_ + 1 >= n_layers_ || sample_ == 0 ||
+      (pass_ > 0 && sample_ != pass_samples_))
+    return Status::kInvalidArgument;
+  pass_samples_ = sample_;
+  Layer& l = layers_[pass_];
+  if (l.next_w != nullptr) {
+    std::memcpy(l.next_w, l.w, l.d_w);  // what the update leaves (e.g. the biases with update_bias off)
+    std::memcpy(l.next_b, l.b, size_t(l.c_out) * 4);
+    changed_early_ += apply_update(l, pass_, lr, l.next_w, l.next_b);
+  }
+  ++pass_;
+  sample_ = 0;  // the RNG keys of the next layer's samples start at 0 again
+  Layer& n = layers_[pass_];
+  if (n.spec.mode == PerturbMode::kNode) {  // the shared accumulator starts empty
+    std::memset(n.grad_w, 0, n.d_w * 4);
+    std::memset(n.grad_b, 0, size_t(n.c_out) * 4);
+  }
+  return Status::kOk;
+}
+
 Status ZoTrainer::end_step(float lr) {
   if (engine_ == nullptr || sample_ == 0) return Status::kInvalidArgument;
+  if (config_.one_layer_per_pass && (pass_ + 1 != n_layers_ || (pass_ > 0 && sample_ != pass_samples_)))
+    return Status::kInvalidArgument;
   stats_ = StepStats{};
   stats_.n_samples = static_cast<int>(sample_);
   stats_.mean_loss = sum_l0_ / static_cast<float>(sample_);
-  for (int li = 0; li < n_layers_; ++li) apply_update(layers_[li], li, lr);
+  int changed = changed_early_;
+  for (int li = 0; li < n_layers_; ++li) {
+    Layer& l = layers_[li];
+    if (l.next_w != nullptr) {  // computed when its pass ended
+      std::memcpy(l.w, l.next_w, l.d_w);
+      std::memcpy(l.b, l.next_b, size_t(l.c_out) * 4);
+    } else {
+      changed += apply_update(l, li, lr, l.w, l.b);
+    }
+  }
+  stats_.weights_changed = changed;
   stats_.forward_macs = macs_;
   return Status::kOk;
 }
@@ -872,6 +955,9 @@ Status ZoTrainer::gradient(int i, Span<float> grad_w, Span<float> grad_b) const 
   if (i < 0 || i >= n_layers_ || sample_ == 0) return Status::kInvalidArgument;
   const Layer& l = layers_[i];
   if (grad_w.size() < l.d_w || grad_b.size() < size_t(l.c_out)) return Status::kInvalidArgument;
+  // One layer per pass: only the layer of the current pass has its sums
+  // complete (and an NP layer its accumulator, which the NP layers share).
+  if (config_.one_layer_per_pass && i != pass_) return Status::kInvalidArgument;
   for (int o = 0; o < l.c_out; ++o) grad_b[o] = 0.f;
   for_each_gradient(
       l, i, [&](size_t k, float g) { grad_w[k] = g; }, [&](size_t o, float g) { grad_b[o] = g; });
@@ -887,31 +973,34 @@ void ZoTrainer::apply_baseline(float* coef, int n) const {
   for (int q = 0; q < n; ++q) coef[q] -= (sum - coef[q]) * inv_others;
 }
 
-void ZoTrainer::apply_update(Layer& l, int li, float lr) {
+int ZoTrainer::apply_update(Layer& l, int li, float lr, int8_t* w_out, int32_t* b_out) {
   // Per-layer learning rate by mode (1 = the paper: lr * 1.f is lr, bit for bit).
   lr *= l.spec.mode == PerturbMode::kWeight ? config_.lr_scale_wp : config_.lr_scale_np;
   const size_t per_ch = l.d_w / size_t(l.c_out);
   const uint64_t round_key_w = key(li, RngStream::kRounding, 0, 0);
   const uint64_t round_key_b = key(li, RngStream::kRounding, 1, 0);
   // Gradients are computed from the step's sums and the weights they were
-  // estimated at; the updates below only write l.w / l.b, which the gradient
-  // of this layer no longer reads.
+  // estimated at; the updates below only write element i of w_out / b_out
+  // after reading element i of l.w / l.b, which the gradient of this layer
+  // no longer reads (so w_out may be l.w).
+  int changed = 0;
   for_each_gradient(
       l, li,
       [&](size_t i, float g) {
         const float u = uniform01(round_key_w, i);
         const int8_t nw = config_.qas ? updated_weight(l.w[i], lr, g, l.s_w[i / per_ch], config_.rounding, u)
                                       : updated_weight_plain(l.w[i], lr, g, config_.rounding, u);
-        stats_.weights_changed += nw != l.w[i];
-        l.w[i] = nw;
+        changed += nw != l.w[i];
+        w_out[i] = nw;
       },
       [&](size_t o, float g) {
         const float u = uniform01(round_key_b, o);
         const int32_t nb = config_.qas ? updated_bias(l.b[o], lr, g, l.s_x, l.s_w[o], config_.rounding, u)
                                        : updated_bias_plain(l.b[o], lr, g, config_.rounding, u);
-        stats_.weights_changed += nb != l.b[o];
-        l.b[o] = nb;
+        changed += nb != l.b[o];
+        b_out[o] = nb;
       });
+  return changed;
 }
 
 }  // namespace tinyzo

@@ -143,10 +143,12 @@ Status zo_memory(const ModelView& model, Span<const BufferRequest> requests, Spa
 // planned (nonzero) requests and overlapping no request with last_use >=
 // first_op; `offsets` may have any common origin (ZoTrainer passes the
 // engine's addresses). Requests from index `n_tensors` on are fused-block
-// scratch (build_fused_requests): one alive at or after first_op means no gap
-// (the trainer cannot see where the engine put it), an earlier one is
-// prefix-only memory and no obstacle. Returns false when there is no such gap
-// (then the workspace is a buffer of its own beside the arena).
+// scratch (build_fused_requests), treated like tensors: a block running at or
+// after first_op is an obstacle, an earlier one prefix-only memory (the engine
+// tells the trainer where each block's scratch is: Engine::fused_scratch). The
+// argument is kept for callers; the rule no longer depends on it. Returns
+// false when there is no such gap (then the workspace is a buffer of its own
+// beside the arena).
 bool zo_workspace_gap(Span<const BufferRequest> requests, Span<const size_t> offsets, int first_op, size_t bytes,
                       size_t* offset, size_t n_tensors = SIZE_MAX);
 // Applies that rule to a set's figures: `z` from zo_memory() for layers whose

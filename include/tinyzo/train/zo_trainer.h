@@ -8,6 +8,10 @@
 //   begin_step(step);
 //   for each sample of the batch: accumulate_sample(input, label);
 //   end_step(lr);      // estimates every layer's gradient, then updates all
+// With ZoConfig::one_layer_per_pass the batch is streamed n_passes() times,
+// one trained layer per pass, with next_pass(lr) between passes: the same
+// weights bit for bit, in less memory (one NP accumulator instead of one per
+// NP layer).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -72,6 +76,17 @@ struct ZoConfig {
   // keeps it in the trainer's arena (the same weights, bit for bit; for
   // callers that run other forwards on the engine in the middle of a sample).
   bool workspace_in_activations = true;
+  // Layer-wise: estimate one trained layer per pass over the batch (the
+  // caller streams the batch n_passes() times, calling next_pass(lr) between
+  // passes). Every layer is still estimated at the step's starting weights and
+  // updated at once (the same weights as one pass, bit for bit: the RNG keys
+  // depend on the sample's index in the batch, not on the pass), but the NP
+  // layers share one float32 dW/db accumulator: an NP layer's update is
+  // computed when its pass ends and kept as int8 weights / int32 biases until
+  // end_step (the last NP layer's straight from the accumulator). Costs one
+  // prefix forward per sample and layer instead of one per sample, plus one
+  // unperturbed suffix per sample for NP layers after the first pass.
+  bool one_layer_per_pass = false;
 };
 
 // The exact backward inside one conv layer (METHOD §3.2), used by NP:
@@ -140,6 +155,13 @@ class ZoTrainer {
   // learning rate `lr` (METHOD §3.6).
   Status end_step(float lr);
   const StepStats& last_step() const { return stats_; }
+  // Passes over the batch per step: n_layers() with one_layer_per_pass, else 1.
+  int n_passes() const { return config_.one_layer_per_pass ? n_layers_ : 1; }
+  // Ends the current pass (every pass must see the same number of samples)
+  // and starts the next; `lr` is the step's learning rate, which an NP
+  // layer's update needs now (end_step must get the same). kInvalidArgument
+  // after the last pass or without one_layer_per_pass.
+  Status next_pass(float lr);
 
   // The gradient estimate of layer i from the samples accumulated since
   // begin_step (dL/dW_int and dL/db_int per LSB, GNS applied): what end_step
@@ -220,6 +242,10 @@ class ZoTrainer {
     float* grad_w = nullptr;     // accumulated dL/dW_int over the batch
     float* grad_b = nullptr;     // accumulated dL/db_int
     uint64_t unmasked = 0;       // unmasked output nodes summed over the batch
+    // one_layer_per_pass, an NP layer other than the last: its updated
+    // parameters, computed when its pass ends, written at end_step.
+    int8_t* next_w = nullptr;
+    int32_t* next_b = nullptr;
   };
 
   Status allocate(Arena& arena);
@@ -257,7 +283,9 @@ class ZoTrainer {
   Status run_tasks(void (*task)(void*, int, int), int n);
   Status& task_status(int worker) { return pool_ ? pool_->status[worker] : task_status0_; }
   uint64_t key(int li, RngStream s, int q, uint32_t sample) const;
-  void apply_update(Layer& l, int li, float lr);
+  // Writes layer li's updated parameters to w_out / b_out (which may be l.w /
+  // l.b themselves); returns how many changed.
+  int apply_update(Layer& l, int li, float lr, int8_t* w_out, int32_t* b_out);
   // Applies config_.baseline to n coefficients in place.
   void apply_baseline(float* coef, int n) const;
   template <class FW, class FB>
@@ -274,7 +302,10 @@ class ZoTrainer {
   size_t boundary_bytes_ = 0;
   size_t arena_bytes_ = 0;
   uint32_t step_ = 0;
-  uint32_t sample_ = 0;          // index of the sample within the step
+  uint32_t sample_ = 0;          // index of the sample within the step (within the pass)
+  int pass_ = 0;                 // one_layer_per_pass: the layer being estimated
+  uint32_t pass_samples_ = 0;    // samples of the first pass (every pass must see as many)
+  int changed_early_ = 0;        // parameters changed by updates computed before end_step
   float sum_l0_ = 0.f;           // batch sum of the unperturbed loss
   StepStats stats_;
   uint64_t macs_ = 0;
