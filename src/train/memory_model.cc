@@ -113,6 +113,7 @@ ZoConfig zo_trainer_config(const ZoSettings& s) {
   c.n_queries_b = s.n_queries_b > 0 ? s.n_queries_b : (q / 2 > 1 ? q / 2 : 1);
   c.n_queries_np = s.n_queries_np > 0 ? s.n_queries_np : q;
   c.two_sided = s.two_sided;
+  c.one_layer_per_pass = s.one_layer_per_pass;
   return c;
 }
 
@@ -179,10 +180,30 @@ Status zo_memory(const ModelView& model, Span<const BufferRequest> requests, Spa
                  const ZoSettings& settings, Span<ZoLayerMemory> per_layer, ZoMemory* out) {
   if (out == nullptr || per_layer.size() < layers.size()) return Status::kInvalidArgument;
   ZoMemory z;
+  // One layer per pass (ZoTrainer::allocate): one accumulator for the NP
+  // layers, each part sized by the largest NP layer's; updated parameters kept
+  // for every NP layer but the last (by op index, the trainer's pass order).
+  int last_np = -1;
+  size_t max_dw = 0, max_c = 0;
   for (size_t i = 0; i < layers.size(); ++i) {
     for (size_t j = 0; j < i; ++j)
       if (layers[j].op == layers[i].op) return Status::kInvalidArgument;
     TZ_RETURN_IF_ERROR(zo_layer_memory(model, requests, layers[i].op, layers[i].mode, settings, &per_layer[i]));
+    if (layers[i].mode == PerturbMode::kNode && layers[i].op > last_np) last_np = layers[i].op;
+  }
+  if (settings.one_layer_per_pass && last_np >= 0) {
+    for (size_t i = 0; i < layers.size(); ++i) {
+      ZoLayerMemory& l = per_layer[i];
+      if (l.mode != PerturbMode::kNode) continue;
+      max_dw = l.n_weights > max_dw ? l.n_weights : max_dw;
+      max_c = l.n_bias > max_c ? l.n_bias : max_c;
+      l.grad_bytes = 0;
+      if (l.op != last_np) l.pending_bytes = l.weight_bytes + l.bias_bytes;
+    }
+    z.shared_grad_bytes = align16(max_dw * sizeof(float)) + align16(max_c * sizeof(float));
+    z.persistent_bytes = z.shared_grad_bytes;
+  }
+  for (size_t i = 0; i < layers.size(); ++i) {
     z.persistent_bytes += per_layer[i].persistent_bytes();
     const size_t t = per_layer[i].transient_bytes();
     if (t > z.workspace_bytes || z.workspace_op < 0) {

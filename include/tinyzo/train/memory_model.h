@@ -74,6 +74,11 @@ struct ZoSettings {
   // scalars (Lq[b] - L0[b]) / mu are kept and the in-layer backward
   // regenerates u_q at each output element (counter-based RNG, METHOD §3.7).
   bool np_materialize_grad = false;
+  // ZoConfig::one_layer_per_pass: one layer per pass over the batch; the NP
+  // layers share one dW/db accumulator (ZoMemory::shared_grad_bytes) and
+  // every NP layer but the last keeps its updated int8 weights / int32 biases
+  // until the step ends (ZoLayerMemory::pending_bytes).
+  bool one_layer_per_pass = false;
 };
 
 // The ZoTrainer configuration these settings describe (query counts, sides;
@@ -97,7 +102,8 @@ struct ZoLayerMemory {
   size_t weight_bytes = 0;       // SRAM copy of the int8 weights (d_w)
   size_t bias_bytes = 0;         // SRAM copy of the int32 bias (4 C_out)
   size_t scalar_bytes = 0;       // WP: float32 batch sums of Lq, one per query and side (4 Q_w + 4 Q_b)
-  size_t grad_bytes = 0;         // NP: float32 dW and db accumulators (4 d_w + 4 C_out)
+  size_t grad_bytes = 0;         // NP: float32 dW and db accumulators (4 d_w + 4 C_out); 0 with one_layer_per_pass
+  size_t pending_bytes = 0;      // NP, one_layer_per_pass, not the last NP layer: its updated W and b (d_w + 4 C_out)
   // transient (in the trainer's one workspace)
   size_t boundary_bytes = 0;     // cache of the tensors alive across the cut before `op`
   size_t perturbed_bytes = 0;    // WP: clamp(P + sigma u_q), max(d_w, 4 C_out): what the engine reads
@@ -108,7 +114,9 @@ struct ZoLayerMemory {
   size_t mask_bytes = 0;         // NP: 0, saturation is read off the unperturbed output
   size_t loss_bytes = 0;         // 0: L0 of the sample is a scalar of the trainer's stack frame
 
-  size_t persistent_bytes() const { return record_bytes + weight_bytes + bias_bytes + scalar_bytes + grad_bytes; }
+  size_t persistent_bytes() const {
+    return record_bytes + weight_bytes + bias_bytes + scalar_bytes + grad_bytes + pending_bytes;
+  }
   size_t transient_bytes() const {
     return boundary_bytes + perturbed_bytes + query_loss_bytes + offset_bytes + sample_scalar_bytes +
            node_grad_bytes + mask_bytes + loss_bytes;
@@ -123,7 +131,8 @@ Status zo_layer_memory(const ModelView& model, Span<const BufferRequest> request
                        const ZoSettings& settings, ZoLayerMemory* out);
 
 struct ZoMemory {
-  size_t persistent_bytes = 0;  // sum over layers of the persistent buffers
+  size_t persistent_bytes = 0;  // sum over layers of the persistent buffers (+ shared_grad_bytes)
+  size_t shared_grad_bytes = 0; // one_layer_per_pass: the NP layers' one float32 dW/db accumulator
   size_t workspace_bytes = 0;   // max over layers of the transient buffers (one shared workspace)
   size_t extra_bytes = 0;       // persistent + workspace: what ZO adds to the inference SRAM
                                 // (persistent only once zo_place_workspace found a gap for it)
