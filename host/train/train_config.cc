@@ -107,6 +107,10 @@ const std::vector<Setting>& train_settings() {
        "threads for the queries of a step and for evaluation, 1..256 (default 1; no effect on results)"},
       {"engine_batch", "--engine-batch", &TrainConfig::engine_batch, 1, 64, nullptr,
        "queries each thread runs as one batch through the network, 1..64 (default 16; no effect on results)"},
+      {"one_layer_per_pass", "--one-layer-per-pass,!--all-layers-per-pass", &TrainConfig::one_layer_per_pass, 0, 0,
+       nullptr,
+       "stream the batch once per trained layer: one NP accumulator for all NP layers, the device's memory "
+       "saving (docs/memory.md); more prefix forwards, no effect on results (default off)"},
       {"out", "--out,-o", &TrainConfig::out, 0, 0, nullptr, "the run directory (default runs/train)"},
       {"data", "--data", &TrainConfig::data, 0, 0, nullptr,
        "cifar10 (default: the data directory's CIFAR-10 test batch, the paper's protocol), an image folder "
@@ -429,6 +433,7 @@ std::string config_fingerprint(const TrainConfig& c) {
   if (c.bad_images == TrainConfig{}.bad_images) j.erase("bad_images");
   j.erase("threads");
   j.erase("engine_batch");
+  j.erase("one_layer_per_pass");  // bitwise the same weights (ZoTrainer.OneLayerPerPassGivesBitwiseTheSameWeights)
   j.erase("out");
   j.erase("kernels");  // every kernel set is bit-exact with the reference
   // Keys added after runs existed: absent at their defaults (those runs trained exactly so).

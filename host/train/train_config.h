@@ -58,6 +58,7 @@ struct TrainConfig {
   // execution (no effect on the result)
   int threads = 1;     // evaluation engines
   int engine_batch = 16;  // queries a worker engine runs as one batch
+  bool one_layer_per_pass = false;  // ZoConfig::one_layer_per_pass: less memory, the same weights
   std::string out = "runs/train";
   // data (after `out`: keys added later go last, so older keys keep their order)
   std::string data = "cifar10";      // the data directory's CIFAR-10 test batch, or an image folder / CIFAR-10 files

@@ -143,6 +143,7 @@ ZoConfig make_zo_config(const TrainConfig& c) {
   z.baseline = c.baseline == "mean" ? Baseline::kMean : Baseline::kNone;
   z.lr_scale_wp = static_cast<float>(c.lr_wp);
   z.lr_scale_np = static_cast<float>(c.lr_np);
+  z.one_layer_per_pass = c.one_layer_per_pass;
   z.seed = c.seed;
   return z;
 }
@@ -555,11 +556,15 @@ RunResult run_training(const ModelView& model, const TrainData& data, const RunO
     const float lr = cosine_lr(eta0, int(step), int(total));
     check_status(trainer.begin_step(step), "trainer: begin_step");
     const size_t first = size_t(b) * size_t(cfg.batch), last = std::min(n_train, first + size_t(cfg.batch));
-    for (size_t k = first; k < last; ++k) {
-      const uint32_t image = order[k];
-      train_input(data, model, augment, cfg.seed, epoch, image, input.data());
-      check_status(trainer.accumulate_sample(Span<const int8_t>(input.data(), input.size()), data.train.labels[image]),
-                   "trainer: accumulate_sample");
+    for (int pass = 0; pass < trainer.n_passes(); ++pass) {  // one pass unless --one-layer-per-pass
+      if (pass > 0) check_status(trainer.next_pass(lr), "trainer: next_pass");
+      for (size_t k = first; k < last; ++k) {
+        const uint32_t image = order[k];
+        train_input(data, model, augment, cfg.seed, epoch, image, input.data());
+        check_status(
+            trainer.accumulate_sample(Span<const int8_t>(input.data(), input.size()), data.train.labels[image]),
+            "trainer: accumulate_sample");
+      }
     }
     check_status(trainer.end_step(lr), "trainer: end_step");
     const StepStats& st = trainer.last_step();
