@@ -734,6 +734,25 @@ TEST(MemoryModel, ReferenceModelsDoNotGrow) {
       ASSERT_EQ(zo_place_workspace(p.req(), offs, 13, &zo), Status::kOk);
       EXPECT_EQ(odd_bytes, zo.extra_bytes) << r.name << ": 7/3/13 queries, two-sided";
       EXPECT_NE(odd_bytes, trainer);
+      // One layer per pass: one NP accumulator (1.6 and 1.7.conv.0 have the
+      // same shape: 25,600 + 640 B) and 1.6.conv.0's updated W and b (6,400 +
+      // 640 B) instead of the second accumulator: 19,200 B less, still the
+      // trainer byte for byte.
+      ZoSettings pass;
+      pass.one_layer_per_pass = true;
+      ZoMemory zp;
+      ASSERT_EQ(zo_memory(model.view(), p.req(), Span<const TrainLayer>(layers), pass, Span<ZoLayerMemory>(per), &zp),
+                Status::kOk);
+      EXPECT_EQ(zp.shared_grad_bytes, 25600u + 640);
+      EXPECT_EQ(per[2].pending_bytes, 6400u + 640);
+      EXPECT_EQ(per[3].pending_bytes, 0u);
+      EXPECT_EQ(z.persistent_bytes - zp.persistent_bytes, 19200u);
+      size_t pass_bytes = 0;
+      ASSERT_EQ(ZoTrainer::required_arena_bytes(engine, Span<const TrainLayer>(layers), zo_trainer_config(pass), arena,
+                                                &pass_bytes),
+                Status::kOk);
+      ASSERT_EQ(zo_place_workspace(p.req(), offs, 13, &zp), Status::kOk);
+      EXPECT_EQ(pass_bytes, zp.extra_bytes) << r.name << ": one layer per pass";
     }
     std::printf("[ INFO     ] %s paper set: engine %zu + trainer %zu = %zu bytes (accounting %zu)\n", r.name,
                 engine.arena_bytes(), trainer, engine.arena_bytes() + trainer, p.mem.activation_bytes + z.extra_bytes);

@@ -77,7 +77,7 @@ struct RunConfig {
   // Beyond the paper (docs/zo-search.md): ZoConfig::baseline, lr_scale_wp, lr_scale_np.
   uint32_t baseline = 0;  // Baseline: 0 none, 1 mean
   float lr_wp = 1.f, lr_np = 1.f;
-  uint32_t reserved = 0;
+  uint32_t one_layer_per_pass = 0;  // ZoConfig::one_layer_per_pass (the same weights, less memory)
   uint64_t seed = 0;
   char layers[kMaxSpecChars] = "paper";  // see resolve_layers()
 };
@@ -120,6 +120,7 @@ inline ZoConfig zo_config(const RunConfig& c) {
   z.baseline = c.baseline ? Baseline::kMean : Baseline::kNone;
   z.lr_scale_wp = c.lr_wp;
   z.lr_scale_np = c.lr_np;
+  z.one_layer_per_pass = c.one_layer_per_pass != 0;
   z.seed = c.seed;
   return z;
 }
@@ -198,7 +199,8 @@ inline bool parse_float(const char* s, float* out) {
 // Applies one `key=value` token. Keys: steps, batch, first, qw, qb, qnp,
 // sigma_w, sigma_b, mu, two_sided (0/1), bias (0/1: update the biases),
 // rounding (nearest/stochastic), estimation (layer/model), lr, baseline
-// (none/mean), lr_wp, lr_np, seed, layers.
+// (none/mean), lr_wp, lr_np, passes (1: all layers in one pass over the
+// batch, layer: one layer per pass), seed, layers.
 // Returns false (config unchanged for that key) for an unknown key or a bad
 // value.
 inline bool apply_token(RunConfig* c, const char* token) {
@@ -259,6 +261,15 @@ inline bool apply_token(RunConfig* c, const char* token) {
     return true;
   }
   if (is("lr")) return detail::parse_float(v, &c->lr) && c->lr >= 0.f;
+  if (is("passes")) {
+    if (std::strcmp(v, "1") == 0)
+      c->one_layer_per_pass = 0;
+    else if (std::strcmp(v, "layer") == 0)
+      c->one_layer_per_pass = 1;
+    else
+      return false;
+    return true;
+  }
   if (is("baseline")) {
     if (std::strcmp(v, "none") == 0)
       c->baseline = 0;
@@ -454,17 +465,28 @@ Status run_training(Engine& engine, ZoTrainer* const* trainers, int groups, cons
       sample_buffer.empty() ? engine.input() : Span<int8_t>(sample_buffer.data(), engine.input().size());
   for (uint32_t s = 0; s < c.steps; ++s) {
     mark();
-    for (int g = 0; g < groups; ++g) TZ_RETURN_IF_ERROR(trainers[g]->begin_step(s));
-    for (uint32_t b = 0; b < c.batch; ++b) {
-      const uint32_t index = uint32_t((uint64_t(c.first_sample) + uint64_t(s) * c.batch + b) % n_samples);
-      for (int g = 0; g < groups; ++g) {
-        int label = -1;
-        TZ_RETURN_IF_ERROR(load(index, input, &label));
-        TZ_RETURN_IF_ERROR(
-            trainers[g]->accumulate_sample(Span<const int8_t>(input.data(), input.size()), label));
+    const float lr = cosine_lr(lr0, int(s), int(c.steps));
+    int passes = 1;
+    for (int g = 0; g < groups; ++g) {
+      TZ_RETURN_IF_ERROR(trainers[g]->begin_step(s));
+      passes = trainers[g]->n_passes() > passes ? trainers[g]->n_passes() : passes;
+    }
+    // One pass over the batch, or (passes=layer) one per trained layer: the
+    // samples are streamed again for every pass.
+    for (int p = 0; p < passes; ++p) {
+      for (int g = 0; g < groups; ++g)
+        if (p > 0 && p < trainers[g]->n_passes()) TZ_RETURN_IF_ERROR(trainers[g]->next_pass(lr));
+      for (uint32_t b = 0; b < c.batch; ++b) {
+        const uint32_t index = uint32_t((uint64_t(c.first_sample) + uint64_t(s) * c.batch + b) % n_samples);
+        for (int g = 0; g < groups; ++g) {
+          if (p >= trainers[g]->n_passes()) continue;
+          int label = -1;
+          TZ_RETURN_IF_ERROR(load(index, input, &label));
+          TZ_RETURN_IF_ERROR(
+              trainers[g]->accumulate_sample(Span<const int8_t>(input.data(), input.size()), label));
+        }
       }
     }
-    const float lr = cosine_lr(lr0, int(s), int(c.steps));
     for (int g = 0; g < groups; ++g) TZ_RETURN_IF_ERROR(trainers[g]->end_step(lr));
     on_step(s, trainers[0]->last_step().mean_loss, lr);
   }

@@ -5,10 +5,10 @@
 # the 128 KB main SRAM at 0x20000000, the stack at the bottom of main SRAM (TINYZO_FW_STACK=ram, the
 # default: QEMU 7.2 maps no CCM) or of the 64 KB CCM at 0x10000000 (=ccm; ld/stm32f405.ld).
 if(TINYZO_FW_FUSE)
-  # The fused engine: the paper's 128x128 model; the paper's layers all WP fit, the 2 WP + 2 NP set
-  # must not link (firmware/CMakeLists.txt).
+  # The fused engine: the paper's 128x128 model; the paper's 2 WP + 2 NP set fits with one layer
+  # per pass over the batch, in one pass it must not link (firmware/CMakeLists.txt).
   set(tz_b stm32f405-fused)
-  set(tz_layers paper-wp)
+  set(tz_layers paper passes=layer)
   set(tz_over tz_paper_128k)
 else()
   set(tz_b stm32f405)
