@@ -222,7 +222,8 @@ TEST_F(CliTrainTest, AShortOrMissingLogDoesNotSpoilTheCheckpoint) {
 }
 
 // --one-layer-per-pass streams the batch once per layer with one NP
-// accumulator: the same run, bit for bit, with the same fingerprint.
+// accumulator, --fuse runs the trainer's engine with fused blocks: the same
+// run, bit for bit.
 TEST_F(CliTrainTest, OneLayerPerPassTrainsTheSameWeights) {
   // tiny() with two NP layers and a WP layer instead of its two WP layers.
   std::string args = tiny();
@@ -240,9 +241,14 @@ TEST_F(CliTrainTest, OneLayerPerPassTrainsTheSameWeights) {
       if (j["type"] == "step") v.push_back({j["step"], j["loss"], j["lr"], j["samples"], j["weights_changed"]});
     return v;
   };
-  const auto sa = steps("a"), sb = steps("b");
+  // And with the trainer's engine fused (--fuse): still the same run.
+  const RunResult c = run("train " + args + " --one-layer-per-pass --fuse --out c");
+  ASSERT_EQ(c.code, 0) << c.err;
+  const auto sa = steps("a"), sb = steps("b"), sc = steps("c");
   ASSERT_EQ(sa.size(), 3u);
   EXPECT_EQ(sa, sb);
+  EXPECT_EQ(sa, sc);
+  EXPECT_TRUE(slurp(dir_.file("a/best.tzm")) == slurp(dir_.file("c/best.tzm")));
   int changed = 0;
   for (const nlohmann::json& j : sa) changed += j[4].get<int>();
   EXPECT_GT(changed, 0);  // training moved weights, so the equality says something

@@ -166,7 +166,8 @@ TEST(SettingsTable, KeysAddedLaterKeepOldFingerprintsAtTheirDefaults) {
   c.lr = 0.01171875;
   nlohmann::ordered_json old = config_to_json(c);
   for (const char* k :
-       {"threads", "engine_batch", "out", "kernels", "baseline", "lr_wp", "lr_np", "data", "bad_images"})
+       {"threads", "engine_batch", "out", "kernels", "baseline", "lr_wp", "lr_np", "data", "bad_images",
+        "one_layer_per_pass", "fuse"})
     old.erase(k);
   char hex[17];
   std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash_name64(old.dump())));
@@ -177,6 +178,12 @@ TEST(SettingsTable, KeysAddedLaterKeepOldFingerprintsAtTheirDefaults) {
     set_setting_text(*find_setting(key), k == "baseline" ? "mean" : k == "data" ? "photos" : k == "bad_images" ? "skip" : "2",
                      &d, key);
     EXPECT_NE(config_fingerprint(d), config_fingerprint(c)) << key;
+  }
+  // Execution choices that leave the weights bitwise the same are never part of it.
+  for (const char* key : {"one_layer_per_pass", "fuse"}) {
+    TrainConfig d = c;
+    set_setting_text(*find_setting(key), "true", &d, key);
+    EXPECT_EQ(config_fingerprint(d), config_fingerprint(c)) << key;
   }
 }
 

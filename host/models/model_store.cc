@@ -101,25 +101,26 @@ const KernelTable& kernels_by_name(const std::string& name) {
   throw CliError("--kernels " + name + ": unknown kernel set (best, ref)");
 }
 
-size_t required_arena_bytes(const ModelView& model, int batch) {
+size_t required_arena_bytes(const ModelView& model, int batch, const EngineOptions& options) {
   // The probe needs a scratch arena "large enough": grow it until it is.
   for (size_t scratch_bytes = size_t(1) << 20; scratch_bytes <= (size_t(1) << 32); scratch_bytes *= 4) {
     std::vector<uint8_t> scratch_memory(scratch_bytes + 16);
     const uintptr_t base = reinterpret_cast<uintptr_t>(scratch_memory.data());
     Arena scratch(scratch_memory.data() + ((16 - base % 16) % 16), scratch_bytes);
     size_t bytes = 0;
-    const Status st = Engine::required_arena_bytes(model, scratch, &bytes, batch);
+    const Status st = Engine::required_arena_bytes(model, scratch, &bytes, batch, options);
     if (st == Status::kOk) return bytes;
     if (st != Status::kOutOfMemory) throw CliError(std::string("engine: cannot plan the model: ") + status_name(st));
   }
   throw CliError("engine: the model needs more than 4 GiB of arena");
 }
 
-EngineInstance::EngineInstance(const ModelView& model, const KernelTable& kernels, int batch) {
-  const size_t bytes = required_arena_bytes(model, batch);
+EngineInstance::EngineInstance(const ModelView& model, const KernelTable& kernels, int batch,
+                               const EngineOptions& options) {
+  const size_t bytes = required_arena_bytes(model, batch, options);
   memory_.resize((bytes + sizeof(Block) - 1) / sizeof(Block));
   arena_ = Arena(memory_.data(), memory_.size() * sizeof(Block));
-  const Status st = engine_.init(model, arena_, kernels, batch);
+  const Status st = engine_.init(model, arena_, kernels, batch, options);
   if (st != Status::kOk) throw CliError(std::string("engine: init failed: ") + status_name(st));
 }
 

@@ -68,7 +68,7 @@ const KernelTable& kernels_by_name(const std::string& name);
 
 // Bytes of arena Engine::init() needs for `model` (probed in a temporary
 // scratch arena). Throws CliError when the model cannot be planned.
-size_t required_arena_bytes(const ModelView& model, int batch = 1);
+size_t required_arena_bytes(const ModelView& model, int batch = 1, const EngineOptions& options = EngineOptions());
 
 // An Engine with its own heap-backed arena of exactly
 // Engine::required_arena_bytes(). One per thread; `model` must outlive it.
@@ -76,7 +76,9 @@ class EngineInstance {
  public:
   // Throws CliError "<what>: engine: <status>" when init fails.
   // `batch` items per tensor (Engine::init's batch).
-  EngineInstance(const ModelView& model, const KernelTable& kernels, int batch = 1);
+  // `options` as Engine::init's (e.g. fused blocks).
+  EngineInstance(const ModelView& model, const KernelTable& kernels, int batch = 1,
+                 const EngineOptions& options = EngineOptions());
   EngineInstance(const EngineInstance&) = delete;
   EngineInstance& operator=(const EngineInstance&) = delete;
 

@@ -15,6 +15,10 @@
 #include "util/file_util.h"
 #include "models/model_store.h"
 #include "util/rng.h"
+#include "tinyzo/engine.h"
+#include "tinyzo/fusion.h"
+#include "tinyzo/kernels/kernels.h"
+#include "tinyzo/planner.h"
 #include "tinyzo/train/memory_model.h"
 
 namespace tinyzo {
@@ -111,6 +115,9 @@ const std::vector<Setting>& train_settings() {
        nullptr,
        "stream the batch once per trained layer: one NP accumulator for all NP layers, the device's memory "
        "saving (docs/memory.md); more prefix forwards, no effect on results (default off)"},
+      {"fuse", "--fuse,!--no-fuse", &TrainConfig::fuse, 0, 0, nullptr,
+       "run the trainer's engine with fused row-band blocks (the trained layers outside them): the device's "
+       "smaller arena (docs/memory.md); no effect on results (default off)"},
       {"out", "--out,-o", &TrainConfig::out, 0, 0, nullptr, "the run directory (default runs/train)"},
       {"data", "--data", &TrainConfig::data, 0, 0, nullptr,
        "cifar10 (default: the data directory's CIFAR-10 test batch, the paper's protocol), an image folder "
@@ -433,7 +440,8 @@ std::string config_fingerprint(const TrainConfig& c) {
   if (c.bad_images == TrainConfig{}.bad_images) j.erase("bad_images");
   j.erase("threads");
   j.erase("engine_batch");
-  j.erase("one_layer_per_pass");  // bitwise the same weights (ZoTrainer.OneLayerPerPassGivesBitwiseTheSameWeights)
+  j.erase("one_layer_per_pass");
+  j.erase("fuse");  // fused blocks are bitwise the unfused ops (tests/fused_test.cc)  // bitwise the same weights (ZoTrainer.OneLayerPerPassGivesBitwiseTheSameWeights)
   j.erase("out");
   j.erase("kernels");  // every kernel set is bit-exact with the reference
   // Keys added after runs existed: absent at their defaults (those runs trained exactly so).
@@ -623,7 +631,7 @@ std::string layers_to_string(const ModelView& m, const std::vector<LayerChoice>&
 // ------------------------------------------------------------------ memory
 
 MemoryPrediction predict_training_memory(const ModelView& m, const std::vector<LayerChoice>& layers, int n_queries,
-                                         int batch, const ZoConfig* trainer) {
+                                         int batch, const ZoConfig* trainer, bool fuse) {
   const size_t nt = size_t(m.n_tensors());
   std::vector<BufferRequest> requests(nt);
   std::vector<size_t> offsets(nt);
@@ -643,6 +651,7 @@ MemoryPrediction predict_training_memory(const ModelView& m, const std::vector<L
     s.n_queries_b = trainer->n_queries_b;
     s.n_queries_np = trainer->n_queries_np;
     s.two_sided = trainer->two_sided;
+    s.one_layer_per_pass = trainer->one_layer_per_pass;
   }
   ZoMemory z;
   check_status(zo_memory(m, Span<const BufferRequest>(requests.data(), nt), Span<const TrainLayer>(tl.data(), tl.size()), s,
@@ -655,6 +664,36 @@ MemoryPrediction predict_training_memory(const ModelView& m, const std::vector<L
                "memory model: placing the ZO workspace");
   MemoryPrediction p;
   p.inference_bytes = required_arena_bytes(m);
+  if (fuse) {
+    // The fused engine's own plan: the blocks it chooses with the trained ops
+    // kept out, its arena, and the workspace's gap among its requests (tensors,
+    // then one scratch request per block).
+    std::vector<int> unfused;
+    for (const LayerChoice& l : layers) unfused.push_back(l.op);
+    EngineOptions o;
+    o.fuse = true;
+    o.unfused_ops = Span<const int>(unfused.data(), unfused.size());
+    p.inference_bytes = required_arena_bytes(m, 1, o);
+    std::vector<uint8_t> mem(p.inference_bytes + 64);
+    Arena arena(mem.data() + (16 - reinterpret_cast<uintptr_t>(mem.data()) % 16) % 16, p.inference_bytes);
+    Engine e;
+    check_status(e.init(m, arena, ref::table(), 1, o), "memory model: the fused engine");
+    std::vector<FusedBlock> blocks;
+    for (int k = 0; k < e.n_fused_blocks(); ++k) blocks.push_back(e.fused_block(k));
+    std::vector<BufferRequest> freq(nt + blocks.size());
+    check_status(build_fused_requests(m, Span<const FusedBlock>(blocks.data(), blocks.size()),
+                                      Span<BufferRequest>(freq.data(), freq.size())),
+                 "memory model: the fused requests");
+    std::vector<size_t> foff(freq.size());
+    std::vector<int> fscratch(plan_buffers_scratch_size(freq.size()));
+    size_t act = 0;
+    check_status(plan_buffers(Span<const BufferRequest>(freq.data(), freq.size()), Span<size_t>(foff.data(), foff.size()),
+                              Span<int>(fscratch.data(), fscratch.size()), &act),
+                 "memory model: planning the fused requests");
+    check_status(zo_place_workspace(Span<const BufferRequest>(freq.data(), freq.size()),
+                                    Span<const size_t>(foff.data(), foff.size()), first, &z, nt),
+                 "memory model: placing the ZO workspace (fused)");
+  }
   p.zo_extra_bytes = z.extra_bytes;
   p.persistent_bytes = z.persistent_bytes;
   p.workspace_bytes = z.workspace_bytes;

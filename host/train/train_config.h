@@ -59,6 +59,7 @@ struct TrainConfig {
   int threads = 1;     // evaluation engines
   int engine_batch = 16;  // queries a worker engine runs as one batch
   bool one_layer_per_pass = false;  // ZoConfig::one_layer_per_pass: less memory, the same weights
+  bool fuse = false;  // the trainer's engine with fused row-band blocks: less memory, the same weights
   std::string out = "runs/train";
   // data (after `out`: keys added later go last, so older keys keep their order)
   std::string data = "cifar10";      // the data directory's CIFAR-10 test batch, or an image folder / CIFAR-10 files
@@ -231,8 +232,9 @@ struct MemoryPrediction {
 // Throws CliError when the memory model rejects the set.
 // With `trainer`, its query counts (W, b, NP) and sides are the ones accounted
 // (what that trainer takes, byte for byte); without, Q is split as
-// zo_trainer_config() does.
+// zo_trainer_config() does, and its one_layer_per_pass too. `fuse`: the engine
+// with fused row-band blocks, the trained layers outside them (TrainerHost's).
 MemoryPrediction predict_training_memory(const ModelView& m, const std::vector<LayerChoice>& layers, int n_queries,
-                                         int batch, const ZoConfig* trainer = nullptr);
+                                         int batch, const ZoConfig* trainer = nullptr, bool fuse = false);
 
 }  // namespace tinyzo

@@ -148,9 +148,23 @@ ZoConfig make_zo_config(const TrainConfig& c) {
   return z;
 }
 
+namespace {
+std::vector<int> trained_ops(const std::vector<LayerChoice>& layers) {
+  std::vector<int> ops;
+  for (const LayerChoice& l : layers) ops.push_back(l.op);
+  return ops;
+}
+EngineOptions trainer_engine_options(bool fuse, const std::vector<int>& unfused) {
+  EngineOptions o;
+  o.fuse = fuse;
+  o.unfused_ops = Span<const int>(unfused.data(), unfused.size());
+  return o;
+}
+}  // namespace
+
 TrainerHost::TrainerHost(const ModelView& model, const KernelTable& kernels, const std::vector<LayerChoice>& layers,
-                         const ZoConfig& config)
-    : engine_(model, kernels) {
+                         const ZoConfig& config, bool fuse)
+    : unfused_(trained_ops(layers)), engine_(model, kernels, 1, trainer_engine_options(fuse, unfused_)) {
   engine_bytes_ = engine_.engine().arena_bytes();
   std::vector<TrainLayer> tl;
   for (const LayerChoice& l : layers) {
@@ -394,14 +408,14 @@ RunResult run_training(const ModelView& model, const TrainData& data, const RunO
 
   const KernelTable& kernels = kernels_by_name(cfg.kernels);
   const ZoConfig zc = make_zo_config(cfg);
-  TrainerHost host(model, kernels, opt.layers, zc);
+  TrainerHost host(model, kernels, opt.layers, zc, cfg.fuse);
   host.enable_query_workers(cfg.threads, cfg.engine_batch);
   ZoTrainer& trainer = host.trainer();
   Evaluator eval(model, kernels, cfg.threads, cfg.engine_batch);
   res.engine_arena_bytes = host.engine_arena_bytes();
   res.trainer_arena_bytes = host.trainer_arena_bytes();
   res.predicted = predict_training_memory(model, opt.layers, std::max(cfg.queries_w + cfg.queries_b, cfg.queries_np),
-                                          cfg.batch, &zc);
+                                          cfg.batch, &zc, cfg.fuse);
   res.full_rerun_macs_per_step = host.full_rerun_macs_per_sample() * uint64_t(std::min<size_t>(n_train, cfg.batch));
 
   // Best-validation copies of the trainable parameters.

@@ -86,8 +86,10 @@ ZoConfig make_zo_config(const TrainConfig& c);
 // asks for (the trainer's is measured by ZoTrainer::required_arena_bytes).
 class TrainerHost {
  public:
+  // `fuse`: the trainer's engine runs fused row-band blocks (EngineOptions::fuse,
+  // the trained layers kept out of them): the device's smaller arena, the same weights.
   TrainerHost(const ModelView& model, const KernelTable& kernels, const std::vector<LayerChoice>& layers,
-              const ZoConfig& config);
+              const ZoConfig& config, bool fuse = false);
   ~TrainerHost();
   TrainerHost(const TrainerHost&) = delete;
   TrainerHost& operator=(const TrainerHost&) = delete;
@@ -112,6 +114,7 @@ class TrainerHost {
   struct alignas(16) Block {
     uint8_t b[16];
   };
+  std::vector<int> unfused_;  // the trained ops (before engine_: its options point here)
   EngineInstance engine_;
   size_t engine_bytes_ = 0;
   std::vector<Block> memory_;
