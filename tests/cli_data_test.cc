@@ -15,6 +15,7 @@
 #include "util/file_util.h"
 #include "util/npy.h"
 #include "test_models.h"
+#include "tflite_test_models.h"
 
 namespace tinyzo {
 namespace {
@@ -185,6 +186,26 @@ TEST_F(CliDataTest, ClassCountMustMatchTheModel) {
       write_bytes(dir_.file(std::string("fruit/") + cls + "/" + std::to_string(i) + ".bmp"), encode_bmp(im));
     }
   expect_one_error_line(run("eval --model m.tzm --data fruit"), 1, "3 classes (apple, pear, plum)");
+  // A .tflite is named as the user gave it, not as the import cache's .tzm (a 3-class model
+  // against 2 class folders).
+  tflite_testing::ConvNetOptions rgb;
+  rgb.input_c = 3;
+  rgb.input_scale = 1.f / 127.5f;  // pixels in [-1, 1], as tinyzo's data path expects
+  rgb.input_zero_point = 0;
+  write_bytes(dir_.file("net.tflite"), tflite_testing::conv_net(rgb));
+  // The first run imports it into the cache (one progress line); the second only reads the cache.
+  EXPECT_EQ(run("eval --model net.tflite --data two").code, 1);
+  for (const char* cls : {"x", "y"}) {
+    fs::create_directories(dir_.file(std::string("two/") + cls));
+    Image8 im;
+    im.width = im.height = 8;
+    im.channels = 3;
+    im.pixels.assign(size_t(8 * 8 * 3), uint8_t(cls[0]));
+    write_bytes(dir_.file(std::string("two/") + cls + "/0.bmp"), encode_bmp(im));
+  }
+  const RunResult tfl = run("eval --model net.tflite --data two");
+  expect_one_error_line(tfl, 1, "but net.tflite has 3 outputs");
+  EXPECT_EQ(tfl.err.find(".tzm"), std::string::npos) << tfl.err;
   expect_one_error_line(run("train " + tiny() + " --data fruit --out r"), 1,
                         "has 10 outputs");
   // Corruptions are defined on 32x32 images.

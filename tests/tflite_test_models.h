@@ -101,7 +101,9 @@ inline std::vector<int8_t> ramp(size_t n, int seed = 1) {
 
 // Options for the knobs the tests vary.
 struct ConvNetOptions {
-  int input_h = 6, input_w = 5;
+  int input_h = 6, input_w = 5, input_c = 2;
+  float input_scale = 0.05f;
+  int input_zero_point = -3;
   tfl::Padding conv_padding = tfl::Padding_SAME;
   int conv_stride = 2;
   int dilation = 1;
@@ -117,8 +119,9 @@ inline std::vector<uint8_t> conv_net(const ConvNetOptions& o = {}) {
   TflBuilder b;
   auto& f = b.fbb();
   const int H = o.input_h, W = o.input_w;
-  const int x = b.tensor("input", tfl::TensorType_INT8, {o.batch, H, W, 2}, {0.05f}, {-3});
-  const int w1 = b.int8_const("conv/w", {4, 3, 3, 2}, ramp(72, 1), {0.01f, 0.02f, 0.015f, 0.03f}, 0);
+  const int C = o.input_c;
+  const int x = b.tensor("input", tfl::TensorType_INT8, {o.batch, H, W, C}, {o.input_scale}, {o.input_zero_point});
+  const int w1 = b.int8_const("conv/w", {4, 3, 3, C}, ramp(size_t(36 * C), 1), {0.01f, 0.02f, 0.015f, 0.03f}, 0);
   const int b1 = b.int32_const("conv/b", {4}, {100, -50, 7, 0});
   auto out = [](int in, int k, int s, bool same) { return same ? (in + s - 1) / s : (in - k + s) / s; };
   const int h1 = out(H, 3, o.conv_stride, o.conv_padding == tfl::Padding_SAME);

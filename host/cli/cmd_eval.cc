@@ -59,9 +59,10 @@ void run_eval(const EvalOptions& o) {
     source = open_cifar10_files({images});
   }
   if (o.data.empty() && n_out != size_t(kCifar10Classes))
-    throw CliError(model.path() + ": the model has " + std::to_string(n_out) +
+    throw CliError(o.model + ": the model has " + std::to_string(n_out) +
                    " outputs; CIFAR-10 eval needs a 10-class model (e.g. mcunet-cifar10)");
-  check_class_count(*source, n_out, model.path());
+  // Named as the user gave it (a .tflite, not the import cache's .tzm).
+  check_class_count(*source, n_out, o.model);
   const std::string skipped = skipped_summary(*source);
   if (!skipped.empty()) std::fprintf(stderr, "tinyzo: %s\n", skipped.c_str());
   const DataSource& data = *source;

@@ -266,7 +266,7 @@ void run_select(const SelectArgs& a) {
       load_protocol_data(protocol_needs_data_dir(spec) ? resolve_data_dir() : std::string(), spec, threads);
   if (!pdata.skipped_summary.empty()) std::fprintf(stderr, "tinyzo: %s\n", pdata.skipped_summary.c_str());
   check_class_count(pdata.description, pdata.class_names, tensor_elements(view.tensor(view.output_tensor())),
-                    model.path());
+                    cfg.model);  // as the user named it
   const TrainData data = prepare_train_data(std::move(pdata), view);
   std::vector<int> labels;
   const auto inputs = first_batch(data, view, cfg, &labels);

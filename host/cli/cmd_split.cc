@@ -155,7 +155,7 @@ void run_split(const SplitOptions& o) {
   if (model) {
     const ModelView& v = model->view();
     check_class_count(data.description, data.class_names, tensor_elements(v.tensor(v.output_tensor())),
-                      model->path());
+                      o.inputs_for);  // as the user named it
     inputs = model_inputs(data, v);
     inputs_note = " and {val,test}_{inputs,labels}.npy for " + o.inputs_for;
   }

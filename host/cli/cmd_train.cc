@@ -220,7 +220,7 @@ void run_train(TrainArgs& a) {
   ProtocolData pdata = load_protocol_data(protocol_needs_data_dir(spec) ? resolve_data_dir() : std::string(), spec, 0);
   if (!pdata.skipped_summary.empty()) status.message(pdata.skipped_summary);
   check_class_count(pdata.description, pdata.class_names, tensor_elements(view.tensor(view.output_tensor())),
-                    model.path());
+                    cfg.model);  // as the user named it (a .tflite, not the import cache's .tzm)
   const TrainData data = prepare_train_data(std::move(pdata), view);
 
   size_t n_params = 0;
