@@ -27,6 +27,22 @@ std::vector<uint8_t> with_crc(std::vector<uint8_t> b) {
   return b;
 }
 
+// An 8x8 RGB JPEG (quality 80) of a ramp with step `step`, as stb writes it.
+std::vector<uint8_t> small_jpeg(int step) {
+  Image8 im;
+  im.width = im.height = 8;
+  im.channels = 3;
+  for (int i = 0; i < 8 * 8 * 3; ++i) im.pixels.push_back(uint8_t(i * step));
+  return encode_jpeg(im, 80);
+}
+
+// Offset of the first marker FF `marker` after SOI, or 0.
+size_t first_marker(const std::vector<uint8_t>& jpg, uint8_t marker) {
+  for (size_t i = 2; i + 1 < jpg.size(); ++i)
+    if (jpg[i] == 0xFF && jpg[i + 1] == marker) return i;
+  return 0;
+}
+
 // Runs fn() in a child process with at most 256 MB more address space than the
 // parent has now. Returns 0 when fn threw a CliError, 1 for std::bad_alloc (it
 // tried to allocate more), 2 when it returned, 3 when the child could not be
@@ -234,19 +250,10 @@ TEST(FuzzRegressions, DecodeImageTakesACallersPixelBound) {
 // made stb_image write past its tables (index 257 of size[257]). Such a file is
 // refused before stb sees it.
 TEST(FuzzRegressions, JpegHuffmanTableOver256CodesIsRefused) {
-  Image8 im;
-  im.width = im.height = 8;
-  im.channels = 3;
-  for (int i = 0; i < 8 * 8 * 3; ++i) im.pixels.push_back(uint8_t(i * 5));
-  const std::vector<uint8_t> good = encode_jpeg(im, 80);
+  const std::vector<uint8_t> good = small_jpeg(5);
   EXPECT_NO_THROW(decode_image(good.data(), good.size(), 0, "good"));
   // The first DHT segment: FF C4, length, then class/id and the 16 counts.
-  size_t dht = 0;
-  for (size_t i = 2; i + 1 < good.size(); ++i)
-    if (good[i] == 0xFF && good[i + 1] == 0xC4) {
-      dht = i;
-      break;
-    }
+  const size_t dht = first_marker(good, 0xC4);
   ASSERT_GT(dht, 0u);
   for (int counts_sum : {257, 16 * 255}) {
     std::vector<uint8_t> bad = good;
@@ -320,17 +327,8 @@ TEST(FuzzRegressions, JpegDcOverflowDecodesWithoutUndefinedBehaviour) {
 // in stbi__jpeg_huff_decode fired or not with the heap's contents). Such a file
 // is refused before stb sees it, naming the table.
 TEST(FuzzRegressions, JpegScanWithUndefinedHuffmanTableIsRefused) {
-  Image8 im;
-  im.width = im.height = 8;
-  im.channels = 3;
-  for (int i = 0; i < 8 * 8 * 3; ++i) im.pixels.push_back(uint8_t(i * 7));
-  const std::vector<uint8_t> good = encode_jpeg(im, 80);
-  size_t sos = 0;
-  for (size_t i = 2; i + 1 < good.size(); ++i)
-    if (good[i] == 0xFF && good[i + 1] == 0xDA) {
-      sos = i;
-      break;
-    }
+  const std::vector<uint8_t> good = small_jpeg(7);
+  const size_t sos = first_marker(good, 0xDA);
   ASSERT_GT(sos, 0u);
   // FF DA, length (2), Ns, then the first component's id and Td << 4 | Ta.
   ASSERT_GE(good[sos + 4], 1);
