@@ -753,6 +753,26 @@ TEST(MemoryModel, ReferenceModelsDoNotGrow) {
                 Status::kOk);
       ASSERT_EQ(zo_place_workspace(p.req(), offs, 13, &zp), Status::kOk);
       EXPECT_EQ(pass_bytes, zp.extra_bytes) << r.name << ": one layer per pass";
+      // Momentum: one float32 per trained weight and bias (19,120 parameters
+      // of the paper set: 76,480 B), with and without one layer per pass.
+      for (bool one_pass : {false, true}) {
+        ZoSettings mom;
+        mom.momentum = 0.9f;
+        mom.one_layer_per_pass = one_pass;
+        ZoMemory zm;
+        ASSERT_EQ(zo_memory(model.view(), p.req(), Span<const TrainLayer>(layers), mom, Span<ZoLayerMemory>(per), &zm),
+                  Status::kOk);
+        size_t mom_extra = 0;
+        for (const ZoLayerMemory& l : per) mom_extra += l.momentum_bytes;
+        EXPECT_EQ(mom_extra, 4u * 19120);
+        EXPECT_EQ(zm.persistent_bytes - (one_pass ? zp : z).persistent_bytes, mom_extra);
+        size_t mom_bytes = 0;
+        ASSERT_EQ(ZoTrainer::required_arena_bytes(engine, Span<const TrainLayer>(layers), zo_trainer_config(mom), arena,
+                                                  &mom_bytes),
+                  Status::kOk);
+        ASSERT_EQ(zo_place_workspace(p.req(), offs, 13, &zm), Status::kOk);
+        EXPECT_EQ(mom_bytes, zm.extra_bytes) << r.name << ": momentum, one layer per pass " << one_pass;
+      }
     }
     std::printf("[ INFO     ] %s paper set: engine %zu + trainer %zu = %zu bytes (accounting %zu)\n", r.name,
                 engine.arena_bytes(), trainer, engine.arena_bytes() + trainer, p.mem.activation_bytes + z.extra_bytes);

@@ -12,6 +12,7 @@
 
 #include "temp_dir.h"
 #include "test_models.h"
+#include "tinyzo/model.h"
 #include "train/checkpoint.h"
 #include "train/train_config.h"
 #include "train/trainer_run.h"
@@ -71,6 +72,8 @@ void expect_same(const Checkpoint& a, const Checkpoint& b) {
     EXPECT_EQ(a.layers[i].biases, b.layers[i].biases);
     EXPECT_EQ(a.layers[i].best_weights, b.layers[i].best_weights);
     EXPECT_EQ(a.layers[i].best_biases, b.layers[i].best_biases);
+    EXPECT_EQ(a.layers[i].momentum_w, b.layers[i].momentum_w);
+    EXPECT_EQ(a.layers[i].momentum_b, b.layers[i].momentum_b);
   }
 }
 
@@ -78,6 +81,45 @@ TEST(Checkpoint, RoundTrip) {
   const Checkpoint c = sample_checkpoint();
   const std::vector<uint8_t> bytes = serialize_checkpoint(c);
   expect_same(c, parse_checkpoint(bytes.data(), bytes.size(), "mem"));
+}
+
+TEST(Checkpoint, MomentumMakesVersion2AndRoundTrips) {
+  // Without momentum the file is version 1, byte for byte what it always was;
+  // with it, version 2 carries the float buffers.
+  const Checkpoint plain = sample_checkpoint();
+  const std::vector<uint8_t> v1 = serialize_checkpoint(plain);
+  EXPECT_EQ(v1[4], 1);
+  EXPECT_EQ(v1.size(), checkpoint_size_bytes(plain.layers));
+  Checkpoint c = plain;
+  for (size_t i = 0; i < c.layers.size(); ++i) {
+    for (size_t k = 0; k < c.layers[i].weights.size(); ++k) c.layers[i].momentum_w.push_back(0.125f * float(k) - 1e-7f);
+    if (i == 0) c.layers[i].momentum_b = {1.f, -2.f, 3.5e-9f, 0.f};  // layer 1: weights only (no bias update)
+  }
+  const std::vector<uint8_t> v2 = serialize_checkpoint(c);
+  EXPECT_EQ(v2[4], 2);
+  EXPECT_EQ(v2.size(), checkpoint_size_bytes(c.layers));
+  expect_same(c, parse_checkpoint(v2.data(), v2.size(), "mem"));
+  // A momentum buffer that does not match its layer is refused, writing and reading.
+  Checkpoint bad = c;
+  bad.layers[0].momentum_b.pop_back();
+  EXPECT_THROW(serialize_checkpoint(bad), CliError);
+  std::vector<uint8_t> wrong = v2;
+  // Layer 0's n_mb sits after its head (13 B), weights, biases, best weights, best biases and n_mw.
+  const size_t at = 84 + 13 + 2 * (24 + 16) + 4;  // the head is 84 bytes
+  ASSERT_EQ(wrong[at], 4);
+  wrong[at] = 3;
+  const uint32_t crc = crc32_update(0, wrong.data(), wrong.size() - 4);
+  std::memcpy(wrong.data() + wrong.size() - 4, &crc, 4);
+  EXPECT_THROW(
+      {
+        try {
+          parse_checkpoint(wrong.data(), wrong.size(), "mem");
+        } catch (const CliError& e) {
+          EXPECT_NE(std::string(e.what()).find("momentum of 24 + 3 values"), std::string::npos) << e.what();
+          throw;
+        }
+      },
+      CliError);
 }
 
 TEST(Checkpoint, RejectsDamage) {
@@ -302,6 +344,47 @@ TEST(TrainRun, ResumeEqualsUninterrupted) {
 
   // A different config must not resume this run.
   opt.config.lr = 1.0;
+  EXPECT_THROW(run_training(r.view, r.data, opt), CliError);
+}
+
+TEST(TrainRun, MomentumResumesBitIdenticallyAndChangesTheRun) {
+  // Momentum is training state: a run stopped mid-epoch and resumed from its
+  // (version 2) checkpoint ends with the same weights, log and best model as
+  // an uninterrupted one, and differs from the same run without momentum.
+  SmallRun r;
+  TempDir a("mom_a"), b("mom_b"), c("mom_c");
+  RunOptions opt;
+  opt.config = r.cfg;
+  opt.config.momentum = 0.9;
+  opt.layers = r.layers;
+  opt.out_dir = a.path();
+  const RunResult full = run_training(r.view, r.data, opt);
+  ASSERT_TRUE(full.finished);
+  opt.out_dir = b.path();
+  opt.stop_after_steps = 3;
+  ASSERT_FALSE(run_training(r.view, r.data, opt).finished);
+  EXPECT_EQ(read_file_bytes(b.file("checkpoint.bin"), 1 << 20)[4], 2);
+  opt.stop_after_steps = 0;
+  opt.resume = true;
+  const RunResult rest = run_training(r.view, r.data, opt);
+  ASSERT_TRUE(rest.finished);
+  for (size_t i = 0; i < full.layers.size(); ++i) {
+    EXPECT_EQ(rest.layers[i].weights, full.layers[i].weights) << i;
+    EXPECT_EQ(rest.layers[i].biases, full.layers[i].biases) << i;
+  }
+  EXPECT_EQ(rest.best_val, full.best_val);
+  EXPECT_EQ(read_file_bytes(a.file("best.tzm"), kMaxModelBytes), read_file_bytes(b.file("best.tzm"), kMaxModelBytes));
+  // The plain run's checkpoint cannot resume it (another fingerprint), and its weights differ.
+  opt.config.momentum = 0;
+  opt.resume = false;
+  opt.out_dir = c.path();
+  const RunResult plain = run_training(r.view, r.data, opt);
+  bool differ = false;
+  for (size_t i = 0; i < full.layers.size(); ++i) differ = differ || plain.layers[i].weights != full.layers[i].weights;
+  EXPECT_TRUE(differ);
+  EXPECT_EQ(read_file_bytes(c.file("checkpoint.bin"), 1 << 20)[4], 1);
+  opt.out_dir = a.path();
+  opt.resume = true;
   EXPECT_THROW(run_training(r.view, r.data, opt), CliError);
 }
 

@@ -1086,5 +1086,180 @@ TEST(ZoTrainerBaseline, OptionsAddNoMemory) {
   }
 }
 
+
+TEST(ZoTrainerMomentum, CorrectionIsOneOverOneMinusBetaPower) {
+  EXPECT_FLOAT_EQ(ZoTrainer::momentum_correction(0.9f, 0), 1.f / (1.f - 0.9f));
+  EXPECT_FLOAT_EQ(ZoTrainer::momentum_correction(0.9f, 1), 1.f / (1.f - 0.81f));
+  EXPECT_FLOAT_EQ(ZoTrainer::momentum_correction(0.5f, 2), 1.f / (1.f - 0.125f));
+  EXPECT_EQ(ZoTrainer::momentum_correction(0.9f, 100000), 1.f);  // beta^t underflows to 0: no correction left
+}
+
+TEST(ZoTrainerMomentum, UpdateIsTheBiasCorrectedRunningAverageAndResumes) {
+  // Three steps with momentum beta: before each end_step the raw estimate g
+  // comes from gradient(); the test keeps m = beta m + (1 - beta) g itself
+  // and checks every new weight and bias against the QAS update with
+  // g' = m / (1 - beta^(t+1)), and the trainer's momentum buffers against m,
+  // bit for bit. Then a fresh trainer given the weights and momentum after
+  // step 1 (what a checkpoint keeps) repeats step 2 exactly.
+  TinyNet net;
+  load(net, 16);
+  const std::vector<TrainLayer> layers = {{0, PerturbMode::kWeight}, {1, PerturbMode::kNode}};
+  const float beta = 0.8f, lr = 0.05f;
+  ZoConfig cfg;
+  cfg.n_queries_w = cfg.n_queries_b = cfg.n_queries_np = 4;
+  cfg.momentum = beta;
+  auto inputs = make_inputs(4, 6 * 6 * 3, 29);
+  std::vector<uint8_t> mem(1 << 20);
+  Arena arena(mem.data(), mem.size());
+  Engine engine;
+  ASSERT_EQ(engine.init(net.view, arena, ref::table()), Status::kOk);
+  ZoTrainer t;
+  ASSERT_EQ(t.init(engine, Span<const TrainLayer>(layers.data(), 2), cfg, arena), Status::kOk);
+  std::vector<std::vector<float>> mw(2), mb(2);
+  for (int l = 0; l < 2; ++l) {
+    mw[l].assign(t.weights(l).size(), 0.f);
+    mb[l].assign(t.biases(l).size(), 0.f);
+    ASSERT_EQ(t.momentum_w(l).size(), mw[l].size());
+    ASSERT_EQ(t.momentum_b(l).size(), mb[l].size());
+  }
+  auto run_step = [&](ZoTrainer& tr, uint32_t s) {
+    EXPECT_EQ(tr.begin_step(s), Status::kOk);
+    for (int i = 0; i < 4; ++i)
+      EXPECT_EQ(tr.accumulate_sample(Span<const int8_t>(inputs[i].data(), inputs[i].size()), i), Status::kOk);
+  };
+  std::vector<std::vector<int8_t>> w_after1(2);
+  std::vector<std::vector<int32_t>> b_after1(2);
+  std::vector<std::vector<float>> mw_after1, mb_after1;
+  int moved = 0;
+  for (uint32_t s = 0; s < 3; ++s) {
+    run_step(t, s);
+    const float corr = ZoTrainer::momentum_correction(beta, s);
+    std::vector<std::vector<int8_t>> want_w(2);
+    std::vector<std::vector<int32_t>> want_b(2);
+    for (int l = 0; l < 2; ++l) {
+      std::vector<float> gw(t.weights(l).size()), gb(t.biases(l).size());
+      ASSERT_EQ(t.gradient(l, Span<float>(gw.data(), gw.size()), Span<float>(gb.data(), gb.size())), Status::kOk);
+      const TzmOp& op = net.view.op(layers[l].op);
+      const float* s_w = net.view.channel_scales(op.inputs[1]);
+      const float s_x = net.view.tensor(op.inputs[0]).scale;
+      const size_t per_ch = gw.size() / gb.size();
+      for (size_t i = 0; i < gw.size(); ++i) {
+        mw[l][i] = beta * mw[l][i] + (1.f - beta) * gw[i];
+        want_w[l].push_back(ZoTrainer::updated_weight(t.weights(l)[i], lr, mw[l][i] * corr, s_w[i / per_ch],
+                                                      Rounding::kNearest, 0.f));
+      }
+      for (size_t o = 0; o < gb.size(); ++o) {
+        mb[l][o] = beta * mb[l][o] + (1.f - beta) * gb[o];
+        want_b[l].push_back(
+            ZoTrainer::updated_bias(t.biases(l)[o], lr, mb[l][o] * corr, s_x, s_w[o], Rounding::kNearest, 0.f));
+      }
+    }
+    ASSERT_EQ(t.end_step(lr), Status::kOk);
+    moved += t.last_step().weights_changed;
+    for (int l = 0; l < 2; ++l) {
+      EXPECT_EQ(std::vector<int8_t>(t.weights(l).begin(), t.weights(l).end()), want_w[l]) << "step " << s;
+      EXPECT_EQ(std::vector<int32_t>(t.biases(l).begin(), t.biases(l).end()), want_b[l]) << "step " << s;
+      EXPECT_EQ(std::vector<float>(t.momentum_w(l).begin(), t.momentum_w(l).end()), mw[l]) << "step " << s;
+      EXPECT_EQ(std::vector<float>(t.momentum_b(l).begin(), t.momentum_b(l).end()), mb[l]) << "step " << s;
+      if (s == 1) {
+        w_after1[l].assign(t.weights(l).begin(), t.weights(l).end());
+        b_after1[l].assign(t.biases(l).begin(), t.biases(l).end());
+        mw_after1.push_back(mw[l]);
+        mb_after1.push_back(mb[l]);
+      }
+    }
+  }
+  EXPECT_GT(moved, 0);  // the steps are large enough to move parameters
+  // Resume at step 2 from the kept state.
+  std::vector<uint8_t> mem2(1 << 20);
+  Arena arena2(mem2.data(), mem2.size());
+  Engine engine2;
+  ASSERT_EQ(engine2.init(net.view, arena2, ref::table()), Status::kOk);
+  ZoTrainer r;
+  ASSERT_EQ(r.init(engine2, Span<const TrainLayer>(layers.data(), 2), cfg, arena2), Status::kOk);
+  for (int l = 0; l < 2; ++l) {
+    std::copy(w_after1[l].begin(), w_after1[l].end(), r.weights(l).begin());
+    std::copy(b_after1[l].begin(), b_after1[l].end(), r.biases(l).begin());
+    std::copy(mw_after1[l].begin(), mw_after1[l].end(), r.momentum_w(l).begin());
+    std::copy(mb_after1[l].begin(), mb_after1[l].end(), r.momentum_b(l).begin());
+  }
+  run_step(r, 2);
+  ASSERT_EQ(r.end_step(lr), Status::kOk);
+  for (int l = 0; l < 2; ++l) {
+    EXPECT_TRUE(std::equal(r.weights(l).begin(), r.weights(l).end(), t.weights(l).begin()));
+    EXPECT_TRUE(std::equal(r.biases(l).begin(), r.biases(l).end(), t.biases(l).begin()));
+    EXPECT_TRUE(std::equal(r.momentum_w(l).begin(), r.momentum_w(l).end(), t.momentum_w(l).begin()));
+  }
+}
+
+TEST(ZoTrainerMomentum, OneLayerPerPassGivesBitwiseTheSameWeights) {
+  TinyNet net;
+  load(net, 17);
+  const std::vector<TrainLayer> layers = {{0, PerturbMode::kNode}, {1, PerturbMode::kNode}};
+  ZoConfig cfg;
+  cfg.n_queries_w = cfg.n_queries_b = cfg.n_queries_np = 3;
+  cfg.momentum = 0.9f;
+  auto run = [&](bool one_pass) {
+    ZoConfig c = cfg;
+    c.one_layer_per_pass = one_pass;
+    std::vector<uint8_t> mem(1 << 20);
+    Arena arena(mem.data(), mem.size());
+    Engine engine;
+    EXPECT_EQ(engine.init(net.view, arena, ref::table()), Status::kOk);
+    ZoTrainer t;
+    EXPECT_EQ(t.init(engine, Span<const TrainLayer>(layers.data(), 2), c, arena), Status::kOk);
+    auto inputs = make_inputs(3, engine.input().size(), 31);
+    for (uint32_t s = 0; s < 3; ++s) {
+      EXPECT_EQ(t.begin_step(s), Status::kOk);
+      for (int p = 0; p < t.n_passes(); ++p) {
+        if (p > 0) {
+          EXPECT_EQ(t.next_pass(0.05f), Status::kOk);
+        }
+        for (int i = 0; i < 3; ++i)
+          EXPECT_EQ(t.accumulate_sample(Span<const int8_t>(inputs[i].data(), inputs[i].size()), i), Status::kOk);
+      }
+      EXPECT_EQ(t.end_step(0.05f), Status::kOk);
+    }
+    std::vector<float> v;
+    for (int l = 0; l < 2; ++l) {
+      for (int8_t x : t.weights(l)) v.push_back(x);
+      for (int32_t x : t.biases(l)) v.push_back(float(x));
+      for (float x : t.momentum_w(l)) v.push_back(x);
+      for (float x : t.momentum_b(l)) v.push_back(x);
+    }
+    return v;
+  };
+  EXPECT_EQ(run(false), run(true));
+}
+
+TEST(ZoTrainerMomentum, CostsFourBytesPerParameterAndRefusesBadBeta) {
+  TinyNet net;
+  load(net, 18);
+  std::vector<uint8_t> mem(1 << 20);
+  Arena arena(mem.data(), mem.size());
+  Engine engine;
+  ASSERT_EQ(engine.init(net.view, arena, ref::table()), Status::kOk);
+  const std::vector<TrainLayer> layers = {{0, PerturbMode::kWeight}, {1, PerturbMode::kNode}};
+  ZoConfig cfg;
+  size_t plain = 0, mom = 0, mom_nobias = 0;
+  ASSERT_EQ(ZoTrainer::required_arena_bytes(engine, Span<const TrainLayer>(layers.data(), 2), cfg, arena, &plain),
+            Status::kOk);
+  cfg.momentum = 0.9f;
+  ASSERT_EQ(ZoTrainer::required_arena_bytes(engine, Span<const TrainLayer>(layers.data(), 2), cfg, arena, &mom),
+            Status::kOk);
+  // conv 8x3x3x3 = 216 weights + 8 biases, pw 8x8 = 64 + 8: 296 floats, each buffer 16-aligned.
+  EXPECT_EQ(mom - plain, 4u * (216 + 8 + 64 + 8));
+  cfg.update_bias = false;
+  ASSERT_EQ(ZoTrainer::required_arena_bytes(engine, Span<const TrainLayer>(layers.data(), 2), cfg, arena, &mom_nobias),
+            Status::kOk);
+  EXPECT_EQ(mom - mom_nobias, 4u * (8 + 8));
+  for (float bad : {-0.1f, 1.f, 2.f, std::nanf("")}) {
+    ZoConfig c;
+    c.momentum = bad;
+    ZoTrainer t;
+    EXPECT_EQ(t.init(engine, Span<const TrainLayer>(layers.data(), 2), c, arena), Status::kInvalidArgument) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace tinyzo

@@ -60,13 +60,26 @@ class Reader {
   std::string what_;
 };
 
+bool has_momentum(const std::vector<CheckpointLayer>& layers) {
+  for (const CheckpointLayer& l : layers)
+    if (!l.momentum_w.empty() || !l.momentum_b.empty()) return true;
+  return false;
+}
+
+void check_version(uint32_t version, const std::string& what) {
+  if (version != 1 && version != kCheckpointVersion)
+    throw CliError(what + ": checkpoint version " + std::to_string(version) + ", expected 1 or " +
+                   std::to_string(kCheckpointVersion));
+}
+
 }  // namespace
 
 std::vector<uint8_t> serialize_checkpoint(const Checkpoint& c) {
   if (c.fingerprint.size() != kFingerprintLen) throw CliError("checkpoint: fingerprint must be 16 characters");
+  const bool v2 = has_momentum(c.layers);
   Writer w;
   w.put<uint32_t>(kCheckpointMagic);
-  w.put<uint32_t>(kCheckpointVersion);
+  w.put<uint32_t>(v2 ? 2u : 1u);
   w.bytes(c.fingerprint.data(), kFingerprintLen);
   w.put<uint32_t>(c.step);
   w.put<int32_t>(c.best_epoch);
@@ -88,6 +101,15 @@ std::vector<uint8_t> serialize_checkpoint(const Checkpoint& c) {
     w.bytes(l.biases.data(), l.biases.size() * 4);
     w.bytes(l.best_weights.data(), l.best_weights.size());
     w.bytes(l.best_biases.data(), l.best_biases.size() * 4);
+    if (v2) {
+      if ((!l.momentum_w.empty() && l.momentum_w.size() != l.weights.size()) ||
+          (!l.momentum_b.empty() && l.momentum_b.size() != l.biases.size()))
+        throw CliError("checkpoint: momentum and weights differ in size");
+      w.put<uint32_t>(static_cast<uint32_t>(l.momentum_w.size()));
+      w.put<uint32_t>(static_cast<uint32_t>(l.momentum_b.size()));
+      w.bytes(l.momentum_w.data(), l.momentum_w.size() * 4);
+      w.bytes(l.momentum_b.data(), l.momentum_b.size() * 4);
+    }
   }
   const uint32_t crc = crc32_update(0, w.data().data(), w.data().size());
   w.put<uint32_t>(crc);
@@ -99,9 +121,7 @@ Checkpoint parse_checkpoint(const uint8_t* data, size_t size, const std::string&
   Reader r(data, size, what);
   if (r.get<uint32_t>() != kCheckpointMagic) throw CliError(what + ": not a tinyzo checkpoint");
   const uint32_t version = r.get<uint32_t>();
-  if (version != kCheckpointVersion)
-    throw CliError(what + ": checkpoint version " + std::to_string(version) + ", expected " +
-                   std::to_string(kCheckpointVersion));
+  check_version(version, what);
   uint32_t stored_crc;
   std::memcpy(&stored_crc, data + size - 4, 4);
   if (crc32_update(0, data, size - 4) != stored_crc) throw CliError(what + ": checksum mismatch (corrupt checkpoint)");
@@ -141,6 +161,15 @@ Checkpoint parse_checkpoint(const uint8_t* data, size_t size, const std::string&
     read_into(l.biases, c_out);
     read_into(l.best_weights, d_w);
     read_into(l.best_biases, c_out);
+    if (version >= 2) {
+      const uint32_t n_mw = r.get<uint32_t>(), n_mb = r.get<uint32_t>();
+      if ((n_mw != 0 && n_mw != d_w) || (n_mb != 0 && n_mb != c_out))
+        throw CliError(what + ": layer " + std::to_string(i) + " has momentum of " + std::to_string(n_mw) + " + " +
+                       std::to_string(n_mb) + " values for " + std::to_string(d_w) + " weights and " +
+                       std::to_string(c_out) + " biases");
+      read_into(l.momentum_w, n_mw);
+      read_into(l.momentum_b, n_mb);
+    }
     c.layers.push_back(std::move(l));
   }
   if (r.remaining() != 4) throw CliError(what + ": trailing bytes after the checkpoint");
@@ -154,8 +183,11 @@ void save_checkpoint(const std::string& path, const Checkpoint& c) {
 
 uint64_t checkpoint_size_bytes(const std::vector<CheckpointLayer>& layers) {
   uint64_t n = kHeadBytes + 4;  // + the CRC
-  for (const CheckpointLayer& l : layers)
+  const bool v2 = has_momentum(layers);
+  for (const CheckpointLayer& l : layers) {
     n += 13 + 2 * (uint64_t(l.weights.size()) + 4 * uint64_t(l.biases.size()));
+    if (v2) n += 8 + 4 * (uint64_t(l.momentum_w.size()) + uint64_t(l.momentum_b.size()));
+  }
   return n;
 }
 
@@ -168,10 +200,7 @@ CheckpointHead read_head(const InputFile& file) {
   file.read_at(0, b, 8);
   Reader r(b, 8, what);
   if (r.get<uint32_t>() != kCheckpointMagic) throw CliError(what + ": not a tinyzo checkpoint");
-  const uint32_t version = r.get<uint32_t>();
-  if (version != kCheckpointVersion)
-    throw CliError(what + ": checkpoint version " + std::to_string(version) + ", expected " +
-                   std::to_string(kCheckpointVersion));
+  check_version(r.get<uint32_t>(), what);
   if (file.size() < kHeadBytes + 4) throw CliError(what + ": truncated checkpoint");
   file.read_at(0, b, kHeadBytes);
   Reader h(b + 8, kHeadBytes - 8, what);

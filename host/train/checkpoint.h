@@ -2,7 +2,8 @@
 // continue bit-identically. There is no random-generator state to save: every
 // draw (perturbations, stochastic rounding, epoch order, augmentation) is a
 // pure function of the run seed and the step / epoch / image index, so the
-// step counter and the integer weights are the whole state.
+// step counter and the integer weights are the whole state, plus the float
+// momentum buffers of a run with --momentum.
 //
 // File layout (little-endian; docs/training.md):
 //   "TZCK" u32 version=1 | fingerprint (16 ASCII hex) | u32 step | i32 best_epoch
@@ -10,7 +11,11 @@
 //   | f64 elapsed_seconds | u64 total_macs | u32 n_layers
 //   | per layer: i32 op, u8 node, u32 d_w, u32 c_out, d_w x i8 weights,
 //     c_out x i32 biases, d_w x i8 best weights, c_out x i32 best biases
+//     [version 2 only: u32 n_mw (0 or d_w), u32 n_mb (0 or c_out),
+//      n_mw x f32 weight momentum, n_mb x f32 bias momentum]
 //   | u32 CRC-32 of every byte before it
+// Version 2 is written only when some layer has momentum, so a run without it
+// writes the version-1 bytes it always did; both versions are read.
 // Written to a temporary file, fsynced and renamed, so a crash leaves either
 // the previous checkpoint or the new one, never a torn file.
 #pragma once
@@ -26,6 +31,7 @@ struct CheckpointLayer {
   bool node = false;
   std::vector<int8_t> weights, best_weights;
   std::vector<int32_t> biases, best_biases;
+  std::vector<float> momentum_w, momentum_b;  // ZoTrainer::momentum_w / _b; empty without momentum
 };
 
 struct Checkpoint {
@@ -42,15 +48,15 @@ struct Checkpoint {
 };
 
 constexpr uint32_t kCheckpointMagic = 0x4B435A54u;  // "TZCK"
-constexpr uint32_t kCheckpointVersion = 1;
+constexpr uint32_t kCheckpointVersion = 2;  // the newest; 1 (no momentum) is still read and written
 
 std::vector<uint8_t> serialize_checkpoint(const Checkpoint& c);
 // Throws CliError "<what>: ..." for a bad magic or version, a truncated file,
 // a CRC mismatch or inconsistent sizes.
 Checkpoint parse_checkpoint(const uint8_t* data, size_t size, const std::string& what);
 
-// Bytes of the serialized checkpoint of `layers` (their weights and biases
-// sizes): what a run's checkpoint must measure exactly.
+// Bytes of the serialized checkpoint of `layers` (their weights, biases and
+// momentum sizes): what a run's checkpoint must measure exactly.
 uint64_t checkpoint_size_bytes(const std::vector<CheckpointLayer>& layers);
 
 // The fixed-size head of a checkpoint file, read without the rest.

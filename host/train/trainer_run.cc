@@ -143,6 +143,7 @@ ZoConfig make_zo_config(const TrainConfig& c) {
   z.baseline = c.baseline == "mean" ? Baseline::kMean : Baseline::kNone;
   z.lr_scale_wp = static_cast<float>(c.lr_wp);
   z.lr_scale_np = static_cast<float>(c.lr_np);
+  z.momentum = static_cast<float>(c.momentum);
   z.one_layer_per_pass = c.one_layer_per_pass;
   z.seed = c.seed;
   return z;
@@ -461,9 +462,12 @@ RunResult run_training(const ModelView& model, const TrainData& data, const RunO
                      "); use a new --out or the same config");
     // The exact size of this run's checkpoint bounds the read.
     std::vector<CheckpointLayer> shape = state;
-    for (CheckpointLayer& l : shape) {
+    for (size_t i = 0; i < shape.size(); ++i) {
+      CheckpointLayer& l = shape[i];
       l.weights = l.best_weights;
       l.biases = l.best_biases;
+      l.momentum_w.resize(trainer.momentum_w(int(i)).size());
+      l.momentum_b.resize(trainer.momentum_b(int(i)).size());
     }
     ck = load_checkpoint(ckpt_path, checkpoint_size_bytes(shape));
     if (ck.fingerprint != fingerprint || ck.layers.size() != state.size() || ck.step > total)
@@ -471,10 +475,13 @@ RunResult run_training(const ModelView& model, const TrainData& data, const RunO
     for (int i = 0; i < n_layers; ++i) {
       const CheckpointLayer& c = ck.layers[size_t(i)];
       if (c.op != state[size_t(i)].op || c.node != state[size_t(i)].node ||
-          c.weights.size() != trainer.weights(i).size() || c.biases.size() != trainer.biases(i).size())
+          c.weights.size() != trainer.weights(i).size() || c.biases.size() != trainer.biases(i).size() ||
+          c.momentum_w.size() != trainer.momentum_w(i).size() || c.momentum_b.size() != trainer.momentum_b(i).size())
         throw CliError(ckpt_path + ": layer " + std::to_string(i) + " does not match this run");
       std::memcpy(trainer.weights(i).data(), c.weights.data(), c.weights.size());
       std::memcpy(trainer.biases(i).data(), c.biases.data(), c.biases.size() * 4);
+      if (!c.momentum_w.empty()) std::memcpy(trainer.momentum_w(i).data(), c.momentum_w.data(), c.momentum_w.size() * 4);
+      if (!c.momentum_b.empty()) std::memcpy(trainer.momentum_b(i).data(), c.momentum_b.data(), c.momentum_b.size() * 4);
       state[size_t(i)].best_weights = c.best_weights;
       state[size_t(i)].best_biases = c.best_biases;
     }
@@ -540,6 +547,8 @@ RunResult run_training(const ModelView& model, const TrainData& data, const RunO
     for (int i = 0; i < n_layers; ++i) {
       ck.layers[size_t(i)].weights.assign(trainer.weights(i).begin(), trainer.weights(i).end());
       ck.layers[size_t(i)].biases.assign(trainer.biases(i).begin(), trainer.biases(i).end());
+      ck.layers[size_t(i)].momentum_w.assign(trainer.momentum_w(i).begin(), trainer.momentum_w(i).end());
+      ck.layers[size_t(i)].momentum_b.assign(trainer.momentum_b(i).begin(), trainer.momentum_b(i).end());
     }
     save_checkpoint(ckpt_path, ck);
   };

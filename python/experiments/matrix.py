@@ -93,12 +93,14 @@ _METHOD_RE = re.compile(r"^([a-z0-9_]+?)((?:\+[a-z0-9_.]+)*)(?:@lr([0-9.e-]+))?$
 #   wp<x>  --lr-wp <x>: the WP layers' learning-rate multiplier (per-layer learning rates by mode)
 #   np<x>  --lr-np <x>: the NP layers' multiplier
 #   mu<n>, sw<n>, sb<n>  perturbation sizes --mu, --sigma-w, --sigma-b
+#   mom<b>  --momentum <b>: bias-corrected running average of the estimate (4 B of SRAM per trained parameter)
 _OPT_FIXED = {
     "cv": ["--baseline", "mean"],
     "gnssqrt": ["--gns", "sqrt"],
     "npall": ["--mode", "np"],
 }
-_OPT_VALUE = {"wp": "--lr-wp", "np": "--lr-np", "mu": "--mu", "sw": "--sigma-w", "sb": "--sigma-b"}
+_OPT_VALUE = {"wp": "--lr-wp", "np": "--lr-np", "mu": "--mu", "sw": "--sigma-w", "sb": "--sigma-b",
+              "mom": "--momentum"}
 _OPT_QUERY = ("half", "anti")
 
 
@@ -106,14 +108,14 @@ def option_args(opt):
     """The `tinyzo train` flags of one option (not the query options); raises ValueError."""
     if opt in _OPT_FIXED:
         return list(_OPT_FIXED[opt])
-    m = re.match(r"^(wp|np|mu|sw|sb)([0-9.]+)$", opt)
+    m = re.match(r"^(wp|np|mu|sw|sb|mom)([0-9.]+)$", opt)
     if m:
         v = m.group(2)
         if m.group(1) in ("mu", "sw", "sb") and not v.isdigit():
             raise ValueError("option %r: an integer size" % opt)
         return [_OPT_VALUE[m.group(1)], v]
     raise ValueError("unknown option %r (known: half, anti, cv, gnssqrt, npall, wp<x>, np<x>, mu<n>, sw<n>, "
-                     "sb<n>)" % opt)
+                     "sb<n>, mom<b>)" % opt)
 
 
 def parse_method(method):

@@ -114,6 +114,7 @@ ZoConfig zo_trainer_config(const ZoSettings& s) {
   c.n_queries_np = s.n_queries_np > 0 ? s.n_queries_np : q;
   c.two_sided = s.two_sided;
   c.one_layer_per_pass = s.one_layer_per_pass;
+  c.momentum = s.momentum;
   return c;
 }
 
@@ -121,7 +122,7 @@ Status zo_layer_memory(const ModelView& model, Span<const BufferRequest> request
                        const ZoSettings& settings, ZoLayerMemory* out) {
   if (!model.valid() || out == nullptr || !layer_op_ok(model, op)) return Status::kInvalidArgument;
   if (settings.n_queries < 1 || settings.batch < 1 || settings.n_queries_w < 0 || settings.n_queries_b < 0 ||
-      settings.n_queries_np < 0)
+      settings.n_queries_np < 0 || !(settings.momentum >= 0.f && settings.momentum < 1.f))
     return Status::kInvalidArgument;
   if (requests.size() < static_cast<size_t>(model.n_tensors())) return Status::kInvalidArgument;
   const ZoConfig cfg = zo_trainer_config(settings);
@@ -138,6 +139,8 @@ Status zo_layer_memory(const ModelView& model, Span<const BufferRequest> request
   const size_t b_bytes = tensor_bytes(model.tensor(o.inputs[2]));
   m.weight_bytes = align16(w_bytes);
   m.bias_bytes = align16(b_bytes);
+  if (settings.momentum > 0.f)
+    m.momentum_bytes = align16(m.n_weights * sizeof(float)) + align16(m.n_bias * sizeof(float));
   // Both modes restore the tensors alive across the cut before `op` and run
   // the suffix from `op`: WP because op reads the perturbed weights, NP
   // because op's output is recomputed and perturbed in place before the rest

@@ -85,7 +85,8 @@ Status ZoTrainer::init(Engine& engine, Span<const TrainLayer> layers, const ZoCo
     return Status::kInvalidArgument;
   // Learning-rate multipliers: finite and non-negative (the comparisons are false for NaN).
   if (!(config.lr_scale_wp >= 0.f && config.lr_scale_wp <= 1e6f) ||
-      !(config.lr_scale_np >= 0.f && config.lr_scale_np <= 1e6f))
+      !(config.lr_scale_np >= 0.f && config.lr_scale_np <= 1e6f) ||
+      !(config.momentum >= 0.f && config.momentum < 1.f))
     return Status::kInvalidArgument;
   if (config.baseline != Baseline::kNone && config.estimation == Estimation::kModelWise)
     for (const TrainLayer& t : layers)
@@ -282,6 +283,13 @@ Status ZoTrainer::allocate(Arena& arena) {
     if (!ok) break;
     std::memcpy(l.w, m.data(op.inputs[1]), l.d_w);
     std::memcpy(l.b, m.data(op.inputs[2]), size_t(l.c_out) * 4);
+    if (config_.momentum > 0.f) {
+      l.mom_w = static_cast<float*>(take(l.d_w * 4));
+      if (config_.update_bias) l.mom_b = static_cast<float*>(take(size_t(l.c_out) * 4));
+      if (!ok) break;
+      std::memset(l.mom_w, 0, l.d_w * 4);
+      if (l.mom_b) std::memset(l.mom_b, 0, size_t(l.c_out) * 4);
+    }
     if (l.spec.mode == PerturbMode::kWeight) {
       l.sum_lw = static_cast<float*>(take(size_t(config_.n_queries_w) * sides * 4));
       l.sum_lb = static_cast<float*>(take(size_t(config_.n_queries_b) * sides * 4));
@@ -973,9 +981,26 @@ void ZoTrainer::apply_baseline(float* coef, int n) const {
   for (int q = 0; q < n; ++q) coef[q] -= (sum - coef[q]) * inv_others;
 }
 
+float ZoTrainer::momentum_correction(float beta, uint32_t step) {
+  // beta^(step + 1) by repeated products (no libm pow: the device computes the same float).
+  float p = 1.f;
+  for (uint32_t t = 0; t <= step && p > 0.f; ++t) p *= beta;
+  return 1.f / (1.f - p);
+}
+
 int ZoTrainer::apply_update(Layer& l, int li, float lr, int8_t* w_out, int32_t* b_out) {
   // Per-layer learning rate by mode (1 = the paper: lr * 1.f is lr, bit for bit).
   lr *= l.spec.mode == PerturbMode::kWeight ? config_.lr_scale_wp : config_.lr_scale_np;
+  // Momentum: g becomes the bias-corrected running average of the estimates.
+  const float beta = config_.momentum;
+  const float keep = 1.f - beta;
+  const float corr = beta > 0.f ? momentum_correction(beta, step_) : 1.f;
+  auto averaged = [&](float* m, size_t i, float g) {
+    if (m == nullptr) return g;
+    const float v = beta * m[i] + keep * g;
+    m[i] = v;
+    return v * corr;
+  };
   const size_t per_ch = l.d_w / size_t(l.c_out);
   const uint64_t round_key_w = key(li, RngStream::kRounding, 0, 0);
   const uint64_t round_key_b = key(li, RngStream::kRounding, 1, 0);
@@ -987,6 +1012,7 @@ int ZoTrainer::apply_update(Layer& l, int li, float lr, int8_t* w_out, int32_t* 
   for_each_gradient(
       l, li,
       [&](size_t i, float g) {
+        g = averaged(l.mom_w, i, g);
         const float u = uniform01(round_key_w, i);
         const int8_t nw = config_.qas ? updated_weight(l.w[i], lr, g, l.s_w[i / per_ch], config_.rounding, u)
                                       : updated_weight_plain(l.w[i], lr, g, config_.rounding, u);
@@ -994,6 +1020,7 @@ int ZoTrainer::apply_update(Layer& l, int li, float lr, int8_t* w_out, int32_t* 
         w_out[i] = nw;
       },
       [&](size_t o, float g) {
+        g = averaged(l.mom_b, o, g);
         const float u = uniform01(round_key_b, o);
         const int32_t nb = config_.qas ? updated_bias(l.b[o], lr, g, l.s_x, l.s_w[o], config_.rounding, u)
                                        : updated_bias_plain(l.b[o], lr, g, config_.rounding, u);

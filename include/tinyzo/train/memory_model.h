@@ -79,6 +79,9 @@ struct ZoSettings {
   // every NP layer but the last keeps its updated int8 weights / int32 biases
   // until the step ends (ZoLayerMemory::pending_bytes).
   bool one_layer_per_pass = false;
+  // ZoConfig::momentum (> 0: a float32 running average per trained weight and
+  // bias, ZoLayerMemory::momentum_bytes).
+  float momentum = 0.f;
 };
 
 // The ZoTrainer configuration these settings describe (query counts, sides;
@@ -104,6 +107,7 @@ struct ZoLayerMemory {
   size_t scalar_bytes = 0;       // WP: float32 batch sums of Lq, one per query and side (4 Q_w + 4 Q_b)
   size_t grad_bytes = 0;         // NP: float32 dW and db accumulators (4 d_w + 4 C_out); 0 with one_layer_per_pass
   size_t pending_bytes = 0;      // NP, one_layer_per_pass, not the last NP layer: its updated W and b (d_w + 4 C_out)
+  size_t momentum_bytes = 0;     // momentum > 0: float32 running averages of dW and db (4 d_w + 4 C_out)
   // transient (in the trainer's one workspace)
   size_t boundary_bytes = 0;     // cache of the tensors alive across the cut before `op`
   size_t perturbed_bytes = 0;    // WP: clamp(P + sigma u_q), max(d_w, 4 C_out): what the engine reads
@@ -115,7 +119,7 @@ struct ZoLayerMemory {
   size_t loss_bytes = 0;         // 0: L0 of the sample is a scalar of the trainer's stack frame
 
   size_t persistent_bytes() const {
-    return record_bytes + weight_bytes + bias_bytes + scalar_bytes + grad_bytes + pending_bytes;
+    return record_bytes + weight_bytes + bias_bytes + scalar_bytes + grad_bytes + pending_bytes + momentum_bytes;
   }
   size_t transient_bytes() const {
     return boundary_bytes + perturbed_bytes + query_loss_bytes + offset_bytes + sample_scalar_bytes +

@@ -69,6 +69,14 @@ struct ZoConfig {
   // about 1 / 6), so one learning rate cannot suit both. 1 = the paper.
   float lr_scale_wp = 1.f;
   float lr_scale_np = 1.f;
+  // Momentum of the gradient estimate, beta in [0, 1): every trained
+  // parameter keeps m = beta m + (1 - beta) g (float32, 4 bytes per weight and
+  // bias: the update's only state across steps), and the step uses
+  // m / (1 - beta^(t+1)) (bias-corrected: the first step is the paper's).
+  // Averaging over about (1 + beta) / (1 - beta) steps cuts the variance of a
+  // zeroth-order estimate, which the per-step queries alone do not. 0 = off
+  // (the paper, bit for bit, no memory).
+  float momentum = 0.f;
   uint64_t seed = 0;
   // Layer-wise: put the per-layer workspace (boundary cache, perturbed copy,
   // query losses or NP coefficients) into a gap of the engine's activations
@@ -200,6 +208,17 @@ class ZoTrainer {
   // The trainable copies of layer i (what the engine runs with).
   Span<int8_t> weights(int i) const { return Span<int8_t>(layers_[i].w, layers_[i].d_w); }
   Span<int32_t> biases(int i) const { return Span<int32_t>(layers_[i].b, layers_[i].c_out); }
+  // The momentum buffers of layer i (ZoConfig::momentum > 0; empty spans
+  // otherwise, and the bias one also without update_bias): training state a
+  // checkpoint must keep for a bit-identical resume.
+  Span<float> momentum_w(int i) const {
+    return Span<float>(layers_[i].mom_w, layers_[i].mom_w ? layers_[i].d_w : 0);
+  }
+  Span<float> momentum_b(int i) const {
+    return Span<float>(layers_[i].mom_b, layers_[i].mom_b ? size_t(layers_[i].c_out) : 0);
+  }
+  // 1 / (1 - beta^(step + 1)): the bias correction of momentum at 0-based step `step`.
+  static float momentum_correction(float beta, uint32_t step);
   size_t arena_bytes() const { return arena_bytes_; }
 
   // Gradient-norm scaling factor for n queries in d dimensions (METHOD §3.3).
@@ -246,6 +265,9 @@ class ZoTrainer {
     // parameters, computed when its pass ends, written at end_step.
     int8_t* next_w = nullptr;
     int32_t* next_b = nullptr;
+    // ZoConfig::momentum > 0: the running average of the estimate (d_w and c_out floats).
+    float* mom_w = nullptr;
+    float* mom_b = nullptr;
   };
 
   Status allocate(Arena& arena);
