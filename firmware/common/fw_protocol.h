@@ -25,7 +25,8 @@ namespace tinyzo::fw {
 
 // ------------------------------------------------------------------ files
 
-constexpr uint32_t kFormatVersion = 1;
+// 2: RunConfig gained momentum (the trained-weights header grew by 8 bytes).
+constexpr uint32_t kFormatVersion = 2;
 
 // Sample stream (host -> device): this header, then n_samples records of
 // record_bytes: uint32 label, int8 input[input_bytes], zero padding to a
@@ -78,10 +79,11 @@ struct RunConfig {
   uint32_t baseline = 0;  // Baseline: 0 none, 1 mean
   float lr_wp = 1.f, lr_np = 1.f;
   uint32_t one_layer_per_pass = 0;  // ZoConfig::one_layer_per_pass (the same weights, less memory)
+  float momentum = 0.f;  // ZoConfig::momentum, [0, 1); 0 = off
   uint64_t seed = 0;
   char layers[kMaxSpecChars] = "paper";  // see resolve_layers()
 };
-static_assert(sizeof(RunConfig) == 176, "run configuration layout");
+static_assert(sizeof(RunConfig) == 184, "run configuration layout");
 
 // Trained weights (device or host -> file): this header, float32 mean loss of
 // every step, then per layer a LayerRecord, int8 weights[d_w] zero-padded to a
@@ -93,7 +95,7 @@ struct TrainedHeader {
   uint32_t n_samples;  // of the stream the run read
   RunConfig config;
 };
-static_assert(sizeof(TrainedHeader) == 192, "trained header layout");
+static_assert(sizeof(TrainedHeader) == 200, "trained header layout");
 
 struct LayerRecord {
   int32_t op;
@@ -121,6 +123,7 @@ inline ZoConfig zo_config(const RunConfig& c) {
   z.lr_scale_wp = c.lr_wp;
   z.lr_scale_np = c.lr_np;
   z.one_layer_per_pass = c.one_layer_per_pass != 0;
+  z.momentum = c.momentum;
   z.seed = c.seed;
   return z;
 }
@@ -200,7 +203,7 @@ inline bool parse_float(const char* s, float* out) {
 // sigma_w, sigma_b, mu, two_sided (0/1), bias (0/1: update the biases),
 // rounding (nearest/stochastic), estimation (layer/model), lr, baseline
 // (none/mean), lr_wp, lr_np, passes (1: all layers in one pass over the
-// batch, layer: one layer per pass), seed, layers.
+// batch, layer: one layer per pass), momentum (0 <= beta < 1), seed, layers.
 // Returns false (config unchanged for that key) for an unknown key or a bad
 // value.
 inline bool apply_token(RunConfig* c, const char* token) {
@@ -281,6 +284,12 @@ inline bool apply_token(RunConfig* c, const char* token) {
   }
   if (is("lr_wp")) return detail::parse_float(v, &c->lr_wp) && c->lr_wp <= 1e6f;
   if (is("lr_np")) return detail::parse_float(v, &c->lr_np) && c->lr_np <= 1e6f;
+  if (is("momentum")) {
+    float b = 0.f;
+    if (!detail::parse_float(v, &b) || !(b >= 0.f && b < 1.f)) return false;
+    c->momentum = b;
+    return true;
+  }
   if (is("seed")) {
     if (!detail::parse_u64(v, &u)) return false;
     c->seed = u;

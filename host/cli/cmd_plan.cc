@@ -36,6 +36,7 @@ struct PlanArgs {
   bool no_chart = false;
   bool np_materialize_grad = false;
   bool one_layer_per_pass = false;
+  double momentum = 0;  // ZoConfig::momentum: > 0 adds a float32 running average per trained parameter
 };
 
 void check(Status s, const std::string& what) {
@@ -176,7 +177,8 @@ size_t zo_shared_total(const ModelView& m, const Inference& inf, const std::vect
 // takes from an arena, measured by a trial init beside a real engine. Empty
 // when the trainer cannot take this set (too many layers, a non-Conv2d op).
 std::string measure_trainer(const ModelView& m, const Inference& inf, const std::vector<TrainLayer>& layers,
-                            int queries, bool one_layer_per_pass, size_t* bytes, bool fused = false) {
+                            int queries, bool one_layer_per_pass, float momentum, size_t* bytes,
+                            bool fused = false) {
   if (layers.size() > size_t(ZoTrainer::kMaxLayers))
     return "the trainer takes at most " + std::to_string(ZoTrainer::kMaxLayers) + " layers";
   for (const TrainLayer& l : layers)
@@ -206,6 +208,7 @@ std::string measure_trainer(const ModelView& m, const Inference& inf, const std:
   ZoSettings zs;
   zs.n_queries = queries;
   zs.one_layer_per_pass = one_layer_per_pass;
+  zs.momentum = momentum;
   const ZoConfig cfg = zo_trainer_config(zs);  // the query split the memory model assumes
   if (queries > ZoTrainer::kMaxQueries) return "more queries than the trainer takes";
   const Status s = ZoTrainer::required_arena_bytes(engine, Span<const TrainLayer>(layers.data(), layers.size()), cfg,
@@ -361,6 +364,7 @@ Json layer_json(const ModelView& m, const ZoLayerMemory& l) {
   j["scalar_bytes"] = l.scalar_bytes;
   j["grad_bytes"] = l.grad_bytes;
   j["pending_bytes"] = l.pending_bytes;
+  j["momentum_bytes"] = l.momentum_bytes;
   j["boundary_bytes"] = l.boundary_bytes;
   j["perturbed_bytes"] = l.perturbed_bytes;
   j["offset_bytes"] = l.offset_bytes;
@@ -591,6 +595,7 @@ void run_plan(const PlanArgs& a) {
     s.batch = a.batch;
     s.np_materialize_grad = a.np_materialize_grad;
     s.one_layer_per_pass = a.one_layer_per_pass;
+    s.momentum = static_cast<float>(a.momentum);
     if (a.mode == "wp" || a.mode == "np") {
       for (TrainLayer& l : layers) l.mode = a.mode == "np" ? PerturbMode::kNode : PerturbMode::kWeight;
     } else if (a.mode == "auto") {
@@ -674,7 +679,8 @@ void run_plan(const PlanArgs& a) {
            " extra:%s%s%s)", zsel.workspace_in_arena ? " selected" : "", zwp.workspace_in_arena ? " all-WP" : "",
            znp.workspace_in_arena ? " all-NP" : "");
     size_t trainer_bytes = 0;
-    const std::string trainer_why = measure_trainer(m, inf, layers, a.queries, a.one_layer_per_pass, &trainer_bytes);
+    const std::string trainer_why = measure_trainer(m, inf, layers, a.queries, a.one_layer_per_pass,
+                                                    static_cast<float>(a.momentum), &trainer_bytes);
     if (trainer_why.empty()) {
       const size_t total = inf.required_bytes + trainer_bytes;
       line("  %-32s %10s %10s %10zu %12zu %9.1f %10s  %s", "ZoTrainer as built (measured)", "", "", trainer_bytes,
@@ -725,7 +731,8 @@ void run_plan(const PlanArgs& a) {
       Json jz;
       size_t fused_trainer_bytes = 0;
       if (trainer_why.empty() &&
-          measure_trainer(m, inf, layers, a.queries, a.one_layer_per_pass, &fused_trainer_bytes, /*fused=*/true).empty()) {
+          measure_trainer(m, inf, layers, a.queries, a.one_layer_per_pass, static_cast<float>(a.momentum),
+                          &fused_trainer_bytes, /*fused=*/true).empty()) {
         // Measured beside the fused engine: the buffers are those of the unfused engine, the
         // workspace goes into the fused plan's gap if it has one.
         const size_t measured = ft.required_bytes + fused_trainer_bytes;
@@ -748,7 +755,7 @@ void run_plan(const PlanArgs& a) {
     line("   activation gradients up to %zu B each.)", bfull.max_grad_bytes);
     line("");
     line("Selected ZO extra, itemized:");
-    size_t w = 0, b = 0, sc = 0, g = zsel.shared_grad_bytes, rec = 0, pend = 0;
+    size_t w = 0, b = 0, sc = 0, g = zsel.shared_grad_bytes, rec = 0, pend = 0, mom = 0;
     for (const ZoLayerMemory& l : per) {
       rec += l.record_bytes;
       w += l.weight_bytes;
@@ -756,6 +763,7 @@ void run_plan(const PlanArgs& a) {
       sc += l.scalar_bytes;
       g += l.grad_bytes;
       pend += l.pending_bytes;
+      mom += l.momentum_bytes;
     }
     line("  trainer layer table (%zu records)     %10zu B", per.size(), rec);
     line("  trainable int8 weights in SRAM        %10zu B", w);
@@ -767,6 +775,7 @@ void run_plan(const PlanArgs& a) {
     } else {
       line("  NP dW/db accumulators (float32)       %10zu B", g);
     }
+    if (a.momentum > 0) line("  momentum of dW/db (float32, --momentum) %8zu B", mom);
     for (const ZoLayerMemory& l : per) {
       if (l.op != zsel.workspace_op) continue;
       line("  workspace, sized by op %d %s (%s):", l.op, m.op(l.op).name, perturb_mode_name(l.mode));
@@ -815,6 +824,9 @@ void register_plan_command(CLI::App& app) {
   cmd->add_flag("--one-layer-per-pass", args->one_layer_per_pass,
                 "account for ZO training with one layer per pass over the batch (tinyzo train --one-layer-per-pass): "
                 "one NP accumulator for all NP layers");
+  add_real_option(cmd, "--momentum", &args->momentum, 0, 0.999,
+                  "account for ZO training with momentum (tinyzo train --momentum): a float32 running average per "
+                  "trained weight and bias");
   cmd->add_flag("--np-materialize-grad", args->np_materialize_grad,
                 "account NP with a float32 node-gradient buffer G per output instead of Q per-sample scalars");
   cmd->add_flag("--json", args->json, "print the numbers as JSON instead of text");
