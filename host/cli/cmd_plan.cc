@@ -714,8 +714,7 @@ void run_plan(const PlanArgs& a) {
               "planning the fused requests");
         int first = m.n_ops();
         for (const TrainLayer& l : layers) first = std::min(first, l.op);
-        check(zo_place_workspace(ft.req(), Span<const size_t>(off.data(), off.size()), first, &zfu,
-                                 size_t(m.n_tensors())),
+        check(zo_place_workspace(ft.req(), Span<const size_t>(off.data(), off.size()), first, &zfu),
               "placing the ZO workspace (fused)");
       }
       const size_t total = ft.required_bytes + zfu.extra_bytes;

@@ -696,7 +696,7 @@ MemoryPrediction predict_training_memory(const ModelView& m, const std::vector<L
                               Span<int>(fscratch.data(), fscratch.size()), &act),
                  "memory model: planning the fused requests");
     check_status(zo_place_workspace(Span<const BufferRequest>(freq.data(), freq.size()),
-                                    Span<const size_t>(foff.data(), foff.size()), first, &z, nt),
+                                    Span<const size_t>(foff.data(), foff.size()), first, &z),
                  "memory model: placing the ZO workspace (fused)");
   }
   p.zo_extra_bytes = z.extra_bytes;

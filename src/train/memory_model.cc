@@ -220,7 +220,7 @@ Status zo_memory(const ModelView& model, Span<const BufferRequest> requests, Spa
 }
 
 bool zo_workspace_gap(Span<const BufferRequest> r, Span<const size_t> offsets, int first_op, size_t bytes,
-                      size_t* offset, size_t /*n_tensors*/) {
+                      size_t* offset) {
   // Tensors and fused-block scratch alike: each has its offset and lifetime.
   const size_t n = r.size() < offsets.size() ? r.size() : offsets.size();
   size_t lo = SIZE_MAX, hi = 0;
@@ -252,10 +252,10 @@ bool zo_workspace_gap(Span<const BufferRequest> r, Span<const size_t> offsets, i
 }
 
 Status zo_place_workspace(Span<const BufferRequest> requests, Span<const size_t> offsets, int first_op,
-                          ZoMemory* z, size_t n_tensors) {
+                          ZoMemory* z) {
   if (z == nullptr || first_op < 0) return Status::kInvalidArgument;
   size_t at = 0;
-  z->workspace_in_arena = zo_workspace_gap(requests, offsets, first_op, z->workspace_bytes, &at, n_tensors);
+  z->workspace_in_arena = zo_workspace_gap(requests, offsets, first_op, z->workspace_bytes, &at);
   z->extra_bytes = z->persistent_bytes + (z->workspace_in_arena ? 0 : z->workspace_bytes);
   return Status::kOk;
 }

@@ -211,7 +211,7 @@ int8_t* ZoTrainer::workspace_in_engine(Arena& arena, size_t bytes) {
   }
   size_t o = 0;
   if (ok && zo_workspace_gap(Span<const BufferRequest>(req, n + nb), Span<const size_t>(at, n + nb), first_op, bytes,
-                             &o, n))
+                             &o))
     gap = reinterpret_cast<int8_t*>(o);
   arena.reset_to(mark);
   return gap;

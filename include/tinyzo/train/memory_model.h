@@ -155,21 +155,20 @@ Status zo_memory(const ModelView& model, Span<const BufferRequest> requests, Spa
 // offset o with [o, o + bytes) inside [lowest offset, highest end) of the
 // planned (nonzero) requests and overlapping no request with last_use >=
 // first_op; `offsets` may have any common origin (ZoTrainer passes the
-// engine's addresses). Requests from index `n_tensors` on are fused-block
-// scratch (build_fused_requests), treated like tensors: a block running at or
-// after first_op is an obstacle, an earlier one prefix-only memory (the engine
-// tells the trainer where each block's scratch is: Engine::fused_scratch). The
-// argument is kept for callers; the rule no longer depends on it. Returns
+// engine's addresses). Fused-block scratch requests (build_fused_requests,
+// after the tensors) are treated like tensors: a block running at or after
+// first_op is an obstacle, an earlier one prefix-only memory (the engine tells
+// the trainer where each block's scratch is: Engine::fused_scratch). Returns
 // false when there is no such gap (then the workspace is a buffer of its own
 // beside the arena).
 bool zo_workspace_gap(Span<const BufferRequest> requests, Span<const size_t> offsets, int first_op, size_t bytes,
-                      size_t* offset, size_t n_tensors = SIZE_MAX);
+                      size_t* offset);
 // Applies that rule to a set's figures: `z` from zo_memory() for layers whose
 // earliest op is `first_op`, `offsets` the inference plan (plan_inference).
 // Sets z->workspace_in_arena and, when the gap exists, drops the workspace
 // from z->extra_bytes (it costs no SRAM then).
 Status zo_place_workspace(Span<const BufferRequest> requests, Span<const size_t> offsets, int first_op,
-                          ZoMemory* z, size_t n_tensors = SIZE_MAX);
+                          ZoMemory* z);
 
 // The ZO workspace is per sample: nothing in it survives into the next
 // sample's prefix run [0, first_op). So it may also sit in activation-arena
