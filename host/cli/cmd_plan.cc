@@ -9,6 +9,7 @@
 
 #include "commands.h"
 #include "util/errors.h"
+#include "models/fused_plan.h"
 #include "models/lifetime_chart.h"
 #include "models/model_store.h"
 #include "options.h"
@@ -274,38 +275,16 @@ std::string op_kind(const ModelView& m, int i) {
   return kind;
 }
 
-// Inference with fused row-band blocks (EngineOptions::fuse): the blocks the
-// engine chooses with `unfused` ops kept out, its measured arena and the
-// requests it plans (tensors, then one scratch request per block).
-struct FusedInference {
-  std::vector<FusedBlock> blocks;
-  std::vector<BufferRequest> requests;
-  size_t activation_bytes = 0;  // what the engine planned
-  size_t required_bytes = 0;    // everything its init took (activations + tables)
+// Inference with fused row-band blocks (models/fused_plan.h) and the peak of
+// its live bytes (the lower bound no plan of these lifetimes beats).
+struct FusedInference : FusedPlan {
   size_t peak_live_bytes = 0;
   int peak_op = 0;
-  Span<const BufferRequest> req() const { return Span<const BufferRequest>(requests.data(), requests.size()); }
 };
 
-FusedInference plan_fused_host(const ModelView& m, const Inference& plain, const std::vector<int>& unfused) {
+FusedInference plan_fused_host(const ModelView& m, const std::vector<int>& unfused) {
   FusedInference f;
-  struct alignas(16) Block {
-    uint8_t b[16];
-  };
-  std::vector<Block> mem((plain.required_bytes + 64 * size_t(m.n_ops() + m.n_tensors()) + 4096) / 16 * 2 + 1);
-  Arena arena(mem.data(), mem.size() * 16);
-  Engine e;
-  EngineOptions o;
-  o.fuse = true;
-  o.unfused_ops = Span<const int>(unfused.data(), unfused.size());
-  check(e.init(m, arena, best_kernels(), 1, o), "engine init with fused blocks");
-  for (int k = 0; k < e.n_fused_blocks(); ++k) f.blocks.push_back(e.fused_block(k));
-  f.activation_bytes = e.activation_bytes();
-  f.required_bytes = e.arena_bytes();
-  f.requests.resize(size_t(m.n_tensors()) + f.blocks.size());
-  check(build_fused_requests(m, Span<const FusedBlock>(f.blocks.data(), f.blocks.size()),
-                             Span<BufferRequest>(f.requests.data(), f.requests.size())),
-        "fused requests");
+  static_cast<FusedPlan&>(f) = plan_fused(m, unfused);
   f.peak_live_bytes = plan_lower_bound_at(f.req(), &f.peak_op);
   return f;
 }
@@ -533,7 +512,7 @@ void run_plan(const PlanArgs& a) {
   line("  engine tables                                %10zu B  %8.1f KB", inf.table_bytes, kb(inf.table_bytes));
   line("  kernel scratch                               %10d B            (no kernel needs scratch)", 0);
   // Fused row-band blocks (docs/memory.md, "Fused blocks").
-  const FusedInference fused = plan_fused_host(m, inf, {});
+  const FusedInference fused = plan_fused_host(m, {});
   auto block_lines = [&](const FusedInference& f) {
     for (const FusedBlock& b : f.blocks)
       line("    block ops %d..%d (%s .. %s), bands of %d output rows, scratch %zu B", b.first_op, b.end_op - 1,
@@ -703,20 +682,12 @@ void run_plan(const PlanArgs& a) {
       // outside them (the trainer needs their input boundary and full output).
       std::vector<int> unfused;
       for (const TrainLayer& l : layers) unfused.push_back(l.op);
-      const FusedInference ft = plan_fused_host(m, inf, unfused);
-      // The workspace's gap in the fused plan (the engine plans these requests with plan_buffers).
+      const FusedInference ft = plan_fused_host(m, unfused);
+      // The workspace's gap in the fused plan.
       ZoMemory zfu = zsel;
-      {
-        std::vector<size_t> off(ft.requests.size());
-        std::vector<int> sc(plan_buffers_scratch_size(ft.requests.size()));
-        size_t total_act = 0;
-        check(plan_buffers(ft.req(), Span<size_t>(off.data(), off.size()), Span<int>(sc.data(), sc.size()), &total_act),
-              "planning the fused requests");
-        int first = m.n_ops();
-        for (const TrainLayer& l : layers) first = std::min(first, l.op);
-        check(zo_place_workspace(ft.req(), Span<const size_t>(off.data(), off.size()), first, &zfu),
-              "placing the ZO workspace (fused)");
-      }
+      int first = m.n_ops();
+      for (const TrainLayer& l : layers) first = std::min(first, l.op);
+      check(zo_place_workspace(ft.req(), ft.offs(), first, &zfu), "placing the ZO workspace (fused)");
       const size_t total = ft.required_bytes + zfu.extra_bytes;
       line("  %-32s %10zu %10zu %10zu %12zu %9.1f %10s  %s", "ZO, selected, fused engine", zfu.persistent_bytes,
            zfu.workspace_bytes, zfu.extra_bytes, total, kb(total), "", fits(total).c_str());

@@ -13,6 +13,7 @@
 #include "data/corruptions.h"
 #include "util/errors.h"
 #include "util/file_util.h"
+#include "models/fused_plan.h"
 #include "models/model_store.h"
 #include "util/rng.h"
 #include "tinyzo/engine.h"
@@ -675,29 +676,9 @@ MemoryPrediction predict_training_memory(const ModelView& m, const std::vector<L
     // then one scratch request per block).
     std::vector<int> unfused;
     for (const LayerChoice& l : layers) unfused.push_back(l.op);
-    EngineOptions o;
-    o.fuse = true;
-    o.unfused_ops = Span<const int>(unfused.data(), unfused.size());
-    p.inference_bytes = required_arena_bytes(m, 1, o);
-    std::vector<uint8_t> mem(p.inference_bytes + 64);
-    Arena arena(mem.data() + (16 - reinterpret_cast<uintptr_t>(mem.data()) % 16) % 16, p.inference_bytes);
-    Engine e;
-    check_status(e.init(m, arena, ref::table(), 1, o), "memory model: the fused engine");
-    std::vector<FusedBlock> blocks;
-    for (int k = 0; k < e.n_fused_blocks(); ++k) blocks.push_back(e.fused_block(k));
-    std::vector<BufferRequest> freq(nt + blocks.size());
-    check_status(build_fused_requests(m, Span<const FusedBlock>(blocks.data(), blocks.size()),
-                                      Span<BufferRequest>(freq.data(), freq.size())),
-                 "memory model: the fused requests");
-    std::vector<size_t> foff(freq.size());
-    std::vector<int> fscratch(plan_buffers_scratch_size(freq.size()));
-    size_t act = 0;
-    check_status(plan_buffers(Span<const BufferRequest>(freq.data(), freq.size()), Span<size_t>(foff.data(), foff.size()),
-                              Span<int>(fscratch.data(), fscratch.size()), &act),
-                 "memory model: planning the fused requests");
-    check_status(zo_place_workspace(Span<const BufferRequest>(freq.data(), freq.size()),
-                                    Span<const size_t>(foff.data(), foff.size()), first, &z),
-                 "memory model: placing the ZO workspace (fused)");
+    const FusedPlan fp = plan_fused(m, unfused);
+    p.inference_bytes = fp.required_bytes;
+    check_status(zo_place_workspace(fp.req(), fp.offs(), first, &z), "memory model: placing the ZO workspace (fused)");
   }
   p.zo_extra_bytes = z.extra_bytes;
   p.persistent_bytes = z.persistent_bytes;
