@@ -197,6 +197,18 @@ inline bool parse_float(const char* s, float* out) {
   *out = static_cast<float>(v);
   return true;
 }
+// A two-way choice: *out = 0 for `first`, 1 for `second`; false (unchanged) for anything else.
+inline bool parse_choice(const char* v, const char* first, const char* second, uint32_t* out) {
+  if (std::strcmp(v, first) == 0) {
+    *out = 0;
+    return true;
+  }
+  if (std::strcmp(v, second) == 0) {
+    *out = 1;
+    return true;
+  }
+  return false;
+}
 }  // namespace detail
 
 // Applies one `key=value` token. Keys: steps, batch, first, qw, qb, qnp,
@@ -245,43 +257,11 @@ inline bool apply_token(RunConfig* c, const char* token) {
     c->update_bias = uint32_t(i);
     return true;
   }
-  if (is("rounding")) {
-    if (std::strcmp(v, "nearest") == 0)
-      c->stochastic_rounding = 0;
-    else if (std::strcmp(v, "stochastic") == 0)
-      c->stochastic_rounding = 1;
-    else
-      return false;
-    return true;
-  }
-  if (is("estimation")) {
-    if (std::strcmp(v, "layer") == 0)
-      c->model_wise = 0;
-    else if (std::strcmp(v, "model") == 0)
-      c->model_wise = 1;
-    else
-      return false;
-    return true;
-  }
+  if (is("rounding")) return detail::parse_choice(v, "nearest", "stochastic", &c->stochastic_rounding);
+  if (is("estimation")) return detail::parse_choice(v, "layer", "model", &c->model_wise);
   if (is("lr")) return detail::parse_float(v, &c->lr) && c->lr >= 0.f;
-  if (is("passes")) {
-    if (std::strcmp(v, "1") == 0)
-      c->one_layer_per_pass = 0;
-    else if (std::strcmp(v, "layer") == 0)
-      c->one_layer_per_pass = 1;
-    else
-      return false;
-    return true;
-  }
-  if (is("baseline")) {
-    if (std::strcmp(v, "none") == 0)
-      c->baseline = 0;
-    else if (std::strcmp(v, "mean") == 0)
-      c->baseline = 1;
-    else
-      return false;
-    return true;
-  }
+  if (is("passes")) return detail::parse_choice(v, "1", "layer", &c->one_layer_per_pass);
+  if (is("baseline")) return detail::parse_choice(v, "none", "mean", &c->baseline);
   if (is("lr_wp")) return detail::parse_float(v, &c->lr_wp) && c->lr_wp <= 1e6f;
   if (is("lr_np")) return detail::parse_float(v, &c->lr_np) && c->lr_np <= 1e6f;
   if (is("momentum")) {

@@ -1,0 +1,50 @@
+// The firmware's key=value run configuration (firmware/common/fw_protocol.h),
+// which the device and `tinyzo fw-ref` parse alike.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "../firmware/common/fw_protocol.h"
+
+namespace tinyzo {
+namespace {
+
+TEST(FwProtocol, ChoicesTakeTheirTwoWordsAndNothingElse) {
+  fw::RunConfig c;
+  EXPECT_TRUE(fw::apply_token(&c, "rounding=stochastic"));
+  EXPECT_EQ(c.stochastic_rounding, 1u);
+  EXPECT_TRUE(fw::apply_token(&c, "rounding=nearest"));
+  EXPECT_EQ(c.stochastic_rounding, 0u);
+  EXPECT_TRUE(fw::apply_token(&c, "estimation=model"));
+  EXPECT_EQ(c.model_wise, 1u);
+  EXPECT_TRUE(fw::apply_token(&c, "passes=layer"));
+  EXPECT_EQ(c.one_layer_per_pass, 1u);
+  EXPECT_TRUE(fw::apply_token(&c, "passes=1"));
+  EXPECT_EQ(c.one_layer_per_pass, 0u);
+  EXPECT_TRUE(fw::apply_token(&c, "baseline=mean"));
+  EXPECT_EQ(c.baseline, 1u);
+  // A bad word leaves the setting as it was.
+  for (const char* bad : {"rounding=Nearest", "estimation=", "passes=2", "baseline=median", "passes"}) {
+    const fw::RunConfig before = c;
+    EXPECT_FALSE(fw::apply_token(&c, bad)) << bad;
+    EXPECT_EQ(std::memcmp(&before, &c, sizeof c), 0) << bad;
+  }
+}
+
+TEST(FwProtocol, MomentumIsABetaBelowOne) {
+  fw::RunConfig c;
+  EXPECT_EQ(c.momentum, 0.f);
+  EXPECT_EQ(fw::zo_config(c).momentum, 0.f);
+  EXPECT_TRUE(fw::apply_token(&c, "momentum=0.9"));
+  EXPECT_EQ(c.momentum, 0.9f);
+  EXPECT_EQ(fw::zo_config(c).momentum, 0.9f);
+  EXPECT_TRUE(fw::apply_token(&c, "momentum=0"));
+  EXPECT_EQ(c.momentum, 0.f);
+  for (const char* bad : {"momentum=1", "momentum=1.5", "momentum=-0.1", "momentum=x", "momentum=0x3f800000"}) {
+    EXPECT_FALSE(fw::apply_token(&c, bad)) << bad;
+    EXPECT_EQ(c.momentum, 0.f) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace tinyzo
