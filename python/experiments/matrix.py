@@ -274,6 +274,8 @@ LR_GRID = ("1", "0.1", "0.03", "0.01", "0.003")  # multipliers of eta0
 SEARCH = (
     "zo_sparse@lr10", "zo_sparse@lr3", "zo_sparse+cv@lr3", "zo_sparse+half+cv@lr3", "zo_sparse+cv+wp0.33@lr3",
     "zo_sparse+anti+cv@lr3", "zo_sparse+half@lr3", "zo_sparse+cv@lr5",
+    # Stage 2: what the memory freed by fused blocks and one layer per pass buys (NP on every layer, momentum).
+    "zo_sparse+npall+cv@lr3", "zo_sparse+cv+mom0.9@lr3", "zo_sparse+cv+mom0.9@lr10", "zo_sparse+npall+cv",
 )
 # The configuration the search chose (configs/tinyzo-zo.json) and its half-forward-passes variant.
 ZO_PLUS = "zo_sparse+cv@lr3"
