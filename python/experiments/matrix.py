@@ -90,6 +90,7 @@ _METHOD_RE = re.compile(r"^([a-z0-9_]+?)((?:\+[a-z0-9_.]+)*)(?:@lr([0-9.e-]+))?$
 #   cv     --baseline mean: leave-one-out mean of the other queries' loss differences as a control variate
 #   gnssqrt  --gns sqrt
 #   npall  NP on every trained layer (--mode np)
+#   sr     --rounding stochastic: unbiased integer updates (a step below half an LSB still moves on average)
 #   wp<x>  --lr-wp <x>: the WP layers' learning-rate multiplier (per-layer learning rates by mode)
 #   np<x>  --lr-np <x>: the NP layers' multiplier
 #   mu<n>, sw<n>, sb<n>  perturbation sizes --mu, --sigma-w, --sigma-b
@@ -98,6 +99,7 @@ _OPT_FIXED = {
     "cv": ["--baseline", "mean"],
     "gnssqrt": ["--gns", "sqrt"],
     "npall": ["--mode", "np"],
+    "sr": ["--rounding", "stochastic"],
 }
 _OPT_VALUE = {"wp": "--lr-wp", "np": "--lr-np", "mu": "--mu", "sw": "--sigma-w", "sb": "--sigma-b",
               "mom": "--momentum"}
@@ -114,7 +116,7 @@ def option_args(opt):
         if m.group(1) in ("mu", "sw", "sb") and not v.isdigit():
             raise ValueError("option %r: an integer size" % opt)
         return [_OPT_VALUE[m.group(1)], v]
-    raise ValueError("unknown option %r (known: half, anti, cv, gnssqrt, npall, wp<x>, np<x>, mu<n>, sw<n>, "
+    raise ValueError("unknown option %r (known: half, anti, cv, gnssqrt, npall, sr, wp<x>, np<x>, mu<n>, sw<n>, "
                      "sb<n>, mom<b>)" % opt)
 
 
