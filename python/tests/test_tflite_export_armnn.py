@@ -13,7 +13,7 @@ the original's input / output shapes and dtypes, and that Arm NN's output is wit
 Steps: import person_detect.tflite, change every conv / fully-connected weight in the .tzm (a
 deterministic +-1 pattern, CRC recomputed), `tinyzo export` it, then load the export in Arm NN.
 Arm NN 20.08 refuses person_detect's 1-D bias tensors because their stale quantized_dimension is
-3 (TFLM ignores it); the loader gets a copy with that field set to 0 (found by walking the
+3 (TFLM ignores it); tflite_eval.armnn_runner (the one Arm NN runner) loads a copy with that field set to 0 (found by walking the
 FlatBuffer), the exported file itself is left as written. Exits 77 (ctest: skipped) only when
 pyarmnn cannot be imported; a missing data directory or binary is a failure.
 """
@@ -29,14 +29,14 @@ import zlib
 import numpy as np
 
 try:
-    import pyarmnn as ann
+    import pyarmnn  # noqa: F401
 except ImportError as e:  # only this import may skip the test
     print(f"skipped: pyarmnn is not installed ({e}); apt-get install python3-pyarmnn")
     sys.exit(77)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, "python"))
-from tflite_eval import flatbuf  # noqa: E402  (the read-only TFLite walker)
+from tflite_eval.armnn_runner import ArmnnModel  # noqa: E402  (loads a copy with the field reset)
 
 
 def data_dir():
@@ -70,24 +70,6 @@ def adapt_tzm(src, dst):
     return changed
 
 
-def run_armnn(path, x):
-    parser = ann.ITfLiteParser()
-    network = parser.CreateNetworkFromBinaryFile(path)
-    in_name = parser.GetSubgraphInputTensorNames(0)[0]
-    out_name = parser.GetSubgraphOutputTensorNames(0)[0]
-    in_info = parser.GetNetworkInputBindingInfo(0, in_name)
-    out_info = parser.GetNetworkOutputBindingInfo(0, out_name)
-    runtime = ann.IRuntime(ann.CreationOptions())
-    if "CpuRef" not in str(runtime.GetDeviceSpec()):
-        raise SystemExit("FAIL: Arm NN has no CpuRef backend (apt-get install libarmnn-cpuref-backend22)")
-    opt, _ = ann.Optimize(network, [ann.BackendId("CpuRef")], runtime.GetDeviceSpec(), ann.OptimizerOptions())
-    net_id, _ = runtime.LoadNetwork(opt)
-    inputs = ann.make_input_tensors([in_info], [x])
-    outputs = ann.make_output_tensors([out_info])
-    runtime.EnqueueWorkload(net_id, inputs, outputs)
-    return ann.workload_tensors_to_ndarray(outputs)[0]
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--tinyzo", default=os.environ.get("TINYZO_BIN", os.path.join(REPO, "build", "release", "tinyzo")))
@@ -119,10 +101,13 @@ def main():
         tz("run", "--model", p("adapted.tzm"), "--input", p("x.npy"), "--output", p("y.npy"))
         y_tz = np.load(p("y.npy"))
 
-        patched_bytes, patched = flatbuf.zero_rank1_quantized_dimension(open(p("adapted.tflite"), "rb").read())
-        open(p("armnn.tflite"), "wb").write(patched_bytes)
-        print(f"armnn copy: quantized_dimension reset on {patched} rank-1 tensors")
-        y = run_armnn(p("armnn.tflite"), x)
+        try:
+            model = ArmnnModel(p("adapted.tflite"))
+        except RuntimeError as e:
+            print(f"FAIL: {e}")
+            return 1
+        print(f"armnn copy: quantized_dimension reset on {model.patched} rank-1 tensors")
+        y = model.run(x)
         print(f"Arm NN output {y.dtype} {tuple(y.shape)}: {y.ravel().tolist()}; tinyzo run: {y_tz.ravel().tolist()}; "
               f"max |diff| {int(np.max(np.abs(y.astype(np.int32).ravel() - y_tz.astype(np.int32).ravel())))} LSB")
         if y.dtype != np.int8 or tuple(y.shape) != (1, 2):

@@ -44,7 +44,7 @@ except ImportError as e:  # only this import may skip the test
     sys.exit(77)
 
 import reference as R  # noqa: E402  (tests/reference: CIFAR-10 reading, the eval preprocessing)
-from test_tflite_export_armnn import run_armnn  # noqa: E402
+from tflite_eval.armnn_runner import ArmnnModel  # noqa: E402
 
 TOL_LSB = 10           # measured max 7 over 200 images
 MIN_AGREEMENT = 0.90   # argmax agreement with the pad-0 tinyzo run (measured 0.96)
@@ -107,7 +107,7 @@ def main():
         tz("run", "--model", p("r0.tzm"), "--input", p("x.npy"), "--output", p("y0.npy"))
         y_tz0 = np.load(p("y0.npy"))
 
-        y_an = np.stack([run_armnn(p("m.tflite"), x[i:i + 1]).reshape(-1) for i in range(a.n)])
+        y_an = ArmnnModel(p("m.tflite")).run_all(x[:a.n])
         if y_an.dtype != np.float32 or y_an.shape != y_tz.shape:
             print(f"FAIL: Arm NN output {y_an.dtype} {y_an.shape}, tinyzo run {y_tz.dtype} {y_tz.shape}")
             return 1
