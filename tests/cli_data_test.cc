@@ -22,28 +22,17 @@ namespace {
 
 using namespace cli_testing;
 
-class CliDataTest : public ::testing::Test {
+class CliDataTest : public TrainableCliTest {
  protected:
-  void SetUp() override {
-    ASSERT_FALSE(tinyzo_binary().empty()) << "TINYZO_TEST_BINARY_DIR is not set (run through ctest)";
-    write_bytes(dir_.file("m.tzm"), testing::trainable_model_bytes());
-    fs::create_directories(dir_.file("data/cifar10"));
-    write_bytes(dir_.file("data/cifar10/test_batch.bin"),
-                testing::cifar_file_bytes(testing::coloured_cifar_images(8, 1)));
-  }
   // A tiny training run (the model's layers), as cli_train_test.cc uses.
   static std::string tiny() {
     return "--model m.tzm --train-per-class 3 --val-per-class 1 --test-per-class 2 "
            "--layers 1.1.conv.0,1.2.conv.0 --mode wp --queries-w 2 --queries-b 1 --batch 8 --epochs 2 --no-progress";
   }
-  RunResult run(const std::string& args) {
-    return run_tinyzo("--cache-dir cache " + args, dir_.path(), "TINYZO_DATA='" + dir_.file("data") + "'");
-  }
   nlohmann::json json_of(const RunResult& r) {
     EXPECT_EQ(r.code, 0) << r.err;
     return nlohmann::json::parse(r.out, nullptr, false);
   }
-  TempDir dir_;
 };
 
 TEST_F(CliDataTest, CorruptToAFolderThenEvalAndTrainOnIt) {

@@ -24,6 +24,7 @@
 
 #include "data/cifar10.h"
 #include "temp_dir.h"
+#include "test_models.h"
 
 extern char** environ;
 
@@ -191,6 +192,26 @@ inline bool wait_until(const std::function<bool()>& cond, double seconds = 120) 
   }
   return cond();
 }
+
+// A working directory with the trainable test model (m.tzm) and a data
+// directory (data/) whose CIFAR-10 test batch holds 80 coloured images: the
+// setting of the tests that train and evaluate through the binary
+// (cli_train_test.cc, cli_data_test.cc). run() passes a private cache and
+// that data directory.
+class TrainableCliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_FALSE(tinyzo_binary().empty()) << "TINYZO_TEST_BINARY_DIR is not set (run through ctest)";
+    write_bytes(dir_.file("m.tzm"), testing::trainable_model_bytes());
+    fs::create_directories(dir_.file("data/cifar10"));
+    write_bytes(dir_.file("data/cifar10/test_batch.bin"),
+                testing::cifar_file_bytes(testing::coloured_cifar_images(8, 1)));
+  }
+  RunResult run(const std::string& args, const std::string& prefix = "") {
+    return run_tinyzo("--cache-dir cache " + args, dir_.path(), "TINYZO_DATA='" + dir_.file("data") + "'", prefix);
+  }
+  TempDir dir_;
+};
 
 }  // namespace cli_testing
 }  // namespace tinyzo

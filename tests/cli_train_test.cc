@@ -53,23 +53,12 @@ void expect_steps_in_order(const std::string& log, int expected_count) {
   }
 }
 
-class CliTrainTest : public ::testing::Test {
+class CliTrainTest : public TrainableCliTest {
  protected:
-  void SetUp() override {
-    ASSERT_FALSE(tinyzo_binary().empty()) << "TINYZO_TEST_BINARY_DIR is not set (run through ctest)";
-    write_bytes(dir_.file("m.tzm"), testing::trainable_model_bytes());
-    fs::create_directories(dir_.file("data/cifar10"));
-    write_bytes(dir_.file("data/cifar10/test_batch.bin"),
-                testing::cifar_file_bytes(testing::coloured_cifar_images(8, 1)));
-  }
   // The settings of a tiny run: 30 training images, 4 steps per epoch.
   static std::string tiny() {
     return "--model m.tzm --corruption none --train-per-class 3 --val-per-class 1 --test-per-class 2 "
            "--layers 1.1.conv.0,1.2.conv.0 --mode wp --queries-w 2 --queries-b 1 --batch 8 --no-progress";
-  }
-  RunResult run(const std::string& args, const std::string& prefix = "") {
-    return run_tinyzo("--cache-dir cache " + args, dir_.path(), "TINYZO_DATA='" + dir_.file("data") + "'",
-                      prefix);
   }
   // A run that would take hours, in the background.
   std::unique_ptr<Background> start_long(const std::string& out, const std::string& extra = "") {
@@ -81,7 +70,6 @@ class CliTrainTest : public ::testing::Test {
     return slurp(dir_.file(out + "/log.jsonl")).find("\"type\":\"step\"") != std::string::npos;
   }
   nlohmann::json json_file(const std::string& rel) { return nlohmann::json::parse(slurp(dir_.file(rel))); }
-  TempDir dir_;
 };
 
 TEST_F(CliTrainTest, ASecondWriterOrAResumeOfALiveRunIsRefused) {
