@@ -75,17 +75,9 @@ void fused_work(const ModelView& m, const Engine& e, double* calls, double* move
   }
 }
 
-void BM_Forward(benchmark::State& state) {
-  const ModelView& v = model().view();
-  std::vector<Block> mem((8u << 20) / 16);
-  Arena arena(mem.data(), mem.size() * 16);
-  Engine e;
-  EngineOptions o;
-  o.fuse = state.range(0) != 0;
-  if (e.init(v, arena, best_kernels(), 1, o) != Status::kOk) {
-    state.SkipWithError("engine init");
-    return;
-  }
+// Times single-image forwards of an initialized engine on a fixed random
+// input and reports its arena, blocks and fused work (fused_work).
+void time_forwards(benchmark::State& state, const ModelView& v, Engine& e) {
   std::mt19937 rng(1);
   std::vector<int8_t> x(e.input().size());
   for (int8_t& q : x) q = static_cast<int8_t>(rng());
@@ -102,6 +94,20 @@ void BM_Forward(benchmark::State& state) {
   state.counters["moved_KB"] = moved / 1024.0;
   state.SetLabel(e.kernels().name);
 }
+
+void BM_Forward(benchmark::State& state) {
+  const ModelView& v = model().view();
+  std::vector<Block> mem((8u << 20) / 16);
+  Arena arena(mem.data(), mem.size() * 16);
+  Engine e;
+  EngineOptions o;
+  o.fuse = state.range(0) != 0;
+  if (e.init(v, arena, best_kernels(), 1, o) != Status::kOk) {
+    state.SkipWithError("engine init");
+    return;
+  }
+  time_forwards(state, v, e);
+}
 BENCHMARK(BM_Forward)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->MinTime(2.0);
 
 // Fused, with state.range(0) KB of band slack (EngineOptions::band_slack_bytes).
@@ -117,20 +123,7 @@ void BM_ForwardSlack(benchmark::State& state) {
     state.SkipWithError("engine init");
     return;
   }
-  std::mt19937 rng(1);
-  std::vector<int8_t> x(e.input().size());
-  for (int8_t& q : x) q = static_cast<int8_t>(rng());
-  for (auto _ : state) {
-    std::copy(x.begin(), x.end(), e.input().begin());
-    if (e.invoke() != Status::kOk) state.SkipWithError("invoke");
-    benchmark::ClobberMemory();
-  }
-  double calls = 0, moved = 0;
-  fused_work(v, e, &calls, &moved);
-  state.counters["arena_KB"] = double(e.activation_bytes()) / 1024.0;
-  state.counters["kernel_calls"] = calls;
-  state.counters["moved_KB"] = moved / 1024.0;
-  state.SetLabel(e.kernels().name);
+  time_forwards(state, v, e);
 }
 BENCHMARK(BM_ForwardSlack)->Arg(8)->Arg(16)->Unit(benchmark::kMillisecond)->MinTime(2.0);
 
@@ -164,20 +157,7 @@ void BM_ForwardBands(benchmark::State& state) {
     state.SkipWithError("engine init");
     return;
   }
-  std::mt19937 rng(1);
-  std::vector<int8_t> x(e.input().size());
-  for (int8_t& q : x) q = static_cast<int8_t>(rng());
-  for (auto _ : state) {
-    std::copy(x.begin(), x.end(), e.input().begin());
-    if (e.invoke() != Status::kOk) state.SkipWithError("invoke");
-    benchmark::ClobberMemory();
-  }
-  double calls = 0, moved = 0;
-  fused_work(v, e, &calls, &moved);
-  state.counters["arena_KB"] = double(e.activation_bytes()) / 1024.0;
-  state.counters["kernel_calls"] = calls;
-  state.counters["moved_KB"] = moved / 1024.0;
-  state.SetLabel(e.kernels().name);
+  time_forwards(state, v, e);
 }
 BENCHMARK(BM_ForwardBands)->Arg(1)->Arg(2)->Arg(4)->Arg(8)->Unit(benchmark::kMillisecond)->MinTime(1.0);
 
