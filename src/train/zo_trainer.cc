@@ -67,7 +67,7 @@ Status ZoTrainer::required_arena_bytes(Engine& engine, Span<const TrainLayer> la
   const size_t mark = scratch.mark();
   ZoTrainer probe;
   const Status s = probe.init(engine, layers, config, scratch);
-  *bytes = s == Status::kOk ? probe.arena_bytes() : 0;
+  *bytes = s == Status::kOk ? probe.required_bytes_ : 0;
   // Leave the engine pointing at the model's own tensors again.
   for (int i = 0; i < probe.n_layers_; ++i) {
     (void)engine.set_param_override(probe.layers_[i].spec.op, 1, nullptr);
@@ -95,6 +95,7 @@ Status ZoTrainer::init(Engine& engine, Span<const TrainLayer> layers, const ZoCo
   engine_ = &engine;
   config_ = config;
   n_layers_ = 0;
+  init_high_ = 0;
   // The layer table lives in the arena: its size follows the layer count (no
   // fixed maximum in the trainer object).
   // Counted from the first 16-byte boundary: what arena_bytes() reports does
@@ -143,6 +144,8 @@ Status ZoTrainer::init(Engine& engine, Span<const TrainLayer> layers, const ZoCo
   }
   TZ_RETURN_IF_ERROR(allocate(arena));
   arena_bytes_ = arena.used() - start;  // the layer table plus allocate()'s buffers
+  // What init() needs: the workspace search's scratch may rise above the final use (a set of small layers).
+  required_bytes_ = (init_high_ > arena.used() ? init_high_ : arena.used()) - start;
   return Status::kOk;
 }
 
@@ -194,6 +197,7 @@ int8_t* ZoTrainer::workspace_in_engine(Arena& arena, size_t bytes) {
   const size_t mark = arena.mark();
   auto* req = static_cast<BufferRequest*>(arena.allocate((n + nb) * sizeof(BufferRequest), alignof(BufferRequest)));
   auto* at = static_cast<size_t*>(arena.allocate((n + nb) * sizeof(size_t), alignof(size_t)));
+  if (arena.used() > init_high_) init_high_ = arena.used();
   int8_t* gap = nullptr;
   bool ok = req != nullptr && at != nullptr;
   if (ok) {

@@ -132,8 +132,10 @@ class ZoTrainer {
   // ops; they are sorted by op index. kOutOfMemory if the arena is too small.
   Status init(Engine& engine, Span<const TrainLayer> layers, const ZoConfig& config, Arena& arena);
 
-  // Bytes init() would take from an arena (measured by a trial init in
-  // `scratch`, which is left as it was).
+  // Bytes an arena must have for init() to succeed (measured by a trial init
+  // in `scratch`, which is left as it was): arena_bytes(), or more when the
+  // workspace search's temporary tables (one record per tensor, released
+  // before init returns) rise above what a set of small layers keeps.
   static Status required_arena_bytes(Engine& engine, Span<const TrainLayer> layers, const ZoConfig& config,
                                      Arena& scratch, size_t* bytes);
 
@@ -323,6 +325,8 @@ class ZoTrainer {
   float* np_coef_ = nullptr;     // NP: the Q loss-difference coefficients of one sample
   size_t boundary_bytes_ = 0;
   size_t arena_bytes_ = 0;
+  size_t required_bytes_ = 0;    // arena_bytes_, or more when init's scratch rose above it
+  size_t init_high_ = 0;         // highest arena use during init (absolute)
   uint32_t step_ = 0;
   uint32_t sample_ = 0;          // index of the sample within the step (within the pass)
   int pass_ = 0;                 // one_layer_per_pass: the layer being estimated
