@@ -66,7 +66,17 @@ class MatrixTest(unittest.TestCase):
                           "--no-progress", "--out", "<runs>/short/fog/zo_sparse/out", "--train-per-class", "100",
                           "--val-per-class", "10", "--test-per-class", "90", "--epochs", "5", "--queries-w", "5",
                           "--queries-b", "5", "--queries-np", "10"])
-        for bad in ("zo_sparse+nope", "zo_sparse+mu1.5", "bp_int8+cv", "zo_sparse+"):
+        # stage 2: momentum, stochastic rounding, and the WP layers' queries moved to the NP layers
+        c = matrix.Run("short", "fog", "zo_sparse+cv+mom0.9+sr@lr3").command("tinyzo", "/r")
+        self.assertEqual(c[c.index("--momentum") + 1], "0.9")
+        self.assertEqual(c[c.index("--rounding") + 1], "stochastic")
+        for sched, (qw, qnp) in (("short", ("5", "20")), ("full", ("25", "100"))):
+            c = matrix.Run(sched, "fog", "zo_sparse+nponly+cv@lr3").command("tinyzo", "/r")
+            self.assertEqual((c[c.index("--queries-w") + 1], c[c.index("--queries-np") + 1]), (qw, qnp))
+            self.assertEqual(c[c.index("--layers") + 1], "1.6.conv.0:np,1.7.conv.0:np")
+        c = matrix.Run("full", "fog", "zo_sparse+half+nponly").command("tinyzo", "/r")
+        self.assertEqual(c[c.index("--queries-np") + 1], "49")  # 25 + 12 + 12: half the passes
+        for bad in ("zo_sparse+nope", "zo_sparse+mu1.5", "bp_int8+cv", "zo_sparse+", "zo_sparse+mom"):
             with self.assertRaises(ValueError, msg=bad):
                 matrix.Run("short", "fog", bad)
         self.assertEqual(len(matrix.run_set("search")), 4 * len(matrix.SEARCH))
