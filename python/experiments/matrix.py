@@ -87,6 +87,7 @@ _METHOD_RE = re.compile(r"^([a-z0-9_]+?)((?:\+[a-z0-9_.]+)*)(?:@lr([0-9.e-]+))?$
 # `tinyzo train` flags, or (the query options) scales the schedule's query counts:
 #   half   one-sided, half the schedule's queries (rounded down, at least 1): half the forward passes
 #   nponly the paper's NP layers only, the WP layers' queries moved to them (NPONLY_LAYERS): the same passes
+#   np4    NP on 1.6-1.9.conv.0, the same passes split over the four (NP4_LAYERS)
 #   anti   two-sided (antithetic +/- pairs) with half the queries: at most the schedule's passes
 #   cv     --baseline mean: leave-one-out mean of the other queries' loss differences as a control variate
 #   gnssqrt  --gns sqrt
@@ -104,10 +105,12 @@ _OPT_FIXED = {
 }
 _OPT_VALUE = {"wp": "--lr-wp", "np": "--lr-np", "mu": "--mu", "sw": "--sigma-w", "sb": "--sigma-b",
               "mom": "--momentum"}
-_OPT_QUERY = ("half", "anti", "nponly")
+_OPT_QUERY = ("half", "anti", "nponly", "np4")
 # nponly: the paper's two NP layers only (1.6 / 1.7.conv.0), each with Q_np + Q_w + Q_b queries, so
 # the forward passes per sample equal the paper set's (the WP layers' budget moved to NP).
 NPONLY_LAYERS = "1.6.conv.0:np,1.7.conv.0:np"
+# np4: NP on 1.6-1.9.conv.0, the paper set's passes split evenly over the four: Q_np = (Q_np + Q_w + Q_b) / 2.
+NP4_LAYERS = "1.6.conv.0:np,1.7.conv.0:np,1.8.conv.0:np,1.9.conv.0:np"
 
 
 def option_args(opt):
@@ -120,7 +123,7 @@ def option_args(opt):
         if m.group(1) in ("mu", "sw", "sb") and not v.isdigit():
             raise ValueError("option %r: an integer size" % opt)
         return [_OPT_VALUE[m.group(1)], v]
-    raise ValueError("unknown option %r (known: half, anti, nponly, cv, gnssqrt, npall, sr, wp<x>, np<x>, mu<n>, sw<n>, "
+    raise ValueError("unknown option %r (known: half, anti, nponly, np4, cv, gnssqrt, npall, sr, wp<x>, np<x>, mu<n>, sw<n>, "
                      "sb<n>, mom<b>)" % opt)
 
 
@@ -201,10 +204,12 @@ class Run:
                 # half / anti: the schedule's query counts halved (per option), rounded down, at least 1.
                 q = [max(1, n >> halve) for n in (s.queries_w, s.queries_b, s.queries_np)]
                 queries = ["--queries-w", str(q[0]), "--queries-b", str(q[1]), "--queries-np", str(q[2])]
-            if "nponly" in self.opts:
+            if "nponly" in self.opts or "np4" in self.opts:
                 q = [int(queries[k]) for k in (1, 3, 5)]  # w, b, np after halving
-                queries = ["--queries-w", str(q[0]), "--queries-b", str(q[1]), "--queries-np", str(q[2] + q[0] + q[1])]
-                opt_args += ["--layers", NPONLY_LAYERS]
+                np4 = "np4" in self.opts
+                q_np = (q[2] + q[0] + q[1]) // (2 if np4 else 1)
+                queries = ["--queries-w", str(q[0]), "--queries-b", str(q[1]), "--queries-np", str(q_np)]
+                opt_args += ["--layers", NP4_LAYERS if np4 else NPONLY_LAYERS]
             if "anti" in self.opts:
                 opt_args.append("--two-sided")
             for o in self.opts:
