@@ -72,6 +72,35 @@ class CliTrainTest : public TrainableCliTest {
   nlohmann::json json_file(const std::string& rel) { return nlohmann::json::parse(slurp(dir_.file(rel))); }
 };
 
+TEST_F(CliTrainTest, SelectRanksWithOrWithoutAugmentationAndTestPickRunsEveryConv) {
+  // The ranking batch is augmented as train's first step sees it, unless
+  // --no-augment (a run trained without augmentation ranks on its own
+  // inputs): the two rankings see different batches. Test-pick trains every
+  // conv alone, the small ones included.
+  const std::string common =
+      "select --model m.tzm --corruption none --train-per-class 3 --val-per-class 1 --test-per-class 2 "
+      "--batch 8 -q 2 -k 2 --json --no-progress -j 1 ";
+  auto ranking = [&](const std::string& extra) {
+    const RunResult r = run(common + extra);
+    EXPECT_EQ(r.code, 0) << r.err;
+    return nlohmann::json::parse(r.out, nullptr, false);
+  };
+  const nlohmann::json aug = ranking("--augment"), plain = ranking("--no-augment");
+  ASSERT_TRUE(aug.is_object() && plain.is_object());
+  EXPECT_TRUE(aug["augment"].get<bool>());
+  EXPECT_FALSE(plain["augment"].get<bool>());
+  ASSERT_EQ(aug["ranking"].size(), plain["ranking"].size());
+  bool differ = false;
+  for (size_t i = 0; i < aug["ranking"].size(); ++i)
+    for (size_t j = 0; j < plain["ranking"].size(); ++j)
+      if (aug["ranking"][i]["op"] == plain["ranking"][j]["op"])
+        differ = differ || aug["ranking"][i]["grad_norm"] != plain["ranking"][j]["grad_norm"];
+  EXPECT_TRUE(differ) << "the ranking batch did not change with --no-augment";
+  const nlohmann::json tp = ranking("--no-augment --method test-pick");
+  ASSERT_TRUE(tp.is_object());
+  EXPECT_EQ(tp["ranking"].size(), plain["ranking"].size());  // every candidate took its step
+}
+
 TEST_F(CliTrainTest, ASecondWriterOrAResumeOfALiveRunIsRefused) {
   auto a = start_long("run");
   ASSERT_TRUE(wait_until([&] { return has_step("run") || !a->running(); })) << a->err();

@@ -318,6 +318,7 @@ void run_select(const SelectArgs& a) {
   if (cfg.data != TrainConfig{}.data) j["data"] = cfg.data;
   j["method"] = a.method;
   j["batch"] = inputs.size();
+  j["augment"] = cfg.augment;
   j["queries"] = a.queries;
   if (!grad) {
     j["val_before"] = val_before;
@@ -405,6 +406,8 @@ void register_select_command(CLI::App& app) {
       ->check(CLI::IsMember({"grad-norm", "test-pick"}));
   a->flags->add("mode", "WP/NP rule for the chosen layers: wp | np | threshold:N | auto");
   a->flags->add("batch", "images in the ranking batch (default 100)");
+  a->flags->add("augment", "augment the ranking batch as train's first step would (default on; --no-augment for a run "
+                           "trained without augmentation)");
   add_int_option(cmd, "--queries,-q", &a->queries, 1, 256, "ZO queries per candidate, 1..256 (default 10)");
   add_int_option(cmd, "-k", &a->k, 1, 4096, "layers to keep (default 5)");
   a->flags->add("budget_kb", "SRAM budget for the chosen set, inference included (default none)");
