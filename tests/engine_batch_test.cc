@@ -208,13 +208,10 @@ TEST_F(EngineBatchTest, OutputOffsetsApplyToEveryItem) {
 // batch-1 runs, every layer. Needs the shared data (skipped without it, like
 // the other reference-model tests).
 TEST(EngineBatchMcunet, SixteenItemsEqualBatchOneEveryLayer) {
-  std::string path;
-  try {
-    path = resolve_model_path("mcunet-cifar10");
-  } catch (const std::exception& e) {
-    GTEST_SKIP() << "mcunet-cifar10 not available: " << e.what();
-  }
-  const LoadedModel model = LoadedModel::load(path);
+  std::string why;
+  const auto loaded = testing::load_reference_model("mcunet-cifar10", &why);
+  if (!loaded) GTEST_SKIP() << "mcunet-cifar10 not available: " << why;
+  const LoadedModel& model = *loaded;
   const size_t in_size = tensor_elements(model.view().tensor(model.view().input_tensor()));
   expect_batch_equals_one_by_one(model.view(), best_kernels(), random_inputs(16, in_size, 21));
 }

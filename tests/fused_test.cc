@@ -287,14 +287,6 @@ TEST(Fused, BatchItemsMatchSingle) {
 
 // ------------------------------------------------------------ reference models
 
-std::unique_ptr<LoadedModel> load_reference(const char* name) {
-  try {
-    return std::make_unique<LoadedModel>(LoadedModel::load(resolve_model_path(name)));
-  } catch (const std::exception&) {
-    return nullptr;
-  }
-}
-
 const char* const kReferenceModels[] = {"mcunet-cifar10", "mcunet-5fps", "mbv2-w0.35", "proxyless-w0.3"};
 
 // The planner's blocks lower the arena on every reference model, the plan
@@ -303,7 +295,7 @@ const char* const kReferenceModels[] = {"mcunet-cifar10", "mcunet-5fps", "mbv2-w
 TEST(Fused, ReferenceModelsBitExactAndSmaller) {
   int n_models = 0;
   for (const char* name : kReferenceModels) {
-    const auto ref_model = load_reference(name);
+    const auto ref_model = testing::load_reference_model(name);
     if (!ref_model) continue;
     const LoadedModel& lm = *ref_model;
     ++n_models;
@@ -367,7 +359,7 @@ TEST(Fused, ReferenceModelsBitExactAndSmaller) {
 TEST(Fused, UnfusedOpsStayOutAndChoiceIsMinimal) {
   int n_models = 0;
   for (const char* name : kReferenceModels) {
-    const auto ref_model = load_reference(name);
+    const auto ref_model = testing::load_reference_model(name);
     if (!ref_model) continue;
     ++n_models;
     const ModelView& v = ref_model->view();
@@ -421,7 +413,7 @@ TEST(Fused, UnfusedOpsStayOutAndChoiceIsMinimal) {
 // Layer-wise ZO training through a fused engine (the trainable layers kept
 // outside the blocks) ends with bitwise the weights of the unfused engine.
 TEST(Fused, ZoTrainingSameWeightsAfterKSteps) {
-  const auto ref_model = load_reference("mcunet-cifar10");
+  const auto ref_model = testing::load_reference_model("mcunet-cifar10");
   if (!ref_model) GTEST_SKIP() << "mcunet-cifar10 not available";
   const LoadedModel& lm = *ref_model;
   const ModelView& v = lm.view();

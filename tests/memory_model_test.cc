@@ -12,6 +12,7 @@
 #include "util/errors.h"
 #include "models/lifetime_chart.h"
 #include "models/model_store.h"
+#include "test_models.h"
 #include "tinyzo/arena.h"
 #include "tinyzo/engine.h"
 #include "tinyzo/model.h"
@@ -553,13 +554,10 @@ TEST(MemoryModel, BackPropCostsMoreThanZo) {
 // weights with it in the activations and in the trainer's own arena, and the
 // trainer's arena differs by exactly the workspace.
 TEST(MemoryModel, WorkspaceInTheActivationsTrainsBitwiseTheSame) {
-  std::string path;
-  try {
-    path = resolve_model_path("mcunet-cifar10");
-  } catch (const std::exception& e) {
-    GTEST_SKIP() << "mcunet-cifar10 not available: " << e.what();
-  }
-  const LoadedModel model = LoadedModel::load(path);
+  std::string why;
+  const auto loaded = testing::load_reference_model("mcunet-cifar10", &why);
+  if (!loaded) GTEST_SKIP() << "mcunet-cifar10 not available: " << why;
+  const LoadedModel& model = *loaded;
   const TrainLayer layers[] = {
       {13, PerturbMode::kWeight}, {17, PerturbMode::kWeight}, {20, PerturbMode::kNode}, {24, PerturbMode::kNode}};
   struct Result {
@@ -646,13 +644,10 @@ TEST(MemoryModel, EveryLayerAloneInitsInAnArenaOfExactlyTheRequiredSize) {
   // (tinyzo select --method test-pick, which trains each conv alone, ran out
   // of memory on such candidates). An arena of exactly that size must do, for
   // every conv of the model alone.
-  std::string path;
-  try {
-    path = resolve_model_path("mcunet-cifar10");
-  } catch (const std::exception& e) {
-    GTEST_SKIP() << "mcunet-cifar10 not available: " << e.what();
-  }
-  const LoadedModel model = LoadedModel::load(path);
+  std::string why;
+  const auto loaded = testing::load_reference_model("mcunet-cifar10", &why);
+  if (!loaded) GTEST_SKIP() << "mcunet-cifar10 not available: " << why;
+  const LoadedModel& model = *loaded;
   const ModelView& m = model.view();
   std::vector<uint8_t> mem(2 << 20);
   Arena arena(mem.data(), mem.size());
@@ -692,13 +687,10 @@ TEST(MemoryModel, ReferenceModelsDoNotGrow) {
                                {"mbv2-w0.35", 245760},
                                {"proxyless-w0.3", 131072}};
   for (const Recorded& r : recorded) {
-    std::string path;
-    try {
-      path = resolve_model_path(r.name);
-    } catch (const std::exception& e) {
-      GTEST_SKIP() << r.name << " not available: " << e.what();
-    }
-    const LoadedModel model = LoadedModel::load(path);
+    std::string why;
+    const auto loaded = testing::load_reference_model(r.name, &why);
+    if (!loaded) GTEST_SKIP() << r.name << " not available: " << why;
+    const LoadedModel& model = *loaded;
     Plan p(model.view());
     EXPECT_LE(p.mem.activation_bytes, r.activation_bytes) << r.name;
     // No waste: the plan is the peak of simultaneously live bytes, which no

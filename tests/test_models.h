@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -15,6 +16,7 @@
 #include "tinyzo/model.h"
 #include "tinyzo/model_format.h"
 #include "models/tflite_params.h"
+#include "models/model_store.h"
 #include "models/tzm_writer.h"
 
 namespace tinyzo::testing {
@@ -334,6 +336,18 @@ inline std::vector<uint8_t> cifar_file_bytes(const Cifar10Set& s) {
     out.insert(out.end(), s.image(i), s.image(i) + kCifar10ImageBytes);
   }
   return out;
+}
+
+// A reference model of the data directory (converted on first use), or
+// nullptr with the reason in *why when the shared data or the importer is not
+// available: the tests that need one skip then.
+inline std::unique_ptr<::tinyzo::LoadedModel> load_reference_model(const std::string& name, std::string* why = nullptr) {
+  try {
+    return std::make_unique<::tinyzo::LoadedModel>(::tinyzo::LoadedModel::load(resolve_model_path(name)));
+  } catch (const std::exception& e) {
+    if (why != nullptr) *why = e.what();
+    return nullptr;
+  }
 }
 
 }  // namespace tinyzo::testing
