@@ -91,6 +91,13 @@ void checkpoints(const fs::path& dir) {
     c.layers.push_back(l);
     put(dir, "layers" + std::to_string(i + 1) + ".ck", tinyzo::serialize_checkpoint(c));
   }
+  // Version 2: momentum on both layers' weights, on the first one's biases only.
+  for (size_t i = 0; i < c.layers.size(); ++i) {
+    for (size_t k = 0; k < c.layers[i].weights.size(); ++k) c.layers[i].momentum_w.push_back(0.01f * float(k) - 0.05f);
+    if (i == 0)
+      for (size_t k = 0; k < c.layers[i].biases.size(); ++k) c.layers[i].momentum_b.push_back(-0.5f * float(k));
+  }
+  put(dir, "momentum.ck", tinyzo::serialize_checkpoint(c));
 }
 
 void configs(const fs::path& dir) {

@@ -150,6 +150,33 @@ TEST(FuzzRegressions, CheckpointModeByteMustBe0Or1) {
   }
 }
 
+// tz_fuzz_checkpoint (CI, session 7): a version-2 checkpoint whose layers
+// carry no momentum parsed, but serialized back as version 1 (the writer's
+// only encoding without momentum): the round trip differed. Such a file is
+// refused now.
+TEST(FuzzRegressions, CheckpointVersion2WithoutMomentumIsRefused) {
+  for (int n_layers : {0, 1}) {
+    Checkpoint c;
+    c.fingerprint = "0123456789abcdef";
+    c.layers.resize(size_t(n_layers));
+    for (CheckpointLayer& l : c.layers) l.weights = l.best_weights = {4, 5};
+    std::vector<uint8_t> v1 = serialize_checkpoint(c);
+    ASSERT_EQ(v1[4], 1);
+    // The same content as version 2: per layer two zero momentum counts before the CRC.
+    std::vector<uint8_t> v2(v1.begin(), v1.end() - 4);
+    v2[4] = 2;
+    for (int i = 0; i < n_layers; ++i) v2.insert(v2.end(), 8, 0);
+    v2.insert(v2.end(), 4, 0);
+    v2 = with_crc(v2);
+    try {
+      parse_checkpoint(v2.data(), v2.size(), "mem");
+      FAIL() << "accepted, " << n_layers << " layers";
+    } catch (const CliError& e) {
+      EXPECT_NE(std::string(e.what()).find("version 2 without momentum"), std::string::npos) << e.what();
+    }
+  }
+}
+
 // tz_fuzz_image: a PNG whose first IDAT chunk is empty made stb_image memcpy 0
 // bytes into a null buffer (UBSan: undefined). It decodes like the file
 // without that chunk.

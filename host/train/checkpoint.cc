@@ -173,6 +173,9 @@ Checkpoint parse_checkpoint(const uint8_t* data, size_t size, const std::string&
     c.layers.push_back(std::move(l));
   }
   if (r.remaining() != 4) throw CliError(what + ": trailing bytes after the checkpoint");
+  // One encoding per checkpoint: version 2 exists for momentum (serialize_checkpoint writes version 1 without it).
+  if (version >= 2 && !has_momentum(c.layers))
+    throw CliError(what + ": checkpoint version 2 without momentum (such a checkpoint is version 1)");
   return c;
 }
 

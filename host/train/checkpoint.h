@@ -15,7 +15,8 @@
 //      n_mw x f32 weight momentum, n_mb x f32 bias momentum]
 //   | u32 CRC-32 of every byte before it
 // Version 2 is written only when some layer has momentum, so a run without it
-// writes the version-1 bytes it always did; both versions are read.
+// writes the version-1 bytes it always did; both versions are read, and a
+// version-2 file without momentum is refused (one encoding per checkpoint).
 // Written to a temporary file, fsynced and renamed, so a crash leaves either
 // the previous checkpoint or the new one, never a torn file.
 #pragma once
