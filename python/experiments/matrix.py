@@ -292,6 +292,7 @@ SEARCH = (
     # Stage 2: what the memory freed by fused blocks and one layer per pass buys (NP on every layer, momentum).
     "zo_sparse+npall+cv@lr3", "zo_sparse+cv+mom0.9@lr3", "zo_sparse+cv+mom0.9@lr10", "zo_sparse+npall+cv",
     "zo_sparse+cv+mom0.9+sr@lr3", "zo_sparse+cv+sr@lr3", "zo_sparse+nponly+cv@lr3", "zo_sparse+half+nponly+cv@lr3",
+    "zo_sparse+np4+cv@lr3", "zo_sparse+cv+mu10@lr3", "zo_sparse+cv+sw2@lr3",
 )
 # The configuration the search chose (configs/tinyzo-zo.json) and its half-forward-passes variant.
 ZO_PLUS = "zo_sparse+cv@lr3"
