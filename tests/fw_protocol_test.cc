@@ -23,8 +23,12 @@ TEST(FwProtocol, ChoicesTakeTheirTwoWordsAndNothingElse) {
   EXPECT_EQ(c.one_layer_per_pass, 0u);
   EXPECT_TRUE(fw::apply_token(&c, "baseline=mean"));
   EXPECT_EQ(c.baseline, 1u);
+  EXPECT_EQ(fw::zo_config(c).step_norm, StepNorm::kNone);
+  EXPECT_TRUE(fw::apply_token(&c, "step_norm=layer"));
+  EXPECT_EQ(c.step_norm, 1u);
+  EXPECT_EQ(fw::zo_config(c).step_norm, StepNorm::kLayer);
   // A bad word leaves the setting as it was.
-  for (const char* bad : {"rounding=Nearest", "estimation=", "passes=2", "baseline=median", "passes"}) {
+  for (const char* bad : {"rounding=Nearest", "estimation=", "passes=2", "baseline=median", "passes", "step_norm=model"}) {
     const fw::RunConfig before = c;
     EXPECT_FALSE(fw::apply_token(&c, bad)) << bad;
     EXPECT_EQ(std::memcmp(&before, &c, sizeof c), 0) << bad;

@@ -1232,6 +1232,120 @@ TEST(ZoTrainerMomentum, OneLayerPerPassGivesBitwiseTheSameWeights) {
   EXPECT_EQ(run(false), run(true));
 }
 
+TEST(ZoTrainerStepNorm, EveryLayerStepsByItsWeightNormOverItsGradientNorm) {
+  // StepNorm::kLayer: layer l's step is lr * ||W_l|| / ||g'_l|| times the
+  // usual QAS step, g' = g / s_w^2 (float sum in index order, tz_sqrtf), the
+  // bias with the same factor. Checked bit for bit for a WP and an NP layer;
+  // the factors must differ (the point of the rule), and the run must differ
+  // from the one without normalisation.
+  TinyNet net;
+  load(net, 19);
+  const std::vector<TrainLayer> layers = {{0, PerturbMode::kWeight}, {1, PerturbMode::kNode}};
+  const float lr = 0.01f;
+  auto inputs = make_inputs(4, 6 * 6 * 3, 37);
+  auto train = [&](StepNorm norm, std::vector<float>* factors, std::vector<std::vector<int8_t>>* want_w,
+                   std::vector<std::vector<int32_t>>* want_b) {
+    ZoConfig cfg;
+    cfg.n_queries_w = cfg.n_queries_b = cfg.n_queries_np = 4;
+    cfg.step_norm = norm;
+    std::vector<uint8_t> mem(1 << 20);
+    Arena arena(mem.data(), mem.size());
+    Engine engine;
+    EXPECT_EQ(engine.init(net.view, arena, ref::table()), Status::kOk);
+    ZoTrainer t;
+    EXPECT_EQ(t.init(engine, Span<const TrainLayer>(layers.data(), 2), cfg, arena), Status::kOk);
+    EXPECT_EQ(t.begin_step(0), Status::kOk);
+    for (int i = 0; i < 4; ++i)
+      EXPECT_EQ(t.accumulate_sample(Span<const int8_t>(inputs[i].data(), inputs[i].size()), i), Status::kOk);
+    for (int l = 0; l < 2 && factors != nullptr; ++l) {
+      std::vector<float> gw(t.weights(l).size()), gb(t.biases(l).size());
+      EXPECT_EQ(t.gradient(l, Span<float>(gw.data(), gw.size()), Span<float>(gb.data(), gb.size())), Status::kOk);
+      const TzmOp& op = net.view.op(layers[l].op);
+      const float* s_w = net.view.channel_scales(op.inputs[1]);
+      const float s_x = net.view.tensor(op.inputs[0]).scale;
+      const size_t per_ch = gw.size() / gb.size();
+      int64_t ww = 0;
+      float gg = 0.f;
+      for (size_t i = 0; i < gw.size(); ++i) {
+        ww += int64_t(t.weights(l)[i]) * t.weights(l)[i];
+        const float q = gw[i] / (s_w[i / per_ch] * s_w[i / per_ch]);
+        gg += q * q;
+      }
+      const float f = tz_sqrtf(static_cast<float>(ww)) / tz_sqrtf(gg);
+      factors->push_back(f);
+      std::vector<int8_t> w;
+      std::vector<int32_t> b;
+      for (size_t i = 0; i < gw.size(); ++i)
+        w.push_back(ZoTrainer::updated_weight(t.weights(l)[i], lr * f, gw[i], s_w[i / per_ch], Rounding::kNearest, 0.f));
+      for (size_t o = 0; o < gb.size(); ++o)
+        b.push_back(ZoTrainer::updated_bias(t.biases(l)[o], lr * f, gb[o], s_x, s_w[o], Rounding::kNearest, 0.f));
+      want_w->push_back(w);
+      want_b->push_back(b);
+    }
+    EXPECT_EQ(t.end_step(lr), Status::kOk);
+    std::vector<std::vector<int8_t>> got(2);
+    for (int l = 0; l < 2; ++l) {
+      got[l].assign(t.weights(l).begin(), t.weights(l).end());
+      if (want_b != nullptr && size_t(l) < want_b->size()) {
+        EXPECT_EQ(std::vector<int32_t>(t.biases(l).begin(), t.biases(l).end()), (*want_b)[l]) << "layer " << l;
+      }
+    }
+    return got;
+  };
+  std::vector<float> factors;
+  std::vector<std::vector<int8_t>> want_w;
+  std::vector<std::vector<int32_t>> want_b;
+  const auto normed = train(StepNorm::kLayer, &factors, &want_w, &want_b);
+  ASSERT_EQ(factors.size(), 2u);
+  EXPECT_EQ(normed, want_w);
+  EXPECT_GT(factors[0], 0.f);
+  EXPECT_GT(factors[1], 0.f);
+  EXPECT_NE(factors[0], factors[1]);
+  EXPECT_NE(normed, train(StepNorm::kNone, nullptr, nullptr, nullptr));
+}
+
+TEST(ZoTrainerStepNorm, OneLayerPerPassAndMomentumGiveBitwiseTheSameWeights) {
+  TinyNet net;
+  load(net, 20);
+  const std::vector<TrainLayer> layers = {{0, PerturbMode::kNode}, {1, PerturbMode::kNode}};
+  auto run = [&](bool one_pass) {
+    ZoConfig c;
+    c.n_queries_w = c.n_queries_b = c.n_queries_np = 3;
+    c.momentum = 0.5f;
+    c.step_norm = StepNorm::kLayer;
+    c.one_layer_per_pass = one_pass;
+    std::vector<uint8_t> mem(1 << 20);
+    Arena arena(mem.data(), mem.size());
+    Engine engine;
+    EXPECT_EQ(engine.init(net.view, arena, ref::table()), Status::kOk);
+    ZoTrainer t;
+    EXPECT_EQ(t.init(engine, Span<const TrainLayer>(layers.data(), 2), c, arena), Status::kOk);
+    auto inputs = make_inputs(3, engine.input().size(), 41);
+    int changed = 0;
+    for (uint32_t s = 0; s < 3; ++s) {
+      EXPECT_EQ(t.begin_step(s), Status::kOk);
+      for (int p = 0; p < t.n_passes(); ++p) {
+        if (p > 0) {
+          EXPECT_EQ(t.next_pass(0.02f), Status::kOk);
+        }
+        for (int i = 0; i < 3; ++i)
+          EXPECT_EQ(t.accumulate_sample(Span<const int8_t>(inputs[i].data(), inputs[i].size()), i), Status::kOk);
+      }
+      EXPECT_EQ(t.end_step(0.02f), Status::kOk);
+      changed += t.last_step().weights_changed;
+    }
+    EXPECT_GT(changed, 0);
+    std::vector<float> v;
+    for (int l = 0; l < 2; ++l) {
+      for (int8_t x : t.weights(l)) v.push_back(x);
+      for (int32_t x : t.biases(l)) v.push_back(float(x));
+      for (float x : t.momentum_w(l)) v.push_back(x);
+    }
+    return v;
+  };
+  EXPECT_EQ(run(false), run(true));
+}
+
 TEST(ZoTrainerMomentum, CostsFourBytesPerParameterAndRefusesBadBeta) {
   TinyNet net;
   load(net, 18);

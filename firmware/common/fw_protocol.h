@@ -26,7 +26,8 @@ namespace tinyzo::fw {
 // ------------------------------------------------------------------ files
 
 // 2: RunConfig gained momentum (the trained-weights header grew by 8 bytes).
-constexpr uint32_t kFormatVersion = 2;
+// 3: RunConfig gained step_norm (in what was padding before the seed: the same size).
+constexpr uint32_t kFormatVersion = 3;
 
 // Sample stream (host -> device): this header, then n_samples records of
 // record_bytes: uint32 label, int8 input[input_bytes], zero padding to a
@@ -80,6 +81,7 @@ struct RunConfig {
   float lr_wp = 1.f, lr_np = 1.f;
   uint32_t one_layer_per_pass = 0;  // ZoConfig::one_layer_per_pass (the same weights, less memory)
   float momentum = 0.f;  // ZoConfig::momentum, [0, 1); 0 = off
+  uint32_t step_norm = 0;  // StepNorm: 0 none, 1 layer
   uint64_t seed = 0;
   char layers[kMaxSpecChars] = "paper";  // see resolve_layers()
 };
@@ -124,6 +126,7 @@ inline ZoConfig zo_config(const RunConfig& c) {
   z.lr_scale_np = c.lr_np;
   z.one_layer_per_pass = c.one_layer_per_pass != 0;
   z.momentum = c.momentum;
+  z.step_norm = c.step_norm ? StepNorm::kLayer : StepNorm::kNone;
   z.seed = c.seed;
   return z;
 }
@@ -215,7 +218,8 @@ inline bool parse_choice(const char* v, const char* first, const char* second, u
 // sigma_w, sigma_b, mu, two_sided (0/1), bias (0/1: update the biases),
 // rounding (nearest/stochastic), estimation (layer/model), lr, baseline
 // (none/mean), lr_wp, lr_np, passes (1: all layers in one pass over the
-// batch, layer: one layer per pass), momentum (0 <= beta < 1), seed, layers.
+// batch, layer: one layer per pass), momentum (0 <= beta < 1), step_norm
+// (none/layer), seed, layers.
 // Returns false (config unchanged for that key) for an unknown key or a bad
 // value.
 inline bool apply_token(RunConfig* c, const char* token) {
@@ -262,6 +266,7 @@ inline bool apply_token(RunConfig* c, const char* token) {
   if (is("lr")) return detail::parse_float(v, &c->lr) && c->lr >= 0.f;
   if (is("passes")) return detail::parse_choice(v, "1", "layer", &c->one_layer_per_pass);
   if (is("baseline")) return detail::parse_choice(v, "none", "mean", &c->baseline);
+  if (is("step_norm")) return detail::parse_choice(v, "none", "layer", &c->step_norm);
   if (is("lr_wp")) return detail::parse_float(v, &c->lr_wp) && c->lr_wp <= 1e6f;
   if (is("lr_np")) return detail::parse_float(v, &c->lr_np) && c->lr_np <= 1e6f;
   if (is("momentum")) {

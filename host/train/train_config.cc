@@ -102,6 +102,9 @@ const std::vector<Setting>& train_settings() {
       {"momentum", "--momentum", &TrainConfig::momentum, 0, 0.999, nullptr,
        "momentum of the gradient estimate, 0..0.999: a bias-corrected running average of each step's "
        "estimate, 4 bytes of SRAM per trained parameter (default 0 = off, the paper)"},
+      {"step_norm", "--step-norm", &TrainConfig::step_norm, 0, 0, "none|layer",
+       "per-layer step normalisation: none | layer (each layer moves lr * ||W|| per step, whatever its "
+       "gradient's scale; for dense training)"},
       {"batch", "--batch,-b", &TrainConfig::batch, 1, 100000, nullptr, "batch size B (default 100)"},
       {"epochs", "--epochs,-e", &TrainConfig::epochs, 1, kIntMax, nullptr, "epochs (default 50)"},
       // A float learning rate: beyond 1e6 nothing is left of an int8 weight anyway.
@@ -453,6 +456,7 @@ std::string config_fingerprint(const TrainConfig& c) {
   if (c.lr_wp == 1) j.erase("lr_wp");
   if (c.lr_np == 1) j.erase("lr_np");
   if (c.momentum == 0) j.erase("momentum");
+  if (c.step_norm == "none") j.erase("step_norm");
   char hex[17];
   std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash_name64(j.dump())));
   return hex;

@@ -144,6 +144,7 @@ ZoConfig make_zo_config(const TrainConfig& c) {
   z.lr_scale_wp = static_cast<float>(c.lr_wp);
   z.lr_scale_np = static_cast<float>(c.lr_np);
   z.momentum = static_cast<float>(c.momentum);
+  z.step_norm = c.step_norm == "layer" ? StepNorm::kLayer : StepNorm::kNone;
   z.one_layer_per_pass = c.one_layer_per_pass;
   z.seed = c.seed;
   return z;

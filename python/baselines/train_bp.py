@@ -58,21 +58,41 @@ def accuracy(model, xp, labels, batch=300):
     return correct / xp.shape[0]
 
 
-def sgd_step(model, method, lr):
+def layer_trust(w, g):
+    """The per-layer step normalisation's factor ||W|| / ||g|| (0 for a zero gradient): with it the
+    step of every layer is lr * ||W|| in norm, whatever the scale of its gradient (LARS)."""
+    gn = float(g.double().norm())
+    return float(w.double().norm()) / gn if gn > 0 else 0.0
+
+
+def rounded(v, rounding, gen):
+    """v rounded to integers: "nearest" (half to even) or "stochastic" (floor(v + u), u ~ U[0, 1) from
+    `gen`: unbiased, a step below half an LSB still moves on average)."""
+    if rounding == "nearest":
+        return torch.round(v)
+    return torch.floor(v + torch.rand(v.shape, generator=gen, dtype=v.dtype))
+
+
+def sgd_step(model, method, lr, step_norm="none", rounding="nearest", gen=None):
     """fp32: W_f -= lr dL/dW_f (real units). int8 (QAS + integer update, METHOD §3.6):
-    W_int <- clamp(rne(W_int - lr g_W / s_w^2)), b_int <- clamp(rne(b_int - lr g_b / (s_x s_w)^2))."""
+    W_int <- clamp(rne(W_int - lr g_W / s_w^2)), b_int <- clamp(rne(b_int - lr g_b / (s_x s_w)^2)).
+    step_norm "layer": every layer's step (weights and bias) is multiplied by ||W|| / ||g_W|| of its
+    weights, in the units it is applied in (real for fp32, LSBs after QAS for int8). rounding: how the
+    int8 update rounds (see rounded)."""
     moved = 0
     with torch.no_grad():
         for c in model.trainable_convs():
             if method == "fp32":
-                c.w -= lr * c.w.grad
-                c.b -= lr * c.b.grad
+                t = layer_trust(c.w, c.w.grad) if step_norm == "layer" else 1.0
+                c.w -= lr * t * c.w.grad
+                c.b -= lr * t * c.b.grad
                 continue
             sw = torch.from_numpy(c.s_w.astype(np.float64))
             gw = c.w.grad.double() / (sw.view(-1, 1, 1, 1) ** 2)
             gb = c.b.grad.double() / (float(c.s_x) * sw) ** 2
-            w_new = torch.clamp(torch.round(c.w.double() - lr * gw), -128, 127)
-            b_new = torch.clamp(torch.round(c.b.double() - lr * gb), -2 ** 31, 2 ** 31 - 1)
+            t = layer_trust(c.w, gw) if step_norm == "layer" else 1.0
+            w_new = torch.clamp(rounded(c.w.double() - lr * t * gw, rounding, gen), -128, 127)
+            b_new = torch.clamp(rounded(c.b.double() - lr * t * gb, rounding, gen), -2 ** 31, 2 ** 31 - 1)
             moved += int((w_new != c.w.double()).sum()) + int((b_new != c.b.double()).sum())
             c.w.copy_(w_new.float())
             c.b.copy_(b_new.float())
@@ -105,6 +125,10 @@ def main(argv=None):
     ap.add_argument("--epochs", type=int, default=50)
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--lr", type=float, default=0.0, help="0: 0.01 * B / 256")
+    ap.add_argument("--step-norm", choices=["none", "layer"], default="none",
+                    help="layer: per-layer step normalisation, each layer moves lr * ||W|| per step (LARS)")
+    ap.add_argument("--rounding", choices=["nearest", "stochastic"], default="nearest",
+                    help="int8: how the integer update rounds (stochastic: unbiased, seeded by --seed)")
     ap.add_argument("--max-steps", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
@@ -153,6 +177,7 @@ def main(argv=None):
     emit({"type": "before", "val_acc": val0, "test_acc": test0})
     best_val, best_epoch, best = -1.0, 0, None  # fractions, as in tinyzo's log
     rng = np.random.default_rng(a.seed)
+    gen = torch.Generator().manual_seed(a.seed)  # stochastic rounding's draws
     step, epoch, t_train = 0, 0, 0.0
     tmp = tempfile.mkdtemp(prefix="train_bp-") if a.tinyzo else None
     while step < total:
@@ -178,7 +203,7 @@ def main(argv=None):
             model.zero_grad(set_to_none=True)
             loss = F.cross_entropy(model.forward_from(x_train[idx], model.first_trainable), y_train[idx])
             loss.backward()
-            moved = sgd_step(model, a.method, lr)
+            moved = sgd_step(model, a.method, lr, a.step_norm, a.rounding, gen)
             dt = time.time() - t0
             t_train += dt
             emit({"type": "step", "step": step, "epoch": epoch, "loss": float(loss), "lr": lr,

@@ -97,12 +97,16 @@ _METHOD_RE = re.compile(r"^([a-z0-9_]+?)((?:\+[a-z0-9_.]+)*)(?:@lr([0-9.e-]+))?$
 #   np<x>  --lr-np <x>: the NP layers' multiplier
 #   mu<n>, sw<n>, sb<n>  perturbation sizes --mu, --sigma-w, --sigma-b
 #   mom<b>  --momentum <b>: bias-corrected running average of the estimate (4 B of SRAM per trained parameter)
+#   ln     --step-norm layer: per-layer step normalisation, every layer moves lr * ||W|| per step (dense training)
+# BP methods take ln and (int8 only) sr too: train_bp.py has the same two flags.
 _OPT_FIXED = {
     "cv": ["--baseline", "mean"],
     "gnssqrt": ["--gns", "sqrt"],
     "npall": ["--mode", "np"],
     "sr": ["--rounding", "stochastic"],
+    "ln": ["--step-norm", "layer"],
 }
+_BP_OPTS = ("ln", "sr")
 _OPT_VALUE = {"wp": "--lr-wp", "np": "--lr-np", "mu": "--mu", "sw": "--sigma-w", "sb": "--sigma-b",
               "mom": "--momentum"}
 _OPT_QUERY = ("half", "anti", "nponly", "np4")
@@ -123,8 +127,8 @@ def option_args(opt):
         if m.group(1) in ("mu", "sw", "sb") and not v.isdigit():
             raise ValueError("option %r: an integer size" % opt)
         return [_OPT_VALUE[m.group(1)], v]
-    raise ValueError("unknown option %r (known: half, anti, nponly, np4, cv, gnssqrt, npall, sr, wp<x>, np<x>, mu<n>, sw<n>, "
-                     "sb<n>, mom<b>)" % opt)
+    raise ValueError("unknown option %r (known: half, anti, nponly, np4, cv, gnssqrt, npall, sr, ln, wp<x>, np<x>, mu<n>, "
+                     "sw<n>, sb<n>, mom<b>)" % opt)
 
 
 def parse_method(method):
@@ -143,8 +147,13 @@ def parse_method_full(method):
     if lr is not None and not (lr > 0 and lr < 1e6):
         raise ValueError("method %r: the learning-rate multiplier must be a positive number" % method)
     opts = [o for o in m.group(2).split("+") if o]
-    if opts and METHODS[m.group(1)][0] != "zo":
-        raise ValueError("method %r: options apply to ZO methods only" % method)
+    kind = METHODS[m.group(1)][0]
+    if kind == "eval" and opts:
+        raise ValueError("method %r: eval takes no options" % method)
+    if kind == "bp":
+        bad = [o for o in opts if o not in _BP_OPTS or (o == "sr" and "int8" not in m.group(1))]
+        if bad:
+            raise ValueError("method %r: BP methods take only ln, and sr for int8 (not %s)" % (method, ", ".join(bad)))
     for o in opts:
         if o not in _OPT_QUERY:
             option_args(o)
@@ -222,7 +231,7 @@ class Run:
         # BP trains on tinyzo train's batches: its epoch order, and its augmented inputs when augmenting.
         return ([PY, BP_SCRIPT, "--split", self.split_dir(root), "--tinyzo", tinyzo] +
                 (["--augment"] if augment else []) + ["--threads", str(bp_threads), "--out", out] +
-                s.sched_args() + self.extra + lr)
+                s.sched_args() + self.extra + [a for o in self.opts for a in option_args(o)] + lr)
 
     def key(self):
         """What makes two runs the same: the command with symbolic paths and no thread counts."""
@@ -266,13 +275,13 @@ def run_set(name):
         return [Run("full", "gaussian_noise", m) for m in METHODS if m.startswith("abl_")]
     if name == "dense-grid":  # learning-rate selection on the validation split of one development corruption
         return [Run("short", "gaussian_noise", "%s@lr%s" % (m, x)) for x in LR_GRID
-                for m in ("bp_fp32_all", "bp_int8_all", "zo_dense")]
+                for m in DENSE_LN + DENSE_GLOBAL]
     if name == "augment":  # augmentation or not, decided on the development corruptions' validation splits
         return [Run("short", c, m) for c in DEV_CORRUPTIONS for m in ("zo_sparse", "bp_fp32", "bp_int8",
                                                                       "zo_sparse_aug", "bp_fp32_aug", "bp_int8_aug")]
-    if name == "dense":
-        return [Run("short", c, m) for c in DEV_CORRUPTIONS for m in ("zo_dense", "bp_fp32_all", "bp_int8_all",
-                                                                      "zo_sparse", "bp_fp32", "bp_int8")]
+    if name == "dense":  # the runner puts in the multipliers dense-grid chose (python/experiments/selection.py)
+        return [Run("short", c, m) for c in DEV_CORRUPTIONS
+                for m in DENSE_LN + DENSE_GLOBAL + ("zo_sparse", "bp_fp32", "bp_int8")]
     if name == "search":  # issue 13: estimator options on the development corruptions' validation splits
         return [Run("short", c, m) for m in SEARCH for c in DEV_CORRUPTIONS]
     if name == "zo_plus":  # issue 13 at the full schedule: confirm on the development corruptions, then the rest
@@ -285,6 +294,10 @@ def run_set(name):
 
 
 LR_GRID = ("1", "0.1", "0.03", "0.01", "0.003")  # multipliers of eta0
+# Dense training (all 42 convs): with per-layer step normalisation (the rule, docs/results.md) and,
+# superseded, with one learning rate for every layer.
+DENSE_LN = ("bp_fp32_all+ln", "bp_int8_all+ln", "zo_dense+ln")
+DENSE_GLOBAL = ("bp_fp32_all", "bp_int8_all", "zo_dense")
 # Issue 13's search at the short schedule, in the order it ran (docs/zo-search.md gives the reasons).
 SEARCH = (
     "zo_sparse@lr10", "zo_sparse@lr3", "zo_sparse+cv@lr3", "zo_sparse+half+cv@lr3", "zo_sparse+cv+wp0.33@lr3",

@@ -76,7 +76,15 @@ class MatrixTest(unittest.TestCase):
             self.assertEqual(c[c.index("--layers") + 1], "1.6.conv.0:np,1.7.conv.0:np")
         c = matrix.Run("full", "fog", "zo_sparse+half+nponly").command("tinyzo", "/r")
         self.assertEqual(c[c.index("--queries-np") + 1], "49")  # 25 + 12 + 12: half the passes
-        for bad in ("zo_sparse+nope", "zo_sparse+mu1.5", "bp_int8+cv", "zo_sparse+", "zo_sparse+mom"):
+        # per-layer step normalisation: the same flag for tinyzo train and train_bp.py
+        for m in ("zo_dense+ln@lr0.1", "bp_fp32_all+ln@lr0.1", "bp_int8_all+ln+sr@lr0.1"):
+            c = matrix.Run("short", "fog", m).command("tinyzo", "/r")
+            self.assertEqual(c[c.index("--step-norm") + 1], "layer", m)
+            self.assertEqual(c[c.index("--lr") + 1], "%.9g" % (0.1 * matrix.ETA0), m)
+        c = matrix.Run("short", "fog", "bp_int8_all+ln+sr").command("tinyzo", "/r")
+        self.assertEqual((c[0], c[c.index("--rounding") + 1]), (matrix.PY, "stochastic"))
+        for bad in ("zo_sparse+nope", "zo_sparse+mu1.5", "bp_int8+cv", "zo_sparse+", "zo_sparse+mom", "bp_fp32+sr",
+                    "bp_fp32_all+ln+mom0.9"):
             with self.assertRaises(ValueError, msg=bad):
                 matrix.Run("short", "fog", bad)
         self.assertEqual(len(matrix.run_set("search")), 4 * len(matrix.SEARCH))
@@ -91,7 +99,7 @@ class MatrixTest(unittest.TestCase):
         main = matrix.run_set("main")
         self.assertEqual(len(main), 19 * 3)
         self.assertEqual(len({r.id for r in main}), 57)
-        self.assertEqual(len(matrix.run_set("dense-grid")), 3 * len(matrix.LR_GRID))
+        self.assertEqual(len(matrix.run_set("dense-grid")), 6 * len(matrix.LR_GRID))
 
     def test_selection_rule_uses_validation_only(self):
         def rec(m, x, val, loss, test):

@@ -992,6 +992,30 @@ float ZoTrainer::momentum_correction(float beta, uint32_t step) {
   return 1.f / (1.f - p);
 }
 
+float ZoTrainer::step_norm_factor(const Layer& l, int li, float beta, float corr) const {
+  // ||W_int||^2 exactly (an int8 tensor of < 2^24 elements: < 2^38), then one rounding.
+  int64_t ww = 0;
+  for (size_t i = 0; i < l.d_w; ++i) ww += int32_t(l.w[i]) * int32_t(l.w[i]);
+  // ||g'||^2 in the order for_each_gradient emits, with g' what apply_update
+  // steps by per unit of lr: the (momentum-averaged) estimate, over s_w^2 with QAS.
+  const size_t per_ch = l.d_w / size_t(l.c_out);
+  float gg = 0.f;
+  for_each_gradient(
+      l, li,
+      [&](size_t i, float g) {
+        if (l.mom_w != nullptr) g = (beta * l.mom_w[i] + (1.f - beta) * g) * corr;
+        if (config_.qas) {
+          const float s = l.s_w[i / per_ch];
+          g = g / (s * s);
+        }
+        gg += g * g;
+      },
+      [](size_t, float) {});
+  // A zero, NaN or overflowing sum gives no step rather than a wild one.
+  if (!(gg > 0.f) || !(gg < 3.0e38f)) return 0.f;
+  return tz_sqrtf(static_cast<float>(ww)) / tz_sqrtf(gg);
+}
+
 int ZoTrainer::apply_update(Layer& l, int li, float lr, int8_t* w_out, int32_t* b_out) {
   // Per-layer learning rate by mode (1 = the paper: lr * 1.f is lr, bit for bit).
   lr *= l.spec.mode == PerturbMode::kWeight ? config_.lr_scale_wp : config_.lr_scale_np;
@@ -1006,6 +1030,7 @@ int ZoTrainer::apply_update(Layer& l, int li, float lr, int8_t* w_out, int32_t* 
     return v * corr;
   };
   const size_t per_ch = l.d_w / size_t(l.c_out);
+  if (config_.step_norm == StepNorm::kLayer) lr *= step_norm_factor(l, li, beta, corr);
   const uint64_t round_key_w = key(li, RngStream::kRounding, 0, 0);
   const uint64_t round_key_b = key(li, RngStream::kRounding, 1, 0);
   // Gradients are computed from the step's sums and the weights they were

@@ -40,6 +40,16 @@ enum class Rounding : uint8_t { kNearest = 0, kStochastic = 1 };
 // the Q coefficients the estimator keeps anyway. Needs n >= 2 (n = 1 leaves
 // the difference as it is).
 enum class Baseline : uint8_t { kNone = 0, kMean = 1 };
+// Per-layer step normalisation (docs/results.md, dense training). kLayer:
+// every layer's step is multiplied by ||W_int|| / ||g'||, where g' is the
+// step direction of its weights in the units the update applies it in (LSBs
+// after QAS), so each layer moves lr * ||W_int|| per step whatever the scale
+// of its gradient (LARS). The bias step uses the same factor. The relative
+// step of the gradient differs by 1000x between MCUNet's layers, so one
+// learning rate for all 42 either blows up the early layers or leaves the deep
+// ones in place. Two float sums and one square root per layer and step, no
+// memory. kNone: the paper.
+enum class StepNorm : uint8_t { kNone = 0, kLayer = 1 };
 
 struct ZoConfig {
   int n_queries_w = 25;   // WP queries for a weight tensor
@@ -77,6 +87,7 @@ struct ZoConfig {
   // zeroth-order estimate, which the per-step queries alone do not. 0 = off
   // (the paper, bit for bit, no memory).
   float momentum = 0.f;
+  StepNorm step_norm = StepNorm::kNone;
   uint64_t seed = 0;
   // Layer-wise: put the per-layer workspace (boundary cache, perturbed copy,
   // query losses or NP coefficients) into a gap of the engine's activations
@@ -310,6 +321,9 @@ class ZoTrainer {
   // Writes layer li's updated parameters to w_out / b_out (which may be l.w /
   // l.b themselves); returns how many changed.
   int apply_update(Layer& l, int li, float lr, int8_t* w_out, int32_t* b_out);
+  // StepNorm::kLayer's factor ||W_int|| / ||g'|| of layer li (0 for a zero or
+  // non-finite gradient sum); beta / corr as in apply_update's momentum.
+  float step_norm_factor(const Layer& l, int li, float beta, float corr) const;
   // Applies config_.baseline to n coefficients in place.
   void apply_baseline(float* coef, int n) const;
   template <class FW, class FB>
