@@ -75,6 +75,31 @@ class BaselineTest(unittest.TestCase):
             self.assertTrue(torch.equal(w, torch.round(w)))
             self.assertTrue(bool((w >= -128).all() and (w <= 127).all()))
 
+    def test_layer_step_norm_moves_every_layer_by_lr_times_its_norm(self):
+        # --step-norm layer: FP32 BP moves each layer's weights by exactly lr ||W|| (up to float error),
+        # whatever its gradient's size; int8 with stochastic rounding stays integer and in range.
+        layers = ["0", "1.1.conv.2", "1.13.conv.1"]  # gradients of very different relative size
+        xt = torch.from_numpy(self.x.transpose(0, 3, 1, 2).copy())
+        y = torch.from_numpy(self.labels.astype(np.int64))
+        for method in ("fp32", "int8"):
+            model = qnet.QNet(self.net, layers, method)
+            xp = model.prefix(xt)
+            torch.nn.functional.cross_entropy(model.forward_from(xp, model.first_trainable), y).backward()
+            before = [c.w.detach().double().clone() for c in model.trainable_convs()]
+            lr = 0.01
+            gen = torch.Generator().manual_seed(1)
+            moved = train_bp.sgd_step(model, method, lr, "layer", "stochastic", gen)
+            for c, w0 in zip(model.trainable_convs(), before):
+                dw = float((c.w.detach().double() - w0).norm())
+                if method == "fp32":
+                    self.assertAlmostEqual(dw / (lr * float(w0.norm())), 1.0, places=4, msg=c.name)
+                else:
+                    w = c.w.detach()
+                    self.assertTrue(torch.equal(w, torch.round(w)))
+                    self.assertTrue(bool((w >= -128).all() and (w <= 127).all()))
+            if method == "int8":
+                self.assertGreater(moved, 0)
+
     def test_train_bp_smoke(self):
         with tempfile.TemporaryDirectory() as d:
             split = os.path.join(d, "split")
