@@ -1259,7 +1259,8 @@ TEST(ZoTrainerStepNorm, EveryLayerStepsByItsWeightNormOverItsGradientNorm) {
       EXPECT_EQ(t.accumulate_sample(Span<const int8_t>(inputs[i].data(), inputs[i].size()), i), Status::kOk);
     for (int l = 0; l < 2 && factors != nullptr; ++l) {
       std::vector<float> gw(t.weights(l).size()), gb(t.biases(l).size());
-      EXPECT_EQ(t.gradient(l, Span<float>(gw.data(), gw.size()), Span<float>(gb.data(), gb.size())), Status::kOk);
+      EXPECT_EQ(t.gradient(l, Span<float>(gw.data(), gw.size()), Span<float>(gb.data(), gb.size())),
+                Status::kOk);
       const TzmOp& op = net.view.op(layers[l].op);
       const float* s_w = net.view.channel_scales(op.inputs[1]);
       const float s_x = net.view.tensor(op.inputs[0]).scale;
@@ -1276,9 +1277,11 @@ TEST(ZoTrainerStepNorm, EveryLayerStepsByItsWeightNormOverItsGradientNorm) {
       std::vector<int8_t> w;
       std::vector<int32_t> b;
       for (size_t i = 0; i < gw.size(); ++i)
-        w.push_back(ZoTrainer::updated_weight(t.weights(l)[i], lr * f, gw[i], s_w[i / per_ch], Rounding::kNearest, 0.f));
+        w.push_back(ZoTrainer::updated_weight(t.weights(l)[i], lr * f, gw[i], s_w[i / per_ch],
+                                              Rounding::kNearest, 0.f));
       for (size_t o = 0; o < gb.size(); ++o)
-        b.push_back(ZoTrainer::updated_bias(t.biases(l)[o], lr * f, gb[o], s_x, s_w[o], Rounding::kNearest, 0.f));
+        b.push_back(
+            ZoTrainer::updated_bias(t.biases(l)[o], lr * f, gb[o], s_x, s_w[o], Rounding::kNearest, 0.f));
       want_w->push_back(w);
       want_b->push_back(b);
     }
@@ -1287,7 +1290,8 @@ TEST(ZoTrainerStepNorm, EveryLayerStepsByItsWeightNormOverItsGradientNorm) {
     for (int l = 0; l < 2; ++l) {
       got[l].assign(t.weights(l).begin(), t.weights(l).end());
       if (want_b != nullptr && size_t(l) < want_b->size()) {
-        EXPECT_EQ(std::vector<int32_t>(t.biases(l).begin(), t.biases(l).end()), (*want_b)[l]) << "layer " << l;
+        EXPECT_EQ(std::vector<int32_t>(t.biases(l).begin(), t.biases(l).end()), (*want_b)[l])
+            << "layer " << l;
       }
     }
     return got;
@@ -1329,7 +1333,8 @@ TEST(ZoTrainerStepNorm, OneLayerPerPassAndMomentumGiveBitwiseTheSameWeights) {
           EXPECT_EQ(t.next_pass(0.02f), Status::kOk);
         }
         for (int i = 0; i < 3; ++i)
-          EXPECT_EQ(t.accumulate_sample(Span<const int8_t>(inputs[i].data(), inputs[i].size()), i), Status::kOk);
+          EXPECT_EQ(t.accumulate_sample(Span<const int8_t>(inputs[i].data(), inputs[i].size()), i),
+                    Status::kOk);
       }
       EXPECT_EQ(t.end_step(0.02f), Status::kOk);
       changed += t.last_step().weights_changed;
@@ -1356,15 +1361,18 @@ TEST(ZoTrainerMomentum, CostsFourBytesPerParameterAndRefusesBadBeta) {
   const std::vector<TrainLayer> layers = {{0, PerturbMode::kWeight}, {1, PerturbMode::kNode}};
   ZoConfig cfg;
   size_t plain = 0, mom = 0, mom_nobias = 0;
-  ASSERT_EQ(ZoTrainer::required_arena_bytes(engine, Span<const TrainLayer>(layers.data(), 2), cfg, arena, &plain),
-            Status::kOk);
+  ASSERT_EQ(
+      ZoTrainer::required_arena_bytes(engine, Span<const TrainLayer>(layers.data(), 2), cfg, arena, &plain),
+      Status::kOk);
   cfg.momentum = 0.9f;
-  ASSERT_EQ(ZoTrainer::required_arena_bytes(engine, Span<const TrainLayer>(layers.data(), 2), cfg, arena, &mom),
-            Status::kOk);
+  ASSERT_EQ(
+      ZoTrainer::required_arena_bytes(engine, Span<const TrainLayer>(layers.data(), 2), cfg, arena, &mom),
+      Status::kOk);
   // conv 8x3x3x3 = 216 weights + 8 biases, pw 8x8 = 64 + 8: 296 floats, each buffer 16-aligned.
   EXPECT_EQ(mom - plain, 4u * (216 + 8 + 64 + 8));
   cfg.update_bias = false;
-  ASSERT_EQ(ZoTrainer::required_arena_bytes(engine, Span<const TrainLayer>(layers.data(), 2), cfg, arena, &mom_nobias),
+  ASSERT_EQ(ZoTrainer::required_arena_bytes(engine, Span<const TrainLayer>(layers.data(), 2), cfg, arena,
+                                            &mom_nobias),
             Status::kOk);
   EXPECT_EQ(mom - mom_nobias, 4u * (8 + 8));
   for (float bad : {-0.1f, 1.f, 2.f, std::nanf("")}) {

@@ -80,8 +80,8 @@ struct RunConfig {
   uint32_t baseline = 0;  // Baseline: 0 none, 1 mean
   float lr_wp = 1.f, lr_np = 1.f;
   uint32_t one_layer_per_pass = 0;  // ZoConfig::one_layer_per_pass (the same weights, less memory)
-  float momentum = 0.f;  // ZoConfig::momentum, [0, 1); 0 = off
-  uint32_t step_norm = 0;  // StepNorm: 0 none, 1 layer
+  float momentum = 0.f;             // ZoConfig::momentum, [0, 1); 0 = off
+  uint32_t step_norm = 0;           // StepNorm: 0 none, 1 layer
   uint64_t seed = 0;
   char layers[kMaxSpecChars] = "paper";  // see resolve_layers()
 };
