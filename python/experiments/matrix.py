@@ -293,7 +293,7 @@ def run_set(name):
     raise ValueError("unknown run set %r (known: %s)" % (name, ", ".join(RUN_SETS)))
 
 
-LR_GRID = ("1", "0.1", "0.03", "0.01", "0.003")  # multipliers of eta0
+LR_GRID = ("3", "1", "0.1", "0.03", "0.01", "0.003")  # multipliers of eta0 (3 added when ZO dense chose the top, 1)
 # Dense training (all 42 convs): with per-layer step normalisation (the rule, docs/results.md) and,
 # superseded, with one learning rate for every layer.
 DENSE_LN = ("bp_fp32_all+ln", "bp_int8_all+ln", "zo_dense+ln")
@@ -306,6 +306,8 @@ SEARCH = (
     "zo_sparse+npall+cv@lr3", "zo_sparse+cv+mom0.9@lr3", "zo_sparse+cv+mom0.9@lr10", "zo_sparse+npall+cv",
     "zo_sparse+cv+mom0.9+sr@lr3", "zo_sparse+cv+sr@lr3", "zo_sparse+nponly+cv@lr3", "zo_sparse+half+nponly+cv@lr3",
     "zo_sparse+np4+cv@lr3", "zo_sparse+cv+mu10@lr3", "zo_sparse+cv+sw2@lr3",
+    # Stage 3: per-layer step normalisation, the rule that made dense training learn (docs/results.md).
+    "zo_sparse+cv+ln@lr0.1", "zo_sparse+cv+ln@lr0.03", "zo_sparse+cv+ln@lr1",
 )
 # The configuration the search chose (configs/tinyzo-zo.json) and its half-forward-passes variant.
 ZO_PLUS = "zo_sparse+cv@lr3"
