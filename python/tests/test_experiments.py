@@ -106,11 +106,11 @@ class MatrixTest(unittest.TestCase):
             run = matrix.Run("short", "gaussian_noise", "%s@lr%s" % (m, x))
             return run.id, {"protocol": matrix.PROTOCOL, "key": run.key(), "best_val": val, "final_loss": loss,
                             "test_after": test}
-        g = matrix.LR_GRID  # five multipliers
+        g = matrix.LR_GRID
         res = dict(rec("zo_dense", x, v, l, t) for x, v, l, t in
                    ((g[0], 0.10, 9.0, 0.99), (g[1], 0.40, 2.0, 0.1), (g[2], 0.40, 1.9, 0.2), (g[3], 0.30, 1.5, 0.3)))
         self.assertEqual(selection.dense_choice(res), {})  # the grid is not complete
-        res.update([rec("zo_dense", g[4], 0.2, 2.2, 0.5)])
+        res.update([rec("zo_dense", x, 0.2, 2.2, 0.5) for x in g[4:]])
         # the best validation ties between g[1] and g[2]: the lower final loss wins; test accuracy plays no part
         self.assertEqual(selection.dense_choice(res), {"zo_dense": g[2]})
 
