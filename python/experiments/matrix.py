@@ -307,7 +307,7 @@ SEARCH = (
     "zo_sparse+cv+mom0.9+sr@lr3", "zo_sparse+cv+sr@lr3", "zo_sparse+nponly+cv@lr3", "zo_sparse+half+nponly+cv@lr3",
     "zo_sparse+np4+cv@lr3", "zo_sparse+cv+mu10@lr3", "zo_sparse+cv+sw2@lr3",
     # Stage 3: per-layer step normalisation, the rule that made dense training learn (docs/results.md).
-    "zo_sparse+cv+ln@lr0.1", "zo_sparse+cv+ln@lr0.03", "zo_sparse+cv+ln@lr1",
+    "zo_sparse+cv+ln@lr0.1", "zo_sparse+cv+ln@lr0.03", "zo_sparse+cv+ln@lr1", "zo_sparse+cv+ln@lr3",
 )
 # The configuration the search chose (configs/tinyzo-zo.json) and its half-forward-passes variant.
 ZO_PLUS = "zo_sparse+cv@lr3"
