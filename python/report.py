@@ -261,7 +261,7 @@ def dense_section(R, L, missing):
     for c in matrix.DEV_CORRUPTIONS:
         cells, before = [], None
         for m in cols:
-            meth = m if m not in chosen or chosen[m] == "1" else "%s@lr%s" % (m, chosen[m])
+            meth = m if m not in chosen else "%s@lr%s" % (m, chosen[m])  # on gaussian_noise: the grid run itself
             r = R.get("short", c, meth)
             if r is None and (m not in selection.DENSE_METHODS or m in chosen):
                 missing.append("short/%s/%s" % (c, meth))

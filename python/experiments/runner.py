@@ -86,8 +86,8 @@ def run_set(name, results, quiet=False):
             lr = chosen.get(r.method)
             if lr is None and r.method in selection.DENSE_METHODS:
                 continue  # its grid is not complete yet: nothing to run for it
-            out.append(matrix.Run(r.schedule, r.corruption, r.method if lr in (None, "1") else
-                                  "%s@lr%s" % (r.method, lr)))
+            # "@lr1" too: on gaussian_noise the dense run is the grid's own run, not a second one
+            out.append(matrix.Run(r.schedule, r.corruption, r.method if lr is None else "%s@lr%s" % (r.method, lr)))
         return out
     return matrix.run_set(name)
 
