@@ -1087,6 +1087,31 @@ TEST(ZoTrainerBaseline, OptionsAddNoMemory) {
 }
 
 
+// An engine and a trainer on `net` in their own 1 MB arena.
+struct TrainRig {
+  std::vector<uint8_t> mem = std::vector<uint8_t>(1 << 20);
+  Arena arena{mem.data(), mem.size()};
+  Engine engine;
+  ZoTrainer trainer;
+  TrainRig(const TinyNet& net, const std::vector<TrainLayer>& layers, const ZoConfig& cfg) {
+    EXPECT_EQ(engine.init(net.view, arena, ref::table()), Status::kOk);
+    EXPECT_EQ(trainer.init(engine, Span<const TrainLayer>(layers.data(), layers.size()), cfg, arena), Status::kOk);
+  }
+};
+
+// Streams `inputs` (samples 0..n-1) through step `step` of t, every pass of a
+// one-layer-per-pass trainer included.
+void accumulate_step(ZoTrainer& t, const std::vector<std::vector<int8_t>>& inputs, uint32_t step, float lr) {
+  EXPECT_EQ(t.begin_step(step), Status::kOk);
+  for (int p = 0; p < t.n_passes(); ++p) {
+    if (p > 0) {
+      EXPECT_EQ(t.next_pass(lr), Status::kOk);
+    }
+    for (size_t i = 0; i < inputs.size(); ++i)
+      EXPECT_EQ(t.accumulate_sample(Span<const int8_t>(inputs[i].data(), inputs[i].size()), int(i)), Status::kOk);
+  }
+}
+
 TEST(ZoTrainerMomentum, CorrectionIsOneOverOneMinusBetaPower) {
   EXPECT_FLOAT_EQ(ZoTrainer::momentum_correction(0.9f, 0), 1.f / (1.f - 0.9f));
   EXPECT_FLOAT_EQ(ZoTrainer::momentum_correction(0.9f, 1), 1.f / (1.f - 0.81f));
@@ -1196,28 +1221,16 @@ TEST(ZoTrainerMomentum, OneLayerPerPassGivesBitwiseTheSameWeights) {
   TinyNet net;
   load(net, 17);
   const std::vector<TrainLayer> layers = {{0, PerturbMode::kNode}, {1, PerturbMode::kNode}};
-  ZoConfig cfg;
-  cfg.n_queries_w = cfg.n_queries_b = cfg.n_queries_np = 3;
-  cfg.momentum = 0.9f;
   auto run = [&](bool one_pass) {
-    ZoConfig c = cfg;
+    ZoConfig c;
+    c.n_queries_w = c.n_queries_b = c.n_queries_np = 3;
+    c.momentum = 0.9f;
     c.one_layer_per_pass = one_pass;
-    std::vector<uint8_t> mem(1 << 20);
-    Arena arena(mem.data(), mem.size());
-    Engine engine;
-    EXPECT_EQ(engine.init(net.view, arena, ref::table()), Status::kOk);
-    ZoTrainer t;
-    EXPECT_EQ(t.init(engine, Span<const TrainLayer>(layers.data(), 2), c, arena), Status::kOk);
-    auto inputs = make_inputs(3, engine.input().size(), 31);
+    TrainRig rig(net, layers, c);
+    ZoTrainer& t = rig.trainer;
+    const auto inputs = make_inputs(3, rig.engine.input().size(), 31);
     for (uint32_t s = 0; s < 3; ++s) {
-      EXPECT_EQ(t.begin_step(s), Status::kOk);
-      for (int p = 0; p < t.n_passes(); ++p) {
-        if (p > 0) {
-          EXPECT_EQ(t.next_pass(0.05f), Status::kOk);
-        }
-        for (int i = 0; i < 3; ++i)
-          EXPECT_EQ(t.accumulate_sample(Span<const int8_t>(inputs[i].data(), inputs[i].size()), i), Status::kOk);
-      }
+      accumulate_step(t, inputs, s, 0.05f);
       EXPECT_EQ(t.end_step(0.05f), Status::kOk);
     }
     std::vector<float> v;
@@ -1248,15 +1261,9 @@ TEST(ZoTrainerStepNorm, EveryLayerStepsByItsWeightNormOverItsGradientNorm) {
     ZoConfig cfg;
     cfg.n_queries_w = cfg.n_queries_b = cfg.n_queries_np = 4;
     cfg.step_norm = norm;
-    std::vector<uint8_t> mem(1 << 20);
-    Arena arena(mem.data(), mem.size());
-    Engine engine;
-    EXPECT_EQ(engine.init(net.view, arena, ref::table()), Status::kOk);
-    ZoTrainer t;
-    EXPECT_EQ(t.init(engine, Span<const TrainLayer>(layers.data(), 2), cfg, arena), Status::kOk);
-    EXPECT_EQ(t.begin_step(0), Status::kOk);
-    for (int i = 0; i < 4; ++i)
-      EXPECT_EQ(t.accumulate_sample(Span<const int8_t>(inputs[i].data(), inputs[i].size()), i), Status::kOk);
+    TrainRig rig(net, layers, cfg);
+    ZoTrainer& t = rig.trainer;
+    accumulate_step(t, inputs, 0, lr);
     for (int l = 0; l < 2 && factors != nullptr; ++l) {
       std::vector<float> gw(t.weights(l).size()), gb(t.biases(l).size());
       EXPECT_EQ(t.gradient(l, Span<float>(gw.data(), gw.size()), Span<float>(gb.data(), gb.size())),
@@ -1318,24 +1325,12 @@ TEST(ZoTrainerStepNorm, OneLayerPerPassAndMomentumGiveBitwiseTheSameWeights) {
     c.momentum = 0.5f;
     c.step_norm = StepNorm::kLayer;
     c.one_layer_per_pass = one_pass;
-    std::vector<uint8_t> mem(1 << 20);
-    Arena arena(mem.data(), mem.size());
-    Engine engine;
-    EXPECT_EQ(engine.init(net.view, arena, ref::table()), Status::kOk);
-    ZoTrainer t;
-    EXPECT_EQ(t.init(engine, Span<const TrainLayer>(layers.data(), 2), c, arena), Status::kOk);
-    auto inputs = make_inputs(3, engine.input().size(), 41);
+    TrainRig rig(net, layers, c);
+    ZoTrainer& t = rig.trainer;
+    const auto inputs = make_inputs(3, rig.engine.input().size(), 41);
     int changed = 0;
     for (uint32_t s = 0; s < 3; ++s) {
-      EXPECT_EQ(t.begin_step(s), Status::kOk);
-      for (int p = 0; p < t.n_passes(); ++p) {
-        if (p > 0) {
-          EXPECT_EQ(t.next_pass(0.02f), Status::kOk);
-        }
-        for (int i = 0; i < 3; ++i)
-          EXPECT_EQ(t.accumulate_sample(Span<const int8_t>(inputs[i].data(), inputs[i].size()), i),
-                    Status::kOk);
-      }
+      accumulate_step(t, inputs, s, 0.02f);
       EXPECT_EQ(t.end_step(0.02f), Status::kOk);
       changed += t.last_step().weights_changed;
     }
