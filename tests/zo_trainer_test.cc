@@ -87,34 +87,72 @@ std::vector<std::vector<int8_t>> make_inputs(int n, size_t size, uint32_t seed) 
   return v;
 }
 
-// Trains `steps` steps on 8 samples and returns the concatenated trainable copies.
-std::vector<int64_t> train(const ZoConfig& cfg, const std::vector<TrainLayer>& layers, int steps, TinyNet& net) {
-  std::vector<uint8_t> arena_mem(1 << 20);
-  Arena arena(arena_mem.data(), arena_mem.size());
+// An engine on a model in its own 1 MB arena and, given layers and a config, a trainer on it.
+struct TrainRig {
+  std::vector<uint8_t> mem = std::vector<uint8_t>(1 << 20);
+  Arena arena{mem.data(), mem.size()};
   Engine engine;
-  EXPECT_EQ(engine.init(net.view, arena, ref::table()), Status::kOk);
   ZoTrainer trainer;
-  EXPECT_EQ(trainer.init(engine, Span<const TrainLayer>(layers.data(), layers.size()), cfg, arena), Status::kOk);
-  auto inputs = make_inputs(8, engine.input().size(), 7);
-  for (int s = 0; s < steps; ++s) {
-    EXPECT_EQ(trainer.begin_step(s), Status::kOk);
-    const float lr = cosine_lr(0.05f, s, steps);
-    for (int p = 0; p < trainer.n_passes(); ++p) {  // one pass unless cfg.one_layer_per_pass
-      if (p > 0) {
-        EXPECT_EQ(trainer.next_pass(lr), Status::kOk);
-      }
-      for (int i = 0; i < 8; ++i)
-        EXPECT_EQ(trainer.accumulate_sample(Span<const int8_t>(inputs[i].data(), inputs[i].size()), i % 4),
-                  Status::kOk);
+  explicit TrainRig(const ModelView& view) { EXPECT_EQ(engine.init(view, arena, ref::table()), Status::kOk); }
+  TrainRig(const ModelView& view, const std::vector<TrainLayer>& layers, const ZoConfig& cfg) : TrainRig(view) {
+    EXPECT_EQ(init(trainer, layers, cfg), Status::kOk);
+  }
+  TrainRig(const TinyNet& net, const std::vector<TrainLayer>& layers, const ZoConfig& cfg)
+      : TrainRig(net.view, layers, cfg) {}
+  // Another trainer on the same engine and arena (what init returns is the test's to check).
+  Status init(ZoTrainer& t, const std::vector<TrainLayer>& layers, const ZoConfig& cfg) {
+    return t.init(engine, Span<const TrainLayer>(layers.data(), layers.size()), cfg, arena);
+  }
+  Status required_bytes(const std::vector<TrainLayer>& layers, const ZoConfig& cfg, size_t* bytes) {
+    return ZoTrainer::required_arena_bytes(engine, Span<const TrainLayer>(layers.data(), layers.size()), cfg, arena,
+                                           bytes);
+  }
+  std::vector<std::vector<int8_t>> inputs(int n, uint32_t seed) {
+    return make_inputs(n, engine.input().size(), seed);
+  }
+};
+
+// Streams `inputs` through step `step` of t, every pass of a one-layer-per-pass trainer included;
+// sample i has label i % labels.
+void accumulate_step(ZoTrainer& t, const std::vector<std::vector<int8_t>>& inputs, uint32_t step, float lr,
+                     int labels = 4) {
+  EXPECT_EQ(t.begin_step(step), Status::kOk);
+  for (int p = 0; p < t.n_passes(); ++p) {
+    if (p > 0) {
+      EXPECT_EQ(t.next_pass(lr), Status::kOk);
     }
-    EXPECT_EQ(trainer.end_step(lr), Status::kOk);
+    for (size_t i = 0; i < inputs.size(); ++i)
+      EXPECT_EQ(t.accumulate_sample(Span<const int8_t>(inputs[i].data(), inputs[i].size()), int(i) % labels),
+                Status::kOk);
   }
-  std::vector<int64_t> all;
-  for (int l = 0; l < trainer.n_layers(); ++l) {
-    for (int8_t w : trainer.weights(l)) all.push_back(w);
-    for (int32_t b : trainer.biases(l)) all.push_back(b);
+}
+
+// One full step: accumulate_step, then end_step at lr.
+void train_step(ZoTrainer& t, const std::vector<std::vector<int8_t>>& inputs, uint32_t step, float lr,
+                int labels = 4) {
+  accumulate_step(t, inputs, step, lr, labels);
+  EXPECT_EQ(t.end_step(lr), Status::kOk);
+}
+
+// Everything training changes, in one vector: every layer's weights, biases
+// and (with momentum) momentum buffers. double holds int32 and float exactly.
+std::vector<double> trained_state(const ZoTrainer& t) {
+  std::vector<double> v;
+  for (int l = 0; l < t.n_layers(); ++l) {
+    for (int8_t x : t.weights(l)) v.push_back(x);
+    for (int32_t x : t.biases(l)) v.push_back(x);
+    for (float x : t.momentum_w(l)) v.push_back(x);
+    for (float x : t.momentum_b(l)) v.push_back(x);
   }
-  return all;
+  return v;
+}
+
+// Trains `steps` steps (cosine schedule from 0.05) on 8 samples and returns the trained state.
+std::vector<double> train(const ZoConfig& cfg, const std::vector<TrainLayer>& layers, int steps, TinyNet& net) {
+  TrainRig rig(net, layers, cfg);
+  const auto inputs = rig.inputs(8, 7);
+  for (int s = 0; s < steps; ++s) train_step(rig.trainer, inputs, uint32_t(s), cosine_lr(0.05f, s, steps));
+  return trained_state(rig.trainer);
 }
 
 TEST(ZoTrainerMath, GnsFactor) {
@@ -267,21 +305,15 @@ TEST(ZoTrainer, NpNodeGradientCosineRisesWithQueries) {
   const int label = 2;
 
   auto cosine_for = [&](int queries) {
-    std::vector<uint8_t> mem(1 << 18);
-    Arena arena(mem.data(), mem.size());
-    Engine engine;
-    EXPECT_EQ(engine.init(view, arena, ref::table()), Status::kOk);
     ZoConfig cfg;
     cfg.n_queries_np = queries;
     cfg.mu_lsb = 1;
     cfg.two_sided = true;
-    TrainLayer layer{0, PerturbMode::kNode};
-    ZoTrainer t;
-    EXPECT_EQ(t.init(engine, Span<const TrainLayer>(&layer, 1), cfg, arena), Status::kOk);
+    TrainRig rig(view, {{0, PerturbMode::kNode}}, cfg);
+    ZoTrainer& t = rig.trainer;
+    const Engine& engine = rig.engine;
     EXPECT_EQ(t.accumulate_sample(Span<const int8_t>(input.data(), input.size()), label), Status::kOk);
     // Exact gradient at the unperturbed output.
-    std::vector<float> logits(engine.output_f32().begin(), engine.output_f32().end());
-    (void)logits;
     float l0;
     EXPECT_EQ(t.loss(Span<const int8_t>(input.data(), input.size()), label, &l0), Status::kOk);
     const float* lg = engine.output_f32().data();
@@ -428,19 +460,16 @@ TEST(ZoTrainer, OneLayerPerPassGivesBitwiseTheSameWeights) {
 TEST(ZoTrainer, OneLayerPerPassChecksTheProtocol) {
   TinyNet net;
   load(net, 4);
-  std::vector<uint8_t> mem(1 << 20);
-  Arena arena(mem.data(), mem.size());
-  Engine engine;
-  ASSERT_EQ(engine.init(net.view, arena, ref::table()), Status::kOk);
+  TrainRig rig(net.view);
   const std::vector<TrainLayer> layers = {{0, PerturbMode::kNode}, {1, PerturbMode::kWeight}};
-  auto inputs = make_inputs(3, engine.input().size(), 5);
+  const auto inputs = rig.inputs(3, 5);
   auto feed = [&](ZoTrainer& t, int n) {
     for (int i = 0; i < n; ++i)
       ASSERT_EQ(t.accumulate_sample(Span<const int8_t>(inputs[i].data(), inputs[i].size()), i % 4), Status::kOk);
   };
   {
     ZoTrainer t;  // one pass: no next_pass
-    ASSERT_EQ(t.init(engine, Span<const TrainLayer>(layers.data(), layers.size()), ZoConfig{}, arena), Status::kOk);
+    ASSERT_EQ(rig.init(t, layers, ZoConfig{}), Status::kOk);
     EXPECT_EQ(t.n_passes(), 1);
     ASSERT_EQ(t.begin_step(0), Status::kOk);
     feed(t, 2);
@@ -450,7 +479,7 @@ TEST(ZoTrainer, OneLayerPerPassChecksTheProtocol) {
   ZoConfig cfg;
   cfg.one_layer_per_pass = true;
   ZoTrainer t;
-  ASSERT_EQ(t.init(engine, Span<const TrainLayer>(layers.data(), layers.size()), cfg, arena), Status::kOk);
+  ASSERT_EQ(rig.init(t, layers, cfg), Status::kOk);
   EXPECT_EQ(t.n_passes(), 2);
   ASSERT_EQ(t.begin_step(0), Status::kOk);
   EXPECT_EQ(t.next_pass(0.1f), Status::kInvalidArgument);  // no sample yet
@@ -470,7 +499,7 @@ TEST(ZoTrainer, OneLayerPerPassChecksTheProtocol) {
   mw.estimation = Estimation::kModelWise;
   ZoTrainer m;
   const std::vector<TrainLayer> wp = {{1, PerturbMode::kWeight}};
-  EXPECT_EQ(m.init(engine, Span<const TrainLayer>(wp.data(), wp.size()), mw, arena), Status::kUnsupported);
+  EXPECT_EQ(rig.init(m, wp, mw), Status::kUnsupported);
 }
 
 TEST(ZoTrainer, TrainingChangesOnlyTrainableCopies) {
@@ -480,28 +509,19 @@ TEST(ZoTrainer, TrainingChangesOnlyTrainableCopies) {
   ZoConfig cfg;
   cfg.n_queries_w = cfg.n_queries_b = 8;
   cfg.n_queries_np = 8;
-  std::vector<TrainLayer> layers = {{1, PerturbMode::kWeight}};
-  std::vector<uint8_t> mem(1 << 20);
-  Arena arena(mem.data(), mem.size());
-  Engine engine;
-  ASSERT_EQ(engine.init(net.view, arena, ref::table()), Status::kOk);
-  ZoTrainer t;
-  ASSERT_EQ(t.init(engine, Span<const TrainLayer>(layers.data(), 1), cfg, arena), Status::kOk);
-  auto inputs = make_inputs(4, engine.input().size(), 3);
+  TrainRig rig(net, {{1, PerturbMode::kWeight}}, cfg);
+  const auto inputs = rig.inputs(4, 3);
   int changed = 0;
-  for (int s = 0; s < 4; ++s) {
-    ASSERT_EQ(t.begin_step(s), Status::kOk);
-    for (int i = 0; i < 4; ++i)
-      ASSERT_EQ(t.accumulate_sample(Span<const int8_t>(inputs[i].data(), inputs[i].size()), i), Status::kOk);
-    ASSERT_EQ(t.end_step(0.5f), Status::kOk);
-    changed += t.last_step().weights_changed;
+  for (uint32_t s = 0; s < 4; ++s) {
+    train_step(rig.trainer, inputs, s, 0.5f);
+    changed += rig.trainer.last_step().weights_changed;
   }
   EXPECT_GT(changed, 0);  // training did something
   // The model bytes (flash) are bitwise unchanged: frozen and original trainable tensors alike.
   EXPECT_TRUE(std::equal(before.begin(), before.end(), net.bytes.data()));
   // The frozen conv still reads the model's own tensors; the trained one reads the copy.
-  EXPECT_EQ(engine.param(0, 1), net.view.data(net.view.op(0).inputs[1]));
-  EXPECT_EQ(engine.param(1, 1), static_cast<const void*>(t.weights(0).data()));
+  EXPECT_EQ(rig.engine.param(0, 1), net.view.data(net.view.op(0).inputs[1]));
+  EXPECT_EQ(rig.engine.param(1, 1), static_cast<const void*>(rig.trainer.weights(0).data()));
 }
 
 // ZO training on a model converted to TFLite's fixed-point requantization: weight (WP) and node
@@ -524,29 +544,21 @@ TEST(ZoTrainer, TrainsFixedPointModelAndChangesOnlyTrainedCopies) {
     ZoConfig cfg;
     cfg.n_queries_w = cfg.n_queries_b = 8;
     cfg.n_queries_np = 8;
-    std::vector<TrainLayer> layers = {{1, mode}};
-    std::vector<uint8_t> mem(1 << 20);
-    Arena arena(mem.data(), mem.size());
-    Engine engine;
-    ASSERT_EQ(engine.init(view, arena, ref::table()), Status::kOk);
-    ZoTrainer t;
-    ASSERT_EQ(t.init(engine, Span<const TrainLayer>(layers.data(), 1), cfg, arena), Status::kOk);
+    TrainRig rig(view, {{1, mode}}, cfg);
+    const ZoTrainer& t = rig.trainer;
     const auto* w0 = static_cast<const int8_t*>(view.data(view.op(1).inputs[1]));
     const std::vector<int8_t> original(w0, w0 + t.weights(0).size());
-    auto inputs = make_inputs(4, engine.input().size(), 3);
+    const auto inputs = rig.inputs(4, 3);
     int changed = 0;
-    for (int s = 0; s < 4; ++s) {
-      ASSERT_EQ(t.begin_step(s), Status::kOk);
-      for (int i = 0; i < 4; ++i)
-        ASSERT_EQ(t.accumulate_sample(Span<const int8_t>(inputs[i].data(), inputs[i].size()), i), Status::kOk);
-      ASSERT_EQ(t.end_step(0.5f), Status::kOk);
+    for (uint32_t s = 0; s < 4; ++s) {
+      train_step(rig.trainer, inputs, s, 0.5f);
       changed += t.last_step().weights_changed;
     }
     EXPECT_GT(changed, 0);
     EXPECT_FALSE(std::equal(original.begin(), original.end(), t.weights(0).data()));
     EXPECT_TRUE(std::equal(before.begin(), before.end(), bytes.data()));
-    EXPECT_EQ(engine.param(0, 1), view.data(view.op(0).inputs[1]));
-    EXPECT_EQ(engine.param(1, 1), static_cast<const void*>(t.weights(0).data()));
+    EXPECT_EQ(rig.engine.param(0, 1), view.data(view.op(0).inputs[1]));
+    EXPECT_EQ(rig.engine.param(1, 1), static_cast<const void*>(t.weights(0).data()));
   }
 }
 
@@ -587,24 +599,16 @@ TEST(ZoTrainer, LayerWiseLossesMatchFullForward) {
   load(net, 4);
   ZoConfig cfg;
   cfg.n_queries_w = cfg.n_queries_b = cfg.n_queries_np = 3;
-  std::vector<TrainLayer> layers = {{1, PerturbMode::kNode}, {0, PerturbMode::kWeight}};
-  std::vector<uint8_t> mem(1 << 20);
-  Arena arena(mem.data(), mem.size());
-  Engine engine;
-  ASSERT_EQ(engine.init(net.view, arena, ref::table()), Status::kOk);
-  ZoTrainer t;
-  ASSERT_EQ(t.init(engine, Span<const TrainLayer>(layers.data(), 2), cfg, arena), Status::kOk);
-  auto inputs = make_inputs(5, engine.input().size(), 9);
+  TrainRig rig(net, {{1, PerturbMode::kNode}, {0, PerturbMode::kWeight}}, cfg);
+  ZoTrainer& t = rig.trainer;
+  const auto inputs = rig.inputs(5, 9);
   float sum = 0;
   for (int i = 0; i < 5; ++i) {
     float l;
     ASSERT_EQ(t.loss(Span<const int8_t>(inputs[i].data(), inputs[i].size()), i % 4, &l), Status::kOk);
     sum += l;
   }
-  ASSERT_EQ(t.begin_step(0), Status::kOk);
-  for (int i = 0; i < 5; ++i)
-    ASSERT_EQ(t.accumulate_sample(Span<const int8_t>(inputs[i].data(), inputs[i].size()), i % 4), Status::kOk);
-  ASSERT_EQ(t.end_step(0.f), Status::kOk);
+  train_step(t, inputs, 0, 0.f);
   EXPECT_EQ(t.last_step().mean_loss, sum / 5.f);
   EXPECT_EQ(t.last_step().weights_changed, 0);  // lr 0 changes nothing
 }
@@ -632,14 +636,9 @@ TEST(ZoTrainer, LayerWiseNpEqualsModelWiseNpForOneLayer) {
     cfg.n_queries_np = cfg.n_queries_w = cfg.n_queries_b = 7;
     cfg.estimation = e;
     cfg.two_sided = two_sided;
-    std::vector<uint8_t> mem(1 << 20);
-    Arena arena(mem.data(), mem.size());
-    Engine engine;
-    EXPECT_EQ(engine.init(net.view, arena, ref::table()), Status::kOk);
-    TrainLayer layer{1, PerturbMode::kNode};
-    ZoTrainer t;
-    EXPECT_EQ(t.init(engine, Span<const TrainLayer>(&layer, 1), cfg, arena), Status::kOk);
-    auto inputs = make_inputs(3, engine.input().size(), 21);
+    TrainRig rig(net, {{1, PerturbMode::kNode}}, cfg);
+    ZoTrainer& t = rig.trainer;
+    const auto inputs = rig.inputs(3, 21);
     for (int i = 0; i < 3; ++i)
       EXPECT_EQ(t.accumulate_sample(Span<const int8_t>(inputs[i].data(), inputs[i].size()), i), Status::kOk);
     std::vector<float> gw(t.weights(0).size()), gb(t.biases(0).size());
@@ -663,19 +662,9 @@ TEST(ZoTrainer, WithoutQasUpdatesRoundToZero) {
     ZoConfig cfg;
     cfg.n_queries_w = cfg.n_queries_b = cfg.n_queries_np = 6;
     cfg.qas = qas;
-    std::vector<uint8_t> mem(1 << 20);
-    Arena arena(mem.data(), mem.size());
-    Engine engine;
-    EXPECT_EQ(engine.init(net.view, arena, ref::table()), Status::kOk);
-    std::vector<TrainLayer> layers = {{0, PerturbMode::kWeight}, {1, PerturbMode::kNode}};
-    ZoTrainer t;
-    EXPECT_EQ(t.init(engine, Span<const TrainLayer>(layers.data(), 2), cfg, arena), Status::kOk);
-    auto inputs = make_inputs(4, engine.input().size(), 5);
-    EXPECT_EQ(t.begin_step(0), Status::kOk);
-    for (int i = 0; i < 4; ++i)
-      EXPECT_EQ(t.accumulate_sample(Span<const int8_t>(inputs[i].data(), inputs[i].size()), i), Status::kOk);
-    EXPECT_EQ(t.end_step(0.01f), Status::kOk);
-    return t.last_step().weights_changed;
+    TrainRig rig(net, {{0, PerturbMode::kWeight}, {1, PerturbMode::kNode}}, cfg);
+    train_step(rig.trainer, rig.inputs(4, 5), 0, 0.01f);
+    return rig.trainer.last_step().weights_changed;
   };
   EXPECT_GT(changed(true), 10);
   EXPECT_EQ(changed(false), 0);
@@ -782,24 +771,19 @@ TEST(ZoTrainer, WorkersMustShareOneBatchAndTheTrainerEngineIsBatchOne) {
 TEST(ZoTrainer, ArenaTooSmallIsOutOfMemory) {
   TinyNet net;
   load(net, 6);
-  std::vector<uint8_t> mem(1 << 20);
-  Arena arena(mem.data(), mem.size());
-  Engine engine;
-  ASSERT_EQ(engine.init(net.view, arena, ref::table()), Status::kOk);
+  TrainRig rig(net.view);
   std::vector<TrainLayer> layers = {{0, PerturbMode::kNode}};
   ZoConfig cfg;
   size_t need = 0;
-  ASSERT_EQ(ZoTrainer::required_arena_bytes(engine, Span<const TrainLayer>(layers.data(), 1), cfg, arena, &need),
-            Status::kOk);
+  ASSERT_EQ(rig.required_bytes(layers, cfg, &need), Status::kOk);
   ASSERT_GT(need, 0u);
   std::vector<uint8_t> small(need - 1);
   Arena tight(small.data(), small.size());
   ZoTrainer t;
-  EXPECT_EQ(t.init(engine, Span<const TrainLayer>(layers.data(), 1), cfg, tight), Status::kOutOfMemory);
+  EXPECT_EQ(t.init(rig.engine, Span<const TrainLayer>(layers.data(), 1), cfg, tight), Status::kOutOfMemory);
   // Bad layer specs are rejected.
-  std::vector<TrainLayer> bad = {{4, PerturbMode::kWeight}};  // op 4 is the pool
   ZoTrainer t2;
-  EXPECT_EQ(t2.init(engine, Span<const TrainLayer>(bad.data(), 1), cfg, arena), Status::kInvalidArgument);
+  EXPECT_EQ(rig.init(t2, {{4, PerturbMode::kWeight}}, cfg), Status::kInvalidArgument);  // op 4 is the pool
 }
 
 // ------------------------------------------------------------------ beyond the paper (docs/zo-search.md)
@@ -807,16 +791,9 @@ TEST(ZoTrainer, ArenaTooSmallIsOutOfMemory) {
 // The gradient estimate of `layers[which]` after one batch of `n_samples` (no update).
 std::vector<float> estimate(TinyNet& net, const ZoConfig& cfg, const std::vector<TrainLayer>& layers, int which,
                             int n_samples = 4) {
-  std::vector<uint8_t> mem(1 << 20);
-  Arena arena(mem.data(), mem.size());
-  Engine engine;
-  EXPECT_EQ(engine.init(net.view, arena, ref::table()), Status::kOk);
-  ZoTrainer t;
-  EXPECT_EQ(t.init(engine, Span<const TrainLayer>(layers.data(), layers.size()), cfg, arena), Status::kOk);
-  auto inputs = make_inputs(n_samples, engine.input().size(), 17);
-  EXPECT_EQ(t.begin_step(3), Status::kOk);
-  for (int i = 0; i < n_samples; ++i)
-    EXPECT_EQ(t.accumulate_sample(Span<const int8_t>(inputs[i].data(), inputs[i].size()), i % 4), Status::kOk);
+  TrainRig rig(net, layers, cfg);
+  ZoTrainer& t = rig.trainer;
+  accumulate_step(t, rig.inputs(n_samples, 17), 3, 0.f);
   std::vector<float> gw(t.weights(which).size()), gb(t.biases(which).size());
   EXPECT_EQ(t.gradient(which, Span<float>(gw.data(), gw.size()), Span<float>(gb.data(), gb.size())), Status::kOk);
   gw.insert(gw.end(), gb.begin(), gb.end());
@@ -918,18 +895,14 @@ TEST(ZoTrainerBaseline, NpMeanBaselineRemovesOnlyTheCommonPartAndStaysUnbiased) 
     std::vector<bool> live;
   };
   auto run = [&](int queries, Baseline base, uint64_t seed) {
-    std::vector<uint8_t> mem(1 << 18);
-    Arena arena(mem.data(), mem.size());
-    Engine engine;
-    EXPECT_EQ(engine.init(view, arena, ref::table()), Status::kOk);
     ZoConfig cfg;
     cfg.n_queries_np = queries;
     cfg.mu_lsb = 6;
     cfg.baseline = base;
     cfg.seed = seed;
-    TrainLayer layer{0, PerturbMode::kNode};
-    ZoTrainer t;
-    EXPECT_EQ(t.init(engine, Span<const TrainLayer>(&layer, 1), cfg, arena), Status::kOk);
+    TrainRig rig(view, {{0, PerturbMode::kNode}}, cfg);
+    ZoTrainer& t = rig.trainer;
+    const Engine& engine = rig.engine;
     EXPECT_EQ(t.accumulate_sample(Span<const int8_t>(input.data(), input.size()), label), Status::kOk);
     Out o;
     o.g.resize(C);
@@ -992,19 +965,14 @@ TEST(ZoTrainerBaseline, NpMeanBaselineRemovesOnlyTheCommonPartAndStaysUnbiased) 
 TEST(ZoTrainerBaseline, ModelWiseNpIsUnsupportedModelWiseWpRuns) {
   TinyNet net;
   load(net, 13);
-  std::vector<uint8_t> mem(1 << 20);
-  Arena arena(mem.data(), mem.size());
-  Engine engine;
-  ASSERT_EQ(engine.init(net.view, arena, ref::table()), Status::kOk);
+  TrainRig rig(net.view);
   ZoConfig cfg;
   cfg.baseline = Baseline::kMean;
   cfg.estimation = Estimation::kModelWise;
-  std::vector<TrainLayer> np = {{1, PerturbMode::kNode}};
   ZoTrainer t;
-  EXPECT_EQ(t.init(engine, Span<const TrainLayer>(np.data(), 1), cfg, arena), Status::kUnsupported);
-  std::vector<TrainLayer> wp = {{1, PerturbMode::kWeight}};
+  EXPECT_EQ(rig.init(t, {{1, PerturbMode::kNode}}, cfg), Status::kUnsupported);
   ZoTrainer t2;
-  EXPECT_EQ(t2.init(engine, Span<const TrainLayer>(wp.data(), 1), cfg, arena), Status::kOk);
+  EXPECT_EQ(rig.init(t2, {{1, PerturbMode::kWeight}}, cfg), Status::kOk);
 }
 
 TEST(ZoTrainerLayerLr, ScalesApplyPerModeBitExactly) {
@@ -1015,21 +983,13 @@ TEST(ZoTrainerLayerLr, ScalesApplyPerModeBitExactly) {
   load(net, 14);
   const std::vector<TrainLayer> layers = {{0, PerturbMode::kWeight}, {1, PerturbMode::kNode}};
   auto step = [&](float lr, float s_wp, float s_np) {
-    std::vector<uint8_t> mem(1 << 20);
-    Arena arena(mem.data(), mem.size());
-    Engine engine;
-    EXPECT_EQ(engine.init(net.view, arena, ref::table()), Status::kOk);
     ZoConfig cfg;
     cfg.n_queries_w = cfg.n_queries_b = cfg.n_queries_np = 5;
     cfg.lr_scale_wp = s_wp;
     cfg.lr_scale_np = s_np;
-    ZoTrainer t;
-    EXPECT_EQ(t.init(engine, Span<const TrainLayer>(layers.data(), 2), cfg, arena), Status::kOk);
-    auto inputs = make_inputs(4, engine.input().size(), 23);
-    EXPECT_EQ(t.begin_step(0), Status::kOk);
-    for (int i = 0; i < 4; ++i)
-      EXPECT_EQ(t.accumulate_sample(Span<const int8_t>(inputs[i].data(), inputs[i].size()), i), Status::kOk);
-    EXPECT_EQ(t.end_step(lr), Status::kOk);
+    TrainRig rig(net, layers, cfg);
+    const ZoTrainer& t = rig.trainer;
+    train_step(rig.trainer, rig.inputs(4, 23), 0, lr);
     std::vector<std::vector<int64_t>> per_layer(2);
     for (int l = 0; l < 2; ++l) {
       for (int8_t v : t.weights(l)) per_layer[l].push_back(v);
@@ -1049,15 +1009,12 @@ TEST(ZoTrainerLayerLr, ScalesApplyPerModeBitExactly) {
   const auto start = step(0.f, 1.f, 1.f);
   EXPECT_EQ(frozen, start);
   // Not finite or negative: refused.
-  std::vector<uint8_t> mem(1 << 20);
-  Arena arena(mem.data(), mem.size());
-  Engine engine;
-  ASSERT_EQ(engine.init(net.view, arena, ref::table()), Status::kOk);
+  TrainRig rig(net.view);
   for (float bad : {-1.f, std::nanf(""), INFINITY}) {
     ZoConfig cfg;
     cfg.lr_scale_np = bad;
     ZoTrainer t;
-    EXPECT_EQ(t.init(engine, Span<const TrainLayer>(layers.data(), 2), cfg, arena), Status::kInvalidArgument);
+    EXPECT_EQ(rig.init(t, layers, cfg), Status::kInvalidArgument);
   }
 }
 
@@ -1066,49 +1023,18 @@ TEST(ZoTrainerBaseline, OptionsAddNoMemory) {
   // arena is the same size (docs/zo-search.md; the memory model needs no term).
   TinyNet net;
   load(net, 15);
-  std::vector<uint8_t> mem(1 << 20);
-  Arena arena(mem.data(), mem.size());
-  Engine engine;
-  ASSERT_EQ(engine.init(net.view, arena, ref::table()), Status::kOk);
+  TrainRig rig(net.view);
   const std::vector<TrainLayer> layers = {{0, PerturbMode::kWeight}, {1, PerturbMode::kNode}};
   for (bool two : {false, true}) {
     ZoConfig cfg;
     cfg.two_sided = two;
     size_t plain = 0, opts = 0;
-    ASSERT_EQ(ZoTrainer::required_arena_bytes(engine, Span<const TrainLayer>(layers.data(), 2), cfg, arena, &plain),
-              Status::kOk);
+    ASSERT_EQ(rig.required_bytes(layers, cfg, &plain), Status::kOk);
     cfg.baseline = Baseline::kMean;
     cfg.lr_scale_wp = 10.f;
     cfg.lr_scale_np = 0.5f;
-    ASSERT_EQ(ZoTrainer::required_arena_bytes(engine, Span<const TrainLayer>(layers.data(), 2), cfg, arena, &opts),
-              Status::kOk);
+    ASSERT_EQ(rig.required_bytes(layers, cfg, &opts), Status::kOk);
     EXPECT_EQ(plain, opts);
-  }
-}
-
-
-// An engine and a trainer on `net` in their own 1 MB arena.
-struct TrainRig {
-  std::vector<uint8_t> mem = std::vector<uint8_t>(1 << 20);
-  Arena arena{mem.data(), mem.size()};
-  Engine engine;
-  ZoTrainer trainer;
-  TrainRig(const TinyNet& net, const std::vector<TrainLayer>& layers, const ZoConfig& cfg) {
-    EXPECT_EQ(engine.init(net.view, arena, ref::table()), Status::kOk);
-    EXPECT_EQ(trainer.init(engine, Span<const TrainLayer>(layers.data(), layers.size()), cfg, arena), Status::kOk);
-  }
-};
-
-// Streams `inputs` (samples 0..n-1) through step `step` of t, every pass of a
-// one-layer-per-pass trainer included.
-void accumulate_step(ZoTrainer& t, const std::vector<std::vector<int8_t>>& inputs, uint32_t step, float lr) {
-  EXPECT_EQ(t.begin_step(step), Status::kOk);
-  for (int p = 0; p < t.n_passes(); ++p) {
-    if (p > 0) {
-      EXPECT_EQ(t.next_pass(lr), Status::kOk);
-    }
-    for (size_t i = 0; i < inputs.size(); ++i)
-      EXPECT_EQ(t.accumulate_sample(Span<const int8_t>(inputs[i].data(), inputs[i].size()), int(i)), Status::kOk);
   }
 }
 
@@ -1133,13 +1059,9 @@ TEST(ZoTrainerMomentum, UpdateIsTheBiasCorrectedRunningAverageAndResumes) {
   ZoConfig cfg;
   cfg.n_queries_w = cfg.n_queries_b = cfg.n_queries_np = 4;
   cfg.momentum = beta;
-  auto inputs = make_inputs(4, 6 * 6 * 3, 29);
-  std::vector<uint8_t> mem(1 << 20);
-  Arena arena(mem.data(), mem.size());
-  Engine engine;
-  ASSERT_EQ(engine.init(net.view, arena, ref::table()), Status::kOk);
-  ZoTrainer t;
-  ASSERT_EQ(t.init(engine, Span<const TrainLayer>(layers.data(), 2), cfg, arena), Status::kOk);
+  TrainRig rig(net, layers, cfg);
+  ZoTrainer& t = rig.trainer;
+  const auto inputs = rig.inputs(4, 29);
   std::vector<std::vector<float>> mw(2), mb(2);
   for (int l = 0; l < 2; ++l) {
     mw[l].assign(t.weights(l).size(), 0.f);
@@ -1147,17 +1069,12 @@ TEST(ZoTrainerMomentum, UpdateIsTheBiasCorrectedRunningAverageAndResumes) {
     ASSERT_EQ(t.momentum_w(l).size(), mw[l].size());
     ASSERT_EQ(t.momentum_b(l).size(), mb[l].size());
   }
-  auto run_step = [&](ZoTrainer& tr, uint32_t s) {
-    EXPECT_EQ(tr.begin_step(s), Status::kOk);
-    for (int i = 0; i < 4; ++i)
-      EXPECT_EQ(tr.accumulate_sample(Span<const int8_t>(inputs[i].data(), inputs[i].size()), i), Status::kOk);
-  };
   std::vector<std::vector<int8_t>> w_after1(2);
   std::vector<std::vector<int32_t>> b_after1(2);
   std::vector<std::vector<float>> mw_after1, mb_after1;
   int moved = 0;
   for (uint32_t s = 0; s < 3; ++s) {
-    run_step(t, s);
+    accumulate_step(t, inputs, s, lr);
     const float corr = ZoTrainer::momentum_correction(beta, s);
     std::vector<std::vector<int8_t>> want_w(2);
     std::vector<std::vector<int32_t>> want_b(2);
@@ -1196,25 +1113,16 @@ TEST(ZoTrainerMomentum, UpdateIsTheBiasCorrectedRunningAverageAndResumes) {
   }
   EXPECT_GT(moved, 0);  // the steps are large enough to move parameters
   // Resume at step 2 from the kept state.
-  std::vector<uint8_t> mem2(1 << 20);
-  Arena arena2(mem2.data(), mem2.size());
-  Engine engine2;
-  ASSERT_EQ(engine2.init(net.view, arena2, ref::table()), Status::kOk);
-  ZoTrainer r;
-  ASSERT_EQ(r.init(engine2, Span<const TrainLayer>(layers.data(), 2), cfg, arena2), Status::kOk);
+  TrainRig resumed(net, layers, cfg);
+  ZoTrainer& r = resumed.trainer;
   for (int l = 0; l < 2; ++l) {
     std::copy(w_after1[l].begin(), w_after1[l].end(), r.weights(l).begin());
     std::copy(b_after1[l].begin(), b_after1[l].end(), r.biases(l).begin());
     std::copy(mw_after1[l].begin(), mw_after1[l].end(), r.momentum_w(l).begin());
     std::copy(mb_after1[l].begin(), mb_after1[l].end(), r.momentum_b(l).begin());
   }
-  run_step(r, 2);
-  ASSERT_EQ(r.end_step(lr), Status::kOk);
-  for (int l = 0; l < 2; ++l) {
-    EXPECT_TRUE(std::equal(r.weights(l).begin(), r.weights(l).end(), t.weights(l).begin()));
-    EXPECT_TRUE(std::equal(r.biases(l).begin(), r.biases(l).end(), t.biases(l).begin()));
-    EXPECT_TRUE(std::equal(r.momentum_w(l).begin(), r.momentum_w(l).end(), t.momentum_w(l).begin()));
-  }
+  train_step(r, inputs, 2, lr);
+  EXPECT_EQ(trained_state(r), trained_state(t));
 }
 
 TEST(ZoTrainerMomentum, OneLayerPerPassGivesBitwiseTheSameWeights) {
@@ -1227,20 +1135,9 @@ TEST(ZoTrainerMomentum, OneLayerPerPassGivesBitwiseTheSameWeights) {
     c.momentum = 0.9f;
     c.one_layer_per_pass = one_pass;
     TrainRig rig(net, layers, c);
-    ZoTrainer& t = rig.trainer;
-    const auto inputs = make_inputs(3, rig.engine.input().size(), 31);
-    for (uint32_t s = 0; s < 3; ++s) {
-      accumulate_step(t, inputs, s, 0.05f);
-      EXPECT_EQ(t.end_step(0.05f), Status::kOk);
-    }
-    std::vector<float> v;
-    for (int l = 0; l < 2; ++l) {
-      for (int8_t x : t.weights(l)) v.push_back(x);
-      for (int32_t x : t.biases(l)) v.push_back(float(x));
-      for (float x : t.momentum_w(l)) v.push_back(x);
-      for (float x : t.momentum_b(l)) v.push_back(x);
-    }
-    return v;
+    const auto inputs = rig.inputs(3, 31);
+    for (uint32_t s = 0; s < 3; ++s) train_step(rig.trainer, inputs, s, 0.05f);
+    return trained_state(rig.trainer);
   };
   EXPECT_EQ(run(false), run(true));
 }
@@ -1255,7 +1152,7 @@ TEST(ZoTrainerStepNorm, EveryLayerStepsByItsWeightNormOverItsGradientNorm) {
   load(net, 19);
   const std::vector<TrainLayer> layers = {{0, PerturbMode::kWeight}, {1, PerturbMode::kNode}};
   const float lr = 0.01f;
-  auto inputs = make_inputs(4, 6 * 6 * 3, 37);
+  const auto inputs = make_inputs(4, 6 * 6 * 3, 37);
   auto train = [&](StepNorm norm, std::vector<float>* factors, std::vector<std::vector<int8_t>>* want_w,
                    std::vector<std::vector<int32_t>>* want_b) {
     ZoConfig cfg;
@@ -1326,22 +1223,14 @@ TEST(ZoTrainerStepNorm, OneLayerPerPassAndMomentumGiveBitwiseTheSameWeights) {
     c.step_norm = StepNorm::kLayer;
     c.one_layer_per_pass = one_pass;
     TrainRig rig(net, layers, c);
-    ZoTrainer& t = rig.trainer;
-    const auto inputs = make_inputs(3, rig.engine.input().size(), 41);
+    const auto inputs = rig.inputs(3, 41);
     int changed = 0;
     for (uint32_t s = 0; s < 3; ++s) {
-      accumulate_step(t, inputs, s, 0.02f);
-      EXPECT_EQ(t.end_step(0.02f), Status::kOk);
-      changed += t.last_step().weights_changed;
+      train_step(rig.trainer, inputs, s, 0.02f);
+      changed += rig.trainer.last_step().weights_changed;
     }
     EXPECT_GT(changed, 0);
-    std::vector<float> v;
-    for (int l = 0; l < 2; ++l) {
-      for (int8_t x : t.weights(l)) v.push_back(x);
-      for (int32_t x : t.biases(l)) v.push_back(float(x));
-      for (float x : t.momentum_w(l)) v.push_back(x);
-    }
-    return v;
+    return trained_state(rig.trainer);
   };
   EXPECT_EQ(run(false), run(true));
 }
@@ -1349,32 +1238,23 @@ TEST(ZoTrainerStepNorm, OneLayerPerPassAndMomentumGiveBitwiseTheSameWeights) {
 TEST(ZoTrainerMomentum, CostsFourBytesPerParameterAndRefusesBadBeta) {
   TinyNet net;
   load(net, 18);
-  std::vector<uint8_t> mem(1 << 20);
-  Arena arena(mem.data(), mem.size());
-  Engine engine;
-  ASSERT_EQ(engine.init(net.view, arena, ref::table()), Status::kOk);
+  TrainRig rig(net.view);
   const std::vector<TrainLayer> layers = {{0, PerturbMode::kWeight}, {1, PerturbMode::kNode}};
   ZoConfig cfg;
   size_t plain = 0, mom = 0, mom_nobias = 0;
-  ASSERT_EQ(
-      ZoTrainer::required_arena_bytes(engine, Span<const TrainLayer>(layers.data(), 2), cfg, arena, &plain),
-      Status::kOk);
+  ASSERT_EQ(rig.required_bytes(layers, cfg, &plain), Status::kOk);
   cfg.momentum = 0.9f;
-  ASSERT_EQ(
-      ZoTrainer::required_arena_bytes(engine, Span<const TrainLayer>(layers.data(), 2), cfg, arena, &mom),
-      Status::kOk);
+  ASSERT_EQ(rig.required_bytes(layers, cfg, &mom), Status::kOk);
   // conv 8x3x3x3 = 216 weights + 8 biases, pw 8x8 = 64 + 8: 296 floats, each buffer 16-aligned.
   EXPECT_EQ(mom - plain, 4u * (216 + 8 + 64 + 8));
   cfg.update_bias = false;
-  ASSERT_EQ(ZoTrainer::required_arena_bytes(engine, Span<const TrainLayer>(layers.data(), 2), cfg, arena,
-                                            &mom_nobias),
-            Status::kOk);
+  ASSERT_EQ(rig.required_bytes(layers, cfg, &mom_nobias), Status::kOk);
   EXPECT_EQ(mom - mom_nobias, 4u * (8 + 8));
   for (float bad : {-0.1f, 1.f, 2.f, std::nanf("")}) {
     ZoConfig c;
     c.momentum = bad;
     ZoTrainer t;
-    EXPECT_EQ(t.init(engine, Span<const TrainLayer>(layers.data(), 2), c, arena), Status::kInvalidArgument) << bad;
+    EXPECT_EQ(rig.init(t, layers, c), Status::kInvalidArgument) << bad;
   }
 }
 

@@ -15,7 +15,6 @@ namespace {
 
 constexpr float kMaxStep = 1099511627776.f;  // 2^40: saturates absurd steps before int64 conversion
 
-
 int8_t clamp_s8(int32_t v) { return static_cast<int8_t>(clamp_i32(v, -128, 127)); }
 int32_t clamp_s32(int64_t v) {
   return static_cast<int32_t>(v < INT32_MIN ? INT32_MIN : (v > INT32_MAX ? INT32_MAX : v));
@@ -28,6 +27,10 @@ float floor_f(float v) {
   const float t = static_cast<float>(static_cast<int32_t>(v));
   return t > v ? t - 1.f : t;
 }
+
+// Momentum's running average m' = beta m + (1 - beta) g: one expression, so apply_update's step and
+// step_norm_factor's norm of it agree bit for bit.
+float momentum_average(float beta, float m, float g) { return beta * m + (1.f - beta) * g; }
 
 }  // namespace
 
@@ -1003,7 +1006,7 @@ float ZoTrainer::step_norm_factor(const Layer& l, int li, float beta, float corr
   for_each_gradient(
       l, li,
       [&](size_t i, float g) {
-        if (l.mom_w != nullptr) g = (beta * l.mom_w[i] + (1.f - beta) * g) * corr;
+        if (l.mom_w != nullptr) g = momentum_average(beta, l.mom_w[i], g) * corr;
         if (config_.qas) {
           const float s = l.s_w[i / per_ch];
           g = g / (s * s);
@@ -1021,13 +1024,12 @@ int ZoTrainer::apply_update(Layer& l, int li, float lr, int8_t* w_out, int32_t* 
   lr *= l.spec.mode == PerturbMode::kWeight ? config_.lr_scale_wp : config_.lr_scale_np;
   // Momentum: g becomes the bias-corrected running average of the estimates.
   const float beta = config_.momentum;
-  const float keep = 1.f - beta;
   const float corr = beta > 0.f ? momentum_correction(beta, step_) : 1.f;
+  // The only writer of the momentum buffers (step_norm_factor reads the same average, unwritten).
   auto averaged = [&](float* m, size_t i, float g) {
     if (m == nullptr) return g;
-    const float v = beta * m[i] + keep * g;
-    m[i] = v;
-    return v * corr;
+    m[i] = momentum_average(beta, m[i], g);
+    return m[i] * corr;
   };
   const size_t per_ch = l.d_w / size_t(l.c_out);
   if (config_.step_norm == StepNorm::kLayer) lr *= step_norm_factor(l, li, beta, corr);
