@@ -273,47 +273,48 @@ TEST(ZoTrainerMath, WpEstimateCosineRisesWithQueries) {
   EXPECT_GT(c2000, 0.9);
 }
 
-TEST(ZoTrainer, NpNodeGradientCosineRisesWithQueries) {
-  // NP on the last conv of a net whose head sees the output smoothly: a 1x1
-  // map (the pool is then the identity) feeding the float head. The exact
-  // dL/dy per LSB of y is s_y * W_head^T (softmax - onehot).
-  TzmBuilder b;
-  std::mt19937 rng(11);
-  std::uniform_int_distribution<int> di(-50, 50);
-  const int C = 24;
-  int x = b.add_tensor("input", DType::kInt8, {1, 1, 16}, 0, 0.05f, 0);
-  b.set_input(x);
-  std::vector<int8_t> w(C * 16);
-  for (auto& v : w) v = static_cast<int8_t>(di(rng));
-  std::vector<float> sw(C, 0.01f);
-  int wt = b.add_constant_s8("c.w", {C, 1, 1, 16}, w, sw);
-  int bt = b.add_constant_s32("c.b", {C}, std::vector<int32_t>(C, 0));
-  int mt = b.add_constant_f32("c.m", {C}, conv_multipliers(0.05f, sw));
-  const float sy = 0.02f;
-  int y = b.add_conv2d("c", x, wt, bt, mt, WindowParams{}, 1, sy, 0);
-  int p = b.add_global_avg_pool("pool", y);
-  std::normal_distribution<float> nd(0.f, 0.3f);
-  std::vector<float> hw(4 * C), hb(4, 0.f);
-  for (auto& v : hw) v = nd(rng);
-  int out = b.add_linear_f32("head", p, b.add_constant_f32("h.w", {4, C}, hw), b.add_constant_f32("h.b", {4}, hb));
-  b.set_output(out);
-  AlignedModelBytes bytes(b.serialize());
+// A conv (16 inputs, C channels, on a 1x1 map: the pool is then the identity)
+// feeding a float head, so the exact dL/dy of the conv's output per LSB of y
+// is s_y * W_head^T (softmax - onehot). `head_std`: the head weights' spread.
+struct SmoothHeadNet {
+  static constexpr int C = 24;
+  static constexpr float sy = 0.02f;
+  AlignedModelBytes bytes;
   ModelView view;
-  ASSERT_EQ(view.init(bytes.data(), bytes.size()), Status::kOk);
-  std::vector<int8_t> input(16);
-  for (auto& v : input) v = static_cast<int8_t>(di(rng));
-  const int label = 2;
+  std::vector<float> hw;  // the head's 4 x C weights
+  std::vector<int8_t> input = std::vector<int8_t>(16);
+  int y = -1;  // the conv's output tensor
 
-  auto cosine_for = [&](int queries) {
-    ZoConfig cfg;
-    cfg.n_queries_np = queries;
-    cfg.mu_lsb = 1;
-    cfg.two_sided = true;
-    TrainRig rig(view, {{0, PerturbMode::kNode}}, cfg);
-    ZoTrainer& t = rig.trainer;
-    const Engine& engine = rig.engine;
-    EXPECT_EQ(t.accumulate_sample(Span<const int8_t>(input.data(), input.size()), label), Status::kOk);
-    // Exact gradient at the unperturbed output.
+  SmoothHeadNet(uint32_t seed, float head_std) {
+    TzmBuilder b;
+    std::mt19937 rng(seed);
+    std::uniform_int_distribution<int> di(-50, 50);
+    int x = b.add_tensor("input", DType::kInt8, {1, 1, 16}, 0, 0.05f, 0);
+    b.set_input(x);
+    std::vector<int8_t> w(C * 16);
+    for (auto& v : w) v = static_cast<int8_t>(di(rng));
+    std::vector<float> sw(C, 0.01f);
+    int wt = b.add_constant_s8("c.w", {C, 1, 1, 16}, w, sw);
+    int bt = b.add_constant_s32("c.b", {C}, std::vector<int32_t>(C, 0));
+    int mt = b.add_constant_f32("c.m", {C}, conv_multipliers(0.05f, sw));
+    y = b.add_conv2d("c", x, wt, bt, mt, WindowParams{}, 1, sy, 0);
+    int p = b.add_global_avg_pool("pool", y);
+    std::normal_distribution<float> nd(0.f, head_std);
+    hw.resize(4 * C);
+    for (auto& v : hw) v = nd(rng);
+    std::vector<float> hb(4, 0.f);
+    int out = b.add_linear_f32("head", p, b.add_constant_f32("h.w", {4, C}, hw), b.add_constant_f32("h.b", {4}, hb));
+    b.set_output(out);
+    const std::vector<uint8_t> model = b.serialize();
+    bytes.assign(model.data(), model.size());
+    EXPECT_EQ(view.init(bytes.data(), bytes.size()), Status::kOk);
+    for (auto& v : input) v = static_cast<int8_t>(di(rng));
+  }
+
+  // The exact dL/dy per LSB of every node and whether it is unsaturated (masked nodes carry no
+  // estimate), from t's unperturbed forward of `input` on `engine`.
+  void exact_gradient(ZoTrainer& t, const Engine& engine, int label, std::vector<double>* exact,
+                      std::vector<bool>* live) const {
     float l0;
     EXPECT_EQ(t.loss(Span<const int8_t>(input.data(), input.size()), label, &l0), Status::kOk);
     const float* lg = engine.output_f32().data();
@@ -323,17 +324,39 @@ TEST(ZoTrainer, NpNodeGradientCosineRisesWithQueries) {
     for (int k = 0; k < 4; ++k) z += std::exp(double(lg[k] - m));
     for (int k = 0; k < 4; ++k) pk[k] = std::exp(double(lg[k] - m)) / z - (k == label ? 1.0 : 0.0);
     const auto* yq = static_cast<const int8_t*>(engine.tensor_data(y));
-    std::vector<float> G(C);
-    EXPECT_EQ(t.node_gradient(0, Span<float>(G.data(), G.size())), Status::kOk);
-    double dot = 0, ne = 0, ng = 0;
     for (int c = 0; c < C; ++c) {
-      if (yq[c] <= -128 || yq[c] >= 127) continue;  // masked nodes carry no estimate
-      double exact = 0;
-      for (int k = 0; k < 4; ++k) exact += pk[k] * hw[k * C + c];
-      exact *= sy;
-      dot += exact * G[c];
+      double e = 0;
+      for (int k = 0; k < 4; ++k) e += pk[k] * hw[k * C + c];
+      exact->push_back(e * sy);
+      live->push_back(yq[c] > -128 && yq[c] < 127);
+    }
+  }
+};
+
+TEST(ZoTrainer, NpNodeGradientCosineRisesWithQueries) {
+  // NP on the last conv of SmoothHeadNet, two-sided, mu = 1 LSB.
+  const SmoothHeadNet net(11, 0.3f);
+  const int label = 2;
+
+  auto cosine_for = [&](int queries) {
+    ZoConfig cfg;
+    cfg.n_queries_np = queries;
+    cfg.mu_lsb = 1;
+    cfg.two_sided = true;
+    TrainRig rig(net.view, {{0, PerturbMode::kNode}}, cfg);
+    ZoTrainer& t = rig.trainer;
+    EXPECT_EQ(t.accumulate_sample(Span<const int8_t>(net.input.data(), net.input.size()), label), Status::kOk);
+    std::vector<float> G(SmoothHeadNet::C);
+    EXPECT_EQ(t.node_gradient(0, Span<float>(G.data(), G.size())), Status::kOk);
+    std::vector<double> exact;
+    std::vector<bool> live;
+    net.exact_gradient(t, rig.engine, label, &exact, &live);
+    double dot = 0, ne = 0, ng = 0;
+    for (int c = 0; c < SmoothHeadNet::C; ++c) {
+      if (!live[c]) continue;
+      dot += exact[c] * G[c];
       ne += double(G[c]) * G[c];
-      ng += exact * exact;
+      ng += exact[c] * exact[c];
     }
     return dot / std::sqrt(ne * ng);
   };
@@ -861,31 +884,8 @@ TEST(ZoTrainerBaseline, NpMeanBaselineRemovesOnlyTheCommonPartAndStaysUnbiased) 
   // offset is small and the baseline's own noise costs 0.01-0.04 of cosine at
   // Q = 4..16 (measured over 40 seeds, mu = 2..40); whether the offset matters
   // on MCUNet is the search's question (docs/zo-search.md).
-  TzmBuilder b;
-  std::mt19937 rng(31);
-  std::uniform_int_distribution<int> di(-50, 50);
-  const int C = 24;
-  int x = b.add_tensor("input", DType::kInt8, {1, 1, 16}, 0, 0.05f, 0);
-  b.set_input(x);
-  std::vector<int8_t> w(C * 16);
-  for (auto& v : w) v = static_cast<int8_t>(di(rng));
-  std::vector<float> sw(C, 0.01f);
-  int wt = b.add_constant_s8("c.w", {C, 1, 1, 16}, w, sw);
-  int bt = b.add_constant_s32("c.b", {C}, std::vector<int32_t>(C, 0));
-  int mt = b.add_constant_f32("c.m", {C}, conv_multipliers(0.05f, sw));
-  const float sy = 0.02f;
-  int y = b.add_conv2d("c", x, wt, bt, mt, WindowParams{}, 1, sy, 0);
-  int p = b.add_global_avg_pool("pool", y);
-  std::normal_distribution<float> nd(0.f, 0.6f);
-  std::vector<float> hw(4 * C), hb(4, 0.f);
-  for (auto& v : hw) v = nd(rng);
-  int out = b.add_linear_f32("head", p, b.add_constant_f32("h.w", {4, C}, hw), b.add_constant_f32("h.b", {4}, hb));
-  b.set_output(out);
-  AlignedModelBytes bytes(b.serialize());
-  ModelView view;
-  ASSERT_EQ(view.init(bytes.data(), bytes.size()), Status::kOk);
-  std::vector<int8_t> input(16);
-  for (auto& v : input) v = static_cast<int8_t>(di(rng));
+  const SmoothHeadNet net(31, 0.6f);
+  const int C = SmoothHeadNet::C;
   const int label = 1;
 
   // G (node_gradient), the unsaturated mask and the exact dL/dy of one run.
@@ -900,28 +900,13 @@ TEST(ZoTrainerBaseline, NpMeanBaselineRemovesOnlyTheCommonPartAndStaysUnbiased) 
     cfg.mu_lsb = 6;
     cfg.baseline = base;
     cfg.seed = seed;
-    TrainRig rig(view, {{0, PerturbMode::kNode}}, cfg);
+    TrainRig rig(net.view, {{0, PerturbMode::kNode}}, cfg);
     ZoTrainer& t = rig.trainer;
-    const Engine& engine = rig.engine;
-    EXPECT_EQ(t.accumulate_sample(Span<const int8_t>(input.data(), input.size()), label), Status::kOk);
+    EXPECT_EQ(t.accumulate_sample(Span<const int8_t>(net.input.data(), net.input.size()), label), Status::kOk);
     Out o;
     o.g.resize(C);
     EXPECT_EQ(t.node_gradient(0, Span<float>(o.g.data(), o.g.size())), Status::kOk);
-    float l0;
-    EXPECT_EQ(t.loss(Span<const int8_t>(input.data(), input.size()), label, &l0), Status::kOk);
-    const float* lg = engine.output_f32().data();
-    float m = lg[0];
-    for (int k = 1; k < 4; ++k) m = std::max(m, lg[k]);
-    double z = 0, pk[4];
-    for (int k = 0; k < 4; ++k) z += std::exp(double(lg[k] - m));
-    for (int k = 0; k < 4; ++k) pk[k] = std::exp(double(lg[k] - m)) / z - (k == label ? 1.0 : 0.0);
-    const auto* yq = static_cast<const int8_t*>(engine.tensor_data(y));
-    for (int c = 0; c < C; ++c) {
-      double e = 0;
-      for (int k = 0; k < 4; ++k) e += pk[k] * hw[k * C + c];
-      o.exact.push_back(e * sy);
-      o.live.push_back(yq[c] > -128 && yq[c] < 127);
-    }
+    net.exact_gradient(t, rig.engine, label, &o.exact, &o.live);
     return o;
   };
   // (1)
