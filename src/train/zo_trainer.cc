@@ -28,6 +28,17 @@ float floor_f(float v) {
   return t > v ? t - 1.f : t;
 }
 
+// f(i, rademacher(key, i)) for i = 0..n-1, drawing one random block per 64 elements
+// instead of one per element.
+template <class F>
+void for_each_rademacher(uint64_t key, size_t n, F&& f) {
+  for (size_t base = 0; base < n; base += 64) {
+    const uint64_t bits = random_block(key, base >> 6);
+    const size_t len = n - base < 64 ? n - base : 64;
+    for (size_t j = 0; j < len; ++j) f(base + j, ((bits >> j) & 1u) ? 1 : -1);
+  }
+}
+
 // Momentum's running average m' = beta m + (1 - beta) g: one expression, so apply_update's step and
 // step_norm_factor's norm of it agree bit for bit.
 float momentum_average(float beta, float m, float g) { return beta * m + (1.f - beta) * g; }
@@ -510,13 +521,13 @@ Status ZoTrainer::layer_wise_sample(int label) {
 void ZoTrainer::write_perturbed_weights(const Layer& l, int li, int q, int sign, int8_t* out) const {
   const uint64_t k = key(li, RngStream::kWeightPerturb, q, 0);
   const int32_t sigma = config_.sigma_w_lsb * sign;
-  for (size_t i = 0; i < l.d_w; ++i) out[i] = clamp_s8(int32_t(l.w[i]) + sigma * rademacher(k, i));
+  for_each_rademacher(k, l.d_w, [&](size_t i, int u) { out[i] = clamp_s8(int32_t(l.w[i]) + sigma * u); });
 }
 
 void ZoTrainer::write_perturbed_bias(const Layer& l, int li, int q, int sign, int32_t* out) const {
   const uint64_t k = key(li, RngStream::kBiasPerturb, q, 0);
   const int64_t sigma = int64_t(config_.sigma_b_lsb) * sign;
-  for (int i = 0; i < l.c_out; ++i) out[i] = clamp_s32(int64_t(l.b[i]) + sigma * rademacher(k, uint64_t(i)));
+  for_each_rademacher(k, size_t(l.c_out), [&](size_t i, int u) { out[i] = clamp_s32(int64_t(l.b[i]) + sigma * u); });
 }
 
 // The engine, perturbation buffers and task indices of block `block` of the
@@ -621,13 +632,14 @@ void ZoTrainer::prepare_mask(Layer& l) {
 void ZoTrainer::write_offsets(Layer& l, int li, int q, int sign) {
   const uint64_t k = key(li, RngStream::kNodePerturb, q, sample_);
   const int32_t mu = config_.mu_lsb * sign;
-  for (size_t i = 0; i < l.y_size; ++i) l.offsets[i] = static_cast<int8_t>(l.mask[i] ? mu * rademacher(k, i) : 0);
+  for_each_rademacher(k, l.y_size, [&](size_t i, int u) { l.offsets[i] = static_cast<int8_t>(l.mask[i] ? mu * u : 0); });
 }
 
 void ZoTrainer::np_accumulate(Layer& l, int li, int q, float coef) {
   const uint64_t k = key(li, RngStream::kNodePerturb, q, sample_);
-  for (size_t i = 0; i < l.y_size; ++i)
-    if (l.mask[i]) l.node_grad[i] += rademacher(k, i) > 0 ? coef : -coef;
+  for_each_rademacher(k, l.y_size, [&](size_t i, int u) {
+    if (l.mask[i]) l.node_grad[i] += u > 0 ? coef : -coef;
+  });
 }
 
 // A block of NP query tasks of one side (qb.side): every item gets the cached
@@ -652,8 +664,9 @@ void ZoTrainer::np_task(void* arg, int worker, int index) {
   for (int k = 0; k < n_items && s == Status::kOk; ++k) {
     auto* y = static_cast<int8_t*>(e.tensor_data(l.y_tensor, k));
     const uint64_t key = t->key(qb.layer, RngStream::kNodePerturb, bl.begin + k, t->sample_);
-    for (size_t i = 0; i < l.y_size; ++i)
-      if (y[i] > l.act_min && y[i] < l.act_max) y[i] = clamp_s8(int32_t(y[i]) + m * rademacher(key, i));
+    for_each_rademacher(key, l.y_size, [&](size_t i, int u) {
+      if (y[i] > l.act_min && y[i] < l.act_max) y[i] = clamp_s8(int32_t(y[i]) + m * u);
+    });
   }
   if (s == Status::kOk) s = e.invoke_items(op + 1, e.model().n_ops(), 0, n_items);
   for (int k = 0; k < n_items && s == Status::kOk; ++k) {
@@ -745,24 +758,51 @@ void conv_local_gradient_range(const ConvParams& p, const int8_t* x, const float
   }
 }
 
+namespace {
+
+// Four float lanes (GCC / Clang vector extension: SSE2 on x86-64, plain scalar code on a Cortex-M).
+typedef float F4 __attribute__((vector_size(16)));
+
+// The signs +1 / -1 of a nibble's four bits, lowest bit in lane 0.
+constexpr F4 nibble_signs(int n) {
+  return F4{(n & 1) ? 1.f : -1.f, (n & 2) ? 1.f : -1.f, (n & 4) ? 1.f : -1.f, (n & 8) ? 1.f : -1.f};
+}
+constexpr F4 kNibbleSign[16] = {nibble_signs(0),  nibble_signs(1),  nibble_signs(2),  nibble_signs(3),
+                                nibble_signs(4),  nibble_signs(5),  nibble_signs(6),  nibble_signs(7),
+                                nibble_signs(8),  nibble_signs(9),  nibble_signs(10), nibble_signs(11),
+                                nibble_signs(12), nibble_signs(13), nibble_signs(14), nibble_signs(15)};
+
+// g[j] = sum over q = 0..n-1, in that order, of (bit j of bits_of(q) ? c[q] : -c[q]) for the 64 j
+// of one random block, starting from +0. Lane by lane it is the scalar sum: c * +-1 is exactly +-c
+// and -ffp-contract=off keeps the multiply and the add apart, so the result is bitwise the same.
+template <class Bits>
+void signed_sum_block(int n, const float* c, Bits bits_of, float* g) {
+  F4 acc[16] = {};
+  for (int q = 0; q < n; ++q) {
+    const uint64_t bits = bits_of(q);
+    const F4 cq = F4{c[q], c[q], c[q], c[q]};
+    for (int k = 0; k < 16; ++k) acc[k] += kNibbleSign[(bits >> (4 * k)) & 15u] * cq;
+  }
+  std::memcpy(g, acc, sizeof(acc));
+}
+
+}  // namespace
+
 void ZoTrainer::np_local_gradient_regenerated(Layer& l, int li, const int8_t* x, const int8_t* y) {
   const ConvParams p = conv_params(engine_->model(), engine_->model().op(l.spec.op));
   const int nq = config_.n_queries_np;
   apply_baseline(np_coef_, nq);  // this sample's Q coefficients (node_gradient() sees them so too)
   for (size_t base = 0; base < l.y_size; base += 64) {
     const size_t len = l.y_size - base < 64 ? l.y_size - base : 64;
-    float g[64] = {0.f};
+    float g[64];
     int8_t m[64];
     for (size_t j = 0; j < len; ++j) {
       m[j] = (y[base + j] > l.act_min && y[base + j] < l.act_max) ? 1 : 0;
       l.unmasked += uint64_t(m[j]);
     }
     // G[k] = sum_q coef_q u_q[k]: the same bits the queries used (block base / 64).
-    for (int q = 0; q < nq; ++q) {
-      const uint64_t bits = random_block(key(li, RngStream::kNodePerturb, q, sample_), base >> 6);
-      const float c = np_coef_[q];
-      for (size_t j = 0; j < len; ++j) g[j] += ((bits >> j) & 1u) ? c : -c;
-    }
+    signed_sum_block(
+        nq, np_coef_, [&](int q) { return random_block(key(li, RngStream::kNodePerturb, q, sample_), base >> 6); }, g);
     conv_local_gradient_range(p, x, g, m, l.mult, base, base + len, l.grad_w, l.grad_b);
   }
 }
