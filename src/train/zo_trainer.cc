@@ -8,6 +8,7 @@
 #include "tinyzo/planner.h"
 #include "tinyzo/train/memory_model.h"
 #include "tinyzo/train/fmath.h"
+#include "tinyzo/train/perturb.h"
 #include "tinyzo/train/rng.h"
 
 namespace tinyzo {
@@ -26,17 +27,6 @@ float floor_f(float v) {
   if (!(v < 8388608.f && v > -8388608.f)) return v;  // already integral (or NaN)
   const float t = static_cast<float>(static_cast<int32_t>(v));
   return t > v ? t - 1.f : t;
-}
-
-// f(i, rademacher(key, i)) for i = 0..n-1, drawing one random block per 64 elements
-// instead of one per element.
-template <class F>
-void for_each_rademacher(uint64_t key, size_t n, F&& f) {
-  for (size_t base = 0; base < n; base += 64) {
-    const uint64_t bits = random_block(key, base >> 6);
-    const size_t len = n - base < 64 ? n - base : 64;
-    for (size_t j = 0; j < len; ++j) f(base + j, ((bits >> j) & 1u) ? 1 : -1);
-  }
 }
 
 // Momentum's running average m' = beta m + (1 - beta) g: one expression, so apply_update's step and
@@ -664,9 +654,7 @@ void ZoTrainer::np_task(void* arg, int worker, int index) {
   for (int k = 0; k < n_items && s == Status::kOk; ++k) {
     auto* y = static_cast<int8_t*>(e.tensor_data(l.y_tensor, k));
     const uint64_t key = t->key(qb.layer, RngStream::kNodePerturb, bl.begin + k, t->sample_);
-    for_each_rademacher(key, l.y_size, [&](size_t i, int u) {
-      if (y[i] > l.act_min && y[i] < l.act_max) y[i] = clamp_s8(int32_t(y[i]) + m * u);
-    });
+    perturb_unsaturated(y, l.y_size, key, m, l.act_min, l.act_max);
   }
   if (s == Status::kOk) s = e.invoke_items(op + 1, e.model().n_ops(), 0, n_items);
   for (int k = 0; k < n_items && s == Status::kOk; ++k) {
@@ -757,36 +745,6 @@ void conv_local_gradient_range(const ConvParams& p, const int8_t* x, const float
     }
   }
 }
-
-namespace {
-
-// Four float lanes (GCC / Clang vector extension: SSE2 on x86-64, plain scalar code on a Cortex-M).
-typedef float F4 __attribute__((vector_size(16)));
-
-// The signs +1 / -1 of a nibble's four bits, lowest bit in lane 0.
-constexpr F4 nibble_signs(int n) {
-  return F4{(n & 1) ? 1.f : -1.f, (n & 2) ? 1.f : -1.f, (n & 4) ? 1.f : -1.f, (n & 8) ? 1.f : -1.f};
-}
-constexpr F4 kNibbleSign[16] = {nibble_signs(0),  nibble_signs(1),  nibble_signs(2),  nibble_signs(3),
-                                nibble_signs(4),  nibble_signs(5),  nibble_signs(6),  nibble_signs(7),
-                                nibble_signs(8),  nibble_signs(9),  nibble_signs(10), nibble_signs(11),
-                                nibble_signs(12), nibble_signs(13), nibble_signs(14), nibble_signs(15)};
-
-// g[j] = sum over q = 0..n-1, in that order, of (bit j of bits_of(q) ? c[q] : -c[q]) for the 64 j
-// of one random block, starting from +0. Lane by lane it is the scalar sum: c * +-1 is exactly +-c
-// and -ffp-contract=off keeps the multiply and the add apart, so the result is bitwise the same.
-template <class Bits>
-void signed_sum_block(int n, const float* c, Bits bits_of, float* g) {
-  F4 acc[16] = {};
-  for (int q = 0; q < n; ++q) {
-    const uint64_t bits = bits_of(q);
-    const F4 cq = F4{c[q], c[q], c[q], c[q]};
-    for (int k = 0; k < 16; ++k) acc[k] += kNibbleSign[(bits >> (4 * k)) & 15u] * cq;
-  }
-  std::memcpy(g, acc, sizeof(acc));
-}
-
-}  // namespace
 
 void ZoTrainer::np_local_gradient_regenerated(Layer& l, int li, const int8_t* x, const int8_t* y) {
   const ConvParams p = conv_params(engine_->model(), engine_->model().op(l.spec.op));
