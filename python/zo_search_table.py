@@ -2,12 +2,17 @@
 """The table of issue 13's search (docs/zo-search.md) from the committed records alone.
 
     /usr/bin/python3 python/zo_search_table.py [--results results] [--schedule short]
+    /usr/bin/python3 python/zo_search_table.py --full   # the confirmation at the paper's schedule
 
 One row per method of matrix.SEARCH (plus the paper's zo_sparse and the BP baselines for reference)
 with a record on every development corruption: forward passes per sample and step, SRAM, mean best
 validation accuracy over the four (what chose), forward MACs per step (of the first corruption's record), each corruption's best validation, mean test accuracy
 after training (best-validation weights; chose nothing), mean final training loss. Methods missing a
 corruption are listed below the table with what they have.
+
+--full: the confirmation at the full schedule, one row per development corruption and one column
+per method of FULL_METHODS: best validation (its epoch) / test after training / final loss, "not yet"
+where the record does not exist yet.
 """
 
 import argparse
@@ -31,11 +36,44 @@ def forwards(rec):
     return n
 
 
+# The paper's setting, the search's choice and its step candidates, half the passes, the BP baselines.
+FULL_METHODS = ("zo_sparse", matrix.ZO_PLUS, "zo_sparse+cv", matrix.ZO_PLUS_HALF, "bp_int8", "bp_fp32")
+
+
+def load(results, schedule, corruption, method):
+    p = os.path.join(results, schedule, corruption, method + ".json")
+    if not os.path.exists(p):
+        return None
+    with open(p) as f:
+        return json.load(f)
+
+
+def full_table(results):
+    print("| corruption | " + " | ".join("`%s`" % m for m in FULL_METHODS) + " |")
+    print("|---|" + "---|" * len(FULL_METHODS))
+    for c in matrix.DEV_CORRUPTIONS:
+        cells = []
+        for m in FULL_METHODS:
+            r = load(results, "full", c, m)
+            cells.append("not yet" if r is None else "%.0f (%d) / %.2f / %.3f" % (
+                100 * r["best_val"], r["best_epoch"], 100 * r["test_after"], r["final_loss"]))
+        print("| %s | %s |" % (c, " | ".join(cells)))
+    means = []
+    for m in FULL_METHODS:
+        rs = [load(results, "full", c, m) for c in matrix.DEV_CORRUPTIONS]
+        means.append("-" if None in rs else "%.2f / %.2f" % (100 * sum(r["best_val"] for r in rs) / len(rs),
+                                                            100 * sum(r["test_after"] for r in rs) / len(rs)))
+    print("| mean val / test | %s |" % " | ".join(means))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--results", default=os.path.join(matrix.REPO, "results"))
     ap.add_argument("--schedule", default="short")
+    ap.add_argument("--full", action="store_true", help="the full-schedule confirmation table instead")
     a = ap.parse_args()
+    if a.full:
+        return full_table(a.results)
     methods = ["zo_sparse"] + list(matrix.SEARCH) + ["bp_int8", "bp_fp32"]
     corr = matrix.DEV_CORRUPTIONS
     print("| method | fwd/sample | GMAC/step | SRAM KB | mean val | " + " | ".join(c.split("_")[0] for c in corr) +
