@@ -13,6 +13,7 @@
 #include "models/lifetime_chart.h"
 #include "models/model_store.h"
 #include "test_models.h"
+#include "train_support.h"
 #include "tinyzo/arena.h"
 #include "tinyzo/engine.h"
 #include "tinyzo/model.h"
@@ -561,48 +562,28 @@ TEST(MemoryModel, WorkspaceInTheActivationsTrainsBitwiseTheSame) {
   const TrainLayer layers[] = {
       {13, PerturbMode::kWeight}, {17, PerturbMode::kWeight}, {20, PerturbMode::kNode}, {24, PerturbMode::kNode}};
   struct Result {
+    std::vector<double> state;  // weights, biases
     std::vector<int8_t> w;
-    std::vector<int32_t> b;
     size_t trainer_bytes = 0;
-    uintptr_t workspace_lo = 0;
   };
   auto run = [&](bool in_activations) {
     Result res;
-    std::vector<uint8_t> mem(1 << 20);
-    Arena arena(mem.data(), mem.size());
-    Engine engine;
-    EXPECT_EQ(engine.init(model.view(), arena, ref::table()), Status::kOk);
     ZoConfig cfg;
     cfg.n_queries_w = 2;
     cfg.n_queries_b = 2;
     cfg.n_queries_np = 3;
     cfg.seed = 9;
     cfg.workspace_in_activations = in_activations;
-    ZoTrainer t;
-    EXPECT_EQ(t.init(engine, Span<const TrainLayer>(layers), cfg, arena), Status::kOk);
+    testing::TrainRig rig(model.view(), std::vector<TrainLayer>(std::begin(layers), std::end(layers)), cfg);
+    const ZoTrainer& t = rig.trainer;
     res.trainer_bytes = t.arena_bytes();
-    uint64_t x = 12345;
-    for (uint32_t step = 0; step < 2; ++step) {
-      EXPECT_EQ(t.begin_step(step), Status::kOk);
-      for (int k = 0; k < 2; ++k) {
-        Span<int8_t> in = engine.input();  // a streamed sample, written into the engine's input
-        for (size_t i = 0; i < in.size(); ++i) {
-          x = x * 6364136223846793005ull + 1442695040888963407ull;
-          in[i] = static_cast<int8_t>(x >> 56);
-        }
-        EXPECT_EQ(t.accumulate_sample(Span<const int8_t>(in.data(), in.size()), int(step * 2 + k) % 10), Status::kOk);
-      }
-      EXPECT_EQ(t.end_step(0.05f), Status::kOk);
-    }
-    for (int i = 0; i < t.n_layers(); ++i) {
-      res.w.insert(res.w.end(), t.weights(i).begin(), t.weights(i).end());
-      res.b.insert(res.b.end(), t.biases(i).begin(), t.biases(i).end());
-    }
+    for (uint32_t step = 0; step < 2; ++step) testing::train_step(rig.trainer, rig.inputs(2, 12345 + step), step, 0.05f, 10);
+    res.state = testing::trained_state(t);
+    for (int i = 0; i < t.n_layers(); ++i) res.w.insert(res.w.end(), t.weights(i).begin(), t.weights(i).end());
     return res;
   };
   const Result gap = run(true), own = run(false);
-  EXPECT_EQ(gap.w, own.w);
-  EXPECT_EQ(gap.b, own.b);
+  EXPECT_EQ(gap.state, own.state);
   // The step moved weights (so equality says something).
   const std::vector<int8_t> w0 = [&] {
     std::vector<int8_t> v;
@@ -618,10 +599,8 @@ TEST(MemoryModel, WorkspaceInTheActivationsTrainsBitwiseTheSame) {
   // The trainer's own arena is smaller by exactly the workspace: the largest per-layer sum,
   // recomputed here.
   size_t ws = 0;
-  std::vector<uint8_t> mem(1 << 20);
-  Arena arena(mem.data(), mem.size());
-  Engine engine;
-  ASSERT_EQ(engine.init(model.view(), arena, ref::table()), Status::kOk);
+  testing::TrainRig rig(model.view());
+  const Engine& engine = rig.engine;
   ZoConfig cfg;
   cfg.n_queries_w = 2;
   cfg.n_queries_b = 2;

@@ -18,9 +18,15 @@
 #include "tinyzo/train/zo_trainer.h"
 #include "models/requant_convert.h"
 #include "models/tzm_writer.h"
+#include "train_support.h"
 
 namespace tinyzo {
 namespace {
+using testing::accumulate_step;
+using testing::make_inputs;
+using testing::train_step;
+using testing::trained_state;
+using testing::TrainRig;
 
 // A small CNN: [6,6,3] -> conv3x3 (3->8, pad 1) -> pw (8->8) -> add -> gap ->
 // float head (8 -> 4 classes). Deterministic random parameters.
@@ -78,78 +84,9 @@ void load(TinyNet& net, uint32_t seed) {
   ASSERT_EQ(net.view.init(net.bytes.data(), net.bytes.size()), Status::kOk) << net.view.error();
 }
 
-std::vector<std::vector<int8_t>> make_inputs(int n, size_t size, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int> d(-128, 127);
-  std::vector<std::vector<int8_t>> v(n, std::vector<int8_t>(size));
-  for (auto& img : v)
-    for (auto& p : img) p = static_cast<int8_t>(d(rng));
-  return v;
-}
-
-// An engine on a model in its own 1 MB arena and, given layers and a config, a trainer on it.
-struct TrainRig {
-  std::vector<uint8_t> mem = std::vector<uint8_t>(1 << 20);
-  Arena arena{mem.data(), mem.size()};
-  Engine engine;
-  ZoTrainer trainer;
-  explicit TrainRig(const ModelView& view) { EXPECT_EQ(engine.init(view, arena, ref::table()), Status::kOk); }
-  TrainRig(const ModelView& view, const std::vector<TrainLayer>& layers, const ZoConfig& cfg) : TrainRig(view) {
-    EXPECT_EQ(init(trainer, layers, cfg), Status::kOk);
-  }
-  TrainRig(const TinyNet& net, const std::vector<TrainLayer>& layers, const ZoConfig& cfg)
-      : TrainRig(net.view, layers, cfg) {}
-  // Another trainer on the same engine and arena (what init returns is the test's to check).
-  Status init(ZoTrainer& t, const std::vector<TrainLayer>& layers, const ZoConfig& cfg) {
-    return t.init(engine, Span<const TrainLayer>(layers.data(), layers.size()), cfg, arena);
-  }
-  Status required_bytes(const std::vector<TrainLayer>& layers, const ZoConfig& cfg, size_t* bytes) {
-    return ZoTrainer::required_arena_bytes(engine, Span<const TrainLayer>(layers.data(), layers.size()), cfg, arena,
-                                           bytes);
-  }
-  std::vector<std::vector<int8_t>> inputs(int n, uint32_t seed) {
-    return make_inputs(n, engine.input().size(), seed);
-  }
-};
-
-// Streams `inputs` through step `step` of t, every pass of a one-layer-per-pass trainer included;
-// sample i has label i % labels.
-void accumulate_step(ZoTrainer& t, const std::vector<std::vector<int8_t>>& inputs, uint32_t step, float lr,
-                     int labels = 4) {
-  EXPECT_EQ(t.begin_step(step), Status::kOk);
-  for (int p = 0; p < t.n_passes(); ++p) {
-    if (p > 0) {
-      EXPECT_EQ(t.next_pass(lr), Status::kOk);
-    }
-    for (size_t i = 0; i < inputs.size(); ++i)
-      EXPECT_EQ(t.accumulate_sample(Span<const int8_t>(inputs[i].data(), inputs[i].size()), int(i) % labels),
-                Status::kOk);
-  }
-}
-
-// One full step: accumulate_step, then end_step at lr.
-void train_step(ZoTrainer& t, const std::vector<std::vector<int8_t>>& inputs, uint32_t step, float lr,
-                int labels = 4) {
-  accumulate_step(t, inputs, step, lr, labels);
-  EXPECT_EQ(t.end_step(lr), Status::kOk);
-}
-
-// Everything training changes, in one vector: every layer's weights, biases
-// and (with momentum) momentum buffers. double holds int32 and float exactly.
-std::vector<double> trained_state(const ZoTrainer& t) {
-  std::vector<double> v;
-  for (int l = 0; l < t.n_layers(); ++l) {
-    for (int8_t x : t.weights(l)) v.push_back(x);
-    for (int32_t x : t.biases(l)) v.push_back(x);
-    for (float x : t.momentum_w(l)) v.push_back(x);
-    for (float x : t.momentum_b(l)) v.push_back(x);
-  }
-  return v;
-}
-
 // Trains `steps` steps (cosine schedule from 0.05) on 8 samples and returns the trained state.
 std::vector<double> train(const ZoConfig& cfg, const std::vector<TrainLayer>& layers, int steps, TinyNet& net) {
-  TrainRig rig(net, layers, cfg);
+  TrainRig rig(net.view, layers, cfg);
   const auto inputs = rig.inputs(8, 7);
   for (int s = 0; s < steps; ++s) train_step(rig.trainer, inputs, uint32_t(s), cosine_lr(0.05f, s, steps));
   return trained_state(rig.trainer);
@@ -532,7 +469,7 @@ TEST(ZoTrainer, TrainingChangesOnlyTrainableCopies) {
   ZoConfig cfg;
   cfg.n_queries_w = cfg.n_queries_b = 8;
   cfg.n_queries_np = 8;
-  TrainRig rig(net, {{1, PerturbMode::kWeight}}, cfg);
+  TrainRig rig(net.view, {{1, PerturbMode::kWeight}}, cfg);
   const auto inputs = rig.inputs(4, 3);
   int changed = 0;
   for (uint32_t s = 0; s < 4; ++s) {
@@ -622,7 +559,7 @@ TEST(ZoTrainer, LayerWiseLossesMatchFullForward) {
   load(net, 4);
   ZoConfig cfg;
   cfg.n_queries_w = cfg.n_queries_b = cfg.n_queries_np = 3;
-  TrainRig rig(net, {{1, PerturbMode::kNode}, {0, PerturbMode::kWeight}}, cfg);
+  TrainRig rig(net.view, {{1, PerturbMode::kNode}, {0, PerturbMode::kWeight}}, cfg);
   ZoTrainer& t = rig.trainer;
   const auto inputs = rig.inputs(5, 9);
   float sum = 0;
@@ -659,7 +596,7 @@ TEST(ZoTrainer, LayerWiseNpEqualsModelWiseNpForOneLayer) {
     cfg.n_queries_np = cfg.n_queries_w = cfg.n_queries_b = 7;
     cfg.estimation = e;
     cfg.two_sided = two_sided;
-    TrainRig rig(net, {{1, PerturbMode::kNode}}, cfg);
+    TrainRig rig(net.view, {{1, PerturbMode::kNode}}, cfg);
     ZoTrainer& t = rig.trainer;
     const auto inputs = rig.inputs(3, 21);
     for (int i = 0; i < 3; ++i)
@@ -685,7 +622,7 @@ TEST(ZoTrainer, WithoutQasUpdatesRoundToZero) {
     ZoConfig cfg;
     cfg.n_queries_w = cfg.n_queries_b = cfg.n_queries_np = 6;
     cfg.qas = qas;
-    TrainRig rig(net, {{0, PerturbMode::kWeight}, {1, PerturbMode::kNode}}, cfg);
+    TrainRig rig(net.view, {{0, PerturbMode::kWeight}, {1, PerturbMode::kNode}}, cfg);
     train_step(rig.trainer, rig.inputs(4, 5), 0, 0.01f);
     return rig.trainer.last_step().weights_changed;
   };
@@ -814,7 +751,7 @@ TEST(ZoTrainer, ArenaTooSmallIsOutOfMemory) {
 // The gradient estimate of `layers[which]` after one batch of `n_samples` (no update).
 std::vector<float> estimate(TinyNet& net, const ZoConfig& cfg, const std::vector<TrainLayer>& layers, int which,
                             int n_samples = 4) {
-  TrainRig rig(net, layers, cfg);
+  TrainRig rig(net.view, layers, cfg);
   ZoTrainer& t = rig.trainer;
   accumulate_step(t, rig.inputs(n_samples, 17), 3, 0.f);
   std::vector<float> gw(t.weights(which).size()), gb(t.biases(which).size());
@@ -972,7 +909,7 @@ TEST(ZoTrainerLayerLr, ScalesApplyPerModeBitExactly) {
     cfg.n_queries_w = cfg.n_queries_b = cfg.n_queries_np = 5;
     cfg.lr_scale_wp = s_wp;
     cfg.lr_scale_np = s_np;
-    TrainRig rig(net, layers, cfg);
+    TrainRig rig(net.view, layers, cfg);
     const ZoTrainer& t = rig.trainer;
     train_step(rig.trainer, rig.inputs(4, 23), 0, lr);
     std::vector<std::vector<int64_t>> per_layer(2);
@@ -1044,7 +981,7 @@ TEST(ZoTrainerMomentum, UpdateIsTheBiasCorrectedRunningAverageAndResumes) {
   ZoConfig cfg;
   cfg.n_queries_w = cfg.n_queries_b = cfg.n_queries_np = 4;
   cfg.momentum = beta;
-  TrainRig rig(net, layers, cfg);
+  TrainRig rig(net.view, layers, cfg);
   ZoTrainer& t = rig.trainer;
   const auto inputs = rig.inputs(4, 29);
   std::vector<std::vector<float>> mw(2), mb(2);
@@ -1098,7 +1035,7 @@ TEST(ZoTrainerMomentum, UpdateIsTheBiasCorrectedRunningAverageAndResumes) {
   }
   EXPECT_GT(moved, 0);  // the steps are large enough to move parameters
   // Resume at step 2 from the kept state.
-  TrainRig resumed(net, layers, cfg);
+  TrainRig resumed(net.view, layers, cfg);
   ZoTrainer& r = resumed.trainer;
   for (int l = 0; l < 2; ++l) {
     std::copy(w_after1[l].begin(), w_after1[l].end(), r.weights(l).begin());
@@ -1119,7 +1056,7 @@ TEST(ZoTrainerMomentum, OneLayerPerPassGivesBitwiseTheSameWeights) {
     c.n_queries_w = c.n_queries_b = c.n_queries_np = 3;
     c.momentum = 0.9f;
     c.one_layer_per_pass = one_pass;
-    TrainRig rig(net, layers, c);
+    TrainRig rig(net.view, layers, c);
     const auto inputs = rig.inputs(3, 31);
     for (uint32_t s = 0; s < 3; ++s) train_step(rig.trainer, inputs, s, 0.05f);
     return trained_state(rig.trainer);
@@ -1143,7 +1080,7 @@ TEST(ZoTrainerStepNorm, EveryLayerStepsByItsWeightNormOverItsGradientNorm) {
     ZoConfig cfg;
     cfg.n_queries_w = cfg.n_queries_b = cfg.n_queries_np = 4;
     cfg.step_norm = norm;
-    TrainRig rig(net, layers, cfg);
+    TrainRig rig(net.view, layers, cfg);
     ZoTrainer& t = rig.trainer;
     accumulate_step(t, inputs, 0, lr);
     for (int l = 0; l < 2 && factors != nullptr; ++l) {
@@ -1207,7 +1144,7 @@ TEST(ZoTrainerStepNorm, OneLayerPerPassAndMomentumGiveBitwiseTheSameWeights) {
     c.momentum = 0.5f;
     c.step_norm = StepNorm::kLayer;
     c.one_layer_per_pass = one_pass;
-    TrainRig rig(net, layers, c);
+    TrainRig rig(net.view, layers, c);
     const auto inputs = rig.inputs(3, 41);
     int changed = 0;
     for (uint32_t s = 0; s < 3; ++s) {

@@ -1,0 +1,95 @@
+// Test support for the ZO trainer: an engine and trainer in their own arena, random int8 inputs,
+// one training step over a batch (every pass of a one-layer-per-pass trainer included), and the
+// trained state as one vector to compare runs bit for bit.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "tinyzo/arena.h"
+#include "tinyzo/engine.h"
+#include "tinyzo/kernels/kernels.h"
+#include "tinyzo/model.h"
+#include "tinyzo/train/zo_trainer.h"
+
+namespace tinyzo {
+namespace testing {
+
+// n random int8 inputs of `size` bytes.
+inline std::vector<std::vector<int8_t>> make_inputs(int n, size_t size, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> d(-128, 127);
+  std::vector<std::vector<int8_t>> v(n, std::vector<int8_t>(size));
+  for (auto& img : v)
+    for (auto& p : img) p = static_cast<int8_t>(d(rng));
+  return v;
+}
+
+// An engine (reference kernels) on a model in its own arena and, given layers and a config, a
+// trainer on it.
+struct TrainRig {
+  std::vector<uint8_t> mem;
+  Arena arena;
+  Engine engine;
+  ZoTrainer trainer;
+  explicit TrainRig(const ModelView& view, size_t arena_bytes = 1 << 20)
+      : mem(arena_bytes), arena(mem.data(), mem.size()) {
+    EXPECT_EQ(engine.init(view, arena, ref::table()), Status::kOk);
+  }
+  TrainRig(const ModelView& view, const std::vector<TrainLayer>& layers, const ZoConfig& cfg,
+           size_t arena_bytes = 1 << 20)
+      : TrainRig(view, arena_bytes) {
+    EXPECT_EQ(init(trainer, layers, cfg), Status::kOk);
+  }
+  // Another trainer on the same engine and arena (what init returns is the test's to check).
+  Status init(ZoTrainer& t, const std::vector<TrainLayer>& layers, const ZoConfig& cfg) {
+    return t.init(engine, Span<const TrainLayer>(layers.data(), layers.size()), cfg, arena);
+  }
+  Status required_bytes(const std::vector<TrainLayer>& layers, const ZoConfig& cfg, size_t* bytes) {
+    return ZoTrainer::required_arena_bytes(engine, Span<const TrainLayer>(layers.data(), layers.size()), cfg, arena,
+                                           bytes);
+  }
+  std::vector<std::vector<int8_t>> inputs(int n, uint32_t seed) {
+    return make_inputs(n, engine.input().size(), seed);
+  }
+};
+
+// Streams `inputs` through step `step` of t, every pass of a one-layer-per-pass trainer included;
+// sample i has label i % labels.
+inline void accumulate_step(ZoTrainer& t, const std::vector<std::vector<int8_t>>& inputs, uint32_t step, float lr,
+                     int labels = 4) {
+  EXPECT_EQ(t.begin_step(step), Status::kOk);
+  for (int p = 0; p < t.n_passes(); ++p) {
+    if (p > 0) {
+      EXPECT_EQ(t.next_pass(lr), Status::kOk);
+    }
+    for (size_t i = 0; i < inputs.size(); ++i)
+      EXPECT_EQ(t.accumulate_sample(Span<const int8_t>(inputs[i].data(), inputs[i].size()), int(i) % labels),
+                Status::kOk);
+  }
+}
+
+// One full step: accumulate_step, then end_step at lr.
+inline void train_step(ZoTrainer& t, const std::vector<std::vector<int8_t>>& inputs, uint32_t step, float lr,
+                int labels = 4) {
+  accumulate_step(t, inputs, step, lr, labels);
+  EXPECT_EQ(t.end_step(lr), Status::kOk);
+}
+
+// Everything training changes, in one vector: every layer's weights, biases
+// and (with momentum) momentum buffers. double holds int32 and float exactly.
+inline std::vector<double> trained_state(const ZoTrainer& t) {
+  std::vector<double> v;
+  for (int l = 0; l < t.n_layers(); ++l) {
+    for (int8_t x : t.weights(l)) v.push_back(x);
+    for (int32_t x : t.biases(l)) v.push_back(x);
+    for (float x : t.momentum_w(l)) v.push_back(x);
+    for (float x : t.momentum_b(l)) v.push_back(x);
+  }
+  return v;
+}
+
+}  // namespace testing
+}  // namespace tinyzo
