@@ -329,7 +329,7 @@ def cmd_run(a):
     # Local: one run at a time. The selection is made again after every run, so that sets which depend
     # on other runs' records (main and ablations on the augmentation choice, dense on its grid) join the
     # queue as soon as their choice is made.
-    failed, tried, done = [], set(), 0
+    failed, tried, waited, done = [], set(), set(), 0
     while not a.max_runs or done < a.max_runs:
         pending = [r for r in select_runs(a.set, a.only, a.results, quiet=True)
                    if r.id not in tried and state_of(r, a.results, a.runs) != "done"]
@@ -339,7 +339,14 @@ def cmd_run(a):
         tried.add(r.id)
         try:
             res = run_one(r, a, say=lambda m: print(m, flush=True))
-            if res == "busy":
+            if res == "busy" and r.id not in waited and a.busy_wait > 0:
+                # A runner stopped a moment ago may still hold the lock while its run writes its
+                # checkpoint: ask once more after a pause before leaving the run to another runner.
+                waited.add(r.id)
+                tried.discard(r.id)
+                print("queue: %s is locked; trying again in %g s" % (r.id, a.busy_wait), flush=True)
+                time.sleep(a.busy_wait)
+            elif res == "busy":
                 print("queue: %s is running in another runner; skipped" % r.id, flush=True)
             else:
                 done += 1
@@ -381,6 +388,9 @@ def main(argv=None):
         if name == "run":
             p.add_argument("--max-runs", type=int, default=0, help="stop after N runs (0: all)")
             p.add_argument("--keep-going", action="store_true", help="go on after a failed run")
+            p.add_argument("--busy-wait", type=float, default=15.0,
+                           help="seconds to wait before asking once more for a run another runner holds "
+                                "(a runner stopped a moment ago may still hold it; 0: skip at once)")
             p.add_argument("--executor", choices=("local", "slurm", "dask"), default="local")
             p.add_argument("--scheduler", default="", help="dask: the scheduler address (tcp://HOST:PORT)")
             p.add_argument("--jobs", type=int, default=0, help="slurm / dask: runs at once (0: no limit)")

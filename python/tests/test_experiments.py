@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -212,11 +213,24 @@ class QueueTest(unittest.TestCase):
         run = matrix.parse_run_id(rid)
         lock = runner.Lock(os.path.join(run.run_dir(self.runs), ".queue.lock"))
         try:
-            out = queue("run", "--only", rid, *self.common()).stdout
+            out = queue("run", "--only", rid, "--busy-wait", "0.2", *self.common()).stdout
+            self.assertIn("trying again in 0.2 s", out)  # asked once more, then left to the holder
             self.assertIn("running in another runner", out)
             self.assertFalse(os.path.exists(run.record_path(self.results)))
         finally:
             lock.release()
+
+    def test_a_lock_released_a_moment_later_is_not_skipped(self):
+        # A runner stopped just before a new one starts may hold the run's lock for a moment (its run
+        # writes a checkpoint): the new runner asks again after --busy-wait and runs it.
+        rid = "smoke/fog/bp_int8"
+        run = matrix.parse_run_id(rid)
+        lock = runner.Lock(os.path.join(run.run_dir(self.runs), ".queue.lock"))
+        threading.Timer(1.0, lock.release).start()
+        out = queue("run", "--only", rid, "--busy-wait", "3", *self.common()).stdout
+        self.assertIn("trying again in 3 s", out)
+        self.assertNotIn("running in another runner", out)
+        self.assertTrue(os.path.exists(run.record_path(self.results)), out)
 
     def test_bad_input(self):
         r = queue("run", "--only", "full/nope/zo_sparse", *self.common(), check=False)
