@@ -73,25 +73,28 @@ def rounded(v, rounding, gen):
     return torch.floor(v + torch.rand(v.shape, generator=gen, dtype=v.dtype))
 
 
-def sgd_step(model, method, lr, step_norm="none", rounding="nearest", gen=None):
+def sgd_step(model, method, lr, step_norm="none", rounding="nearest", gen=None, params="all"):
     """fp32: W_f -= lr dL/dW_f (real units). int8 (QAS + integer update, METHOD §3.6):
     W_int <- clamp(rne(W_int - lr g_W / s_w^2)), b_int <- clamp(rne(b_int - lr g_b / (s_x s_w)^2)).
     step_norm "layer": every layer's step (weights and bias) is multiplied by ||W|| / ||g_W|| of its
     weights, in the units it is applied in (real for fp32, LSBs after QAS for int8). rounding: how the
-    int8 update rounds (see rounded)."""
+    int8 update rounds (see rounded). params "bias": the weights stay as they are and only the
+    biases move (BitFit), by the same rule."""
     moved = 0
     with torch.no_grad():
         for c in model.trainable_convs():
             if method == "fp32":
                 t = layer_trust(c.w, c.w.grad) if step_norm == "layer" else 1.0
-                c.w -= lr * t * c.w.grad
+                if params == "all":
+                    c.w -= lr * t * c.w.grad
                 c.b -= lr * t * c.b.grad
                 continue
             sw = torch.from_numpy(c.s_w.astype(np.float64))
             gw = c.w.grad.double() / (sw.view(-1, 1, 1, 1) ** 2)
             gb = c.b.grad.double() / (float(c.s_x) * sw) ** 2
             t = layer_trust(c.w, gw) if step_norm == "layer" else 1.0
-            w_new = torch.clamp(rounded(c.w.double() - lr * t * gw, rounding, gen), -128, 127)
+            w_new = (torch.clamp(rounded(c.w.double() - lr * t * gw, rounding, gen), -128, 127) if params == "all"
+                     else c.w.double())
             b_new = torch.clamp(rounded(c.b.double() - lr * t * gb, rounding, gen), -2 ** 31, 2 ** 31 - 1)
             moved += int((w_new != c.w.double()).sum()) + int((b_new != c.b.double()).sum())
             c.w.copy_(w_new.float())
@@ -129,6 +132,8 @@ def main(argv=None):
                     help="layer: per-layer step normalisation, each layer moves lr * ||W|| per step (LARS)")
     ap.add_argument("--rounding", choices=["nearest", "stochastic"], default="nearest",
                     help="int8: how the integer update rounds (stochastic: unbiased, seeded by --seed)")
+    ap.add_argument("--params", choices=["all", "bias"], default="all",
+                    help="what trains in the chosen layers: weights and biases, or the biases only (BitFit)")
     ap.add_argument("--max-steps", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
@@ -203,7 +208,7 @@ def main(argv=None):
             model.zero_grad(set_to_none=True)
             loss = F.cross_entropy(model.forward_from(x_train[idx], model.first_trainable), y_train[idx])
             loss.backward()
-            moved = sgd_step(model, a.method, lr, a.step_norm, a.rounding, gen)
+            moved = sgd_step(model, a.method, lr, a.step_norm, a.rounding, gen, a.params)
             dt = time.time() - t0
             t_train += dt
             emit({"type": "step", "step": step, "epoch": epoch, "loss": float(loss), "lr": lr,

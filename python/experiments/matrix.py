@@ -98,15 +98,17 @@ _METHOD_RE = re.compile(r"^([a-z0-9_]+?)((?:\+[a-z0-9_.]+)*)(?:@lr([0-9.e-]+))?$
 #   mu<n>, sw<n>, sb<n>  perturbation sizes --mu, --sigma-w, --sigma-b
 #   mom<b>  --momentum <b>: bias-corrected running average of the estimate (4 B of SRAM per trained parameter)
 #   ln     --step-norm layer: per-layer step normalisation, every layer moves lr * ||W|| per step (dense training)
-# BP methods take ln and (int8 only) sr too: train_bp.py has the same two flags.
+#   bias   BP only: train_bp.py --params bias, the chosen layers' biases train and their weights stay (BitFit)
+# BP methods take ln, bias and (int8 only) sr: train_bp.py has the same flags.
 _OPT_FIXED = {
     "cv": ["--baseline", "mean"],
     "gnssqrt": ["--gns", "sqrt"],
     "npall": ["--mode", "np"],
     "sr": ["--rounding", "stochastic"],
     "ln": ["--step-norm", "layer"],
+    "bias": ["--params", "bias"],
 }
-_BP_OPTS = ("ln", "sr")
+_BP_OPTS = ("ln", "sr", "bias")
 _OPT_VALUE = {"wp": "--lr-wp", "np": "--lr-np", "mu": "--mu", "sw": "--sigma-w", "sb": "--sigma-b",
               "mom": "--momentum"}
 _OPT_QUERY = ("half", "anti", "nponly", "np4")
@@ -153,7 +155,10 @@ def parse_method_full(method):
     if kind == "bp":
         bad = [o for o in opts if o not in _BP_OPTS or (o == "sr" and "int8" not in m.group(1))]
         if bad:
-            raise ValueError("method %r: BP methods take only ln, and sr for int8 (not %s)" % (method, ", ".join(bad)))
+            raise ValueError("method %r: BP methods take only ln, bias, and sr for int8 (not %s)" %
+                             (method, ", ".join(bad)))
+    if "bias" in opts and kind != "bp":
+        raise ValueError("method %r: bias (biases only) is a BP option" % method)
     for o in opts:
         if o not in _OPT_QUERY:
             option_args(o)

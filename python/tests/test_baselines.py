@@ -100,6 +100,22 @@ class BaselineTest(unittest.TestCase):
             if method == "int8":
                 self.assertGreater(moved, 0)
 
+    def test_bias_only_moves_the_biases_and_keeps_the_weights(self):
+        # --params bias (BitFit): the same update rule, applied to the biases alone.
+        layers = ["1.1.conv.2", "1.6.conv.0"]
+        xt = torch.from_numpy(self.x.transpose(0, 3, 1, 2).copy())
+        y = torch.from_numpy(self.labels.astype(np.int64))
+        for method in ("fp32", "int8"):
+            model = qnet.QNet(self.net, layers, method)
+            xp = model.prefix(xt)
+            torch.nn.functional.cross_entropy(model.forward_from(xp, model.first_trainable), y).backward()
+            w0 = [c.w.detach().clone() for c in model.trainable_convs()]
+            b0 = [c.b.detach().clone() for c in model.trainable_convs()]
+            train_bp.sgd_step(model, method, 1.0 if method == "int8" else 0.01, params="bias")
+            for c, w, b in zip(model.trainable_convs(), w0, b0):
+                self.assertTrue(torch.equal(c.w.detach(), w), c.name)
+            self.assertTrue(any(not torch.equal(c.b.detach(), b) for c, b in zip(model.trainable_convs(), b0)), method)
+
     def test_train_bp_smoke(self):
         with tempfile.TemporaryDirectory() as d:
             split = os.path.join(d, "split")
