@@ -36,8 +36,9 @@ def forwards(rec):
     return n
 
 
-# The paper's setting, the search's choice and its step candidates, half the passes, the BP baselines.
-FULL_METHODS = ("zo_sparse", matrix.ZO_PLUS, "zo_sparse+cv", matrix.ZO_PLUS_HALF, "bp_int8", "bp_fp32")
+# The paper's setting, the search's choice and the paper's step with the baseline (full and half the passes),
+# the BP baselines.
+FULL_METHODS = ("zo_sparse", matrix.ZO_PLUS, "zo_sparse+cv", "zo_sparse+half+cv", "bp_int8", "bp_fp32")
 
 
 def load(results, schedule, corruption, method):
