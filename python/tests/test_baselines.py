@@ -30,6 +30,14 @@ class BaselineTest(unittest.TestCase):
         cls.labels, cls.images = ref.load_cifar10(DATA, 0, 12)
         cls.x = ref.preprocess(cls.images)  # NHWC int8
 
+    def model_with_gradients(self, layers, method):
+        """QNet of `layers` after one backward pass of the cross-entropy over the test batch."""
+        model = qnet.QNet(self.net, layers, method)
+        xp = model.prefix(torch.from_numpy(self.x.transpose(0, 3, 1, 2).copy()))
+        torch.nn.functional.cross_entropy(model.forward_from(xp, model.first_trainable),
+                                          torch.from_numpy(self.labels.astype(np.int64))).backward()
+        return model
+
     def test_forward_bit_exact_with_reference(self):
         outs = ref.run_network(self.net, self.x)
         for mode in ("int8", "fp32"):
@@ -60,12 +68,7 @@ class BaselineTest(unittest.TestCase):
             np.testing.assert_array_equal(b.numpy()[live], convs[c.name].b_f32[live])
 
     def test_ste_gradient_and_integer_qas_update(self):
-        model = qnet.QNet(self.net, train_bp.PAPER_LAYERS, "int8")
-        xt = torch.from_numpy(self.x.transpose(0, 3, 1, 2).copy())
-        xp = model.prefix(xt)
-        loss = torch.nn.functional.cross_entropy(model.forward_from(xp, model.first_trainable),
-                                                 torch.from_numpy(self.labels.astype(np.int64)))
-        loss.backward()
+        model = self.model_with_gradients(train_bp.PAPER_LAYERS, "int8")
         grads = [c.w.grad.abs().sum().item() for c in model.trainable_convs()]
         self.assertTrue(all(g > 0 for g in grads), grads)
         moved = train_bp.sgd_step(model, "int8", 0.01 * 100 / 256)
@@ -79,12 +82,8 @@ class BaselineTest(unittest.TestCase):
         # --step-norm layer: FP32 BP moves each layer's weights by exactly lr ||W|| (up to float error),
         # whatever its gradient's size; int8 with stochastic rounding stays integer and in range.
         layers = ["0", "1.1.conv.2", "1.13.conv.1"]  # gradients of very different relative size
-        xt = torch.from_numpy(self.x.transpose(0, 3, 1, 2).copy())
-        y = torch.from_numpy(self.labels.astype(np.int64))
         for method in ("fp32", "int8"):
-            model = qnet.QNet(self.net, layers, method)
-            xp = model.prefix(xt)
-            torch.nn.functional.cross_entropy(model.forward_from(xp, model.first_trainable), y).backward()
+            model = self.model_with_gradients(layers, method)
             before = [c.w.detach().double().clone() for c in model.trainable_convs()]
             lr = 0.01
             gen = torch.Generator().manual_seed(1)
@@ -103,12 +102,8 @@ class BaselineTest(unittest.TestCase):
     def test_bias_only_moves_the_biases_and_keeps_the_weights(self):
         # --params bias (BitFit): the same update rule, applied to the biases alone.
         layers = ["1.1.conv.2", "1.6.conv.0"]
-        xt = torch.from_numpy(self.x.transpose(0, 3, 1, 2).copy())
-        y = torch.from_numpy(self.labels.astype(np.int64))
         for method in ("fp32", "int8"):
-            model = qnet.QNet(self.net, layers, method)
-            xp = model.prefix(xt)
-            torch.nn.functional.cross_entropy(model.forward_from(xp, model.first_trainable), y).backward()
+            model = self.model_with_gradients(layers, method)
             w0 = [c.w.detach().clone() for c in model.trainable_convs()]
             b0 = [c.b.detach().clone() for c in model.trainable_convs()]
             train_bp.sgd_step(model, method, 1.0 if method == "int8" else 0.01, params="bias")
