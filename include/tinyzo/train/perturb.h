@@ -27,13 +27,15 @@ void for_each_rademacher(uint64_t key, size_t n, F&& f) {
   }
 }
 
+// One output of an NP query: v + d clamped to int8 where lo < v < hi (unsaturated), else v.
+inline int8_t perturbed_output(int8_t v, int32_t d, int32_t lo, int32_t hi) {
+  return v > lo && v < hi ? static_cast<int8_t>(clamp_i32(int32_t(v) + d, -128, 127)) : v;
+}
+
 // y[i] += m * rademacher(key, i), clamped to int8, where lo < y[i] < hi (the unsaturated outputs an
 // NP query perturbs); the reference loop.
 inline void perturb_unsaturated_ref(int8_t* y, size_t n, uint64_t key, int32_t m, int32_t lo, int32_t hi) {
-  for_each_rademacher(key, n, [&](size_t i, int u) {
-    const int32_t v = y[i];
-    if (v > lo && v < hi) y[i] = static_cast<int8_t>(clamp_i32(v + m * u, -128, 127));
-  });
+  for_each_rademacher(key, n, [&](size_t i, int u) { y[i] = perturbed_output(y[i], m * u, lo, hi); });
 }
 
 // The same bytes, 16 at a time with SSE2 where the host has it: a saturating int8 add is the
@@ -61,10 +63,7 @@ inline void perturb_unsaturated(int8_t* y, size_t n, uint64_t key, int32_t m, in
         const __m128i out = _mm_or_si128(_mm_and_si128(inside, p), _mm_andnot_si128(inside, v));
         _mm_storeu_si128(reinterpret_cast<__m128i*>(yb + j), out);
       }
-      for (; j < len; ++j, bits >>= 1) {
-        const int32_t v = yb[j];
-        if (v > lo && v < hi) yb[j] = static_cast<int8_t>(clamp_i32(v + ((bits & 1u) ? m : -m), -128, 127));
-      }
+      for (; j < len; ++j, bits >>= 1) yb[j] = perturbed_output(yb[j], (bits & 1u) ? m : -m, lo, hi);
     }
     return;
   }
