@@ -792,5 +792,47 @@ TEST(MemoryModel, ReferenceModelsDoNotGrow) {
   }
 }
 
+TEST(MemoryModel, BiasOnlyTrainerByteForByte) {
+  // ZoConfig::bias_only keeps per layer the biases, their perturbed copy and
+  // a float db accumulator (with momentum one more float per bias), plus the
+  // sample's Q_b coefficients: no weight copy, no workspace.
+  TinyModel t;
+  Plan p(t.view);
+  std::vector<uint8_t> buf(1 << 20);
+  Arena arena(buf.data(), buf.size());
+  Engine e;
+  ASSERT_EQ(e.init(t.view, arena), Status::kOk);
+  for (const float momentum : {0.f, 0.9f}) {
+    ZoConfig cfg;
+    cfg.bias_only = true;
+    cfg.estimation = Estimation::kModelWise;
+    cfg.n_queries_b = 13;
+    cfg.momentum = momentum;
+    ZoSettings s;
+    s.n_queries_b = 13;
+    s.bias_only = true;
+    s.momentum = momentum;
+    const std::vector<TrainLayer> layers = {{1, PerturbMode::kWeight}, {3, PerturbMode::kNode}};
+    size_t trainer = 0;
+    ASSERT_EQ(ZoTrainer::required_arena_bytes(e, Span<const TrainLayer>(layers.data(), layers.size()), cfg, arena,
+                                              &trainer),
+              Status::kOk);
+    std::vector<ZoLayerMemory> per(layers.size());
+    ZoMemory z;
+    ASSERT_EQ(zo_memory(t.view, p.req(), Span<const TrainLayer>(layers.data(), layers.size()), s,
+                        Span<ZoLayerMemory>(per.data(), per.size()), &z),
+              Status::kOk);
+    EXPECT_EQ(z.extra_bytes, trainer) << momentum;  // the accounting is the trainer
+    EXPECT_EQ(z.workspace_bytes, 0u);
+    EXPECT_EQ(z.bias_coef_bytes, 64u);  // 13 floats, rounded up to 16 bytes
+    for (const ZoLayerMemory& l : per) {
+      EXPECT_EQ(l.weight_bytes, 0u);
+      const size_t b = (l.n_bias * 4 + 15) / 16 * 16;
+      EXPECT_EQ(l.persistent_bytes(), l.record_bytes + b * (momentum > 0.f ? 4 : 3)) << l.op;
+    }
+  }
+}
+
+
 }  // namespace
 }  // namespace tinyzo

@@ -153,7 +153,7 @@ TEST(SettingsTable, NonFiniteValuesNeverReachTheSavedConfig) {
 }
 
 TEST(SettingsTable, KeysAddedLaterKeepOldFingerprintsAtTheirDefaults) {
-  // Runs made before baseline / lr_wp / lr_np / momentum / step_norm (and data / bad_images) existed hashed the JSON of the
+  // Runs made before baseline / lr_wp / lr_np / momentum / step_norm / params (and data / bad_images) existed hashed the JSON of the
   // keys they had (all but threads, engine_batch, out, kernels). Their
   // checkpoints must still resume, so at their defaults the new keys must
   // leave that digest alone; any other value must change it. (End to end:
@@ -166,13 +166,13 @@ TEST(SettingsTable, KeysAddedLaterKeepOldFingerprintsAtTheirDefaults) {
   c.lr = 0.01171875;
   nlohmann::ordered_json old = config_to_json(c);
   for (const char* k :
-       {"threads", "engine_batch", "out", "kernels", "baseline", "lr_wp", "lr_np", "momentum", "step_norm", "data",
-        "bad_images", "one_layer_per_pass", "fuse"})
+       {"threads", "engine_batch", "out", "kernels", "baseline", "lr_wp", "lr_np", "momentum", "step_norm", "params",
+        "data", "bad_images", "one_layer_per_pass", "fuse"})
     old.erase(k);
   char hex[17];
   std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash_name64(old.dump())));
   EXPECT_EQ(config_fingerprint(c), hex);
-  for (const char* key : {"baseline", "lr_wp", "lr_np", "momentum", "step_norm", "data", "bad_images"}) {
+  for (const char* key : {"baseline", "lr_wp", "lr_np", "momentum", "step_norm", "params", "data", "bad_images"}) {
     TrainConfig d = c;
     const std::string k = key;
     set_setting_text(*find_setting(key),
@@ -181,6 +181,7 @@ TEST(SettingsTable, KeysAddedLaterKeepOldFingerprintsAtTheirDefaults) {
                      : k == "bad_images" ? "skip"
                      : k == "momentum"   ? "0.5"
                      : k == "step_norm"  ? "layer"
+                     : k == "params"     ? "bias"
                                          : "2",
                      &d, key);
     EXPECT_NE(config_fingerprint(d), config_fingerprint(c)) << key;

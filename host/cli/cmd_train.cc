@@ -226,7 +226,7 @@ void run_train(TrainArgs& a) {
   size_t n_params = 0;
   for (const LayerChoice& l : opt.layers) {
     const ConvDims d = conv_dims(view, l.op);
-    n_params += d.d_w + d.c_out;
+    n_params += (cfg.params == "bias" ? 0 : d.d_w) + d.c_out;
   }
   status.message("layers " + layers_to_string(view, opt.layers) + " (" + std::to_string(n_params) +
                  " trainable parameters)");
@@ -291,8 +291,8 @@ void run_train(TrainArgs& a) {
                  r.steps_done, r.total_steps, best, cfg.out.c_str(), cfg.out.c_str());
     return;
   }
-  std::printf("tinyzo train: %s on %s, layers %s (%zu trainable parameters)\n", cfg.model.c_str(), data_name.c_str(),
-              layers_to_string(view, opt.layers).c_str(), n_params);
+  std::printf("tinyzo train: %s on %s, layers %s (%zu trainable parameters%s)\n", cfg.model.c_str(), data_name.c_str(),
+              layers_to_string(view, opt.layers).c_str(), n_params, cfg.params == "bias" ? ", biases only" : "");
   std::printf("accuracy on %zu test images: %.2f%% -> %.2f%% (best val %.1f%% at epoch %d; val before %.1f%%)\n",
               data.n_test(), 100 * r.test_before, 100 * r.test_after, 100 * r.best_val, r.best_epoch,
               100 * r.val_before);

@@ -105,6 +105,9 @@ const std::vector<Setting>& train_settings() {
       {"step_norm", "--step-norm", &TrainConfig::step_norm, 0, 0, "none|layer",
        "per-layer step normalisation: none | layer (each layer moves lr * ||W|| per step, whatever its "
        "gradient's scale; for dense training)"},
+      {"params", "--params", &TrainConfig::params, 0, 0, "all|bias",
+       "what the trained layers learn: all (weights and biases, default) | bias (the biases alone, every "
+       "layer's perturbed per sample at once; needs --estimation model; docs/zo-search.md)"},
       {"batch", "--batch,-b", &TrainConfig::batch, 1, 100000, nullptr, "batch size B (default 100)"},
       {"epochs", "--epochs,-e", &TrainConfig::epochs, 1, kIntMax, nullptr, "epochs (default 50)"},
       // A float learning rate: beyond 1e6 nothing is left of an int8 weight anyway.
@@ -457,6 +460,7 @@ std::string config_fingerprint(const TrainConfig& c) {
   if (c.lr_np == 1) j.erase("lr_np");
   if (c.momentum == 0) j.erase("momentum");
   if (c.step_norm == "none") j.erase("step_norm");
+  if (c.params == "all") j.erase("params");
   char hex[17];
   std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash_name64(j.dump())));
   return hex;
@@ -662,6 +666,7 @@ MemoryPrediction predict_training_memory(const ModelView& m, const std::vector<L
     s.two_sided = trainer->two_sided;
     s.one_layer_per_pass = trainer->one_layer_per_pass;
     s.momentum = static_cast<float>(trainer->momentum);
+    s.bias_only = trainer->bias_only;
   }
   ZoMemory z;
   check_status(zo_memory(m, Span<const BufferRequest>(requests.data(), nt), Span<const TrainLayer>(tl.data(), tl.size()), s,

@@ -145,6 +145,7 @@ ZoConfig make_zo_config(const TrainConfig& c) {
   z.lr_scale_np = static_cast<float>(c.lr_np);
   z.momentum = static_cast<float>(c.momentum);
   z.step_norm = c.step_norm == "layer" ? StepNorm::kLayer : StepNorm::kNone;
+  z.bias_only = c.params == "bias";
   z.one_layer_per_pass = c.one_layer_per_pass;
   z.seed = c.seed;
   return z;
@@ -176,7 +177,13 @@ TrainerHost::TrainerHost(const ModelView& model, const KernelTable& kernels, con
     tl.push_back(t);
   }
   const Span<const TrainLayer> spec(tl.data(), tl.size());
-  if (config.baseline != Baseline::kNone && config.estimation == Estimation::kModelWise)
+  if (config.bias_only && config.estimation != Estimation::kModelWise)
+    throw CliError("--params bias: needs --estimation model (every layer's biases are perturbed at once)");
+  if (config.bias_only && !config.update_bias)
+    throw CliError("--params bias: not with --no-update-bias (the biases are all it trains)");
+  if (config.bias_only && config.step_norm != StepNorm::kNone)
+    throw CliError("--params bias: not with --step-norm layer (it normalises by the weights, which stay frozen)");
+  if (!config.bias_only && config.baseline != Baseline::kNone && config.estimation == Estimation::kModelWise)
     for (const LayerChoice& l : layers)
       if (l.node)
         throw CliError("--baseline mean: not with --estimation model on an NP layer (model-wise NP folds every "
@@ -199,7 +206,9 @@ TrainerHost::TrainerHost(const ModelView& model, const KernelTable& kernels, con
   // its queries (x2 when two-sided); model-wise, each query is a full pass.
   const int sides = config.two_sided ? 2 : 1;
   uint64_t forwards = 1;
-  if (config.estimation == Estimation::kModelWise) {
+  if (config.bias_only) {
+    forwards += uint64_t(config.n_queries_b) * sides;
+  } else if (config.estimation == Estimation::kModelWise) {
     forwards += uint64_t(config.n_queries_w) * sides;
   } else {
     for (const LayerChoice& l : layers)
@@ -432,7 +441,10 @@ RunResult run_training(const ModelView& model, const TrainData& data, const RunO
   }
   auto best_overrides = [&]() {
     std::vector<ParamOverride> v;
-    for (const CheckpointLayer& l : state) v.push_back(ParamOverride{l.op, l.best_weights.data(), l.best_biases.data()});
+    // Bias-only training keeps no weights: nullptr leaves the model's own.
+    for (const CheckpointLayer& l : state)
+      v.push_back(
+          ParamOverride{l.op, l.best_weights.empty() ? nullptr : l.best_weights.data(), l.best_biases.data()});
     return v;
   };
 
@@ -479,7 +491,7 @@ RunResult run_training(const ModelView& model, const TrainData& data, const RunO
           c.weights.size() != trainer.weights(i).size() || c.biases.size() != trainer.biases(i).size() ||
           c.momentum_w.size() != trainer.momentum_w(i).size() || c.momentum_b.size() != trainer.momentum_b(i).size())
         throw CliError(ckpt_path + ": layer " + std::to_string(i) + " does not match this run");
-      std::memcpy(trainer.weights(i).data(), c.weights.data(), c.weights.size());
+      if (!c.weights.empty()) std::memcpy(trainer.weights(i).data(), c.weights.data(), c.weights.size());
       std::memcpy(trainer.biases(i).data(), c.biases.data(), c.biases.size() * 4);
       if (!c.momentum_w.empty()) std::memcpy(trainer.momentum_w(i).data(), c.momentum_w.data(), c.momentum_w.size() * 4);
       if (!c.momentum_b.empty()) std::memcpy(trainer.momentum_b(i).data(), c.momentum_b.data(), c.momentum_b.size() * 4);
@@ -670,9 +682,10 @@ RunResult run_training(const ModelView& model, const TrainData& data, const RunO
     std::map<int, std::vector<uint8_t>> blobs;
     for (const CheckpointLayer& l : state) {
       const TzmOp& op = model.op(l.op);
-      blobs[op.inputs[1]].assign(
+      if (!l.best_weights.empty())  // bias-only training leaves the weights as they are
+        blobs[op.inputs[1]].assign(
           reinterpret_cast<const uint8_t*>(l.best_weights.data()),
-          reinterpret_cast<const uint8_t*>(l.best_weights.data()) + l.best_weights.size());
+            reinterpret_cast<const uint8_t*>(l.best_weights.data()) + l.best_weights.size());
       blobs[op.inputs[2]].assign(
           reinterpret_cast<const uint8_t*>(l.best_biases.data()),
           reinterpret_cast<const uint8_t*>(l.best_biases.data()) + l.best_biases.size() * 4);

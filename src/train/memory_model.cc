@@ -115,6 +115,8 @@ ZoConfig zo_trainer_config(const ZoSettings& s) {
   c.two_sided = s.two_sided;
   c.one_layer_per_pass = s.one_layer_per_pass;
   c.momentum = s.momentum;
+  c.bias_only = s.bias_only;
+  if (s.bias_only) c.estimation = Estimation::kModelWise;
   return c;
 }
 
@@ -137,8 +139,18 @@ Status zo_layer_memory(const ModelView& model, Span<const BufferRequest> request
   m.record_bytes = ZoTrainer::layer_record_bytes();
   const size_t w_bytes = tensor_bytes(model.tensor(o.inputs[1]));
   const size_t b_bytes = tensor_bytes(model.tensor(o.inputs[2]));
-  m.weight_bytes = align16(w_bytes);
   m.bias_bytes = align16(b_bytes);
+  if (settings.bias_only) {
+    // ZoTrainer::allocate: b, its perturbed copy and the db accumulator per
+    // layer, for the whole step (every layer is perturbed in every query);
+    // the weights stay in flash.
+    m.perturbed_bias_bytes = align16(b_bytes);
+    m.grad_bytes = align16(m.n_bias * sizeof(float));
+    if (settings.momentum > 0.f) m.momentum_bytes = align16(m.n_bias * sizeof(float));
+    *out = m;
+    return Status::kOk;
+  }
+  m.weight_bytes = align16(w_bytes);
   if (settings.momentum > 0.f)
     m.momentum_bytes = align16(m.n_weights * sizeof(float)) + align16(m.n_bias * sizeof(float));
   // Both modes restore the tensors alive across the cut before `op` and run
@@ -194,7 +206,10 @@ Status zo_memory(const ModelView& model, Span<const BufferRequest> requests, Spa
     TZ_RETURN_IF_ERROR(zo_layer_memory(model, requests, layers[i].op, layers[i].mode, settings, &per_layer[i]));
     if (layers[i].mode == PerturbMode::kNode && layers[i].op > last_np) last_np = layers[i].op;
   }
-  if (settings.one_layer_per_pass && last_np >= 0) {
+  if (settings.bias_only) {
+    z.bias_coef_bytes = align16(size_t(zo_trainer_config(settings).n_queries_b) * 4);
+    z.persistent_bytes = z.bias_coef_bytes;
+  } else if (settings.one_layer_per_pass && last_np >= 0) {
     for (size_t i = 0; i < layers.size(); ++i) {
       ZoLayerMemory& l = per_layer[i];
       if (l.mode != PerturbMode::kNode) continue;

@@ -92,10 +92,14 @@ Status ZoTrainer::init(Engine& engine, Span<const TrainLayer> layers, const ZoCo
       !(config.lr_scale_np >= 0.f && config.lr_scale_np <= 1e6f) ||
       !(config.momentum >= 0.f && config.momentum < 1.f))
     return Status::kInvalidArgument;
-  if (config.baseline != Baseline::kNone && config.estimation == Estimation::kModelWise)
+  if (config.baseline != Baseline::kNone && config.estimation == Estimation::kModelWise && !config.bias_only)
     for (const TrainLayer& t : layers)
       if (t.mode == PerturbMode::kNode) return Status::kUnsupported;  // model-wise NP folds each query at once
   if (config.one_layer_per_pass && config.estimation == Estimation::kModelWise) return Status::kUnsupported;
+  // Bias-only training perturbs every layer at once (model-wise) and has no weights to normalise by.
+  if (config.bias_only && (config.estimation != Estimation::kModelWise || config.step_norm != StepNorm::kNone))
+    return Status::kUnsupported;
+  if (config.bias_only && !config.update_bias) return Status::kInvalidArgument;
   engine_ = &engine;
   config_ = config;
   n_layers_ = 0;
@@ -283,7 +287,23 @@ Status ZoTrainer::allocate(Arena& arena) {
       shared_grad_b = static_cast<float*>(take(max_c * 4));
     }
   }
-  for (int i = 0; i < n_layers_ && ok; ++i) {
+  bias_coef_ = nullptr;
+  bias_dims_ = 0;
+  if (config_.bias_only) {
+    bias_coef_ = static_cast<float*>(take(size_t(config_.n_queries_b) * 4));
+    for (int i = 0; i < n_layers_ && ok; ++i) {
+      Layer& l = layers_[i];
+      l.b = static_cast<int32_t*>(take(size_t(l.c_out) * 4));
+      l.pert_b = static_cast<int32_t*>(take(size_t(l.c_out) * 4));
+      l.grad_b = static_cast<float*>(take(size_t(l.c_out) * 4));
+      if (config_.momentum > 0.f) l.mom_b = static_cast<float*>(take(size_t(l.c_out) * 4));
+      if (!ok) break;
+      std::memcpy(l.b, m.data(m.op(l.spec.op).inputs[2]), size_t(l.c_out) * 4);
+      if (l.mom_b) std::memset(l.mom_b, 0, size_t(l.c_out) * 4);
+      bias_dims_ += uint64_t(l.c_out);
+    }
+  }
+  for (int i = 0; i < n_layers_ && ok && !config_.bias_only; ++i) {
     Layer& l = layers_[i];
     const TzmOp& op = m.op(l.spec.op);
     l.w = static_cast<int8_t*>(take(l.d_w));
@@ -330,6 +350,7 @@ Status ZoTrainer::allocate(Arena& arena) {
   (void)arena.allocate(0, 16);  // the last buffer's padding counts too (the memory model's a16 rule)
   if (!model_wise) bind_workspace(0);
   for (int i = 0; i < n_layers_; ++i) {
+    // Bias-only: the weights stay the model's own (nullptr: no override).
     TZ_RETURN_IF_ERROR(engine_->set_param_override(layers_[i].spec.op, 1, layers_[i].w));
     TZ_RETURN_IF_ERROR(engine_->set_param_override(layers_[i].spec.op, 2, layers_[i].b));
   }
@@ -768,6 +789,7 @@ void ZoTrainer::np_local_gradient_regenerated(Layer& l, int li, const int8_t* x,
 // Model-wise estimation (MeZO-like, for ablations): every trainable tensor or
 // output is perturbed at once and each query runs the whole network.
 Status ZoTrainer::model_wise_sample(int label) {
+  if (config_.bias_only) return bias_sample(label);
   const int n = engine_->model().n_ops();
   // Unperturbed forward, op by op, keeping each NP layer's input and mask.
   int li = 0;
@@ -838,6 +860,59 @@ Status ZoTrainer::model_wise_sample(int label) {
   return Status::kOk;
 }
 
+int32_t ZoTrainer::bias_delta(const Layer& l, const ConvParams& p, int o) const {
+  const float gain =
+      p.fx_multiplier != nullptr ? fixed_point_gain(p.fx_multiplier[o], p.fx_shift[o]) : l.mult[o] / p.y_scale;
+  const float v = static_cast<float>(config_.mu_lsb) / gain;
+  // A dead channel (gain 0 or denormal) still gets a finite step; at least 1 LSB.
+  if (!(v < 16777216.f)) return 16777216;
+  return v < 1.f ? 1 : round_half_even(v);
+}
+
+// Bias-only estimation (ZoConfig::bias_only): the unperturbed loss, then per
+// query every layer's biases shifted by +-delta u for this sample and the
+// whole network run again; the Q loss differences (after the baseline) are
+// folded into every layer's dL/db accumulator, u regenerated from its key.
+Status ZoTrainer::bias_sample(int label) {
+  const ModelView& m = engine_->model();
+  float l0 = 0.f;
+  TZ_RETURN_IF_ERROR(forward_loss(0, label, &l0, nullptr));
+  sum_l0_ += l0;
+  const int nq = config_.n_queries_b;
+  const int sides = config_.two_sided ? 2 : 1;
+  for (int q = 0; q < nq; ++q) {
+    float lq[2] = {0.f, 0.f};
+    for (int side = 0; side < sides; ++side) {
+      const int64_t sign = side == 0 ? 1 : -1;
+      for (int k = 0; k < n_layers_; ++k) {
+        Layer& l = layers_[k];
+        const ConvParams p = conv_params(m, m.op(l.spec.op));
+        for_each_rademacher(key(k, RngStream::kBiasSample, q, sample_), size_t(l.c_out), [&](size_t o, int u) {
+          l.pert_b[o] = clamp_s32(int64_t(l.b[o]) + sign * u * int64_t(bias_delta(l, p, int(o))));
+        });
+        TZ_RETURN_IF_ERROR(engine_->set_param_override(l.spec.op, 2, l.pert_b));
+      }
+      // The planner may reuse the input buffer once the input is dead: refill it.
+      std::memcpy(engine_->input().data(), input_.data(), input_.size());
+      TZ_RETURN_IF_ERROR(forward_loss(0, label, &lq[side], nullptr));
+    }
+    bias_coef_[q] = sides == 2 ? (lq[0] - lq[1]) * 0.5f : lq[0] - l0;
+  }
+  apply_baseline(bias_coef_, nq);
+  for (int k = 0; k < n_layers_; ++k) {
+    Layer& l = layers_[k];
+    TZ_RETURN_IF_ERROR(engine_->set_param_override(l.spec.op, 2, l.b));
+    const ConvParams p = conv_params(m, m.op(l.spec.op));
+    for (int q = 0; q < nq; ++q) {
+      const float c = bias_coef_[q];
+      for_each_rademacher(key(k, RngStream::kBiasSample, q, sample_), size_t(l.c_out), [&](size_t o, int u) {
+        l.grad_b[o] += (u > 0 ? c : -c) / static_cast<float>(bias_delta(l, p, int(o)));
+      });
+    }
+  }
+  return Status::kOk;
+}
+
 Status ZoTrainer::next_pass(float lr) {
   if (engine_ == nullptr || !config_.one_layer_per_pass || pass_ + 1 >= n_layers_ || sample_ == 0 ||
       (pass_ > 0 && sample_ != pass_samples_))
@@ -903,6 +978,15 @@ int32_t ZoTrainer::updated_bias_plain(int32_t b, float lr, float g, Rounding r, 
 template <class FW, class FB>
 void ZoTrainer::for_each_gradient(const Layer& l, int li, FW&& fw, FB&& fb) const {
   const float batch = static_cast<float>(sample_);
+  if (config_.bias_only) {
+    // dL/db per int32 LSB: / (Q B), then GNS with n = B Q over every perturbed bias.
+    const float n_eff = static_cast<float>(config_.n_queries_b) * batch;
+    const float scale = gns_factor(config_.gns, n_eff, static_cast<float>(bias_dims_)) / n_eff;
+    for (int o = 0; o < l.c_out; ++o) fb(size_t(o), l.grad_b[o] * scale);
+    (void)fw;
+    (void)li;
+    return;
+  }
   if (l.spec.mode == PerturbMode::kWeight) {
     // g_i = c / (n sigma) * sum_q (mean L_q - mean L_0) u_q[i], u_q regenerated
     // from its seed in blocks of 64 elements (no d-sized gradient buffer).
@@ -1019,7 +1103,7 @@ float ZoTrainer::step_norm_factor(const Layer& l, int li, float beta, float corr
 
 int ZoTrainer::apply_update(Layer& l, int li, float lr, int8_t* w_out, int32_t* b_out) {
   // Per-layer learning rate by mode (1 = the paper: lr * 1.f is lr, bit for bit).
-  lr *= l.spec.mode == PerturbMode::kWeight ? config_.lr_scale_wp : config_.lr_scale_np;
+  if (!config_.bias_only) lr *= l.spec.mode == PerturbMode::kWeight ? config_.lr_scale_wp : config_.lr_scale_np;
   // Momentum: g becomes the bias-corrected running average of the estimates.
   const float beta = config_.momentum;
   const float corr = beta > 0.f ? momentum_correction(beta, step_) : 1.f;

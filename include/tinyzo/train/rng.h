@@ -16,7 +16,8 @@ inline uint64_t mix64(uint64_t z) {
 }
 
 // Stream namespaces, so different uses of one (step, layer, ...) never share bits.
-enum class RngStream : uint32_t { kWeightPerturb = 1, kBiasPerturb = 2, kNodePerturb = 3, kRounding = 4, kSelect = 5 };
+enum class RngStream : uint32_t { kWeightPerturb = 1, kBiasPerturb = 2, kNodePerturb = 3, kRounding = 4, kSelect = 5,
+                              kBiasSample = 6 };
 
 struct PerturbKey {
   uint64_t seed = 0;

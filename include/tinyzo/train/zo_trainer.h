@@ -106,6 +106,21 @@ struct ZoConfig {
   // prefix forward per sample and layer instead of one per sample, plus one
   // unperturbed suffix per sample for NP layers after the first pass.
   bool one_layer_per_pass = false;
+  // Train the biases of the layers only (ZO BitFit; docs/zo-search.md),
+  // model-wise: per sample and query, every layer's bias b[o] moves by
+  // u[o] * delta[o] with u Rademacher, independent per sample (the key hashes
+  // the sample, as NP's does), and delta[o] = round(mu_lsb / gain[o])
+  // accumulator LSBs, gain[o] = d y / d acc of the channel, so every channel
+  // of every layer is shifted by about mu_lsb output LSBs. One forward of the
+  // whole network per query (n_queries_b queries per sample), per-sample loss
+  // differences, dL/db[o] ~ sum over samples and queries of
+  // (L_q - L_0) u[o] / delta[o] / (B Q), gradient-norm scaled with n = B Q and
+  // d = all perturbed biases. The weights stay in flash (no SRAM copy);
+  // weights(i) is empty. Needs Estimation::kModelWise and StepNorm::kNone
+  // (init: kUnsupported). Memory: per layer the trainable biases, one
+  // perturbed copy and a float accumulator (12 bytes per bias), plus the Q
+  // coefficients of a sample.
+  bool bias_only = false;
 };
 
 // The exact backward inside one conv layer (METHOD §3.2), used by NP:
@@ -219,7 +234,7 @@ class ZoTrainer {
   int n_layers() const { return n_layers_; }
   const TrainLayer& layer(int i) const { return layers_[i].spec; }
   // The trainable copies of layer i (what the engine runs with).
-  Span<int8_t> weights(int i) const { return Span<int8_t>(layers_[i].w, layers_[i].d_w); }
+  Span<int8_t> weights(int i) const { return Span<int8_t>(layers_[i].w, layers_[i].w ? layers_[i].d_w : 0); }
   Span<int32_t> biases(int i) const { return Span<int32_t>(layers_[i].b, layers_[i].c_out); }
   // The momentum buffers of layer i (ZoConfig::momentum > 0; empty spans
   // otherwise, and the bias one also without update_bias): training state a
@@ -289,6 +304,9 @@ class ZoTrainer {
   Status forward_loss(int first_op, int label, float* loss_out, int* predicted);
   Status layer_wise_sample(int label);
   Status model_wise_sample(int label);
+  Status bias_sample(int label);
+  // ZoConfig::bias_only: the perturbation step of channel o of layer l, in int32 LSBs.
+  int32_t bias_delta(const Layer& l, const ConvParams& p, int o) const;
   Status wp_queries(Layer& l, int li, int label, float l0);
   Status np_queries(Layer& l, int li, int label, float l0);
   void prepare_mask(Layer& l);
@@ -337,6 +355,8 @@ class ZoTrainer {
   int8_t* workspace_ = nullptr;
   int8_t* boundary_ = nullptr;   // its cached input boundary (at the workspace's start)
   float* np_coef_ = nullptr;     // NP: the Q loss-difference coefficients of one sample
+  float* bias_coef_ = nullptr;   // bias_only: the same for the sample's bias queries
+  uint64_t bias_dims_ = 0;       // bias_only: biases perturbed together (GNS's d)
   size_t boundary_bytes_ = 0;
   size_t arena_bytes_ = 0;
   size_t required_bytes_ = 0;    // arena_bytes_, or more when init's scratch rose above it
