@@ -27,8 +27,13 @@ TEST(FwProtocol, ChoicesTakeTheirTwoWordsAndNothingElse) {
   EXPECT_TRUE(fw::apply_token(&c, "step_norm=layer"));
   EXPECT_EQ(c.step_norm, 1u);
   EXPECT_EQ(fw::zo_config(c).step_norm, StepNorm::kLayer);
+  EXPECT_FALSE(fw::zo_config(c).bias_only);
+  EXPECT_TRUE(fw::apply_token(&c, "params=bias"));
+  EXPECT_EQ(c.params, 1u);
+  EXPECT_TRUE(fw::zo_config(c).bias_only);
   // A bad word leaves the setting as it was.
-  for (const char* bad : {"rounding=Nearest", "estimation=", "passes=2", "baseline=median", "passes", "step_norm=model"}) {
+  for (const char* bad : {"rounding=Nearest", "estimation=", "passes=2", "baseline=median", "passes", "step_norm=model",
+                          "params=weights", "params="}) {
     const fw::RunConfig before = c;
     EXPECT_FALSE(fw::apply_token(&c, bad)) << bad;
     EXPECT_EQ(std::memcmp(&before, &c, sizeof c), 0) << bad;

@@ -222,7 +222,8 @@ struct SmoothHeadNet {
   std::vector<int8_t> input = std::vector<int8_t>(16);
   int y = -1;  // the conv's output tensor
 
-  SmoothHeadNet(uint32_t seed, float head_std) {
+  // first_bias: the bias of channel 0 (the others are 0), e.g. a dead channel's INT32_MIN.
+  SmoothHeadNet(uint32_t seed, float head_std, int32_t first_bias = 0) {
     TzmBuilder b;
     std::mt19937 rng(seed);
     std::uniform_int_distribution<int> di(-50, 50);
@@ -232,7 +233,9 @@ struct SmoothHeadNet {
     for (auto& v : w) v = static_cast<int8_t>(di(rng));
     std::vector<float> sw(C, 0.01f);
     int wt = b.add_constant_s8("c.w", {C, 1, 1, 16}, w, sw);
-    int bt = b.add_constant_s32("c.b", {C}, std::vector<int32_t>(C, 0));
+    std::vector<int32_t> bias(C, 0);
+    bias[0] = first_bias;
+    int bt = b.add_constant_s32("c.b", {C}, bias);
     int mt = b.add_constant_f32("c.m", {C}, conv_multipliers(0.05f, sw));
     y = b.add_conv2d("c", x, wt, bt, mt, WindowParams{}, 1, sy, 0);
     int p = b.add_global_avg_pool("pool", y);
@@ -1264,6 +1267,38 @@ TEST(ZoTrainerBiasOnly, TrainsTheBiasesAloneReproduciblyAndLowersTheLoss) {
   other.seed = 3;
   EXPECT_EQ(train(cfg, layers, steps, net), again);
   EXPECT_NE(train(other, layers, steps, net), again);
+}
+
+TEST(ZoTrainerBiasOnly, ABiasOutsideTheLimitIsFrozenTheOthersStayInside) {
+  // MCUNet's first conv has a dead channel whose bias is INT32_MIN: it is
+  // never perturbed (the in-place shift would overflow) nor updated, while
+  // the others train, clamped to +-kBiasOnlyLimit by absurd steps.
+  const SmoothHeadNet net(11, 0.3f, INT32_MIN);
+  ZoConfig cfg;
+  cfg.bias_only = true;
+  cfg.estimation = Estimation::kModelWise;
+  cfg.n_queries_b = 6;
+  cfg.mu_lsb = 1;
+  TrainRig rig(net.view, {{0, PerturbMode::kWeight}}, cfg);
+  const auto inputs = rig.inputs(4, 3);
+  for (int s = 0; s < 3; ++s) train_step(rig.trainer, inputs, uint32_t(s), 1e12f);
+  const Span<int32_t> b = rig.trainer.biases(0);
+  EXPECT_EQ(b[0], INT32_MIN);
+  int at_limit = 0;
+  for (int c = 1; c < SmoothHeadNet::C; ++c) {
+    EXPECT_LE(b[c], ZoTrainer::kBiasOnlyLimit) << c;
+    EXPECT_GE(b[c], -ZoTrainer::kBiasOnlyLimit) << c;
+    at_limit += b[c] == ZoTrainer::kBiasOnlyLimit || b[c] == -ZoTrainer::kBiasOnlyLimit;
+  }
+  EXPECT_GT(at_limit, 0);
+  // Its gradient is never estimated.
+  TrainRig rig2(net.view, {{0, PerturbMode::kWeight}}, cfg);
+  accumulate_step(rig2.trainer, inputs, 0, 0.f);
+  std::vector<float> gw(SmoothHeadNet::C * 16), gb(SmoothHeadNet::C);
+  ASSERT_EQ(rig2.trainer.gradient(0, Span<float>(gw.data(), gw.size()), Span<float>(gb.data(), gb.size())),
+            Status::kOk);
+  EXPECT_EQ(gb[0], 0.f);
+  EXPECT_NE(gb[1], 0.f);
 }
 
 TEST(ZoTrainerBiasOnly, NeedsModelWiseEstimationAndRefusesWhatItCannotDo) {

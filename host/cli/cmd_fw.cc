@@ -58,7 +58,7 @@ fw::RunConfig parse_tokens(const std::vector<std::string>& tokens, fw::PersistCo
     if (!fw::apply_token(&c, t.c_str()) && !(persist && fw::apply_persist_token(persist, t.c_str())))
       throw CliError("bad key=value '" + t +
                      "' (keys: steps batch first qw qb qnp sigma_w sigma_b mu two_sided bias "
-                     "rounding estimation lr baseline lr_wp lr_np passes momentum step_norm seed "
+                     "rounding estimation lr baseline lr_wp lr_np passes momentum step_norm params seed "
                      "layers" +
                      std::string(persist ? "; persistence: store slot_kb val val_every margin)" : ")"));
   return c;
@@ -537,8 +537,9 @@ void export_tzm(const std::vector<uint8_t>& ab, const CheckOptions& o) {
     if (l.rec.op < 0 || l.rec.op >= m.n_ops() || static_cast<OpType>(m.op(l.rec.op).type) != OpType::kConv2d)
       throw CliError(o.actual + ": layer op " + std::to_string(l.rec.op) + " is not a Conv2d of " + o.model);
     const TzmOp& op = m.op(l.rec.op);
-    repl[op.inputs[1]] = std::vector<uint8_t>(reinterpret_cast<const uint8_t*>(l.w.data()),
-                                              reinterpret_cast<const uint8_t*>(l.w.data()) + l.w.size());
+    if (!l.w.empty())  // a bias-only run (params=bias) trains no weights: the model's stay
+      repl[op.inputs[1]] = std::vector<uint8_t>(reinterpret_cast<const uint8_t*>(l.w.data()),
+                                                reinterpret_cast<const uint8_t*>(l.w.data()) + l.w.size());
     repl[op.inputs[2]] = std::vector<uint8_t>(reinterpret_cast<const uint8_t*>(l.b.data()),
                                               reinterpret_cast<const uint8_t*>(l.b.data()) + l.b.size() * 4);
   }

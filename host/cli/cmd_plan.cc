@@ -38,6 +38,7 @@ struct PlanArgs {
   bool np_materialize_grad = false;
   bool one_layer_per_pass = false;
   double momentum = 0;  // ZoConfig::momentum: > 0 adds a float32 running average per trained parameter
+  std::string params = "all";  // all | bias (ZoConfig::bias_only: a row of its own)
 };
 
 void check(Status s, const std::string& what) {
@@ -179,7 +180,7 @@ size_t zo_shared_total(const ModelView& m, const Inference& inf, const std::vect
 // when the trainer cannot take this set (too many layers, a non-Conv2d op).
 std::string measure_trainer(const ModelView& m, const Inference& inf, const std::vector<TrainLayer>& layers,
                             int queries, bool one_layer_per_pass, float momentum, size_t* bytes,
-                            bool fused = false) {
+                            bool fused = false, bool bias_only = false) {
   if (layers.size() > size_t(ZoTrainer::kMaxLayers))
     return "the trainer takes at most " + std::to_string(ZoTrainer::kMaxLayers) + " layers";
   for (const TrainLayer& l : layers)
@@ -210,6 +211,7 @@ std::string measure_trainer(const ModelView& m, const Inference& inf, const std:
   zs.n_queries = queries;
   zs.one_layer_per_pass = one_layer_per_pass;
   zs.momentum = momentum;
+  zs.bias_only = bias_only;
   const ZoConfig cfg = zo_trainer_config(zs);  // the query split the memory model assumes
   if (queries > ZoTrainer::kMaxQueries) return "more queries than the trainer takes";
   const Status s = ZoTrainer::required_arena_bytes(engine, Span<const TrainLayer>(layers.data(), layers.size()), cfg,
@@ -675,6 +677,26 @@ void run_plan(const PlanArgs& a) {
            b.arena_bytes - std::min(b.arena_bytes, inf.mem.activation_bytes), b.extra_bytes, total, kb(total),
            kb(total), fits(total).c_str());
     };
+    if (a.params == "bias") {
+      // ZO on the biases alone (tinyzo train --params bias): model-wise, Q_b = Q / 2 queries.
+      ZoSettings sb = s;
+      sb.bias_only = true;
+      std::vector<ZoLayerMemory> per_b;
+      const ZoMemory zb = zo_for(m, inf, layers, sb, &per_b);
+      zo_row("ZO, biases only (--params bias)", zb, inf.required_bytes + zb.extra_bytes);
+      size_t bias_trainer = 0;
+      const std::string why = measure_trainer(m, inf, layers, a.queries, a.one_layer_per_pass,
+                                              static_cast<float>(a.momentum), &bias_trainer, false, true);
+      Json jb = zo_json(m, zb, inf.required_bytes, inf.required_bytes + zb.extra_bytes);
+      jb["bias_coef_bytes"] = zb.bias_coef_bytes;
+      if (why.empty()) {
+        const size_t total = inf.required_bytes + bias_trainer;
+        line("  %-32s %10s %10s %10zu %12zu %9.1f %10s  %s", "ZoTrainer, biases only (measured)", "", "",
+             bias_trainer, total, kb(total), "", fits(total).c_str());
+        jb["measured_extra_bytes"] = bias_trainer;
+      }
+      j["training"]["zo_bias_only"] = jb;
+    }
     bp_row("BP (every op input kept)", bfull);
     bp_row("sparse BP (MIT-style)", bsparse);
     {
@@ -797,6 +819,10 @@ void register_plan_command(CLI::App& app) {
   add_real_option(cmd, "--momentum", &args->momentum, 0, 0.999,
                   "account for ZO training with momentum (tinyzo train --momentum): a float32 running average per "
                   "trained weight and bias");
+  cmd->add_option("--params", args->params,
+                  "also account for ZO on the biases alone (tinyzo train --params bias --estimation model): all "
+                  "(default) or bias")
+      ->check(CLI::IsMember({"all", "bias"}));
   cmd->add_flag("--np-materialize-grad", args->np_materialize_grad,
                 "account NP with a float32 node-gradient buffer G per output instead of Q per-sample scalars");
   cmd->add_flag("--json", args->json, "print the numbers as JSON instead of text");

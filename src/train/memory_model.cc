@@ -141,10 +141,9 @@ Status zo_layer_memory(const ModelView& model, Span<const BufferRequest> request
   const size_t b_bytes = tensor_bytes(model.tensor(o.inputs[2]));
   m.bias_bytes = align16(b_bytes);
   if (settings.bias_only) {
-    // ZoTrainer::allocate: b, its perturbed copy and the db accumulator per
+    // ZoTrainer::allocate: b (perturbed in place) and the db accumulator per
     // layer, for the whole step (every layer is perturbed in every query);
     // the weights stay in flash.
-    m.perturbed_bias_bytes = align16(b_bytes);
     m.grad_bytes = align16(m.n_bias * sizeof(float));
     if (settings.momentum > 0.f) m.momentum_bytes = align16(m.n_bias * sizeof(float));
     *out = m;

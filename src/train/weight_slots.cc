@@ -68,7 +68,7 @@ Status save_weights(SlotStore& store, const ZoTrainer* const* trainers, int grou
   }));
   TZ_RETURN_IF_ERROR(for_each_layer(trainers, groups, [&](const ZoTrainer& t, int i) {
     const Span<int8_t> w = t.weights(i);
-    TZ_RETURN_IF_ERROR(store.append(w.data(), uint32_t(w.size())));
+    if (!w.empty()) TZ_RETURN_IF_ERROR(store.append(w.data(), uint32_t(w.size())));  // bias-only: none
     const uint8_t zeros[kPad] = {0, 0, 0, 0};
     TZ_RETURN_IF_ERROR(store.append(zeros, padded(w.size()) - uint32_t(w.size())));
     return store.append(t.biases(i).data(), uint32_t(t.biases(i).size_bytes()));
@@ -111,7 +111,7 @@ Status load_weights(const SlotStore& store, int slot, ZoTrainer* const* trainers
   const Status s = for_each_layer(ct, groups, [&](const ZoTrainer& t, int i) {
     const Span<int8_t> w = t.weights(i);
     const Span<int32_t> b = t.biases(i);
-    TZ_RETURN_IF_ERROR(store.read_payload(slot, at, w.data(), uint32_t(w.size())));
+    if (!w.empty()) TZ_RETURN_IF_ERROR(store.read_payload(slot, at, w.data(), uint32_t(w.size())));
     at += padded(w.size());
     TZ_RETURN_IF_ERROR(store.read_payload(slot, at, b.data(), uint32_t(b.size_bytes())));
     at += uint32_t(b.size_bytes());

@@ -33,6 +33,11 @@ float floor_f(float v) {
 // step_norm_factor's norm of it agree bit for bit.
 float momentum_average(float beta, float m, float g) { return beta * m + (1.f - beta) * g; }
 
+// ZoConfig::bias_only: a model bias outside +-kBiasOnlyLimit (e.g. the INT32_MIN of a dead
+// channel) is frozen: never perturbed or updated. The test reads the model's own bias, which the
+// trainable copy of a frozen one always equals, so it holds for the whole run.
+bool bias_frozen(int32_t b0) { return b0 > ZoTrainer::kBiasOnlyLimit || b0 < -ZoTrainer::kBiasOnlyLimit; }
+
 }  // namespace
 
 float ZoTrainer::gns_factor(GnsMode mode, float n, float d) {
@@ -294,13 +299,13 @@ Status ZoTrainer::allocate(Arena& arena) {
     for (int i = 0; i < n_layers_ && ok; ++i) {
       Layer& l = layers_[i];
       l.b = static_cast<int32_t*>(take(size_t(l.c_out) * 4));
-      l.pert_b = static_cast<int32_t*>(take(size_t(l.c_out) * 4));
       l.grad_b = static_cast<float*>(take(size_t(l.c_out) * 4));
       if (config_.momentum > 0.f) l.mom_b = static_cast<float*>(take(size_t(l.c_out) * 4));
       if (!ok) break;
-      std::memcpy(l.b, m.data(m.op(l.spec.op).inputs[2]), size_t(l.c_out) * 4);
+      const auto* b0 = static_cast<const int32_t*>(m.data(m.op(l.spec.op).inputs[2]));
+      std::memcpy(l.b, b0, size_t(l.c_out) * 4);
+      for (int o = 0; o < l.c_out; ++o) bias_dims_ += bias_frozen(b0[o]) ? 0 : 1;
       if (l.mom_b) std::memset(l.mom_b, 0, size_t(l.c_out) * 4);
-      bias_dims_ += uint64_t(l.c_out);
     }
   }
   for (int i = 0; i < n_layers_ && ok && !config_.bias_only; ++i) {
@@ -870,9 +875,11 @@ int32_t ZoTrainer::bias_delta(const Layer& l, const ConvParams& p, int o) const 
 }
 
 // Bias-only estimation (ZoConfig::bias_only): the unperturbed loss, then per
-// query every layer's biases shifted by +-delta u for this sample and the
-// whole network run again; the Q loss differences (after the baseline) are
-// folded into every layer's dL/db accumulator, u regenerated from its key.
+// query every layer's biases shifted in place by +-delta u for this sample
+// and the whole network run again, then shifted back (exact: the biases stay
+// within +-kBiasOnlyLimit and delta <= 2^24, so nothing saturates). The Q loss
+// differences (after the baseline) are folded into every layer's dL/db
+// accumulator, u regenerated from its key.
 Status ZoTrainer::bias_sample(int label) {
   const ModelView& m = engine_->model();
   float l0 = 0.f;
@@ -880,33 +887,38 @@ Status ZoTrainer::bias_sample(int label) {
   sum_l0_ += l0;
   const int nq = config_.n_queries_b;
   const int sides = config_.two_sided ? 2 : 1;
+  auto shift = [&](int q, int32_t sign) {
+    for (int k = 0; k < n_layers_; ++k) {
+      Layer& l = layers_[k];
+      const ConvParams p = conv_params(m, m.op(l.spec.op));
+      const auto* b0 = static_cast<const int32_t*>(m.data(m.op(l.spec.op).inputs[2]));
+      for_each_rademacher(key(k, RngStream::kBiasSample, q, sample_), size_t(l.c_out), [&](size_t o, int u) {
+        if (!bias_frozen(b0[o])) l.b[o] += sign * u * bias_delta(l, p, int(o));
+      });
+    }
+  };
   for (int q = 0; q < nq; ++q) {
     float lq[2] = {0.f, 0.f};
     for (int side = 0; side < sides; ++side) {
-      const int64_t sign = side == 0 ? 1 : -1;
-      for (int k = 0; k < n_layers_; ++k) {
-        Layer& l = layers_[k];
-        const ConvParams p = conv_params(m, m.op(l.spec.op));
-        for_each_rademacher(key(k, RngStream::kBiasSample, q, sample_), size_t(l.c_out), [&](size_t o, int u) {
-          l.pert_b[o] = clamp_s32(int64_t(l.b[o]) + sign * u * int64_t(bias_delta(l, p, int(o))));
-        });
-        TZ_RETURN_IF_ERROR(engine_->set_param_override(l.spec.op, 2, l.pert_b));
-      }
+      const int32_t sign = side == 0 ? 1 : -1;
+      shift(q, sign);
       // The planner may reuse the input buffer once the input is dead: refill it.
       std::memcpy(engine_->input().data(), input_.data(), input_.size());
-      TZ_RETURN_IF_ERROR(forward_loss(0, label, &lq[side], nullptr));
+      const Status s = forward_loss(0, label, &lq[side], nullptr);
+      shift(q, -sign);
+      TZ_RETURN_IF_ERROR(s);
     }
     bias_coef_[q] = sides == 2 ? (lq[0] - lq[1]) * 0.5f : lq[0] - l0;
   }
   apply_baseline(bias_coef_, nq);
   for (int k = 0; k < n_layers_; ++k) {
     Layer& l = layers_[k];
-    TZ_RETURN_IF_ERROR(engine_->set_param_override(l.spec.op, 2, l.b));
     const ConvParams p = conv_params(m, m.op(l.spec.op));
+    const auto* b0 = static_cast<const int32_t*>(m.data(m.op(l.spec.op).inputs[2]));
     for (int q = 0; q < nq; ++q) {
       const float c = bias_coef_[q];
       for_each_rademacher(key(k, RngStream::kBiasSample, q, sample_), size_t(l.c_out), [&](size_t o, int u) {
-        l.grad_b[o] += (u > 0 ? c : -c) / static_cast<float>(bias_delta(l, p, int(o)));
+        if (!bias_frozen(b0[o])) l.grad_b[o] += (u > 0 ? c : -c) / static_cast<float>(bias_delta(l, p, int(o)));
       });
     }
   }
@@ -1116,6 +1128,7 @@ int ZoTrainer::apply_update(Layer& l, int li, float lr, int8_t* w_out, int32_t* 
   const size_t per_ch = l.d_w / size_t(l.c_out);
   if (config_.step_norm == StepNorm::kLayer) lr *= step_norm_factor(l, li, beta, corr);
   const uint64_t round_key_w = key(li, RngStream::kRounding, 0, 0);
+  const auto* b0 = static_cast<const int32_t*>(engine_->model().data(engine_->model().op(l.spec.op).inputs[2]));
   const uint64_t round_key_b = key(li, RngStream::kRounding, 1, 0);
   // Gradients are computed from the step's sums and the weights they were
   // estimated at; the updates below only write element i of w_out / b_out
@@ -1135,8 +1148,10 @@ int ZoTrainer::apply_update(Layer& l, int li, float lr, int8_t* w_out, int32_t* 
       [&](size_t o, float g) {
         g = averaged(l.mom_b, o, g);
         const float u = uniform01(round_key_b, o);
-        const int32_t nb = config_.qas ? updated_bias(l.b[o], lr, g, l.s_x, l.s_w[o], config_.rounding, u)
-                                       : updated_bias_plain(l.b[o], lr, g, config_.rounding, u);
+        int32_t nb = config_.qas ? updated_bias(l.b[o], lr, g, l.s_x, l.s_w[o], config_.rounding, u)
+                                 : updated_bias_plain(l.b[o], lr, g, config_.rounding, u);
+        // Bias-only: a frozen bias stays; the others within the limit their in-place perturbations need.
+        if (config_.bias_only) nb = bias_frozen(b0[o]) ? l.b[o] : clamp_i32(nb, -kBiasOnlyLimit, kBiasOnlyLimit);
         changed += nb != l.b[o];
         b_out[o] = nb;
       });

@@ -83,9 +83,9 @@ struct ZoSettings {
   // bias, ZoLayerMemory::momentum_bytes).
   float momentum = 0.f;
   // ZoConfig::bias_only (model-wise, every layer at once): per layer the
-  // int32 biases, their perturbed copy and a float32 db accumulator, all for
-  // the whole step; no weight copy and no workspace; plus the Q_b
-  // coefficients of the sample (ZoMemory::bias_coef_bytes).
+  // int32 biases (perturbed in place) and a float32 db accumulator, for the
+  // whole step; no weight copy and no workspace; plus the Q_b coefficients of
+  // the sample (ZoMemory::bias_coef_bytes).
   bool bias_only = false;
 };
 
@@ -113,7 +113,6 @@ struct ZoLayerMemory {
   size_t grad_bytes = 0;         // NP: float32 dW and db accumulators (4 d_w + 4 C_out); 0 with one_layer_per_pass
   size_t pending_bytes = 0;      // NP, one_layer_per_pass, not the last NP layer: its updated W and b (d_w + 4 C_out)
   size_t momentum_bytes = 0;     // momentum > 0: float32 running averages of dW and db (4 d_w + 4 C_out)
-  size_t perturbed_bias_bytes = 0;  // bias_only: the int32 biases of the current query (4 C_out)
   // transient (in the trainer's one workspace)
   size_t boundary_bytes = 0;     // cache of the tensors alive across the cut before `op`
   size_t perturbed_bytes = 0;    // WP: clamp(P + sigma u_q), max(d_w, 4 C_out): what the engine reads
@@ -125,8 +124,7 @@ struct ZoLayerMemory {
   size_t loss_bytes = 0;         // 0: L0 of the sample is a scalar of the trainer's stack frame
 
   size_t persistent_bytes() const {
-    return record_bytes + weight_bytes + bias_bytes + scalar_bytes + grad_bytes + pending_bytes + momentum_bytes +
-           perturbed_bias_bytes;
+    return record_bytes + weight_bytes + bias_bytes + scalar_bytes + grad_bytes + pending_bytes + momentum_bytes;
   }
   size_t transient_bytes() const {
     return boundary_bytes + perturbed_bytes + query_loss_bytes + offset_bytes + sample_scalar_bytes +

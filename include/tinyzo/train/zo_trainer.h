@@ -117,9 +117,13 @@ struct ZoConfig {
   // (L_q - L_0) u[o] / delta[o] / (B Q), gradient-norm scaled with n = B Q and
   // d = all perturbed biases. The weights stay in flash (no SRAM copy);
   // weights(i) is empty. Needs Estimation::kModelWise and StepNorm::kNone
-  // (init: kUnsupported). Memory: per layer the trainable biases, one
-  // perturbed copy and a float accumulator (12 bytes per bias), plus the Q
-  // coefficients of a sample.
+  // (init: kUnsupported). The perturbation is added to the trainable biases
+  // in place and taken off again after the query's forward, exactly: the
+  // biases are kept within +-ZoTrainer::kBiasOnlyLimit (the update clamps to
+  // it; a model bias outside it, such as a dead channel's INT32_MIN, is
+  // frozen: never perturbed, never updated, not counted in d) and delta <= 2^24.
+  // Memory: per layer the trainable biases and a float accumulator (8 bytes
+  // per bias), plus the Q coefficients of a sample.
   bool bias_only = false;
 };
 
@@ -152,6 +156,7 @@ class ZoTrainer {
  public:
   static constexpr int kMaxLayers = 256;  // a sanity bound: the layer table is in the arena
   static constexpr int kMaxQueries = 256;  // per tensor (WP) or layer (NP)
+  static constexpr int32_t kBiasOnlyLimit = 1 << 30;  // ZoConfig::bias_only: |b| stays within it
 
   // Takes the trainable copies (int8 weights, int32 biases) and all buffers
   // from `arena` and points the engine at the copies. `layers` must be Conv2d
@@ -356,7 +361,7 @@ class ZoTrainer {
   int8_t* boundary_ = nullptr;   // its cached input boundary (at the workspace's start)
   float* np_coef_ = nullptr;     // NP: the Q loss-difference coefficients of one sample
   float* bias_coef_ = nullptr;   // bias_only: the same for the sample's bias queries
-  uint64_t bias_dims_ = 0;       // bias_only: biases perturbed together (GNS's d)
+  uint64_t bias_dims_ = 0;       // bias_only: biases perturbed together (GNS's d; frozen ones left out)
   size_t boundary_bytes_ = 0;
   size_t arena_bytes_ = 0;
   size_t required_bytes_ = 0;    // arena_bytes_, or more when init's scratch rose above it
