@@ -29,6 +29,8 @@ def forwards(rec):
     s = rec["settings"]
     sides = 2 if s.get("two_sided") else 1
     n = 1
+    if s.get("params") == "bias":  # every query one whole-network forward (ZO on the biases alone)
+        return 1 + s["queries_b"] * sides
     if s.get("estimation") == "model":
         return 1 + s["queries_w"] * sides
     for mode in rec["modes"]:

@@ -89,6 +89,15 @@ class MatrixTest(unittest.TestCase):
             with self.assertRaises(ValueError, msg=bad):
                 matrix.Run("short", "fog", bad)
         self.assertEqual(len(matrix.run_set("search")), 4 * len(matrix.SEARCH))
+        # ZO on the biases alone: one whole-network forward per query, the paper set's Q_w + Q_b + Q_np
+        # queries (half: halved), model-wise, every conv
+        for sched, method, q in (("full", "zo_bias", "100"), ("full", "zo_bias+half+cv", "50"),
+                                 ("short", "zo_bias+mu2@lr3", "20")):
+            c = matrix.Run(sched, "fog", method).command("tinyzo", "/r")
+            self.assertEqual(c[c.index("--queries-b") + 1], q, method)
+            self.assertEqual([c[c.index(f) + 1] for f in ("--layers", "--params", "--estimation")],
+                             ["all", "bias", "model"], method)
+            self.assertNotIn("--queries-np", c)
 
     def test_bad_ids_are_refused(self):
         for bad in ("full/fog", "nope/fog/zo_sparse", "full/nope/zo_sparse", "full/fog/nope", "full/fog/zo_sparse@lr0",
