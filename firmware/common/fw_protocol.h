@@ -27,7 +27,8 @@ namespace tinyzo::fw {
 
 // 2: RunConfig gained momentum (the trained-weights header grew by 8 bytes).
 // 3: RunConfig gained step_norm (in what was padding before the seed: the same size).
-constexpr uint32_t kFormatVersion = 3;
+// 4: RunConfig gained params (all / bias: ZoConfig::bias_only; 8 bytes more with the seed's alignment).
+constexpr uint32_t kFormatVersion = 4;
 
 // Sample stream (host -> device): this header, then n_samples records of
 // record_bytes: uint32 label, int8 input[input_bytes], zero padding to a
@@ -82,10 +83,11 @@ struct RunConfig {
   uint32_t one_layer_per_pass = 0;  // ZoConfig::one_layer_per_pass (the same weights, less memory)
   float momentum = 0.f;             // ZoConfig::momentum, [0, 1); 0 = off
   uint32_t step_norm = 0;           // StepNorm: 0 none, 1 layer
+  uint32_t params = 0;              // 0 all (weights and biases), 1 bias (ZoConfig::bias_only)
   uint64_t seed = 0;
   char layers[kMaxSpecChars] = "paper";  // see resolve_layers()
 };
-static_assert(sizeof(RunConfig) == 184, "run configuration layout");
+static_assert(sizeof(RunConfig) == 192, "run configuration layout");
 
 // Trained weights (device or host -> file): this header, float32 mean loss of
 // every step, then per layer a LayerRecord, int8 weights[d_w] zero-padded to a
@@ -97,7 +99,7 @@ struct TrainedHeader {
   uint32_t n_samples;  // of the stream the run read
   RunConfig config;
 };
-static_assert(sizeof(TrainedHeader) == 200, "trained header layout");
+static_assert(sizeof(TrainedHeader) == 208, "trained header layout");
 
 struct LayerRecord {
   int32_t op;
@@ -127,6 +129,7 @@ inline ZoConfig zo_config(const RunConfig& c) {
   z.one_layer_per_pass = c.one_layer_per_pass != 0;
   z.momentum = c.momentum;
   z.step_norm = c.step_norm ? StepNorm::kLayer : StepNorm::kNone;
+  z.bias_only = c.params != 0;
   z.seed = c.seed;
   return z;
 }
@@ -219,7 +222,7 @@ inline bool parse_choice(const char* v, const char* first, const char* second, u
 // rounding (nearest/stochastic), estimation (layer/model), lr, baseline
 // (none/mean), lr_wp, lr_np, passes (1: all layers in one pass over the
 // batch, layer: one layer per pass), momentum (0 <= beta < 1), step_norm
-// (none/layer), seed, layers.
+// (none/layer), params (all/bias), seed, layers.
 // Returns false (config unchanged for that key) for an unknown key or a bad
 // value.
 inline bool apply_token(RunConfig* c, const char* token) {
@@ -267,6 +270,7 @@ inline bool apply_token(RunConfig* c, const char* token) {
   if (is("passes")) return detail::parse_choice(v, "1", "layer", &c->one_layer_per_pass);
   if (is("baseline")) return detail::parse_choice(v, "none", "mean", &c->baseline);
   if (is("step_norm")) return detail::parse_choice(v, "none", "layer", &c->step_norm);
+  if (is("params")) return detail::parse_choice(v, "all", "bias", &c->params);
   if (is("lr_wp")) return detail::parse_float(v, &c->lr_wp) && c->lr_wp <= 1e6f;
   if (is("lr_np")) return detail::parse_float(v, &c->lr_np) && c->lr_np <= 1e6f;
   if (is("momentum")) {
