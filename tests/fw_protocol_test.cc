@@ -31,9 +31,11 @@ TEST(FwProtocol, ChoicesTakeTheirTwoWordsAndNothingElse) {
   EXPECT_TRUE(fw::apply_token(&c, "params=bias"));
   EXPECT_EQ(c.params, 1u);
   EXPECT_TRUE(fw::zo_config(c).bias_only);
+  EXPECT_TRUE(fw::apply_token(&c, "bias_mu=0.25"));
+  EXPECT_EQ(fw::zo_config(c).bias_mu, 0.25f);
   // A bad word leaves the setting as it was.
   for (const char* bad : {"rounding=Nearest", "estimation=", "passes=2", "baseline=median", "passes", "step_norm=model",
-                          "params=weights", "params="}) {
+                          "params=weights", "params=", "bias_mu=-1", "bias_mu=200", "bias_mu=nan"}) {
     const fw::RunConfig before = c;
     EXPECT_FALSE(fw::apply_token(&c, bad)) << bad;
     EXPECT_EQ(std::memcmp(&before, &c, sizeof c), 0) << bad;

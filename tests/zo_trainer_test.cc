@@ -1267,6 +1267,12 @@ TEST(ZoTrainerBiasOnly, TrainsTheBiasesAloneReproduciblyAndLowersTheLoss) {
   other.seed = 3;
   EXPECT_EQ(train(cfg, layers, steps, net), again);
   EXPECT_NE(train(other, layers, steps, net), again);
+  // bias_mu replaces mu_lsb as the shift (in output LSBs, fractions allowed); mu_lsb's value as a float is mu_lsb.
+  ZoConfig quarter = cfg, same = cfg;
+  quarter.bias_mu = 0.25f;
+  same.bias_mu = 2.f;
+  EXPECT_NE(train(quarter, layers, steps, net), again);
+  EXPECT_EQ(train(same, layers, steps, net), again);
 }
 
 TEST(ZoTrainerBiasOnly, ABiasOutsideTheLimitIsFrozenTheOthersStayInside) {
@@ -1318,6 +1324,12 @@ TEST(ZoTrainerBiasOnly, NeedsModelWiseEstimationAndRefusesWhatItCannotDo) {
   frozen.update_bias = false;
   ZoTrainer t2;
   EXPECT_EQ(rig.init(t2, {{1, PerturbMode::kWeight}}, frozen), Status::kInvalidArgument);
+  for (const float bad : {-1.f, 128.f, std::nanf("")}) {
+    ZoConfig c = cfg;
+    c.bias_mu = bad;
+    ZoTrainer t3;
+    EXPECT_EQ(rig.init(t3, {{1, PerturbMode::kWeight}}, c), Status::kInvalidArgument) << bad;
+  }
   ZoTrainer ok;
   EXPECT_EQ(rig.init(ok, {{0, PerturbMode::kNode}, {1, PerturbMode::kWeight}}, cfg), Status::kOk);
 }

@@ -27,7 +27,7 @@ namespace tinyzo::fw {
 
 // 2: RunConfig gained momentum (the trained-weights header grew by 8 bytes).
 // 3: RunConfig gained step_norm (in what was padding before the seed: the same size).
-// 4: RunConfig gained params (all / bias: ZoConfig::bias_only; 8 bytes more with the seed's alignment).
+// 4: RunConfig gained params and bias_mu (ZoConfig::bias_only, bias_mu; 8 bytes more).
 constexpr uint32_t kFormatVersion = 4;
 
 // Sample stream (host -> device): this header, then n_samples records of
@@ -84,6 +84,7 @@ struct RunConfig {
   float momentum = 0.f;             // ZoConfig::momentum, [0, 1); 0 = off
   uint32_t step_norm = 0;           // StepNorm: 0 none, 1 layer
   uint32_t params = 0;              // 0 all (weights and biases), 1 bias (ZoConfig::bias_only)
+  float bias_mu = 0.f;              // ZoConfig::bias_mu (0 = mu)
   uint64_t seed = 0;
   char layers[kMaxSpecChars] = "paper";  // see resolve_layers()
 };
@@ -130,6 +131,7 @@ inline ZoConfig zo_config(const RunConfig& c) {
   z.momentum = c.momentum;
   z.step_norm = c.step_norm ? StepNorm::kLayer : StepNorm::kNone;
   z.bias_only = c.params != 0;
+  z.bias_mu = c.bias_mu;
   z.seed = c.seed;
   return z;
 }
@@ -222,7 +224,7 @@ inline bool parse_choice(const char* v, const char* first, const char* second, u
 // rounding (nearest/stochastic), estimation (layer/model), lr, baseline
 // (none/mean), lr_wp, lr_np, passes (1: all layers in one pass over the
 // batch, layer: one layer per pass), momentum (0 <= beta < 1), step_norm
-// (none/layer), params (all/bias), seed, layers.
+// (none/layer), params (all/bias), bias_mu (0 <= x <= 127, 0 = mu), seed, layers.
 // Returns false (config unchanged for that key) for an unknown key or a bad
 // value.
 inline bool apply_token(RunConfig* c, const char* token) {
@@ -271,6 +273,12 @@ inline bool apply_token(RunConfig* c, const char* token) {
   if (is("baseline")) return detail::parse_choice(v, "none", "mean", &c->baseline);
   if (is("step_norm")) return detail::parse_choice(v, "none", "layer", &c->step_norm);
   if (is("params")) return detail::parse_choice(v, "all", "bias", &c->params);
+  if (is("bias_mu")) {
+    float x = 0.f;
+    if (!detail::parse_float(v, &x) || !(x >= 0.f && x <= 127.f)) return false;
+    c->bias_mu = x;
+    return true;
+  }
   if (is("lr_wp")) return detail::parse_float(v, &c->lr_wp) && c->lr_wp <= 1e6f;
   if (is("lr_np")) return detail::parse_float(v, &c->lr_np) && c->lr_np <= 1e6f;
   if (is("momentum")) {

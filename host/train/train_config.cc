@@ -108,6 +108,8 @@ const std::vector<Setting>& train_settings() {
       {"params", "--params", &TrainConfig::params, 0, 0, "all|bias",
        "what the trained layers learn: all (weights and biases, default) | bias (the biases alone, every "
        "layer's perturbed per sample at once; needs --estimation model; docs/zo-search.md)"},
+      {"bias_mu", "--bias-mu", &TrainConfig::bias_mu, 0, 127, nullptr,
+       "--params bias: every channel's shift in output LSBs, fractions allowed, 0..127 (default 0 = --mu)"},
       {"batch", "--batch,-b", &TrainConfig::batch, 1, 100000, nullptr, "batch size B (default 100)"},
       {"epochs", "--epochs,-e", &TrainConfig::epochs, 1, kIntMax, nullptr, "epochs (default 50)"},
       // A float learning rate: beyond 1e6 nothing is left of an int8 weight anyway.
@@ -461,6 +463,7 @@ std::string config_fingerprint(const TrainConfig& c) {
   if (c.momentum == 0) j.erase("momentum");
   if (c.step_norm == "none") j.erase("step_norm");
   if (c.params == "all") j.erase("params");
+  if (c.bias_mu == 0) j.erase("bias_mu");
   char hex[17];
   std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash_name64(j.dump())));
   return hex;

@@ -51,6 +51,7 @@ struct TrainConfig {
   double lr_wp = 1, lr_np = 1;        // learning-rate multipliers of the WP / NP layers
   std::string step_norm = "none";     // ZoConfig::step_norm: none | layer
   std::string params = "all";         // all | bias (ZoConfig::bias_only: train the biases alone)
+  double bias_mu = 0;                 // ZoConfig::bias_mu: the bias shift in output LSBs (0 = mu)
   double momentum = 0;                // ZoConfig::momentum: running average of the estimate, 0 = off
   // schedule
   int batch = 100;

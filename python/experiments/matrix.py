@@ -102,6 +102,7 @@ _METHOD_RE = re.compile(r"^([a-z0-9_]+?)((?:\+[a-z0-9_.]+)*)(?:@lr([0-9.e-]+))?$
 #   np<x>  --lr-np <x>: the NP layers' multiplier
 #   mu<n>, sw<n>, sb<n>  perturbation sizes --mu, --sigma-w, --sigma-b
 #   mom<b>  --momentum <b>: bias-corrected running average of the estimate (4 B of SRAM per trained parameter)
+#   bmu<x>  --bias-mu <x>: zo_bias's channel shift in output LSBs (fractions allowed; default: --mu)
 #   ln     --step-norm layer: per-layer step normalisation, every layer moves lr * ||W|| per step (dense training)
 #   bias   BP only: train_bp.py --params bias, the chosen layers' biases train and their weights stay (BitFit)
 # BP methods take ln, bias and (int8 only) sr: train_bp.py has the same flags.
@@ -115,7 +116,7 @@ _OPT_FIXED = {
 }
 _BP_OPTS = ("ln", "sr", "bias")
 _OPT_VALUE = {"wp": "--lr-wp", "np": "--lr-np", "mu": "--mu", "sw": "--sigma-w", "sb": "--sigma-b",
-              "mom": "--momentum"}
+              "mom": "--momentum", "bmu": "--bias-mu"}
 _OPT_QUERY = ("half", "anti", "nponly", "np4")
 # nponly: the paper's two NP layers only (1.6 / 1.7.conv.0), each with Q_np + Q_w + Q_b queries, so
 # the forward passes per sample equal the paper set's (the WP layers' budget moved to NP).
@@ -128,14 +129,14 @@ def option_args(opt):
     """The `tinyzo train` flags of one option (not the query options); raises ValueError."""
     if opt in _OPT_FIXED:
         return list(_OPT_FIXED[opt])
-    m = re.match(r"^(wp|np|mu|sw|sb|mom)([0-9.]+)$", opt)
+    m = re.match(r"^(wp|np|mu|sw|sb|mom|bmu)([0-9.]+)$", opt)
     if m:
         v = m.group(2)
         if m.group(1) in ("mu", "sw", "sb") and not v.isdigit():
             raise ValueError("option %r: an integer size" % opt)
         return [_OPT_VALUE[m.group(1)], v]
     raise ValueError("unknown option %r (known: half, anti, nponly, np4, cv, gnssqrt, npall, sr, ln, wp<x>, np<x>, mu<n>, "
-                     "sw<n>, sb<n>, mom<b>)" % opt)
+                     "sw<n>, sb<n>, mom<b>, bmu<x>)" % opt)
 
 
 def parse_method(method):
@@ -324,6 +325,8 @@ SEARCH = (
     "zo_sparse+cv+ln@lr0.1", "zo_sparse+cv+ln@lr0.03", "zo_sparse+cv+ln@lr1", "zo_sparse+cv+ln@lr3",
     # Stage 4: ZO on the biases of all 42 convs alone (docs/zo-search.md), 20 whole-network queries (47 GMAC).
     "zo_bias+mu1", "zo_bias+mu1@lr3", "zo_bias+mu2",
+    # A whole channel of every layer moving at once is a large perturbation: fractions of an LSB.
+    "zo_bias+bmu0.5", "zo_bias+bmu0.25", "zo_bias+bmu0.125",
 )
 # The configuration the search chose (configs/tinyzo-zo.json) and its half-forward-passes variant.
 ZO_PLUS = "zo_sparse+cv@lr3"

@@ -105,6 +105,7 @@ Status ZoTrainer::init(Engine& engine, Span<const TrainLayer> layers, const ZoCo
   if (config.bias_only && (config.estimation != Estimation::kModelWise || config.step_norm != StepNorm::kNone))
     return Status::kUnsupported;
   if (config.bias_only && !config.update_bias) return Status::kInvalidArgument;
+  if (!(config.bias_mu >= 0.f && config.bias_mu <= 127.f)) return Status::kInvalidArgument;
   engine_ = &engine;
   config_ = config;
   n_layers_ = 0;
@@ -868,7 +869,8 @@ Status ZoTrainer::model_wise_sample(int label) {
 int32_t ZoTrainer::bias_delta(const Layer& l, const ConvParams& p, int o) const {
   const float gain =
       p.fx_multiplier != nullptr ? fixed_point_gain(p.fx_multiplier[o], p.fx_shift[o]) : l.mult[o] / p.y_scale;
-  const float v = static_cast<float>(config_.mu_lsb) / gain;
+  const float mu = config_.bias_mu > 0.f ? config_.bias_mu : static_cast<float>(config_.mu_lsb);
+  const float v = mu / gain;
   // A dead channel (gain 0 or denormal) still gets a finite step; at least 1 LSB.
   if (!(v < 16777216.f)) return 16777216;
   return v < 1.f ? 1 : round_half_even(v);

@@ -125,6 +125,11 @@ struct ZoConfig {
   // Memory: per layer the trainable biases and a float accumulator (8 bytes
   // per bias), plus the Q coefficients of a sample.
   bool bias_only = false;
+  // bias_only: the channel shift in output LSBs, fractions allowed (0 = use
+  // mu_lsb). Every channel of every layer moves at once, so the network
+  // reacts far less linearly than to NP's per-node shifts: 0.25 LSB learned
+  // where 1 did not (docs/zo-search.md, stage 4).
+  float bias_mu = 0.f;
 };
 
 // The exact backward inside one conv layer (METHOD §3.2), used by NP:
