@@ -460,32 +460,46 @@ TEST(LifetimeChart, RowsBarsAndPeak) {
   EXPECT_EQ(format_bytes(2560), "2560 B");
 }
 
+// The trainer and the memory model side by side on TinyModel: what ZoTrainer::init takes
+// (required_arena_bytes) and what zo_memory() accounts for the same layers.
+struct TinyTrainerAccounting {
+  TinyModel t;
+  Plan p{t.view};
+  std::vector<uint8_t> buf = std::vector<uint8_t>(1 << 20);
+  Arena arena{buf.data(), buf.size()};
+  Engine e;
+  TinyTrainerAccounting() { EXPECT_EQ(e.init(t.view, arena), Status::kOk); }
+  size_t trainer_bytes(const std::vector<TrainLayer>& layers, const ZoConfig& cfg) {
+    size_t bytes = 0;
+    EXPECT_EQ(ZoTrainer::required_arena_bytes(e, Span<const TrainLayer>(layers.data(), layers.size()), cfg, arena,
+                                              &bytes),
+              Status::kOk);
+    return bytes;
+  }
+  ZoMemory accounting(const std::vector<TrainLayer>& layers, const ZoSettings& s, std::vector<ZoLayerMemory>* per) {
+    per->assign(layers.size(), ZoLayerMemory{});
+    ZoMemory z;
+    EXPECT_EQ(zo_memory(t.view, p.req(), Span<const TrainLayer>(layers.data(), layers.size()), s,
+                        Span<ZoLayerMemory>(per->data(), per->size()), &z),
+              Status::kOk);
+    return z;
+  }
+};
+
 // The accounting is a floor for the trainer as built: ZoTrainer::init never
 // takes less than the model says (it may take more: see docs/memory.md,
 // "The trainer as built").
 TEST(MemoryModel, FloorOfTheTrainer) {
-  TinyModel t;
-  Plan p(t.view);
-  std::vector<uint8_t> buf(1 << 20);
-  Arena arena(buf.data(), buf.size());
-  Engine e;
-  ASSERT_EQ(e.init(t.view, arena), Status::kOk);
+  TinyTrainerAccounting a;
   ZoConfig cfg;  // 25 + 25 WP queries, 50 NP queries
   ZoSettings s;
   s.n_queries = 50;
   const std::vector<std::vector<TrainLayer>> sets = {
       {{1, PerturbMode::kWeight}}, {{3, PerturbMode::kNode}}, {{1, PerturbMode::kWeight}, {3, PerturbMode::kNode}}};
   for (const auto& layers : sets) {
-    size_t trainer = 0;
-    ASSERT_EQ(ZoTrainer::required_arena_bytes(e, Span<const TrainLayer>(layers.data(), layers.size()), cfg, arena,
-                                              &trainer),
-              Status::kOk);
-    std::vector<ZoLayerMemory> per(layers.size());
-    ZoMemory z;
-    ASSERT_EQ(zo_memory(t.view, p.req(), Span<const TrainLayer>(layers.data(), layers.size()), s,
-                        Span<ZoLayerMemory>(per.data(), per.size()), &z),
-              Status::kOk);
-    EXPECT_EQ(z.extra_bytes, trainer) << layers.size() << " layers";  // the accounting is the trainer
+    std::vector<ZoLayerMemory> per;
+    EXPECT_EQ(a.accounting(layers, s, &per).extra_bytes, a.trainer_bytes(layers, cfg))
+        << layers.size() << " layers";  // the accounting is the trainer
   }
 }
 
@@ -796,12 +810,7 @@ TEST(MemoryModel, BiasOnlyTrainerByteForByte) {
   // ZoConfig::bias_only keeps per layer the biases (perturbed in place) and
   // a float db accumulator (with momentum one more float per bias), plus the
   // sample's Q_b coefficients: no weight copy, no workspace.
-  TinyModel t;
-  Plan p(t.view);
-  std::vector<uint8_t> buf(1 << 20);
-  Arena arena(buf.data(), buf.size());
-  Engine e;
-  ASSERT_EQ(e.init(t.view, arena), Status::kOk);
+  TinyTrainerAccounting a;
   for (const float momentum : {0.f, 0.9f}) {
     ZoConfig cfg;
     cfg.bias_only = true;
@@ -813,16 +822,9 @@ TEST(MemoryModel, BiasOnlyTrainerByteForByte) {
     s.bias_only = true;
     s.momentum = momentum;
     const std::vector<TrainLayer> layers = {{1, PerturbMode::kWeight}, {3, PerturbMode::kNode}};
-    size_t trainer = 0;
-    ASSERT_EQ(ZoTrainer::required_arena_bytes(e, Span<const TrainLayer>(layers.data(), layers.size()), cfg, arena,
-                                              &trainer),
-              Status::kOk);
-    std::vector<ZoLayerMemory> per(layers.size());
-    ZoMemory z;
-    ASSERT_EQ(zo_memory(t.view, p.req(), Span<const TrainLayer>(layers.data(), layers.size()), s,
-                        Span<ZoLayerMemory>(per.data(), per.size()), &z),
-              Status::kOk);
-    EXPECT_EQ(z.extra_bytes, trainer) << momentum;  // the accounting is the trainer
+    std::vector<ZoLayerMemory> per;
+    const ZoMemory z = a.accounting(layers, s, &per);
+    EXPECT_EQ(z.extra_bytes, a.trainer_bytes(layers, cfg)) << momentum;  // the accounting is the trainer
     EXPECT_EQ(z.workspace_bytes, 0u);
     EXPECT_EQ(z.bias_coef_bytes, 64u);  // 13 floats, rounded up to 16 bytes
     for (const ZoLayerMemory& l : per) {

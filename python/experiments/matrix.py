@@ -326,7 +326,7 @@ SEARCH = (
     # Stage 4: ZO on the biases of all 42 convs alone (docs/zo-search.md), 20 whole-network queries (47 GMAC).
     "zo_bias+mu1", "zo_bias+mu1@lr3", "zo_bias+mu2",
     # A whole channel of every layer moving at once is a large perturbation: fractions of an LSB.
-    "zo_bias+bmu0.5", "zo_bias+bmu0.25", "zo_bias+bmu0.125",
+    "zo_bias+bmu0.5", "zo_bias+bmu0.25", "zo_bias+bmu0.125", "zo_bias+bmu0.25+cv", "zo_bias+bmu0.25@lr3",
 )
 # The configuration the search chose (configs/tinyzo-zo.json) and its half-forward-passes variant.
 ZO_PLUS = "zo_sparse+cv@lr3"
