@@ -39,8 +39,9 @@ def forwards(rec):
 
 
 # The paper's setting, the search's choice and the paper's step with the baseline (full and half the passes),
-# the BP baselines.
-FULL_METHODS = ("zo_sparse", matrix.ZO_PLUS, "zo_sparse+cv", "zo_sparse+half+cv", "bp_int8", "bp_fp32")
+# ZO on the biases alone (stage 4, without and with the baseline), the BP baselines.
+FULL_METHODS = ("zo_sparse", matrix.ZO_PLUS, "zo_sparse+cv", "zo_sparse+half+cv", "zo_bias+bmu0.25",
+                "zo_bias+bmu0.25+cv", "bp_int8", "bp_fp32")
 
 
 def load(results, schedule, corruption, method):
