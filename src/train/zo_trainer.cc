@@ -876,12 +876,40 @@ int32_t ZoTrainer::bias_delta(const Layer& l, const ConvParams& p, int o) const 
   return v < 1.f ? 1 : round_half_even(v);
 }
 
+// Moves every layer's biases from one perturbation of this sample to another
+// in one pass: b += (s_to u_to - s_from u_from) delta, where a perturbation is
+// a query q and a sign s (s = 0: none). Exact in int32: the biases stay within
+// +-kBiasOnlyLimit and delta <= 2^24. Going straight from one query's
+// perturbation to the next computes each channel's delta once per forward
+// instead of twice (off, then on).
+void ZoTrainer::move_bias_perturbation(int q_from, int s_from, int q_to, int s_to) {
+  const ModelView& m = engine_->model();
+  for (int k = 0; k < n_layers_; ++k) {
+    Layer& l = layers_[k];
+    const ConvParams p = conv_params(m, m.op(l.spec.op));
+    const auto* b0 = static_cast<const int32_t*>(m.data(m.op(l.spec.op).inputs[2]));
+    const uint64_t key_from = key(k, RngStream::kBiasSample, q_from, sample_);
+    const uint64_t key_to = key(k, RngStream::kBiasSample, q_to, sample_);
+    for (size_t base = 0; base < size_t(l.c_out); base += 64) {
+      const uint64_t from = s_from ? random_block(key_from, base >> 6) : 0;
+      const uint64_t to = s_to ? random_block(key_to, base >> 6) : 0;
+      const size_t len = size_t(l.c_out) - base < 64 ? size_t(l.c_out) - base : 64;
+      for (size_t j = 0; j < len; ++j) {
+        const int o = int(base + j);
+        if (bias_frozen(b0[o])) continue;
+        const int32_t u_from = s_from * (((from >> j) & 1u) ? 1 : -1);
+        const int32_t u_to = s_to * (((to >> j) & 1u) ? 1 : -1);
+        if (u_to != u_from) l.b[o] += (u_to - u_from) * bias_delta(l, p, o);
+      }
+    }
+  }
+}
+
 // Bias-only estimation (ZoConfig::bias_only): the unperturbed loss, then per
 // query every layer's biases shifted in place by +-delta u for this sample
-// and the whole network run again, then shifted back (exact: the biases stay
-// within +-kBiasOnlyLimit and delta <= 2^24, so nothing saturates). The Q loss
-// differences (after the baseline) are folded into every layer's dL/db
-// accumulator, u regenerated from its key.
+// and the whole network run again; after the last query they are back where
+// they were. The Q loss differences (after the baseline) are folded into
+// every layer's dL/db accumulator, u regenerated from its key.
 Status ZoTrainer::bias_sample(int label) {
   const ModelView& m = engine_->model();
   float l0 = 0.f;
@@ -889,39 +917,41 @@ Status ZoTrainer::bias_sample(int label) {
   sum_l0_ += l0;
   const int nq = config_.n_queries_b;
   const int sides = config_.two_sided ? 2 : 1;
-  auto shift = [&](int q, int32_t sign) {
-    for (int k = 0; k < n_layers_; ++k) {
-      Layer& l = layers_[k];
-      const ConvParams p = conv_params(m, m.op(l.spec.op));
-      const auto* b0 = static_cast<const int32_t*>(m.data(m.op(l.spec.op).inputs[2]));
-      for_each_rademacher(key(k, RngStream::kBiasSample, q, sample_), size_t(l.c_out), [&](size_t o, int u) {
-        if (!bias_frozen(b0[o])) l.b[o] += sign * u * bias_delta(l, p, int(o));
-      });
-    }
-  };
+  int q_on = 0, s_on = 0;  // the perturbation the biases carry (none)
   for (int q = 0; q < nq; ++q) {
     float lq[2] = {0.f, 0.f};
     for (int side = 0; side < sides; ++side) {
-      const int32_t sign = side == 0 ? 1 : -1;
-      shift(q, sign);
+      const int sign = side == 0 ? 1 : -1;
+      move_bias_perturbation(q_on, s_on, q, sign);
+      q_on = q;
+      s_on = sign;
       // The planner may reuse the input buffer once the input is dead: refill it.
       std::memcpy(engine_->input().data(), input_.data(), input_.size());
       const Status s = forward_loss(0, label, &lq[side], nullptr);
-      shift(q, -sign);
-      TZ_RETURN_IF_ERROR(s);
+      if (s != Status::kOk) {
+        move_bias_perturbation(q_on, s_on, 0, 0);
+        return s;
+      }
     }
     bias_coef_[q] = sides == 2 ? (lq[0] - lq[1]) * 0.5f : lq[0] - l0;
   }
+  move_bias_perturbation(q_on, s_on, 0, 0);
   apply_baseline(bias_coef_, nq);
+  // grad_b[o] += +-c_q / delta[o] in query order; delta once per channel.
   for (int k = 0; k < n_layers_; ++k) {
     Layer& l = layers_[k];
     const ConvParams p = conv_params(m, m.op(l.spec.op));
     const auto* b0 = static_cast<const int32_t*>(m.data(m.op(l.spec.op).inputs[2]));
-    for (int q = 0; q < nq; ++q) {
-      const float c = bias_coef_[q];
-      for_each_rademacher(key(k, RngStream::kBiasSample, q, sample_), size_t(l.c_out), [&](size_t o, int u) {
-        if (!bias_frozen(b0[o])) l.grad_b[o] += (u > 0 ? c : -c) / static_cast<float>(bias_delta(l, p, int(o)));
-      });
+    for (size_t base = 0; base < size_t(l.c_out); base += 64) {
+      const size_t len = size_t(l.c_out) - base < 64 ? size_t(l.c_out) - base : 64;
+      float delta[64];
+      for (size_t j = 0; j < len; ++j) delta[j] = static_cast<float>(bias_delta(l, p, int(base + j)));
+      for (int q = 0; q < nq; ++q) {
+        const float c = bias_coef_[q];
+        const uint64_t bits = random_block(key(k, RngStream::kBiasSample, q, sample_), base >> 6);
+        for (size_t j = 0; j < len; ++j)
+          if (!bias_frozen(b0[base + j])) l.grad_b[base + j] += (((bits >> j) & 1u) ? c : -c) / delta[j];
+      }
     }
   }
   return Status::kOk;

@@ -109,9 +109,10 @@ struct ZoConfig {
   // Train the biases of the layers only (ZO BitFit; docs/zo-search.md),
   // model-wise: per sample and query, every layer's bias b[o] moves by
   // u[o] * delta[o] with u Rademacher, independent per sample (the key hashes
-  // the sample, as NP's does), and delta[o] = round(mu_lsb / gain[o])
-  // accumulator LSBs, gain[o] = d y / d acc of the channel, so every channel
-  // of every layer is shifted by about mu_lsb output LSBs. One forward of the
+  // the sample, as NP's does), and delta[o] = round(mu / gain[o])
+  // accumulator LSBs (mu = bias_mu, or mu_lsb when it is 0), gain[o] = d y /
+  // d acc of the channel, so every channel of every layer is shifted by about
+  // mu output LSBs. One forward of the
   // whole network per query (n_queries_b queries per sample), per-sample loss
   // differences, dL/db[o] ~ sum over samples and queries of
   // (L_q - L_0) u[o] / delta[o] / (B Q), gradient-norm scaled with n = B Q and
@@ -315,6 +316,9 @@ class ZoTrainer {
   Status layer_wise_sample(int label);
   Status model_wise_sample(int label);
   Status bias_sample(int label);
+  // ZoConfig::bias_only: moves the biases from perturbation (q_from, s_from) of the current sample to
+  // (q_to, s_to); a sign of 0 is no perturbation.
+  void move_bias_perturbation(int q_from, int s_from, int q_to, int s_to);
   // ZoConfig::bias_only: the perturbation step of channel o of layer l, in int32 LSBs.
   int32_t bias_delta(const Layer& l, const ConvParams& p, int o) const;
   Status wp_queries(Layer& l, int li, int label, float l0);
