@@ -1335,5 +1335,74 @@ TEST(ZoTrainerBiasOnly, NeedsModelWiseEstimationAndRefusesWhatItCannotDo) {
 }
 
 
+// ---------------------------------------------------------------- a sample read again
+
+// Model-wise estimation writes the sample into the engine's input before
+// every query. From a SampleReader (the firmware reads it again from its
+// stream, so no copy sits in SRAM) the run is bit for bit the run from a
+// copy, for bias-only and for model-wise WP + NP; the reader is called once
+// per query and side; a failed read is returned and leaves the biases where
+// they were.
+struct CountingReader {
+  const std::vector<int8_t>* sample = nullptr;
+  int calls = 0;
+  int fail_at = -1;  // the call that fails with kIoError (-1: none)
+  static Status read(void* context, Span<int8_t> input) {
+    auto* r = static_cast<CountingReader*>(context);
+    if (r->calls++ == r->fail_at) return Status::kIoError;
+    if (input.size() != r->sample->size()) return Status::kInvalidArgument;
+    std::memcpy(input.data(), r->sample->data(), input.size());
+    return Status::kOk;
+  }
+};
+
+TEST(ZoTrainerModelWise, ASampleReadAgainTrainsBitwiseLikeACopy) {
+  TinyNet net;
+  load(net, 23);
+  const std::vector<TrainLayer> layers = {{net.conv_op, PerturbMode::kWeight}, {net.pw_op, PerturbMode::kNode}};
+  ZoConfig bias;
+  bias.bias_only = true;
+  bias.estimation = Estimation::kModelWise;
+  bias.n_queries_b = 5;
+  bias.bias_mu = 0.5f;
+  bias.baseline = Baseline::kMean;
+  ZoConfig both;
+  both.estimation = Estimation::kModelWise;
+  both.n_queries_w = both.n_queries_b = both.n_queries_np = 4;
+  both.two_sided = true;
+  for (const ZoConfig& cfg : {bias, both}) {
+    TrainRig copy(net.view, layers, cfg), reread(net.view, layers, cfg);
+    const auto inputs = copy.inputs(4, 9);
+    int reads = 0;
+    for (uint32_t s = 0; s < 3; ++s) {
+      train_step(copy.trainer, inputs, s, 0.05f);
+      ASSERT_EQ(reread.trainer.begin_step(s), Status::kOk);
+      for (size_t i = 0; i < inputs.size(); ++i) {
+        CountingReader r{&inputs[i]};
+        std::memcpy(reread.engine.input().data(), inputs[i].data(), inputs[i].size());
+        ASSERT_EQ(reread.trainer.accumulate_sample(ZoTrainer::SampleReader{&CountingReader::read, &r}, int(i) % 4),
+                  Status::kOk);
+        reads += r.calls;
+      }
+      ASSERT_EQ(reread.trainer.end_step(0.05f), Status::kOk);
+      EXPECT_EQ(trained_state(reread.trainer), trained_state(copy.trainer)) << s;
+    }
+    const int queries = cfg.bias_only ? cfg.n_queries_b : cfg.n_queries_w;
+    EXPECT_EQ(reads, 3 * 4 * queries * (cfg.two_sided ? 2 : 1));
+    EXPECT_NE(trained_state(copy.trainer), trained_state(TrainRig(net.view, layers, cfg).trainer));
+  }
+  // A failed read: the error comes back and the biases carry no perturbation.
+  TrainRig rig(net.view, layers, bias);
+  const auto inputs = rig.inputs(1, 4);
+  const auto before = trained_state(rig.trainer);
+  ASSERT_EQ(rig.trainer.begin_step(0), Status::kOk);
+  CountingReader r{&inputs[0], 0, 2};
+  std::memcpy(rig.engine.input().data(), inputs[0].data(), inputs[0].size());
+  EXPECT_EQ(rig.trainer.accumulate_sample(ZoTrainer::SampleReader{&CountingReader::read, &r}, 1), Status::kIoError);
+  EXPECT_EQ(trained_state(rig.trainer), before);
+  EXPECT_EQ(rig.trainer.accumulate_sample(ZoTrainer::SampleReader{}, 1), Status::kInvalidArgument);
+}
+
+
 }  // namespace
 }  // namespace tinyzo

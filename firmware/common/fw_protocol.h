@@ -443,32 +443,40 @@ inline int argmax(const float* v, int n) {
   return best;
 }
 
-// Bytes of sample buffer a run needs besides the engine: model-wise
-// estimation re-reads the sample for every query, after the engine has reused
-// its input tensor, so it needs a copy; layer-wise needs none.
-inline size_t sample_buffer_bytes(const RunConfig& c, Engine& e) {
-  return c.model_wise ? e.input().size() : 0;
-}
+// A sample of the stream that the trainer may ask for again
+// (ZoTrainer::SampleReader): model-wise estimation rewrites the engine's input
+// before every query, from the stream itself, so no copy of the sample sits
+// in SRAM (48 KB at 128x128x3). The label read again is not used.
+template <class Reload>
+struct StreamedSample {
+  Reload* reload;
+  uint32_t index;
+  static Status read(void* context, Span<int8_t> input) {
+    auto* s = static_cast<StreamedSample*>(context);
+    int label = -1;
+    return (*s->reload)(s->index, input, &label);
+  }
+};
 
 // Runs `c.steps` ZO steps. `load(index, input, &label)` must write sample
-// `index` of the stream into `input` (input.size() bytes) and its label. The
-// target is the engine's input tensor itself (layer-wise: no copy of the
-// sample exists anywhere else), or `sample_buffer` when it is not empty
-// (sample_buffer_bytes()). load() is called once per sample and group, right
-// before that group's accumulate_sample (the engine reuses the input tensor's
-// memory later in the forward, so the sample is loaded again for every group).
+// `index` of the stream into `input` (input.size() bytes) and its label; the
+// target is the engine's input tensor itself, no copy of the sample exists
+// anywhere else. load() is called once per sample and group, right before
+// that group's accumulate_sample (the engine reuses the input tensor's memory
+// later in the forward, so the sample is loaded again for every group).
+// Model-wise estimation writes the sample into the input again before every
+// query with `reload(index, input, &label)`: the same bytes as load(), without
+// load()'s side effects (the cost report's per-sample marker).
 // `on_step(step, mean_loss, lr)` after each step (trainers[g]->last_step() has the rest);
 // `mark()` at the start of every step and once after the last (the
 // instruction-count plugin's marker on the device).
-template <class Load, class OnStep, class Mark>
+template <class Load, class Reload, class OnStep, class Mark>
 Status run_training(Engine& engine, ZoTrainer* const* trainers, int groups, const RunConfig& c,
-                    uint32_t n_samples, Span<int8_t> sample_buffer, Load&& load, OnStep&& on_step,
-                    Mark&& mark) {
+                    uint32_t n_samples, Load&& load, Reload&& reload, OnStep&& on_step, Mark&& mark) {
   if (n_samples == 0) return Status::kInvalidArgument;
-  if (sample_buffer.size() < sample_buffer_bytes(c, engine)) return Status::kInvalidArgument;
   const float lr0 = effective_lr(c);
-  Span<int8_t> input =
-      sample_buffer.empty() ? engine.input() : Span<int8_t>(sample_buffer.data(), engine.input().size());
+  const Span<int8_t> input = engine.input();
+  using Streamed = StreamedSample<std::remove_reference_t<Reload>>;
   for (uint32_t s = 0; s < c.steps; ++s) {
     mark();
     const float lr = cosine_lr(lr0, int(s), int(c.steps));
@@ -488,8 +496,9 @@ Status run_training(Engine& engine, ZoTrainer* const* trainers, int groups, cons
           if (p >= trainers[g]->n_passes()) continue;
           int label = -1;
           TZ_RETURN_IF_ERROR(load(index, input, &label));
-          TZ_RETURN_IF_ERROR(
-              trainers[g]->accumulate_sample(Span<const int8_t>(input.data(), input.size()), label));
+          Streamed again{&reload, index};
+          const ZoTrainer::SampleReader reader{&Streamed::read, &again};
+          TZ_RETURN_IF_ERROR(trainers[g]->accumulate_sample(reader, label));
         }
       }
     }

@@ -481,13 +481,6 @@ int run_train(int argc, char** argv) {
   SampleStream stream;
   open_stream(argv[0], &stream);
   const bool restored = g_persist.store[0] != 0 && open_store(groups);
-  Span<int8_t> sample_buffer;
-  if (const size_t bytes = fw::sample_buffer_bytes(c, g_engine)) {
-    const size_t before = g_arena.used();
-    sample_buffer = g_arena.allocate_array<int8_t>(bytes);
-    if (sample_buffer.data() == nullptr) fail(kRunFailed, "sample buffer (model-wise)", Status::kOutOfMemory);
-    g_trainer_bytes += g_arena.used() - before;
-  }
   const int out = create_output(argv[1]);
   write_trained_header(out, c, groups, stream.h.n_samples);
 
@@ -514,8 +507,8 @@ int run_train(int argc, char** argv) {
     if (g_persist.val_n && (step + 1) % g_persist.val_every == 0)
       validate(step + 1, groups, stream.h.n_samples, load_val, false);
   };
-  const Status s = fw::run_training(g_engine, g_trainers, groups, c, stream.h.n_samples, sample_buffer, load,
-                                    on_step, tz_fw_mark);
+  const Status s =
+      fw::run_training(g_engine, g_trainers, groups, c, stream.h.n_samples, load, load_val, on_step, tz_fw_mark);
   if (s != Status::kOk) fail(kRunFailed, "training", s);
   write_trained_layers(out, groups, argv[1]);
   sh_close(out);
@@ -617,10 +610,6 @@ int run_size(int argc, char** argv) {
   setup_engine();
   if (c.layers[0]) {
     prepare_training(c);
-    if (const size_t bytes = fw::sample_buffer_bytes(c, g_engine)) {
-      if (g_arena.allocate(bytes) == nullptr) fail(kRunFailed, "sample buffer", Status::kOutOfMemory);
-      g_trainer_bytes = g_arena.used() - g_engine_bytes;
-    }
   }
   const size_t need = (g_arena.high_water() + 15) / 16 * 16;
   char line[64];

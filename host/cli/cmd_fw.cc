@@ -221,7 +221,6 @@ void run_fw_size(const SizeOptions& o) {
     int groups = 0;
     check(fw::create_trainers(engine, layers.data(), int(layers.size()), c, arena, trainers, &groups),
           "trainer init");
-    if (const size_t bytes = fw::sample_buffer_bytes(c, engine)) (void)arena.allocate(bytes);
     trainer_bytes = arena.used() - engine_bytes;
   }
   // Host tables hold 8-byte pointers and size_t where the device has 4, so this
@@ -360,11 +359,7 @@ void run_ref_train(const RefOptions& o) {
     std::printf("step %u/%u loss=%.5f (0x%08x) lr=%.7f\n", step + 1, c.steps, double(loss), bits, double(lr));
     if (p.val_n && (step + 1) % p.val_every == 0) validate(step + 1, false);
   };
-  Span<int8_t> sample_buffer;
-  if (const size_t bytes = fw::sample_buffer_bytes(c, engine))
-    sample_buffer = arena.allocate_array<int8_t>(bytes);
-  check(fw::run_training(engine, trainers, groups, c, s.h.n_samples, sample_buffer, load, on_step, [] {}),
-        "training");
+  check(fw::run_training(engine, trainers, groups, c, s.h.n_samples, load, load, on_step, [] {}), "training");
   uint32_t checksum = 0;
   for (int g = 0; g < groups; ++g) {
     for (int i = 0; i < trainers[g]->n_layers(); ++i) {

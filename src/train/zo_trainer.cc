@@ -476,9 +476,28 @@ Status ZoTrainer::accumulate_sample(Span<const int8_t> input, int label) {
   if (input.size() != in.size()) return Status::kInvalidArgument;
   if (in.data() != input.data()) std::memcpy(in.data(), input.data(), in.size());
   input_ = input;
+  reader_ = SampleReader{};
+  return sample_dispatch(label);
+}
+
+Status ZoTrainer::accumulate_sample(const SampleReader& reader, int label) {
+  if (engine_ == nullptr || reader.read == nullptr) return Status::kInvalidArgument;
+  input_ = Span<const int8_t>();
+  reader_ = reader;
+  return sample_dispatch(label);
+}
+
+Status ZoTrainer::sample_dispatch(int label) {
   const Status s = config_.estimation == Estimation::kModelWise ? model_wise_sample(label) : layer_wise_sample(label);
   ++sample_;
   return s;
+}
+
+Status ZoTrainer::rewrite_input() {
+  Span<int8_t> in = engine_->input();
+  if (reader_.read != nullptr) return reader_.read(reader_.context, in);
+  std::memcpy(in.data(), input_.data(), in.size());
+  return Status::kOk;
 }
 
 // Layer-wise estimation with prefix reuse (METHOD §3.4): the prefix up to each
@@ -835,7 +854,7 @@ Status ZoTrainer::model_wise_sample(int label) {
         }
       }
       // The planner may reuse the input buffer once the input is dead: refill it.
-      std::memcpy(engine_->input().data(), input_.data(), input_.size());
+      TZ_RETURN_IF_ERROR(rewrite_input());
       TZ_RETURN_IF_ERROR(forward_loss(0, label, &lq[side], nullptr));
     }
     for (int k = 0; k < n_layers_; ++k) {
@@ -926,8 +945,8 @@ Status ZoTrainer::bias_sample(int label) {
       q_on = q;
       s_on = sign;
       // The planner may reuse the input buffer once the input is dead: refill it.
-      std::memcpy(engine_->input().data(), input_.data(), input_.size());
-      const Status s = forward_loss(0, label, &lq[side], nullptr);
+      Status s = rewrite_input();
+      if (s == Status::kOk) s = forward_loss(0, label, &lq[side], nullptr);
       if (s != Status::kOk) {
         move_bias_perturbation(q_on, s_on, 0, 0);
         return s;

@@ -196,8 +196,24 @@ class ZoTrainer {
 
   Status begin_step(uint32_t step);
   // Runs the unperturbed and perturbed forwards of one sample and accumulates
-  // what the estimator needs. `input` holds the model input's element count.
+  // what the estimator needs. `input` holds the model input's element count;
+  // model-wise estimation copies it into the engine's input before every
+  // query, so it must stay valid until the call returns.
   Status accumulate_sample(Span<const int8_t> input, int label);
+  // A sample the trainer can ask for again. Model-wise estimation runs the
+  // whole network once per query and the engine reuses its input tensor's
+  // memory during a forward, so before every query the input must be written
+  // again: read(context, input) writes the same bytes into `input` (the
+  // engine's input tensor) as the first time, e.g. by reading the sample
+  // again from the storage it came from. Then no copy of the sample exists
+  // in SRAM (48 KB at 128x128x3). Layer-wise estimation never calls it.
+  struct SampleReader {
+    Status (*read)(void* context, Span<int8_t> input) = nullptr;
+    void* context = nullptr;
+  };
+  // The same as accumulate_sample(input, label) for the sample that the
+  // engine's input tensor holds now; `reader` writes it again when needed.
+  Status accumulate_sample(const SampleReader& reader, int label);
   // Finishes the estimate of every layer and applies the integer update with
   // learning rate `lr` (METHOD §3.6).
   Status end_step(float lr);
@@ -316,6 +332,9 @@ class ZoTrainer {
   Status layer_wise_sample(int label);
   Status model_wise_sample(int label);
   Status bias_sample(int label);
+  Status sample_dispatch(int label);
+  // Writes the sample into the engine's input again (model-wise, per query).
+  Status rewrite_input();
   // ZoConfig::bias_only: moves the biases from perturbation (q_from, s_from) of the current sample to
   // (q_to, s_to); a sign of 0 is no perturbation.
   void move_bias_perturbation(int q_from, int s_from, int q_to, int s_to);
@@ -384,6 +403,7 @@ class ZoTrainer {
   StepStats stats_;
   uint64_t macs_ = 0;
   Span<const int8_t> input_;     // the sample being accumulated (valid during accumulate_sample)
+  SampleReader reader_;          // or where to read it again (read == nullptr: copy input_)
   // Query workers (host only, layer-wise), taken from the arena by
   // set_workers. Without them every query runs on engine_ with the shared
   // perturbation buffer; a device never pays for more than this pointer.
