@@ -885,14 +885,28 @@ Status ZoTrainer::model_wise_sample(int label) {
   return Status::kOk;
 }
 
-int32_t ZoTrainer::bias_delta(const Layer& l, const ConvParams& p, int o) const {
-  const float gain =
-      p.fx_multiplier != nullptr ? fixed_point_gain(p.fx_multiplier[o], p.fx_shift[o]) : l.mult[o] / p.y_scale;
+// delta[o] = round(mu / gain[o]) accumulator LSBs, at least 1 (a dead channel,
+// gain 0 or denormal, still gets a finite step) and at most 2^24; 0 when the
+// model's bias is frozen. Branch-free: across channels the fractions are
+// random, and the loop runs once per block and forward. For 1 <= v < 2^24 the
+// rounding is round_half_even's.
+void ZoTrainer::bias_deltas(const Layer& l, const ConvParams& p, const int32_t* b0, size_t base, size_t len,
+                            int32_t* delta) const {
   const float mu = config_.bias_mu > 0.f ? config_.bias_mu : static_cast<float>(config_.mu_lsb);
-  const float v = mu / gain;
-  // A dead channel (gain 0 or denormal) still gets a finite step; at least 1 LSB.
-  if (!(v < 16777216.f)) return 16777216;
-  return v < 1.f ? 1 : round_half_even(v);
+  float gain[64];
+  if (p.fx_multiplier != nullptr) {
+    for (size_t j = 0; j < len; ++j) gain[j] = fixed_point_gain(p.fx_multiplier[base + j], p.fx_shift[base + j]);
+  } else {
+    for (size_t j = 0; j < len; ++j) gain[j] = l.mult[base + j] / p.y_scale;
+  }
+  for (size_t j = 0; j < len; ++j) {
+    float v = mu / gain[j];
+    v = !(v < 16777216.f) ? 16777216.f : (v < 1.f ? 1.f : v);
+    const int32_t i = static_cast<int32_t>(v);
+    const float frac = v - static_cast<float>(i);
+    const int32_t up = int32_t(frac > 0.5f) | (int32_t(frac == 0.5f) & (i & 1));
+    delta[j] = bias_frozen(b0[base + j]) ? 0 : i + up;
+  }
 }
 
 // Moves every layer's biases from one perturbation of this sample to another
@@ -913,12 +927,13 @@ void ZoTrainer::move_bias_perturbation(int q_from, int s_from, int q_to, int s_t
       const uint64_t from = s_from ? random_block(key_from, base >> 6) : 0;
       const uint64_t to = s_to ? random_block(key_to, base >> 6) : 0;
       const size_t len = size_t(l.c_out) - base < 64 ? size_t(l.c_out) - base : 64;
+      int32_t delta[64];
+      bias_deltas(l, p, b0, base, len, delta);
       for (size_t j = 0; j < len; ++j) {
-        const int o = int(base + j);
-        if (bias_frozen(b0[o])) continue;
-        const int32_t u_from = s_from * (((from >> j) & 1u) ? 1 : -1);
-        const int32_t u_to = s_to * (((to >> j) & 1u) ? 1 : -1);
-        if (u_to != u_from) l.b[o] += (u_to - u_from) * bias_delta(l, p, o);
+        // u = +-1 from the bit, times the sign (0: no perturbation).
+        const int32_t u_from = s_from * (int32_t((from >> j) & 1u) * 2 - 1);
+        const int32_t u_to = s_to * (int32_t((to >> j) & 1u) * 2 - 1);
+        l.b[base + j] += (u_to - u_from) * delta[j];
       }
     }
   }
@@ -963,13 +978,15 @@ Status ZoTrainer::bias_sample(int label) {
     const auto* b0 = static_cast<const int32_t*>(m.data(m.op(l.spec.op).inputs[2]));
     for (size_t base = 0; base < size_t(l.c_out); base += 64) {
       const size_t len = size_t(l.c_out) - base < 64 ? size_t(l.c_out) - base : 64;
+      int32_t idelta[64];
+      bias_deltas(l, p, b0, base, len, idelta);
       float delta[64];
-      for (size_t j = 0; j < len; ++j) delta[j] = static_cast<float>(bias_delta(l, p, int(base + j)));
+      for (size_t j = 0; j < len; ++j) delta[j] = static_cast<float>(idelta[j]);
       for (int q = 0; q < nq; ++q) {
         const float c = bias_coef_[q];
         const uint64_t bits = random_block(key(k, RngStream::kBiasSample, q, sample_), base >> 6);
         for (size_t j = 0; j < len; ++j)
-          if (!bias_frozen(b0[base + j])) l.grad_b[base + j] += (((bits >> j) & 1u) ? c : -c) / delta[j];
+          if (idelta[j] != 0) l.grad_b[base + j] += (((bits >> j) & 1u) ? c : -c) / delta[j];
       }
     }
   }

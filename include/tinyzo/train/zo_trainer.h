@@ -338,8 +338,10 @@ class ZoTrainer {
   // ZoConfig::bias_only: moves the biases from perturbation (q_from, s_from) of the current sample to
   // (q_to, s_to); a sign of 0 is no perturbation.
   void move_bias_perturbation(int q_from, int s_from, int q_to, int s_to);
-  // ZoConfig::bias_only: the perturbation step of channel o of layer l, in int32 LSBs.
-  int32_t bias_delta(const Layer& l, const ConvParams& p, int o) const;
+  // ZoConfig::bias_only: the perturbation steps of channels [base, base + len) of layer l
+  // (len <= 64), in int32 LSBs, into delta; 0 for a frozen bias (b0: the model's biases).
+  void bias_deltas(const Layer& l, const ConvParams& p, const int32_t* b0, size_t base, size_t len,
+                   int32_t* delta) const;
   Status wp_queries(Layer& l, int li, int label, float l0);
   Status np_queries(Layer& l, int li, int label, float l0);
   void prepare_mask(Layer& l);
