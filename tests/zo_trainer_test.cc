@@ -16,6 +16,7 @@
 #include "tinyzo/train/fmath.h"
 #include "tinyzo/train/rng.h"
 #include "tinyzo/train/zo_trainer.h"
+#include "../firmware/common/fw_protocol.h"
 #include "models/requant_convert.h"
 #include "models/tzm_writer.h"
 #include "train_support.h"
@@ -1401,6 +1402,69 @@ TEST(ZoTrainerModelWise, ASampleReadAgainTrainsBitwiseLikeACopy) {
   EXPECT_EQ(rig.trainer.accumulate_sample(ZoTrainer::SampleReader{&CountingReader::read, &r}, 1), Status::kIoError);
   EXPECT_EQ(trained_state(rig.trainer), before);
   EXPECT_EQ(rig.trainer.accumulate_sample(ZoTrainer::SampleReader{}, 1), Status::kInvalidArgument);
+}
+
+
+// The firmware's loop (fw::run_training) on a model-wise run: the sample is
+// loaded once per sample into the engine's input and read again from the
+// stream for every query (fw::StreamedSample, no copy), and the run is bit for
+// bit the trainer's own loop fed from a copy of each sample.
+TEST(ZoTrainerModelWise, TheFirmwareLoopReadsEachSampleAgainPerQueryAndTrainsAsFromACopy) {
+  TinyNet net;
+  load(net, 29);
+  const TrainLayer layers[] = {{net.conv_op, PerturbMode::kWeight}, {net.pw_op, PerturbMode::kWeight}};
+  fw::RunConfig c;
+  for (const char* token : {"params=bias", "estimation=model", "steps=3", "batch=3", "first=2", "qb=4",
+                            "baseline=mean", "bias_mu=0.5", "lr=0.05", "seed=5"})
+    ASSERT_TRUE(fw::apply_token(&c, token)) << token;
+  TrainRig device(net.view);
+  ZoTrainer* trainers[fw::kMaxGroups] = {};
+  int groups = 0;
+  ASSERT_EQ(fw::create_trainers(device.engine, layers, 2, c, device.arena, trainers, &groups), Status::kOk);
+  ASSERT_EQ(groups, 1);
+  const auto inputs = device.inputs(5, 13);
+  int loads = 0, reloads = 0;
+  auto read = [&](uint32_t index, Span<int8_t> input, int* label) {
+    if (input.size() != inputs[index].size()) return Status::kInvalidArgument;
+    std::memcpy(input.data(), inputs[index].data(), input.size());
+    *label = int(index) % 4;
+    return Status::kOk;
+  };
+  auto load_fn = [&](uint32_t index, Span<int8_t> input, int* label) {
+    ++loads;
+    return read(index, input, label);
+  };
+  auto reload_fn = [&](uint32_t index, Span<int8_t> input, int* label) {
+    ++reloads;
+    return read(index, input, label);
+  };
+  ASSERT_EQ(fw::run_training(device.engine, trainers, groups, c, uint32_t(inputs.size()), load_fn, reload_fn,
+                             [](uint32_t, float, float) {}, [] {}),
+            Status::kOk);
+  EXPECT_EQ(loads, 3 * 3);
+  EXPECT_EQ(reloads, 3 * 3 * 4);
+  // The same run from copies, through the trainer's own API.
+  TrainRig host(net.view, std::vector<TrainLayer>(layers, layers + 2), fw::zo_config(c));
+  for (uint32_t s = 0; s < c.steps; ++s) {
+    ASSERT_EQ(host.trainer.begin_step(s), Status::kOk);
+    for (uint32_t b = 0; b < c.batch; ++b) {
+      const uint32_t index = (c.first_sample + s * c.batch + b) % uint32_t(inputs.size());
+      ASSERT_EQ(host.trainer.accumulate_sample(Span<const int8_t>(inputs[index].data(), inputs[index].size()),
+                                               int(index) % 4),
+                Status::kOk);
+    }
+    ASSERT_EQ(host.trainer.end_step(cosine_lr(fw::effective_lr(c), int(s), int(c.steps))), Status::kOk);
+  }
+  EXPECT_EQ(trained_state(*trainers[0]), trained_state(host.trainer));
+  EXPECT_NE(trained_state(host.trainer), trained_state(TrainRig(net.view, std::vector<TrainLayer>(layers, layers + 2),
+                                                                  fw::zo_config(c)).trainer));
+  // A failed read again stops the run with its error.
+  TrainRig again(net.view);
+  ASSERT_EQ(fw::create_trainers(again.engine, layers, 2, c, again.arena, trainers, &groups), Status::kOk);
+  auto broken = [&](uint32_t, Span<int8_t>, int*) { return Status::kIoError; };
+  EXPECT_EQ(fw::run_training(again.engine, trainers, groups, c, uint32_t(inputs.size()), load_fn, broken,
+                             [](uint32_t, float, float) {}, [] {}),
+            Status::kIoError);
 }
 
 
