@@ -10,9 +10,11 @@ validation accuracy over the four (what chose), forward MACs per step (of the fi
 after training (best-validation weights; chose nothing), mean final training loss. Methods missing a
 corruption are listed below the table with what they have.
 
---full: the confirmation at the full schedule, one row per development corruption and one column
-per method of FULL_METHODS: best validation (its epoch) / test after training / final loss, "not yet"
-where the record does not exist yet.
+--full: the confirmation at the full schedule, one row per method of FULL_METHODS: forward passes,
+GMAC per step, mean best validation (what chooses), each development corruption's best validation
+(its epoch) / test after training ("not yet" where the record does not exist yet), "late val" (the
+mean validation of the last 10 epochs: how much of a best-of-50 maximum holds), mean test, final
+loss. --plot PNG draws every run's validation per epoch, one panel per corruption.
 """
 
 import argparse
@@ -39,9 +41,11 @@ def forwards(rec):
 
 
 # The paper's setting, the search's choice and the paper's step with the baseline (full and half the passes),
-# ZO on the biases alone (stage 4, without and with the baseline), the BP baselines.
-FULL_METHODS = ("zo_sparse", matrix.ZO_PLUS, "zo_sparse+cv", "zo_sparse+half+cv", "zo_bias+bmu0.25",
-                "zo_bias+bmu0.25+cv", "bp_int8", "bp_fp32")
+# the paper's setting at half the passes, ZO on the biases alone (stage 4, without and with the baseline),
+# the BP baselines.
+FULL_METHODS = ("zo_sparse", matrix.ZO_PLUS, "zo_sparse+cv", "zo_sparse+half", "zo_sparse+half+cv",
+                "zo_bias+bmu0.25", "zo_bias+bmu0.25+cv", "bp_int8", "bp_fp32")
+LATE_EPOCHS = 10  # "late val": the mean validation of the last epochs, a check on a best-of-50 maximum
 
 
 def load(results, schedule, corruption, method):
@@ -52,22 +56,67 @@ def load(results, schedule, corruption, method):
         return json.load(f)
 
 
+def late_val(rec):
+    v = rec.get("val_per_epoch") or []
+    v = [x for x in v if x is not None][-LATE_EPOCHS:]
+    return sum(v) / len(v) if v else None
+
+
 def full_table(results):
-    print("| corruption | " + " | ".join("`%s`" % m for m in FULL_METHODS) + " |")
-    print("|---|" + "---|" * len(FULL_METHODS))
-    for c in matrix.DEV_CORRUPTIONS:
-        cells = []
+    """One row per method of FULL_METHODS: forward passes per sample, GMAC per step, mean best validation
+    over the development corruptions (what chooses), each corruption's best validation (its epoch) / test,
+    the mean of the last epochs' validation, mean test, mean final loss; "not yet" for a missing record."""
+    corr = matrix.DEV_CORRUPTIONS
+    print("| method | fwd/sample | GMAC/step | mean val | " + " | ".join(c.split("_")[0] for c in corr) +
+          " | late val | mean test | final loss |")
+    print("|---|---|---|---|" + "---|" * len(corr) + "---|---|---|")
+    for m in FULL_METHODS:
+        rs = [load(results, "full", c, m) for c in corr]
+        have = [r for r in rs if r is not None]
+        if not have:
+            continue
+        r0 = have[0]
+        zo = bool(r0.get("modes")) and "sram_bytes" in r0
+        fwd = str(forwards(r0)) if zo else "-"
+        gmac = "%.1f" % (r0["macs_per_step"] / 1e9) if zo and r0.get("macs_per_step") else "-"
+        cells = ["not yet" if r is None else "%.0f (%d) / %.2f" % (100 * r["best_val"], r["best_epoch"],
+                                                                   100 * r["test_after"]) for r in rs]
+        done = len(have) == len(rs)
+        mean = lambda f: "%.2f" % (100 * sum(f(r) for r in rs) / len(rs)) if done else "-"  # noqa: E731
+        lv = [late_val(r) for r in have]
+        late = "%.2f" % (100 * sum(lv) / len(lv)) if done and None not in lv else "-"
+        loss = "%.3f" % (sum(r["final_loss"] for r in rs) / len(rs)) if done else "-"
+        print("| `%s` | %s | %s | **%s** | %s | %s | %s | %s |" % (
+            m, fwd, gmac, mean(lambda r: r["best_val"]), " | ".join(cells), late, mean(lambda r: r["test_after"]),
+            loss))
+
+
+def full_plot(results, path):
+    """Validation accuracy per epoch of every FULL_METHODS run, one panel per development corruption."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    corr = matrix.DEV_CORRUPTIONS
+    fig, axes = plt.subplots(1, len(corr), figsize=(4.2 * len(corr), 3.6), sharey=False)
+    colors = {m: "C%d" % i for i, m in enumerate(FULL_METHODS)}  # one color per method in every panel
+    handles = {}
+    for ax, c in zip(axes, corr):
         for m in FULL_METHODS:
             r = load(results, "full", c, m)
-            cells.append("not yet" if r is None else "%.0f (%d) / %.2f / %.3f" % (
-                100 * r["best_val"], r["best_epoch"], 100 * r["test_after"], r["final_loss"]))
-        print("| %s | %s |" % (c, " | ".join(cells)))
-    means = []
-    for m in FULL_METHODS:
-        rs = [load(results, "full", c, m) for c in matrix.DEV_CORRUPTIONS]
-        means.append("-" if None in rs else "%.2f / %.2f" % (100 * sum(r["best_val"] for r in rs) / len(rs),
-                                                            100 * sum(r["test_after"] for r in rs) / len(rs)))
-    print("| mean val / test | %s |" % " | ".join(means))
+            if r is None or not r.get("val_per_epoch"):
+                continue
+            v = [100 * x if x is not None else float("nan") for x in r["val_per_epoch"]]
+            style = "--" if m.startswith("bp_") else "-"
+            handles[m], = ax.plot(range(1, len(v) + 1), v, style, lw=1.2, color=colors[m], label=m)
+        ax.set_title(c)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("validation accuracy %")
+    order = [m for m in FULL_METHODS if m in handles]
+    fig.legend([handles[m] for m in order], order, fontsize=8, loc="lower center", ncol=len(order))
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.savefig(path, dpi=90)
+    print("wrote %s" % path)
 
 
 def main():
@@ -75,9 +124,15 @@ def main():
     ap.add_argument("--results", default=os.path.join(matrix.REPO, "results"))
     ap.add_argument("--schedule", default="short")
     ap.add_argument("--full", action="store_true", help="the full-schedule confirmation table instead")
+    ap.add_argument("--plot", metavar="PNG", help="with --full: also plot validation per epoch into PNG")
     a = ap.parse_args()
+    if a.plot and not a.full:
+        ap.error("--plot goes with --full")
     if a.full:
-        return full_table(a.results)
+        full_table(a.results)
+        if a.plot:
+            full_plot(a.results, a.plot)
+        return
     methods = ["zo_sparse"] + list(matrix.SEARCH) + ["bp_int8", "bp_fp32"]
     corr = matrix.DEV_CORRUPTIONS
     print("| method | fwd/sample | GMAC/step | SRAM KB | mean val | " + " | ".join(c.split("_")[0] for c in corr) +

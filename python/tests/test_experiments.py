@@ -260,6 +260,62 @@ class QueueTest(unittest.TestCase):
         self.assertIn("zo_sparse.json", r.stderr)
 
 
+class ZoSearchTableTest(unittest.TestCase):
+    """python/zo_search_table.py --full: the full-schedule search table and its plot, from records alone."""
+    TABLE = os.path.join(REPO, "python", "zo_search_table.py")
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="tinyzo-zo-table-test-")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def write(self, corruption, method, best_val, test, vals):
+        d = os.path.join(self.tmp, "full", corruption)
+        os.makedirs(d, exist_ok=True)
+        rec = {"best_val": best_val, "best_epoch": 1 + vals.index(max(vals)), "test_after": test, "final_loss": 1.0,
+               "val_per_epoch": vals, "modes": ["WP", "NP"], "macs_per_step": 2e9, "sram_bytes": {"total": 1024},
+               "settings": {"queries_w": 2, "queries_b": 1, "queries_np": 4}}
+        with open(os.path.join(d, method + ".json"), "w") as f:
+            json.dump(rec, f)
+
+    def table(self, *args):
+        return subprocess.run([matrix.PY, self.TABLE, "--results", self.tmp, *args], capture_output=True, text=True)
+
+    def test_rows_means_late_validation_and_missing_runs(self):
+        for k, c in enumerate(matrix.DEV_CORRUPTIONS):
+            # 12 epochs: the last 10 average to 0.5 + k / 10, the best is 0.9 at epoch 1
+            self.write(c, "zo_sparse", 0.9, 0.6 + 0.1 * k, [0.9, 0.1] + [0.5 + k / 10] * 10)
+        self.write(matrix.DEV_CORRUPTIONS[0], "zo_bias+bmu0.25", 0.7, 0.65, [0.7, 0.2])
+        r = self.table("--full")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rows = {line.split("|")[1].strip(): [x.strip() for x in line.split("|")[2:-1]]
+                for line in r.stdout.splitlines() if line.startswith("| `")}
+        self.assertEqual(set(rows), {"`zo_sparse`", "`zo_bias+bmu0.25`"})  # methods without any record are left out
+        z = rows["`zo_sparse`"]
+        self.assertEqual(z[0], str(1 + 2 + 1 + 4))  # forward passes: 1 + WP (Q_w + Q_b) + NP Q_np
+        self.assertEqual(z[1], "2.0")
+        self.assertEqual(z[2], "**90.00**")
+        self.assertEqual(z[3], "90 (1) / 60.00")
+        self.assertEqual(z[7], "65.00")  # late val: mean of (50, 60, 70, 80)
+        self.assertEqual(z[8], "75.00")  # mean test
+        b = rows["`zo_bias+bmu0.25`"]
+        self.assertEqual(b[2], "**-**")  # no mean over an incomplete set
+        self.assertEqual(b[3:7], ["70 (1) / 65.00", "not yet", "not yet", "not yet"])
+
+    def test_plot_and_bad_flags(self):
+        for c in matrix.DEV_CORRUPTIONS:
+            self.write(c, "zo_sparse", 0.5, 0.5, [0.4, 0.5])
+        png = os.path.join(self.tmp, "v.png")
+        r = self.table("--full", "--plot", png)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(png, "rb") as f:
+            self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
+        r = self.table("--plot", png)  # --plot belongs to --full
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--plot goes with --full", r.stderr)
+
+
 class BatchesTest(unittest.TestCase):
     """`tinyzo batches` gives the BP baselines tinyzo train's batches: its order, its inputs."""
 
