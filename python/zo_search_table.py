@@ -23,7 +23,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from experiments import matrix  # noqa: E402
+from experiments import matrix, records, selection  # noqa: E402
 
 
 def forwards(rec):
@@ -91,6 +91,23 @@ def full_table(results):
             loss))
 
 
+def full_choice(results):
+    """The rule's choice (selection.zo_plus_choice) at the paper's passes and at half of them, as text."""
+    recs = records.load_results(results)
+    lines = []
+    for name, cands, current in (("at most the paper's forward passes", matrix.FULL_CANDIDATES, matrix.ZO_PLUS),
+                                 ("at half of them", matrix.HALF_CANDIDATES, matrix.ZO_PLUS_HALF)):
+        m, scores = selection.zo_plus_choice(recs, cands)
+        ranked = sorted(scores, key=lambda k: (-scores[k][0], scores[k][1]))
+        waiting = [c for c in cands if c not in scores]
+        lines.append("The rule's choice %s: %s (complete: %s%s)%s." % (
+            name, "`%s`" % m if m else "none yet",
+            ", ".join("`%s` %.2f" % (k, 100 * scores[k][0]) for k in ranked) or "none",
+            "; incomplete: " + ", ".join("`%s`" % c for c in waiting) if waiting else "",
+            "" if m is None or m == current else "; matrix.py names `%s`: change it" % current))
+    return lines
+
+
 def full_plot(results, path):
     """Validation accuracy per epoch of every FULL_METHODS run, one panel per development corruption."""
     import matplotlib
@@ -130,6 +147,9 @@ def main():
         ap.error("--plot goes with --full")
     if a.full:
         full_table(a.results)
+        print()
+        for line in full_choice(a.results):
+            print(line + "\n")
         if a.plot:
             full_plot(a.results, a.plot)
         return

@@ -328,6 +328,11 @@ SEARCH = (
     # A whole channel of every layer moving at once is a large perturbation: fractions of an LSB.
     "zo_bias+bmu0.5", "zo_bias+bmu0.25", "zo_bias+bmu0.125", "zo_bias+bmu0.25+cv", "zo_bias+bmu0.25@lr3",
 )
+# Issue 13 at the full schedule (docs/zo-search.md): the candidates the rule of selection.zo_plus_choice picks
+# from on the development corruptions' validation splits, at most the paper's forward passes per step, and at
+# half of them. A candidate takes part once it has a record on all four.
+FULL_CANDIDATES = ("zo_sparse", "zo_sparse+cv@lr3", "zo_sparse+cv", "zo_bias+bmu0.25", "zo_bias+bmu0.25+cv")
+HALF_CANDIDATES = ("zo_sparse+half", "zo_sparse+half+cv", "zo_sparse+half+cv@lr3")
 # The configuration the search chose (configs/tinyzo-zo.json) and its half-forward-passes variant.
 ZO_PLUS = "zo_sparse+cv@lr3"
 ZO_PLUS_HALF = "zo_sparse+half+cv@lr3"

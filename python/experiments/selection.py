@@ -67,3 +67,26 @@ def augment_choice(results):
         return None
     mean = {aug: sum(r["best_val"] for (c, m, a), r in t.items() if a == aug) / (len(t) / 2) for aug in (False, True)}
     return mean[True] > mean[False]
+
+
+def zo_plus_choice(results, candidates, schedule="full"):
+    """Issue 13's rule (docs/zo-search.md): among `candidates` with a current record on every development
+    corruption at `schedule`, the highest mean best-validation accuracy over the four; a tie goes to the lower
+    mean final training loss, then to the earlier candidate. Test accuracy is never looked at. Returns
+    (method or None, {method: (mean best validation, mean final loss)} of the complete candidates)."""
+    scores = {}
+    for m in candidates:
+        recs = []
+        for c in matrix.DEV_CORRUPTIONS:
+            run = matrix.Run(schedule, c, m)
+            rec = results.get(run.id)
+            if rec is None or not records.record_is_current(rec, run):
+                break
+            recs.append(rec)
+        else:
+            n = len(recs)
+            scores[m] = (sum(r["best_val"] for r in recs) / n, sum(r["final_loss"] for r in recs) / n)
+    if not scores:
+        return None, scores
+    order = {m: i for i, m in enumerate(candidates)}
+    return max(scores, key=lambda m: (scores[m][0], -scores[m][1], -order[m])), scores

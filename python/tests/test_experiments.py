@@ -125,6 +125,35 @@ class MatrixTest(unittest.TestCase):
         self.assertEqual(selection.dense_choice(res), {"zo_dense": g[2]})
 
 
+    def test_zo_plus_choice_uses_validation_only_over_complete_candidates(self):
+        def recs(m, vals, losses, tests):
+            out = {}
+            for c, v, l, t in zip(matrix.DEV_CORRUPTIONS, vals, losses, tests):
+                run = matrix.Run("full", c, m)
+                out[run.id] = {"protocol": matrix.PROTOCOL, "key": run.key(), "best_val": v, "final_loss": l,
+                               "test_after": t}
+            return out
+        cands = ("zo_sparse", "zo_sparse+cv", "zo_bias+bmu0.25")
+        self.assertEqual(selection.zo_plus_choice({}, cands), (None, {}))
+        res = recs("zo_sparse", (0.6, 0.8, 0.7, 0.7), (1, 1, 1, 1), (0.9, 0.9, 0.9, 0.9))
+        res.update(recs("zo_sparse+cv", (0.7, 0.8, 0.7, 0.6), (1, 1, 1, 0.6), (0.1, 0.1, 0.1, 0.1)))
+        # the best single corruption and three of four records: not a candidate yet
+        res.update(recs("zo_bias+bmu0.25", (0.99, 0.99, 0.99), (0.1, 0.1, 0.1), (0.99, 0.99, 0.99)))
+        m, scores = selection.zo_plus_choice(res, cands)
+        self.assertEqual(set(scores), {"zo_sparse", "zo_sparse+cv"})
+        self.assertAlmostEqual(scores["zo_sparse"][0], 0.7)
+        # equal mean validation (0.70): the lower final loss wins; test accuracy plays no part
+        self.assertEqual(m, "zo_sparse+cv")
+        # a stale record (another command key) does not count
+        rid = matrix.Run("full", "fog", "zo_sparse+cv").id
+        res[rid] = dict(res[rid], key="other")
+        self.assertEqual(selection.zo_plus_choice(res, cands)[0], "zo_sparse")
+        res[matrix.Run("full", "contrast", "zo_bias+bmu0.25").id] = dict(
+            recs("zo_bias+bmu0.25", (0, 0, 0, 0.2), (1, 1, 1, 1), (1, 1, 1, 1))[
+                matrix.Run("full", "contrast", "zo_bias+bmu0.25").id])
+        self.assertEqual(selection.zo_plus_choice(res, cands)[0], "zo_bias+bmu0.25")  # mean 0.7925
+
+
 class QueueTest(unittest.TestCase):
     def setUp(self):
         self.assertTrue(os.access(TINYZO, os.X_OK), "no tinyzo binary at %s (set TINYZO_BIN)" % TINYZO)
