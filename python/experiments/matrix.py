@@ -299,10 +299,11 @@ def run_set(name):
                 for m in DENSE_LN + DENSE_GLOBAL + ("zo_sparse", "bp_fp32", "bp_int8")]
     if name == "search":  # issue 13: estimator options on the development corruptions' validation splits
         return [Run("short", c, m) for m in SEARCH for c in DEV_CORRUPTIONS]
-    if name == "zo_plus":  # issue 13 at the full schedule: confirm on the development corruptions, then the rest
+    if name == "zo_plus":  # issue 13 at the full schedule: the choice on the development corruptions, then the
+        # 15 held-out corruptions once with it, at the paper's passes and at half of them
         held_out = [c for c in ALL_CORRUPTIONS if c not in DEV_CORRUPTIONS]
         return ([Run("full", c, m) for c in DEV_CORRUPTIONS for m in (ZO_PLUS, ZO_PLUS_HALF)] +
-                [Run("full", c, ZO_PLUS) for c in held_out])
+                [Run("full", c, m) for m in (ZO_PLUS, ZO_PLUS_HALF) for c in held_out])
     if name == "smoke":
         return [Run("smoke", c, m) for c in ("gaussian_noise", "fog") for m in ("zo_sparse", "bp_fp32", "bp_int8")]
     raise ValueError("unknown run set %r (known: %s)" % (name, ", ".join(RUN_SETS)))
