@@ -56,7 +56,7 @@ else
   count=()
   split=(--train-per-class 100 --val-per-class 10 --test-per-class 90)
   # Chosen on the validation split (README.md): 10 epochs of the paper's batch 100 with a fifth of
-  # its queries, eta0 x 3 and the leave-one-out baseline (configs/tinyzo-zo.json's estimator).
+  # its queries, eta0 x 3 and the leave-one-out baseline (issue 13's short-schedule choice, docs/zo-search.md stage 1).
   schedule=(--no-augment --batch 100 --epochs 10 --queries-w 5 --queries-b 5 --queries-np 10 --lr 0.01171875 --baseline mean)
 fi
 
