@@ -40,11 +40,8 @@ def forwards(rec):
     return n
 
 
-# The paper's setting, the search's choice and the paper's step with the baseline (full and half the passes),
-# the paper's setting at half the passes, ZO on the biases alone (stage 4, without and with the baseline),
-# the BP baselines.
-FULL_METHODS = ("zo_sparse", matrix.ZO_PLUS, "zo_sparse+cv", "zo_sparse+half", "zo_sparse+half+cv",
-                "zo_bias+bmu0.25", "zo_bias+bmu0.25+cv", "bp_int8", "bp_fp32")
+# The full-schedule candidates of issue 13's rule (at the paper's passes, then at half of them), the BP baselines.
+FULL_METHODS = tuple(dict.fromkeys(matrix.FULL_CANDIDATES + matrix.HALF_CANDIDATES + ("bp_int8", "bp_fp32")))
 LATE_EPOCHS = 10  # "late val": the mean validation of the last epochs, a check on a best-of-50 maximum
 
 
