@@ -124,7 +124,6 @@ class MatrixTest(unittest.TestCase):
         # the best validation ties between g[1] and g[2]: the lower final loss wins; test accuracy plays no part
         self.assertEqual(selection.dense_choice(res), {"zo_dense": g[2]})
 
-
     def test_zo_plus_choice_uses_validation_only_over_complete_candidates(self):
         def recs(m, vals, losses, tests):
             out = {}
