@@ -224,11 +224,14 @@ void run_train(TrainArgs& a) {
   const TrainData data = prepare_train_data(std::move(pdata), view);
 
   size_t n_params = 0;
-  for (const LayerChoice& l : opt.layers) {
-    const ConvDims d = conv_dims(view, l.op);
-    n_params += (cfg.params == "bias" ? 0 : d.d_w) + d.c_out;
-  }
-  status.message("layers " + layers_to_string(view, opt.layers) + " (" + std::to_string(n_params) +
+  for (const TrainerGroup& g : trainer_groups(view, opt.layers, cfg))
+    for (const LayerChoice& l : g.layers) {
+      const ConvDims d = conv_dims(view, l.op);
+      n_params += (g.config.bias_only ? 0 : d.d_w) + d.c_out;
+    }
+  const std::string plus =
+      cfg.plus_biases > 0 ? " and the biases of every other conv (" + std::to_string(cfg.plus_biases) + " queries)" : "";
+  status.message("layers " + layers_to_string(view, opt.layers) + plus + " (" + std::to_string(n_params) +
                  " trainable parameters)");
 
   RunHooks hooks;
@@ -291,8 +294,9 @@ void run_train(TrainArgs& a) {
                  r.steps_done, r.total_steps, best, cfg.out.c_str(), cfg.out.c_str());
     return;
   }
-  std::printf("tinyzo train: %s on %s, layers %s (%zu trainable parameters%s)\n", cfg.model.c_str(), data_name.c_str(),
-              layers_to_string(view, opt.layers).c_str(), n_params, cfg.params == "bias" ? ", biases only" : "");
+  std::printf("tinyzo train: %s on %s, layers %s%s (%zu trainable parameters%s)\n", cfg.model.c_str(),
+              data_name.c_str(), layers_to_string(view, opt.layers).c_str(), plus.c_str(), n_params,
+              cfg.params == "bias" ? ", biases only" : "");
   std::printf("accuracy on %zu test images: %.2f%% -> %.2f%% (best val %.1f%% at epoch %d; val before %.1f%%)\n",
               data.n_test(), 100 * r.test_before, 100 * r.test_after, 100 * r.best_val, r.best_epoch,
               100 * r.val_before);

@@ -110,6 +110,9 @@ const std::vector<Setting>& train_settings() {
        "layer's perturbed per sample at once; needs --estimation model; docs/zo-search.md)"},
       {"bias_mu", "--bias-mu", &TrainConfig::bias_mu, 0, 127, nullptr,
        "--params bias: every channel's shift in output LSBs, fractions allowed, 0..127 (default 0 = --mu)"},
+      {"plus_biases", "--plus-biases", &TrainConfig::plus_biases, 0, 256, nullptr,
+       "also train the biases of every other conv, per sample and model-wise, with this many queries per "
+       "sample, 0..256 (a second trainer on the same engine, shift --bias-mu; default 0 = off, the paper)"},
       {"batch", "--batch,-b", &TrainConfig::batch, 1, 100000, nullptr, "batch size B (default 100)"},
       {"epochs", "--epochs,-e", &TrainConfig::epochs, 1, kIntMax, nullptr, "epochs (default 50)"},
       // A float learning rate: beyond 1e6 nothing is left of an int8 weight anyway.
@@ -427,6 +430,9 @@ void validate_config(const TrainConfig& c, const SettingSources* sources) {
   } catch (const CliError& e) {
     throw CliError(src.describe("mode") + ": " + e.what());
   }
+  if (c.plus_biases > 0 && c.params == "bias")
+    throw CliError(src.describe("plus_biases") +
+                   ": not with --params bias (the layers train their biases alone already; use --layers all)");
   // The step arithmetic in 64 bits: epochs x ceil(n_train / batch) must fit
   // the run's step counter, or the count would wrap (to a tiny run that
   // reports success).
@@ -464,6 +470,7 @@ std::string config_fingerprint(const TrainConfig& c) {
   if (c.step_norm == "none") j.erase("step_norm");
   if (c.params == "all") j.erase("params");
   if (c.bias_mu == 0) j.erase("bias_mu");
+  if (c.plus_biases == 0) j.erase("plus_biases");
   char hex[17];
   std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash_name64(j.dump())));
   return hex;
@@ -524,9 +531,9 @@ ConvDims conv_dims(const ModelView& m, int op) {
   return d;
 }
 
-namespace {
-
 bool is_conv(const ModelView& m, int op) { return static_cast<OpType>(m.op(op).type) == OpType::kConv2d; }
+
+namespace {
 
 // The paper's released CIFAR-10-C set (METHOD §4), as the .pth and .pkl name them.
 constexpr const char* kPaperLayers[][2] = {

@@ -52,6 +52,7 @@ struct TrainConfig {
   std::string step_norm = "none";     // ZoConfig::step_norm: none | layer
   std::string params = "all";         // all | bias (ZoConfig::bias_only: train the biases alone)
   double bias_mu = 0;                 // ZoConfig::bias_mu: the bias shift in output LSBs (0 = mu)
+  int plus_biases = 0;                // > 0: a second trainer, every other conv's biases (plus_bias_group)
   double momentum = 0;                // ZoConfig::momentum: running average of the estimate, 0 = off
   // schedule
   int batch = 100;
@@ -221,6 +222,8 @@ struct ConvDims {
   bool depthwise = false;
 };
 ConvDims conv_dims(const ModelView& m, int op);
+// Whether op `op` is a Conv2d (the ops training can take).
+bool is_conv(const ModelView& m, int op);
 
 // ------------------------------------------------------------------ memory
 

@@ -153,9 +153,14 @@ ZoConfig make_zo_config(const TrainConfig& c) {
 }
 
 namespace {
-std::vector<int> trained_ops(const std::vector<LayerChoice>& layers) {
+std::vector<int> trained_ops(const std::vector<TrainerGroup>& groups) {
   std::vector<int> ops;
-  for (const LayerChoice& l : layers) ops.push_back(l.op);
+  for (const TrainerGroup& g : groups)
+    for (const LayerChoice& l : g.layers) {
+      if (std::find(ops.begin(), ops.end(), l.op) != ops.end())
+        throw CliError("trainer: op " + std::to_string(l.op) + " is in two trainer groups (their layers must differ)");
+      ops.push_back(l.op);
+    }
   return ops;
 }
 EngineOptions trainer_engine_options(bool fuse, const std::vector<int>& unfused) {
@@ -164,20 +169,9 @@ EngineOptions trainer_engine_options(bool fuse, const std::vector<int>& unfused)
   o.unfused_ops = Span<const int>(unfused.data(), unfused.size());
   return o;
 }
-}  // namespace
-
-TrainerHost::TrainerHost(const ModelView& model, const KernelTable& kernels, const std::vector<LayerChoice>& layers,
-                         const ZoConfig& config, bool fuse)
-    : unfused_(trained_ops(layers)), engine_(model, kernels, 1, trainer_engine_options(fuse, unfused_)) {
-  engine_bytes_ = engine_.engine().arena_bytes();
-  std::vector<TrainLayer> tl;
-  for (const LayerChoice& l : layers) {
-    TrainLayer t;
-    t.op = l.op;
-    t.mode = l.node ? PerturbMode::kNode : PerturbMode::kWeight;
-    tl.push_back(t);
-  }
-  const Span<const TrainLayer> spec(tl.data(), tl.size());
+// The CLI's refusals of option combinations the trainer cannot run.
+void check_group(const TrainerGroup& g) {
+  const ZoConfig& config = g.config;
   if (config.bias_only && config.estimation != Estimation::kModelWise)
     throw CliError("--params bias: needs --estimation model (every layer's biases are perturbed at once)");
   if (config.bias_only && !config.update_bias)
@@ -185,26 +179,15 @@ TrainerHost::TrainerHost(const ModelView& model, const KernelTable& kernels, con
   if (config.bias_only && config.step_norm != StepNorm::kNone)
     throw CliError("--params bias: not with --step-norm layer (it normalises by the weights, which stay frozen)");
   if (!config.bias_only && config.baseline != Baseline::kNone && config.estimation == Estimation::kModelWise)
-    for (const LayerChoice& l : layers)
+    for (const LayerChoice& l : g.layers)
       if (l.node)
         throw CliError("--baseline mean: not with --estimation model on an NP layer (model-wise NP folds every "
                        "query into its node gradient at once); use --estimation layer or WP layers");
-  // Measure the trainer's need in a scratch arena big enough (doubling), then
-  // give it exactly that.
-  size_t need = 0;
-  for (size_t cap = size_t(1) << 20;; cap *= 2) {
-    std::vector<Block> scratch((cap + sizeof(Block) - 1) / sizeof(Block));
-    Arena a(scratch.data(), scratch.size() * sizeof(Block));
-    const Status s = ZoTrainer::required_arena_bytes(engine_.engine(), spec, config, a, &need);
-    if (s == Status::kOk) break;
-    if (s != Status::kOutOfMemory || cap > (size_t(1) << 34)) check_status(s, "trainer: sizing its arena");
-  }
-  memory_.resize((need + sizeof(Block) - 1) / sizeof(Block) + 1);
-  arena_ = Arena(memory_.data(), memory_.size() * sizeof(Block));
-  check_status(trainer_.init(engine_.engine(), spec, config, arena_), "trainer: init");
-
-  // Forwards per sample (METHOD §3.4): one unperturbed pass, then per layer
-  // its queries (x2 when two-sided); model-wise, each query is a full pass.
+}
+// Forwards per sample (METHOD §3.4): one unperturbed pass, then per layer its
+// queries (x2 when two-sided); model-wise, each query is a full pass.
+uint64_t forwards_per_sample(const TrainerGroup& g) {
+  const ZoConfig& config = g.config;
   const int sides = config.two_sided ? 2 : 1;
   uint64_t forwards = 1;
   if (config.bias_only) {
@@ -212,11 +195,112 @@ TrainerHost::TrainerHost(const ModelView& model, const KernelTable& kernels, con
   } else if (config.estimation == Estimation::kModelWise) {
     forwards += uint64_t(config.n_queries_w) * sides;
   } else {
-    for (const LayerChoice& l : layers)
+    for (const LayerChoice& l : g.layers)
       forwards += l.node ? uint64_t(config.n_queries_np) * sides
                          : uint64_t(config.n_queries_w + (config.update_bias ? config.n_queries_b : 0)) * sides;
   }
+  return forwards;
+}
+}  // namespace
+
+TrainerGroup plus_bias_group(const ModelView& model, const std::vector<LayerChoice>& layers, const ZoConfig& base,
+                             int queries) {
+  if (queries <= 0) throw CliError("--plus-biases: needs at least one query per sample");
+  TrainerGroup g;
+  for (int op = 0; op < model.n_ops(); ++op) {
+    if (!is_conv(model, op)) continue;
+    bool taken = false;
+    for (const LayerChoice& l : layers) taken = taken || l.op == op;
+    if (!taken) g.layers.push_back(LayerChoice{op, false});
+  }
+  if (g.layers.empty()) throw CliError("--plus-biases: the trained layers are every conv already; no bias is left");
+  ZoConfig z;  // the paper's defaults, then what the bias group shares with the first trainer
+  z.n_queries_b = queries;
+  z.mu_lsb = base.mu_lsb;
+  z.bias_mu = base.bias_mu;
+  z.two_sided = base.two_sided;
+  z.gns = base.gns;
+  z.rounding = base.rounding;
+  z.qas = base.qas;
+  z.baseline = base.baseline;
+  z.estimation = Estimation::kModelWise;
+  z.bias_only = true;
+  z.update_bias = true;
+  // Its own perturbations: the first trainer's layer 0 and this one's are different tensors.
+  z.seed = base.seed ^ 0x9e3779b97f4a7c15ull;
+  g.config = z;
+  return g;
+}
+
+std::vector<TrainerGroup> trainer_groups(const ModelView& model, const std::vector<LayerChoice>& layers,
+                                         const TrainConfig& c) {
+  std::vector<TrainerGroup> groups{TrainerGroup{layers, make_zo_config(c)}};
+  if (c.plus_biases > 0) groups.push_back(plus_bias_group(model, layers, groups[0].config, c.plus_biases));
+  return groups;
+}
+
+TrainerHost::TrainerHost(const ModelView& model, const KernelTable& kernels, const std::vector<LayerChoice>& layers,
+                         const ZoConfig& config, bool fuse)
+    : TrainerHost(model, kernels, std::vector<TrainerGroup>{TrainerGroup{layers, config}}, fuse) {}
+
+TrainerHost::TrainerHost(const ModelView& model, const KernelTable& kernels, const std::vector<TrainerGroup>& groups,
+                         bool fuse)
+    : unfused_(trained_ops(groups)), engine_(model, kernels, 1, trainer_engine_options(fuse, unfused_)) {
+  engine_bytes_ = engine_.engine().arena_bytes();
+  uint64_t forwards = 0;
+  for (const TrainerGroup& g : groups) {
+    check_group(g);
+    std::vector<TrainLayer> tl;
+    for (const LayerChoice& l : g.layers) {
+      TrainLayer t;
+      t.op = l.op;
+      t.mode = l.node ? PerturbMode::kNode : PerturbMode::kWeight;
+      tl.push_back(t);
+    }
+    const Span<const TrainLayer> spec(tl.data(), tl.size());
+    // Measure the trainer's need in a scratch arena big enough (doubling), then
+    // give it exactly that.
+    size_t need = 0;
+    for (size_t cap = size_t(1) << 20;; cap *= 2) {
+      std::vector<Block> scratch((cap + sizeof(Block) - 1) / sizeof(Block));
+      Arena a(scratch.data(), scratch.size() * sizeof(Block));
+      const Status s = ZoTrainer::required_arena_bytes(engine_.engine(), spec, g.config, a, &need);
+      if (s == Status::kOk) break;
+      if (s != Status::kOutOfMemory || cap > (size_t(1) << 34)) check_status(s, "trainer: sizing its arena");
+    }
+    auto group = std::make_unique<Group>();
+    group->config = g.config;
+    group->memory.resize((need + sizeof(Block) - 1) / sizeof(Block) + 1);
+    group->arena = Arena(group->memory.data(), group->memory.size() * sizeof(Block));
+    check_status(group->trainer.init(engine_.engine(), spec, g.config, group->arena), "trainer: init");
+    groups_.push_back(std::move(group));
+    forwards += forwards_per_sample(g);
+  }
   full_rerun_macs_ = forwards * engine_.engine().macs(0, model.n_ops());
+}
+
+MemoryPrediction predict_group_memory(const ModelView& model, const std::vector<TrainerGroup>& groups, int n_queries,
+                                      int batch, bool fuse) {
+  MemoryPrediction p = predict_training_memory(model, groups.at(0).layers, n_queries, batch, &groups[0].config, fuse);
+  if (groups.size() == 1) return p;
+  // The engine keeps every group's layers out of its fused blocks; each trainer has its own arena.
+  std::vector<LayerChoice> all;
+  for (const TrainerGroup& g : groups) all.insert(all.end(), g.layers.begin(), g.layers.end());
+  p.inference_bytes = predict_training_memory(model, all, n_queries, batch, &groups[0].config, fuse).inference_bytes;
+  for (size_t g = 1; g < groups.size(); ++g) {
+    const MemoryPrediction q = predict_training_memory(model, groups[g].layers, n_queries, batch, &groups[g].config, fuse);
+    p.zo_extra_bytes += q.zo_extra_bytes;
+    p.persistent_bytes += q.persistent_bytes;
+    p.workspace_bytes += q.workspace_bytes;
+    p.layer_extra_bytes.insert(p.layer_extra_bytes.end(), q.layer_extra_bytes.begin(), q.layer_extra_bytes.end());
+  }
+  return p;
+}
+
+size_t TrainerHost::trainer_arena_bytes() const {
+  size_t bytes = 0;
+  for (const auto& g : groups_) bytes += g->trainer.arena_bytes();
+  return bytes;
 }
 
 TrainerHost::~TrainerHost() = default;
@@ -240,35 +324,41 @@ void thread_parallel_for(void* ctx, int n, void (*task)(void*, int, int), void* 
 }  // namespace
 
 void TrainerHost::enable_query_workers(int threads, int batch) {
-  if ((threads <= 1 && batch <= 1) || trainer_.n_layers() == 0) return;
+  if (threads <= 1 && batch <= 1) return;
   threads = std::min(threads, ZoTrainer::kMaxWorkers);
   batch = std::min(batch, ZoTrainer::kMaxBatch);
+  // The layer-wise trainers (model-wise ones run every query on the one engine).
+  std::vector<ZoTrainer*> layer_wise;
+  size_t largest = 0;  // one perturbation buffer per worker: at most the largest trainable tensor
+  for (auto& g : groups_) {
+    ZoTrainer& t = g->trainer;
+    if (t.n_layers() == 0 || g->config.estimation == Estimation::kModelWise) continue;
+    layer_wise.push_back(&t);
+    for (int i = 0; i < t.n_layers(); ++i) largest = std::max({largest, t.weights(i).size(), t.biases(i).size() * 4});
+  }
+  if (layer_wise.empty()) return;
   std::vector<Engine*> engines;
   for (int w = 0; w < threads; ++w) {
     workers_.push_back(std::make_unique<EngineInstance>(engine_.engine().model(), engine_.engine().kernels(), batch));
     engines.push_back(&workers_.back()->engine());
   }
-  // One perturbation buffer per worker: at most the largest trainable tensor.
-  size_t largest = 0;
-  for (int i = 0; i < trainer_.n_layers(); ++i)
-    largest = std::max({largest, trainer_.weights(i).size(), trainer_.biases(i).size() * 4});
-  // plus the trainer's worker table (well under 1 KB).
-  worker_memory_.resize(size_t(threads) * size_t(batch) * (largest / sizeof(Block) + 2) + 64);
+  // Per trainer: the buffers plus its worker table (well under 1 KB).
+  worker_memory_.resize(layer_wise.size() * (size_t(threads) * size_t(batch) * (largest / sizeof(Block) + 2) + 64));
   worker_arena_ = Arena(worker_memory_.data(), worker_memory_.size() * sizeof(Block));
   n_threads_ = threads;
-  const Status s = trainer_.set_workers(Span<Engine* const>(engines.data(), engines.size()), worker_arena_,
-                                        thread_parallel_for, &n_threads_);
-  if (s == Status::kUnsupported) {  // model-wise estimation: stays on one engine
-    workers_.clear();
-    return;
-  }
-  check_status(s, "trainer: query workers");
+  for (ZoTrainer* t : layer_wise)
+    check_status(t->set_workers(Span<Engine* const>(engines.data(), engines.size()), worker_arena_,
+                                thread_parallel_for, &n_threads_),
+                 "trainer: query workers");
 }
 
 std::vector<ParamOverride> TrainerHost::overrides() {
   std::vector<ParamOverride> v;
-  for (int i = 0; i < trainer_.n_layers(); ++i)
-    v.push_back(ParamOverride{trainer_.layer(i).op, trainer_.weights(i).data(), trainer_.biases(i).data()});
+  for (auto& g : groups_) {
+    ZoTrainer& t = g->trainer;
+    for (int i = 0; i < t.n_layers(); ++i)
+      v.push_back(ParamOverride{t.layer(i).op, t.weights(i).data(), t.biases(i).data()});
+  }
   return v;
 }
 
@@ -419,26 +509,40 @@ RunResult run_training(const ModelView& model, const TrainData& data, const RunO
   res.steps_per_epoch = spe;
 
   const KernelTable& kernels = kernels_by_name(cfg.kernels);
-  const ZoConfig zc = make_zo_config(cfg);
-  TrainerHost host(model, kernels, opt.layers, zc, cfg.fuse);
+  const std::vector<TrainerGroup> groups = trainer_groups(model, opt.layers, cfg);
+  TrainerHost host(model, kernels, groups, cfg.fuse);
   host.enable_query_workers(cfg.threads, cfg.engine_batch);
-  ZoTrainer& trainer = host.trainer();
   Evaluator eval(model, kernels, cfg.threads, cfg.engine_batch);
   res.engine_arena_bytes = host.engine_arena_bytes();
   res.trainer_arena_bytes = host.trainer_arena_bytes();
-  res.predicted = predict_training_memory(model, opt.layers, std::max(cfg.queries_w + cfg.queries_b, cfg.queries_np),
-                                          cfg.batch, &zc, cfg.fuse);
+  res.predicted = predict_group_memory(model, groups, std::max(cfg.queries_w + cfg.queries_b, cfg.queries_np),
+                                       cfg.batch, cfg.fuse);
   res.full_rerun_macs_per_step = host.full_rerun_macs_per_sample() * uint64_t(std::min<size_t>(n_train, cfg.batch));
 
+  // Every trained layer of every trainer, in group order: the order of the
+  // best-validation state, the checkpoint and the export.
+  struct TrainedLayerRef {
+    ZoTrainer* trainer;
+    int index;
+  };
+  std::vector<TrainedLayerRef> refs;
+  for (int g = 0; g < host.n_trainers(); ++g)
+    for (int i = 0; i < host.trainer(g).n_layers(); ++i) refs.push_back(TrainedLayerRef{&host.trainer(g), i});
+  const int n_layers = int(refs.size());
+  auto weights_of = [&](int i) { return refs[size_t(i)].trainer->weights(refs[size_t(i)].index); };
+  auto biases_of = [&](int i) { return refs[size_t(i)].trainer->biases(refs[size_t(i)].index); };
+  auto momentum_w_of = [&](int i) { return refs[size_t(i)].trainer->momentum_w(refs[size_t(i)].index); };
+  auto momentum_b_of = [&](int i) { return refs[size_t(i)].trainer->momentum_b(refs[size_t(i)].index); };
+
   // Best-validation copies of the trainable parameters.
-  const int n_layers = trainer.n_layers();
   std::vector<CheckpointLayer> state(static_cast<size_t>(n_layers));
   for (int i = 0; i < n_layers; ++i) {
     CheckpointLayer& l = state[size_t(i)];
-    l.op = trainer.layer(i).op;
-    l.node = trainer.layer(i).mode == PerturbMode::kNode;
-    l.best_weights.assign(trainer.weights(i).begin(), trainer.weights(i).end());
-    l.best_biases.assign(trainer.biases(i).begin(), trainer.biases(i).end());
+    const TrainLayer& spec = refs[size_t(i)].trainer->layer(refs[size_t(i)].index);
+    l.op = spec.op;
+    l.node = spec.mode == PerturbMode::kNode;
+    l.best_weights.assign(weights_of(i).begin(), weights_of(i).end());
+    l.best_biases.assign(biases_of(i).begin(), biases_of(i).end());
   }
   auto best_overrides = [&]() {
     std::vector<ParamOverride> v;
@@ -480,8 +584,8 @@ RunResult run_training(const ModelView& model, const TrainData& data, const RunO
       CheckpointLayer& l = shape[i];
       l.weights = l.best_weights;
       l.biases = l.best_biases;
-      l.momentum_w.resize(trainer.momentum_w(int(i)).size());
-      l.momentum_b.resize(trainer.momentum_b(int(i)).size());
+      l.momentum_w.resize(momentum_w_of(int(i)).size());
+      l.momentum_b.resize(momentum_b_of(int(i)).size());
     }
     ck = load_checkpoint(ckpt_path, checkpoint_size_bytes(shape));
     if (ck.fingerprint != fingerprint || ck.layers.size() != state.size() || ck.step > total)
@@ -489,13 +593,13 @@ RunResult run_training(const ModelView& model, const TrainData& data, const RunO
     for (int i = 0; i < n_layers; ++i) {
       const CheckpointLayer& c = ck.layers[size_t(i)];
       if (c.op != state[size_t(i)].op || c.node != state[size_t(i)].node ||
-          c.weights.size() != trainer.weights(i).size() || c.biases.size() != trainer.biases(i).size() ||
-          c.momentum_w.size() != trainer.momentum_w(i).size() || c.momentum_b.size() != trainer.momentum_b(i).size())
+          c.weights.size() != weights_of(i).size() || c.biases.size() != biases_of(i).size() ||
+          c.momentum_w.size() != momentum_w_of(i).size() || c.momentum_b.size() != momentum_b_of(i).size())
         throw CliError(ckpt_path + ": layer " + std::to_string(i) + " does not match this run");
-      if (!c.weights.empty()) std::memcpy(trainer.weights(i).data(), c.weights.data(), c.weights.size());
-      std::memcpy(trainer.biases(i).data(), c.biases.data(), c.biases.size() * 4);
-      if (!c.momentum_w.empty()) std::memcpy(trainer.momentum_w(i).data(), c.momentum_w.data(), c.momentum_w.size() * 4);
-      if (!c.momentum_b.empty()) std::memcpy(trainer.momentum_b(i).data(), c.momentum_b.data(), c.momentum_b.size() * 4);
+      if (!c.weights.empty()) std::memcpy(weights_of(i).data(), c.weights.data(), c.weights.size());
+      std::memcpy(biases_of(i).data(), c.biases.data(), c.biases.size() * 4);
+      if (!c.momentum_w.empty()) std::memcpy(momentum_w_of(i).data(), c.momentum_w.data(), c.momentum_w.size() * 4);
+      if (!c.momentum_b.empty()) std::memcpy(momentum_b_of(i).data(), c.momentum_b.data(), c.momentum_b.size() * 4);
       state[size_t(i)].best_weights = c.best_weights;
       state[size_t(i)].best_biases = c.best_biases;
     }
@@ -559,10 +663,10 @@ RunResult run_training(const ModelView& model, const TrainData& data, const RunO
     ck.elapsed_seconds = train_seconds;
     ck.layers = state;
     for (int i = 0; i < n_layers; ++i) {
-      ck.layers[size_t(i)].weights.assign(trainer.weights(i).begin(), trainer.weights(i).end());
-      ck.layers[size_t(i)].biases.assign(trainer.biases(i).begin(), trainer.biases(i).end());
-      ck.layers[size_t(i)].momentum_w.assign(trainer.momentum_w(i).begin(), trainer.momentum_w(i).end());
-      ck.layers[size_t(i)].momentum_b.assign(trainer.momentum_b(i).begin(), trainer.momentum_b(i).end());
+      ck.layers[size_t(i)].weights.assign(weights_of(i).begin(), weights_of(i).end());
+      ck.layers[size_t(i)].biases.assign(biases_of(i).begin(), biases_of(i).end());
+      ck.layers[size_t(i)].momentum_w.assign(momentum_w_of(i).begin(), momentum_w_of(i).end());
+      ck.layers[size_t(i)].momentum_b.assign(momentum_b_of(i).begin(), momentum_b_of(i).end());
     }
     save_checkpoint(ckpt_path, ck);
   };
@@ -591,20 +695,36 @@ RunResult run_training(const ModelView& model, const TrainData& data, const RunO
       order_epoch = epoch;
     }
     const float lr = cosine_lr(eta0, int(step), int(total));
-    check_status(trainer.begin_step(step), "trainer: begin_step");
+    // fw::run_training's order: every begin_step; per pass and sample every
+    // trainer still in a pass; every end_step.
+    int passes = 1;  // one pass unless --one-layer-per-pass
+    for (int g = 0; g < host.n_trainers(); ++g) {
+      check_status(host.trainer(g).begin_step(step), "trainer: begin_step");
+      passes = std::max(passes, host.trainer(g).n_passes());
+    }
     const size_t first = size_t(b) * size_t(cfg.batch), last = std::min(n_train, first + size_t(cfg.batch));
-    for (int pass = 0; pass < trainer.n_passes(); ++pass) {  // one pass unless --one-layer-per-pass
-      if (pass > 0) check_status(trainer.next_pass(lr), "trainer: next_pass");
+    for (int pass = 0; pass < passes; ++pass) {
+      for (int g = 0; g < host.n_trainers(); ++g)
+        if (pass > 0 && pass < host.trainer(g).n_passes())
+          check_status(host.trainer(g).next_pass(lr), "trainer: next_pass");
       for (size_t k = first; k < last; ++k) {
         const uint32_t image = order[k];
         train_input(data, model, augment, cfg.seed, epoch, image, input.data());
-        check_status(
-            trainer.accumulate_sample(Span<const int8_t>(input.data(), input.size()), data.train.labels[image]),
-            "trainer: accumulate_sample");
+        for (int g = 0; g < host.n_trainers(); ++g) {
+          if (pass >= host.trainer(g).n_passes()) continue;
+          check_status(host.trainer(g).accumulate_sample(Span<const int8_t>(input.data(), input.size()),
+                                                         data.train.labels[image]),
+                       "trainer: accumulate_sample");
+        }
       }
     }
-    check_status(trainer.end_step(lr), "trainer: end_step");
-    const StepStats& st = trainer.last_step();
+    for (int g = 0; g < host.n_trainers(); ++g) check_status(host.trainer(g).end_step(lr), "trainer: end_step");
+    // The loss is the first trainer's (every trainer's unperturbed forward sees the same weights).
+    StepStats st = host.trainer(0).last_step();
+    for (int g = 1; g < host.n_trainers(); ++g) {
+      st.forward_macs += host.trainer(g).last_step().forward_macs;
+      st.weights_changed += host.trainer(g).last_step().weights_changed;
+    }
     ck.total_macs += st.forward_macs;
     const double secs = seconds_since(t_step);
     step_seconds_sum += secs;
@@ -643,8 +763,8 @@ RunResult run_training(const ModelView& model, const TrainData& data, const RunO
         ck.best_val = val;
         ck.best_epoch = int32_t(epoch + 1);
         for (int i = 0; i < n_layers; ++i) {
-          state[size_t(i)].best_weights.assign(trainer.weights(i).begin(), trainer.weights(i).end());
-          state[size_t(i)].best_biases.assign(trainer.biases(i).begin(), trainer.biases(i).end());
+          state[size_t(i)].best_weights.assign(weights_of(i).begin(), weights_of(i).end());
+          state[size_t(i)].best_biases.assign(biases_of(i).begin(), biases_of(i).end());
         }
       }
       EpochReport er;
@@ -708,8 +828,8 @@ RunResult run_training(const ModelView& model, const TrainData& data, const RunO
   // Current and best weights for the caller.
   res.layers = state;
   for (int i = 0; i < n_layers; ++i) {
-    res.layers[size_t(i)].weights.assign(trainer.weights(i).begin(), trainer.weights(i).end());
-    res.layers[size_t(i)].biases.assign(trainer.biases(i).begin(), trainer.biases(i).end());
+    res.layers[size_t(i)].weights.assign(weights_of(i).begin(), weights_of(i).end());
+    res.layers[size_t(i)].biases.assign(biases_of(i).begin(), biases_of(i).end());
   }
   res.wall_seconds = seconds_since(t_start);
   Json summary{{"type", "summary"},

@@ -82,44 +82,81 @@ class Evaluator {
 // rounding, estimation, bias update, seed).
 ZoConfig make_zo_config(const TrainConfig& c);
 
-// An Engine and a ZoTrainer, each in its own heap arena of exactly the size it
-// asks for (the trainer's is measured by ZoTrainer::required_arena_bytes).
+// One trainer of a run: its layers and its configuration.
+struct TrainerGroup {
+  std::vector<LayerChoice> layers;
+  ZoConfig config;
+};
+
+// The second trainer of `--plus-biases Q` (TrainConfig::plus_biases): the
+// biases of every conv not in `layers`, in op order, perturbed per sample and
+// all at once (ZoConfig::bias_only, model-wise) with Q queries per sample and
+// `base`'s shift (bias_mu), baseline and rounding. Its perturbations come from
+// a seed of their own (derived from base.seed), not the first trainer's.
+// Throws CliError when `layers` already holds every conv or Q is not positive.
+TrainerGroup plus_bias_group(const ModelView& model, const std::vector<LayerChoice>& layers, const ZoConfig& base,
+                             int queries);
+
+// The trainer groups of a config: its layers with make_zo_config(c), then
+// plus_bias_group() when c.plus_biases > 0.
+std::vector<TrainerGroup> trainer_groups(const ModelView& model, const std::vector<LayerChoice>& layers,
+                                         const TrainConfig& c);
+
+// predict_training_memory() of a run's trainers: the engine with every
+// group's layers outside its fused blocks, plus each trainer's own arena.
+MemoryPrediction predict_group_memory(const ModelView& model, const std::vector<TrainerGroup>& groups, int n_queries,
+                                      int batch, bool fuse = false);
+
+// An Engine and one or more ZoTrainers on it, each in its own heap arena of
+// exactly the size it asks for (measured by ZoTrainer::required_arena_bytes).
+// Several trainers train disjoint layers: a step calls every trainer's
+// begin_step, then per sample each trainer's accumulate_sample in group order,
+// then every end_step in group order (fw::run_training's order, bit for bit).
 class TrainerHost {
  public:
   // `fuse`: the trainer's engine runs fused row-band blocks (EngineOptions::fuse,
   // the trained layers kept out of them): the device's smaller arena, the same weights.
   TrainerHost(const ModelView& model, const KernelTable& kernels, const std::vector<LayerChoice>& layers,
               const ZoConfig& config, bool fuse = false);
+  // Groups with disjoint layers (CliError otherwise).
+  TrainerHost(const ModelView& model, const KernelTable& kernels, const std::vector<TrainerGroup>& groups,
+              bool fuse = false);
   ~TrainerHost();
   TrainerHost(const TrainerHost&) = delete;
   TrainerHost& operator=(const TrainerHost&) = delete;
 
   Engine& engine() { return engine_.engine(); }
-  ZoTrainer& trainer() { return trainer_; }
+  ZoTrainer& trainer(int group = 0) { return groups_[size_t(group)]->trainer; }
+  int n_trainers() const { return int(groups_.size()); }
   size_t engine_arena_bytes() const { return engine_bytes_; }
-  size_t trainer_arena_bytes() const { return trainer_.arena_bytes(); }
-  // The trainable copies as ParamOverrides (what the evaluator should read).
+  // All trainers' arenas.
+  size_t trainer_arena_bytes() const;
+  // The trainable copies of every trainer as ParamOverrides (what the evaluator should read).
   std::vector<ParamOverride> overrides();
   // Runs each layer's queries on `threads` worker engines of `batch` items
   // (one thread each; a worker runs `batch` queries as one batch through the
   // suffix). The weights stay bitwise the same as with the trainer's own
-  // engine alone. Layer-wise estimation only (model-wise ignores it); with one
-  // thread and batch 1 it does nothing.
+  // engine alone. Layer-wise estimation only (a model-wise trainer stays on
+  // the one engine); with one thread and batch 1 it does nothing.
   void enable_query_workers(int threads, int batch = 1);
   // MACs of one sample's forwards if every forward ran the whole network
-  // (no prefix reuse): (1 + queries) x full-model MACs.
+  // (no prefix reuse): the sum over the trainers of (1 + queries) x full-model MACs.
   uint64_t full_rerun_macs_per_sample() const { return full_rerun_macs_; }
 
  private:
   struct alignas(16) Block {
     uint8_t b[16];
   };
+  struct Group {
+    ZoConfig config;
+    std::vector<Block> memory;
+    Arena arena;
+    ZoTrainer trainer;
+  };
   std::vector<int> unfused_;  // the trained ops (before engine_: its options point here)
   EngineInstance engine_;
   size_t engine_bytes_ = 0;
-  std::vector<Block> memory_;
-  Arena arena_;
-  ZoTrainer trainer_;
+  std::vector<std::unique_ptr<Group>> groups_;
   uint64_t full_rerun_macs_ = 0;
   std::vector<std::unique_ptr<EngineInstance>> workers_;
   std::vector<Block> worker_memory_;

@@ -104,6 +104,9 @@ _METHOD_RE = re.compile(r"^([a-z0-9_]+?)((?:\+[a-z0-9_.]+)*)(?:@lr([0-9.e-]+))?$
 #   mom<b>  --momentum <b>: bias-corrected running average of the estimate (4 B of SRAM per trained parameter)
 #   bmu<x>  --bias-mu <x>: zo_bias's channel shift in output LSBs (fractions allowed; default: --mu)
 #   ln     --step-norm layer: per-layer step normalisation, every layer moves lr * ||W|| per step (dense training)
+#   pb     --plus-biases: a second trainer on every other conv's biases (zo_bias's estimator, per sample and
+#          model-wise) with half of zo_bias's queries at the schedule; with half, the paper layers' passes are
+#          halved and the compute freed goes to the biases (at most the paper set's GMAC per step)
 #   bias   BP only: train_bp.py --params bias, the chosen layers' biases train and their weights stay (BitFit)
 # BP methods take ln, bias and (int8 only) sr: train_bp.py has the same flags.
 _OPT_FIXED = {
@@ -117,7 +120,7 @@ _OPT_FIXED = {
 _BP_OPTS = ("ln", "sr", "bias")
 _OPT_VALUE = {"wp": "--lr-wp", "np": "--lr-np", "mu": "--mu", "sw": "--sigma-w", "sb": "--sigma-b",
               "mom": "--momentum", "bmu": "--bias-mu"}
-_OPT_QUERY = ("half", "anti", "nponly", "np4")
+_OPT_QUERY = ("half", "anti", "nponly", "np4", "pb")
 # nponly: the paper's two NP layers only (1.6 / 1.7.conv.0), each with Q_np + Q_w + Q_b queries, so
 # the forward passes per sample equal the paper set's (the WP layers' budget moved to NP).
 NPONLY_LAYERS = "1.6.conv.0:np,1.7.conv.0:np"
@@ -135,7 +138,7 @@ def option_args(opt):
         if m.group(1) in ("mu", "sw", "sb") and not v.isdigit():
             raise ValueError("option %r: an integer size" % opt)
         return [_OPT_VALUE[m.group(1)], v]
-    raise ValueError("unknown option %r (known: half, anti, nponly, np4, cv, gnssqrt, npall, sr, ln, wp<x>, np<x>, mu<n>, "
+    raise ValueError("unknown option %r (known: half, anti, nponly, np4, pb, cv, gnssqrt, npall, sr, ln, wp<x>, np<x>, mu<n>, "
                      "sw<n>, sb<n>, mom<b>, bmu<x>)" % opt)
 
 
@@ -236,6 +239,10 @@ class Run:
                 opt_args += ["--layers", NP4_LAYERS if np4 else NPONLY_LAYERS]
             if "anti" in self.opts:
                 opt_args.append("--two-sided")
+            if "pb" in self.opts:
+                if self.base != "zo_sparse":
+                    raise ValueError("%s: pb adds the other convs' biases to the paper's layers (zo_sparse)" % self.method)
+                opt_args += ["--plus-biases", str(max(1, (s.queries_w + s.queries_b + s.queries_np) >> 1))]
             for o in self.opts:
                 if o not in _OPT_QUERY:
                     opt_args += option_args(o)
@@ -328,6 +335,10 @@ SEARCH = (
     "zo_bias+mu1", "zo_bias+mu1@lr3", "zo_bias+mu2",
     # A whole channel of every layer moving at once is a large perturbation: fractions of an LSB.
     "zo_bias+bmu0.5", "zo_bias+bmu0.25", "zo_bias+bmu0.125", "zo_bias+bmu0.25+cv", "zo_bias+bmu0.25@lr3",
+    # Stage 6: weights and biases together at eta0 (the full schedule's step): the paper's layers at half their
+    # queries plus every other conv's biases (--plus-biases), at most the paper set's GMAC per step; the paper's
+    # layers at half their queries alone is the ablation.
+    "zo_sparse+half", "zo_sparse+half+pb+bmu0.25", "zo_sparse+half+pb+bmu0.25+cv",
 )
 # Issue 13 at the full schedule (docs/zo-search.md, stage 5): the candidates the rule of
 # selection.zo_plus_choice picks from on the development corruptions' validation splits, at most the paper's
