@@ -491,5 +491,90 @@ TEST(TrainRun, BiasOnlyKeepsTheWeightsExportsTheBiasesAndResumes) {
   EXPECT_THROW(run_training(r.view, r.data, opt), CliError);
 }
 
+TEST(TrainRun, PlusBiasesTrainsEveryOtherConvsBiasesBesideTheLayersAndResumes) {
+  // --plus-biases: a second trainer takes the biases of the convs the layers
+  // leave out (model-wise, per sample). Its layers come after the chosen ones
+  // in the result and the export; their weights stay the source's byte for
+  // byte; their biases move; the first trainer's weights differ from a run
+  // without it (its forwards see the moved biases); threads change nothing;
+  // a stopped run resumes to the same best model; the memory model counts
+  // both arenas byte for byte.
+  SmallRun r;
+  TempDir a("plus_a"), b("plus_b"), c("plus_c");
+  RunOptions opt;
+  opt.config = r.cfg;
+  opt.config.plus_biases = 4;
+  opt.config.bias_mu = 0.5;
+  opt.layers = r.layers;
+  opt.out_dir = a.path();
+  const RunResult full = run_training(r.view, r.data, opt);
+  ASSERT_TRUE(full.finished);
+  const std::vector<LayerChoice> others = plus_bias_group(r.view, r.layers, make_zo_config(opt.config), 4).layers;
+  ASSERT_EQ(others.size(), 2u);  // 5 convs, 3 chosen
+  ASSERT_EQ(full.layers.size(), r.layers.size() + others.size());
+  for (size_t i = 0; i < r.layers.size(); ++i) EXPECT_EQ(full.layers[i].op, r.layers[i].op);
+  const std::vector<uint8_t> bytes = read_file_bytes(full.best_model_path, kMaxModelBytes);
+  AlignedModelBytes aligned(bytes);
+  ModelView exported;
+  ASSERT_EQ(exported.init(aligned.data(), aligned.size()), Status::kOk) << exported.error();
+  bool moved = false;
+  for (size_t k = 0; k < others.size(); ++k) {
+    const CheckpointLayer& l = full.layers[r.layers.size() + k];
+    EXPECT_EQ(l.op, others[k].op);
+    for (const LayerChoice& chosen : r.layers) EXPECT_NE(l.op, chosen.op);
+    const TzmOp& op = r.view.op(l.op);
+    EXPECT_TRUE(l.weights.empty());
+    EXPECT_EQ(std::memcmp(exported.data(op.inputs[1]), r.view.data(op.inputs[1]), r.view.tensor(op.inputs[1]).data_size),
+              0);
+    EXPECT_EQ(std::memcmp(exported.data(op.inputs[2]), l.best_biases.data(), l.best_biases.size() * 4), 0);
+    moved = moved || std::memcmp(l.biases.data(), r.view.data(op.inputs[2]), l.biases.size() * 4) != 0;
+  }
+  EXPECT_TRUE(moved);
+  EXPECT_EQ(full.predicted.total_bytes(), full.engine_arena_bytes + full.trainer_arena_bytes);
+
+  RunOptions plain = opt;
+  plain.config.plus_biases = 0;
+  plain.out_dir.clear();
+  const RunResult without = run_training(r.view, r.data, plain);
+  ASSERT_EQ(without.layers.size(), r.layers.size());
+  EXPECT_LT(without.trainer_arena_bytes, full.trainer_arena_bytes);
+  bool differs = false;
+  for (size_t i = 0; i < r.layers.size(); ++i) differs = differs || without.layers[i].weights != full.layers[i].weights;
+  EXPECT_TRUE(differs);
+
+  RunOptions one = opt;
+  one.config.threads = 1;
+  one.out_dir = c.path();
+  const RunResult single = run_training(r.view, r.data, one);
+  ASSERT_EQ(single.layers.size(), full.layers.size());
+  for (size_t i = 0; i < full.layers.size(); ++i) {
+    EXPECT_EQ(single.layers[i].weights, full.layers[i].weights) << i;
+    EXPECT_EQ(single.layers[i].biases, full.layers[i].biases) << i;
+  }
+
+  opt.out_dir = b.path();
+  opt.stop_after_steps = 3;
+  ASSERT_FALSE(run_training(r.view, r.data, opt).finished);
+  opt.stop_after_steps = 0;
+  opt.resume = true;
+  const RunResult rest = run_training(r.view, r.data, opt);
+  ASSERT_TRUE(rest.finished);
+  for (size_t i = 0; i < full.layers.size(); ++i) {
+    EXPECT_EQ(rest.layers[i].weights, full.layers[i].weights) << i;
+    EXPECT_EQ(rest.layers[i].biases, full.layers[i].biases) << i;
+  }
+  EXPECT_EQ(read_file_bytes(a.file("best.tzm"), kMaxModelBytes), read_file_bytes(b.file("best.tzm"), kMaxModelBytes));
+
+  // Refused in one line: the layers training their biases alone already; no conv left over.
+  RunOptions bad = plain;
+  bad.config.plus_biases = 4;
+  bad.config.params = "bias";
+  bad.config.estimation = "model";
+  EXPECT_THROW(run_training(r.view, r.data, bad), CliError);
+  bad.config.params = "all";
+  bad.layers = resolve_layers(r.view, "all", parse_mode("wp"), {});
+  EXPECT_THROW(run_training(r.view, r.data, bad), CliError);
+}
+
 }  // namespace
 }  // namespace tinyzo

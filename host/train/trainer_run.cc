@@ -214,21 +214,7 @@ TrainerGroup plus_bias_group(const ModelView& model, const std::vector<LayerChoi
     if (!taken) g.layers.push_back(LayerChoice{op, false});
   }
   if (g.layers.empty()) throw CliError("--plus-biases: the trained layers are every conv already; no bias is left");
-  ZoConfig z;  // the paper's defaults, then what the bias group shares with the first trainer
-  z.n_queries_b = queries;
-  z.mu_lsb = base.mu_lsb;
-  z.bias_mu = base.bias_mu;
-  z.two_sided = base.two_sided;
-  z.gns = base.gns;
-  z.rounding = base.rounding;
-  z.qas = base.qas;
-  z.baseline = base.baseline;
-  z.estimation = Estimation::kModelWise;
-  z.bias_only = true;
-  z.update_bias = true;
-  // Its own perturbations: the first trainer's layer 0 and this one's are different tensors.
-  z.seed = base.seed ^ 0x9e3779b97f4a7c15ull;
-  g.config = z;
+  g.config = plus_bias_config(base, queries);
   return g;
 }
 

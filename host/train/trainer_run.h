@@ -89,10 +89,8 @@ struct TrainerGroup {
 };
 
 // The second trainer of `--plus-biases Q` (TrainConfig::plus_biases): the
-// biases of every conv not in `layers`, in op order, perturbed per sample and
-// all at once (ZoConfig::bias_only, model-wise) with Q queries per sample and
-// `base`'s shift (bias_mu), baseline and rounding. Its perturbations come from
-// a seed of their own (derived from base.seed), not the first trainer's.
+// biases of every conv not in `layers`, in op order, with
+// plus_bias_config(base, Q) (bias-only and model-wise, Q queries per sample).
 // Throws CliError when `layers` already holds every conv or Q is not positive.
 TrainerGroup plus_bias_group(const ModelView& model, const std::vector<LayerChoice>& layers, const ZoConfig& base,
                              int queries);

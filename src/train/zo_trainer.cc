@@ -60,6 +60,23 @@ int64_t ZoTrainer::round_step(float step, Rounding r, float u) {
   return static_cast<int64_t>(fl) + (u < step - fl ? 1 : 0);
 }
 
+ZoConfig plus_bias_config(const ZoConfig& base, int n_queries) {
+  ZoConfig z;
+  z.n_queries_b = n_queries;
+  z.mu_lsb = base.mu_lsb;
+  z.bias_mu = base.bias_mu;
+  z.two_sided = base.two_sided;
+  z.gns = base.gns;
+  z.rounding = base.rounding;
+  z.qas = base.qas;
+  z.baseline = base.baseline;
+  z.estimation = Estimation::kModelWise;
+  z.bias_only = true;
+  z.update_bias = true;
+  z.seed = base.seed;
+  return z;
+}
+
 uint64_t ZoTrainer::key(int li, RngStream s, int q, uint32_t sample) const {
   PerturbKey k;
   k.seed = config_.seed;

@@ -133,6 +133,15 @@ struct ZoConfig {
   float bias_mu = 0.f;
 };
 
+// The configuration of the second trainer of a plus-biases run (`tinyzo
+// train --plus-biases Q`, the firmware's plus_biases=Q; docs/zo-search.md,
+// stage 6): the biases of every conv the first trainer leaves out, bias-only
+// and model-wise with `n_queries` queries per sample. It shares base's shift
+// (mu_lsb, bias_mu), sidedness, GNS, rounding, QAS, baseline and seed (the
+// perturbation keys hash the op, so the two trainers' perturbations are
+// independent); everything else is ZoConfig's default.
+ZoConfig plus_bias_config(const ZoConfig& base, int n_queries);
+
 // The exact backward inside one conv layer (METHOD §3.2), used by NP:
 // delta[pos, o] = node_grad[pos, o] * mask[pos, o] * mult[o] / y_scale (the
 // gradient of the int32 accumulator; for TFLite's fixed-point rule, p.fx_*
