@@ -28,7 +28,8 @@ namespace tinyzo::fw {
 // 2: RunConfig gained momentum (the trained-weights header grew by 8 bytes).
 // 3: RunConfig gained step_norm (in what was padding before the seed: the same size).
 // 4: RunConfig gained params and bias_mu (ZoConfig::bias_only, bias_mu; 8 bytes more).
-constexpr uint32_t kFormatVersion = 4;
+// 5: RunConfig gained plus_biases (a second trainer on the other convs' biases; 8 bytes more).
+constexpr uint32_t kFormatVersion = 5;
 
 // Sample stream (host -> device): this header, then n_samples records of
 // record_bytes: uint32 label, int8 input[input_bytes], zero padding to a
@@ -85,10 +86,14 @@ struct RunConfig {
   uint32_t step_norm = 0;           // StepNorm: 0 none, 1 layer
   uint32_t params = 0;              // 0 all (weights and biases), 1 bias (ZoConfig::bias_only)
   float bias_mu = 0.f;              // ZoConfig::bias_mu (0 = mu)
+  // > 0: one more trainer, plus_bias_config(zo_config(c), plus_biases), on the
+  // biases of every conv the layers leave out (create_trainers).
+  uint32_t plus_biases = 0;
+  uint32_t reserved = 0;
   uint64_t seed = 0;
   char layers[kMaxSpecChars] = "paper";  // see resolve_layers()
 };
-static_assert(sizeof(RunConfig) == 192, "run configuration layout");
+static_assert(sizeof(RunConfig) == 200, "run configuration layout");
 
 // Trained weights (device or host -> file): this header, float32 mean loss of
 // every step, then per layer a LayerRecord, int8 weights[d_w] zero-padded to a
@@ -100,7 +105,7 @@ struct TrainedHeader {
   uint32_t n_samples;  // of the stream the run read
   RunConfig config;
 };
-static_assert(sizeof(TrainedHeader) == 208, "trained header layout");
+static_assert(sizeof(TrainedHeader) == 216, "trained header layout");
 
 struct LayerRecord {
   int32_t op;
@@ -224,7 +229,8 @@ inline bool parse_choice(const char* v, const char* first, const char* second, u
 // rounding (nearest/stochastic), estimation (layer/model), lr, baseline
 // (none/mean), lr_wp, lr_np, passes (1: all layers in one pass over the
 // batch, layer: one layer per pass), momentum (0 <= beta < 1), step_norm
-// (none/layer), params (all/bias), bias_mu (0 <= x <= 127, 0 = mu), seed, layers.
+// (none/layer), params (all/bias), bias_mu (0 <= x <= 127, 0 = mu),
+// plus_biases (0..256: the other convs' biases, that many queries per sample), seed, layers.
 // Returns false (config unchanged for that key) for an unknown key or a bad
 // value.
 inline bool apply_token(RunConfig* c, const char* token) {
@@ -277,6 +283,11 @@ inline bool apply_token(RunConfig* c, const char* token) {
     float x = 0.f;
     if (!detail::parse_float(v, &x) || !(x >= 0.f && x <= 127.f)) return false;
     c->bias_mu = x;
+    return true;
+  }
+  if (is("plus_biases")) {
+    if (!detail::parse_i32(v, 0, ZoTrainer::kMaxQueries, &i)) return false;
+    c->plus_biases = uint32_t(i);
     return true;
   }
   if (is("lr_wp")) return detail::parse_float(v, &c->lr_wp) && c->lr_wp <= 1e6f;
@@ -409,16 +420,37 @@ inline int group_size(int n_layers, int g) {
 inline Status create_trainers(Engine& engine, const TrainLayer* layers, int n_layers, const RunConfig& c,
                               Arena& arena, ZoTrainer** trainers, int* groups_out) {
   const int groups = n_groups(n_layers);
-  if (groups > kMaxGroups || groups < 1) return Status::kInvalidArgument;
+  const int plus = c.plus_biases > 0 ? 1 : 0;
+  if (groups + plus > kMaxGroups || groups < 1) return Status::kInvalidArgument;
   const ZoConfig z = zo_config(c);
-  for (int g = 0; g < groups; ++g) {
+  auto create = [&](int g, const TrainLayer* l, int n, const ZoConfig& config) -> Status {
     void* p = arena.allocate(sizeof(ZoTrainer), alignof(ZoTrainer));
     if (p == nullptr) return Status::kOutOfMemory;
     trainers[g] = new (p) ZoTrainer();  // trivially destructible: never destroyed, the arena is dropped whole
-    TZ_RETURN_IF_ERROR(trainers[g]->init(
-        engine, Span<const TrainLayer>(layers + group_begin(g), size_t(group_size(n_layers, g))), z, arena));
+    return trainers[g]->init(engine, Span<const TrainLayer>(l, size_t(n)), config, arena);
+  };
+  for (int g = 0; g < groups; ++g)
+    TZ_RETURN_IF_ERROR(create(g, layers + group_begin(g), group_size(n_layers, g), z));
+  if (plus) {
+    // plus_biases: every conv the layers leave out, in op order, on the
+    // stack only while the trainer copies the table.
+    const ModelView& m = engine.model();
+    TrainLayer rest[kMaxRunLayers];
+    int n_rest = 0;
+    for (int op = 0; op < m.n_ops(); ++op) {
+      if (static_cast<OpType>(m.op(op).type) != OpType::kConv2d) continue;
+      bool taken = false;
+      for (int i = 0; i < n_layers; ++i) taken = taken || layers[i].op == op;
+      if (taken) continue;
+      if (n_rest == kMaxRunLayers) return Status::kInvalidArgument;
+      rest[n_rest].op = op;
+      rest[n_rest].mode = PerturbMode::kWeight;
+      ++n_rest;
+    }
+    if (n_rest == 0) return Status::kInvalidArgument;
+    TZ_RETURN_IF_ERROR(create(groups, rest, n_rest, plus_bias_config(z, int(c.plus_biases))));
   }
-  *groups_out = groups;
+  *groups_out = groups + plus;
   return Status::kOk;
 }
 

@@ -352,6 +352,9 @@ __attribute__((noinline)) int prepare_training(const fw::RunConfig& c) {
       c.layers, n_layers, n_layers - n_np, n_np, unsigned(params), groups, groups > 1 ? "s" : "",
       unsigned(c.steps), unsigned(c.batch), board_fixed(lr_text, fw::effective_lr(c), 6),
       board_u64(seed_text, c.seed));
+  if (c.plus_biases > 0)
+    board_printf("train: plus the biases of the %d other convs (%u queries per sample, model-wise)\n",
+                 g_trainers[groups - 1]->n_layers(), unsigned(c.plus_biases));
   return groups;
 }
 

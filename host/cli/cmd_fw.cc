@@ -30,6 +30,7 @@
 #include "options.h"
 #include "data/preprocess.h"
 #include "data/protocol.h"
+#include "train/trainer_run.h"
 #include "train/train_config.h"
 #include "tinyzo/flash.h"
 #include "tinyzo/slot_store.h"
@@ -58,7 +59,7 @@ fw::RunConfig parse_tokens(const std::vector<std::string>& tokens, fw::PersistCo
     if (!fw::apply_token(&c, t.c_str()) && !(persist && fw::apply_persist_token(persist, t.c_str())))
       throw CliError("bad key=value '" + t +
                      "' (keys: steps batch first qw qb qnp sigma_w sigma_b mu two_sided bias "
-                     "rounding estimation lr baseline lr_wp lr_np passes momentum step_norm params bias_mu seed "
+                     "rounding estimation lr baseline lr_wp lr_np passes momentum step_norm params bias_mu plus_biases seed "
                      "layers" +
                      std::string(persist ? "; persistence: store slot_kb val val_every margin)" : ")"));
   return c;
@@ -90,14 +91,18 @@ class SlotFile {
   RamFlash ram_;
 };
 
-std::vector<TrainLayer> resolve(const ModelView& m, const char* spec) {
+std::vector<TrainLayer> resolve(const ModelView& m, const fw::RunConfig& c) {
   std::vector<TrainLayer> layers(fw::kMaxRunLayers);
   int n = 0;
-  if (fw::resolve_layers(m, spec, layers.data(), int(layers.size()), &n) != Status::kOk)
-    throw CliError(std::string("layers=") + spec +
+  if (fw::resolve_layers(m, c.layers, layers.data(), int(layers.size()), &n) != Status::kOk)
+    throw CliError(std::string("layers=") + c.layers +
                    ": not a Conv2d layer set of this model (paper, paper-wp, all, "
                    "or names like 1.4.conv.0:wp)");
   layers.resize(size_t(n));
+  int convs = 0;
+  for (int op = 0; op < m.n_ops(); ++op) convs += static_cast<OpType>(m.op(op).type) == OpType::kConv2d ? 1 : 0;
+  if (c.plus_biases > 0 && n == convs)
+    throw CliError(std::string("plus_biases=: layers=") + c.layers + " is every conv already; no bias is left");
   return layers;
 }
 
@@ -217,7 +222,7 @@ void run_fw_size(const SizeOptions& o) {
   std::vector<TrainLayer> layers;
   ZoTrainer* trainers[fw::kMaxGroups] = {};
   if (!inference_only) {
-    layers = resolve(m, c.layers);
+    layers = resolve(m, c);
     int groups = 0;
     check(fw::create_trainers(engine, layers.data(), int(layers.size()), c, arena, trainers, &groups),
           "trainer init");
@@ -235,7 +240,9 @@ void run_fw_size(const SizeOptions& o) {
     for (const TrainLayer& l : layers) lc.push_back(LayerChoice{l.op, l.mode == PerturbMode::kNode});
     try {
       const ZoConfig zc = fw::zo_config(c);
-      const MemoryPrediction p = predict_training_memory(m, lc, c.queries_w + c.queries_b, int(c.batch), &zc);
+      std::vector<TrainerGroup> groups{TrainerGroup{lc, zc}};
+      if (c.plus_biases > 0) groups.push_back(plus_bias_group(m, lc, zc, int(c.plus_biases)));
+      const MemoryPrediction p = predict_group_memory(m, groups, c.queries_w + c.queries_b, int(c.batch));
       std::printf("fw-size: memory model (tinyzo plan): inference=%zu zo_extra=%zu total=%zu\n",
                   p.inference_bytes, p.zo_extra_bytes, p.total_bytes());
     } catch (const CliError& e) {
@@ -301,7 +308,7 @@ void run_ref_train(const RefOptions& o) {
   const fw::RunConfig c = parse_tokens(o.tokens, &p);
   if (p.margin >= 0.f && (p.store[0] == 0 || p.val_n == 0))
     throw CliError("margin= needs store= and val= (the guard restores the best saved weights)");
-  const std::vector<TrainLayer> layers = resolve(m, c.layers);
+  const std::vector<TrainLayer> layers = resolve(m, c);
   ArenaMemory mem(size_t(64) << 20);
   Arena arena = mem.arena();
   Engine engine;
@@ -315,7 +322,7 @@ void run_ref_train(const RefOptions& o) {
   fw::TrainedHeader th{};
   std::memcpy(th.magic, "TZTW", 4);
   th.version = fw::kFormatVersion;
-  th.n_layers = uint32_t(layers.size());
+  for (int g = 0; g < groups; ++g) th.n_layers += uint32_t(trainers[g]->n_layers());  // with plus_biases' group
   th.n_samples = s.h.n_samples;
   th.config = c;
   out.write(&th, sizeof th);
@@ -379,8 +386,8 @@ void run_ref_train(const RefOptions& o) {
   out.commit();
   if (slot_file) slot_file->save();  // as the device leaves it (created erased when it was new)
   std::printf(
-      "fw-ref train: %zu layers, %d trainer%s, %s kernels; trained weights crc32=%08x written to %s\n",
-      layers.size(), groups, groups > 1 ? "s" : "", engine.kernels().name, checksum, o.out.c_str());
+      "fw-ref train: %u layers, %d trainer%s, %s kernels; trained weights crc32=%08x written to %s\n",
+      unsigned(th.n_layers), groups, groups > 1 ? "s" : "", engine.kernels().name, checksum, o.out.c_str());
 }
 
 // ------------------------------------------------------------------ comparison

@@ -153,13 +153,16 @@ ZoConfig make_zo_config(const TrainConfig& c) {
 }
 
 namespace {
-std::vector<int> trained_ops(const std::vector<TrainerGroup>& groups) {
-  std::vector<int> ops;
+// The ops the engine keeps out of fused blocks: every group's layers but a
+// bias-only group's (it trains inside the blocks). Throws on a layer in two groups.
+std::vector<int> unfused_ops(const std::vector<TrainerGroup>& groups) {
+  std::vector<int> seen, ops;
   for (const TrainerGroup& g : groups)
     for (const LayerChoice& l : g.layers) {
-      if (std::find(ops.begin(), ops.end(), l.op) != ops.end())
+      if (std::find(seen.begin(), seen.end(), l.op) != seen.end())
         throw CliError("trainer: op " + std::to_string(l.op) + " is in two trainer groups (their layers must differ)");
-      ops.push_back(l.op);
+      seen.push_back(l.op);
+      if (!g.config.bias_only) ops.push_back(l.op);
     }
   return ops;
 }
@@ -231,7 +234,7 @@ TrainerHost::TrainerHost(const ModelView& model, const KernelTable& kernels, con
 
 TrainerHost::TrainerHost(const ModelView& model, const KernelTable& kernels, const std::vector<TrainerGroup>& groups,
                          bool fuse)
-    : unfused_(trained_ops(groups)), engine_(model, kernels, 1, trainer_engine_options(fuse, unfused_)) {
+    : unfused_(unfused_ops(groups)), engine_(model, kernels, 1, trainer_engine_options(fuse, unfused_)) {
   engine_bytes_ = engine_.engine().arena_bytes();
   uint64_t forwards = 0;
   for (const TrainerGroup& g : groups) {
@@ -269,10 +272,13 @@ MemoryPrediction predict_group_memory(const ModelView& model, const std::vector<
                                       int batch, bool fuse) {
   MemoryPrediction p = predict_training_memory(model, groups.at(0).layers, n_queries, batch, &groups[0].config, fuse);
   if (groups.size() == 1) return p;
-  // The engine keeps every group's layers out of its fused blocks; each trainer has its own arena.
+  // The engine keeps the groups' layers out of its fused blocks (a bias-only
+  // group's excepted: unfused_ops()); each trainer has its own arena.
   std::vector<LayerChoice> all;
-  for (const TrainerGroup& g : groups) all.insert(all.end(), g.layers.begin(), g.layers.end());
-  p.inference_bytes = predict_training_memory(model, all, n_queries, batch, &groups[0].config, fuse).inference_bytes;
+  for (const TrainerGroup& g : groups)
+    if (!g.config.bias_only) all.insert(all.end(), g.layers.begin(), g.layers.end());
+  if (!all.empty())
+    p.inference_bytes = predict_training_memory(model, all, n_queries, batch, &groups[0].config, fuse).inference_bytes;
   for (size_t g = 1; g < groups.size(); ++g) {
     const MemoryPrediction q = predict_training_memory(model, groups[g].layers, n_queries, batch, &groups[g].config, fuse);
     p.zo_extra_bytes += q.zo_extra_bytes;

@@ -100,8 +100,9 @@ TrainerGroup plus_bias_group(const ModelView& model, const std::vector<LayerChoi
 std::vector<TrainerGroup> trainer_groups(const ModelView& model, const std::vector<LayerChoice>& layers,
                                          const TrainConfig& c);
 
-// predict_training_memory() of a run's trainers: the engine with every
-// group's layers outside its fused blocks, plus each trainer's own arena.
+// predict_training_memory() of a run's trainers: the engine with the groups'
+// layers outside its fused blocks (a bias-only group's stay inside), plus
+// each trainer's own arena.
 MemoryPrediction predict_group_memory(const ModelView& model, const std::vector<TrainerGroup>& groups, int n_queries,
                                       int batch, bool fuse = false);
 
@@ -151,7 +152,7 @@ class TrainerHost {
     Arena arena;
     ZoTrainer trainer;
   };
-  std::vector<int> unfused_;  // the trained ops (before engine_: its options point here)
+  std::vector<int> unfused_;  // the trained ops but bias-only ones (before engine_: its options point here)
   EngineInstance engine_;
   size_t engine_bytes_ = 0;
   std::vector<std::unique_ptr<Group>> groups_;

@@ -139,8 +139,10 @@ Status ZoTrainer::init(Engine& engine, Span<const TrainLayer> layers, const ZoCo
     if (t.op < 0 || t.op >= m.n_ops() || static_cast<OpType>(m.op(t.op).type) != OpType::kConv2d)
       return Status::kInvalidArgument;
     // A layer inside a fused block has no input boundary and no full output:
-    // the engine must keep it unfused (EngineOptions::unfused_ops).
-    if (engine.fused_block_of(t.op) >= 0) return Status::kInvalidArgument;
+    // the engine must keep it unfused (EngineOptions::unfused_ops). Bias-only
+    // training needs neither: it moves the biases the fused bands read
+    // (Engine::param) and runs whole forwards.
+    if (engine.fused_block_of(t.op) >= 0 && !config.bias_only) return Status::kInvalidArgument;
     // Insert sorted by op index; duplicates are a caller error.
     int at = n_layers_;
     while (at > 0 && layers_[at - 1].spec.op > t.op) {

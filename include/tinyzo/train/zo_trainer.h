@@ -124,7 +124,9 @@ struct ZoConfig {
   // it; a model bias outside it, such as a dead channel's INT32_MIN, is
   // frozen: never perturbed, never updated, not counted in d) and delta <= 2^24.
   // Memory: per layer the trainable biases and a float accumulator (8 bytes
-  // per bias), plus the Q coefficients of a sample.
+  // per bias), plus the Q coefficients of a sample. Its layers may lie inside
+  // an engine's fused blocks (the bands read the biases through the engine's
+  // overrides; every other mode needs its layers unfused).
   bool bias_only = false;
   // bias_only: the channel shift in output LSBs, fractions allowed (0 = use
   // mu_lsb). Every channel of every layer moves at once, so the network
