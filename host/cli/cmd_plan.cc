@@ -39,6 +39,7 @@ struct PlanArgs {
   bool one_layer_per_pass = false;
   double momentum = 0;  // ZoConfig::momentum: > 0 adds a float32 running average per trained parameter
   std::string params = "all";  // all | bias (ZoConfig::bias_only: a row of its own)
+  int plus_biases = 0;  // > 0: tinyzo train --plus-biases Q, the other convs' bias-only trainer (rows of its own)
 };
 
 void check(Status s, const std::string& what) {
@@ -697,6 +698,43 @@ void run_plan(const PlanArgs& a) {
       }
       j["training"]["zo_bias_only"] = jb;
     }
+    size_t plus_extra = 0;  // --plus-biases: the bias-only trainer of every conv --train leaves out
+    if (a.plus_biases > 0) {
+      std::vector<TrainLayer> others;
+      for (int op = 0; op < m.n_ops(); ++op) {
+        if (static_cast<OpType>(m.op(op).type) != OpType::kConv2d) continue;
+        bool taken = false;
+        for (const TrainLayer& l : layers) taken = taken || l.op == op;
+        if (!taken) others.push_back(TrainLayer{op, PerturbMode::kWeight});
+      }
+      if (others.empty()) throw CliError("--plus-biases: --train is every conv already; no bias is left");
+      ZoSettings sp = s;
+      sp.bias_only = true;
+      sp.n_queries_b = a.plus_biases;
+      sp.one_layer_per_pass = false;
+      sp.momentum = 0.f;
+      std::vector<ZoLayerMemory> per_p;
+      const ZoMemory zp = zo_for(m, inf, others, sp, &per_p);
+      plus_extra = zp.extra_bytes;
+      const size_t total = inf.required_bytes + zsel.extra_bytes + zp.extra_bytes;
+      line("  %-32s %10zu %10zu %10zu %12zu %9.1f %10s  %s", "ZO, selected + other convs' biases",
+           zsel.persistent_bytes + zp.persistent_bytes, zsel.workspace_bytes + zp.workspace_bytes,
+           zsel.extra_bytes + zp.extra_bytes, total, kb(total), "", fits(total).c_str());
+      line("    (--plus-biases %d: a second, bias-only trainer on the %zu other convs, %zu B of its own)",
+           a.plus_biases, others.size(), zp.extra_bytes);
+      Json jp{{"queries", a.plus_biases}, {"convs", others.size()}, {"extra_bytes", zp.extra_bytes},
+              {"total_bytes", total}};
+      size_t plus_trainer = 0;
+      if (trainer_why.empty() && measure_trainer(m, inf, others, 2 * a.plus_biases, false, 0.f, &plus_trainer,
+                                                 false, true).empty()) {
+        const size_t measured = inf.required_bytes + trainer_bytes + plus_trainer;
+        line("  %-32s %10s %10s %10zu %12zu %9.1f %10s  %s", "both ZoTrainers as built (measured)", "", "",
+             trainer_bytes + plus_trainer, measured, kb(measured), "", fits(measured).c_str());
+        jp["measured_extra_bytes"] = plus_trainer;
+        jp["measured_total_bytes"] = measured;
+      }
+      j["training"]["zo_plus_biases"] = jp;
+    }
     bp_row("BP (every op input kept)", bfull);
     bp_row("sparse BP (MIT-style)", bsparse);
     {
@@ -731,6 +769,13 @@ void run_plan(const PlanArgs& a) {
         line("  %-32s %10s %10s %10zu %12zu %9.1f %10s  %s", "ZoTrainer, fused engine (measured)", "", "",
              fused_trainer_bytes, measured, kb(measured), "", fits(measured).c_str());
         jz["measured_total_bytes"] = measured;
+      }
+      if (a.plus_biases > 0) {
+        // The bias-only trainer's layers stay inside the blocks (only --train's are kept out).
+        const size_t with_plus = total + plus_extra;
+        line("  %-32s %10s %10s %10zu %12zu %9.1f %10s  %s", "ZO, selected + biases, fused", "", "",
+             zfu.extra_bytes + plus_extra, with_plus, kb(with_plus), "", fits(with_plus).c_str());
+        jz["plus_biases_total_bytes"] = with_plus;
       }
       jz["inference_total_bytes"] = ft.required_bytes;
       jz["activation_bytes"] = ft.activation_bytes;
@@ -823,6 +868,9 @@ void register_plan_command(CLI::App& app) {
                   "also account for ZO on the biases alone (tinyzo train --params bias --estimation model): all "
                   "(default) or bias")
       ->check(CLI::IsMember({"all", "bias"}));
+  add_int_option(cmd, "--plus-biases", &args->plus_biases, 0, 256,
+                 "also account for a second, bias-only trainer on every conv --train leaves out (tinyzo train "
+                 "--plus-biases Q), Q queries per sample (default 0 = none)");
   cmd->add_flag("--np-materialize-grad", args->np_materialize_grad,
                 "account NP with a float32 node-gradient buffer G per output instead of Q per-sample scalars");
   cmd->add_flag("--json", args->json, "print the numbers as JSON instead of text");
