@@ -37,6 +37,8 @@ def forwards(rec):
         return 1 + s["queries_w"] * sides
     for mode in rec["modes"]:
         n += (s["queries_np"] if mode == "NP" else s["queries_w"] + (s["queries_b"] if s.get("update_bias", True) else 0)) * sides
+    if s.get("plus_biases"):  # the second, bias-only trainer: its own unperturbed forward and its queries
+        n += 1 + s["plus_biases"] * sides
     return n
 
 
