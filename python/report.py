@@ -81,15 +81,8 @@ def tinyzo_summary(acc, plus, cs):
 
 
 def choice_text(R, candidates, named):
-    """What the full-schedule rule picks from the records, and whether matrix.py names the same."""
-    m, scores = selection.zo_plus_choice(R.current, candidates)
-    if m is None:
-        return "no candidate has all four development records yet"
-    text = "it picks `%s`, mean best validation %s" % (m, ", ".join(
-        "`%s` %.2f %%" % (k, 100 * scores[k][0]) for k in sorted(scores, key=lambda k: -scores[k][0])))
-    if m != named:
-        text += "; **matrix.py names `%s`, not the rule's choice**" % named
-    return text
+    """What the full-schedule rule picks from the current records, and whether matrix.py names the same."""
+    return "it picks " + selection.zo_plus_choice_text(R.current, candidates, named)
 
 
 def half_summary(acc, half, cs):

@@ -18,7 +18,6 @@ loss. --plot PNG draws every run's validation per epoch, one panel per corruptio
 """
 
 import argparse
-import json
 import os
 import sys
 
@@ -47,12 +46,12 @@ FULL_METHODS = tuple(dict.fromkeys(matrix.FULL_CANDIDATES + matrix.HALF_CANDIDAT
 LATE_EPOCHS = 10  # "late val": the mean validation of the last epochs, a check on a best-of-50 maximum
 
 
-def load(results, schedule, corruption, method):
-    p = os.path.join(results, schedule, corruption, method + ".json")
-    if not os.path.exists(p):
-        return None
-    with open(p) as f:
-        return json.load(f)
+def load(recs, schedule, corruption, method):
+    """The record of a run from records.load_results(), or None when there is none or it is not current
+    (another protocol or command than matrix.py's: selection.zo_plus_choice ignores it too)."""
+    run = matrix.Run(schedule, corruption, method)
+    rec = recs.get(run.id)
+    return rec if rec is not None and records.record_is_current(rec, run) else None
 
 
 def late_val(rec):
@@ -61,7 +60,7 @@ def late_val(rec):
     return sum(v) / len(v) if v else None
 
 
-def full_table(results):
+def full_table(recs):
     """One row per method of FULL_METHODS: forward passes per sample, GMAC per step, mean best validation
     over the development corruptions (what chooses), each corruption's best validation (its epoch) / test,
     the mean of the last epochs' validation, mean test, mean final loss; "not yet" for a missing record."""
@@ -70,7 +69,7 @@ def full_table(results):
           " | late val | mean test | final loss |")
     print("|---|---|---|---|" + "---|" * len(corr) + "---|---|---|")
     for m in FULL_METHODS:
-        rs = [load(results, "full", c, m) for c in corr]
+        rs = [load(recs, "full", c, m) for c in corr]
         have = [r for r in rs if r is not None]
         if not have:
             continue
@@ -90,24 +89,15 @@ def full_table(results):
             loss))
 
 
-def full_choice(results):
+def full_choice(recs):
     """The rule's choice (selection.zo_plus_choice) at the paper's passes and at half of them, as text."""
-    recs = records.load_results(results)
-    lines = []
-    for name, cands, current in (("at most the paper's forward passes", matrix.FULL_CANDIDATES, matrix.ZO_PLUS),
-                                 ("at half of them", matrix.HALF_CANDIDATES, matrix.ZO_PLUS_HALF)):
-        m, scores = selection.zo_plus_choice(recs, cands)
-        ranked = sorted(scores, key=lambda k: (-scores[k][0], scores[k][1]))
-        waiting = [c for c in cands if c not in scores]
-        lines.append("The rule's choice %s: %s (complete: %s%s)%s." % (
-            name, "`%s`" % m if m else "none yet",
-            ", ".join("`%s` %.2f" % (k, 100 * scores[k][0]) for k in ranked) or "none",
-            "; incomplete: " + ", ".join("`%s`" % c for c in waiting) if waiting else "",
-            "" if m is None or m == current else "; matrix.py names `%s`: change it" % current))
-    return lines
+    return ["The rule's choice %s: %s." % (name, selection.zo_plus_choice_text(recs, cands, current))
+            for name, cands, current in (
+                ("at most the paper's forward passes", matrix.FULL_CANDIDATES, matrix.ZO_PLUS),
+                ("at half of them", matrix.HALF_CANDIDATES, matrix.ZO_PLUS_HALF))]
 
 
-def full_plot(results, path):
+def full_plot(recs, path):
     """Validation accuracy per epoch of every FULL_METHODS run, one panel per development corruption."""
     import matplotlib
     matplotlib.use("Agg")
@@ -118,7 +108,7 @@ def full_plot(results, path):
     handles = {}
     for ax, c in zip(axes, corr):
         for m in FULL_METHODS:
-            r = load(results, "full", c, m)
+            r = load(recs, "full", c, m)
             if r is None or not r.get("val_per_epoch"):
                 continue
             v = [100 * x if x is not None else float("nan") for x in r["val_per_epoch"]]
@@ -144,13 +134,14 @@ def main():
     a = ap.parse_args()
     if a.plot and not a.full:
         ap.error("--plot goes with --full")
+    recs = records.load_results(a.results)  # once, for the table, the choice and the plot
     if a.full:
-        full_table(a.results)
+        full_table(recs)
         print()
-        for line in full_choice(a.results):
+        for line in full_choice(recs):
             print(line + "\n")
         if a.plot:
-            full_plot(a.results, a.plot)
+            full_plot(recs, a.plot)
         return
     methods = ["zo_sparse"] + list(matrix.SEARCH) + ["bp_int8", "bp_fp32"]
     corr = matrix.DEV_CORRUPTIONS
@@ -159,25 +150,21 @@ def main():
     print("|---|---|---|---|---|" + "---|" * len(corr) + "---|---|")
     partial = []
     for m in methods:
-        recs = {}
-        for c in corr:
-            p = os.path.join(a.results, a.schedule, c, m + ".json")
-            if os.path.exists(p):
-                with open(p) as f:
-                    recs[c] = json.load(f)
-        if len(recs) < len(corr):
-            if recs:
+        have = {c: load(recs, a.schedule, c, m) for c in corr}
+        have = {c: r for c, r in have.items() if r is not None}
+        if len(have) < len(corr):
+            if have:
                 partial.append("%s: %s" % (m, ", ".join("%s val %.0f %%" % (c, 100 * r["best_val"])
-                                                        for c, r in recs.items())))
+                                                        for c, r in have.items())))
             continue
-        r0 = recs[corr[0]]
+        r0 = have[corr[0]]
         zo = "sram_bytes" in r0 and r0.get("modes")
         fwd = str(forwards(r0)) if zo else "-"
         sram = "%.1f" % (r0["sram_bytes"]["total"] / 1024) if zo else "-"
         gmac = "%.1f" % (r0["macs_per_step"] / 1e9) if zo and r0.get("macs_per_step") else "-"
-        val = [recs[c]["best_val"] for c in corr]
-        test = [recs[c]["test_after"] for c in corr]
-        loss = [recs[c]["final_loss"] for c in corr]
+        val = [have[c]["best_val"] for c in corr]
+        test = [have[c]["test_after"] for c in corr]
+        loss = [have[c]["final_loss"] for c in corr]
         print("| `%s` | %s | %s | %s | **%.2f** | %s | %.2f | %.3f |" % (
             m, fwd, gmac, sram, 100 * sum(val) / len(val), " | ".join("%.0f" % (100 * v) for v in val),
             100 * sum(test) / len(test), sum(loss) / len(loss)))

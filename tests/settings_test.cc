@@ -153,7 +153,8 @@ TEST(SettingsTable, NonFiniteValuesNeverReachTheSavedConfig) {
 }
 
 TEST(SettingsTable, KeysAddedLaterKeepOldFingerprintsAtTheirDefaults) {
-  // Runs made before baseline / lr_wp / lr_np / momentum / step_norm / params / bias_mu (and data / bad_images) existed hashed the JSON of the
+  // Runs made before baseline / lr_wp / lr_np / momentum / step_norm / params / bias_mu / plus_biases (and data /
+  // bad_images) existed hashed the JSON of the
   // keys they had (all but threads, engine_batch, out, kernels). Their
   // checkpoints must still resume, so at their defaults the new keys must
   // leave that digest alone; any other value must change it. (End to end:
@@ -167,13 +168,14 @@ TEST(SettingsTable, KeysAddedLaterKeepOldFingerprintsAtTheirDefaults) {
   nlohmann::ordered_json old = config_to_json(c);
   for (const char* k :
        {"threads", "engine_batch", "out", "kernels", "baseline", "lr_wp", "lr_np", "momentum", "step_norm", "params",
-        "bias_mu", "data", "bad_images", "one_layer_per_pass", "fuse"})
+        "bias_mu", "plus_biases", "data", "bad_images", "one_layer_per_pass", "fuse"})
     old.erase(k);
   char hex[17];
   std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash_name64(old.dump())));
   EXPECT_EQ(config_fingerprint(c), hex);
   for (const char* key :
-       {"baseline", "lr_wp", "lr_np", "momentum", "step_norm", "params", "bias_mu", "data", "bad_images"}) {
+       {"baseline", "lr_wp", "lr_np", "momentum", "step_norm", "params", "bias_mu", "plus_biases", "data",
+        "bad_images"}) {
     TrainConfig d = c;
     const std::string k = key;
     set_setting_text(*find_setting(key),

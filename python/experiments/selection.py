@@ -90,3 +90,19 @@ def zo_plus_choice(results, candidates, schedule="full"):
         return None, scores
     order = {m: i for i, m in enumerate(candidates)}
     return max(scores, key=lambda m: (scores[m][0], -scores[m][1], -order[m])), scores
+
+
+def zo_plus_choice_text(results, candidates, named, schedule="full"):
+    """zo_plus_choice as one line of markdown (the report and zo_search_table.py print it): the choice,
+    every complete candidate's mean best validation (best first), the incomplete ones, and a warning when
+    `named` (what matrix.py names) is not the choice."""
+    m, scores = zo_plus_choice(results, candidates, schedule)
+    ranked = sorted(scores, key=lambda k: (-scores[k][0], scores[k][1]))
+    waiting = [c for c in candidates if c not in scores]
+    text = "%s (complete: %s%s)" % (
+        "`%s`" % m if m else "none yet",
+        ", ".join("`%s` %.2f %%" % (k, 100 * scores[k][0]) for k in ranked) or "none",
+        "; incomplete: " + ", ".join("`%s`" % c for c in waiting) if waiting else "")
+    if m is not None and m != named:
+        text += "; **matrix.py names `%s`, not the rule's choice**" % named
+    return text

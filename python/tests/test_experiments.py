@@ -298,12 +298,14 @@ class ZoSearchTableTest(unittest.TestCase):
     def tearDown(self):
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def write(self, corruption, method, best_val, test, vals):
+    def write(self, corruption, method, best_val, test, vals, current=True):
         d = os.path.join(self.tmp, "full", corruption)
         os.makedirs(d, exist_ok=True)
+        run = matrix.Run("full", corruption, method)
         rec = {"best_val": best_val, "best_epoch": 1 + vals.index(max(vals)), "test_after": test, "final_loss": 1.0,
                "val_per_epoch": vals, "modes": ["WP", "NP"], "macs_per_step": 2e9, "sram_bytes": {"total": 1024},
-               "settings": {"queries_w": 2, "queries_b": 1, "queries_np": 4}}
+               "settings": {"queries_w": 2, "queries_b": 1, "queries_np": 4},
+               "id": run.id, "protocol": matrix.PROTOCOL, "key": run.key() if current else "another command"}
         with open(os.path.join(d, method + ".json"), "w") as f:
             json.dump(rec, f)
 
@@ -315,11 +317,15 @@ class ZoSearchTableTest(unittest.TestCase):
             # 12 epochs: the last 10 average to 0.5 + k / 10, the best is 0.9 at epoch 1
             self.write(c, "zo_sparse", 0.9, 0.6 + 0.1 * k, [0.9, 0.1] + [0.5 + k / 10] * 10)
         self.write(matrix.DEV_CORRUPTIONS[0], "zo_bias+bmu0.25", 0.7, 0.65, [0.7, 0.2])
+        for c in matrix.DEV_CORRUPTIONS:  # records of another command (not current) count nowhere
+            self.write(c, "zo_sparse+cv", 0.99, 0.99, [0.99], current=False)
         r = self.table("--full")
         self.assertEqual(r.returncode, 0, r.stderr)
         rows = {line.split("|")[1].strip(): [x.strip() for x in line.split("|")[2:-1]]
                 for line in r.stdout.splitlines() if line.startswith("| `")}
         self.assertEqual(set(rows), {"`zo_sparse`", "`zo_bias+bmu0.25`"})  # methods without any record are left out
+        self.assertIn("The rule's choice at most the paper's forward passes: `zo_sparse` (complete: `zo_sparse` 90.00 %;"
+                      " incomplete: ", r.stdout)
         z = rows["`zo_sparse`"]
         self.assertEqual(z[0], str(1 + 2 + 1 + 4))  # forward passes: 1 + WP (Q_w + Q_b) + NP Q_np
         self.assertEqual(z[1], "2.0")
