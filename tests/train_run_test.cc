@@ -251,6 +251,51 @@ struct SmallRun {
   }
 };
 
+// Runs `opt` into `dir` stopped after 3 steps, then resumes it: the final
+// parameters and best.tzm must be those of `full`, the uninterrupted run
+// whose directory is `full_dir`. Returns the resumed run.
+RunResult expect_resume_matches(const SmallRun& r, RunOptions opt, const RunResult& full, const TempDir& full_dir,
+                                const TempDir& dir) {
+  opt.out_dir = dir.path();
+  opt.resume = false;
+  opt.stop_after_steps = 3;
+  EXPECT_FALSE(run_training(r.view, r.data, opt).finished);
+  opt.stop_after_steps = 0;
+  opt.resume = true;
+  const RunResult rest = run_training(r.view, r.data, opt);
+  EXPECT_TRUE(rest.finished);
+  EXPECT_EQ(rest.layers.size(), full.layers.size());
+  for (size_t i = 0; i < full.layers.size() && i < rest.layers.size(); ++i) {
+    EXPECT_EQ(rest.layers[i].weights, full.layers[i].weights) << i;
+    EXPECT_EQ(rest.layers[i].biases, full.layers[i].biases) << i;
+  }
+  EXPECT_EQ(read_file_bytes(full_dir.file("best.tzm"), kMaxModelBytes),
+            read_file_bytes(dir.file("best.tzm"), kMaxModelBytes));
+  return rest;
+}
+
+// Bias-only layers `full.layers[first..]`: no weights kept, the export holds
+// the source's weights byte for byte and the best biases. Returns whether
+// any of their biases moved.
+bool expect_biases_only_exported(const SmallRun& r, const RunResult& full, size_t first) {
+  const std::vector<uint8_t> bytes = read_file_bytes(full.best_model_path, kMaxModelBytes);
+  AlignedModelBytes aligned(bytes);
+  ModelView exported;
+  EXPECT_EQ(exported.init(aligned.data(), aligned.size()), Status::kOk) << exported.error();
+  if (!exported.valid()) return false;
+  bool moved = false;
+  for (size_t k = first; k < full.layers.size(); ++k) {
+    const CheckpointLayer& l = full.layers[k];
+    const TzmOp& op = r.view.op(l.op);
+    EXPECT_TRUE(l.weights.empty());
+    EXPECT_EQ(std::memcmp(exported.data(op.inputs[1]), r.view.data(op.inputs[1]), r.view.tensor(op.inputs[1]).data_size),
+              0);
+    EXPECT_EQ(std::memcmp(exported.data(op.inputs[2]), l.best_biases.data(), l.best_biases.size() * 4), 0);
+    moved = moved || std::memcmp(l.biases.data(), r.view.data(op.inputs[2]), l.biases.size() * 4) != 0;
+  }
+  return moved;
+}
+
 TEST(TrainLayers, ResolveSpecs) {
   SmallRun r;
   ASSERT_EQ(r.layers.size(), 3u);
@@ -360,20 +405,8 @@ TEST(TrainRun, MomentumResumesBitIdenticallyAndChangesTheRun) {
   opt.out_dir = a.path();
   const RunResult full = run_training(r.view, r.data, opt);
   ASSERT_TRUE(full.finished);
-  opt.out_dir = b.path();
-  opt.stop_after_steps = 3;
-  ASSERT_FALSE(run_training(r.view, r.data, opt).finished);
+  EXPECT_EQ(expect_resume_matches(r, opt, full, a, b).best_val, full.best_val);
   EXPECT_EQ(read_file_bytes(b.file("checkpoint.bin"), 1 << 20)[4], 2);
-  opt.stop_after_steps = 0;
-  opt.resume = true;
-  const RunResult rest = run_training(r.view, r.data, opt);
-  ASSERT_TRUE(rest.finished);
-  for (size_t i = 0; i < full.layers.size(); ++i) {
-    EXPECT_EQ(rest.layers[i].weights, full.layers[i].weights) << i;
-    EXPECT_EQ(rest.layers[i].biases, full.layers[i].biases) << i;
-  }
-  EXPECT_EQ(rest.best_val, full.best_val);
-  EXPECT_EQ(read_file_bytes(a.file("best.tzm"), kMaxModelBytes), read_file_bytes(b.file("best.tzm"), kMaxModelBytes));
   // The plain run's checkpoint cannot resume it (another fingerprint), and its weights differ.
   opt.config.momentum = 0;
   opt.resume = false;
@@ -462,29 +495,8 @@ TEST(TrainRun, BiasOnlyKeepsTheWeightsExportsTheBiasesAndResumes) {
   opt.out_dir = a.path();
   const RunResult full = run_training(r.view, r.data, opt);
   ASSERT_TRUE(full.finished);
-  const std::vector<uint8_t> bytes = read_file_bytes(full.best_model_path, kMaxModelBytes);
-  AlignedModelBytes aligned(bytes);
-  ModelView exported;
-  ASSERT_EQ(exported.init(aligned.data(), aligned.size()), Status::kOk) << exported.error();
-  bool moved = false;
-  for (const CheckpointLayer& l : full.layers) {
-    const TzmOp& op = r.view.op(l.op);
-    EXPECT_TRUE(l.weights.empty());
-    EXPECT_EQ(std::memcmp(exported.data(op.inputs[1]), r.view.data(op.inputs[1]), r.view.tensor(op.inputs[1]).data_size),
-              0);
-    EXPECT_EQ(std::memcmp(exported.data(op.inputs[2]), l.best_biases.data(), l.best_biases.size() * 4), 0);
-    moved = moved || std::memcmp(l.biases.data(), r.view.data(op.inputs[2]), l.biases.size() * 4) != 0;
-  }
-  EXPECT_TRUE(moved);
-  opt.out_dir = b.path();
-  opt.stop_after_steps = 3;
-  ASSERT_FALSE(run_training(r.view, r.data, opt).finished);
-  opt.stop_after_steps = 0;
-  opt.resume = true;
-  const RunResult rest = run_training(r.view, r.data, opt);
-  ASSERT_TRUE(rest.finished);
-  for (size_t i = 0; i < full.layers.size(); ++i) EXPECT_EQ(rest.layers[i].biases, full.layers[i].biases) << i;
-  EXPECT_EQ(read_file_bytes(a.file("best.tzm"), kMaxModelBytes), read_file_bytes(b.file("best.tzm"), kMaxModelBytes));
+  EXPECT_TRUE(expect_biases_only_exported(r, full, 0));
+  expect_resume_matches(r, opt, full, a, b);
   // Layer-wise estimation cannot perturb every layer at once: a one-line refusal.
   opt.config.estimation = "layer";
   opt.resume = false;
@@ -513,23 +525,11 @@ TEST(TrainRun, PlusBiasesTrainsEveryOtherConvsBiasesBesideTheLayersAndResumes) {
   ASSERT_EQ(others.size(), 2u);  // 5 convs, 3 chosen
   ASSERT_EQ(full.layers.size(), r.layers.size() + others.size());
   for (size_t i = 0; i < r.layers.size(); ++i) EXPECT_EQ(full.layers[i].op, r.layers[i].op);
-  const std::vector<uint8_t> bytes = read_file_bytes(full.best_model_path, kMaxModelBytes);
-  AlignedModelBytes aligned(bytes);
-  ModelView exported;
-  ASSERT_EQ(exported.init(aligned.data(), aligned.size()), Status::kOk) << exported.error();
-  bool moved = false;
   for (size_t k = 0; k < others.size(); ++k) {
-    const CheckpointLayer& l = full.layers[r.layers.size() + k];
-    EXPECT_EQ(l.op, others[k].op);
-    for (const LayerChoice& chosen : r.layers) EXPECT_NE(l.op, chosen.op);
-    const TzmOp& op = r.view.op(l.op);
-    EXPECT_TRUE(l.weights.empty());
-    EXPECT_EQ(std::memcmp(exported.data(op.inputs[1]), r.view.data(op.inputs[1]), r.view.tensor(op.inputs[1]).data_size),
-              0);
-    EXPECT_EQ(std::memcmp(exported.data(op.inputs[2]), l.best_biases.data(), l.best_biases.size() * 4), 0);
-    moved = moved || std::memcmp(l.biases.data(), r.view.data(op.inputs[2]), l.biases.size() * 4) != 0;
+    EXPECT_EQ(full.layers[r.layers.size() + k].op, others[k].op);
+    for (const LayerChoice& chosen : r.layers) EXPECT_NE(others[k].op, chosen.op);
   }
-  EXPECT_TRUE(moved);
+  EXPECT_TRUE(expect_biases_only_exported(r, full, r.layers.size()));
   EXPECT_EQ(full.predicted.total_bytes(), full.engine_arena_bytes + full.trainer_arena_bytes);
 
   RunOptions plain = opt;
@@ -552,18 +552,7 @@ TEST(TrainRun, PlusBiasesTrainsEveryOtherConvsBiasesBesideTheLayersAndResumes) {
     EXPECT_EQ(single.layers[i].biases, full.layers[i].biases) << i;
   }
 
-  opt.out_dir = b.path();
-  opt.stop_after_steps = 3;
-  ASSERT_FALSE(run_training(r.view, r.data, opt).finished);
-  opt.stop_after_steps = 0;
-  opt.resume = true;
-  const RunResult rest = run_training(r.view, r.data, opt);
-  ASSERT_TRUE(rest.finished);
-  for (size_t i = 0; i < full.layers.size(); ++i) {
-    EXPECT_EQ(rest.layers[i].weights, full.layers[i].weights) << i;
-    EXPECT_EQ(rest.layers[i].biases, full.layers[i].biases) << i;
-  }
-  EXPECT_EQ(read_file_bytes(a.file("best.tzm"), kMaxModelBytes), read_file_bytes(b.file("best.tzm"), kMaxModelBytes));
+  expect_resume_matches(r, opt, full, a, b);
 
   // Refused in one line: the layers training their biases alone already; no conv left over.
   RunOptions bad = plain;
