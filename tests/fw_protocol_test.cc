@@ -57,5 +57,31 @@ TEST(FwProtocol, MomentumIsABetaBelowOne) {
   }
 }
 
+TEST(FwProtocol, PlusBiasesIsAQueryCountAndItsTrainerTheHostsConfiguration) {
+  fw::RunConfig c;
+  EXPECT_EQ(c.plus_biases, 0u);
+  EXPECT_TRUE(fw::apply_token(&c, "plus_biases=50"));
+  EXPECT_EQ(c.plus_biases, 50u);
+  EXPECT_TRUE(fw::apply_token(&c, "plus_biases=256"));
+  EXPECT_TRUE(fw::apply_token(&c, "plus_biases=0"));  // off
+  EXPECT_EQ(c.plus_biases, 0u);
+  for (const char* bad : {"plus_biases=257", "plus_biases=-1", "plus_biases=x", "plus_biases="}) {
+    EXPECT_FALSE(fw::apply_token(&c, bad)) << bad;
+    EXPECT_EQ(c.plus_biases, 0u) << bad;
+  }
+  // The second trainer's configuration is plus_bias_config's, from the run's own.
+  ASSERT_TRUE(fw::apply_token(&c, "bias_mu=0.25"));
+  ASSERT_TRUE(fw::apply_token(&c, "baseline=mean"));
+  ASSERT_TRUE(fw::apply_token(&c, "qw=3"));
+  const ZoConfig z = plus_bias_config(fw::zo_config(c), 7);
+  EXPECT_TRUE(z.bias_only);
+  EXPECT_EQ(z.estimation, Estimation::kModelWise);
+  EXPECT_EQ(z.n_queries_b, 7);
+  EXPECT_EQ(z.bias_mu, 0.25f);
+  EXPECT_EQ(z.baseline, Baseline::kMean);
+  EXPECT_EQ(z.n_queries_w, ZoConfig{}.n_queries_w);  // not the first trainer's weight queries
+  EXPECT_EQ(z.seed, fw::zo_config(c).seed);
+}
+
 }  // namespace
 }  // namespace tinyzo
