@@ -508,7 +508,7 @@ TEST(TrainRun, PlusBiasesTrainsEveryOtherConvsBiasesBesideTheLayersAndResumes) {
   // leave out (model-wise, per sample). Its layers come after the chosen ones
   // in the result and the export; their weights stay the source's byte for
   // byte; their biases move; the first trainer's weights differ from a run
-  // without it (its forwards see the moved biases); threads change nothing;
+  // without it (its forwards see the moved biases); query workers change nothing;
   // a stopped run resumes to the same best model; the memory model counts
   // both arenas byte for byte.
   SmallRun r;
@@ -542,8 +542,12 @@ TEST(TrainRun, PlusBiasesTrainsEveryOtherConvsBiasesBesideTheLayersAndResumes) {
   for (size_t i = 0; i < r.layers.size(); ++i) differs = differs || without.layers[i].weights != full.layers[i].weights;
   EXPECT_TRUE(differs);
 
+  // No query workers at all (one thread, batches of 1): the run above ran the
+  // first trainer's queries on worker engines, which must read the second
+  // trainer's biases as the main engine does.
   RunOptions one = opt;
   one.config.threads = 1;
+  one.config.engine_batch = 1;
   one.out_dir = c.path();
   const RunResult single = run_training(r.view, r.data, one);
   ASSERT_EQ(single.layers.size(), full.layers.size());

@@ -342,6 +342,19 @@ void TrainerHost::enable_query_workers(int threads, int batch) {
     check_status(t->set_workers(Span<Engine* const>(engines.data(), engines.size()), worker_arena_,
                                 thread_parallel_for, &n_threads_),
                  "trainer: query workers");
+  // A worker runs a trainer's queries through the rest of the network, so it
+  // must read every other trainer's parameters as the main engine does (the
+  // plus-biases trainer's biases move every step): set_workers pointed the
+  // workers at its own trainer's copies only.
+  for (Engine* e : engines)
+    for (auto& g : groups_) {
+      const ZoTrainer& t = g->trainer;
+      if (std::find(layer_wise.begin(), layer_wise.end(), &t) != layer_wise.end()) continue;
+      for (int i = 0; i < t.n_layers(); ++i) {
+        if (!t.weights(i).empty()) check_status(e->set_param_override(t.layer(i).op, 1, t.weights(i).data()), "workers");
+        check_status(e->set_param_override(t.layer(i).op, 2, t.biases(i).data()), "workers");
+      }
+    }
 }
 
 std::vector<ParamOverride> TrainerHost::overrides() {
