@@ -432,22 +432,12 @@ inline Status create_trainers(Engine& engine, const TrainLayer* layers, int n_la
   for (int g = 0; g < groups; ++g)
     TZ_RETURN_IF_ERROR(create(g, layers + group_begin(g), group_size(n_layers, g), z));
   if (plus) {
-    // plus_biases: every conv the layers leave out, in op order, on the
-    // stack only while the trainer copies the table.
-    const ModelView& m = engine.model();
+    // plus_biases: every conv the layers leave out (plus_bias_layers), on
+    // the stack only while the trainer copies the table.
     TrainLayer rest[kMaxRunLayers];
-    int n_rest = 0;
-    for (int op = 0; op < m.n_ops(); ++op) {
-      if (static_cast<OpType>(m.op(op).type) != OpType::kConv2d) continue;
-      bool taken = false;
-      for (int i = 0; i < n_layers; ++i) taken = taken || layers[i].op == op;
-      if (taken) continue;
-      if (n_rest == kMaxRunLayers) return Status::kInvalidArgument;
-      rest[n_rest].op = op;
-      rest[n_rest].mode = PerturbMode::kWeight;
-      ++n_rest;
-    }
-    if (n_rest == 0) return Status::kInvalidArgument;
+    const int n_rest = plus_bias_layers(engine.model(), Span<const TrainLayer>(layers, size_t(n_layers)), rest,
+                                        kMaxRunLayers);
+    if (n_rest <= 0) return Status::kInvalidArgument;
     TZ_RETURN_IF_ERROR(create(groups, rest, n_rest, plus_bias_config(z, int(c.plus_biases))));
   }
   *groups_out = groups + plus;

@@ -99,9 +99,9 @@ std::vector<TrainLayer> resolve(const ModelView& m, const fw::RunConfig& c) {
                    ": not a Conv2d layer set of this model (paper, paper-wp, all, "
                    "or names like 1.4.conv.0:wp)");
   layers.resize(size_t(n));
-  int convs = 0;
-  for (int op = 0; op < m.n_ops(); ++op) convs += static_cast<OpType>(m.op(op).type) == OpType::kConv2d ? 1 : 0;
-  if (c.plus_biases > 0 && n == convs)
+  std::vector<TrainLayer> rest(size_t(m.n_ops()));
+  if (c.plus_biases > 0 && plus_bias_layers(m, Span<const TrainLayer>(layers.data(), layers.size()), rest.data(),
+                                            int(rest.size())) == 0)
     throw CliError(std::string("plus_biases=: layers=") + c.layers + " is every conv already; no bias is left");
   return layers;
 }

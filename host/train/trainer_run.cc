@@ -209,13 +209,13 @@ uint64_t forwards_per_sample(const TrainerGroup& g) {
 TrainerGroup plus_bias_group(const ModelView& model, const std::vector<LayerChoice>& layers, const ZoConfig& base,
                              int queries) {
   if (queries <= 0) throw CliError("--plus-biases: needs at least one query per sample");
+  std::vector<TrainLayer> taken;
+  for (const LayerChoice& l : layers) taken.push_back(TrainLayer{l.op, PerturbMode::kWeight});
+  std::vector<TrainLayer> rest(size_t(model.n_ops()));
+  const int n = plus_bias_layers(model, Span<const TrainLayer>(taken.data(), taken.size()), rest.data(),
+                                 int(rest.size()));
   TrainerGroup g;
-  for (int op = 0; op < model.n_ops(); ++op) {
-    if (!is_conv(model, op)) continue;
-    bool taken = false;
-    for (const LayerChoice& l : layers) taken = taken || l.op == op;
-    if (!taken) g.layers.push_back(LayerChoice{op, false});
-  }
+  for (int i = 0; i < n; ++i) g.layers.push_back(LayerChoice{rest[size_t(i)].op, false});
   if (g.layers.empty()) throw CliError("--plus-biases: the trained layers are every conv already; no bias is left");
   g.config = plus_bias_config(base, queries);
   return g;

@@ -77,6 +77,21 @@ ZoConfig plus_bias_config(const ZoConfig& base, int n_queries) {
   return z;
 }
 
+int plus_bias_layers(const ModelView& model, Span<const TrainLayer> taken, TrainLayer* out, int capacity) {
+  int n = 0;
+  for (int op = 0; op < model.n_ops(); ++op) {
+    if (static_cast<OpType>(model.op(op).type) != OpType::kConv2d) continue;
+    bool is_taken = false;
+    for (size_t i = 0; i < taken.size(); ++i) is_taken = is_taken || taken[i].op == op;
+    if (is_taken) continue;
+    if (n == capacity) return -1;
+    out[n].op = op;
+    out[n].mode = PerturbMode::kWeight;
+    ++n;
+  }
+  return n;
+}
+
 uint64_t ZoTrainer::key(int li, RngStream s, int q, uint32_t sample) const {
   PerturbKey k;
   k.seed = config_.seed;
