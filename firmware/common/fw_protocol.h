@@ -435,8 +435,8 @@ inline Status create_trainers(Engine& engine, const TrainLayer* layers, int n_la
     // plus_biases: every conv the layers leave out (plus_bias_layers), on
     // the stack only while the trainer copies the table.
     TrainLayer rest[kMaxRunLayers];
-    const int n_rest = plus_bias_layers(engine.model(), Span<const TrainLayer>(layers, size_t(n_layers)), rest,
-                                        kMaxRunLayers);
+    const int n_rest = plus_bias_layers(engine.model(), Span<const TrainLayer>(layers, size_t(n_layers)),
+                                        rest, kMaxRunLayers);
     if (n_rest <= 0) return Status::kInvalidArgument;
     TZ_RETURN_IF_ERROR(create(groups, rest, n_rest, plus_bias_config(z, int(c.plus_biases))));
   }

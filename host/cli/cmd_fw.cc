@@ -100,9 +100,10 @@ std::vector<TrainLayer> resolve(const ModelView& m, const fw::RunConfig& c) {
                    "or names like 1.4.conv.0:wp)");
   layers.resize(size_t(n));
   std::vector<TrainLayer> rest(size_t(m.n_ops()));
-  if (c.plus_biases > 0 && plus_bias_layers(m, Span<const TrainLayer>(layers.data(), layers.size()), rest.data(),
-                                            int(rest.size())) == 0)
-    throw CliError(std::string("plus_biases=: layers=") + c.layers + " is every conv already; no bias is left");
+  if (c.plus_biases > 0 && plus_bias_layers(m, Span<const TrainLayer>(layers.data(), layers.size()),
+                                            rest.data(), int(rest.size())) == 0)
+    throw CliError(std::string("plus_biases=: layers=") + c.layers +
+                   " is every conv already; no bias is left");
   return layers;
 }
 

@@ -701,8 +701,8 @@ void run_plan(const PlanArgs& a) {
     size_t plus_extra = 0;  // --plus-biases: the bias-only trainer of every conv --train leaves out
     if (a.plus_biases > 0) {
       std::vector<TrainLayer> others(size_t(m.n_ops()));
-      others.resize(size_t(plus_bias_layers(m, Span<const TrainLayer>(layers.data(), layers.size()), others.data(),
-                                            int(others.size()))));
+      others.resize(size_t(plus_bias_layers(m, Span<const TrainLayer>(layers.data(), layers.size()),
+                                            others.data(), int(others.size()))));
       if (others.empty()) throw CliError("--plus-biases: --train is every conv already; no bias is left");
       ZoSettings sp = s;
       sp.bias_only = true;

@@ -206,8 +206,8 @@ uint64_t forwards_per_sample(const TrainerGroup& g) {
 }
 }  // namespace
 
-TrainerGroup plus_bias_group(const ModelView& model, const std::vector<LayerChoice>& layers, const ZoConfig& base,
-                             int queries) {
+TrainerGroup plus_bias_group(const ModelView& model, const std::vector<LayerChoice>& layers,
+                             const ZoConfig& base, int queries) {
   if (queries <= 0) throw CliError("--plus-biases: needs at least one query per sample");
   std::vector<TrainLayer> taken;
   for (const LayerChoice& l : layers) taken.push_back(TrainLayer{l.op, PerturbMode::kWeight});
@@ -216,7 +216,8 @@ TrainerGroup plus_bias_group(const ModelView& model, const std::vector<LayerChoi
                                  int(rest.size()));
   TrainerGroup g;
   for (int i = 0; i < n; ++i) g.layers.push_back(LayerChoice{rest[size_t(i)].op, false});
-  if (g.layers.empty()) throw CliError("--plus-biases: the trained layers are every conv already; no bias is left");
+  if (g.layers.empty())
+    throw CliError("--plus-biases: the trained layers are every conv already; no bias is left");
   g.config = plus_bias_config(base, queries);
   return g;
 }

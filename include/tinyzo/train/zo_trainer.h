@@ -161,11 +161,10 @@ struct TrainLayer {
   PerturbMode mode = PerturbMode::kWeight;
 };
 
-// The layers of a plus-biases run's second trainer (plus_bias_config): every Conv2d of `model` not in `taken`,
-// in op order, as weight-mode entries (bias-only training ignores the mode),
-// written to out[0..capacity). Returns how many there are, or -1 when they do
-// not fit `capacity`. Host (`tinyzo train`, `tinyzo plan`, `tinyzo fw`) and
-// firmware both call this, so they train the same set.
+// The layers of a plus-biases run's second trainer (plus_bias_config): every Conv2d of `model` not in
+// `taken`, in op order, as weight-mode entries (bias-only training ignores the mode), written to
+// out[0..capacity). Returns how many there are, or -1 when they do not fit `capacity`. Host (`tinyzo train`,
+// `tinyzo plan`, `tinyzo fw`) and firmware both call this, so they train the same set.
 int plus_bias_layers(const ModelView& model, Span<const TrainLayer> taken, TrainLayer* out, int capacity);
 
 // Statistics of the last finished step.
