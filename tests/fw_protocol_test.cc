@@ -57,6 +57,18 @@ TEST(FwProtocol, MomentumIsABetaBelowOne) {
   }
 }
 
+TEST(FwProtocol, AnchorIsAFractionAndReachesBothTrainers) {
+  fw::RunConfig c;
+  EXPECT_EQ(fw::zo_config(c).anchor, 0.f);
+  EXPECT_TRUE(fw::apply_token(&c, "anchor=0.02"));
+  EXPECT_EQ(fw::zo_config(c).anchor, 0.02f);
+  EXPECT_EQ(plus_bias_config(fw::zo_config(c), 10).anchor, 0.02f);  // the plus-biases trainer decays too
+  for (const char* bad : {"anchor=-0.1", "anchor=1.5", "anchor=nan", "anchor=", "anchor=x"}) {
+    EXPECT_FALSE(fw::apply_token(&c, bad)) << bad;
+    EXPECT_EQ(c.anchor, 0.02f) << bad;
+  }
+}
+
 TEST(FwProtocol, PlusBiasesIsAQueryCountAndItsTrainerTheHostsConfiguration) {
   fw::RunConfig c;
   EXPECT_EQ(c.plus_biases, 0u);

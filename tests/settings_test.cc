@@ -153,7 +153,7 @@ TEST(SettingsTable, NonFiniteValuesNeverReachTheSavedConfig) {
 }
 
 TEST(SettingsTable, KeysAddedLaterKeepOldFingerprintsAtTheirDefaults) {
-  // Runs made before baseline / lr_wp / lr_np / momentum / step_norm / params / bias_mu / plus_biases (and data /
+  // Runs made before baseline / lr_wp / lr_np / momentum / step_norm / params / bias_mu / plus_biases / anchor (and data /
   // bad_images) existed hashed the JSON of the
   // keys they had (all but threads, engine_batch, out, kernels). Their
   // checkpoints must still resume, so at their defaults the new keys must
@@ -168,21 +168,21 @@ TEST(SettingsTable, KeysAddedLaterKeepOldFingerprintsAtTheirDefaults) {
   nlohmann::ordered_json old = config_to_json(c);
   for (const char* k :
        {"threads", "engine_batch", "out", "kernels", "baseline", "lr_wp", "lr_np", "momentum", "step_norm", "params",
-        "bias_mu", "plus_biases", "data", "bad_images", "one_layer_per_pass", "fuse"})
+        "bias_mu", "plus_biases", "anchor", "data", "bad_images", "one_layer_per_pass", "fuse"})
     old.erase(k);
   char hex[17];
   std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash_name64(old.dump())));
   EXPECT_EQ(config_fingerprint(c), hex);
   for (const char* key :
-       {"baseline", "lr_wp", "lr_np", "momentum", "step_norm", "params", "bias_mu", "plus_biases", "data",
-        "bad_images"}) {
+       {"baseline", "lr_wp", "lr_np", "momentum", "step_norm", "params", "bias_mu", "plus_biases", "anchor",
+        "data", "bad_images"}) {
     TrainConfig d = c;
     const std::string k = key;
     set_setting_text(*find_setting(key),
                      k == "baseline"     ? "mean"
                      : k == "data"       ? "photos"
                      : k == "bad_images" ? "skip"
-                     : k == "momentum"   ? "0.5"
+                     : k == "momentum" || k == "anchor" ? "0.5"
                      : k == "step_norm"  ? "layer"
                      : k == "params"     ? "bias"
                                          : "2",

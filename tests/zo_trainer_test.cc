@@ -970,8 +970,97 @@ TEST(ZoTrainerBaseline, OptionsAddNoMemory) {
     cfg.baseline = Baseline::kMean;
     cfg.lr_scale_wp = 10.f;
     cfg.lr_scale_np = 0.5f;
+    cfg.anchor = 0.1f;
     ASSERT_EQ(rig.required_bytes(layers, cfg, &opts), Status::kOk);
     EXPECT_EQ(plain, opts);
+  }
+}
+
+TEST(ZoTrainerAnchor, UpdateAddsThePullTowardsTheModelBeforeRounding) {
+  // Three steps with anchor lambda: before each end_step the estimate g comes
+  // from gradient(); every new weight must be clamp(w - R(lr g / s_w^2 +
+  // lambda (w - w0))) with w0 the model's value (biases: / (s_x s_w)^2 and
+  // the model's bias), computed here from round_step alone. From the second
+  // step on the pull must change some parameters against the update without
+  // it (so the check can fail), and the parameters end closer to the model.
+  TinyNet net;
+  load(net, 18);
+  const std::vector<TrainLayer> layers = {{0, PerturbMode::kWeight}, {1, PerturbMode::kNode}};
+  const float lambda = 0.25f, lr = 0.5f;
+  auto run = [&](float anchor, int* pulled) {
+    ZoConfig cfg;
+    cfg.n_queries_w = cfg.n_queries_b = cfg.n_queries_np = 4;
+    cfg.anchor = anchor;
+    TrainRig rig(net.view, layers, cfg);
+    ZoTrainer& t = rig.trainer;
+    const auto inputs = rig.inputs(4, 37);
+    for (uint32_t s = 0; s < 3; ++s) {
+      accumulate_step(t, inputs, s, lr);
+      std::vector<std::vector<int8_t>> want_w(2);
+      std::vector<std::vector<int32_t>> want_b(2);
+      for (int l = 0; l < 2; ++l) {
+        std::vector<float> gw(t.weights(l).size()), gb(t.biases(l).size());
+        EXPECT_EQ(t.gradient(l, Span<float>(gw.data(), gw.size()), Span<float>(gb.data(), gb.size())),
+                  Status::kOk);
+        const TzmOp& op = net.view.op(layers[l].op);
+        const float* s_w = net.view.channel_scales(op.inputs[1]);
+        const float s_x = net.view.tensor(op.inputs[0]).scale;
+        const auto* w0 = static_cast<const int8_t*>(net.view.data(op.inputs[1]));
+        const auto* b0 = static_cast<const int32_t*>(net.view.data(op.inputs[2]));
+        const size_t per_ch = gw.size() / gb.size();
+        for (size_t i = 0; i < gw.size(); ++i) {
+          const int8_t w = t.weights(l)[i];
+          const float s = s_w[i / per_ch];
+          const float pull = anchor * static_cast<float>(int32_t(w) - int32_t(w0[i]));
+          const int64_t v =
+              int64_t(w) - ZoTrainer::round_step((lr * gw[i]) / (s * s) + pull, Rounding::kNearest, 0.f);
+          want_w[l].push_back(static_cast<int8_t>(std::min<int64_t>(127, std::max<int64_t>(-128, v))));
+          if (pulled != nullptr &&
+              want_w[l].back() != ZoTrainer::updated_weight(w, lr, gw[i], s, Rounding::kNearest, 0.f))
+            ++*pulled;
+        }
+        for (size_t o = 0; o < gb.size(); ++o) {
+          const int32_t b = t.biases(l)[o];
+          const float sxw = s_x * s_w[o];
+          const float pull = anchor * static_cast<float>(int64_t(b) - int64_t(b0[o]));
+          want_b[l].push_back(
+              static_cast<int32_t>(int64_t(b) - ZoTrainer::round_step((lr * gb[o]) / (sxw * sxw) + pull,
+                                                                      Rounding::kNearest, 0.f)));
+          if (pulled != nullptr &&
+              want_b[l].back() != ZoTrainer::updated_bias(b, lr, gb[o], s_x, s_w[o], Rounding::kNearest, 0.f))
+            ++*pulled;
+        }
+      }
+      EXPECT_EQ(t.end_step(lr), Status::kOk);
+      for (int l = 0; l < 2; ++l) {
+        EXPECT_EQ(std::vector<int8_t>(t.weights(l).begin(), t.weights(l).end()), want_w[l]) << "step " << s;
+        EXPECT_EQ(std::vector<int32_t>(t.biases(l).begin(), t.biases(l).end()), want_b[l]) << "step " << s;
+      }
+    }
+    // Squared distance of the weights and biases from the model's (in their LSBs).
+    double dist = 0;
+    for (int l = 0; l < 2; ++l) {
+      const TzmOp& op = net.view.op(layers[l].op);
+      const auto* w0 = static_cast<const int8_t*>(net.view.data(op.inputs[1]));
+      const auto* b0 = static_cast<const int32_t*>(net.view.data(op.inputs[2]));
+      for (size_t i = 0; i < t.weights(l).size(); ++i) dist += std::pow(double(t.weights(l)[i]) - w0[i], 2);
+      for (size_t o = 0; o < t.biases(l).size(); ++o) dist += std::pow(double(t.biases(l)[o]) - b0[o], 2);
+    }
+    return dist;
+  };
+  int pulled = 0;
+  const double anchored = run(lambda, &pulled);
+  EXPECT_GT(pulled, 0);
+  const double plain = run(0.f, nullptr);
+  EXPECT_GT(plain, 0.);
+  EXPECT_LT(anchored, plain);
+  // Outside [0, 1] or not a number: refused.
+  TrainRig rig(net.view);
+  for (float bad : {-0.1f, 1.5f, std::nanf("")}) {
+    ZoConfig cfg;
+    cfg.anchor = bad;
+    ZoTrainer t;
+    EXPECT_EQ(rig.init(t, layers, cfg), Status::kInvalidArgument);
   }
 }
 

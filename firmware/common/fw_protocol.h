@@ -29,7 +29,8 @@ namespace tinyzo::fw {
 // 3: RunConfig gained step_norm (in what was padding before the seed: the same size).
 // 4: RunConfig gained params and bias_mu (ZoConfig::bias_only, bias_mu; 8 bytes more).
 // 5: RunConfig gained plus_biases (a second trainer on the other convs' biases; 8 bytes more).
-constexpr uint32_t kFormatVersion = 5;
+// 6: RunConfig's reserved word became anchor (ZoConfig::anchor; the same size).
+constexpr uint32_t kFormatVersion = 6;
 
 // Sample stream (host -> device): this header, then n_samples records of
 // record_bytes: uint32 label, int8 input[input_bytes], zero padding to a
@@ -89,7 +90,7 @@ struct RunConfig {
   // > 0: one more trainer, plus_bias_config(zo_config(c), plus_biases), on the
   // biases of every conv the layers leave out (create_trainers).
   uint32_t plus_biases = 0;
-  uint32_t reserved = 0;
+  float anchor = 0.f;  // ZoConfig::anchor, [0, 1]: decay towards the model's values (0 = off)
   uint64_t seed = 0;
   char layers[kMaxSpecChars] = "paper";  // see resolve_layers()
 };
@@ -137,6 +138,7 @@ inline ZoConfig zo_config(const RunConfig& c) {
   z.step_norm = c.step_norm ? StepNorm::kLayer : StepNorm::kNone;
   z.bias_only = c.params != 0;
   z.bias_mu = c.bias_mu;
+  z.anchor = c.anchor;
   z.seed = c.seed;
   return z;
 }
@@ -230,7 +232,8 @@ inline bool parse_choice(const char* v, const char* first, const char* second, u
 // (none/mean), lr_wp, lr_np, passes (1: all layers in one pass over the
 // batch, layer: one layer per pass), momentum (0 <= beta < 1), step_norm
 // (none/layer), params (all/bias), bias_mu (0 <= x <= 127, 0 = mu),
-// plus_biases (0..256: the other convs' biases, that many queries per sample), seed, layers.
+// plus_biases (0..256: the other convs' biases, that many queries per sample), anchor (0 <= x <= 1:
+// decay towards the model's values), seed, layers.
 // Returns false (config unchanged for that key) for an unknown key or a bad
 // value.
 inline bool apply_token(RunConfig* c, const char* token) {
@@ -288,6 +291,12 @@ inline bool apply_token(RunConfig* c, const char* token) {
   if (is("plus_biases")) {
     if (!detail::parse_i32(v, 0, ZoTrainer::kMaxQueries, &i)) return false;
     c->plus_biases = uint32_t(i);
+    return true;
+  }
+  if (is("anchor")) {
+    float x = 0.f;
+    if (!detail::parse_float(v, &x) || !(x >= 0.f && x <= 1.f)) return false;
+    c->anchor = x;
     return true;
   }
   if (is("lr_wp")) return detail::parse_float(v, &c->lr_wp) && c->lr_wp <= 1e6f;

@@ -59,7 +59,7 @@ fw::RunConfig parse_tokens(const std::vector<std::string>& tokens, fw::PersistCo
     if (!fw::apply_token(&c, t.c_str()) && !(persist && fw::apply_persist_token(persist, t.c_str())))
       throw CliError("bad key=value '" + t +
                      "' (keys: steps batch first qw qb qnp sigma_w sigma_b mu two_sided bias "
-                     "rounding estimation lr baseline lr_wp lr_np passes momentum step_norm params bias_mu plus_biases seed "
+                     "rounding estimation lr baseline lr_wp lr_np passes momentum step_norm params bias_mu plus_biases anchor seed "
                      "layers" +
                      std::string(persist ? "; persistence: store slot_kb val val_every margin)" : ")"));
   return c;

@@ -113,6 +113,9 @@ const std::vector<Setting>& train_settings() {
       {"plus_biases", "--plus-biases", &TrainConfig::plus_biases, 0, 256, nullptr,
        "also train the biases of every other conv, per sample and model-wise, with this many queries per "
        "sample, 0..256 (a second trainer on the same engine, shift --bias-mu; default 0 = off, the paper)"},
+      {"anchor", "--anchor", &TrainConfig::anchor, 0, 1, nullptr,
+       "decay towards the start model: every update also pulls each trained weight and bias this fraction "
+       "of the way back to the model's value, 0..1 (no memory; default 0 = off, the paper)"},
       {"batch", "--batch,-b", &TrainConfig::batch, 1, 100000, nullptr, "batch size B (default 100)"},
       {"epochs", "--epochs,-e", &TrainConfig::epochs, 1, kIntMax, nullptr, "epochs (default 50)"},
       // A float learning rate: beyond 1e6 nothing is left of an int8 weight anyway.
@@ -126,8 +129,8 @@ const std::vector<Setting>& train_settings() {
        "threads for the queries of a step and for evaluation, 1..256 (default 1; no effect on results)"},
       {"engine_batch", "--engine-batch", &TrainConfig::engine_batch, 1, 64, nullptr,
        "queries each thread runs as one batch through the network, 1..64 (default 16; no effect on results)"},
-      {"one_layer_per_pass", "--one-layer-per-pass,!--all-layers-per-pass", &TrainConfig::one_layer_per_pass, 0, 0,
-       nullptr,
+      {"one_layer_per_pass", "--one-layer-per-pass,!--all-layers-per-pass", &TrainConfig::one_layer_per_pass,
+       0, 0, nullptr,
        "stream the batch once per trained layer: one NP accumulator for all NP layers, the device's memory "
        "saving (docs/memory.md); more prefix forwards, no effect on results (default off)"},
       {"fuse", "--fuse,!--no-fuse", &TrainConfig::fuse, 0, 0, nullptr,
@@ -471,6 +474,7 @@ std::string config_fingerprint(const TrainConfig& c) {
   if (c.params == "all") j.erase("params");
   if (c.bias_mu == 0) j.erase("bias_mu");
   if (c.plus_biases == 0) j.erase("plus_biases");
+  if (c.anchor == 0) j.erase("anchor");
   char hex[17];
   std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash_name64(j.dump())));
   return hex;

@@ -54,6 +54,7 @@ struct TrainConfig {
   double bias_mu = 0;                 // ZoConfig::bias_mu: the bias shift in output LSBs (0 = mu)
   int plus_biases = 0;                // > 0: a second trainer, every other conv's biases (plus_bias_group)
   double momentum = 0;                // ZoConfig::momentum: running average of the estimate, 0 = off
+  double anchor = 0;                  // ZoConfig::anchor: decay towards the start model's values, 0 = off
   // schedule
   int batch = 100;
   int epochs = 50;

@@ -147,6 +147,7 @@ ZoConfig make_zo_config(const TrainConfig& c) {
   z.step_norm = c.step_norm == "layer" ? StepNorm::kLayer : StepNorm::kNone;
   z.bias_only = c.params == "bias";
   z.bias_mu = static_cast<float>(c.bias_mu);
+  z.anchor = static_cast<float>(c.anchor);
   z.one_layer_per_pass = c.one_layer_per_pass;
   z.seed = c.seed;
   return z;

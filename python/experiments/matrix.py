@@ -103,6 +103,8 @@ _METHOD_RE = re.compile(r"^([a-z0-9_]+?)((?:\+[a-z0-9_.]+)*)(?:@lr([0-9.e-]+))?$
 #   mu<n>, sw<n>, sb<n>  perturbation sizes --mu, --sigma-w, --sigma-b
 #   mom<b>  --momentum <b>: bias-corrected running average of the estimate (4 B of SRAM per trained parameter)
 #   bmu<x>  --bias-mu <x>: zo_bias's channel shift in output LSBs (fractions allowed; default: --mu)
+#   anc<x>  --anchor <x>: every update also pulls the trained weights and biases that fraction of the way back
+#          to the start model (decay towards the pretrained values; no memory)
 #   ln     --step-norm layer: per-layer step normalisation, every layer moves lr * ||W|| per step (dense training)
 #   pb     --plus-biases: a second trainer on every other conv's biases (zo_bias's estimator, per sample and
 #          model-wise) with half of zo_bias's queries at the schedule; with half, the paper layers' passes are
@@ -119,7 +121,7 @@ _OPT_FIXED = {
 }
 _BP_OPTS = ("ln", "sr", "bias")
 _OPT_VALUE = {"wp": "--lr-wp", "np": "--lr-np", "mu": "--mu", "sw": "--sigma-w", "sb": "--sigma-b",
-              "mom": "--momentum", "bmu": "--bias-mu"}
+              "mom": "--momentum", "bmu": "--bias-mu", "anc": "--anchor"}
 _OPT_QUERY = ("half", "anti", "nponly", "np4", "pb")
 # nponly: the paper's two NP layers only (1.6 / 1.7.conv.0), each with Q_np + Q_w + Q_b queries, so
 # the forward passes per sample equal the paper set's (the WP layers' budget moved to NP).
@@ -132,14 +134,14 @@ def option_args(opt):
     """The `tinyzo train` flags of one option (not the query options); raises ValueError."""
     if opt in _OPT_FIXED:
         return list(_OPT_FIXED[opt])
-    m = re.match(r"^(wp|np|mu|sw|sb|mom|bmu)([0-9.]+)$", opt)
+    m = re.match(r"^(wp|np|mu|sw|sb|mom|bmu|anc)([0-9.]+)$", opt)
     if m:
         v = m.group(2)
         if m.group(1) in ("mu", "sw", "sb") and not v.isdigit():
             raise ValueError("option %r: an integer size" % opt)
         return [_OPT_VALUE[m.group(1)], v]
     raise ValueError("unknown option %r (known: half, anti, nponly, np4, pb, cv, gnssqrt, npall, sr, ln, wp<x>, np<x>, mu<n>, "
-                     "sw<n>, sb<n>, mom<b>, bmu<x>)" % opt)
+                     "sw<n>, sb<n>, mom<b>, bmu<x>, anc<x>)" % opt)
 
 
 def parse_method(method):
@@ -341,6 +343,8 @@ SEARCH = (
     # queries plus every other conv's biases (--plus-biases), at most the paper set's GMAC per step; the paper's
     # layers at half their queries alone is the ablation.
     "zo_sparse+half", "zo_sparse+half+pb+bmu0.25", "zo_sparse+half+pb+bmu0.25+cv",
+    # Stage 7: decay towards the start model (--anchor): bounds the random walk the noisy steps make.
+    "zo_sparse+anc0.01", "zo_sparse+anc0.03", "zo_sparse+anc0.1",
 )
 # Issue 13 at the full schedule (docs/zo-search.md, stage 5): the candidates the rule of
 # selection.zo_plus_choice picks from on the development corruptions' validation splits, at most the paper's

@@ -75,6 +75,9 @@ class MatrixTest(unittest.TestCase):
             c = matrix.Run(sched, "fog", "zo_sparse+nponly+cv@lr3").command("tinyzo", "/r")
             self.assertEqual((c[c.index("--queries-w") + 1], c[c.index("--queries-np") + 1]), (qw, qnp))
             self.assertEqual(c[c.index("--layers") + 1], "1.6.conv.0:np,1.7.conv.0:np")
+        # stage 7: decay towards the start model
+        c = matrix.Run("full", "fog", "zo_sparse+anc0.03").command("tinyzo", "/r")
+        self.assertEqual(c[c.index("--anchor") + 1], "0.03")
         c = matrix.Run("full", "fog", "zo_sparse+half+nponly").command("tinyzo", "/r")
         self.assertEqual(c[c.index("--queries-np") + 1], "49")  # 25 + 12 + 12: half the passes
         # per-layer step normalisation: the same flag for tinyzo train and train_bp.py

@@ -73,6 +73,7 @@ ZoConfig plus_bias_config(const ZoConfig& base, int n_queries) {
   z.estimation = Estimation::kModelWise;
   z.bias_only = true;
   z.update_bias = true;
+  z.anchor = base.anchor;
   z.seed = base.seed;
   return z;
 }
@@ -127,7 +128,7 @@ Status ZoTrainer::init(Engine& engine, Span<const TrainLayer> layers, const ZoCo
   // Learning-rate multipliers: finite and non-negative (the comparisons are false for NaN).
   if (!(config.lr_scale_wp >= 0.f && config.lr_scale_wp <= 1e6f) ||
       !(config.lr_scale_np >= 0.f && config.lr_scale_np <= 1e6f) ||
-      !(config.momentum >= 0.f && config.momentum < 1.f))
+      !(config.momentum >= 0.f && config.momentum < 1.f) || !(config.anchor >= 0.f && config.anchor <= 1.f))
     return Status::kInvalidArgument;
   if (config.baseline != Baseline::kNone && config.estimation == Estimation::kModelWise && !config.bias_only)
     for (const TrainLayer& t : layers)
@@ -1081,6 +1082,18 @@ int32_t ZoTrainer::updated_bias(int32_t b, float lr, float g, float s_x, float s
   return clamp_s32(int64_t(b) - round_step(step, r, u));
 }
 
+int8_t ZoTrainer::anchored_weight(int8_t w, float lr, float g, bool qas, float s_w, float pull, Rounding r,
+                                  float u) {
+  const float step = qas ? (lr * g) / (s_w * s_w) : lr * g;
+  return clamp_s8(clamp_s32(int64_t(w) - round_step(step + pull, r, u)));
+}
+
+int32_t ZoTrainer::anchored_bias(int32_t b, float lr, float g, bool qas, float sxw, float pull, Rounding r,
+                                 float u) {
+  const float step = qas ? (lr * g) / (sxw * sxw) : lr * g;
+  return clamp_s32(int64_t(b) - round_step(step + pull, r, u));
+}
+
 int8_t ZoTrainer::updated_weight_plain(int8_t w, float lr, float g, Rounding r, float u) {
   return clamp_s8(clamp_s32(int64_t(w) - round_step(lr * g, r, u)));
 }
@@ -1230,7 +1243,11 @@ int ZoTrainer::apply_update(Layer& l, int li, float lr, int8_t* w_out, int32_t* 
   const size_t per_ch = l.d_w / size_t(l.c_out);
   if (config_.step_norm == StepNorm::kLayer) lr *= step_norm_factor(l, li, beta, corr);
   const uint64_t round_key_w = key(li, RngStream::kRounding, 0, 0);
-  const auto* b0 = static_cast<const int32_t*>(engine_->model().data(engine_->model().op(l.spec.op).inputs[2]));
+  const TzmOp& op = engine_->model().op(l.spec.op);
+  const auto* b0 = static_cast<const int32_t*>(engine_->model().data(op.inputs[2]));
+  // Decay towards the model's own values (the weights only when they are trained: bias-only keeps none).
+  const float anchor = config_.anchor;
+  const auto* w0 = static_cast<const int8_t*>(engine_->model().data(op.inputs[1]));
   const uint64_t round_key_b = key(li, RngStream::kRounding, 1, 0);
   // Gradients are computed from the step's sums and the weights they were
   // estimated at; the updates below only write element i of w_out / b_out
@@ -1242,16 +1259,23 @@ int ZoTrainer::apply_update(Layer& l, int li, float lr, int8_t* w_out, int32_t* 
       [&](size_t i, float g) {
         g = averaged(l.mom_w, i, g);
         const float u = uniform01(round_key_w, i);
-        const int8_t nw = config_.qas ? updated_weight(l.w[i], lr, g, l.s_w[i / per_ch], config_.rounding, u)
-                                      : updated_weight_plain(l.w[i], lr, g, config_.rounding, u);
+        const float pull = anchor > 0.f ? anchor * static_cast<float>(int32_t(l.w[i]) - int32_t(w0[i])) : 0.f;
+        const int8_t nw =
+            anchor > 0.f
+                ? anchored_weight(l.w[i], lr, g, config_.qas, l.s_w[i / per_ch], pull, config_.rounding, u)
+            : config_.qas ? updated_weight(l.w[i], lr, g, l.s_w[i / per_ch], config_.rounding, u)
+                          : updated_weight_plain(l.w[i], lr, g, config_.rounding, u);
         changed += nw != l.w[i];
         w_out[i] = nw;
       },
       [&](size_t o, float g) {
         g = averaged(l.mom_b, o, g);
         const float u = uniform01(round_key_b, o);
-        int32_t nb = config_.qas ? updated_bias(l.b[o], lr, g, l.s_x, l.s_w[o], config_.rounding, u)
-                                 : updated_bias_plain(l.b[o], lr, g, config_.rounding, u);
+        const float pull = anchor > 0.f ? anchor * static_cast<float>(int64_t(l.b[o]) - int64_t(b0[o])) : 0.f;
+        int32_t nb = anchor > 0.f  ? anchored_bias(l.b[o], lr, g, config_.qas, l.s_x * l.s_w[o], pull,
+                                                   config_.rounding, u)
+                     : config_.qas ? updated_bias(l.b[o], lr, g, l.s_x, l.s_w[o], config_.rounding, u)
+                                   : updated_bias_plain(l.b[o], lr, g, config_.rounding, u);
         // Bias-only: a frozen bias stays; the others within the limit their in-place perturbations need.
         if (config_.bias_only) nb = bias_frozen(b0[o]) ? l.b[o] : clamp_i32(nb, -kBiasOnlyLimit, kBiasOnlyLimit);
         changed += nb != l.b[o];

@@ -133,6 +133,18 @@ struct ZoConfig {
   // reacts far less linearly than to NP's per-node shifts: 0.25 LSB learned
   // where 1 did not (docs/zo-search.md, stage 4).
   float bias_mu = 0.f;
+  // Decay towards the start model, lambda in [0, 1]: every update also pulls
+  // each trained weight and bias lambda of the way back to the value it has in
+  // the model the engine runs (flash on the device: no memory), decoupled from
+  // the estimate (not averaged by momentum, not scaled by step_norm or the
+  // per-mode rates): w' = w - round(step + lambda (w - w0)). Most of a
+  // zeroth-order step is noise; over hundreds of steps it random-walks the
+  // weights away from the pretrained ones (the paper's NP layers end about 7
+  // LSBs rms from where they started), which the decay bounds at about
+  // sqrt(changes per step / (2 lambda)) LSBs while the gradient's signal keeps
+  // its direction (L2-SP's regulariser, with the integer update's rounding).
+  // 0 = off (the paper, bit for bit).
+  float anchor = 0.f;
 };
 
 // The configuration of the second trainer of a plus-biases run (`tinyzo
@@ -305,6 +317,12 @@ class ZoTrainer {
   static int32_t updated_bias_plain(int32_t b, float lr, float g, Rounding r, float u);
   // QAS update of one bias: clamp(b - R(lr * g / (s_x s_w)^2)) to int32.
   static int32_t updated_bias(int32_t b, float lr, float g, float s_x, float s_w, Rounding r, float u);
+  // ZoConfig::anchor: the same updates with the pull lambda (w - w0) added to the step before rounding
+  // (sxw = s_x s_w of the bias; s_w / sxw unused without QAS).
+  static int8_t anchored_weight(int8_t w, float lr, float g, bool qas, float s_w, float pull, Rounding r,
+                                float u);
+  static int32_t anchored_bias(int32_t b, float lr, float g, bool qas, float sxw, float pull, Rounding r,
+                               float u);
 
  private:
   // 16-aligned, so the table is a whole number of the arena's 16-byte units.
