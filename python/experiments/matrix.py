@@ -345,6 +345,8 @@ SEARCH = (
     "zo_sparse+half", "zo_sparse+half+pb+bmu0.25", "zo_sparse+half+pb+bmu0.25+cv",
     # Stage 7: decay towards the start model (--anchor): bounds the random walk the noisy steps make.
     "zo_sparse+anc0.01", "zo_sparse+anc0.03", "zo_sparse+anc0.1",
+    # With the faster step that fit better but generalized worse over 500 steps (stage 5).
+    "zo_sparse+cv+anc0.01@lr3",
 )
 # Issue 13 at the full schedule (docs/zo-search.md, stage 5): the candidates the rule of
 # selection.zo_plus_choice picks from on the development corruptions' validation splits, at most the paper's
