@@ -71,6 +71,31 @@ inline void accumulate_step(ZoTrainer& t, const std::vector<std::vector<int8_t>>
   }
 }
 
+// Layer l's estimate of the step being accumulated (ZoTrainer::gradient) with what its QAS update
+// reads from the model: enough for a test to compute the expected update itself.
+struct LayerEstimate {
+  std::vector<float> gw, gb;
+  const float* s_w = nullptr;  // per output channel
+  float s_x = 0.f;             // the input's scale
+  size_t per_ch = 1;           // weights per output channel
+  const int8_t* w0 = nullptr;  // the model's weights and biases (what training started from)
+  const int32_t* b0 = nullptr;
+};
+inline LayerEstimate layer_estimate(const ZoTrainer& t, const ModelView& m, int op, int l) {
+  LayerEstimate e;
+  e.gw.resize(t.weights(l).size());
+  e.gb.resize(t.biases(l).size());
+  EXPECT_EQ(t.gradient(l, Span<float>(e.gw.data(), e.gw.size()), Span<float>(e.gb.data(), e.gb.size())),
+            Status::kOk);
+  const TzmOp& o = m.op(op);
+  e.s_w = m.channel_scales(o.inputs[1]);
+  e.s_x = m.tensor(o.inputs[0]).scale;
+  e.per_ch = e.gw.size() / e.gb.size();
+  e.w0 = static_cast<const int8_t*>(m.data(o.inputs[1]));
+  e.b0 = static_cast<const int32_t*>(m.data(o.inputs[2]));
+  return e;
+}
+
 // One full step: accumulate_step, then end_step at lr.
 inline void train_step(ZoTrainer& t, const std::vector<std::vector<int8_t>>& inputs, uint32_t step, float lr,
                 int labels = 4) {

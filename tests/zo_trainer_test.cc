@@ -24,6 +24,8 @@
 namespace tinyzo {
 namespace {
 using testing::accumulate_step;
+using testing::layer_estimate;
+using testing::LayerEstimate;
 using testing::make_inputs;
 using testing::train_step;
 using testing::trained_state;
@@ -999,15 +1001,13 @@ TEST(ZoTrainerAnchor, UpdateAddsThePullTowardsTheModelBeforeRounding) {
       std::vector<std::vector<int8_t>> want_w(2);
       std::vector<std::vector<int32_t>> want_b(2);
       for (int l = 0; l < 2; ++l) {
-        std::vector<float> gw(t.weights(l).size()), gb(t.biases(l).size());
-        EXPECT_EQ(t.gradient(l, Span<float>(gw.data(), gw.size()), Span<float>(gb.data(), gb.size())),
-                  Status::kOk);
-        const TzmOp& op = net.view.op(layers[l].op);
-        const float* s_w = net.view.channel_scales(op.inputs[1]);
-        const float s_x = net.view.tensor(op.inputs[0]).scale;
-        const auto* w0 = static_cast<const int8_t*>(net.view.data(op.inputs[1]));
-        const auto* b0 = static_cast<const int32_t*>(net.view.data(op.inputs[2]));
-        const size_t per_ch = gw.size() / gb.size();
+        const LayerEstimate e = layer_estimate(t, net.view, layers[l].op, l);
+        const std::vector<float>&gw = e.gw, &gb = e.gb;
+        const float* s_w = e.s_w;
+        const float s_x = e.s_x;
+        const size_t per_ch = e.per_ch;
+        const int8_t* w0 = e.w0;
+        const int32_t* b0 = e.b0;
         for (size_t i = 0; i < gw.size(); ++i) {
           const int8_t w = t.weights(l)[i];
           const float s = s_w[i / per_ch];
@@ -1105,12 +1105,11 @@ TEST(ZoTrainerMomentum, UpdateIsTheBiasCorrectedRunningAverageAndResumes) {
     std::vector<std::vector<int8_t>> want_w(2);
     std::vector<std::vector<int32_t>> want_b(2);
     for (int l = 0; l < 2; ++l) {
-      std::vector<float> gw(t.weights(l).size()), gb(t.biases(l).size());
-      ASSERT_EQ(t.gradient(l, Span<float>(gw.data(), gw.size()), Span<float>(gb.data(), gb.size())), Status::kOk);
-      const TzmOp& op = net.view.op(layers[l].op);
-      const float* s_w = net.view.channel_scales(op.inputs[1]);
-      const float s_x = net.view.tensor(op.inputs[0]).scale;
-      const size_t per_ch = gw.size() / gb.size();
+      const LayerEstimate e = layer_estimate(t, net.view, layers[l].op, l);
+      const std::vector<float>&gw = e.gw, &gb = e.gb;
+      const float* s_w = e.s_w;
+      const float s_x = e.s_x;
+      const size_t per_ch = e.per_ch;
       for (size_t i = 0; i < gw.size(); ++i) {
         mw[l][i] = beta * mw[l][i] + (1.f - beta) * gw[i];
         want_w[l].push_back(ZoTrainer::updated_weight(t.weights(l)[i], lr, mw[l][i] * corr, s_w[i / per_ch],
@@ -1188,13 +1187,11 @@ TEST(ZoTrainerStepNorm, EveryLayerStepsByItsWeightNormOverItsGradientNorm) {
     ZoTrainer& t = rig.trainer;
     accumulate_step(t, inputs, 0, lr);
     for (int l = 0; l < 2 && factors != nullptr; ++l) {
-      std::vector<float> gw(t.weights(l).size()), gb(t.biases(l).size());
-      EXPECT_EQ(t.gradient(l, Span<float>(gw.data(), gw.size()), Span<float>(gb.data(), gb.size())),
-                Status::kOk);
-      const TzmOp& op = net.view.op(layers[l].op);
-      const float* s_w = net.view.channel_scales(op.inputs[1]);
-      const float s_x = net.view.tensor(op.inputs[0]).scale;
-      const size_t per_ch = gw.size() / gb.size();
+      const LayerEstimate e = layer_estimate(t, net.view, layers[l].op, l);
+      const std::vector<float>&gw = e.gw, &gb = e.gb;
+      const float* s_w = e.s_w;
+      const float s_x = e.s_x;
+      const size_t per_ch = e.per_ch;
       int64_t ww = 0;
       float gg = 0.f;
       for (size_t i = 0; i < gw.size(); ++i) {
