@@ -1002,32 +1002,27 @@ TEST(ZoTrainerAnchor, UpdateAddsThePullTowardsTheModelBeforeRounding) {
       std::vector<std::vector<int32_t>> want_b(2);
       for (int l = 0; l < 2; ++l) {
         const LayerEstimate e = layer_estimate(t, net.view, layers[l].op, l);
-        const std::vector<float>&gw = e.gw, &gb = e.gb;
-        const float* s_w = e.s_w;
-        const float s_x = e.s_x;
-        const size_t per_ch = e.per_ch;
-        const int8_t* w0 = e.w0;
-        const int32_t* b0 = e.b0;
-        for (size_t i = 0; i < gw.size(); ++i) {
+        for (size_t i = 0; i < e.gw.size(); ++i) {
           const int8_t w = t.weights(l)[i];
-          const float s = s_w[i / per_ch];
-          const float pull = anchor * static_cast<float>(int32_t(w) - int32_t(w0[i]));
+          const float s = e.s_w[i / e.per_ch];
+          const float pull = anchor * static_cast<float>(int32_t(w) - int32_t(e.w0[i]));
           const int64_t v =
-              int64_t(w) - ZoTrainer::round_step((lr * gw[i]) / (s * s) + pull, Rounding::kNearest, 0.f);
+              int64_t(w) - ZoTrainer::round_step((lr * e.gw[i]) / (s * s) + pull, Rounding::kNearest, 0.f);
           want_w[l].push_back(static_cast<int8_t>(std::min<int64_t>(127, std::max<int64_t>(-128, v))));
           if (pulled != nullptr &&
-              want_w[l].back() != ZoTrainer::updated_weight(w, lr, gw[i], s, Rounding::kNearest, 0.f))
+              want_w[l].back() != ZoTrainer::updated_weight(w, lr, e.gw[i], s, Rounding::kNearest, 0.f))
             ++*pulled;
         }
-        for (size_t o = 0; o < gb.size(); ++o) {
+        for (size_t o = 0; o < e.gb.size(); ++o) {
           const int32_t b = t.biases(l)[o];
-          const float sxw = s_x * s_w[o];
-          const float pull = anchor * static_cast<float>(int64_t(b) - int64_t(b0[o]));
+          const float sxw = e.s_x * e.s_w[o];
+          const float pull = anchor * static_cast<float>(int64_t(b) - int64_t(e.b0[o]));
           want_b[l].push_back(
-              static_cast<int32_t>(int64_t(b) - ZoTrainer::round_step((lr * gb[o]) / (sxw * sxw) + pull,
+              static_cast<int32_t>(int64_t(b) - ZoTrainer::round_step((lr * e.gb[o]) / (sxw * sxw) + pull,
                                                                       Rounding::kNearest, 0.f)));
           if (pulled != nullptr &&
-              want_b[l].back() != ZoTrainer::updated_bias(b, lr, gb[o], s_x, s_w[o], Rounding::kNearest, 0.f))
+              want_b[l].back() !=
+                  ZoTrainer::updated_bias(b, lr, e.gb[o], e.s_x, e.s_w[o], Rounding::kNearest, 0.f))
             ++*pulled;
         }
       }
@@ -1106,19 +1101,15 @@ TEST(ZoTrainerMomentum, UpdateIsTheBiasCorrectedRunningAverageAndResumes) {
     std::vector<std::vector<int32_t>> want_b(2);
     for (int l = 0; l < 2; ++l) {
       const LayerEstimate e = layer_estimate(t, net.view, layers[l].op, l);
-      const std::vector<float>&gw = e.gw, &gb = e.gb;
-      const float* s_w = e.s_w;
-      const float s_x = e.s_x;
-      const size_t per_ch = e.per_ch;
-      for (size_t i = 0; i < gw.size(); ++i) {
-        mw[l][i] = beta * mw[l][i] + (1.f - beta) * gw[i];
-        want_w[l].push_back(ZoTrainer::updated_weight(t.weights(l)[i], lr, mw[l][i] * corr, s_w[i / per_ch],
+      for (size_t i = 0; i < e.gw.size(); ++i) {
+        mw[l][i] = beta * mw[l][i] + (1.f - beta) * e.gw[i];
+        want_w[l].push_back(ZoTrainer::updated_weight(t.weights(l)[i], lr, mw[l][i] * corr, e.s_w[i / e.per_ch],
                                                       Rounding::kNearest, 0.f));
       }
-      for (size_t o = 0; o < gb.size(); ++o) {
-        mb[l][o] = beta * mb[l][o] + (1.f - beta) * gb[o];
-        want_b[l].push_back(
-            ZoTrainer::updated_bias(t.biases(l)[o], lr, mb[l][o] * corr, s_x, s_w[o], Rounding::kNearest, 0.f));
+      for (size_t o = 0; o < e.gb.size(); ++o) {
+        mb[l][o] = beta * mb[l][o] + (1.f - beta) * e.gb[o];
+        want_b[l].push_back(ZoTrainer::updated_bias(t.biases(l)[o], lr, mb[l][o] * corr, e.s_x, e.s_w[o],
+                                                    Rounding::kNearest, 0.f));
       }
     }
     ASSERT_EQ(t.end_step(lr), Status::kOk);
@@ -1188,27 +1179,23 @@ TEST(ZoTrainerStepNorm, EveryLayerStepsByItsWeightNormOverItsGradientNorm) {
     accumulate_step(t, inputs, 0, lr);
     for (int l = 0; l < 2 && factors != nullptr; ++l) {
       const LayerEstimate e = layer_estimate(t, net.view, layers[l].op, l);
-      const std::vector<float>&gw = e.gw, &gb = e.gb;
-      const float* s_w = e.s_w;
-      const float s_x = e.s_x;
-      const size_t per_ch = e.per_ch;
       int64_t ww = 0;
       float gg = 0.f;
-      for (size_t i = 0; i < gw.size(); ++i) {
+      for (size_t i = 0; i < e.gw.size(); ++i) {
         ww += int64_t(t.weights(l)[i]) * t.weights(l)[i];
-        const float q = gw[i] / (s_w[i / per_ch] * s_w[i / per_ch]);
+        const float q = e.gw[i] / (e.s_w[i / e.per_ch] * e.s_w[i / e.per_ch]);
         gg += q * q;
       }
       const float f = tz_sqrtf(static_cast<float>(ww)) / tz_sqrtf(gg);
       factors->push_back(f);
       std::vector<int8_t> w;
       std::vector<int32_t> b;
-      for (size_t i = 0; i < gw.size(); ++i)
-        w.push_back(ZoTrainer::updated_weight(t.weights(l)[i], lr * f, gw[i], s_w[i / per_ch],
+      for (size_t i = 0; i < e.gw.size(); ++i)
+        w.push_back(ZoTrainer::updated_weight(t.weights(l)[i], lr * f, e.gw[i], e.s_w[i / e.per_ch],
                                               Rounding::kNearest, 0.f));
-      for (size_t o = 0; o < gb.size(); ++o)
-        b.push_back(
-            ZoTrainer::updated_bias(t.biases(l)[o], lr * f, gb[o], s_x, s_w[o], Rounding::kNearest, 0.f));
+      for (size_t o = 0; o < e.gb.size(); ++o)
+        b.push_back(ZoTrainer::updated_bias(t.biases(l)[o], lr * f, e.gb[o], e.s_x, e.s_w[o],
+                                            Rounding::kNearest, 0.f));
       want_w->push_back(w);
       want_b->push_back(b);
     }
