@@ -363,7 +363,7 @@ HALF_CANDIDATES = ("zo_sparse+half", "zo_sparse+half+cv", "zo_sparse+half+nponly
 # The configuration the rule chose (configs/tinyzo-zo.json: the paper's setting, nothing measured beat it at
 # 500 steps) and its half-forward-passes variant (configs/tinyzo-zo-half.json).
 ZO_PLUS = "zo_sparse"
-ZO_PLUS_HALF = "zo_sparse+half"
+ZO_PLUS_HALF = "zo_sparse+half+nponly"
 RUN_SETS = ("clean", "augment", "main", "ablations", "dense-grid", "dense", "search", "zo_plus", "smoke")
 
 
