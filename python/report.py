@@ -182,9 +182,9 @@ def main_table(R, L, img, plt, missing, choice):
               "this schedule (`selection.zo_plus_choice` over `matrix.FULL_CANDIDATES`: %s); "
               "the other 15 are its test. %s" % (matrix.ZO_PLUS, choice_text(R, matrix.FULL_CANDIDATES, matrix.ZO_PLUS),
                                                  tinyzo_summary(acc, plus, cs)),
-              "- tinyzo ZO at half passes is `%s` (`ZO_PLUS_HALF`): the same configuration with half the queries per "
-              "step (issue 13's second goal: the paper ZO's accuracy with half its forward passes), chosen the same "
-              "way over `matrix.HALF_CANDIDATES` (%s). %s" % (
+              "- tinyzo ZO at half passes is `%s` (`ZO_PLUS_HALF`): the configuration at half the paper's forward "
+              "passes per step (issue 13's second goal: the paper ZO's accuracy with half its forward passes), chosen "
+              "the same way over `matrix.HALF_CANDIDATES` (%s). %s" % (
                   matrix.ZO_PLUS_HALF, choice_text(R, matrix.HALF_CANDIDATES, matrix.ZO_PLUS_HALF),
                   half_summary(acc, half, cs)),
               "- The authors' BP column is for context only: they used the official lossless CIFAR-10 (we use a "
