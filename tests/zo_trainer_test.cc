@@ -155,20 +155,44 @@ TEST(ZoTrainerMath, RoundStepStochastic) {
 
 TEST(ZoTrainerMath, IntegerUpdateHandComputed) {
   // Values exact in binary32. step = lr g / s_w^2 = 0.25 * 0.5 / 0.25 = 0.5 -> rne 0 -> unchanged.
-  EXPECT_EQ(ZoTrainer::updated_weight(10, 0.25f, 0.5f, 0.5f, Rounding::kNearest, 0.f), 10);
+  EXPECT_EQ(
+      ZoTrainer::updated_weight(10, ZoTrainer::weight_step(0.25f, 0.5f, true, 0.5f), Rounding::kNearest, 0.f),
+      10);
   // step = 0.25 * 1.5 / 0.25 = 1.5 -> 2 -> 8; step 2.5 -> 2 (ties to even) -> 8.
-  EXPECT_EQ(ZoTrainer::updated_weight(10, 0.25f, 1.5f, 0.5f, Rounding::kNearest, 0.f), 8);
-  EXPECT_EQ(ZoTrainer::updated_weight(10, 0.25f, 2.5f, 0.5f, Rounding::kNearest, 0.f), 8);
+  EXPECT_EQ(
+      ZoTrainer::updated_weight(10, ZoTrainer::weight_step(0.25f, 1.5f, true, 0.5f), Rounding::kNearest, 0.f),
+      8);
+  EXPECT_EQ(
+      ZoTrainer::updated_weight(10, ZoTrainer::weight_step(0.25f, 2.5f, true, 0.5f), Rounding::kNearest, 0.f),
+      8);
   // Stochastic: step 1.5 rounds to 1 when u >= 0.5 -> 9.
-  EXPECT_EQ(ZoTrainer::updated_weight(10, 0.25f, 1.5f, 0.5f, Rounding::kStochastic, 0.7f), 9);
+  EXPECT_EQ(ZoTrainer::updated_weight(10, ZoTrainer::weight_step(0.25f, 1.5f, true, 0.5f),
+                                      Rounding::kStochastic, 0.7f),
+            9);
   // Negative gradient moves up; clamps at 127 / -128.
-  EXPECT_EQ(ZoTrainer::updated_weight(120, 0.01f, -10.f, 0.1f, Rounding::kNearest, 0.f), 127);
-  EXPECT_EQ(ZoTrainer::updated_weight(-127, 0.01f, 5.f, 0.1f, Rounding::kNearest, 0.f), -128);
+  EXPECT_EQ(ZoTrainer::updated_weight(120, ZoTrainer::weight_step(0.01f, -10.f, true, 0.1f),
+                                      Rounding::kNearest, 0.f),
+            127);
+  EXPECT_EQ(ZoTrainer::updated_weight(-127, ZoTrainer::weight_step(0.01f, 5.f, true, 0.1f),
+                                      Rounding::kNearest, 0.f),
+            -128);
   // Bias: step = lr g / (s_x s_w)^2 = 0.5 * 2 / (2^-7)^2 = 2^14 = 16384.
-  EXPECT_EQ(ZoTrainer::updated_bias(1000, 0.5f, 2.f, 0.125f, 0.0625f, Rounding::kNearest, 0.f), 1000 - 16384);
+  EXPECT_EQ(ZoTrainer::updated_bias(1000, ZoTrainer::bias_step(0.5f, 2.f, true, 0.125f, 0.0625f),
+                                    Rounding::kNearest, 0.f),
+            1000 - 16384);
+  // Without QAS the step is lr g itself: 0.25 * 1.5 = 0.375 -> 0; 0.25 * 6 = 1.5 -> 2.
+  EXPECT_EQ(ZoTrainer::weight_step(0.25f, 1.5f, false, 0.5f), 0.375f);
+  EXPECT_EQ(
+      ZoTrainer::updated_weight(10, ZoTrainer::weight_step(0.25f, 6.f, false, 0.5f), Rounding::kNearest, 0.f),
+      8);
+  EXPECT_EQ(ZoTrainer::bias_step(0.5f, 2.f, false, 0.125f, 0.0625f), 1.f);
   // Saturates at the int32 range instead of wrapping.
-  EXPECT_EQ(ZoTrainer::updated_bias(INT32_MIN + 5, 1.f, 1.f, 1e-6f, 1e-6f, Rounding::kNearest, 0.f), INT32_MIN);
-  EXPECT_EQ(ZoTrainer::updated_bias(INT32_MAX - 5, 1.f, -1.f, 1e-6f, 1e-6f, Rounding::kNearest, 0.f), INT32_MAX);
+  EXPECT_EQ(ZoTrainer::updated_bias(INT32_MIN + 5, ZoTrainer::bias_step(1.f, 1.f, true, 1e-6f, 1e-6f),
+                                    Rounding::kNearest, 0.f),
+            INT32_MIN);
+  EXPECT_EQ(ZoTrainer::updated_bias(INT32_MAX - 5, ZoTrainer::bias_step(1.f, -1.f, true, 1e-6f, 1e-6f),
+                                    Rounding::kNearest, 0.f),
+            INT32_MAX);
 }
 
 TEST(ZoTrainerMath, WpEstimateCosineRisesWithQueries) {
@@ -1010,7 +1034,8 @@ TEST(ZoTrainerAnchor, UpdateAddsThePullTowardsTheModelBeforeRounding) {
               int64_t(w) - ZoTrainer::round_step((lr * e.gw[i]) / (s * s) + pull, Rounding::kNearest, 0.f);
           want_w[l].push_back(static_cast<int8_t>(std::min<int64_t>(127, std::max<int64_t>(-128, v))));
           if (pulled != nullptr &&
-              want_w[l].back() != ZoTrainer::updated_weight(w, lr, e.gw[i], s, Rounding::kNearest, 0.f))
+              want_w[l].back() != ZoTrainer::updated_weight(w, ZoTrainer::weight_step(lr, e.gw[i], true, s),
+                                                            Rounding::kNearest, 0.f))
             ++*pulled;
         }
         for (size_t o = 0; o < e.gb.size(); ++o) {
@@ -1022,7 +1047,8 @@ TEST(ZoTrainerAnchor, UpdateAddsThePullTowardsTheModelBeforeRounding) {
                                                                       Rounding::kNearest, 0.f)));
           if (pulled != nullptr &&
               want_b[l].back() !=
-                  ZoTrainer::updated_bias(b, lr, e.gb[o], e.s_x, e.s_w[o], Rounding::kNearest, 0.f))
+                  ZoTrainer::updated_bias(b, ZoTrainer::bias_step(lr, e.gb[o], true, e.s_x, e.s_w[o]),
+                                          Rounding::kNearest, 0.f))
             ++*pulled;
         }
       }
@@ -1103,13 +1129,15 @@ TEST(ZoTrainerMomentum, UpdateIsTheBiasCorrectedRunningAverageAndResumes) {
       const LayerEstimate e = layer_estimate(t, net.view, layers[l].op, l);
       for (size_t i = 0; i < e.gw.size(); ++i) {
         mw[l][i] = beta * mw[l][i] + (1.f - beta) * e.gw[i];
-        want_w[l].push_back(ZoTrainer::updated_weight(t.weights(l)[i], lr, mw[l][i] * corr, e.s_w[i / e.per_ch],
-                                                      Rounding::kNearest, 0.f));
+        want_w[l].push_back(ZoTrainer::updated_weight(
+            t.weights(l)[i], ZoTrainer::weight_step(lr, mw[l][i] * corr, true, e.s_w[i / e.per_ch]),
+            Rounding::kNearest, 0.f));
       }
       for (size_t o = 0; o < e.gb.size(); ++o) {
         mb[l][o] = beta * mb[l][o] + (1.f - beta) * e.gb[o];
-        want_b[l].push_back(ZoTrainer::updated_bias(t.biases(l)[o], lr, mb[l][o] * corr, e.s_x, e.s_w[o],
-                                                    Rounding::kNearest, 0.f));
+        want_b[l].push_back(ZoTrainer::updated_bias(
+            t.biases(l)[o], ZoTrainer::bias_step(lr, mb[l][o] * corr, true, e.s_x, e.s_w[o]),
+            Rounding::kNearest, 0.f));
       }
     }
     ASSERT_EQ(t.end_step(lr), Status::kOk);
@@ -1191,10 +1219,12 @@ TEST(ZoTrainerStepNorm, EveryLayerStepsByItsWeightNormOverItsGradientNorm) {
       std::vector<int8_t> w;
       std::vector<int32_t> b;
       for (size_t i = 0; i < e.gw.size(); ++i)
-        w.push_back(ZoTrainer::updated_weight(t.weights(l)[i], lr * f, e.gw[i], e.s_w[i / e.per_ch],
-                                              Rounding::kNearest, 0.f));
+        w.push_back(ZoTrainer::updated_weight(
+            t.weights(l)[i], ZoTrainer::weight_step(lr * f, e.gw[i], true, e.s_w[i / e.per_ch]),
+            Rounding::kNearest, 0.f));
       for (size_t o = 0; o < e.gb.size(); ++o)
-        b.push_back(ZoTrainer::updated_bias(t.biases(l)[o], lr * f, e.gb[o], e.s_x, e.s_w[o],
+        b.push_back(ZoTrainer::updated_bias(t.biases(l)[o],
+                                            ZoTrainer::bias_step(lr * f, e.gb[o], true, e.s_x, e.s_w[o]),
                                             Rounding::kNearest, 0.f));
       want_w->push_back(w);
       want_b->push_back(b);

@@ -1071,35 +1071,21 @@ Status ZoTrainer::end_step(float lr) {
   return Status::kOk;
 }
 
-int8_t ZoTrainer::updated_weight(int8_t w, float lr, float g, float s_w, Rounding r, float u) {
-  const float step = (lr * g) / (s_w * s_w);  // QAS: dL/dW_int maps to W_int by 1 / s_w^2
+float ZoTrainer::weight_step(float lr, float g, bool qas, float s_w) {
+  return qas ? (lr * g) / (s_w * s_w) : lr * g;
+}
+
+float ZoTrainer::bias_step(float lr, float g, bool qas, float s_x, float s_w) {
+  const float sxw = s_x * s_w;
+  return qas ? (lr * g) / (sxw * sxw) : lr * g;
+}
+
+int8_t ZoTrainer::updated_weight(int8_t w, float step, Rounding r, float u) {
   return clamp_s8(clamp_s32(int64_t(w) - round_step(step, r, u)));
 }
 
-int32_t ZoTrainer::updated_bias(int32_t b, float lr, float g, float s_x, float s_w, Rounding r, float u) {
-  const float sxw = s_x * s_w;
-  const float step = (lr * g) / (sxw * sxw);
+int32_t ZoTrainer::updated_bias(int32_t b, float step, Rounding r, float u) {
   return clamp_s32(int64_t(b) - round_step(step, r, u));
-}
-
-int8_t ZoTrainer::anchored_weight(int8_t w, float lr, float g, bool qas, float s_w, float pull, Rounding r,
-                                  float u) {
-  const float step = qas ? (lr * g) / (s_w * s_w) : lr * g;
-  return clamp_s8(clamp_s32(int64_t(w) - round_step(step + pull, r, u)));
-}
-
-int32_t ZoTrainer::anchored_bias(int32_t b, float lr, float g, bool qas, float sxw, float pull, Rounding r,
-                                 float u) {
-  const float step = qas ? (lr * g) / (sxw * sxw) : lr * g;
-  return clamp_s32(int64_t(b) - round_step(step + pull, r, u));
-}
-
-int8_t ZoTrainer::updated_weight_plain(int8_t w, float lr, float g, Rounding r, float u) {
-  return clamp_s8(clamp_s32(int64_t(w) - round_step(lr * g, r, u)));
-}
-
-int32_t ZoTrainer::updated_bias_plain(int32_t b, float lr, float g, Rounding r, float u) {
-  return clamp_s32(int64_t(b) - round_step(lr * g, r, u));
 }
 
 template <class FW, class FB>
@@ -1245,7 +1231,7 @@ int ZoTrainer::apply_update(Layer& l, int li, float lr, int8_t* w_out, int32_t* 
   const uint64_t round_key_w = key(li, RngStream::kRounding, 0, 0);
   const TzmOp& op = engine_->model().op(l.spec.op);
   const auto* b0 = static_cast<const int32_t*>(engine_->model().data(op.inputs[2]));
-  // Decay towards the model's own values (the weights only when they are trained: bias-only keeps none).
+  // Decay towards the model's own values w0 / b0 (bias-only training never reads w0).
   const float anchor = config_.anchor;
   const auto* w0 = static_cast<const int8_t*>(engine_->model().data(op.inputs[1]));
   const uint64_t round_key_b = key(li, RngStream::kRounding, 1, 0);
@@ -1259,23 +1245,18 @@ int ZoTrainer::apply_update(Layer& l, int li, float lr, int8_t* w_out, int32_t* 
       [&](size_t i, float g) {
         g = averaged(l.mom_w, i, g);
         const float u = uniform01(round_key_w, i);
-        const float pull = anchor > 0.f ? anchor * static_cast<float>(int32_t(l.w[i]) - int32_t(w0[i])) : 0.f;
-        const int8_t nw =
-            anchor > 0.f
-                ? anchored_weight(l.w[i], lr, g, config_.qas, l.s_w[i / per_ch], pull, config_.rounding, u)
-            : config_.qas ? updated_weight(l.w[i], lr, g, l.s_w[i / per_ch], config_.rounding, u)
-                          : updated_weight_plain(l.w[i], lr, g, config_.rounding, u);
+        float step = weight_step(lr, g, config_.qas, l.s_w[i / per_ch]);
+        if (anchor > 0.f) step += anchor * static_cast<float>(int32_t(l.w[i]) - int32_t(w0[i]));
+        const int8_t nw = updated_weight(l.w[i], step, config_.rounding, u);
         changed += nw != l.w[i];
         w_out[i] = nw;
       },
       [&](size_t o, float g) {
         g = averaged(l.mom_b, o, g);
         const float u = uniform01(round_key_b, o);
-        const float pull = anchor > 0.f ? anchor * static_cast<float>(int64_t(l.b[o]) - int64_t(b0[o])) : 0.f;
-        int32_t nb = anchor > 0.f  ? anchored_bias(l.b[o], lr, g, config_.qas, l.s_x * l.s_w[o], pull,
-                                                   config_.rounding, u)
-                     : config_.qas ? updated_bias(l.b[o], lr, g, l.s_x, l.s_w[o], config_.rounding, u)
-                                   : updated_bias_plain(l.b[o], lr, g, config_.rounding, u);
+        float step = bias_step(lr, g, config_.qas, l.s_x, l.s_w[o]);
+        if (anchor > 0.f) step += anchor * static_cast<float>(int64_t(l.b[o]) - int64_t(b0[o]));
+        int32_t nb = updated_bias(l.b[o], step, config_.rounding, u);
         // Bias-only: a frozen bias stays; the others within the limit their in-place perturbations need.
         if (config_.bias_only) nb = bias_frozen(b0[o]) ? l.b[o] : clamp_i32(nb, -kBiasOnlyLimit, kBiasOnlyLimit);
         changed += nb != l.b[o];

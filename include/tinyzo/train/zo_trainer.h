@@ -310,19 +310,15 @@ class ZoTrainer {
   // The integer step of the QAS update: rounds `step` to an integer with the
   // configured rounding (`u` in [0,1) is the stochastic-rounding draw).
   static int64_t round_step(float step, Rounding r, float u);
-  // QAS update of one weight: clamp(w - R(lr * g / s_w^2), -128, 127).
-  static int8_t updated_weight(int8_t w, float lr, float g, float s_w, Rounding r, float u);
-  // Without QAS: clamp(p - R(lr * g)).
-  static int8_t updated_weight_plain(int8_t w, float lr, float g, Rounding r, float u);
-  static int32_t updated_bias_plain(int32_t b, float lr, float g, Rounding r, float u);
-  // QAS update of one bias: clamp(b - R(lr * g / (s_x s_w)^2)) to int32.
-  static int32_t updated_bias(int32_t b, float lr, float g, float s_x, float s_w, Rounding r, float u);
-  // ZoConfig::anchor: the same updates with the pull lambda (w - w0) added to the step before rounding
-  // (sxw = s_x s_w of the bias; s_w / sxw unused without QAS).
-  static int8_t anchored_weight(int8_t w, float lr, float g, bool qas, float s_w, float pull, Rounding r,
-                                float u);
-  static int32_t anchored_bias(int32_t b, float lr, float g, bool qas, float sxw, float pull, Rounding r,
-                               float u);
+  // The step of one weight before rounding: lr g / s_w^2 with QAS (dL/dW_int maps to W_int by
+  // 1 / s_w^2), lr g without.
+  static float weight_step(float lr, float g, bool qas, float s_w);
+  // The step of one bias before rounding: lr g / (s_x s_w)^2 with QAS, lr g without.
+  static float bias_step(float lr, float g, bool qas, float s_x, float s_w);
+  // The update of one weight, clamp(w - R(step), -128, 127), and of one bias, clamped to int32
+  // instead of wrapping (ZoConfig::anchor adds its pull lambda (p - p0) to the step first).
+  static int8_t updated_weight(int8_t w, float step, Rounding r, float u);
+  static int32_t updated_bias(int32_t b, float step, Rounding r, float u);
 
  private:
   // 16-aligned, so the table is a whole number of the arena's 16-byte units.
