@@ -80,6 +80,15 @@ struct LayerEstimate {
   size_t per_ch = 1;           // weights per output channel
   const int8_t* w0 = nullptr;  // the model's weights and biases (what training started from)
   const int32_t* b0 = nullptr;
+  // The QAS, round-to-nearest update of weight i from w by lr and the estimate g, and of bias o.
+  int8_t qas_weight(size_t i, int8_t w, float lr, float g) const {
+    return ZoTrainer::updated_weight(w, ZoTrainer::weight_step(lr, g, true, s_w[i / per_ch]),
+                                     Rounding::kNearest, 0.f);
+  }
+  int32_t qas_bias(size_t o, int32_t b, float lr, float g) const {
+    return ZoTrainer::updated_bias(b, ZoTrainer::bias_step(lr, g, true, s_x, s_w[o]), Rounding::kNearest,
+                                   0.f);
+  }
 };
 inline LayerEstimate layer_estimate(const ZoTrainer& t, const ModelView& m, int op, int l) {
   LayerEstimate e;

@@ -1033,10 +1033,7 @@ TEST(ZoTrainerAnchor, UpdateAddsThePullTowardsTheModelBeforeRounding) {
           const int64_t v =
               int64_t(w) - ZoTrainer::round_step((lr * e.gw[i]) / (s * s) + pull, Rounding::kNearest, 0.f);
           want_w[l].push_back(static_cast<int8_t>(std::min<int64_t>(127, std::max<int64_t>(-128, v))));
-          if (pulled != nullptr &&
-              want_w[l].back() != ZoTrainer::updated_weight(w, ZoTrainer::weight_step(lr, e.gw[i], true, s),
-                                                            Rounding::kNearest, 0.f))
-            ++*pulled;
+          if (pulled != nullptr && want_w[l].back() != e.qas_weight(i, w, lr, e.gw[i])) ++*pulled;
         }
         for (size_t o = 0; o < e.gb.size(); ++o) {
           const int32_t b = t.biases(l)[o];
@@ -1045,11 +1042,7 @@ TEST(ZoTrainerAnchor, UpdateAddsThePullTowardsTheModelBeforeRounding) {
           want_b[l].push_back(
               static_cast<int32_t>(int64_t(b) - ZoTrainer::round_step((lr * e.gb[o]) / (sxw * sxw) + pull,
                                                                       Rounding::kNearest, 0.f)));
-          if (pulled != nullptr &&
-              want_b[l].back() !=
-                  ZoTrainer::updated_bias(b, ZoTrainer::bias_step(lr, e.gb[o], true, e.s_x, e.s_w[o]),
-                                          Rounding::kNearest, 0.f))
-            ++*pulled;
+          if (pulled != nullptr && want_b[l].back() != e.qas_bias(o, b, lr, e.gb[o])) ++*pulled;
         }
       }
       EXPECT_EQ(t.end_step(lr), Status::kOk);
@@ -1129,15 +1122,11 @@ TEST(ZoTrainerMomentum, UpdateIsTheBiasCorrectedRunningAverageAndResumes) {
       const LayerEstimate e = layer_estimate(t, net.view, layers[l].op, l);
       for (size_t i = 0; i < e.gw.size(); ++i) {
         mw[l][i] = beta * mw[l][i] + (1.f - beta) * e.gw[i];
-        want_w[l].push_back(ZoTrainer::updated_weight(
-            t.weights(l)[i], ZoTrainer::weight_step(lr, mw[l][i] * corr, true, e.s_w[i / e.per_ch]),
-            Rounding::kNearest, 0.f));
+        want_w[l].push_back(e.qas_weight(i, t.weights(l)[i], lr, mw[l][i] * corr));
       }
       for (size_t o = 0; o < e.gb.size(); ++o) {
         mb[l][o] = beta * mb[l][o] + (1.f - beta) * e.gb[o];
-        want_b[l].push_back(ZoTrainer::updated_bias(
-            t.biases(l)[o], ZoTrainer::bias_step(lr, mb[l][o] * corr, true, e.s_x, e.s_w[o]),
-            Rounding::kNearest, 0.f));
+        want_b[l].push_back(e.qas_bias(o, t.biases(l)[o], lr, mb[l][o] * corr));
       }
     }
     ASSERT_EQ(t.end_step(lr), Status::kOk);
@@ -1218,14 +1207,8 @@ TEST(ZoTrainerStepNorm, EveryLayerStepsByItsWeightNormOverItsGradientNorm) {
       factors->push_back(f);
       std::vector<int8_t> w;
       std::vector<int32_t> b;
-      for (size_t i = 0; i < e.gw.size(); ++i)
-        w.push_back(ZoTrainer::updated_weight(
-            t.weights(l)[i], ZoTrainer::weight_step(lr * f, e.gw[i], true, e.s_w[i / e.per_ch]),
-            Rounding::kNearest, 0.f));
-      for (size_t o = 0; o < e.gb.size(); ++o)
-        b.push_back(ZoTrainer::updated_bias(t.biases(l)[o],
-                                            ZoTrainer::bias_step(lr * f, e.gb[o], true, e.s_x, e.s_w[o]),
-                                            Rounding::kNearest, 0.f));
+      for (size_t i = 0; i < e.gw.size(); ++i) w.push_back(e.qas_weight(i, t.weights(l)[i], lr * f, e.gw[i]));
+      for (size_t o = 0; o < e.gb.size(); ++o) b.push_back(e.qas_bias(o, t.biases(l)[o], lr * f, e.gb[o]));
       want_w->push_back(w);
       want_b->push_back(b);
     }
